@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "LeakVisor",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "leakvisor", targets: ["leakvisor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin unsafe layer: linux/kvm.h constants and non-variadic ioctl wrappers. No logic.
+        .target(name: "CKVM"),
+        // Owners of /dev/kvm, the VM and vCPU file descriptors; decoded exits; typed errors.
+        .target(name: "KVM", dependencies: ["CKVM"]),
+        // Guest-physical address types, mmap'd RAM regions, bounds-checked access.
+        .target(name: "GuestMemory"),
+        // Kernel loaders (ELF vmlinux, bzImage), boot_params, e820, command line, page tables.
+        .target(name: "Boot", dependencies: ["GuestMemory"]),
+        // Emulated devices on port and MMIO buses: 16550 UART, CMOS/RTC, i8042, debug exit port.
+        .target(name: "Devices"),
+        // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices"]),
+        // Initramfs assembly: cpio writer, host files and their shared libraries.
+        .target(name: "GuestImage"),
+        .executableTarget(
+            name: "leakvisor",
+            dependencies: [
+                "VMM", "GuestImage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "UnitTests", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,31 @@
+import Glibc
+
+/// One contiguous range of guest RAM backed by an anonymous shared host mapping.
+public final class GuestRAMRegion: @unchecked Sendable {
+    public let start: GuestPhysicalAddress
+    public let size: UInt64
+    /// Host address of the mapping. Only the KVM memory-slot setup and this module touch it.
+    public let hostAddress: UnsafeMutableRawPointer
+
+    init(start: GuestPhysicalAddress, size: UInt64) throws(GuestMemoryError) {
+        guard size > 0, start.adding(size) != nil else { throw .invalidLayout("region at \(start) of \(size) bytes") }
+        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { throw .hostAllocationFailed(bytes: size) }
+        self.start = start
+        self.size = size
+        self.hostAddress = p
+    }
+
+    deinit { munmap(hostAddress, Int(size)) }
+
+    /// Offset of [address, address+length) inside this region, or nil if not entirely inside.
+    func offset(of address: GuestPhysicalAddress, length: Int) -> Int? {
+        guard length >= 0, address >= start else { return nil }
+        let off = address.rawValue - start.rawValue
+        let (end, overflow) = off.addingReportingOverflow(UInt64(length))
+        guard !overflow, end <= size else { return nil }
+        return Int(off)
+    }
+
+    public var end: GuestPhysicalAddress { GuestPhysicalAddress(start.rawValue + size) }
+}
