@@ -82,6 +82,17 @@ public final class VirtualCPU: @unchecked Sendable {
         _ = try checked("KVM_SET_CPUID2", ckvm_ioctl_ptr(fd, CKVM_SET_CPUID2, &table))
     }
 
+    public func localAPIC() throws(KVMError) -> kvm_lapic_state {
+        var l = kvm_lapic_state()
+        _ = try checked("KVM_GET_LAPIC", ckvm_ioctl_ptr(fd, CKVM_GET_LAPIC, &l))
+        return l
+    }
+
+    public func setLocalAPIC(_ state: kvm_lapic_state) throws(KVMError) {
+        var l = state
+        _ = try checked("KVM_SET_LAPIC", ckvm_ioctl_ptr(fd, CKVM_SET_LAPIC, &l))
+    }
+
     public func events() throws(KVMError) -> kvm_vcpu_events {
         var e = kvm_vcpu_events()
         _ = try checked("KVM_GET_VCPU_EVENTS", ckvm_ioctl_ptr(fd, CKVM_GET_VCPU_EVENTS, &e))

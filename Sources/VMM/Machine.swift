@@ -1,0 +1,163 @@
+import Boot
+import CKVM
+import Foundation
+import GuestMemory
+import KVM
+
+/// A LeakVisor virtual machine. `boot` is the whole recipe: KVM → VM → memory → kernel → initrd →
+/// boot parameters → devices → vCPUs; `run` drives the vCPUs until the guest ends.
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    public let policy: any HostPolicy
+    public let memory: GuestMemory
+    public let kernel: LoadedKernel
+    public let commandLine: KernelCommandLine
+    let kvm: KVMSystem
+    let vm: VirtualMachine
+    let vcpus: [VirtualCPU]
+    let state = MachineState()
+    let console = GuestConsole()
+    let devices: DeviceHub
+
+    public init(_ config: MachineConfiguration, policy: any HostPolicy = HostDetection.detect()) throws(VMMError) {
+        guard (1...64).contains(config.vcpuCount) else { throw .configuration("--cpus must be between 1 and 64") }
+        guard config.memorySize >= MachineConfiguration.minimumMemory else {
+            throw .configuration("--memory \(config.memorySize >> 20) MiB is too small; the guest needs at least \(MachineConfiguration.minimumMemory >> 20) MiB")
+        }
+        self.configuration = config
+        self.policy = policy
+        do {
+            kvm = try KVMSystem(path: config.kvmDevicePath)
+            try kvm.requireExtension(CKVM_CAP_IRQCHIP, name: "KVM_CAP_IRQCHIP")
+            try kvm.requireExtension(CKVM_CAP_USER_MEMORY, name: "KVM_CAP_USER_MEMORY")
+            try kvm.requireExtension(CKVM_CAP_EXT_CPUID, name: "KVM_CAP_EXT_CPUID")
+            vm = try kvm.createVM()
+            try? vm.setTSSAddress(0xFFFB_D000)          // VMX real-mode support; not needed elsewhere
+            try? vm.setIdentityMapAddress(0xFFFB_C000)
+            try vm.createIRQChip()
+            try vm.createPIT()
+        } catch { throw .kvm(error) }
+
+        do { memory = try GuestMemory(size: config.memorySize) } catch { throw .memory(error) }
+        do {
+            for (slot, region) in memory.regions.enumerated() {
+                try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.start.rawValue,
+                                           size: region.size, hostAddress: region.hostAddress)
+            }
+        } catch { throw .kvm(error) }
+
+        do {
+            kernel = try KernelImage.load(config.kernel, into: memory)
+            var cmdline = try KernelCommandLine()
+            try cmdline.append(StandardKernelArguments.words(vcpuCount: config.vcpuCount, verbose: config.verboseKernel).joined(separator: " "))
+            try cmdline.append(policy.kernelArguments.joined(separator: " "))
+            try cmdline.append(config.extraCommandLine)
+            commandLine = cmdline
+            try Self.writeBootData(kernel: kernel, commandLine: cmdline, initrd: config.initrd,
+                                   cpus: config.vcpuCount, memory: memory)
+        } catch let error as BootError {
+            throw .boot(error)
+        } catch {
+            throw .configuration("\(error)")
+        }
+
+        do { devices = try DeviceHub(vm: vm, state: state, console: console) } catch { throw .bus(error) }
+
+        do {
+            let supported = try kvm.supportedCPUID()
+            var cpus: [VirtualCPU] = []
+            for index in 0..<config.vcpuCount {
+                let vcpu = try vm.createVCPU(id: index)
+                try VCPUSetup.configure(vcpu, cpuid: policy.cpuid(supported: supported, vcpu: index, of: config.vcpuCount))
+                cpus.append(vcpu)
+            }
+            try VCPUSetup.enterKernel(cpus[0], entry: kernel.entry.rawValue, bootParams: BootLayout.bootParams.rawValue)
+            vcpus = cpus
+        } catch { throw .kvm(error) }
+    }
+
+    private static func writeBootData(kernel: LoadedKernel, commandLine: KernelCommandLine, initrd: [UInt8]?,
+                                      cpus: Int, memory: GuestMemory) throws {
+        var params = BootParams(kernel: kernel)
+        let maximum = min(kernel.commandLineMaximum, BootLayout.commandLineMaximum - 1)
+        try memory.write(try commandLine.encoded(maximum: maximum), at: BootLayout.commandLine)
+        params.setCommandLine(at: BootLayout.commandLine)
+        if let initrd, !initrd.isEmpty {
+            let at = try InitrdPlacement.address(size: UInt64(initrd.count), kernel: kernel, memory: memory)
+            try memory.write(initrd, at: at)
+            params.setInitrd(at: at, size: UInt64(initrd.count))
+        }
+        params.setMemoryMap(E820Map(memory: memory))
+        try memory.write(params.bytes, at: BootLayout.bootParams)
+        try EarlyPageTables.write(into: memory)
+        try memory.write(MPTable.bytes(cpuCount: cpus), at: BootLayout.mpTable)
+    }
+
+    /// Runs the guest to its end. Blocks the calling thread.
+    public func run() -> MachineOutcome {
+        VCPUKick.installHandler()
+        if configuration.forwardInput { startInputForwarding() }
+        for vcpu in vcpus {
+            let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
+            let thread = Thread {
+                state.register(thread: pthread_self())
+                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory)).run()
+            }
+            thread.name = "vcpu\(vcpu.id)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        if Trace.enabled { startSampling() }
+        if let timeout = configuration.timeoutSeconds {
+            if state.finished.wait(timeout: .now() + timeout) == .timedOut {
+                state.finish(.timedOut(seconds: timeout))
+            }
+        } else {
+            state.finished.wait()
+        }
+        stopVCPUs()
+        return state.outcome(totalSeconds: seconds(since: state.startedAt))
+    }
+
+    /// Stops the run from another thread (e.g. on SIGINT).
+    public func interrupt() {
+        state.finish(.interrupted)
+    }
+
+    /// What the guest printed last (for error reports).
+    public var recentConsoleOutput: String { console.recentOutput }
+
+    private func stopVCPUs() {
+        for vcpu in vcpus { vcpu.requestExit() }
+        // Kick threads out of KVM_RUN; give them a moment to notice, then leave them (process exits).
+        for _ in 0..<50 {
+            for t in state.threads { VCPUKick.kick(t) }
+            usleep(2000)
+        }
+    }
+
+    /// LEAKVISOR_TRACE: kick every vCPU once a second so the loop logs where it is.
+    private func startSampling() {
+        let state = self.state
+        let thread = Thread {
+            while !state.stopping {
+                sleep(1)
+                for t in state.threads { VCPUKick.kick(t) }
+            }
+        }
+        thread.start()
+    }
+
+    private func startInputForwarding() {
+        let serial = devices.serial
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, 256) }
+                if n <= 0 { return }
+                serial.receive(Array(buffer[0..<n]))
+            }
+        }
+        thread.start()
+    }
+}

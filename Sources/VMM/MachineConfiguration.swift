@@ -1,0 +1,27 @@
+/// What to boot and how: the inputs of `Machine`.
+public struct MachineConfiguration: Sendable {
+    /// Kernel image bytes (ELF vmlinux or bzImage).
+    public var kernel: [UInt8]
+    public var kernelName: String
+    /// Initial ramdisk (may be several concatenated cpio archives).
+    public var initrd: [UInt8]?
+    /// Extra kernel command-line text from the user, appended last.
+    public var extraCommandLine: String = ""
+    public var memorySize: UInt64 = 1 << 30
+    public var vcpuCount: Int = 1
+    /// Show the kernel's boot messages instead of keeping the console quiet.
+    public var verboseKernel = false
+    /// Stop the guest after this many seconds (nil: never).
+    public var timeoutSeconds: Double?
+    /// Forward the monitor's standard input to the guest's serial console.
+    public var forwardInput = false
+    public var kvmDevicePath = "/dev/kvm"
+
+    public init(kernel: [UInt8], kernelName: String) {
+        self.kernel = kernel
+        self.kernelName = kernelName
+    }
+
+    /// Smallest guest memory we accept: the kernel image plus room for it to run.
+    public static let minimumMemory: UInt64 = 128 << 20
+}

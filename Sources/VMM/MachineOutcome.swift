@@ -1,0 +1,23 @@
+/// How a guest run ended, with measurements taken along the way.
+public struct MachineOutcome: Sendable {
+    public enum Ending: Sendable, Equatable {
+        /// Guest init reported the command's exit status through the exit port.
+        case exited(status: Int32)
+        /// The guest reset itself (reboot, or a kernel panic with panic=-1) without reporting a status.
+        case reset
+        /// Triple fault or another shutdown the CPU could not survive.
+        case shutdown
+        case timedOut(seconds: Double)
+        case interrupted
+        /// The monitor could not continue; the text says why (with a register dump when relevant).
+        case failed(String)
+    }
+    public var ending: Ending
+    /// Seconds from the start of the vCPUs until guest init signalled that user space runs.
+    public var secondsToUserSpace: Double?
+    public var totalSeconds: Double
+    public var syscallsCompleted: Int
+    public var breakpointsReinjected: Int
+    public var faultsPassedThrough: Int
+    public var exits: Int
+}

@@ -1,0 +1,19 @@
+/// The command line every LeakVisor guest gets before host-policy and user additions.
+enum StandardKernelArguments {
+    static func words(vcpuCount: Int, verbose: Bool) -> [String] {
+        var words = [
+            "console=ttyS0", "8250.nr_uarts=1",
+            // No ACPI tables and no PCI devices: skip their probing.
+            "acpi=off", "pci=off",
+            // Reset through the i8042 so reboots and panics end the run.
+            "reboot=k", "panic=-1",
+            // The guest kernel may run slowly (emulated): no lockup detectors or timer checks.
+            "nowatchdog", "nmi_watchdog=0", "no_timer_check", "tsc=reliable",
+            "rcupdate.rcu_cpu_stall_suppress=1", "cryptomgr.notests", "random.trust_cpu=on",
+            "i8042.noaux", "i8042.nokbd", "i8042.nopnp", "audit=0",
+        ]
+        if vcpuCount == 1 { words.append("nosmp") }
+        words.append(verbose ? "loglevel=7" : "quiet")
+        return words
+    }
+}

@@ -1,0 +1,147 @@
+import CKVM
+import GuestMemory
+import KVM
+
+/// Per-vCPU handling of what the host leaves to the monitor: completing `syscall` transitions
+/// (kvm_pvm), re-injecting the guest kernel's own `int3`, and precise reports for anything else.
+/// Owned and used by one vCPU thread only.
+public final class VCPUAssistant {
+    public struct Statistics: Sendable {
+        public var syscallsCompleted = 0
+        public var faultsPassedThrough = 0
+        public var breakpointsReinjected = 0
+        public var gateRearms = 0
+    }
+
+    let memory: GuestMemory
+    let completesSyscalls: Bool
+    public private(set) var statistics = Statistics()
+
+    private var gates: [UInt64] = []          // #GP and #PF gate entries currently armed
+    private var steppingOverGate = false
+    private var exitsSinceCheck = 0
+    private var lstar: UInt64 = 0
+
+    init(memory: GuestMemory, completesSyscalls: Bool) {
+        self.memory = memory
+        self.completesSyscalls = completesSyscalls
+    }
+
+    static let msrLSTAR: UInt32 = 0xC000_0082
+    static let vectorGeneralProtection = 13
+    static let vectorPageFault = 14
+
+    /// Called after every exit: keeps the gate breakpoints on the guest's current #GP/#PF handlers.
+    /// Checks every exit until the first syscall completes, then every 256th.
+    func afterExit(_ vcpu: VirtualCPU) throws(VMMError) {
+        guard completesSyscalls, !steppingOverGate else { return }
+        exitsSinceCheck += 1
+        if statistics.syscallsCompleted > 0 && exitsSinceCheck < 256 { return }
+        exitsSinceCheck = 0
+        let sregs: kvm_sregs
+        do { sregs = try vcpu.specialRegisters() } catch { throw .kvm(error) }
+        guard sregs.cr0 & 0x8000_0000 != 0, sregs.efer & 0x400 != 0, sregs.idt.limit >= 15 * 16 - 1 else { return }
+        let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+        var wanted: [UInt64] = []
+        for vector in [Self.vectorGeneralProtection, Self.vectorPageFault] {
+            guard let handler = try? gateHandler(walker: walker, idtBase: sregs.idt.base, vector: vector) else { return }
+            wanted.append(handler)
+        }
+        if wanted != gates {
+            gates = wanted
+            statistics.gateRearms += 1
+            do { try vcpu.setGuestDebug(hardwareBreakpoints: gates) } catch { throw .kvm(error) }
+        }
+    }
+
+    private func gateHandler(walker: GuestPageWalker, idtBase: UInt64, vector: Int) throws(TranslationError) -> UInt64 {
+        let lo = try walker.load64(GuestVirtualAddress(idtBase &+ UInt64(vector * 16)))
+        let hi = try walker.load64(GuestVirtualAddress(idtBase &+ UInt64(vector * 16 + 8)))
+        let present = (lo >> 47) & 1
+        guard present == 1 else { throw .notPresent(GuestVirtualAddress(idtBase), level: 0) }
+        return (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+    }
+
+    /// Handles KVM_EXIT_DEBUG. Returns false when the event is not the assistant's.
+    func handleDebug(_ event: DebugEvent, vcpu: VirtualCPU) throws(VMMError) -> Bool {
+        do {
+            if steppingOverGate {
+                steppingOverGate = false
+                try vcpu.setGuestDebug(hardwareBreakpoints: gates)
+                return true
+            }
+            var regs = try vcpu.registers()
+            guard gates.contains(regs.rip) else { return false }
+            var sregs = try vcpu.specialRegisters()
+            let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+            // Exception frame with error code: err, rip, cs, rflags, rsp, ss.
+            let frame: [UInt64]
+            do {
+                frame = try (0..<6).map { (i: Int) throws(TranslationError) -> UInt64 in
+                    try walker.load64(GuestVirtualAddress(regs.rsp &+ UInt64(i * 8)))
+                }
+            } catch {
+                throw VMMError.unhandledGuestEvent("cannot read the exception frame at rsp 0x\(String(regs.rsp, radix: 16)): \(error)")
+            }
+            if lstar == 0 || frame[1] != lstar { lstar = try vcpu.msr(Self.msrLSTAR) }
+            if frame[1] == lstar && frame[2] & 3 == 3 {
+                // A `syscall` from user mode that the host left at CPL3: finish it as the CPU would.
+                sregs.cs = X86Segments.code64(selector: X86Segments.kernelCode, dpl: 0)
+                sregs.ss = X86Segments.data(selector: X86Segments.kernelData, dpl: 0)
+                try vcpu.setSpecialRegisters(sregs)
+                regs.rip = lstar
+                regs.rsp = frame[4]
+                regs.rflags = frame[3]
+                try vcpu.setRegisters(regs)
+                statistics.syscallsCompleted += 1
+            } else {
+                // A genuine fault: let the guest handle it. The hardware breakpoint would fire again
+                // (RF is not honoured here), so single-step the first handler instruction.
+                steppingOverGate = true
+                statistics.faultsPassedThrough += 1
+                try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
+            }
+            return true
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as VMMError {
+            throw error
+        } catch {
+            throw .unhandledGuestEvent("\(error)")
+        }
+    }
+
+    /// Handles KVM_EXIT_INTERNAL_ERROR from the instruction emulator. Re-injects the guest's own
+    /// `int3` as #BP (the kernel uses it for its self-test and for live text patching); throws a
+    /// precise report for anything else.
+    func handleEmulationFailure(suberror: UInt32, data: [UInt64], bytes: [UInt8], vcpu: VirtualCPU) throws(VMMError) {
+        do {
+            var regs = try vcpu.registers()
+            let sregs = try vcpu.specialRegisters()
+            if sregs.cs.dpl == 0, let first = bytes.first {
+                if first == 0xCC {
+                    regs.rip &+= 1
+                    try vcpu.setRegisters(regs)
+                    try vcpu.injectException(vector: 3)
+                    statistics.breakpointsReinjected += 1
+                    return
+                }
+                if first == 0xCD, bytes.count > 1, bytes[1] == 3 {
+                    regs.rip &+= 2
+                    try vcpu.setRegisters(regs)
+                    try vcpu.injectException(vector: 3)
+                    statistics.breakpointsReinjected += 1
+                    return
+                }
+            }
+            throw VMMError.unhandledGuestEvent(EmulationReport.describe(suberror: suberror, data: data, bytes: bytes,
+                                                                         regs: regs, sregs: sregs, vcpu: vcpu.id))
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as VMMError {
+            throw error
+        } catch {
+            throw .unhandledGuestEvent("\(error)")
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import Foundation
+
+/// Interrupts a vCPU thread's KVM_RUN with a signal whose handler does nothing (no SA_RESTART).
+enum VCPUKick {
+    static let signalNumber = SIGUSR2
+
+    static func installHandler() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(signalNumber, &action, nil)
+    }
+
+    static func kick(_ thread: pthread_t) {
+        pthread_kill(thread, signalNumber)
+    }
+}

@@ -1,0 +1,95 @@
+import CKVM
+import Foundation
+import KVM
+
+/// Runs one vCPU until the machine stops: dispatches exits to devices, the host assistant and
+/// the machine state. Never lets a guest action crash or hang the monitor: unknown events end
+/// the run with a report.
+struct VCPULoop {
+    let vcpu: VirtualCPU
+    let devices: DeviceHub
+    let state: MachineState
+    let assistant: VCPUAssistant
+
+    func run() {
+        var exits = 0
+        defer { state.add(exits: exits, statistics: assistant.statistics) }
+        do {
+            while !state.stopping {
+                let exit: VCPUExit
+                do { exit = try vcpu.run() } catch { throw VMMError.kvm(error) }
+                exits += 1
+                if Trace.enabled { trace(exit) }
+                try handle(exit)
+                try assistant.afterExit(vcpu)
+            }
+        } catch let error as VMMError {
+            state.finish(.failed(error.description))
+        } catch {
+            state.finish(.failed("\(error)"))
+        }
+    }
+
+    private func handle(_ exit: VCPUExit) throws {
+        switch exit {
+        case .portIO(let access):
+            handlePort(access)
+        case .mmio(let access):
+            handleMMIO(access)
+        case .halt, .interrupted:
+            break
+        case .shutdown:
+            state.finish(.shutdown)
+        case .systemEvent(let type):
+            state.finish(type == UInt32(KVM_SYSTEM_EVENT_RESET) ? .reset : .shutdown)
+        case .debug(let event):
+            if try !assistant.handleDebug(event, vcpu: vcpu) {
+                throw VMMError.unhandledGuestEvent(
+                    "vCPU \(vcpu.id): unexpected debug exit at 0x\(String(event.pc, radix: 16)) (exception \(event.exception))")
+            }
+        case .internalError(let sub, let data, let bytes):
+            try assistant.handleEmulationFailure(suberror: sub, data: data, bytes: bytes, vcpu: vcpu)
+        case .failEntry(let reason):
+            throw VMMError.unhandledGuestEvent("vCPU \(vcpu.id): KVM could not enter the guest (hardware reason 0x\(String(reason, radix: 16)))")
+        case .other(let reason):
+            throw VMMError.unhandledGuestEvent("vCPU \(vcpu.id): unhandled KVM exit reason \(reason)")
+        }
+    }
+
+    private func trace(_ exit: VCPUExit) {
+        switch exit {
+        case .portIO: return
+        default:
+            let rip = (try? vcpu.registers().rip) ?? 0
+            Trace.log("vcpu\(vcpu.id) exit \(exit) rip=0x\(String(rip, radix: 16))")
+        }
+    }
+
+    private func handlePort(_ access: PortAccess) {
+        let size = access.size
+        if access.isWrite {
+            for i in 0..<access.count {
+                var value: UInt32 = 0
+                for b in 0..<size { value |= UInt32(access.data[i * size + b]) << (8 * b) }
+                devices.ports.write(port: access.port, size: size, value: value)
+            }
+        } else {
+            var bytes: [UInt8] = []
+            for _ in 0..<access.count {
+                let value = devices.ports.read(port: access.port, size: size) ?? UInt32.max
+                for b in 0..<size { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * b))) }
+            }
+            vcpu.completeIn(bytes)
+        }
+    }
+
+    private func handleMMIO(_ access: MMIOAccess) {
+        if access.isWrite {
+            access.data.withUnsafeBytes { _ = devices.mmio.write(address: access.address, from: $0) }
+        } else {
+            var bytes = [UInt8](repeating: 0xFF, count: max(0, min(access.length, 8)))
+            bytes.withUnsafeMutableBytes { _ = devices.mmio.read(address: access.address, into: $0) }
+            vcpu.completeMMIORead(bytes)
+        }
+    }
+}

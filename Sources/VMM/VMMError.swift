@@ -1,0 +1,28 @@
+import Boot
+import Devices
+import GuestMemory
+import KVM
+
+/// Top-level failures of building or running a machine, each wrapping its layer's error.
+public enum VMMError: Error, CustomStringConvertible, Sendable {
+    case kvm(KVMError)
+    case memory(GuestMemoryError)
+    case boot(BootError)
+    case bus(BusError)
+    case configuration(String)
+    case file(path: String, reason: String)
+    /// The guest did something the monitor cannot handle; the report says what and where.
+    case unhandledGuestEvent(String)
+
+    public var description: String {
+        switch self {
+        case .kvm(let e): return "KVM: \(e)"
+        case .memory(let e): return "\(e)"
+        case .boot(let e): return "\(e)"
+        case .bus(let e): return "device bus: \(e)"
+        case .configuration(let s): return s
+        case .file(let p, let r): return "\(p): \(r)"
+        case .unhandledGuestEvent(let s): return s
+        }
+    }
+}

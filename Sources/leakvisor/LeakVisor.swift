@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct LeakVisor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leakvisor",
+        abstract: "A memory-leak detector that lives in the hypervisor: boots a Linux guest on KVM and watches it from outside.",
+        discussion: """
+            `leakvisor run` with no arguments boots the default guest image (Debian's cloud kernel and a \
+            busybox initramfs, built by scripts/setup.sh) and runs a short demo in it.
+            """,
+        subcommands: [RunCommand.self, BenchCommand.self],
+        defaultSubcommand: RunCommand.self)
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import GuestImage
+import VMM
+
+/// `leakvisor run`: boot a guest, run a command in it, exit with the command's status.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a Linux guest under the monitor and run a command in it.",
+        discussion: """
+            The guest's console appears on stdout. The command after `--` runs as a shell command in \
+            the guest (in the default image: busybox sh); its exit status becomes leakvisor's exit status. \
+            Without a command the default image runs a short demo.
+
+            Exit status: the guest command's status; 124 when --timeout expired; 125 when the monitor \
+            failed or the guest rebooted/panicked without reporting a status; 130 on Ctrl-C.
+            """)
+
+    @Option(help: "Kernel image: an ELF vmlinux (fastest here) or a bzImage. Default: the default image's vmlinux.")
+    var kernel: String?
+
+    @Option(help: "Initial ramdisk (cpio, optionally compressed). Default: the default image's initramfs.")
+    var initrd: String?
+
+    @Option(help: "A raw disk image for the guest (virtio block device).")
+    var disk: String?
+
+    @Option(help: "Guest memory, e.g. 512M or 2G.")
+    var memory: SizeArgument = SizeArgument(argument: "1G")!
+
+    @Option(help: "Number of vCPUs.")
+    var cpus: Int = 1
+
+    @Option(help: "Extra kernel command-line text.")
+    var append: String = ""
+
+    @Option(name: .customLong("add"), help: ArgumentHelp(
+        "Put a host file into the guest as HOST[:GUEST] (GUEST defaults to /NAME). Dynamically linked programs bring their shared libraries.",
+        valueName: "HOST[:GUEST]"))
+    var additions: [String] = []
+
+    @Option(help: "Stop the guest after this many seconds.")
+    var timeout: Double?
+
+    @Flag(help: "Show the kernel's boot messages.")
+    var verboseKernel = false
+
+    @Flag(help: "Forward standard input to the guest console (default when stdin is a terminal).")
+    var interactive = false
+
+    @Argument(parsing: .postTerminator, help: "Command to run in the guest.")
+    var command: [String] = []
+
+    func validate() throws {
+        if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if disk != nil {
+            throw ValidationError("--disk is not supported yet: this kernel has no virtio-mmio command-line devices and the virtio device model is not built yet (see README)")
+        }
+    }
+
+    func run() throws {
+        do {
+            let outcome = try RunSession(options: self).execute()
+            throw ExitCode(outcome)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("leakvisor: \(error)\n".utf8))
+            throw ExitCode(125)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import GuestImage
+import VMM
+
+/// Turns `run` options into a machine configuration, runs it, and reports the outcome.
+struct RunSession {
+    let options: RunCommand
+
+    enum SessionError: Error, CustomStringConvertible {
+        case noDefaultImage
+        case unreadable(String, String)
+        var description: String {
+            switch self {
+            case .noDefaultImage:
+                return "the default guest image is not built; run scripts/setup.sh (or pass --kernel and --initrd)"
+            case .unreadable(let path, let why): return "cannot read \(path): \(why)"
+            }
+        }
+    }
+
+    static func readFile(_ path: String) throws -> [UInt8] {
+        guard FileManager.default.fileExists(atPath: path) else { throw SessionError.unreadable(path, "no such file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw SessionError.unreadable(path, "permission denied or not a regular file") }
+        return [UInt8](data)
+    }
+
+    func configuration() throws -> MachineConfiguration {
+        let image = GuestImageLocator.defaultDirectory()
+        guard let kernelPath = options.kernel ?? image?.appendingPathComponent("vmlinux").path else { throw SessionError.noDefaultImage }
+        let initrdPath = options.initrd ?? (options.kernel == nil ? image?.appendingPathComponent("initramfs.cpio.gz").path : nil)
+        var config = MachineConfiguration(kernel: try Self.readFile(kernelPath), kernelName: kernelPath)
+        var initrd = try initrdPath.map(Self.readFile) ?? []
+        let extra = try extraArchive()
+        if !extra.isEmpty {
+            while initrd.count % 4 != 0 { initrd.append(0) }
+            initrd += extra
+        }
+        config.initrd = initrd.isEmpty ? nil : initrd
+        config.memorySize = options.memory.bytes
+        config.vcpuCount = options.cpus
+        config.extraCommandLine = options.append
+        config.verboseKernel = options.verboseKernel
+        config.timeoutSeconds = options.timeout
+        config.forwardInput = options.interactive || isatty(0) == 1
+        return config
+    }
+
+    /// The command script and any --add files, as one more cpio archive for the initramfs.
+    func extraArchive() throws -> [UInt8] {
+        guard !options.command.isEmpty || !options.additions.isEmpty else { return [] }
+        var archive = CPIOArchive()
+        if !options.command.isEmpty {
+            archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: options.command).utf8), mode: 0o755)
+        }
+        if !options.additions.isEmpty {
+            try HostFileBundle().addHostFiles(options.additions.map(HostFileSpec.init(parsing:)), to: &archive)
+        }
+        return archive.encoded()
+    }
+
+    func execute() throws -> Int32 {
+        let machine = try Machine(configuration())
+        let signals = SignalForwarding(machine: machine)
+        defer { signals.cancel() }
+        let outcome = machine.run()
+        return report(outcome, machine: machine)
+    }
+
+    func report(_ outcome: MachineOutcome, machine: Machine) -> Int32 {
+        func say(_ text: String) { FileHandle.standardError.write(Data("leakvisor: \(text)\n".utf8)) }
+        switch outcome.ending {
+        case .exited(let status): return status
+        case .reset:
+            say("the guest rebooted or its kernel panicked before reporting an exit status")
+            return 125
+        case .shutdown:
+            say("the guest shut down unexpectedly (triple fault)")
+            return 125
+        case .timedOut(let s):
+            say("timed out after \(s) s; stopped the guest")
+            return 124
+        case .interrupted:
+            say("interrupted; stopped the guest")
+            return 130
+        case .failed(let why):
+            say(why)
+            return 125
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM stop the guest cleanly instead of killing the monitor mid-run.
+final class SignalForwarding: Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(machine: Machine) {
+        sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { machine.interrupt() }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
+}

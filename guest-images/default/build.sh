@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Builds the default LeakVisor guest image into guest-images/build/default/
+# from Debian packages and the C programs in programs/:
+#
+#   bzImage, vmlinux (ELF), System.map, config, version   Debian cloud kernel
+#   modules/                                               virtio modules
+#   guest-bin/  host-bin/                                  test programs
+#   initramfs.cpio.gz                                      busybox + /init + programs
+#
+# Idempotent: the kernel is downloaded and unpacked only when its version changes.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=$repo/guest-images/build/default
+cache=$repo/guest-images/build/cache
+meta=linux-image-cloud-amd64
+modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_dev
+         virtio_pci_modern_dev virtio_console)
+programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
+
+log() { echo "[guest-image] $*"; }
+die() { echo "[guest-image] error: $*" >&2; exit 1; }
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else "$@"; fi
+}
+for tool in apt-cache apt-get dpkg-deb python3 lz4 gcc cpio gzip file; do
+    command -v "$tool" >/dev/null || die "missing $tool (run scripts/setup.sh)"
+done
+mkdir -p "$out" "$cache/debs"
+
+# --- Kernel -------------------------------------------------------------------
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }'; }
+meta_version=$(candidate "$meta")
+if [ -z "$meta_version" ] || [ "$meta_version" = "(none)" ]; then
+    log "apt does not know $meta yet; running apt-get update"
+    as_root apt-get update -qq
+    meta_version=$(candidate "$meta")
+fi
+[ -n "$meta_version" ] && [ "$meta_version" != "(none)" ] || die "no candidate for $meta"
+image_pkg=$(apt-cache depends "$meta=$meta_version" 2>/dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-cloud-amd64$/ { print $2; exit }')
+[ -n "$image_pkg" ] || die "cannot resolve the kernel package $meta $meta_version depends on"
+image_version=$(candidate "$image_pkg")
+release=${image_pkg#linux-image-}
+stamp="package=$image_pkg
+version=$image_version
+release=$release"
+
+kernel_outputs=(bzImage vmlinux System.map config)
+have_kernel=1
+for f in "${kernel_outputs[@]}" version; do [ -s "$out/$f" ] || have_kernel=0; done
+for m in "${modules[@]}"; do [ -f "$out/modules/$m.ko" ] || have_kernel=0; done
+if [ "$have_kernel" = 1 ] && [ "$(cat "$out/version")" = "$stamp" ]; then
+    log "kernel $release ($image_version) is up to date"
+else
+    log "kernel: $meta $meta_version -> $image_pkg $image_version"
+    deb_file() { echo "$cache/debs/${1}_${2//:/%3a}_amd64.deb"; }
+    apt_opts=(-qq)
+    [ "$(id -u)" = 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
+    for spec in "$meta=$meta_version" "$image_pkg=$image_version"; do
+        if [ ! -s "$(deb_file "${spec%%=*}" "${spec#*=}")" ]; then
+            log "downloading ${spec%%=*}"
+            (cd "$cache/debs" && apt-get download "${apt_opts[@]}" "$spec")
+        fi
+    done
+    image_deb=$(deb_file "$image_pkg" "$image_version")
+    # Drop debs of older kernels.
+    find "$cache/debs" -name 'linux-image-*.deb' ! -name "$(basename "$image_deb")" \
+        ! -name "$(basename "$(deb_file "$meta" "$meta_version")")" -delete
+    [ -s "$image_deb" ] || die "download of $image_pkg produced no $image_deb"
+
+    tmp=$(mktemp -d "$out/.kernel.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    log "unpacking $(basename "$image_deb")"
+    dpkg-deb -x "$image_deb" "$tmp"
+    rm -f "$out/version"
+    cp "$tmp/boot/vmlinuz-$release" "$out/bzImage"
+    cp "$tmp/boot/System.map-$release" "$out/System.map"
+    cp "$tmp/boot/config-$release" "$out/config"
+    python3 "$here/extract-vmlinux.py" "$out/bzImage" "$out/vmlinux.tmp" | sed 's/^/[guest-image] /'
+    file -b "$out/vmlinux.tmp" | grep -q '^ELF 64-bit' || die "extracted vmlinux is not an ELF file"
+    mv "$out/vmlinux.tmp" "$out/vmlinux"
+    rm -rf "$out/modules" && mkdir -p "$out/modules"
+    for m in "${modules[@]}"; do
+        ko=$(find "$tmp/lib/modules/$release/kernel" -name "$m.ko" -print -quit)
+        [ -n "$ko" ] || die "module $m.ko not found in $image_pkg"
+        cp "$ko" "$out/modules/"
+    done
+    if [ "$(wc -c <"$out/System.map")" -lt 1024 ]; then
+        log "note: Debian ships a placeholder System.map (the real one is in $image_pkg-dbg)"
+    fi
+    rm -rf "$tmp"
+    trap - EXIT
+    printf '%s\n' "$stamp" >"$out/version"
+fi
+
+# --- Programs -----------------------------------------------------------------
+mkdir -p "$out/guest-bin" "$out/host-bin"
+built=0
+for p in "${programs[@]}"; do
+    src=$here/programs/$p.c
+    if [ ! -x "$out/guest-bin/$p" ] || [ "$src" -nt "$out/guest-bin/$p" ]; then
+        gcc -static -O2 -g -Wall -Wextra -Werror -o "$out/guest-bin/$p" "$src"
+        built=$((built + 1))
+    fi
+    # The host copy is the identical static binary, so benchmarks compare like with like.
+    cp -p "$out/guest-bin/$p" "$out/host-bin/$p"
+done
+# A dynamically linked variant for testing host-file bundling into the guest.
+if [ ! -x "$out/host-bin/lv-hello-dynamic" ] || [ "$here/programs/lv-hello.c" -nt "$out/host-bin/lv-hello-dynamic" ]; then
+    gcc -O2 -g -Wall -Wextra -Werror -o "$out/host-bin/lv-hello-dynamic" "$here/programs/lv-hello.c"
+    built=$((built + 1))
+fi
+log "programs: $built rebuilt (${programs[*]})"
+
+# --- Initramfs ----------------------------------------------------------------
+busybox=/bin/busybox
+file -b "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+    die "$busybox is not the static busybox (install busybox-static)"
+root=$out/rootfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,lib/modules,leakvisor}
+chmod 1777 "$root/tmp"
+chmod 700 "$root/root"
+cp "$busybox" "$root/bin/busybox"
+while read -r applet; do
+    [ -n "$applet" ] && [ ! -e "$root/$applet" ] && [ ! -L "$root/$applet" ] || continue
+    mkdir -p "$root/$(dirname "$applet")"
+    ln -s /bin/busybox "$root/$applet"
+done < <("$busybox" --list-full)
+[ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
+install -m 0755 "$here/init" "$root/init"
+install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
+for p in "${programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
+install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
+echo leakvisor >"$root/etc/hostname"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\n' >"$root/etc/group"
+if [ "$(id -u)" = 0 ]; then
+    # Early console before devtmpfs is mounted (the kernel's built-in cpio has one too).
+    mknod -m 600 "$root/dev/console" c 5 1
+    mknod -m 666 "$root/dev/null" c 1 3
+fi
+# Reproducible: fixed mtimes, renumbered inodes, no host device numbers.
+find "$root" -exec touch -h -d @0 {} +
+(cd "$root" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort |
+    cpio -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$out/initramfs.cpio.gz.tmp"
+mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+rm -rf "$root"
+
+log "done: $out"
+(cd "$out" && ls -l bzImage vmlinux System.map config initramfs.cpio.gz | awk '{ printf "[guest-image]   %-18s %10d bytes\n", $9, $5 }')
