@@ -7,7 +7,7 @@ public struct MachineConfiguration: Sendable {
     public var initrd: [UInt8]?
     /// Extra kernel command-line text from the user, appended last.
     public var extraCommandLine: String = ""
-    public var memorySize: UInt64 = 1 << 30
+    public var memorySize: UInt64 = 512 << 20
     public var vcpuCount: Int = 1
     /// Show the kernel's boot messages instead of keeping the console quiet.
     public var verboseKernel = false

@@ -11,6 +11,7 @@ public final class VCPUAssistant {
         public var faultsPassedThrough = 0
         public var breakpointsReinjected = 0
         public var gateRearms = 0
+        public var instructionsEmulated = 0
     }
 
     let memory: GuestMemory
@@ -38,6 +39,12 @@ public final class VCPUAssistant {
         exitsSinceCheck += 1
         if statistics.syscallsCompleted > 0 && exitsSinceCheck < 256 { return }
         exitsSinceCheck = 0
+        // The kernel sets LSTAR in syscall_init(), after its final IDT is in place; before that
+        // the gates are early-boot handlers and no user code can run.
+        if lstar == 0 {
+            do { lstar = try vcpu.msr(Self.msrLSTAR) } catch { throw .kvm(error) }
+            if lstar == 0 { return }
+        }
         let sregs: kvm_sregs
         do { sregs = try vcpu.specialRegisters() } catch { throw .kvm(error) }
         guard sregs.cr0 & 0x8000_0000 != 0, sregs.efer & 0x400 != 0, sregs.idt.limit >= 15 * 16 - 1 else { return }
@@ -118,6 +125,10 @@ public final class VCPUAssistant {
         do {
             var regs = try vcpu.registers()
             let sregs = try vcpu.specialRegisters()
+            if sregs.cs.dpl == 0, try X87Emulation.emulate(bytes, regs: &regs, vcpu: vcpu) {
+                statistics.instructionsEmulated += 1
+                return
+            }
             if sregs.cs.dpl == 0, let first = bytes.first {
                 if first == 0xCC {
                     regs.rip &+= 1

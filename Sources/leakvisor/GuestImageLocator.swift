@@ -15,6 +15,6 @@ enum GuestImageLocator {
             dir = dir.deletingLastPathComponent()
         }
         candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("guest-images/build/default"))
-        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("initramfs.cpio.gz").path) }
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("initramfs.cpio").path) }
     }
 }

@@ -26,8 +26,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A raw disk image for the guest (virtio block device).")
     var disk: String?
 
-    @Option(help: "Guest memory, e.g. 512M or 2G.")
-    var memory: SizeArgument = SizeArgument(argument: "1G")!
+    @Option(help: "Guest memory, e.g. 512M or 2G (the guest kernel initializes every page: more memory boots slower here).")
+    var memory: SizeArgument = SizeArgument(argument: "512M")!
 
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1

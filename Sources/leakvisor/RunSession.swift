@@ -27,7 +27,7 @@ struct RunSession {
     func configuration() throws -> MachineConfiguration {
         let image = GuestImageLocator.defaultDirectory()
         guard let kernelPath = options.kernel ?? image?.appendingPathComponent("vmlinux").path else { throw SessionError.noDefaultImage }
-        let initrdPath = options.initrd ?? (options.kernel == nil ? image?.appendingPathComponent("initramfs.cpio.gz").path : nil)
+        let initrdPath = options.initrd ?? (options.kernel == nil ? image?.appendingPathComponent("initramfs.cpio").path : nil)
         var config = MachineConfiguration(kernel: try Self.readFile(kernelPath), kernelName: kernelPath)
         var initrd = try initrdPath.map(Self.readFile) ?? []
         let extra = try extraArchive()
@@ -53,7 +53,7 @@ struct RunSession {
             archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: options.command).utf8), mode: 0o755)
         }
         if !options.additions.isEmpty {
-            try HostFileBundle().addHostFiles(options.additions.map(HostFileSpec.init(parsing:)), to: &archive)
+            try addHostFiles(options.additions.map(HostFileSpec.init(parsing:)), to: &archive)
         }
         return archive.encoded()
     }
@@ -90,7 +90,7 @@ struct RunSession {
 }
 
 /// Ctrl-C and SIGTERM stop the guest cleanly instead of killing the monitor mid-run.
-final class SignalForwarding: Sendable {
+final class SignalForwarding {
     private let sources: [any DispatchSourceSignal]
 
     init(machine: Machine) {

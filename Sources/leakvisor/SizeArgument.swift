@@ -17,5 +17,5 @@ struct SizeArgument: ExpressibleByArgument, Sendable {
         }
     }
 
-    static var defaultValueDescription: String { "1G" }
+    static var defaultValueDescription: String { "512M" }
 }

@@ -5,7 +5,7 @@
 #   bzImage, vmlinux (ELF), System.map, config, version   Debian cloud kernel
 #   modules/                                               virtio modules
 #   guest-bin/  host-bin/                                  test programs
-#   initramfs.cpio.gz                                      busybox + /init + programs
+#   initramfs.cpio                                      busybox + /init + programs
 #
 # Idempotent: the kernel is downloaded and unpacked only when its version changes.
 set -euo pipefail
@@ -147,9 +147,10 @@ fi
 # Reproducible: fixed mtimes, renumbered inodes, no host device numbers.
 find "$root" -exec touch -h -d @0 {} +
 (cd "$root" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort |
-    cpio -o -H newc --owner 0:0 --reproducible --quiet) | gzip -9n >"$out/initramfs.cpio.gz.tmp"
-mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+    cpio -o -H newc --owner 0:0 --reproducible --quiet) >"$out/initramfs.cpio.tmp"
+mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
+rm -f "$out/initramfs.cpio.gz"
 rm -rf "$root"
 
 log "done: $out"
-(cd "$out" && ls -l bzImage vmlinux System.map config initramfs.cpio.gz | awk '{ printf "[guest-image]   %-18s %10d bytes\n", $9, $5 }')
+(cd "$out" && ls -l bzImage vmlinux System.map config initramfs.cpio | awk '{ printf "[guest-image]   %-18s %10d bytes\n", $9, $5 }')
