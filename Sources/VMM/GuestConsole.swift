@@ -5,8 +5,21 @@ import Synchronization
 final class GuestConsole: Sendable {
     private let tail = Mutex([UInt8]())
     private let tailLimit = 4096
+    private let sink: (@Sendable ([UInt8]) -> Void)?
+
+    init(sink: (@Sendable ([UInt8]) -> Void)? = nil) {
+        self.sink = sink
+    }
 
     func write(_ bytes: [UInt8]) {
+        if let sink { sink(bytes) } else { writeToStandardOutput(bytes) }
+        tail.withLock { t in
+            t += bytes
+            if t.count > tailLimit { t.removeFirst(t.count - tailLimit) }
+        }
+    }
+
+    private func writeToStandardOutput(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -14,10 +27,6 @@ final class GuestConsole: Sendable {
                 if n <= 0 { if errno == EINTR { continue }; break }
                 offset += n
             }
-        }
-        tail.withLock { t in
-            t += bytes
-            if t.count > tailLimit { t.removeFirst(t.count - tailLimit) }
         }
     }
 

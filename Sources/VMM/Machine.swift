@@ -16,7 +16,7 @@ public final class Machine: @unchecked Sendable {
     let vm: VirtualMachine
     let vcpus: [VirtualCPU]
     let state = MachineState()
-    let console = GuestConsole()
+    let console: GuestConsole
     let devices: DeviceHub
 
     public init(_ config: MachineConfiguration, policy: any HostPolicy = HostDetection.detect()) throws(VMMError) {
@@ -26,6 +26,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.configuration = config
         self.policy = policy
+        self.console = GuestConsole(sink: config.consoleOutput)
         do {
             kvm = try KVMSystem(path: config.kvmDevicePath)
             try kvm.requireExtension(CKVM_CAP_IRQCHIP, name: "KVM_CAP_IRQCHIP")

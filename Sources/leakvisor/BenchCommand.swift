@@ -1,7 +1,144 @@
 import ArgumentParser
+import Foundation
+import GuestImage
+import Synchronization
+import VMM
 
-/// `leakvisor bench`: boot time and guest compute speed (filled in below).
+/// `leakvisor bench`: boot time to user space (median of runs) and guest user-mode speed
+/// relative to the same static program on the host, in one run.
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure boot time and guest compute speed.")
-    func run() throws { throw ValidationError("not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure boot time to user space and guest compute speed against the host.",
+        discussion: """
+            Boots the default image --runs times with the uncompressed vmlinux (each boot also runs \
+            lv-compute and lv-syscalls in the guest), once with the bzImage unless --skip-bzimage, \
+            and runs the same static programs on the host. Prints medians and ratios.
+            """)
+
+    @Option(help: "Boots of the vmlinux kernel to take the median of.")
+    var runs: Int = 3
+
+    @Option(help: "Guest memory for every boot.")
+    var memory: SizeArgument = SizeArgument(argument: "512M")!
+
+    @Option(help: "lv-compute iterations (same on host and guest).")
+    var iterations: Int = 400_000_000
+
+    @Option(help: "lv-syscalls calls (same on host and guest).")
+    var syscalls: Int = 2000
+
+    @Flag(help: "Do not measure the bzImage boot path.")
+    var skipBzimage = false
+
+    @Option(help: "Stop any single boot after this many seconds.")
+    var timeout: Double = 1800
+
+    func validate() throws {
+        if runs < 1 || runs > 20 { throw ValidationError("--runs must be between 1 and 20") }
+        if iterations < 1 || syscalls < 1 { throw ValidationError("--iterations and --syscalls must be positive") }
+    }
+
+    func run() throws {
+        guard let image = GuestImageLocator.defaultDirectory() else {
+            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
+        }
+        let programs = "lv-compute \(iterations); lv-syscalls \(syscalls)"
+        print("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
+        let hostOutput = try Self.runOnHost(image.appendingPathComponent("host-bin"), iterations: iterations, syscalls: syscalls)
+        let host = BenchFigures(parsing: hostOutput)
+
+        var boots: [Double] = []
+        var guest = BenchFigures()
+        for i in 1...runs {
+            let r = try boot(kernel: image.appendingPathComponent("vmlinux"), image: image, command: programs)
+            print(String(format: "boot %d/%d (vmlinux): user space after %.1f s, run %.1f s", i, runs, r.toUserSpace, r.total))
+            boots.append(r.toUserSpace)
+            guest = r.figures
+        }
+        var bzImageBoot: Double?
+        if !skipBzimage {
+            let r = try boot(kernel: image.appendingPathComponent("bzImage"), image: image, command: "true")
+            print(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
+            bzImageBoot = r.toUserSpace
+        }
+
+        let median = boots.sorted()[boots.count / 2]
+        print("")
+        print("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU)")
+        print(String(format: "boot to user space, vmlinux: median %.1f s of %d runs (%@)", median, runs,
+                     boots.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
+        if let bz = bzImageBoot {
+            print(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
+        }
+        if let g = guest.computeNanoseconds, let h = host.computeNanoseconds {
+            print(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
+                         iterations, Double(g) / 1e9, Double(h) / 1e9, Double(g) / Double(h)))
+        }
+        if let g = guest.syscallNanoseconds, let h = host.syscallNanoseconds {
+            print(String(format: "syscall round trip (getppid): guest %.1f us, host %.3f us, ratio %.0fx",
+                         g / 1000, h / 1000, g / h))
+        }
+    }
+
+    struct BootResult {
+        let toUserSpace: Double
+        let total: Double
+        let figures: BenchFigures
+    }
+
+    func boot(kernel: URL, image: URL, command: String) throws -> BootResult {
+        var config = MachineConfiguration(kernel: try RunSession.readFile(kernel.path), kernelName: kernel.path)
+        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
+        while initrd.count % 4 != 0 { initrd.append(0) }
+        var archive = CPIOArchive()
+        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
+        config.initrd = initrd + archive.encoded()
+        config.memorySize = memory.bytes
+        config.timeoutSeconds = timeout
+        let output = Mutex([UInt8]())
+        config.consoleOutput = { bytes in output.withLock { $0 += bytes } }
+        let machine = try Machine(config)
+        let outcome = machine.run()
+        let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+        guard case .exited(0) = outcome.ending, let toUser = outcome.secondsToUserSpace else {
+            throw ValidationError("benchmark boot of \(kernel.lastPathComponent) failed: \(outcome.ending)\n\(text.suffix(2000))")
+        }
+        return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text))
+    }
+
+    static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {
+        var text = ""
+        for (name, arg) in [("lv-compute", iterations), ("lv-syscalls", syscalls * 100)] {
+            let p = Process()
+            p.executableURL = bin.appendingPathComponent(name)
+            p.arguments = [String(arg)]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            text += String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+        }
+        return text
+    }
+}
+
+/// Figures parsed from lv-compute and lv-syscalls output lines.
+struct BenchFigures {
+    var computeNanoseconds: UInt64?
+    var syscallNanoseconds: Double?
+
+    init() {}
+
+    init(parsing text: String) {
+        for line in text.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ")
+            if line.hasPrefix("compute:"), let i = words.firstIndex(of: "in"), i + 1 < words.count {
+                computeNanoseconds = UInt64(words[i + 1])
+            }
+            if line.hasPrefix("syscalls:"), let open = line.firstIndex(of: "("), let ns = line[line.index(after: open)...].split(separator: " ").first {
+                syscallNanoseconds = Double(ns)
+            }
+        }
+    }
 }

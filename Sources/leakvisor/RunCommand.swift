@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Forward standard input to the guest console (default when stdin is a terminal).")
     var interactive = false
 
+    @Option(help: ArgumentHelp("KVM device to use.", visibility: .hidden))
+    var kvmDevice: String = "/dev/kvm"
+
     @Argument(parsing: .postTerminator, help: "Command to run in the guest.")
     var command: [String] = []
 

@@ -41,6 +41,7 @@ struct RunSession {
         config.extraCommandLine = options.append
         config.verboseKernel = options.verboseKernel
         config.timeoutSeconds = options.timeout
+        config.kvmDevicePath = options.kvmDevice
         config.forwardInput = options.interactive || isatty(0) == 1
         return config
     }

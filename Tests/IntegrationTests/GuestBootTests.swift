@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+
+/// Boots the real default guest image (Debian's cloud kernel + busybox initramfs) once and checks
+/// what the guest really printed and the exit status it reported. One boot covers several cases
+/// because a boot takes minutes on a host whose guest kernel is emulated.
+@Suite(.enabled(if: LeakVisorProcess.executable != nil && LeakVisorProcess.imageBuilt,
+                "needs .build/debug/leakvisor and the default guest image (scripts/setup.sh)"))
+struct GuestBootTests {
+    @Test func bootsRunsCommandsAndReportsStatus() throws {
+        let dynamicProgram = LeakVisorProcess.imageDirectory.appendingPathComponent("host-bin/lv-hello-dynamic").path
+        let script = """
+            echo "guest-kernel=$(uname -r)"
+            echo "guest-cpus=$(grep -c ^processor /proc/cpuinfo)"
+            lv-hello static-arg
+            /lv-hello-dynamic 'two words' "it's"
+            echo "pid1=$(cat /proc/1/comm)"
+            exit 7
+            """
+        let r = try LeakVisorProcess.run(["run", "--timeout", "1500",
+                                          "--add", "\(dynamicProgram):/lv-hello-dynamic",
+                                          "--", "sh", "-c", script])
+        let kernelRelease = try String(contentsOf: LeakVisorProcess.imageDirectory.appendingPathComponent("version"), encoding: .utf8)
+        #expect(r.status == 7, "stderr: \(r.stderr)\nstdout tail: \(r.stdout.suffix(2000))")
+        #expect(r.stdout.contains("guest-kernel=6.1."))
+        #expect(kernelRelease.contains("6.1."))
+        #expect(r.stdout.contains("guest-cpus=1"))
+        #expect(r.stdout.contains("hello from guest user space"))
+        #expect(r.stdout.contains("static-arg"))
+        #expect(r.stdout.contains("two words"))
+        #expect(r.stdout.contains("it's"))
+        #expect(r.stdout.contains("pid1=init"))
+        // The console stays quiet: no kernel boot log unless --verbose-kernel.
+        #expect(!r.stdout.contains("Linux version"))
+    }
+}

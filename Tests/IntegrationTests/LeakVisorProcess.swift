@@ -1,0 +1,57 @@
+import Foundation
+
+/// Runs the built `leakvisor` executable and captures its output and exit status.
+struct LeakVisorProcess {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url
+    }()
+
+    static var executable: URL? {
+        for config in ["debug", "release"] {
+            let url = packageRoot.appendingPathComponent(".build/\(config)/leakvisor")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+
+    static var imageDirectory: URL { packageRoot.appendingPathComponent("guest-images/build/default") }
+    static var imageBuilt: Bool {
+        FileManager.default.fileExists(atPath: imageDirectory.appendingPathComponent("vmlinux").path)
+            && FileManager.default.fileExists(atPath: imageDirectory.appendingPathComponent("initramfs.cpio").path)
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
+        let process = Process()
+        process.executableURL = exe
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes concurrently so neither fills up.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
