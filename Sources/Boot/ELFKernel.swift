@@ -28,7 +28,7 @@ enum ELFKernel {
                   let memsz = r.integer(UInt64.self, at: ph + 40)
             else { throw .corruptKernel("truncated program header \(i)") }
             guard type == 1 else { continue }  // PT_LOAD
-            guard filesz <= memsz, filesz < UInt64(Int.max), offset < UInt64(Int.max),
+            guard filesz <= memsz, memsz <= UInt64(Int32.max), offset < UInt64(Int.max),
                   let data = r.slice(Int(offset), Int(filesz))
             else { throw .corruptKernel("segment \(i) lies outside the file") }
             let (segEnd, overflow) = paddr.addingReportingOverflow(memsz)

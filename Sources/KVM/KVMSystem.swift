@@ -21,7 +21,8 @@ public final class KVMSystem: @unchecked Sendable {
 
     /// KVM_CHECK_EXTENSION: 0 when absent, otherwise a capability-specific positive value.
     public func checkExtension(_ capability: Int32) -> Int32 {
-        max(0, ckvm_ioctl_val(fd, CKVM_CHECK_EXTENSION, UInt(capability)))
+        guard capability >= 0 else { return 0 }
+        return max(0, ckvm_ioctl_val(fd, CKVM_CHECK_EXTENSION, UInt(capability)))
     }
 
     public func requireExtension(_ capability: Int32, name: String) throws(KVMError) {

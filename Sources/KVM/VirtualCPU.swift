@@ -82,6 +82,11 @@ public final class VirtualCPU: @unchecked Sendable {
         _ = try checked("KVM_SET_CPUID2", ckvm_ioctl_ptr(fd, CKVM_SET_CPUID2, &table))
     }
 
+    /// The guest TSC frequency KVM uses for this vCPU, in kHz (KVM_GET_TSC_KHZ).
+    public func tscKHz() throws(KVMError) -> UInt32 {
+        UInt32(try checked("KVM_GET_TSC_KHZ", ckvm_ioctl_val(fd, CKVM_GET_TSC_KHZ, 0)))
+    }
+
     public func localAPIC() throws(KVMError) -> kvm_lapic_state {
         var l = kvm_lapic_state()
         _ = try checked("KVM_GET_LAPIC", ckvm_ioctl_ptr(fd, CKVM_GET_LAPIC, &l))

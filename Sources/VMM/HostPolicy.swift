@@ -10,7 +10,8 @@ public protocol HostPolicy: Sendable {
     /// CPUID for vCPU `index` of `count`, derived from what KVM supports.
     func cpuid(supported: [CPUIDEntry], vcpu index: Int, of count: Int) -> [CPUIDEntry]
     /// Kernel command-line words that keep the guest away from what the host cannot run.
-    var kernelArguments: [String] { get }
+    /// `tscKHz` is KVM's TSC frequency for the guest.
+    func kernelArguments(tscKHz: UInt32) -> [String]
     /// A per-vCPU helper that handles host-specific exits; owned by that vCPU's thread.
     func makeAssistant(memory: GuestMemory) -> VCPUAssistant
 }
@@ -20,11 +21,19 @@ public protocol HostPolicy: Sendable {
 public enum HostDetection {
     public static func detect() -> any HostPolicy {
         switch ProcessInfo.processInfo.environment["LEAKVISOR_HOST"] {
-        case "pvm": return PVMHostPolicy()
+        case "pvm": return pvm()
         case "hardware": return HardwareHostPolicy()
         default:
-            return FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm") ? PVMHostPolicy() : HardwareHostPolicy()
+            return FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm") ? pvm() : HardwareHostPolicy()
         }
+    }
+}
+
+extension HostDetection {
+    /// `LEAKVISOR_TIME_DILATION=N` overrides the PVM policy's guest time dilation (1 turns it off).
+    static func pvm() -> PVMHostPolicy {
+        let factor = ProcessInfo.processInfo.environment["LEAKVISOR_TIME_DILATION"].flatMap { UInt32($0) } ?? 10
+        return PVMHostPolicy(timeDilation: factor)
     }
 }
 
@@ -34,6 +43,7 @@ enum CPUTopology {
         for i in entries.indices {
             switch entries[i].function {
             case 1:
+                entries[i].edx |= 1 << 9  // APIC: the in-kernel local APIC is always there
                 entries[i].ebx = (entries[i].ebx & 0x0000_FFFF) | (UInt32(index) << 24) | (UInt32(max(count, 1)) << 16)
                 if count > 1 { entries[i].edx |= 1 << 28 }  // HTT: multi-processor topology valid
             case 0xB, 0x1F:
@@ -53,7 +63,7 @@ public struct HardwareHostPolicy: HostPolicy {
         CPUTopology.apply(to: &entries, vcpu: index, of: count)
         return entries
     }
-    public var kernelArguments: [String] { [] }
+    public func kernelArguments(tscKHz: UInt32) -> [String] { [] }
     public func makeAssistant(memory: GuestMemory) -> VCPUAssistant {
         VCPUAssistant(memory: memory, completesSyscalls: false)
     }

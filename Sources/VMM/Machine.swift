@@ -40,6 +40,13 @@ public final class Machine: @unchecked Sendable {
         } catch { throw .kvm(error) }
 
         do { memory = try GuestMemory(size: config.memorySize) } catch { throw .memory(error) }
+        let supported: [CPUIDEntry]
+        var cpus: [VirtualCPU] = []
+        do {
+            supported = try kvm.supportedCPUID()
+            for index in 0..<config.vcpuCount { cpus.append(try vm.createVCPU(id: index)) }
+        } catch { throw .kvm(error) }
+        let tscKHz = (try? cpus[0].tscKHz()) ?? 0
         do {
             for (slot, region) in memory.regions.enumerated() {
                 try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.start.rawValue,
@@ -50,8 +57,8 @@ public final class Machine: @unchecked Sendable {
         do {
             kernel = try KernelImage.load(config.kernel, into: memory)
             var cmdline = try KernelCommandLine()
-            try cmdline.append(StandardKernelArguments.words(vcpuCount: config.vcpuCount, verbose: config.verboseKernel).joined(separator: " "))
-            try cmdline.append(policy.kernelArguments.joined(separator: " "))
+            try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
+            try cmdline.append(policy.kernelArguments(tscKHz: tscKHz).joined(separator: " "))
             try cmdline.append(config.extraCommandLine)
             commandLine = cmdline
             try Self.writeBootData(kernel: kernel, commandLine: cmdline, initrd: config.initrd,
@@ -65,12 +72,8 @@ public final class Machine: @unchecked Sendable {
         do { devices = try DeviceHub(vm: vm, state: state, console: console) } catch { throw .bus(error) }
 
         do {
-            let supported = try kvm.supportedCPUID()
-            var cpus: [VirtualCPU] = []
-            for index in 0..<config.vcpuCount {
-                let vcpu = try vm.createVCPU(id: index)
+            for (index, vcpu) in cpus.enumerated() {
                 try VCPUSetup.configure(vcpu, cpuid: policy.cpuid(supported: supported, vcpu: index, of: config.vcpuCount))
-                cpus.append(vcpu)
             }
             try VCPUSetup.enterKernel(cpus[0], entry: kernel.entry.rawValue, bootParams: BootLayout.bootParams.rawValue)
             vcpus = cpus
@@ -102,7 +105,7 @@ public final class Machine: @unchecked Sendable {
             let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
             let thread = Thread {
                 state.register(thread: pthread_self())
-                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory)).run()
+                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory), memory: memory).run()
             }
             thread.name = "vcpu\(vcpu.id)"
             thread.stackSize = 8 << 20

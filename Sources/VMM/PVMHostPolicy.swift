@@ -4,7 +4,6 @@ import KVM
 /// kvm_pvm without VMX: guest CPL0 code runs in KVM's instruction emulator, which cannot execute
 /// several instruction families, and `syscall` from CPL3 is left half done (see docs/pvm-notes.md).
 public struct PVMHostPolicy: HostPolicy {
-    public init() {}
     public var name: String { "kvm_pvm (guest kernel emulated)" }
 
     /// X86_FEATURE_* bit numbers (word*32+bit, Linux 6.1 cpufeatures.h) that the kernel must not use
@@ -17,9 +16,29 @@ public struct PVMHostPolicy: HostPolicy {
     /// KVM_FEATURE_ASYNC_PF (4), PV_UNHALT (7), PV_SEND_IPI (11), PV_SCHED_YIELD (13), ASYNC_PF_INT (14).
     static let hiddenParavirtualFeatures: UInt32 = 0x10 | 0x80 | 0x800 | 0x2000 | 0x4000
 
-    public var kernelArguments: [String] {
-        ["noxsave", "nofsgsbase", "tsx=off", "nopcid", "mitigations=off", "nopti",
-         "clearcpuid=" + Self.clearedFeatureBits.map(String.init).joined(separator: ",")]
+    /// How much slower guest time runs than host time (see `kernelArguments`).
+    public let timeDilation: UInt32
+
+    public init(timeDilation: UInt32 = 10) {
+        self.timeDilation = max(1, timeDilation)
+    }
+
+    /// Initcalls that only prepare tracing metadata and cost minutes in the emulator
+    /// (trace_eval_init rewrites every trace event's format string under event_mutex).
+    public static let skippedInitcalls = ["trace_eval_init"]
+
+    public func kernelArguments(tscKHz: UInt32) -> [String] {
+        var words = ["noxsave", "nofsgsbase", "tsx=off", "nopcid", "mitigations=off", "nopti",
+                     "clearcpuid=" + Self.clearedFeatureBits.map(String.init).joined(separator: ","),
+                     "initcall_blacklist=" + Self.skippedInitcalls.joined(separator: ",")]
+        // Time dilation: each timer tick costs milliseconds of emulated kernel code, so at the
+        // kernel's HZ the guest would spend most of its time in the tick. Telling it the TSC runs
+        // `timeDilation` times faster (and using the TSC, not kvm-clock, as its clock and the
+        // TSC-deadline LAPIC timer for ticks) makes guest time, and its ticks, run that much slower.
+        if timeDilation > 1, tscKHz > 0 {
+            words += ["no-kvmclock", "tsc_early_khz=\(UInt64(tscKHz) * UInt64(timeDilation))"]
+        }
+        return words
     }
 
     public func cpuid(supported: [CPUIDEntry], vcpu index: Int, of count: Int) -> [CPUIDEntry] {

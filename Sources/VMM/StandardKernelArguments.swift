@@ -1,6 +1,6 @@
 /// The command line every LeakVisor guest gets before host-policy and user additions.
 enum StandardKernelArguments {
-    static func words(vcpuCount: Int, verbose: Bool) -> [String] {
+    static func words(verbose: Bool) -> [String] {
         var words = [
             "console=ttyS0", "8250.nr_uarts=1",
             // No ACPI tables and no PCI devices: skip their probing.
@@ -12,7 +12,6 @@ enum StandardKernelArguments {
             "rcupdate.rcu_cpu_stall_suppress=1", "cryptomgr.notests", "random.trust_cpu=on",
             "i8042.noaux", "i8042.nokbd", "i8042.nopnp", "audit=0",
         ]
-        if vcpuCount == 1 { words.append("nosmp") }
         words.append(verbose ? "loglevel=7" : "quiet")
         return words
     }

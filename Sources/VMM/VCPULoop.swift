@@ -1,5 +1,6 @@
 import CKVM
 import Foundation
+import GuestMemory
 import KVM
 
 /// Runs one vCPU until the machine stops: dispatches exits to devices, the host assistant and
@@ -10,6 +11,7 @@ struct VCPULoop {
     let devices: DeviceHub
     let state: MachineState
     let assistant: VCPUAssistant
+    let memory: GuestMemory
 
     func run() {
         var exits = 0
@@ -60,8 +62,16 @@ struct VCPULoop {
         switch exit {
         case .portIO: return
         default:
-            let rip = (try? vcpu.registers().rip) ?? 0
-            Trace.log("vcpu\(vcpu.id) exit \(exit) rip=0x\(String(rip, radix: 16))")
+            guard let regs = try? vcpu.registers(), let sregs = try? vcpu.specialRegisters() else { return }
+            var line = "vcpu\(vcpu.id) exit \(exit) rip=0x\(String(regs.rip, radix: 16))"
+            if case .interrupted = exit, sregs.cs.dpl == 0 {
+                // Kernel-text-looking words on the stack: a cheap call-chain hint for profiling.
+                let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+                let words = (0..<96).compactMap { try? walker.load64(GuestVirtualAddress(regs.rsp &+ UInt64($0 * 8))) }
+                let text = words.filter { $0 >> 32 == 0xFFFF_FFFF && $0 >= 0xFFFF_FFFF_8100_0000 }
+                line += " stack=" + text.prefix(12).map { String($0, radix: 16) }.joined(separator: ",")
+            }
+            Trace.log(line)
         }
     }
 

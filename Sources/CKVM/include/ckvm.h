@@ -36,6 +36,7 @@ static const unsigned long CKVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
 static const unsigned long CKVM_SET_GUEST_DEBUG = KVM_SET_GUEST_DEBUG;
 static const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
 static const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
+static const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
 
 static const int CKVM_CAP_IRQCHIP = KVM_CAP_IRQCHIP;
 static const int CKVM_CAP_USER_MEMORY = KVM_CAP_USER_MEMORY;
