@@ -10,8 +10,6 @@ public enum BootLayout {
     public static let pageDirectories = GuestPhysicalAddress(0xB000)
     public static let commandLine = GuestPhysicalAddress(0x20000)
     public static let commandLineMaximum = 4096
-    /// The Intel MultiProcessor table (floating pointer + config table), in the EBDA.
-    public static let mpTable = GuestPhysicalAddress(0x9FC00)
     public static let ebdaStart: UInt64 = 0x9FC00
     public static let highMemory: UInt64 = 0x10_0000
     /// The initial kernel stack pointer the monitor gives the entry point.

@@ -32,6 +32,11 @@ public struct BootParams: Sendable {
         bytes.put(UInt32(truncatingIfNeeded: size >> 32), at: 0x0C4)
     }
 
+    /// boot_params.acpi_rsdp_addr (boot protocol 2.14+).
+    public mutating func setACPIRoot(at address: GuestPhysicalAddress) {
+        bytes.put(address.rawValue, at: 0x070)
+    }
+
     public mutating func setMemoryMap(_ map: E820Map) {
         let entries = map.entries.prefix(128)
         bytes[0x1E8] = UInt8(entries.count)

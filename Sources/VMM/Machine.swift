@@ -92,9 +92,10 @@ public final class Machine: @unchecked Sendable {
             params.setInitrd(at: at, size: UInt64(initrd.count))
         }
         params.setMemoryMap(E820Map(memory: memory))
+        try memory.write(ACPITables.blob(cpuCount: cpus), at: ACPITables.base)
+        params.setACPIRoot(at: ACPITables.base)
         try memory.write(params.bytes, at: BootLayout.bootParams)
         try EarlyPageTables.write(into: memory)
-        try memory.write(MPTable.bytes(cpuCount: cpus), at: BootLayout.mpTable)
     }
 
     /// Runs the guest to its end. Blocks the calling thread.

@@ -23,9 +23,10 @@ public struct PVMHostPolicy: HostPolicy {
         self.timeDilation = max(1, timeDilation)
     }
 
-    /// Initcalls that only prepare tracing metadata and cost minutes in the emulator
-    /// (trace_eval_init rewrites every trace event's format string under event_mutex).
-    public static let skippedInitcalls = ["trace_eval_init"]
+    /// Initcalls that only prepare tracing metadata and cost minutes in the emulator:
+    /// trace_eval_init rewrites every trace event's format string under event_mutex;
+    /// ftrace_check_for_weak_functions looks up a kallsyms name for each of ~38,000 ftrace sites.
+    public static let skippedInitcalls = ["trace_eval_init", "ftrace_check_for_weak_functions"]
 
     public func kernelArguments(tscKHz: UInt32) -> [String] {
         var words = ["noxsave", "nofsgsbase", "tsx=off", "nopcid", "mitigations=off", "nopti",

@@ -5,7 +5,12 @@ import KVM
 /// Initial register state: the boot vCPU enters the kernel in 64-bit mode; application
 /// processors wait for INIT/SIPI in the in-kernel local APIC.
 enum VCPUSetup {
+    static let msrAPICBase: UInt32 = 0x1B
+
     static func configure(_ vcpu: VirtualCPU, cpuid: [CPUIDEntry]) throws(KVMError) {
+        // The architectural reset value: xAPIC enabled at 0xFEE00000, BSP flag on vCPU 0. Some
+        // hosts (kvm_pvm) leave it 0, and the guest then sees no local APIC in CPUID.
+        try vcpu.setMSR(Self.msrAPICBase, 0xFEE0_0000 | 0x800 | (vcpu.id == 0 ? 0x100 : 0))
         try vcpu.setCPUID(cpuid)
         // Fast strings on; MTRRs enabled with write-back default. Not every host accepts these.
         try? vcpu.setMSR(0x1A0, 1)

@@ -667,69 +667,71 @@ private let realBzImage = repositoryRoot.appendingPathComponent("guest-images/bu
     }
 }
 
-// MARK: - MP table
+// MARK: - ACPI tables
 
-@Suite struct MPTableTests {
+@Suite struct ACPITablesTests {
     private func sum(_ bytes: some Collection<UInt8>) -> UInt8 { bytes.reduce(0, &+) }
+    private func u32(_ b: [UInt8], _ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * $1) } }
+    private func u64(_ b: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * $1) } }
 
-    @Test(arguments: [1, 2, 4, 16])
-    func floatingPointerAndConfigurationTable(cpus: Int) {
-        let b = MPTable.bytes(cpuCount: cpus)
-        // Floating pointer: "_MP_", physical pointer to the table right after it, 16 bytes, rev 1.4.
-        #expect(Array(b[0..<4]) == Array("_MP_".utf8))
-        #expect(b.get(UInt32.self, at: 4) == 0x9_FC10)
-        #expect(b[8] == 1)
-        #expect(b[9] == 4)
-        #expect(sum(b[0..<16]) == 0)
-        #expect(b[11..<16].allSatisfy { $0 == 0 })    // feature bytes: table present, no default config
+    /// The table at guest-physical `address` inside the blob, checked for signature and checksum.
+    private func table(_ blob: [UInt8], at address: UInt64, signature: String) -> [UInt8] {
+        let offset = Int(address - ACPITables.base.rawValue)
+        let length = Int(u32(blob, offset + 4))
+        let t = Array(blob[offset..<offset + length])
+        #expect(Array(t[0..<4]) == Array(signature.utf8))
+        #expect(sum(t) == 0, "\(signature) checksum")
+        return t
+    }
 
-        // Configuration table.
-        let t = Array(b[16...])
-        #expect(Array(t[0..<4]) == Array("PCMP".utf8))
-        let length = Int(t.get(UInt16.self, at: 4))
-        #expect(length == t.count)
-        #expect(t[6] == 4)
-        #expect(sum(t[0..<length]) == 0)
-        #expect(t.get(UInt32.self, at: 36) == 0xFEE0_0000)
-
-        // Walk the entries: count, sizes and the processors.
-        let entryCount = Int(t.get(UInt16.self, at: 34))
-        var at = 44
-        var processors: [(id: UInt8, flags: UInt8)] = []
-        var ioAPICs: [(id: UInt8, address: UInt32)] = []
-        var ioInterrupts = 0
-        for _ in 0..<entryCount {
-            switch t[at] {
-            case 0:
-                processors.append((t[at + 1], t[at + 3]))
-                at += 20
-            case 2:
-                ioAPICs.append((t[at + 1], t.get(UInt32.self, at: at + 4)))
-                at += 8
-            case 3:
-                ioInterrupts += 1
-                at += 8
-            default:
-                at += 8
+    @Test(arguments: [1, 2, 8])
+    func rsdpLeadsToFADTDSDTAndMADT(cpus: Int) throws {
+        let blob = ACPITables.blob(cpuCount: cpus)
+        #expect(Array(blob[0..<8]) == Array("RSD PTR ".utf8))
+        #expect(sum(blob[0..<20]) == 0)             // ACPI 1.0 checksum
+        #expect(sum(blob[0..<36]) == 0)             // extended checksum
+        #expect(blob[15] == 2)
+        let xsdt = table(blob, at: u64(blob, 24), signature: "XSDT")
+        #expect(xsdt.count == 36 + 16)
+        let fadt = table(blob, at: u64(xsdt, 36), signature: "FACP")
+        #expect(fadt.count == 276)
+        #expect(fadt[8] == 6)
+        #expect(u32(fadt, 112) & (1 << 20) != 0)    // HW_REDUCED_ACPI
+        _ = table(blob, at: u64(fadt, 140), signature: "DSDT")
+        let madt = table(blob, at: u64(xsdt, 44), signature: "APIC")
+        #expect(u32(madt, 36) == 0xFEE0_0000)
+        // Entries: one enabled local APIC per CPU with APIC id = CPU index, then the I/O APIC.
+        var offset = 44
+        var apicIDs: [UInt8] = []
+        var ioAPICs = 0
+        while offset < madt.count {
+            let type = madt[offset], length = Int(madt[offset + 1])
+            if type == 0 {
+                apicIDs.append(madt[offset + 3])
+                #expect(u32(madt, offset + 4) & 1 == 1)
+            } else if type == 1 {
+                ioAPICs += 1
+                #expect(u32(madt, offset + 4) == 0xFEC0_0000)
+                #expect(u32(madt, offset + 8) == 0)
             }
+            offset += length
         }
-        #expect(at == length)
-        #expect(processors.map(\.id) == (0..<cpus).map { UInt8($0) })
-        #expect(processors.map(\.flags) == [0x3] + [UInt8](repeating: 0x1, count: cpus - 1))  // BSP only on CPU 0
-        #expect(ioAPICs.count == 1)
-        #expect(ioAPICs.first?.id == UInt8(cpus))       // no clash with any local APIC id
-        #expect(ioAPICs.first?.address == 0xFEC0_0000)
-        #expect(ioInterrupts == 16)
+        #expect(offset == madt.count)
+        #expect(apicIDs == (0..<cpus).map(UInt8.init))
+        #expect(ioAPICs == 1)
     }
 
-    @Test func pointerFollowsBaseAddress() {
-        let b = MPTable.bytes(cpuCount: 1, at: GuestPhysicalAddress(0xF_0000))
-        #expect(b.get(UInt32.self, at: 4) == 0xF_0010)
-        #expect(sum(b[0..<16]) == 0)
+    @Test func tablesStayInsideTheReservedBIOSArea() {
+        let blob = ACPITables.blob(cpuCount: 64)
+        #expect(ACPITables.base.rawValue + UInt64(blob.count) <= 0x10_0000)
+        #expect(ACPITables.base.rawValue >= 0xE_0000)   // where Linux scans for the RSDP
     }
 
-    @Test func fitsInTheEBDAForSmallMachines() {
-        // Linux scans the first KiB of the EBDA for the floating pointer; keep the whole table there.
-        #expect(MPTable.bytes(cpuCount: 8).count <= 1024)
+    @Test func bootParamsCarryTheRSDPAddress() {
+        let kernel = LoadedKernel(format: .elf, entry: GuestPhysicalAddress(0x100_0000), end: GuestPhysicalAddress(0x200_0000),
+                                  setupHeader: nil, initrdAddressMax: 0x7FFF_FFFF, commandLineMaximum: 2047)
+        var params = BootParams(kernel: kernel)
+        params.setACPIRoot(at: ACPITables.base)
+        #expect(u64(params.bytes, 0x70) == 0xE_0000)
     }
 }
