@@ -1,7 +1,8 @@
 import GuestMemory
 
-/// Minimal ACPI 6 tables for a hardware-reduced platform: RSDP → XSDT → FADT (→ empty DSDT) and a
-/// MADT listing one local APIC per vCPU and the I/O APIC. This is how a kernel without MP-table
+/// Minimal ACPI 6 tables: RSDP → XSDT → FADT (→ empty DSDT) and a MADT listing one local APIC per
+/// vCPU, the I/O APIC and the SCI override. Not hardware-reduced: a hardware-reduced platform has
+/// no 8259 PIC, and Linux then maps no ISA IRQs (the serial port's IRQ 4 among them). This is how a kernel without MP-table
 /// support (Debian's) finds its CPUs and puts the local APIC (and its TSC-deadline timer) to use.
 public enum ACPITables {
     /// Where the tables go: the BIOS area that Linux scans for the RSDP (also passed in boot_params).
@@ -61,14 +62,30 @@ public enum ACPITables {
         return t
     }
 
-    /// FADT revision 6 with HW_REDUCED_ACPI: no PM timer, SCI or fixed hardware.
-    static func FADT(dsdt: UInt64) -> [UInt8] {
+    /// The SCI's ISA IRQ (never raised: no ACPI events).
+    public static let sciIRQ: UInt8 = 9
+
+    /// FADT revision 6: PM1a event/control blocks at the given I/O ports, SCI on IRQ 9, no PM
+    /// timer, already in ACPI mode (SMI_CMD 0).
+    static func FADT(dsdt: UInt64, pm1EventBlock: UInt16 = 0x600, pm1EventLength: UInt8 = 4,
+                     pm1ControlBlock: UInt16 = 0x604, pm1ControlLength: UInt8 = 2) -> [UInt8] {
         var body = [UInt8](repeating: 0, count: 276 - 36)
         func put<T: FixedWidthInteger>(_ v: T, _ offset: Int) { body.put(v, at: offset - 36) }
+        func gas(_ port: UInt16, bits: UInt8, _ offset: Int) {   // Generic Address Structure, system I/O
+            put(UInt8(1), offset); put(bits, offset + 1); put(UInt8(0), offset + 2)
+            put(UInt8(bits == 32 ? 3 : 2), offset + 3); put(UInt64(port), offset + 4)
+        }
         put(UInt32(truncatingIfNeeded: dsdt), 40)
+        put(UInt16(sciIRQ), 46)                     // SCI_INT
+        put(UInt32(pm1EventBlock), 56)              // PM1a_EVT_BLK
+        put(UInt32(pm1ControlBlock), 64)            // PM1a_CNT_BLK
+        put(pm1EventLength, 88)
+        put(pm1ControlLength, 89)
         put(UInt16(1 << 1 | 1 << 2), 109)           // IAPC_BOOT_ARCH: 8042 present, no VGA
-        put(UInt32(1 << 20), 112)                   // HW_REDUCED_ACPI
+        put(UInt32(1 << 0 | 1 << 4), 112)           // WBINVD, PWR_BUTTON (none: control method)
         put(dsdt, 140)                              // X_DSDT
+        gas(pm1EventBlock, bits: pm1EventLength * 8, 148)
+        gas(pm1ControlBlock, bits: pm1ControlLength * 8, 172)
         return table(signature: "FACP", revision: 6, body: body)
     }
 
@@ -86,6 +103,11 @@ public enum ACPITables {
         ioapic[0] = 1; ioapic[1] = 12; ioapic[2] = UInt8(cpuCount)
         ioapic.put(ioAPICAddress, at: 4)
         body += ioapic                              // GSI base 0: ISA IRQ n = GSI n (KVM's default routing)
+        var sci = [UInt8](repeating: 0, count: 10)  // Interrupt Source Override: SCI, level, active high
+        sci[0] = 2; sci[1] = 10; sci[2] = 0; sci[3] = sciIRQ
+        sci.put(UInt32(sciIRQ), at: 4)
+        sci.put(UInt16(0x000D), at: 8)
+        body += sci
         return table(signature: "APIC", revision: 5, body: body)
     }
 }

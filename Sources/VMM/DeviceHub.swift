@@ -16,6 +16,7 @@ final class DeviceHub: Sendable {
             setIRQ: { high in try? vm.setIRQLine(DeviceHub.serialIRQ, high: high) })
         try ports.register(serial, base: Self.serialBase, length: 8)
         try ports.register(CMOSClock(), base: 0x70, length: 2)
+        try ports.register(ACPIPowerManagement(), base: ACPIPowerManagement.base, length: ACPIPowerManagement.length)
         try ports.register(I8042Controller(onReset: { state.finish(.reset) }), base: 0x60, length: 5)
         try mmio.register(ControlPage(onExit: { state.finish(.exited(status: $0)) }, onUserSpace: { state.markUserSpace() }),
                           base: ControlPage.base, length: ControlPage.length)

@@ -696,7 +696,9 @@ private let realBzImage = repositoryRoot.appendingPathComponent("guest-images/bu
         let fadt = table(blob, at: u64(xsdt, 36), signature: "FACP")
         #expect(fadt.count == 276)
         #expect(fadt[8] == 6)
-        #expect(u32(fadt, 112) & (1 << 20) != 0)    // HW_REDUCED_ACPI
+        #expect(u32(fadt, 112) & (1 << 20) == 0)    // not hardware-reduced: the 8259 and ISA IRQs exist
+        #expect(u32(fadt, 56) == 0x600 && u32(fadt, 64) == 0x604 && fadt[88] == 4 && fadt[89] == 2)
+        #expect(fadt[46] == 9)                      // SCI_INT
         _ = table(blob, at: u64(fadt, 140), signature: "DSDT")
         let madt = table(blob, at: u64(xsdt, 44), signature: "APIC")
         #expect(u32(madt, 36) == 0xFEE0_0000)
@@ -704,6 +706,7 @@ private let realBzImage = repositoryRoot.appendingPathComponent("guest-images/bu
         var offset = 44
         var apicIDs: [UInt8] = []
         var ioAPICs = 0
+        var overrides: [UInt8] = []
         while offset < madt.count {
             let type = madt[offset], length = Int(madt[offset + 1])
             if type == 0 {
@@ -713,12 +716,15 @@ private let realBzImage = repositoryRoot.appendingPathComponent("guest-images/bu
                 ioAPICs += 1
                 #expect(u32(madt, offset + 4) == 0xFEC0_0000)
                 #expect(u32(madt, offset + 8) == 0)
+            } else if type == 2 {
+                overrides.append(madt[offset + 3])
             }
             offset += length
         }
         #expect(offset == madt.count)
         #expect(apicIDs == (0..<cpus).map(UInt8.init))
         #expect(ioAPICs == 1)
+        #expect(overrides == [9])
     }
 
     @Test func tablesStayInsideTheReservedBIOSArea() {

@@ -319,3 +319,16 @@ private final class RAMDevice: MMIODevice {
         #expect(bus.read(port: 0x65, size: 1) == nil)
     }
 }
+
+@Suite struct ACPIPowerManagementTests {
+    @Test func alwaysInACPIModeAndRegistersHoldValues() {
+        let pm = ACPIPowerManagement()
+        #expect(pm.read(offset: 4, size: 2) & 1 == 1)          // SCI_EN
+        pm.write(offset: 4, size: 2, value: 0x2000)
+        #expect(pm.read(offset: 4, size: 2) == 0x2001)         // SCI_EN stays set
+        pm.write(offset: 2, size: 2, value: 0x0121)
+        #expect(pm.read(offset: 2, size: 2) == 0x0121)
+        #expect(pm.read(offset: 0, size: 4) == 0x0121_0000)   // status 0, enable in the high half
+        #expect(pm.read(offset: 0, size: 2) == 0)
+    }
+}
