@@ -12,6 +12,8 @@ public protocol HostPolicy: Sendable {
     /// Kernel command-line words that keep the guest away from what the host cannot run.
     /// `tscKHz` is KVM's TSC frequency for the guest.
     func kernelArguments(tscKHz: UInt32) -> [String]
+    /// Wall-clock seconds per guest second (1 unless the policy slows guest time down).
+    var timeDilation: UInt32 { get }
     /// A per-vCPU helper that handles host-specific exits; owned by that vCPU's thread.
     func makeAssistant(memory: GuestMemory) -> VCPUAssistant
 }
@@ -58,6 +60,7 @@ enum CPUTopology {
 public struct HardwareHostPolicy: HostPolicy {
     public init() {}
     public var name: String { "hardware virtualization (VMX/SVM)" }
+    public var timeDilation: UInt32 { 1 }
     public func cpuid(supported: [CPUIDEntry], vcpu index: Int, of count: Int) -> [CPUIDEntry] {
         var entries = supported
         CPUTopology.apply(to: &entries, vcpu: index, of: count)

@@ -64,18 +64,20 @@ struct BenchCommand: ParsableCommand {
         }
 
         let median = boots.sorted()[boots.count / 2]
+        // Guest programs time themselves with the guest's clock, which runs `dilation` times slower.
+        let dilation = Double(HostDetection.detect().timeDilation)
         print("")
-        print("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU)")
+        print("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU, guest time dilation \(Int(dilation))x)")
         print(String(format: "boot to user space, vmlinux: median %.1f s of %d runs (%@)", median, runs,
                      boots.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
         if let bz = bzImageBoot {
             print(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
         }
-        if let g = guest.computeNanoseconds, let h = host.computeNanoseconds {
+        if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map(Double.init) {
             print(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
-                         iterations, Double(g) / 1e9, Double(h) / 1e9, Double(g) / Double(h)))
+                         iterations, g / 1e9, h / 1e9, g / h))
         }
-        if let g = guest.syscallNanoseconds, let h = host.syscallNanoseconds {
+        if let g = guest.syscallNanoseconds.map({ $0 * dilation }), let h = host.syscallNanoseconds {
             print(String(format: "syscall round trip (getppid): guest %.1f us, host %.3f us, ratio %.0fx",
                          g / 1000, h / 1000, g / h))
         }
