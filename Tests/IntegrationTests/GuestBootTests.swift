@@ -33,4 +33,12 @@ struct GuestBootTests {
         // The console stays quiet: no kernel boot log unless --verbose-kernel.
         #expect(!r.stdout.contains("Linux version"))
     }
+
+    /// Two vCPUs: the guest finds both through the ACPI MADT and brings the second one up.
+    @Test func bootsTwoVCPUs() throws {
+        let r = try LeakVisorProcess.run(["run", "--cpus", "2", "--timeout", "1500", "--",
+                                          "sh", "-c", "echo online=$(cat /sys/devices/system/cpu/online); exit 0"])
+        #expect(r.status == 0, "stderr: \(r.stderr)\nstdout tail: \(r.stdout.suffix(2000))")
+        #expect(r.stdout.contains("online=0-1"))
+    }
 }
