@@ -71,7 +71,7 @@ public final class VCPUAssistant {
 
     /// Handles KVM_EXIT_DEBUG. Returns false when the event is not the assistant's.
     func handleDebug(_ event: DebugEvent, vcpu: VirtualCPU) throws(VMMError) -> Bool {
-        do {
+        try mappingErrors {
             if steppingOverGate {
                 steppingOverGate = false
                 try vcpu.setGuestDebug(hardwareBreakpoints: gates)
@@ -109,12 +109,6 @@ public final class VCPUAssistant {
                 try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
             }
             return true
-        } catch let error as KVMError {
-            throw .kvm(error)
-        } catch let error as VMMError {
-            throw error
-        } catch {
-            throw .unhandledGuestEvent("\(error)")
         }
     }
 
@@ -122,31 +116,37 @@ public final class VCPUAssistant {
     /// `int3` as #BP (the kernel uses it for its self-test and for live text patching); throws a
     /// precise report for anything else.
     func handleEmulationFailure(suberror: UInt32, data: [UInt64], bytes: [UInt8], vcpu: VirtualCPU) throws(VMMError) {
-        do {
+        try mappingErrors {
             var regs = try vcpu.registers()
             let sregs = try vcpu.specialRegisters()
             if sregs.cs.dpl == 0, try X87Emulation.emulate(bytes, regs: &regs, vcpu: vcpu) {
                 statistics.instructionsEmulated += 1
                 return
             }
-            if sregs.cs.dpl == 0, let first = bytes.first {
-                if first == 0xCC {
-                    regs.rip &+= 1
-                    try vcpu.setRegisters(regs)
-                    try vcpu.injectException(vector: 3)
-                    statistics.breakpointsReinjected += 1
-                    return
-                }
-                if first == 0xCD, bytes.count > 1, bytes[1] == 3 {
-                    regs.rip &+= 2
-                    try vcpu.setRegisters(regs)
-                    try vcpu.injectException(vector: 3)
-                    statistics.breakpointsReinjected += 1
-                    return
-                }
+            if sregs.cs.dpl == 0, let length = Self.breakpointLength(bytes) {
+                // #BP is a trap: the guest's handler expects RIP after the instruction.
+                regs.rip &+= length
+                try vcpu.setRegisters(regs)
+                try vcpu.injectException(vector: 3)
+                statistics.breakpointsReinjected += 1
+                return
             }
             throw VMMError.unhandledGuestEvent(EmulationReport.describe(suberror: suberror, data: data, bytes: bytes,
                                                                          regs: regs, sregs: sregs, vcpu: vcpu.id))
+        }
+    }
+
+    /// Length of an `int3` (cc) or `int 3` (cd 03) instruction at the start of `bytes`.
+    static func breakpointLength(_ bytes: [UInt8]) -> UInt64? {
+        if bytes.first == 0xCC { return 1 }
+        if bytes.starts(with: [0xCD, 0x03]) { return 2 }
+        return nil
+    }
+
+    /// Runs `body`, wrapping KVM failures and anything else in `VMMError`.
+    private func mappingErrors<T>(_ body: () throws -> T) throws(VMMError) -> T {
+        do {
+            return try body()
         } catch let error as KVMError {
             throw .kvm(error)
         } catch let error as VMMError {

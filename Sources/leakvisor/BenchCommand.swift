@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("the default guest image is not built; run scripts/setup.sh")
         }
         let programs = "lv-compute \(iterations); lv-syscalls \(syscalls)"
-        print("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
+        say("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
         let hostOutput = try Self.runOnHost(image.appendingPathComponent("host-bin"), iterations: iterations, syscalls: syscalls)
         let host = BenchFigures(parsing: hostOutput)
 
@@ -52,33 +52,33 @@ struct BenchCommand: ParsableCommand {
         var guest = BenchFigures()
         for i in 1...runs {
             let r = try boot(kernel: image.appendingPathComponent("vmlinux"), image: image, command: programs)
-            print(String(format: "boot %d/%d (vmlinux): user space after %.1f s, run %.1f s", i, runs, r.toUserSpace, r.total))
+            say(String(format: "boot %d/%d (vmlinux): user space after %.1f s, run %.1f s", i, runs, r.toUserSpace, r.total))
             boots.append(r.toUserSpace)
             guest = r.figures
         }
         var bzImageBoot: Double?
         if !skipBzimage {
             let r = try boot(kernel: image.appendingPathComponent("bzImage"), image: image, command: "true")
-            print(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
+            say(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
             bzImageBoot = r.toUserSpace
         }
 
         let median = boots.sorted()[boots.count / 2]
         // Guest programs time themselves with the guest's clock, which runs `dilation` times slower.
         let dilation = Double(HostDetection.detect().timeDilation)
-        print("")
-        print("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU, guest time dilation \(Int(dilation))x)")
-        print(String(format: "boot to user space, vmlinux: median %.1f s of %d runs (%@)", median, runs,
+        say("")
+        say("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU, guest time dilation \(Int(dilation))x)")
+        say(String(format: "boot to user space, vmlinux: median %.1f s of %d runs (%@)", median, runs,
                      boots.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
         if let bz = bzImageBoot {
-            print(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
+            say(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
         }
         if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map(Double.init) {
-            print(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
+            say(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
                          iterations, g / 1e9, h / 1e9, g / h))
         }
         if let g = guest.syscallNanoseconds.map({ $0 * dilation }), let h = host.syscallNanoseconds {
-            print(String(format: "syscall round trip (getppid): guest %.1f us, host %.3f us, ratio %.0fx",
+            say(String(format: "syscall round trip (getppid): guest %.1f us, host %.3f us, ratio %.0fx",
                          g / 1000, h / 1000, g / h))
         }
     }
@@ -123,6 +123,11 @@ struct BenchCommand: ParsableCommand {
         }
         return text
     }
+}
+
+/// Writes a line to stdout at once (unbuffered), so progress shows while the benchmark runs.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// Figures parsed from lv-compute and lv-syscalls output lines.

@@ -192,3 +192,13 @@ private func leaf(_ entries: [CPUIDEntry], _ function: UInt32, _ index: UInt32 =
         #expect(EmulationReport.hex(0x42) == "0x0000000000000042")
     }
 }
+
+@Suite struct BreakpointLengthTests {
+    @Test func recognizesBothBreakpointEncodings() {
+        #expect(VCPUAssistant.breakpointLength([0xCC, 0x90]) == 1)
+        #expect(VCPUAssistant.breakpointLength([0xCD, 0x03]) == 2)
+        #expect(VCPUAssistant.breakpointLength([0xCD, 0x80]) == nil)
+        #expect(VCPUAssistant.breakpointLength([0x9B]) == nil)
+        #expect(VCPUAssistant.breakpointLength([]) == nil)
+    }
+}
