@@ -1,7 +1,8 @@
 import GuestMemory
 
-/// Minimal ACPI 6 tables: RSDP → XSDT → FADT (→ empty DSDT) and a MADT listing one local APIC per
-/// vCPU, the I/O APIC and the SCI override. Not hardware-reduced: a hardware-reduced platform has
+/// Minimal ACPI 6 tables: RSDP → XSDT → FADT (→ DSDT describing the virtio-mmio devices) and a MADT
+/// listing one local APIC per vCPU, the I/O APIC and level-triggered overrides for the SCI and the
+/// virtio interrupts. Not hardware-reduced: a hardware-reduced platform has
 /// no 8259 PIC, and Linux then maps no ISA IRQs (the serial port's IRQ 4 among them). This is how a kernel without MP-table
 /// support (Debian's) finds its CPUs and puts the local APIC (and its TSC-deadline timer) to use.
 public enum ACPITables {
@@ -10,18 +11,25 @@ public enum ACPITables {
     static let xsdtOffset: UInt64 = 0x40
     static let fadtOffset: UInt64 = 0x100
     static let dsdtOffset: UInt64 = 0x300
-    static let madtOffset: UInt64 = 0x400
+    static let madtOffset: UInt64 = 0x1000
+    /// Room for the DSDT, up to the MADT.
+    static let dsdtCapacity = Int(madtOffset - dsdtOffset)
     public static let localAPICAddress: UInt32 = 0xFEE0_0000
     public static let ioAPICAddress: UInt32 = 0xFEC0_0000
     static let oemID = Array("LKVSR ".utf8)
     static let oemTableID = Array("LEAKVISR".utf8)
 
+    /// The most virtio-mmio devices whose DSDT entries fit in `dsdtCapacity`.
+    public static let maximumVirtioDevices = 32
+
     /// The tables as one blob to be written at `base` (RSDP first).
-    public static func blob(cpuCount: Int) -> [UInt8] {
+    public static func blob(cpuCount: Int, virtioDevices: [VirtioMMIODeviceDescription] = []) -> [UInt8] {
+        precondition(virtioDevices.count <= maximumVirtioDevices, "too many virtio devices for the DSDT")
         let b = base.rawValue
-        let madt = MADT(cpuCount: cpuCount)
+        let madt = MADT(cpuCount: cpuCount, levelIRQs: virtioDevices.map(\.gsi))
         let fadt = FADT(dsdt: b + dsdtOffset)
-        let dsdt = table(signature: "DSDT", revision: 2, body: [])
+        let dsdt = DSDT(virtioDevices: virtioDevices)
+        precondition(dsdt.count <= dsdtCapacity, "DSDT overflows its space")
         let xsdt = table(signature: "XSDT", revision: 1, body: [b + fadtOffset, b + madtOffset].flatMap(littleEndian))
         var blob = [UInt8](repeating: 0, count: Int(madtOffset) + madt.count)
         blob.replaceSubrange(0..<36, with: rsdp(xsdt: b + xsdtOffset))
@@ -89,7 +97,14 @@ public enum ACPITables {
         return table(signature: "FACP", revision: 6, body: body)
     }
 
-    static func MADT(cpuCount: Int) -> [UInt8] {
+    /// Scope(\_SB) { Device(VRnn) {...} ... }, or an empty DSDT when there are no devices.
+    static func DSDT(virtioDevices: [VirtioMMIODeviceDescription]) -> [UInt8] {
+        let devices = virtioDevices.enumerated().flatMap { $0.element.aml(index: $0.offset) }
+        return table(signature: "DSDT", revision: 2, body: devices.isEmpty ? [] : AML.scope("\\_SB", devices))
+    }
+
+    /// `levelIRQs`: ISA IRQs (other than the SCI) to override as level-triggered, active high.
+    static func MADT(cpuCount: Int, levelIRQs: [UInt32] = []) -> [UInt8] {
         var body = [UInt8](repeating: 0, count: 8)
         body.put(localAPICAddress, at: 0)
         body.put(UInt32(1), at: 4)                  // PCAT_COMPAT: 8259 PICs present
@@ -103,11 +118,14 @@ public enum ACPITables {
         ioapic[0] = 1; ioapic[1] = 12; ioapic[2] = UInt8(cpuCount)
         ioapic.put(ioAPICAddress, at: 4)
         body += ioapic                              // GSI base 0: ISA IRQ n = GSI n (KVM's default routing)
-        var sci = [UInt8](repeating: 0, count: 10)  // Interrupt Source Override: SCI, level, active high
-        sci[0] = 2; sci[1] = 10; sci[2] = 0; sci[3] = sciIRQ
-        sci.put(UInt32(sciIRQ), at: 4)
-        sci.put(UInt16(0x000D), at: 8)
-        body += sci
+        var seen: Set<UInt32> = []
+        for irq in [UInt32(sciIRQ)] + levelIRQs where seen.insert(irq).inserted {
+            var iso = [UInt8](repeating: 0, count: 10)  // Interrupt Source Override: level, active high
+            iso[0] = 2; iso[1] = 10; iso[2] = 0; iso[3] = UInt8(truncatingIfNeeded: irq)
+            iso.put(irq, at: 4)
+            iso.put(UInt16(0x000D), at: 8)
+            body += iso
+        }
         return table(signature: "APIC", revision: 5, body: body)
     }
 }

@@ -1,7 +1,10 @@
+import Boot
 import Devices
+import GuestMemory
 import KVM
 
-/// The guest's legacy devices on the port bus, wired to IRQ lines and to the machine's state.
+/// The guest's devices on the port and MMIO buses, wired to IRQ lines and to the machine's state:
+/// legacy PC devices, the control page and one virtio-mmio block device per disk.
 final class DeviceHub: Sendable {
     let ports = PortIOBus()
     let mmio = MMIOBus()
@@ -9,8 +12,21 @@ final class DeviceHub: Sendable {
 
     static let serialBase: UInt16 = 0x3F8
     static let serialIRQ: UInt32 = 4
+    /// First virtio-mmio window, next to the control page; further devices follow every 0x1000.
+    static let virtioBase: UInt64 = 0xD000_1000
+    static let virtioStride: UInt64 = 0x1000
+    /// The level-triggered ISA IRQ (= GSI) shared by the virtio devices.
+    static let virtioIRQ: UInt32 = 5
 
-    init(vm: VirtualMachine, state: MachineState, console: GuestConsole) throws(BusError) {
+    /// Where the virtio devices for `diskCount` disks live, as the ACPI tables describe them.
+    static func virtioDescriptions(diskCount: Int) -> [VirtioMMIODeviceDescription] {
+        (0..<diskCount).map {
+            VirtioMMIODeviceDescription(base: UInt32(virtioBase + virtioStride * UInt64($0)), gsi: virtioIRQ)
+        }
+    }
+
+    init(vm: VirtualMachine, state: MachineState, console: GuestConsole,
+         disks: [VirtioBlock] = [], memory: GuestMemory) throws(BusError) {
         serial = Serial16550(
             output: { console.write($0) },
             setIRQ: { high in try? vm.setIRQLine(DeviceHub.serialIRQ, high: high) })
@@ -20,5 +36,12 @@ final class DeviceHub: Sendable {
         try ports.register(I8042Controller(onReset: { state.finish(.reset) }), base: 0x60, length: 5)
         try mmio.register(ControlPage(onExit: { state.finish(.exited(status: $0)) }, onUserSpace: { state.markUserSpace() }),
                           base: ControlPage.base, length: ControlPage.length)
+        let line = SharedIRQLine { high in try? vm.setIRQLine(DeviceHub.virtioIRQ, high: high) }
+        let guestMemory = GuestMemoryVirtioAdapter(memory: memory)
+        for (index, disk) in disks.enumerated() {
+            let transport = VirtioMMIOTransport(device: disk, memory: guestMemory, setIRQ: line.source(index))
+            try mmio.register(transport, base: Self.virtioBase + Self.virtioStride * UInt64(index),
+                              length: VirtioMMIOTransport.windowSize)
+        }
     }
 }

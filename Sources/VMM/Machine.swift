@@ -1,5 +1,6 @@
 import Boot
 import CKVM
+import Devices
 import Foundation
 import GuestMemory
 import KVM
@@ -23,6 +24,9 @@ public final class Machine: @unchecked Sendable {
         guard (1...64).contains(config.vcpuCount) else { throw .configuration("--cpus must be between 1 and 64") }
         guard config.memorySize >= MachineConfiguration.minimumMemory else {
             throw .configuration("--memory \(config.memorySize >> 20) MiB is too small; the guest needs at least \(MachineConfiguration.minimumMemory >> 20) MiB")
+        }
+        guard config.disks.count <= ACPITables.maximumVirtioDevices else {
+            throw .configuration("at most \(ACPITables.maximumVirtioDevices) disks are supported")
         }
         self.configuration = config
         self.policy = policy
@@ -59,17 +63,23 @@ public final class Machine: @unchecked Sendable {
             var cmdline = try KernelCommandLine()
             try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
             try cmdline.append(policy.kernelArguments(tscKHz: tscKHz).joined(separator: " "))
+            if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
             try cmdline.append(config.extraCommandLine)
             commandLine = cmdline
             try Self.writeBootData(kernel: kernel, commandLine: cmdline, initrd: config.initrd,
-                                   cpus: config.vcpuCount, memory: memory)
+                                   cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
+                                   memory: memory)
         } catch let error as BootError {
             throw .boot(error)
         } catch {
             throw .configuration("\(error)")
         }
 
-        do { devices = try DeviceHub(vm: vm, state: state, console: console) } catch { throw .bus(error) }
+        var disks: [VirtioBlock] = []
+        for disk in config.disks {
+            do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .configuration("\(error)") }
+        }
+        do { devices = try DeviceHub(vm: vm, state: state, console: console, disks: disks, memory: memory) } catch { throw .bus(error) }
 
         do {
             for (index, vcpu) in cpus.enumerated() {
@@ -81,7 +91,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     private static func writeBootData(kernel: LoadedKernel, commandLine: KernelCommandLine, initrd: [UInt8]?,
-                                      cpus: Int, memory: GuestMemory) throws {
+                                      cpus: Int, virtio: [VirtioMMIODeviceDescription], memory: GuestMemory) throws {
         var params = BootParams(kernel: kernel)
         let maximum = min(kernel.commandLineMaximum, BootLayout.commandLineMaximum - 1)
         try memory.write(try commandLine.encoded(maximum: maximum), at: BootLayout.commandLine)
@@ -92,7 +102,7 @@ public final class Machine: @unchecked Sendable {
             params.setInitrd(at: at, size: UInt64(initrd.count))
         }
         params.setMemoryMap(E820Map(memory: memory))
-        try memory.write(ACPITables.blob(cpuCount: cpus), at: ACPITables.base)
+        try memory.write(ACPITables.blob(cpuCount: cpus, virtioDevices: virtio), at: ACPITables.base)
         params.setACPIRoot(at: ACPITables.base)
         try memory.write(params.bytes, at: BootLayout.bootParams)
         try EarlyPageTables.write(into: memory)

@@ -16,6 +16,8 @@ public struct MachineConfiguration: Sendable {
     /// Forward the monitor's standard input to the guest's serial console.
     public var forwardInput = false
     public var kvmDevicePath = "/dev/kvm"
+    /// Raw disk images, each a virtio block device (the guest's /dev/vda, /dev/vdb, ...).
+    public var disks: [DiskConfiguration] = []
     /// Where guest console output goes; nil means the monitor's stdout.
     public var consoleOutput: (@Sendable ([UInt8]) -> Void)?
 

@@ -23,8 +23,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Initial ramdisk (cpio, optionally compressed). Default: the default image's initramfs.")
     var initrd: String?
 
-    @Option(help: "A raw disk image for the guest (virtio block device).")
-    var disk: String?
+    @Option(name: .customLong("disk"), help: ArgumentHelp(
+        "A raw disk image as a virtio block device (/dev/vda, /dev/vdb, ...); ':ro' or an unwritable file attaches it read-only. Repeatable.",
+        valueName: "PATH[:ro]"))
+    var disks: [String] = []
 
     @Option(help: "Guest memory, e.g. 512M or 2G (the guest kernel initializes every page: more memory boots slower here).")
     var memory: SizeArgument = SizeArgument(argument: "512M")!
@@ -58,9 +60,7 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
-        if disk != nil {
-            throw ValidationError("--disk is not supported yet: this kernel has no virtio-mmio command-line devices and the virtio device model is not built yet (see README)")
-        }
+        for disk in disks { _ = try DiskArgument(parsing: disk) }
     }
 
     func run() throws {

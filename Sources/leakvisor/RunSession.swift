@@ -42,6 +42,7 @@ struct RunSession {
         config.verboseKernel = options.verboseKernel
         config.timeoutSeconds = options.timeout
         config.kvmDevicePath = options.kvmDevice
+        config.disks = try options.disks.map { try DiskArgument(parsing: $0).configuration }
         config.forwardInput = options.interactive || isatty(0) == 1
         return config
     }

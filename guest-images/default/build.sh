@@ -122,7 +122,7 @@ file -b "$busybox" 2>/dev/null | grep -q 'statically linked' ||
     die "$busybox is not the static busybox (install busybox-static)"
 root=$out/rootfs
 rm -rf "$root"
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,lib/modules,leakvisor}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc,mnt,lib/modules,leakvisor}
 chmod 1777 "$root/tmp"
 chmod 700 "$root/root"
 cp "$busybox" "$root/bin/busybox"
