@@ -13,6 +13,9 @@ struct RunCommand: ParsableCommand {
             the guest (in the default image: busybox sh); its exit status becomes leakvisor's exit status. \
             Without a command the default image runs a short demo.
 
+            On a host without VMX/SVM (kvm_pvm) the guest kernel runs in KVM's instruction emulator: \
+            a boot takes about five minutes, and guest time runs 10x slower than wall time.
+
             Exit status: the guest command's status; 124 when --timeout expired; 125 when the monitor \
             failed or the guest rebooted/panicked without reporting a status; 130 on Ctrl-C.
             """)

@@ -17,5 +17,7 @@ struct SizeArgument: ExpressibleByArgument, Sendable {
         }
     }
 
-    static var defaultValueDescription: String { "512M" }
+    var defaultValueDescription: String {
+        bytes % (1 << 30) == 0 ? "\(bytes >> 30)G" : "\(bytes >> 20)M"
+    }
 }
