@@ -57,10 +57,17 @@ struct BenchCommand: ParsableCommand {
             guest = r.figures
         }
         var bzImageBoot: Double?
+        var bzImageFailure: String?
         if !skipBzimage {
-            let r = try boot(kernel: image.appendingPathComponent("bzImage"), image: image, command: "true")
-            say(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
-            bzImageBoot = r.toUserSpace
+            do {
+                let r = try boot(kernel: image.appendingPathComponent("bzImage"), image: image, command: "true")
+                say(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
+                bzImageBoot = r.toUserSpace
+            } catch {
+                // The comparison must not cost the figures already measured.
+                bzImageFailure = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+                say("boot (bzImage): \(bzImageFailure ?? "")")
+            }
         }
 
         let median = boots.sorted()[boots.count / 2]
@@ -72,6 +79,8 @@ struct BenchCommand: ParsableCommand {
                      boots.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
         if let bz = bzImageBoot {
             say(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
+        } else if let why = bzImageFailure {
+            say("boot to user space, bzImage: not reached (\(why))")
         }
         if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map(Double.init) {
             say(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
