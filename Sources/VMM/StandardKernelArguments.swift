@@ -13,7 +13,8 @@ enum StandardKernelArguments {
             "rcupdate.rcu_cpu_stall_suppress=1", "cryptomgr.notests", "random.trust_cpu=on",
             "i8042.noaux", "i8042.nokbd", "i8042.nopnp", "audit=0",
         ]
-        words.append(verbose ? "loglevel=7" : "quiet")
+        // Quiet: only critical messages (panics, oopses) reach the console unless --verbose-kernel.
+        words += verbose ? ["loglevel=7"] : ["quiet", "loglevel=3"]
         return words
     }
 }

@@ -47,6 +47,7 @@ struct BenchCommand: ParsableCommand {
         say("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
         let hostOutput = try Self.runOnHost(image.appendingPathComponent("host-bin"), iterations: iterations, syscalls: syscalls)
         let host = BenchFigures(parsing: hostOutput)
+        for line in hostOutput.split(separator: "\n") { say("  host \(line)") }
 
         var boots: [Double] = []
         var guest = BenchFigures()
@@ -55,6 +56,7 @@ struct BenchCommand: ParsableCommand {
             say(String(format: "boot %d/%d (vmlinux): user space after %.1f s, run %.1f s", i, runs, r.toUserSpace, r.total))
             boots.append(r.toUserSpace)
             guest = r.figures
+            for line in r.guestLines { say("  guest \(line)") }
         }
         var bzImageBoot: Double?
         var bzImageFailure: String?
@@ -96,6 +98,8 @@ struct BenchCommand: ParsableCommand {
         let toUserSpace: Double
         let total: Double
         let figures: BenchFigures
+        /// The lines the guest programs printed (their own clock: dilated on kvm_pvm).
+        let guestLines: [String]
     }
 
     func boot(kernel: URL, image: URL, command: String) throws -> BootResult {
@@ -115,7 +119,9 @@ struct BenchCommand: ParsableCommand {
         guard case .exited(0) = outcome.ending, let toUser = outcome.secondsToUserSpace else {
             throw ValidationError("benchmark boot of \(kernel.lastPathComponent) failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
-        return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text))
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+            .filter { $0.hasPrefix("compute:") || $0.hasPrefix("syscalls:") }
+        return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text), guestLines: lines)
     }
 
     static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {
