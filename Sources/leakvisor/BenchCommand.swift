@@ -84,7 +84,7 @@ struct BenchCommand: ParsableCommand {
         } else if let why = bzImageFailure {
             say("boot to user space, bzImage: not reached (\(why))")
         }
-        if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map(Double.init) {
+        if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map({ Double($0) }) {
             say(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
                          iterations, g / 1e9, h / 1e9, g / h))
         }
