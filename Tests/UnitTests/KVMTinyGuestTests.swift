@@ -17,12 +17,13 @@ private final class TinyGuest {
     let memory: GuestMemory
     let vcpu: VirtualCPU
 
-    init(code: [UInt8]) throws {
+    init(code: [UInt8], logDirtyPages: Bool = false) throws {
         kvm = try KVMSystem()
         vm = try kvm.createVM()
         memory = try GuestMemory(size: 16 << 20)
         let ram = memory.regions[0]
-        try vm.setUserMemoryRegion(slot: 0, guestAddress: ram.start.rawValue, size: ram.size, hostAddress: ram.hostAddress)
+        try vm.setUserMemoryRegion(slot: 0, guestAddress: ram.start.rawValue, size: ram.size, hostAddress: ram.hostAddress,
+                                   logDirtyPages: logDirtyPages)
         try EarlyPageTables.write(into: memory)
         try memory.write(code, at: GuestPhysicalAddress(Self.codeAddress))
         vcpu = try vm.createVCPU(id: 0)
@@ -184,6 +185,27 @@ private let hasKVM = FileManager.default.fileExists(atPath: "/dev/kvm")
         let last = try guest.run()
         guard case .halt = last else { Issue.record("expected hlt, got \(last)"); return }
         #expect(try guest.vcpu.registers().rbx == 0xDEAD_BEEF)
+    }
+
+    @Test(.enabled(if: hasKVM, "needs read/write access to /dev/kvm"))
+    func dirtyLogRecordsTheGuestsWrites() throws {
+        let guest = try TinyGuest(code: [
+            0x48, 0xA3, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00,  // mov [0x200000], rax
+            0x48, 0xA3, 0x08, 0x50, 0x34, 0x00, 0x00, 0x00, 0x00, 0x00,  // mov [0x345008], rax
+            0xF4,
+        ], logDirtyPages: true)
+        _ = try guest.vm.dirtyLog(slot: 0, pageCount: 4096)  // start from a clean log
+        let last = try guest.run()
+        guard case .halt = last else { Issue.record("expected hlt, got \(last)"); return }
+        let bitmap = try guest.vm.dirtyLog(slot: 0, pageCount: 4096)
+        func dirty(_ page: Int) -> Bool { bitmap[page / 64] & (1 << UInt64(page % 64)) != 0 }
+        #expect(dirty(0x200))
+        #expect(dirty(0x345))
+        #expect(!dirty(0x300))
+        #expect(!dirty(0x100))            // the code page is only read
+        // Reading the log cleared it.
+        let again = try guest.vm.dirtyLog(slot: 0, pageCount: 4096)
+        #expect(!(again[0x200 / 64] & (1 << UInt64(0x200 % 64)) != 0))
     }
 
     @Test(.enabled(if: hasKVM, "needs read/write access to /dev/kvm"))
