@@ -38,9 +38,9 @@ final class DeviceHub: Sendable {
                           base: ControlPage.base, length: ControlPage.length)
         let line = SharedIRQLine { high in try? vm.setIRQLine(DeviceHub.virtioIRQ, high: high) }
         let guestMemory = GuestMemoryVirtioAdapter(memory: memory)
-        for (index, disk) in disks.enumerated() {
+        for (index, (disk, place)) in zip(disks, Self.virtioDescriptions(diskCount: disks.count)).enumerated() {
             let transport = VirtioMMIOTransport(device: disk, memory: guestMemory, setIRQ: line.source(index))
-            try mmio.register(transport, base: Self.virtioBase + Self.virtioStride * UInt64(index),
+            try mmio.register(transport, base: UInt64(place.base),
                               length: VirtioMMIOTransport.windowSize)
         }
     }

@@ -1,10 +1,7 @@
 import Foundation
-import Synchronization
 
-/// Where the guest's serial output goes: the monitor's stdout, plus a tail kept for error reports.
+/// Where the guest's serial output goes: a caller-supplied sink, or the monitor's stdout.
 final class GuestConsole: Sendable {
-    private let tail = Mutex([UInt8]())
-    private let tailLimit = 4096
     private let sink: (@Sendable ([UInt8]) -> Void)?
 
     init(sink: (@Sendable ([UInt8]) -> Void)? = nil) {
@@ -13,10 +10,6 @@ final class GuestConsole: Sendable {
 
     func write(_ bytes: [UInt8]) {
         if let sink { sink(bytes) } else { writeToStandardOutput(bytes) }
-        tail.withLock { t in
-            t += bytes
-            if t.count > tailLimit { t.removeFirst(t.count - tailLimit) }
-        }
     }
 
     private func writeToStandardOutput(_ bytes: [UInt8]) {
@@ -29,7 +22,4 @@ final class GuestConsole: Sendable {
             }
         }
     }
-
-    /// The last few KiB the guest printed.
-    var recentOutput: String { String(decoding: tail.withLock { $0 }, as: UTF8.self) }
 }

@@ -139,9 +139,6 @@ public final class Machine: @unchecked Sendable {
         state.finish(.interrupted)
     }
 
-    /// What the guest printed last (for error reports).
-    public var recentConsoleOutput: String { console.recentOutput }
-
     private func stopVCPUs() {
         for vcpu in vcpus { vcpu.requestExit() }
         // Kick threads out of KVM_RUN; give them a moment to notice, then leave them (process exits).
