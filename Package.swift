@@ -21,17 +21,25 @@ let package = Package(
         .target(name: "Boot", dependencies: ["GuestMemory"]),
         // Emulated devices on port and MMIO buses: 16550 UART, CMOS/RTC, i8042, debug exit port.
         .target(name: "Devices"),
+        // Thin unsafe layer over elfutils (libelf, libdw, libdwfl). No logic.
+        .target(name: "CElfDW", linkerSettings: [.linkedLibrary("elf"), .linkedLibrary("dw")]),
+        // ELF symbol tables, DWARF lines and CFI unwinding through libdw, fed by any memory reader.
+        .target(name: "DebugInfo", dependencies: ["CElfDW"]),
+        // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
+        .target(name: "Introspection", dependencies: ["GuestMemory"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage",
+                "VMM", "GuestImage", "Introspection", "DebugInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "UnitTests", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage"]),
+        .testTarget(name: "UnitTests", dependencies: [
+            "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo",
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],
     swiftLanguageModes: [.v6]

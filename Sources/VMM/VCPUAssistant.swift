@@ -1,5 +1,6 @@
 import CKVM
 import GuestMemory
+import Introspection
 import KVM
 
 /// Per-vCPU handling of what the host leaves to the monitor: completing `syscall` transitions

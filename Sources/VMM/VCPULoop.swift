@@ -1,6 +1,7 @@
 import CKVM
 import Foundation
 import GuestMemory
+import Introspection
 import KVM
 
 /// Runs one vCPU until the machine stops: dispatches exits to devices, the host assistant and

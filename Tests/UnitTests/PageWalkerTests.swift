@@ -1,5 +1,6 @@
 import Boot
 import GuestMemory
+import Introspection
 import Testing
 
 @testable import VMM
