@@ -49,10 +49,10 @@ public final class VCPUAssistant {
         let sregs: kvm_sregs
         do { sregs = try vcpu.specialRegisters() } catch { throw .kvm(error) }
         guard sregs.cr0 & 0x8000_0000 != 0, sregs.efer & 0x400 != 0, sregs.idt.limit >= 15 * 16 - 1 else { return }
-        let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+        let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
         var wanted: [UInt64] = []
         for vector in [Self.vectorGeneralProtection, Self.vectorPageFault] {
-            guard let handler = try? gateHandler(walker: walker, idtBase: sregs.idt.base, vector: vector) else { return }
+            guard let handler = gateHandler(space: space, idtBase: sregs.idt.base, vector: vector) else { return }
             wanted.append(handler)
         }
         if wanted != gates {
@@ -62,11 +62,13 @@ public final class VCPUAssistant {
         }
     }
 
-    private func gateHandler(walker: GuestPageWalker, idtBase: UInt64, vector: Int) throws(TranslationError) -> UInt64 {
-        let lo = try walker.load64(GuestVirtualAddress(idtBase &+ UInt64(vector * 16)))
-        let hi = try walker.load64(GuestVirtualAddress(idtBase &+ UInt64(vector * 16 + 8)))
-        let present = (lo >> 47) & 1
-        guard present == 1 else { throw .notPresent(GuestVirtualAddress(idtBase), level: 0) }
+    /// Handler address of an IDT gate, or nil if the gate cannot be read or is not present.
+    private func gateHandler(space: AddressSpace, idtBase: UInt64, vector: Int) -> UInt64? {
+        guard let gate = try? space.readWords(at: GuestVirtualAddress(idtBase).advanced(by: vector * 16), count: 2) else {
+            return nil
+        }
+        let (lo, hi) = (gate[0], gate[1])
+        guard (lo >> 47) & 1 == 1 else { return nil }
         return (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
     }
 
@@ -81,13 +83,11 @@ public final class VCPUAssistant {
             var regs = try vcpu.registers()
             guard gates.contains(regs.rip) else { return false }
             var sregs = try vcpu.specialRegisters()
-            let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+            let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
             // Exception frame with error code: err, rip, cs, rflags, rsp, ss.
             let frame: [UInt64]
             do {
-                frame = try (0..<6).map { (i: Int) throws(TranslationError) -> UInt64 in
-                    try walker.load64(GuestVirtualAddress(regs.rsp &+ UInt64(i * 8)))
-                }
+                frame = try space.readWords(at: GuestVirtualAddress(regs.rsp), count: 6)
             } catch {
                 throw VMMError.unhandledGuestEvent("cannot read the exception frame at rsp 0x\(String(regs.rsp, radix: 16)): \(error)")
             }

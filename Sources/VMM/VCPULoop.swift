@@ -67,8 +67,9 @@ struct VCPULoop {
             var line = "vcpu\(vcpu.id) exit \(exit) rip=0x\(String(regs.rip, radix: 16))"
             if case .interrupted = exit, sregs.cs.dpl == 0 {
                 // Kernel-text-looking words on the stack: a cheap call-chain hint for profiling.
-                let walker = GuestPageWalker(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
-                let words = (0..<96).compactMap { try? walker.load64(GuestVirtualAddress(regs.rsp &+ UInt64($0 * 8))) }
+                let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+                let stack = GuestVirtualAddress(regs.rsp)
+                let words = (0..<96).compactMap { try? space.load(UInt64.self, at: stack.advanced(by: $0 * 8)) }
                 let text = words.filter { $0 >> 32 == 0xFFFF_FFFF && $0 >= 0xFFFF_FFFF_8100_0000 }
                 line += " stack=" + text.prefix(12).map { String($0, radix: 16) }.joined(separator: ",")
             }
