@@ -14,9 +14,9 @@ public struct AddressSpace: Sendable {
 
     public var memory: GuestMemory { walker.memory }
     public var root: PageTableRoot { walker.root }
-    public var mode: PagingMode { walker.mode }
+    public var mode: PageTableMode { walker.mode }
 
-    public init(memory: GuestMemory, root: PageTableRoot, mode: PagingMode, cache: TranslationCache? = nil,
+    public init(memory: GuestMemory, root: PageTableRoot, mode: PageTableMode, cache: TranslationCache? = nil,
                 maximumReadSize: Int = defaultMaximumReadSize) {
         walker = PageTableWalker(memory: memory, root: root, mode: mode)
         self.cache = cache
@@ -25,7 +25,7 @@ public struct AddressSpace: Sendable {
 
     /// The address space a vCPU with these control registers is in (IA-32e paging assumed).
     public init(memory: GuestMemory, cr3: UInt64, cr4: UInt64, cache: TranslationCache? = nil) {
-        self.init(memory: memory, root: PageTableRoot(cr3: cr3), mode: PagingMode(cr4: cr4), cache: cache)
+        self.init(memory: memory, root: PageTableRoot(cr3: cr3), mode: PageTableMode(cr4: cr4), cache: cache)
     }
 
     public func translate(_ va: GuestVirtualAddress) throws(TranslationError) -> Translation {

@@ -21,7 +21,7 @@ public struct GuestVirtualAddress: RawRepresentable, Hashable, Comparable, Senda
 
     /// Whether bits 63 down to the mode's top address bit are all equal (bit 47 for 4-level
     /// paging, bit 56 for 5-level). Only canonical addresses can be translated.
-    public func isCanonical(in mode: PagingMode) -> Bool {
+    public func isCanonical(in mode: PageTableMode) -> Bool {
         let upper = Int64(bitPattern: rawValue) >> (mode.virtualAddressBits - 1)
         return upper == 0 || upper == -1
     }

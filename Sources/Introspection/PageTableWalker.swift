@@ -8,9 +8,9 @@ import GuestMemory
 public struct PageTableWalker: Sendable {
     public let memory: GuestMemory
     public let root: PageTableRoot
-    public let mode: PagingMode
+    public let mode: PageTableMode
 
-    public init(memory: GuestMemory, root: PageTableRoot, mode: PagingMode) {
+    public init(memory: GuestMemory, root: PageTableRoot, mode: PageTableMode) {
         self.memory = memory
         self.root = root
         self.mode = mode

@@ -26,7 +26,7 @@ public final class TranslationCache: Sendable {
 
     struct Key: Hashable {
         let root: PageTableRoot
-        let mode: PagingMode
+        let mode: PageTableMode
         let pageSize: PageSize
         let virtualPage: GuestVirtualAddress
     }
@@ -90,7 +90,7 @@ public final class TranslationCache: Sendable {
     }
 
     /// The cached translation of `va`, rebased to `va`, or nil.
-    func lookup(_ va: GuestVirtualAddress, root: PageTableRoot, mode: PagingMode) -> Translation? {
+    func lookup(_ va: GuestVirtualAddress, root: PageTableRoot, mode: PageTableMode) -> Translation? {
         state.withLock { s in
             for size in PageSize.allCases {
                 let key = Key(root: root, mode: mode, pageSize: size, virtualPage: va.pageBase(for: size))
@@ -105,7 +105,7 @@ public final class TranslationCache: Sendable {
     }
 
     /// Stores the page of `translation`, evicting the oldest entry when full.
-    func insert(_ translation: Translation, root: PageTableRoot, mode: PagingMode) {
+    func insert(_ translation: Translation, root: PageTableRoot, mode: PageTableMode) {
         let key = Key(root: root, mode: mode, pageSize: translation.pageSize, virtualPage: translation.virtualPageBase)
         let capacity = capacity
         state.withLock { s in

@@ -4,7 +4,7 @@ import GuestMemory
 /// 1 = PT, 2 = PD, 3 = PDPT, 4 = PML4, 5 = PML5. Entry addresses are guest-physical.
 public enum TranslationError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The address is not sign-extended from the mode's top bit.
-    case nonCanonical(GuestVirtualAddress, mode: PagingMode)
+    case nonCanonical(GuestVirtualAddress, mode: PageTableMode)
     /// The top-level table (from CR3) is not in guest RAM.
     case rootOutsideMemory(GuestVirtualAddress, root: GuestPhysicalAddress)
     /// The entry at `level` has P clear.

@@ -575,7 +575,7 @@ private func entry(_ table: UInt64, _ va: UInt64, level: Int) -> GuestPhysicalAd
         #expect(gva(1).adding(2) == gva(3))
         #expect(gva(1) < gva(2))
         #expect(va.description == "gva 0xffff888000203abc")
-        #expect(PagingMode(cr4: la57 | 0x20) == .fiveLevel && PagingMode(cr4: 0x20) == .fourLevel)
+        #expect(PageTableMode(cr4: la57 | 0x20) == .fiveLevel && PageTableMode(cr4: 0x20) == .fourLevel)
         #expect(PageSize(leafLevel: 4) == nil && PageSize(leafLevel: 2) == .twoMiB && PageSize.oneGiB.leafLevel == 3)
     }
 }
