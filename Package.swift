@@ -26,7 +26,9 @@ let package = Package(
         // ELF symbol tables, DWARF lines and CFI unwinding through libdw, fed by any memory reader.
         .target(name: "DebugInfo", dependencies: ["CElfDW"]),
         // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
-        .target(name: "Introspection", dependencies: ["GuestMemory"]),
+        .target(name: "Introspection", dependencies: ["GuestMemory", "DebugInfo"]),
+        // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
+        .target(name: "Control", dependencies: ["Introspection"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
@@ -34,11 +36,11 @@ let package = Package(
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage", "Introspection", "DebugInfo",
+                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo",
+            "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
         ]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -134,6 +134,15 @@ public final class Machine: @unchecked Sendable {
         return state.outcome(totalSeconds: seconds(since: state.startedAt))
     }
 
+    /// Stops every vCPU, runs `body` on the consistent guest they leave behind, and resumes them.
+    /// Callable from any thread while `run` is in progress; fails if the vCPUs do not stop in time.
+    public func withGuestPaused<T>(timeout: Double = 10, _ body: (PausedGuest) throws -> T) throws -> T {
+        let state = self.state
+        return try state.pause.pause(timeout: timeout, kick: { for t in state.threads { VCPUKick.kick(t) } }) { snapshots in
+            try body(PausedGuest(memory: memory, vcpus: snapshots))
+        }
+    }
+
     /// Stops the run from another thread (e.g. on SIGINT).
     public func interrupt() {
         state.finish(.interrupted)

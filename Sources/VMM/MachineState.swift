@@ -15,6 +15,7 @@ final class MachineState: Sendable {
     private let inner = Mutex(Inner())
     let finished = DispatchSemaphore(value: 0)
     let startedAt = ContinuousClock.now
+    let pause = GuestPause()
 
     var stopping: Bool { inner.withLock { $0.ending != nil } }
 

@@ -16,9 +16,14 @@ struct VCPULoop {
 
     func run() {
         var exits = 0
-        defer { state.add(exits: exits, statistics: assistant.statistics) }
+        state.pause.join()
+        defer {
+            state.pause.leave()
+            state.add(exits: exits, statistics: assistant.statistics)
+        }
         do {
             while !state.stopping {
+                state.pause.parkIfRequested(vcpu)
                 let exit: VCPUExit
                 do { exit = try vcpu.run() } catch { throw VMMError.kvm(error) }
                 exits += 1

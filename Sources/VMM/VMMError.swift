@@ -13,6 +13,8 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
     case file(path: String, reason: String)
     /// The guest did something the monitor cannot handle; the report says what and where.
     case unhandledGuestEvent(String)
+    /// Not every vCPU left the guest within the time allowed for a pause.
+    case pauseTimedOut(seconds: Double)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
         case .configuration(let s): return s
         case .file(let p, let r): return "\(p): \(r)"
         case .unhandledGuestEvent(let s): return s
+        case .pauseTimedOut(let s): return "the guest's vCPUs did not all stop within \(s) s"
         }
     }
 }

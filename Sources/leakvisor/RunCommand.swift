@@ -45,6 +45,11 @@ struct RunCommand: ParsableCommand {
         valueName: "HOST[:GUEST]"))
     var additions: [String] = []
 
+    @Option(name: .customLong("symbols"), help: ArgumentHelp(
+        "A host directory laid out like the guest's root, holding the guest's binaries with symbols and DWARF (for `leakvisor inspect stack`). Repeatable; the default image's tree is always searched.",
+        valueName: "DIR"))
+    var symbolDirectories: [String] = []
+
     @Option(help: "Stop the guest after this many seconds.")
     var timeout: Double?
 

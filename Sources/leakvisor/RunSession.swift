@@ -1,5 +1,7 @@
+import Control
 import Foundation
 import GuestImage
+import Introspection
 import VMM
 
 /// Turns `run` options into a machine configuration, runs it, and reports the outcome.
@@ -64,8 +66,29 @@ struct RunSession {
         let machine = try Machine(configuration())
         let signals = SignalForwarding(machine: machine)
         defer { signals.cancel() }
+        let control = startControlServer(machine: machine)
+        defer { control?.stop() }
         let outcome = machine.run()
         return report(outcome, machine: machine)
+    }
+
+    /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
+    func startControlServer(machine: Machine) -> ControlServer? {
+        let image = GuestImageLocator.defaultDirectory()
+        guard let vmlinux = options.kernel ?? image?.appendingPathComponent("vmlinux").path else { return nil }
+        var files = GuestSymbolFiles(roots: options.symbolDirectories.map { HostPathArgument.absolute($0) },
+                                     hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
+        if let rootfs = image?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
+        for spec in (try? options.additions.map(HostFileSpec.init(parsing:))) ?? [] {
+            files.explicit[spec.guest] = HostPathArgument.absolute(spec.host)
+        }
+        let service = InspectionService(machine: machine, vmlinuxPath: vmlinux, symbols: files)
+        do {
+            return try ControlServer(handler: { service.handle($0) })
+        } catch {
+            FileHandle.standardError.write(Data("leakvisor: inspection is unavailable: \(error)\n".utf8))
+            return nil
+        }
     }
 
     func report(_ outcome: MachineOutcome, machine: Machine) -> Int32 {

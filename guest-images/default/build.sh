@@ -6,6 +6,7 @@
 #   modules/                                               virtio modules
 #   guest-bin/  host-bin/                                  test programs
 #   initramfs.cpio                                      busybox + /init + programs
+#   rootfs/                                             the initramfs tree (symbols for introspection)
 #
 # Idempotent: the kernel is downloaded and unpacked only when its version changes.
 set -euo pipefail
@@ -109,6 +110,18 @@ for p in "${programs[@]}"; do
     # The host copy is the identical static binary, so benchmarks compare like with like.
     cp -p "$out/guest-bin/$p" "$out/host-bin/$p"
 done
+# A program blocked in a known call chain, with and without frame pointers (stack tests).
+for variant in fp:-fno-omit-frame-pointer nofp:-fomit-frame-pointer; do
+    name=lv-blocked-${variant%%:*}
+    if [ ! -x "$out/guest-bin/$name" ] || [ "$here/programs/lv-blocked.c" -nt "$out/guest-bin/$name" ]; then
+        gcc -static -O1 -g "${variant#*:}" -Wall -Wextra -Werror -o "$out/guest-bin/$name" "$here/programs/lv-blocked.c"
+        built=$((built + 1))
+    fi
+done
+if [ ! -x "$out/host-bin/lv-blocked-dynamic" ] || [ "$here/programs/lv-blocked.c" -nt "$out/host-bin/lv-blocked-dynamic" ]; then
+    gcc -O1 -g -fomit-frame-pointer -Wall -Wextra -Werror -o "$out/host-bin/lv-blocked-dynamic" "$here/programs/lv-blocked.c"
+    built=$((built + 1))
+fi
 # A dynamically linked variant for testing host-file bundling into the guest.
 if [ ! -x "$out/host-bin/lv-hello-dynamic" ] || [ "$here/programs/lv-hello.c" -nt "$out/host-bin/lv-hello-dynamic" ]; then
     gcc -O2 -g -Wall -Wextra -Werror -o "$out/host-bin/lv-hello-dynamic" "$here/programs/lv-hello.c"
@@ -134,7 +147,7 @@ done < <("$busybox" --list-full)
 [ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
-for p in "${programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
+for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
 install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
 echo leakvisor >"$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
@@ -150,7 +163,7 @@ find "$root" -exec touch -h -d @0 {} +
     cpio -o -H newc --owner 0:0 --reproducible --quiet) >"$out/initramfs.cpio.tmp"
 mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
 rm -f "$out/initramfs.cpio.gz"
-rm -rf "$root"
+# rootfs/ stays: it is the symbol directory for the image (guest path = rootfs/ + path).
 
 log "done: $out"
 (cd "$out" && ls -l bzImage vmlinux System.map config initramfs.cpio | awk '{ printf "[guest-image]   %-18s %10d bytes\n", $9, $5 }')

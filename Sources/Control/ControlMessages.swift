@@ -1,0 +1,26 @@
+import Introspection
+
+/// A question `leakvisor inspect` asks a running monitor. One per connection, JSON on one line.
+public enum ControlRequest: Codable, Sendable, Equatable {
+    case processes
+    case mappings(pid: Int32)
+    case stacks(pid: Int32)
+    /// A guest address: kernel addresses resolve through the kernel's symbols; user addresses
+    /// need the process they belong to.
+    case symbol(address: UInt64, pid: Int32?)
+}
+
+/// The monitor's answer: exactly one of the payloads, or an error message.
+public struct ControlResponse: Codable, Sendable {
+    public var error: String?
+    public var processes: [GuestProcess]?
+    public var mappings: [GuestMapping]?
+    public var stacks: [GuestThreadStack]?
+    public var symbol: GuestStackFrame?
+
+    public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
+                stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil) {
+        self.error = error; self.processes = processes; self.mappings = mappings
+        self.stacks = stacks; self.symbol = symbol
+    }
+}

@@ -1,0 +1,49 @@
+import DebugInfo
+import Foundation
+
+extension GuestKernel {
+    /// Reads what introspection needs from the guest kernel's ELF image (the default image's
+    /// vmlinux, or one given with --kernel): kallsyms from its loaded segments (Debian's vmlinux
+    /// has no symbol table) and structure layouts from its `.BTF` section.
+    public static func load(vmlinux path: String) throws(IntrospectionError) -> GuestKernel {
+        DebugInfo.ensureLibraryInitialised()
+        let elf: ELFFile
+        do { elf = try ELFFile(path: path) } catch { throw .kernelImage("\(path): \(error)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw .kernelImage("\(path) is not readable") }
+        let file = [UInt8](data)
+        // Kernel-half segments only (x86-64 vmlinux also has a per-CPU segment at address 0).
+        let segments = elf.loadSegments.filter { $0.virtualAddress >= 0xFFFF_8000_0000_0000 }
+        guard let low = segments.map(\.virtualAddress).min(),
+              let high = segments.map({ $0.virtualAddress &+ $0.fileSize }).max(), high > low, high - low < 1 << 30 else {
+            throw .kernelImage("\(path) has no kernel segments (is it a bzImage? introspection needs the ELF vmlinux)")
+        }
+        var image = [UInt8](repeating: 0, count: Int(high - low))
+        for s in segments {
+            let (start, size, at) = (Int(s.offset), Int(s.fileSize), Int(s.virtualAddress - low))
+            guard start >= 0, size >= 0, start <= file.count, size <= file.count - start else {
+                throw .kernelImage("\(path): a segment lies outside the file")
+            }
+            image.replaceSubrange(at..<at + size, with: file[start..<start + size])
+        }
+        let symbols: KernelSymbols
+        do { symbols = KernelSymbols(kallsyms: try Kallsyms.locate(in: image, base: low)) } catch {
+            throw .kernelImage("\(path): \(error)")
+        }
+        let btfBytes: [UInt8]
+        do {
+            guard let section = try elf.section(named: ".BTF") else {
+                throw IntrospectionError.kernelImage("\(path) has no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)")
+            }
+            btfBytes = section.bytes
+        } catch let error as IntrospectionError {
+            throw error
+        } catch {
+            throw .kernelImage("\(path): \(error)")
+        }
+        do {
+            return GuestKernel(symbols: symbols, layout: try KernelLayout(btf: try BTF(data: btfBytes)))
+        } catch {
+            throw .layout(error)
+        }
+    }
+}

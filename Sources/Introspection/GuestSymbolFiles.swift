@@ -1,0 +1,29 @@
+import Foundation
+
+/// Where the host keeps the files a guest maps, for symbols and DWARF: files placed in the guest
+/// by path (`--add HOST:GUEST`), directories laid out like the guest's root (the default image's
+/// rootfs, `--symbols DIR`), and guest paths that hold copies of the host's own files (shared
+/// libraries bundled with `--add`).
+public struct GuestSymbolFiles: Sendable {
+    public var explicit: [String: String]
+    public var roots: [String]
+    /// Guest path prefixes whose files were copied from the same host path.
+    public var hostCopies: [String]
+
+    public init(explicit: [String: String] = [:], roots: [String] = [], hostCopies: [String] = []) {
+        self.explicit = explicit
+        self.roots = roots
+        self.hostCopies = hostCopies
+    }
+
+    /// The host file for a guest path, if one is known.
+    public func hostPath(forGuest path: String) -> String? {
+        if let host = explicit[path] { return host }
+        for root in roots {
+            let candidate = root + path
+            if FileManager.default.isReadableFile(atPath: candidate) { return candidate }
+        }
+        if hostCopies.contains(where: { path.hasPrefix($0) }), FileManager.default.isReadableFile(atPath: path) { return path }
+        return nil
+    }
+}

@@ -1,0 +1,116 @@
+/// Offsets and sizes of the kernel structures introspection reads, all taken from the guest
+/// kernel's BTF (none hard-coded), resolved once. A kernel whose BTF lacks one fails with a
+/// typed error that names the member.
+public struct KernelLayout: Sendable {
+    public struct TaskStruct: Sendable {
+        public var tasks = 0, pid = 0, tgid = 0, comm = 0, commLength = 0, state = 0, exitState = 0
+        public var flags = 0, mm = 0, realParent = 0, stack = 0, threadGroup = 0, threadSP = 0
+    }
+    public struct MMStruct: Sendable {
+        public var mapleRoot = 0, pgd = 0, argStart = 0, argEnd = 0, startStack = 0, startBrk = 0, brk = 0
+    }
+    public struct VMArea: Sendable {
+        public var start = 0, end = 0, flags = 0, pageOffset = 0, file = 0, operations = 0, privateData = 0
+    }
+    /// `maple_range_64` (also the leaf layout) and `maple_arange_64` nodes.
+    public struct MapleNode: Sendable {
+        public var rangePivots = 0, rangePivotCount = 0, rangeSlots = 0, rangeSlotCount = 0, rangeMetaEnd = 0
+        public var arangePivots = 0, arangePivotCount = 0, arangeSlots = 0, arangeSlotCount = 0, arangeMetaEnd = 0
+        public var typeLeaf64: UInt64 = 0, typeRange64: UInt64 = 0, typeArange64: UInt64 = 0
+    }
+    public struct Files: Sendable {
+        public var filePath = 0, fileInode = 0, pathMount = 0, pathDentry = 0
+        public var dentryName = 0, dentryParent = 0, qstrName = 0, qstrLength = 0
+        public var inodeNumber = 0, inodeSuperBlock = 0, superBlockDevice = 0
+        public var mountVFSMount = 0, mountParent = 0, mountMountpoint = 0, vfsmountRoot = 0
+        public var specialMappingName = 0
+    }
+    /// `struct pt_regs`: user registers saved at the top of a task's kernel stack.
+    public struct PTRegs: Sendable {
+        public var size = 0
+        public var offsets: [String: Int] = [:]
+    }
+
+    public var task = TaskStruct()
+    public var mm = MMStruct()
+    public var vma = VMArea()
+    public var maple = MapleNode()
+    public var files = Files()
+    public var ptRegs = PTRegs()
+
+    public init(btf: BTF) throws(BTFError) {
+        func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
+        task.tasks = try at("task_struct", "tasks")
+        task.pid = try at("task_struct", "pid")
+        task.tgid = try at("task_struct", "tgid")
+        let comm = try btf.member("task_struct", path: "comm")
+        task.comm = comm.offset
+        task.commLength = comm.size
+        task.state = try at("task_struct", "__state")
+        task.exitState = try at("task_struct", "exit_state")
+        task.flags = try at("task_struct", "flags")
+        task.mm = try at("task_struct", "mm")
+        task.realParent = try at("task_struct", "real_parent")
+        task.stack = try at("task_struct", "stack")
+        task.threadGroup = try at("task_struct", "thread_group")
+        task.threadSP = try at("task_struct", "thread.sp")
+
+        mm.mapleRoot = try at("mm_struct", "mm_mt") + (try at("maple_tree", "ma_root"))
+        mm.pgd = try at("mm_struct", "pgd")
+        mm.argStart = try at("mm_struct", "arg_start")
+        mm.argEnd = try at("mm_struct", "arg_end")
+        mm.startStack = try at("mm_struct", "start_stack")
+        mm.startBrk = try at("mm_struct", "start_brk")
+        mm.brk = try at("mm_struct", "brk")
+
+        vma.start = try at("vm_area_struct", "vm_start")
+        vma.end = try at("vm_area_struct", "vm_end")
+        vma.flags = try at("vm_area_struct", "vm_flags")
+        vma.pageOffset = try at("vm_area_struct", "vm_pgoff")
+        vma.file = try at("vm_area_struct", "vm_file")
+        vma.operations = try at("vm_area_struct", "vm_ops")
+        vma.privateData = try at("vm_area_struct", "vm_private_data")
+
+        let metaEnd = try at("maple_metadata", "end")
+        let rangePivot = try btf.member("maple_range_64", path: "pivot")
+        let rangeSlot = try btf.member("maple_range_64", path: "slot")
+        maple.rangePivots = rangePivot.offset
+        maple.rangePivotCount = rangePivot.arrayCount ?? 0
+        maple.rangeSlots = rangeSlot.offset
+        maple.rangeSlotCount = rangeSlot.arrayCount ?? 0
+        maple.rangeMetaEnd = try at("maple_range_64", "meta") + metaEnd
+        let arangePivot = try btf.member("maple_arange_64", path: "pivot")
+        let arangeSlot = try btf.member("maple_arange_64", path: "slot")
+        maple.arangePivots = arangePivot.offset
+        maple.arangePivotCount = arangePivot.arrayCount ?? 0
+        maple.arangeSlots = arangeSlot.offset
+        maple.arangeSlotCount = arangeSlot.arrayCount ?? 0
+        maple.arangeMetaEnd = try at("maple_arange_64", "meta") + metaEnd
+        maple.typeLeaf64 = UInt64(try btf.enumValue("maple_type", "maple_leaf_64"))
+        maple.typeRange64 = UInt64(try btf.enumValue("maple_type", "maple_range_64"))
+        maple.typeArange64 = UInt64(try btf.enumValue("maple_type", "maple_arange_64"))
+
+        files.filePath = try at("file", "f_path")
+        files.fileInode = try at("file", "f_inode")
+        files.pathMount = try at("path", "mnt")
+        files.pathDentry = try at("path", "dentry")
+        files.dentryName = try at("dentry", "d_name")
+        files.dentryParent = try at("dentry", "d_parent")
+        files.qstrName = try at("qstr", "name")
+        files.qstrLength = try at("qstr", "len")
+        files.inodeNumber = try at("inode", "i_ino")
+        files.inodeSuperBlock = try at("inode", "i_sb")
+        files.superBlockDevice = try at("super_block", "s_dev")
+        files.mountVFSMount = try at("mount", "mnt")
+        files.mountParent = try at("mount", "mnt_parent")
+        files.mountMountpoint = try at("mount", "mnt_mountpoint")
+        files.vfsmountRoot = try at("vfsmount", "mnt_root")
+        files.specialMappingName = try at("vm_special_mapping", "name")
+
+        ptRegs.size = try btf.size(ofStructure: "pt_regs")
+        for name in ["r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
+                     "orig_ax", "ip", "cs", "flags", "sp", "ss"] {
+            ptRegs.offsets[name] = try at("pt_regs", name)
+        }
+    }
+}

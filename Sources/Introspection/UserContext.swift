@@ -1,0 +1,87 @@
+/// Where a thread's user-mode registers were found.
+public enum UserContextSource: Sendable, Equatable, CustomStringConvertible {
+    /// The thread is running in user mode on this vCPU: its registers are the vCPU's.
+    case vcpu(Int)
+    /// The thread is in the kernel (blocked, or preempted): the registers saved at kernel entry
+    /// (`pt_regs` at the top of its kernel stack).
+    case savedAtKernelEntry
+
+    public var description: String {
+        switch self {
+        case .vcpu(let n): return "running on vCPU \(n)"
+        case .savedAtKernelEntry: return "saved at kernel entry"
+        }
+    }
+}
+
+extension KernelView {
+    /// The task each vCPU is running (`current_task` in its per-CPU area), by vCPU index.
+    public func currentTasks() throws(IntrospectionError) -> [Int: UInt64] {
+        guard let offset = kernel.symbols.perCPU["current_task"] else { throw .missingSymbol("current_task") }
+        var result: [Int: UInt64] = [:]
+        for cpu in vcpus {
+            result[cpu.index] = try kernelPointer(cpu.perCPUBase &+ offset, "current_task of vCPU \(cpu.index)")
+        }
+        return result
+    }
+
+    /// The user-mode registers of a user thread.
+    public func userRegisters(of task: GuestTask) throws(IntrospectionError) -> (GeneralRegisters, UserContextSource) {
+        guard task.mm != 0, !task.isKernelThread else { throw .noUserContext(pid: task.pid, why: "it is a kernel thread") }
+        let current = try currentTasks()
+        for cpu in vcpus where cpu.privilegeLevel == 3 && current[cpu.index] == task.address {
+            return (cpu.registers, .vcpu(cpu.index))
+        }
+        guard task.stack >= 0xFFFF_8000_0000_0000 else { throw .noUserContext(pid: task.pid, why: "no kernel stack") }
+        let p = kernel.layout.ptRegs
+        // THREAD_SIZE is 16 KiB on x86-64 (32 KiB with KASAN): take the one whose frame is a user frame.
+        for threadSize in [UInt64(16 << 10), 32 << 10] {
+            let frame = task.stack &+ threadSize &- UInt64(p.size)
+            guard let raw = try? bytes(frame, p.size, "pt_regs") else { continue }
+            func field(_ name: String) -> UInt64 {
+                let at = p.offsets[name] ?? 0
+                return raw[at..<at + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
+            guard field("cs") & 3 == 3, field("ss") & 3 == 3, field("ip") < 0x0100_0000_0000_0000 else { continue }
+            var r = GeneralRegisters()
+            r.r15 = field("r15"); r.r14 = field("r14"); r.r13 = field("r13"); r.r12 = field("r12")
+            r.rbp = field("bp"); r.rbx = field("bx"); r.r11 = field("r11"); r.r10 = field("r10")
+            r.r9 = field("r9"); r.r8 = field("r8"); r.rax = field("ax"); r.rcx = field("cx")
+            r.rdx = field("dx"); r.rsi = field("si"); r.rdi = field("di"); r.rip = field("ip")
+            r.rflags = field("flags"); r.rsp = field("sp")
+            return (r, .savedAtKernelEntry)
+        }
+        throw .noUserContext(pid: task.pid, why: "no user frame at the top of its kernel stack")
+    }
+
+    /// Kernel return addresses on a task's kernel stack that follow a call instruction, from its
+    /// saved stack pointer upwards, symbolized. (The kernel uses ORC, not frame pointers; this
+    /// scan is what its own "?"-marked stack dumps do, restricted to real call sites.)
+    public func kernelStack(of task: GuestTask, limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
+        guard task.stack >= 0xFFFF_8000_0000_0000 else { return [] }
+        let sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp")
+        let top = task.stack &+ (16 << 10) &- UInt64(kernel.layout.ptRegs.size)
+        guard sp >= task.stack, sp < top else { return [] }
+        let words = try bytes(sp, Int(top - sp), "kernel stack")
+        var frames: [GuestStackFrame] = []
+        var i = 0
+        while i + 8 <= words.count, frames.count < limit {
+            let value = words[i..<i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            i += 8
+            guard value >= 0xFFFF_FFFF_8000_0000, let (name, offset) = describe(kernelAddress: value), offset > 0,
+                  followsCall(value) else { continue }
+            frames.append(GuestStackFrame(pc: value, function: name, offset: offset, module: "vmlinux", method: "kernel stack scan"))
+        }
+        return frames
+    }
+
+    /// Whether the bytes before `address` are a near call (E8 rel32, FF /2 with ModRM forms).
+    func followsCall(_ address: UInt64) -> Bool {
+        guard let b = try? bytes(address &- 7, 7, "code before a return address") else { return false }
+        if b[2] == 0xE8 { return true }                       // call rel32
+        if b[5] == 0xFF, b[6] & 0x38 == 0x10 { return true }  // call *%reg
+        if b[4] == 0xFF, b[5] & 0x38 == 0x10 { return true }  // call *disp8(%reg)
+        if b[1] == 0xFF, b[2] & 0x38 == 0x10 { return true }  // call *disp32(%reg|%rip)
+        return false
+    }
+}

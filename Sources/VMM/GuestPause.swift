@@ -1,0 +1,66 @@
+import Foundation
+import Introspection
+import KVM
+
+/// Stops every vCPU outside KVM_RUN so the monitor sees one consistent guest, then lets them go.
+/// vCPU threads call `parkIfRequested` at the top of their loop; a requester calls `pause`,
+/// which kicks them out of KVM_RUN (also out of a halted wait) and waits for all to park.
+final class GuestPause: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var requests = 0
+    private var running = 0
+    private var parked: [Int: VCPUSnapshot] = [:]
+    private var captureErrors: [String] = []
+
+    /// A vCPU loop starts or stops taking part.
+    func join() { condition.lock(); running += 1; condition.unlock() }
+    func leave() { condition.lock(); running -= 1; condition.broadcast(); condition.unlock() }
+
+    /// Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested.
+    func parkIfRequested(_ vcpu: VirtualCPU) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard requests > 0 else { return }
+        do { parked[vcpu.id] = try VCPUSnapshot.capture(vcpu) } catch {
+            captureErrors.append("vCPU \(vcpu.id): \(error)")
+            parked[vcpu.id] = nil
+        }
+        let me = vcpu.id
+        condition.broadcast()
+        while requests > 0 { condition.wait() }
+        parked[me] = nil
+    }
+
+    /// Pauses all running vCPUs (kicking them with `kick`), waits up to `timeout` seconds, runs
+    /// `body` with their snapshots, and resumes them. Nested or concurrent requests are fine.
+    func pause<T>(timeout: Double, kick: () -> Void, _ body: ([VCPUSnapshot]) throws -> T) throws -> T {
+        condition.lock()
+        requests += 1
+        condition.unlock()
+        defer {
+            condition.lock()
+            requests -= 1
+            condition.broadcast()
+            condition.unlock()
+        }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while true {
+            condition.lock()
+            let done = parked.count + captureErrors.count >= running
+            condition.unlock()
+            if done { break }
+            guard Date() < deadline else { throw VMMError.pauseTimedOut(seconds: timeout) }
+            kick()
+            condition.lock()
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.01))
+            condition.unlock()
+        }
+        condition.lock()
+        let snapshots = parked.values.sorted { $0.index < $1.index }
+        let errors = captureErrors
+        captureErrors = []
+        condition.unlock()
+        if !errors.isEmpty { throw VMMError.unhandledGuestEvent("could not read vCPU state: " + errors.joined(separator: "; ")) }
+        return try body(snapshots)
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Control
+import Foundation
+import Introspection
+
+/// `leakvisor inspect`: look into a guest that a `leakvisor run` on this host is running.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Look into a running guest from outside: processes, mappings, stacks, symbols.",
+        discussion: """
+            Talks to a monitor started with `leakvisor run` on this host (through its control socket in \
+            \(ControlEndpoint.directory)). The monitor pauses the guest's vCPUs for an exact view, reads \
+            the guest kernel's own data structures (located through the kernel's kallsyms and BTF), and \
+            resumes it. Nothing runs inside the guest.
+            """,
+        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self])
+
+    struct Common: ParsableArguments {
+        @Option(help: "PID of the leakvisor monitor to ask (default: the only one running).")
+        var session: Int32?
+
+        @Flag(help: "Print the answer as JSON.")
+        var json = false
+
+        func ask(_ request: ControlRequest) throws -> ControlResponse {
+            let response: ControlResponse
+            do {
+                response = try ControlClient.send(request, to: try ControlClient.resolve(session: session))
+            } catch {
+                throw InspectFailure(message: "\(error)")
+            }
+            if let error = response.error { throw InspectFailure(message: error) }
+            return response
+        }
+
+        func printJSON<T: Encodable>(_ value: T) throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        }
+    }
+
+    struct InspectFailure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    struct Processes: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ps", abstract: "List the guest's processes and kernel threads.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let list = try common.ask(.processes).processes ?? []
+            if common.json { return try common.printJSON(list) }
+            print("  PID  PPID S THR NAME             COMMAND")
+            for p in list {
+                let command = p.isKernelThread || p.arguments.isEmpty ? "[\(p.name)]" : p.arguments.joined(separator: " ")
+                print(pad(p.pid, 5) + " " + pad(p.parentPID, 5) + " " + p.state + " " + pad(p.threadIDs.count, 3) + " "
+                      + p.name.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + command)
+            }
+        }
+    }
+
+    struct Maps: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "maps", abstract: "Show a guest process's memory mappings, as /proc/PID/maps would.")
+        @Argument(help: "Guest PID.") var pid: Int32
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let maps = try common.ask(.mappings(pid: pid)).mappings ?? []
+            if common.json { return try common.printJSON(maps) }
+            for m in maps { print(m.procMapsLine) }
+        }
+    }
+
+    struct Stack: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "stack", abstract: "Unwind and symbolize every thread of a guest process (user and kernel frames).")
+        @Argument(help: "Guest PID.") var pid: Int32
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let stacks = try common.ask(.stacks(pid: pid)).stacks ?? []
+            if common.json { return try common.printJSON(stacks) }
+            for s in stacks {
+                print("Thread \(s.tid) (\(s.name)), user registers \(s.context):")
+                for (i, f) in s.userFrames.enumerated() { print("    #\(i) " + describe(f)) }
+                if !s.kernelFrames.isEmpty {
+                    print("  in the kernel:")
+                    for (i, f) in s.kernelFrames.enumerated() { print("    #\(i) " + describe(f)) }
+                }
+            }
+        }
+    }
+
+    struct Sym: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sym", abstract: "Symbolize a guest address: a kernel address, or a user address with --pid.")
+        @Argument(help: "Address (hex with 0x, or decimal).") var address: String
+        @Option(help: "The process a user-space address belongs to.") var pid: Int32?
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let text = address.lowercased()
+            guard let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text) else {
+                throw ValidationError("\(address) is not an address")
+            }
+            guard let frame = try common.ask(.symbol(address: value, pid: pid)).symbol else { return }
+            if common.json { return try common.printJSON(frame) }
+            print(describe(frame))
+        }
+    }
+}
+
+private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
+    let s = String(value)
+    return String(repeating: " ", count: max(0, width - s.count)) + s
+}
+
+/// `0x401d3e in lv_inner+0x1e /src/lv-blocked.c:13 (/usr/bin/lv-blocked-fp)`, LSan style.
+func describe(_ f: GuestStackFrame) -> String {
+    var line = "0x" + String(f.pc, radix: 16)
+    if let function = f.function {
+        line += " in " + function
+        if let offset = f.offset, offset != 0 { line += "+0x" + String(offset, radix: 16) }
+    }
+    if let file = f.file { line += " " + file + (f.line.map { ":\($0)" } ?? "") }
+    if let module = f.module { line += " (\(module))" }
+    return line
+}

@@ -1,0 +1,56 @@
+import Control
+import Foundation
+import Introspection
+import Synchronization
+import VMM
+
+/// Answers `leakvisor inspect` for the machine this monitor runs: pauses the guest, reads the
+/// kernel's structures through a `KernelView`, resumes. The kernel image is parsed once, on the
+/// first question (kallsyms and BTF from the vmlinux file).
+final class InspectionService: Sendable {
+    let machine: Machine
+    let vmlinuxPath: String
+    let symbols: GuestSymbolFiles
+    private let kernel = Mutex<GuestKernel?>(nil)
+
+    init(machine: Machine, vmlinuxPath: String, symbols: GuestSymbolFiles) {
+        self.machine = machine
+        self.vmlinuxPath = vmlinuxPath
+        self.symbols = symbols
+    }
+
+    func handle(_ request: ControlRequest) -> ControlResponse {
+        do {
+            let kernel = try loadedKernel()
+            return try machine.withGuestPaused { paused in
+                let view = try KernelView(kernel: kernel, memory: paused.memory, vcpus: paused.vcpus)
+                switch request {
+                case .processes:
+                    return ControlResponse(processes: try view.processes())
+                case .mappings(let pid):
+                    return ControlResponse(mappings: try view.mappings(of: pid))
+                case .stacks(let pid):
+                    return ControlResponse(stacks: try GuestStackReader(view: view, files: symbols).stacks(of: pid))
+                case .symbol(let address, let pid):
+                    if let pid {
+                        return ControlResponse(symbol: try GuestStackReader(view: view, files: symbols).symbolize(address, in: pid))
+                    }
+                    guard let (name, offset) = view.describe(kernelAddress: address) else {
+                        return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
+                    }
+                    return ControlResponse(symbol: GuestStackFrame(pc: address, function: name, offset: offset,
+                                                                   module: "vmlinux", method: "kernel symbol"))
+                }
+            }
+        } catch {
+            return ControlResponse(error: "\(error)")
+        }
+    }
+
+    private func loadedKernel() throws -> GuestKernel {
+        if let k = kernel.withLock({ $0 }) { return k }
+        let loaded = try GuestKernel.load(vmlinux: vmlinuxPath)
+        kernel.withLock { $0 = loaded }
+        return loaded
+    }
+}

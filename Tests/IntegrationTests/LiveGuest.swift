@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+
+/// A `leakvisor run --interactive` in progress: its console output as it arrives, a way to type
+/// into the guest, and its end. For tests that ask the monitor questions while the guest runs.
+final class LiveGuest: Sendable {
+    private let process: Process
+    private let input: FileHandle
+    private let output = LockedBuffer()
+    private let errors = LockedBuffer()
+    private let readers = DispatchGroup()
+
+    var pid: Int32 { process.processIdentifier }
+    var console: String { output.text }
+
+    init(_ arguments: [String]) throws {
+        guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
+        process = Process()
+        process.executableURL = exe
+        process.arguments = arguments
+        process.currentDirectoryURL = LeakVisorProcess.packageRoot
+        let out = Pipe(), err = Pipe(), inPipe = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = inPipe
+        input = inPipe.fileHandleForWriting
+        try process.run()
+        for (pipe, sink) in [(out, output), (err, errors)] {
+            readers.enter()
+            let group = readers
+            DispatchQueue.global().async {
+                let handle = pipe.fileHandleForReading
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    sink.append(chunk)
+                }
+                group.leave()
+            }
+        }
+    }
+
+    /// Waits until the console shows `marker`; false on timeout or if the monitor ended first.
+    func waitFor(_ marker: String, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            if console.contains(marker) { return true }
+            if !process.isRunning { return console.contains(marker) }
+            usleep(200_000)
+        }
+        return false
+    }
+
+    func type(_ text: String) { input.write(Data(text.utf8)) }
+
+    /// Waits for the monitor to end (killing it after `timeout`) and returns what it printed.
+    func finish(timeout: Double) -> LeakVisorProcess.Result {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while process.isRunning && Date() < deadline { usleep(200_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        readers.wait()
+        return LeakVisorProcess.Result(status: process.terminationStatus, stdout: console,
+                                       stderr: errors.text)
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+}
+
+/// Bytes appended by a reader thread and read by the test.
+final class LockedBuffer: Sendable {
+    private let data = Mutex(Data())
+    func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+    var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+}
