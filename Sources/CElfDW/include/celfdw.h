@@ -6,4 +6,6 @@
 #include <gelf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <elfutils/libdwelf.h>   // dwelf_elf_gnu_build_id
+#include <dwarf.h>                // DW_TAG_* and other DWARF constants
 #endif

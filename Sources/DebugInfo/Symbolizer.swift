@@ -1,0 +1,97 @@
+import CElfDW
+import Glibc
+
+/// Symbolizes program counters of one address space (a guest process) with libdwfl: the ELF files
+/// mapped in it are reported with their load bias, then addresses resolve to module, function,
+/// offset and, where the file has DWARF, source file and line. Files without debug information
+/// still give function names from `.symtab` / `.dynsym`.
+///
+/// Owns a libdwfl session (freed on release). Not thread-safe: use an instance, and any
+/// `StackUnwinder` made from it, from one thread at a time.
+public final class Symbolizer {
+    let session: DwflSession
+    public private(set) var modules: [SymbolizerModule] = []
+
+    public init() throws(DebugInfoError) {
+        session = try DwflSession()
+    }
+
+    /// Reports the host file `hostPath` as mapped in the address space with `loadBias` = runtime
+    /// address − link-time address (for `/proc/PID/maps` see `ELFFile.loadBias(mappingStart:)`).
+    /// For an ET_EXEC file the bias is always 0 and the argument is ignored. The file is checked
+    /// with `ELFFile` first; a module overlapping one already added is refused, so every address
+    /// has at most one module.
+    @discardableResult
+    public func addModule(name: String, hostPath: String, loadBias: UInt64) throws(DebugInfoError) -> SymbolizerModule {
+        let file = try ELFFile(path: hostPath)
+        guard let range = file.loadedAddressRange(loadBias: loadBias) else {
+            throw .moduleRejected(name: name, path: hostPath, reason: "no loadable segments at this bias")
+        }
+        if let other = modules.first(where: { range.overlaps($0.start..<$0.end) }) {
+            throw .moduleRejected(
+                name: name, path: hostPath,
+                reason: "\(hex(range.lowerBound))-\(hex(range.upperBound)) overlaps module \(other.name) "
+                    + "at \(hex(other.start))-\(hex(other.end))")
+        }
+        let module = try session.report(name: name, path: hostPath, bias: loadBias)
+        var start: Dwarf_Addr = 0
+        var end: Dwarf_Addr = 0
+        _ = dwfl_module_info(module, nil, &start, &end, nil, nil, nil, nil)
+        var bias: Dwarf_Addr = 0
+        let actualBias = dwfl_module_getelf(module, &bias) != nil ? bias : loadBias
+        let record = SymbolizerModule(name: name, hostPath: hostPath, start: start, end: end, loadBias: actualBias)
+        modules.append(record)
+        return record
+    }
+
+    /// The module, function and source position of `pc`, or nil if no module covers it. For a
+    /// return address use `StackFrame.lookupAddress` (pc − 1) or `symbolize(frame:)`.
+    public func symbolize(pc: UInt64) -> SymbolizedLocation? {
+        guard let module = session.module(containing: pc) else { return nil }
+        let moduleName = dwfl_module_info(module, nil, nil, nil, nil, nil, nil, nil).map { String(cString: $0) } ?? ""
+        var offset: GElf_Off = 0
+        var symbol = GElf_Sym()
+        let function = dwfl_module_addrinfo(module, pc, &offset, &symbol, nil, nil, nil).map { String(cString: $0) }
+        var file: String?
+        var line: Int?
+        var column: Int?
+        if let record = dwfl_module_getsrc(module, pc) {
+            var lineNumber: Int32 = 0
+            var columnNumber: Int32 = 0
+            if let name = dwfl_lineinfo(record, nil, &lineNumber, &columnNumber, nil, nil) {
+                file = String(cString: name)
+                line = lineNumber > 0 ? Int(lineNumber) : nil
+                column = columnNumber > 0 ? Int(columnNumber) : nil
+            }
+        }
+        let inline = Self.inlineScope(module: module, pc: pc)
+        return SymbolizedLocation(
+            address: pc, module: moduleName, function: function, functionOffset: function == nil ? 0 : offset,
+            file: file, line: line, column: column, isInline: inline.isInline, inlinedFunction: inline.name)
+    }
+
+    /// `symbolize(pc:)` at the frame's lookup address (pc − 1 for return addresses).
+    public func symbolize(frame: StackFrame) -> SymbolizedLocation? {
+        symbolize(pc: frame.lookupAddress)
+    }
+
+    /// Whether `pc` is in an inlined subroutine (innermost DWARF scope before the enclosing
+    /// subprogram), and its name.
+    private static func inlineScope(module: OpaquePointer, pc: UInt64) -> (isInline: Bool, name: String?) {
+        var bias: Dwarf_Addr = 0
+        guard let unit = dwfl_module_addrdie(module, pc, &bias) else { return (false, nil) }
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(unit, pc &- bias, &scopes)
+        defer { free(scopes) }
+        guard count > 0, let scopes else { return (false, nil) }
+        for index in 0..<Int(count) {
+            switch dwarf_tag(scopes + index) {
+            case Int32(DW_TAG_subprogram): return (false, nil)
+            case Int32(DW_TAG_inlined_subroutine):
+                return (true, dwarf_diename(scopes + index).map { String(cString: $0) })
+            default: continue
+            }
+        }
+        return (false, nil)
+    }
+}
