@@ -1,5 +1,8 @@
-/// Stacks and symbols of guest processes: user registers from the kernel's saved context,
-/// unwinding and DWARF symbolization through libdw over the guest's memory.
+import DebugInfo
+
+/// Stacks and symbols of guest processes: user registers from the vCPU or the kernel's saved
+/// context, unwinding (DWARF CFI, else frame pointers) and symbolization (function, file:line)
+/// through libdw over the guest's own memory, with the host's copies of the mapped ELF files.
 public struct GuestStackReader {
     public let view: KernelView
     public let files: GuestSymbolFiles
@@ -9,13 +12,22 @@ public struct GuestStackReader {
         self.files = files
     }
 
+    /// Every thread of process `pid`: user frames, and kernel frames when it is in the kernel.
     public func stacks(of pid: Int32) throws(IntrospectionError) -> [GuestThreadStack] {
         let leader = try view.process(pid)
-        let threads = try view.tasks().filter { $0.tgid == leader.tgid }
+        let space = try view.userSpace(of: leader)
+        let symbolizer = try self.symbolizer(for: leader)
+        let unwinder: StackUnwinder
+        do { unwinder = try StackUnwinder(symbolizer: symbolizer) } catch { throw .kernelImage("libdwfl: \(error)") }
         var result: [GuestThreadStack] = []
-        for thread in threads {
+        for thread in try view.tasks() where thread.tgid == leader.tgid {
             let (registers, source) = try view.userRegisters(of: thread)
-            let frames = [GuestStackFrame(pc: registers.rip, method: "registers")]
+            let trace = unwinder.unwind(registers: RegisterSet(registers)) { address in
+                try? space.load(UInt64.self, at: GuestVirtualAddress(address))
+            }
+            let frames = trace.frames.map { frame in
+                Self.frame(frame.pc, symbolizer.symbolize(frame: frame), method: Self.describe(frame.method))
+            }
             let kernelFrames = source == .savedAtKernelEntry ? try view.kernelStack(of: thread) : []
             result.append(GuestThreadStack(tid: thread.pid, name: thread.name, context: source.description,
                                            userFrames: frames, kernelFrames: kernelFrames))
@@ -23,7 +35,44 @@ public struct GuestStackReader {
         return result
     }
 
+    /// Function and source line of a user address in process `pid`.
     public func symbolize(_ address: UInt64, in pid: Int32) throws(IntrospectionError) -> GuestStackFrame {
-        GuestStackFrame(pc: address, method: "address")
+        let symbolizer = try self.symbolizer(for: try view.process(pid))
+        return Self.frame(address, symbolizer.symbolize(pc: address), method: "address")
+    }
+
+    /// A libdwfl session with every ELF file the process maps (from its VMAs) at its load bias.
+    func symbolizer(for task: GuestTask) throws(IntrospectionError) -> Symbolizer {
+        let symbolizer: Symbolizer
+        do { symbolizer = try Symbolizer() } catch { throw .kernelImage("libdwfl: \(error)") }
+        var done: Set<String> = []
+        for mapping in try view.mappings(of: task) where mapping.path.hasPrefix("/") && mapping.fileOffset == 0 {
+            guard done.insert(mapping.path).inserted, let host = files.hostPath(forGuest: mapping.path),
+                  let elf = try? ELFFile(path: host), let bias = elf.loadBias(mappingStart: mapping.start) else { continue }
+            _ = try? symbolizer.addModule(name: mapping.path, hostPath: host, loadBias: bias)
+        }
+        return symbolizer
+    }
+
+    static func frame(_ pc: UInt64, _ location: SymbolizedLocation?, method: String) -> GuestStackFrame {
+        GuestStackFrame(pc: pc, function: location?.function, offset: location?.functionOffset,
+                        module: location?.module, file: location?.file, line: location?.line, method: method)
+    }
+
+    static func describe(_ method: FrameMethod) -> String {
+        switch method {
+        case .initial: return "registers"
+        case .cfi: return "cfi"
+        case .framePointer: return "frame pointer"
+        }
+    }
+}
+
+extension RegisterSet {
+    init(_ r: GeneralRegisters) {
+        self.init()
+        rax = r.rax; rdx = r.rdx; rcx = r.rcx; rbx = r.rbx; rsi = r.rsi; rdi = r.rdi; rbp = r.rbp; rsp = r.rsp
+        r8 = r.r8; r9 = r.r9; r10 = r.r10; r11 = r.r11; r12 = r.r12; r13 = r.r13; r14 = r.r14; r15 = r.r15
+        rip = r.rip
     }
 }

@@ -1,3 +1,4 @@
+import DebugInfo
 import Foundation
 
 /// Where the host keeps the files a guest maps, for symbols and DWARF: files placed in the guest
@@ -19,10 +20,7 @@ public struct GuestSymbolFiles: Sendable {
     /// The host file for a guest path, if one is known.
     public func hostPath(forGuest path: String) -> String? {
         if let host = explicit[path] { return host }
-        for root in roots {
-            let candidate = root + path
-            if FileManager.default.isReadableFile(atPath: candidate) { return candidate }
-        }
+        if let found = SymbolSearchPath(directories: roots).hostFile(forGuestPath: path) { return found }
         if hostCopies.contains(where: { path.hasPrefix($0) }), FileManager.default.isReadableFile(atPath: path) { return path }
         return nil
     }

@@ -1,6 +1,6 @@
 /// Collects the entries of a kernel maple tree (Linux 6.1+ keeps a process's VMAs in
 /// `mm->mm_mt`). Node layouts come from BTF; encoded node pointers carry the node type in bits
-/// 3-6. Untrusted: depth, node count and every pointer are checked.
+/// 3-6, the root pointer also xa_mk_node()'s internal-entry bits. Untrusted: depth, node count and every pointer are checked.
 struct MapleTreeWalker {
     let view: KernelView
     static let maximumDepth = 16
@@ -61,7 +61,7 @@ struct MapleTreeWalker {
                 out.append(slot)
             } else {
                 let childMax = i < pivotCount && pivots[i] != 0 ? pivots[i] : max
-                guard Self.isNode(slot) else { throw .inconsistent("maple internal slot is not a node") }
+                // Child slots are encoded nodes (node | type << 3 | 4); only the root carries xa_mk_node's 2.
                 try walk(slot, max: childMax, depth: depth + 1, nodes: &nodes, into: &out)
             }
         }
