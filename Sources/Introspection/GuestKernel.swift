@@ -3,9 +3,12 @@
 public final class GuestKernel: Sendable {
     public let symbols: KernelSymbols
     public let layout: KernelLayout
+    /// An ELF image of this kernel with DWARF, for file:line of kernel frames (optional).
+    public let debugFile: String?
 
-    public init(symbols: KernelSymbols, layout: KernelLayout) {
+    public init(symbols: KernelSymbols, layout: KernelLayout, debugFile: String? = nil) {
         self.symbols = symbols
         self.layout = layout
+        self.debugFile = debugFile
     }
 }

@@ -4,8 +4,10 @@ import Foundation
 extension GuestKernel {
     /// Reads what introspection needs from the guest kernel's ELF image (the default image's
     /// vmlinux, or one given with --kernel): kallsyms from its loaded segments (Debian's vmlinux
-    /// has no symbol table) and structure layouts from its `.BTF` section.
-    public static func load(vmlinux path: String) throws(IntrospectionError) -> GuestKernel {
+    /// has no symbol table) and structure layouts from its `.BTF` section. `symbolFile` replaces
+    /// kallsyms with a System.map or an ELF symbol table; an ELF with DWARF (the -dbg package's
+    /// vmlinux) also gives kernel frames file:line.
+    public static func load(vmlinux path: String, symbolFile: String? = nil) throws(IntrospectionError) -> GuestKernel {
         DebugInfo.ensureLibraryInitialised()
         let elf: ELFFile
         do { elf = try ELFFile(path: path) } catch { throw .kernelImage("\(path): \(error)") }
@@ -26,8 +28,13 @@ extension GuestKernel {
             image.replaceSubrange(at..<at + size, with: file[start..<start + size])
         }
         let symbols: KernelSymbols
-        do { symbols = KernelSymbols(kallsyms: try Kallsyms.locate(in: image, base: low)) } catch {
-            throw .kernelImage("\(path): \(error)")
+        var debugFile: String?
+        if let symbolFile {
+            (symbols, debugFile) = try loadSymbolFile(symbolFile)
+        } else {
+            do { symbols = KernelSymbols(kallsyms: try Kallsyms.locate(in: image, base: low)) } catch {
+                throw .kernelImage("\(path): \(error)")
+            }
         }
         let btfBytes: [UInt8]
         do {
@@ -41,9 +48,26 @@ extension GuestKernel {
             throw .kernelImage("\(path): \(error)")
         }
         do {
-            return GuestKernel(symbols: symbols, layout: try KernelLayout(btf: try BTF(data: btfBytes)))
+            return GuestKernel(symbols: symbols, layout: try KernelLayout(btf: try BTF(data: btfBytes)), debugFile: debugFile)
         } catch {
             throw .layout(error)
         }
+    }
+
+    /// An ELF symbol table (and its DWARF, if any) or a System.map text file.
+    static func loadSymbolFile(_ path: String) throws(IntrospectionError) -> (KernelSymbols, String?) {
+        let table: SymbolTable
+        var debugFile: String?
+        if let elf = try? ELFFile(path: path) {
+            do { table = try elf.symbolTable() } catch { throw .kernelImage("\(path): \(error)") }
+            debugFile = (try? elf.section(named: ".debug_line")) != nil ? path : nil
+        } else {
+            do { table = try SystemMap(path: path).table } catch { throw .kernelImage("\(path): \(error)") }
+        }
+        // Debian's own System.map is a one-line stub pointing at the -dbg package.
+        guard table.count >= 1000 else {
+            throw .kernelImage("\(path) holds only \(table.count) symbols (a stub System.map?); give the -dbg package's System.map or vmlinux")
+        }
+        return (KernelSymbols(table: table), debugFile)
     }
 }

@@ -1,3 +1,5 @@
+import DebugInfo
+
 /// The guest kernel's symbols at their link-time addresses: by name, and nearest-preceding
 /// lookup for symbolizing kernel addresses. Per-CPU symbols (absolute offsets) are kept apart.
 public struct KernelSymbols: Sendable {
@@ -32,15 +34,13 @@ public struct KernelSymbols: Sendable {
         self.init(kallsyms.entries.map { Symbol(address: $0.address, type: $0.type, name: $0.name) })
     }
 
-    /// Parses `System.map` text (`ADDRESS TYPE NAME` lines); other lines are skipped.
-    public init(systemMap text: String) {
-        var symbols: [Symbol] = []
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard parts.count >= 3, let address = UInt64(parts[0], radix: 16), let type = parts[1].first else { continue }
-            symbols.append(Symbol(address: address, type: type, name: String(parts[2])))
-        }
-        self.init(symbols)
+    /// From a System.map or an ELF symbol table (e.g. the -dbg package's vmlinux), read by DebugInfo.
+    public init(table: SymbolTable) {
+        self.init(table.symbols.map { s in
+            let letter: Character = s.kind == .function ? "t" : s.kind == .object ? "d" : "?"
+            let global = s.binding == .global || s.binding == .weak
+            return Symbol(address: s.address, type: global ? Character(letter.uppercased()) : letter, name: s.name)
+        })
     }
 
     public func address(of name: String) -> UInt64? { byName[name]?.address }

@@ -115,6 +115,7 @@ public final class Machine: @unchecked Sendable {
         for vcpu in vcpus {
             let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
             let thread = Thread {
+                VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
                 VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory), memory: memory).run()
             }

@@ -12,6 +12,16 @@ enum VCPUKick {
         sigaction(signalNumber, &action, nil)
     }
 
+    /// Unblocks the kick signal for the calling (vCPU) thread: a monitor started by a process that
+    /// blocks signals (test harnesses, some supervisors) inherits that mask, and a blocked kick
+    /// would never interrupt KVM_RUN.
+    static func acceptKicksOnThisThread() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signalNumber)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
     static func kick(_ thread: pthread_t) {
         pthread_kill(thread, signalNumber)
     }
