@@ -1,3 +1,5 @@
+import DebugInfo
+
 /// Where a thread's user-mode registers were found.
 public enum UserContextSource: Sendable, Equatable, CustomStringConvertible {
     /// The thread is running in user mode on this vCPU: its registers are the vCPU's.
@@ -64,13 +66,20 @@ extension KernelView {
         guard sp >= task.stack, sp < top else { return [] }
         let words = try bytes(sp, Int(top - sp), "kernel stack")
         var frames: [GuestStackFrame] = []
+        let lines = kernel.debugFile.flatMap { path -> Symbolizer? in
+            guard let s = try? Symbolizer(), (try? s.addModule(name: "vmlinux", hostPath: path, loadBias: 0)) != nil else { return nil }
+            return s
+        }
         var i = 0
         while i + 8 <= words.count, frames.count < limit {
             let value = words[i..<i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             i += 8
             guard value >= 0xFFFF_FFFF_8000_0000, let (name, offset) = describe(kernelAddress: value), offset > 0,
                   followsCall(value) else { continue }
-            frames.append(GuestStackFrame(pc: value, function: name, offset: offset, module: "vmlinux", method: "kernel stack scan"))
+            // A debug vmlinux is linked at the unslid addresses; return addresses look up the call.
+            let location = lines?.symbolize(pc: value &- slide &- 1)
+            frames.append(GuestStackFrame(pc: value, function: name, offset: offset, module: "vmlinux",
+                                          file: location?.file, line: location?.line, method: "kernel stack scan"))
         }
         return frames
     }

@@ -10,12 +10,14 @@ import VMM
 final class InspectionService: Sendable {
     let machine: Machine
     let vmlinuxPath: String
+    let kernelSymbolFile: String?
     let symbols: GuestSymbolFiles
     private let kernel = Mutex<GuestKernel?>(nil)
 
-    init(machine: Machine, vmlinuxPath: String, symbols: GuestSymbolFiles) {
+    init(machine: Machine, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles) {
         self.machine = machine
         self.vmlinuxPath = vmlinuxPath
+        self.kernelSymbolFile = kernelSymbolFile
         self.symbols = symbols
     }
 
@@ -49,7 +51,7 @@ final class InspectionService: Sendable {
 
     private func loadedKernel() throws -> GuestKernel {
         if let k = kernel.withLock({ $0 }) { return k }
-        let loaded = try GuestKernel.load(vmlinux: vmlinuxPath)
+        let loaded = try GuestKernel.load(vmlinux: vmlinuxPath, symbolFile: kernelSymbolFile)
         kernel.withLock { $0 = loaded }
         return loaded
     }

@@ -50,6 +50,11 @@ struct RunCommand: ParsableCommand {
         valueName: "DIR"))
     var symbolDirectories: [String] = []
 
+    @Option(name: .customLong("kernel-symbols"), help: ArgumentHelp(
+        "Kernel symbols for introspection instead of the kernel's own kallsyms: a full System.map, or an ELF vmlinux with a symbol table (with DWARF, kernel frames get file:line), e.g. from the linux-image-*-dbg package.",
+        valueName: "FILE"))
+    var kernelSymbols: String?
+
     @Option(help: "Stop the guest after this many seconds.")
     var timeout: Double?
 

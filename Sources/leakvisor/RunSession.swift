@@ -82,7 +82,8 @@ struct RunSession {
         for spec in (try? options.additions.map(HostFileSpec.init(parsing:))) ?? [] {
             files.explicit[spec.guest] = HostPathArgument.absolute(spec.host)
         }
-        let service = InspectionService(machine: machine, vmlinuxPath: vmlinux, symbols: files)
+        let service = InspectionService(machine: machine, vmlinuxPath: vmlinux,
+                                        kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: files)
         do {
             return try ControlServer(handler: { service.handle($0) })
         } catch {

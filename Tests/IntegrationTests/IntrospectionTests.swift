@@ -93,10 +93,12 @@ struct IntrospectionTests {
             // The thread is blocked reading a pipe: its kernel stack shows the pipe read path.
             #expect(stack.contains("pipe_read"), "\(tag) kernel frames in\n\(stack)")
 
-            // sym: a user address of this process, and a kernel address from its stack.
+            // sym: a user address of this process (the return address minus one lies in the call
+            // instruction, so it gives the call's line), and a kernel address from its stack.
             if let inner = frames.first(where: { $0.contains(" in lv_inner") }),
-               let address = inner.split(separator: " ").first(where: { $0.hasPrefix("0x") }) {
-                let sym = try inspect(["sym", String(address), "--pid", "\(pid)"] + session)
+               let text = inner.split(separator: " ").first(where: { $0.hasPrefix("0x") }),
+               let returnAddress = UInt64(text.dropFirst(2), radix: 16) {
+                let sym = try inspect(["sym", "0x" + String(returnAddress - 1, radix: 16), "--pid", "\(pid)"] + session)
                 let line = try markLine("inner-read")
                 #expect(sym.contains("lv_inner") && sym.contains("lv-blocked.c:\(line)"), "\(sym)")
             }

@@ -1,3 +1,4 @@
+import Foundation
 import Introspection
 import Testing
 
@@ -24,5 +25,33 @@ import Testing
     @Test func aFileWithoutKernelSegmentsIsATypedError() throws {
         #expect(throws: IntrospectionError.self) { try GuestKernel.load(vmlinux: "/bin/true") }
         #expect(throws: IntrospectionError.self) { try GuestKernel.load(vmlinux: "/nonexistent/vmlinux") }
+    }
+}
+
+/// `--kernel-symbols`: a System.map replaces kallsyms; Debian's stub System.map is refused.
+@Suite struct KernelSymbolFileTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lv-systemmap-\(UUID().uuidString)").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aFullSystemMapIsUsed() throws {
+        var text = "0000000000000000 D fixed_percpu_data\n000000000001fb80 D current_task\n"
+        for i in 0..<2000 { text += String(format: "ffffffff81%06x T function_%d\n", i * 16, i) }
+        text += "ffffffff81c00080 T entry_SYSCALL_64\n"
+        let path = try write(text)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let kernel = try GuestKernel.load(vmlinux: TestKernelImage.path, symbolFile: path)
+        #expect(kernel.symbols.address(of: "entry_SYSCALL_64") == 0xFFFF_FFFF_81C0_0080)
+        #expect(kernel.symbols.perCPU["current_task"] == 0x1FB80)
+        #expect(kernel.symbols.symbol(containing: 0xFFFF_FFFF_8100_0013)?.symbol.name == "function_1")
+        #expect(kernel.debugFile == nil)
+    }
+
+    @Test func debiansStubSystemMapIsRefused() throws {
+        let path = try write("ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(throws: IntrospectionError.self) { try GuestKernel.load(vmlinux: TestKernelImage.path, symbolFile: path) }
     }
 }
