@@ -5,10 +5,13 @@ public final class GuestKernel: Sendable {
     public let layout: KernelLayout
     /// An ELF image of this kernel with DWARF, for file:line of kernel frames (optional).
     public let debugFile: String?
+    /// The kernel's ORC unwind tables, when the image has them.
+    public let orc: KernelORC?
 
-    public init(symbols: KernelSymbols, layout: KernelLayout, debugFile: String? = nil) {
+    public init(symbols: KernelSymbols, layout: KernelLayout, debugFile: String? = nil, orc: KernelORC? = nil) {
         self.symbols = symbols
         self.layout = layout
         self.debugFile = debugFile
+        self.orc = orc
     }
 }

@@ -48,7 +48,9 @@ extension GuestKernel {
             throw .kernelImage("\(path): \(error)")
         }
         do {
-            return GuestKernel(symbols: symbols, layout: try KernelLayout(btf: try BTF(data: btfBytes)), debugFile: debugFile)
+            let layout = try KernelLayout(btf: try BTF(data: btfBytes))
+            return GuestKernel(symbols: symbols, layout: layout, debugFile: debugFile,
+                               orc: try? loadORC(elf, layout: layout))
         } catch {
             throw .layout(error)
         }
@@ -69,5 +71,12 @@ extension GuestKernel {
             throw .kernelImage("\(path) holds only \(table.count) symbols (a stub System.map?); give the -dbg package's System.map or vmlinux")
         }
         return (KernelSymbols(table: table), debugFile)
+    }
+
+    /// `.orc_unwind_ip` + `.orc_unwind`; nil (stack scan instead) when absent or malformed.
+    static func loadORC(_ elf: ELFFile, layout: KernelLayout) throws -> KernelORC? {
+        guard let entryLayout = layout.orc, let ips = try elf.section(named: ".orc_unwind_ip"),
+              let entries = try elf.section(named: ".orc_unwind") else { return nil }
+        return try KernelORC(ipSection: ips.bytes, ipAddress: ips.address, entrySection: entries.bytes, layout: entryLayout)
     }
 }

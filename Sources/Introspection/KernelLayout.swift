@@ -31,7 +31,20 @@ public struct KernelLayout: Sendable {
         public var offsets: [String: Int] = [:]
     }
 
+    /// `struct orc_entry` (packed; bitfields in the 32-bit word at `flagsByte`), if the kernel has ORC.
+    public struct ORCEntry: Sendable {
+        public var size = 0, spOffset = 0, bpOffset = 0, flagsByte = 0
+        public var spRegisterBit = 0, bpRegisterBit = 0, typeBit = 0, typeWidth = 0
+        public var endBit: Int?
+    }
+    /// `struct inactive_task_frame`: what `__switch_to_asm` leaves at a sleeping task's `thread.sp`.
+    public struct SwitchFrame: Sendable {
+        public var size = 0, bp = 0, returnAddress = 0
+    }
+
     public var task = TaskStruct()
+    public var orc: ORCEntry?
+    public var switchFrame = SwitchFrame()
     public var mm = MMStruct()
     public var vma = VMArea()
     public var maple = MapleNode()
@@ -107,6 +120,25 @@ public struct KernelLayout: Sendable {
         files.vfsmountRoot = try at("vfsmount", "mnt_root")
         files.specialMappingName = try at("vm_special_mapping", "name")
 
+        switchFrame.size = try btf.size(ofStructure: "inactive_task_frame")
+        switchFrame.bp = try at("inactive_task_frame", "bp")
+        switchFrame.returnAddress = try at("inactive_task_frame", "ret_addr")
+        if let size = try? btf.size(ofStructure: "orc_entry") {
+            var o = ORCEntry()
+            o.size = size
+            o.spOffset = try at("orc_entry", "sp_offset")
+            o.bpOffset = try at("orc_entry", "bp_offset")
+            let spReg = try btf.member("orc_entry", path: "sp_reg")
+            let bpReg = try btf.member("orc_entry", path: "bp_reg")
+            let type = try btf.member("orc_entry", path: "type")
+            o.flagsByte = spReg.offset
+            o.spRegisterBit = spReg.bitOffset - 8 * spReg.offset
+            o.bpRegisterBit = bpReg.bitOffset - 8 * spReg.offset
+            o.typeBit = type.bitOffset - 8 * spReg.offset
+            o.typeWidth = type.bitfieldSize ?? 0
+            if let end = try? btf.member("orc_entry", path: "end") { o.endBit = end.bitOffset - 8 * spReg.offset }
+            orc = o
+        }
         ptRegs.size = try btf.size(ofStructure: "pt_regs")
         for name in ["r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di",
                      "orig_ax", "ip", "cs", "flags", "sp", "ss"] {

@@ -56,30 +56,38 @@ extension KernelView {
         throw .noUserContext(pid: task.pid, why: "no user frame at the top of its kernel stack")
     }
 
-    /// Kernel return addresses on a task's kernel stack that follow a call instruction, from its
-    /// saved stack pointer upwards, symbolized. (The kernel uses ORC, not frame pointers; this
-    /// scan is what its own "?"-marked stack dumps do, restricted to real call sites.)
+    /// A sleeping task's kernel frames, symbolized: unwound with the kernel's ORC tables when the
+    /// image has them; otherwise return addresses on its kernel stack that follow a call
+    /// instruction (what the kernel's own "?"-marked stack dumps show).
     public func kernelStack(of task: GuestTask, limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
         guard task.stack >= 0xFFFF_8000_0000_0000 else { return [] }
+        let lines = kernel.debugFile.flatMap { path -> Symbolizer? in
+            guard let s = try? Symbolizer(), (try? s.addModule(name: "vmlinux", hostPath: path, loadBias: 0)) != nil else { return nil }
+            return s
+        }
+        func frame(_ pc: UInt64, _ method: String) -> GuestStackFrame? {
+            guard let (name, offset) = describe(kernelAddress: pc) else { return nil }
+            // A debug vmlinux is linked at the unslid addresses; return addresses look up the call.
+            let location = lines?.symbolize(pc: pc &- slide &- 1)
+            return GuestStackFrame(pc: pc, function: name, offset: offset, module: "vmlinux",
+                                   file: location?.file, line: location?.line, method: method)
+        }
+        if let orc = kernel.orc {
+            let ips = try KernelStackUnwinder(view: self, orc: orc).unwind(task, limit: limit)
+            return ips.compactMap { frame($0, "orc") }
+        }
         let sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp")
         let top = task.stack &+ (16 << 10) &- UInt64(kernel.layout.ptRegs.size)
         guard sp >= task.stack, sp < top else { return [] }
         let words = try bytes(sp, Int(top - sp), "kernel stack")
         var frames: [GuestStackFrame] = []
-        let lines = kernel.debugFile.flatMap { path -> Symbolizer? in
-            guard let s = try? Symbolizer(), (try? s.addModule(name: "vmlinux", hostPath: path, loadBias: 0)) != nil else { return nil }
-            return s
-        }
         var i = 0
         while i + 8 <= words.count, frames.count < limit {
             let value = words[i..<i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             i += 8
-            guard value >= 0xFFFF_FFFF_8000_0000, let (name, offset) = describe(kernelAddress: value), offset > 0,
+            guard value >= 0xFFFF_FFFF_8000_0000, let f = frame(value, "kernel stack scan"), (f.offset ?? 0) > 0,
                   followsCall(value) else { continue }
-            // A debug vmlinux is linked at the unslid addresses; return addresses look up the call.
-            let location = lines?.symbolize(pc: value &- slide &- 1)
-            frames.append(GuestStackFrame(pc: value, function: name, offset: offset, module: "vmlinux",
-                                          file: location?.file, line: location?.line, method: "kernel stack scan"))
+            frames.append(f)
         }
         return frames
     }

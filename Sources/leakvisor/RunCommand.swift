@@ -50,6 +50,11 @@ struct RunCommand: ParsableCommand {
         valueName: "DIR"))
     var symbolDirectories: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "The ELF vmlinux of the running kernel, for introspection (kallsyms and BTF) when --kernel is a bzImage. Default: --kernel itself, or the default image's vmlinux.",
+        valueName: "FILE"))
+    var vmlinux: String?
+
     @Option(name: .customLong("kernel-symbols"), help: ArgumentHelp(
         "Kernel symbols for introspection instead of the kernel's own kallsyms: a full System.map, or an ELF vmlinux with a symbol table (with DWARF, kernel frames get file:line), e.g. from the linux-image-*-dbg package.",
         valueName: "FILE"))

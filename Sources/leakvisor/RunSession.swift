@@ -75,7 +75,7 @@ struct RunSession {
     /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
     func startControlServer(machine: Machine) -> ControlServer? {
         let image = GuestImageLocator.defaultDirectory()
-        guard let vmlinux = options.kernel ?? image?.appendingPathComponent("vmlinux").path else { return nil }
+        guard let vmlinux = options.vmlinux ?? options.kernel ?? image?.appendingPathComponent("vmlinux").path else { return nil }
         var files = GuestSymbolFiles(roots: options.symbolDirectories.map { HostPathArgument.absolute($0) },
                                      hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
         if let rootfs = image?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }

@@ -22,6 +22,19 @@ import Testing
         #expect(found.symbol.name == "entry_SYSCALL_64" && found.offset == 5)
     }
 
+    @Test func readsTheORCUnwindTables() throws {
+        let kernel = try GuestKernel.load(vmlinux: TestKernelImage.path)
+        let orc = try #require(kernel.orc)
+        #expect(orc.count > 100_000)
+        // Inside an ordinary C function: a call frame whose CFA is computed from SP.
+        let schedule = try #require(kernel.symbols.address(of: "schedule"))
+        let entry = try #require(orc.entry(for: schedule + 0x20))
+        #expect(entry.kind == .call)
+        #expect(entry.spOffset > 0 && entry.spOffset % 8 == 0)
+        // Before the kernel's text there is no entry.
+        #expect(orc.entry(for: 0xFFFF_FFFF_8000_0000) == nil)
+    }
+
     @Test func aFileWithoutKernelSegmentsIsATypedError() throws {
         #expect(throws: IntrospectionError.self) { try GuestKernel.load(vmlinux: "/bin/true") }
         #expect(throws: IntrospectionError.self) { try GuestKernel.load(vmlinux: "/nonexistent/vmlinux") }

@@ -1,0 +1,71 @@
+/// Unwinds a sleeping task's kernel stack with the kernel's ORC tables, as the kernel's own
+/// unwinder does: start from the `inactive_task_frame` at `thread.sp`, then per frame find the
+/// entry for the return address, compute the caller's stack pointer (CFA) from SP or BP, read
+/// the return address below it, recover BP. Stops at the user-mode entry frame, at an `end`
+/// entry, at a frame without an entry, when the stack pointer does not rise, or off the stack.
+struct KernelStackUnwinder {
+    let view: KernelView
+    let orc: KernelORC
+
+    func unwind(_ task: GuestTask, limit: Int) throws(IntrospectionError) -> [UInt64] {
+        let layout = view.kernel.layout
+        let frame = try view.u64(task.address + UInt64(layout.task.threadSP), "task_struct.thread.sp")
+        let stackLow = task.stack, stackHigh = task.stack &+ (32 << 10)
+        guard frame >= stackLow, frame < stackHigh else { return [] }
+        var ip = try view.u64(frame + UInt64(layout.switchFrame.returnAddress), "inactive_task_frame.ret_addr")
+        var sp = frame + UInt64(layout.switchFrame.size)
+        var bp = try view.u64(frame + UInt64(layout.switchFrame.bp), "inactive_task_frame.bp")
+        var ips: [UInt64] = []
+        var returnAddress = true
+        while ips.count < limit, ip >= 0xFFFF_8000_0000_0000 {
+            ips.append(ip)
+            guard let entry = orc.entry(for: (ip &- view.slide) &- (returnAddress ? 1 : 0)) else { break }
+            if entry.kind == .end || entry.kind == .undefined { break }
+            var cfa: UInt64
+            switch entry.spRegister {
+            case KernelORC.Register.sp: cfa = sp &+ UInt64(bitPattern: Int64(entry.spOffset))
+            case KernelORC.Register.bp: cfa = bp &+ UInt64(bitPattern: Int64(entry.spOffset))
+            case KernelORC.Register.spIndirect: cfa = try read(sp) &+ UInt64(bitPattern: Int64(entry.spOffset))
+            case KernelORC.Register.bpIndirect: cfa = try read(bp &+ UInt64(bitPattern: Int64(entry.spOffset)))
+            default: return ips  // needs a register the sleeping frame did not save
+            }
+            guard cfa > sp || entry.kind != .call, cfa >= stackLow, cfa <= stackHigh else { break }
+            let previousSP = sp
+            switch entry.kind {
+            case .call:
+                ip = try read(cfa &- 8)
+                sp = cfa
+                returnAddress = true
+            case .registers:
+                // A full pt_regs at cfa: a kernel entry frame. User mode means the bottom.
+                let regs = layout.ptRegs.offsets
+                guard try read(cfa + UInt64(regs["cs"] ?? 0)) & 3 == 0 else { return ips }
+                ip = try read(cfa + UInt64(regs["ip"] ?? 0))
+                sp = try read(cfa + UInt64(regs["sp"] ?? 0))
+                if entry.bpRegister == KernelORC.Register.undefined { bp = try read(cfa + UInt64(regs["bp"] ?? 0)) }
+                returnAddress = false
+            case .partialRegisters:
+                // Only the iret frame (ip, cs, flags, sp, ss) lies at cfa.
+                let ipOffset = UInt64(layout.ptRegs.offsets["ip"] ?? 0)
+                let base = cfa &- ipOffset
+                guard try read(base + UInt64(layout.ptRegs.offsets["cs"] ?? 0)) & 3 == 0 else { return ips }
+                ip = try read(base + ipOffset)
+                sp = try read(base + UInt64(layout.ptRegs.offsets["sp"] ?? 0))
+                returnAddress = false
+            case .end, .undefined:
+                return ips
+            }
+            switch entry.bpRegister {
+            case KernelORC.Register.previousSP: bp = try read(cfa &+ UInt64(bitPattern: Int64(entry.bpOffset)))
+            case KernelORC.Register.bp where entry.kind == .call: bp = try read(bp &+ UInt64(bitPattern: Int64(entry.bpOffset)))
+            default: break
+            }
+            if entry.kind == .call && sp <= previousSP { break }
+        }
+        return ips
+    }
+
+    private func read(_ address: UInt64) throws(IntrospectionError) -> UInt64 {
+        try view.u64(address, "kernel stack")
+    }
+}
