@@ -28,7 +28,7 @@ public struct GuestStackReader {
             let frames = trace.frames.map { frame in
                 Self.frame(frame.pc, symbolizer.symbolize(frame: frame), method: Self.describe(frame.method))
             }
-            let kernelFrames = source == .savedAtKernelEntry ? try view.kernelStack(of: thread) : []
+            let kernelFrames = source == .savedAtKernelEntry ? try view.kernelStack(of: thread) : []  // in the kernel
             result.append(GuestThreadStack(tid: thread.pid, name: thread.name, context: source.description,
                                            userFrames: frames, kernelFrames: kernelFrames))
         }

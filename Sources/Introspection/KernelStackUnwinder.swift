@@ -1,5 +1,5 @@
-/// Unwinds a sleeping task's kernel stack with the kernel's ORC tables, as the kernel's own
-/// unwinder does: start from the `inactive_task_frame` at `thread.sp`, then per frame find the
+/// Unwinds a task's kernel stack with the kernel's ORC tables, as the kernel's own unwinder
+/// does: start from the `inactive_task_frame` at `thread.sp` (or the vCPU's registers), then per frame find the
 /// entry for the return address, compute the caller's stack pointer (CFA) from SP or BP, read
 /// the return address below it, recover BP. Stops at the user-mode entry frame, at an `end`
 /// entry, at a frame without an entry, when the stack pointer does not rise, or off the stack.
@@ -7,16 +7,25 @@ struct KernelStackUnwinder {
     let view: KernelView
     let orc: KernelORC
 
-    func unwind(_ task: GuestTask, limit: Int) throws(IntrospectionError) -> [UInt64] {
+    /// Unwinds from the task's saved switch frame, or from a vCPU's registers when the task is
+    /// running there in kernel mode.
+    func unwind(_ task: GuestTask, running registers: GeneralRegisters?, limit: Int) throws(IntrospectionError) -> [UInt64] {
         let layout = view.kernel.layout
-        let frame = try view.u64(task.address + UInt64(layout.task.threadSP), "task_struct.thread.sp")
         let stackLow = task.stack, stackHigh = task.stack &+ (32 << 10)
-        guard frame >= stackLow, frame < stackHigh else { return [] }
-        var ip = try view.u64(frame + UInt64(layout.switchFrame.returnAddress), "inactive_task_frame.ret_addr")
-        var sp = frame + UInt64(layout.switchFrame.size)
-        var bp = try view.u64(frame + UInt64(layout.switchFrame.bp), "inactive_task_frame.bp")
+        var ip: UInt64, sp: UInt64, bp: UInt64
+        var returnAddress: Bool
+        if let registers {
+            (ip, sp, bp, returnAddress) = (registers.rip, registers.rsp, registers.rbp, false)
+            guard sp >= stackLow, sp < stackHigh else { return [ip] }  // on an IRQ or exception stack
+        } else {
+            let frame = try view.u64(task.address + UInt64(layout.task.threadSP), "task_struct.thread.sp")
+            guard frame >= stackLow, frame < stackHigh else { return [] }
+            ip = try view.u64(frame + UInt64(layout.switchFrame.returnAddress), "inactive_task_frame.ret_addr")
+            sp = frame + UInt64(layout.switchFrame.size)
+            bp = try view.u64(frame + UInt64(layout.switchFrame.bp), "inactive_task_frame.bp")
+            returnAddress = true
+        }
         var ips: [UInt64] = []
-        var returnAddress = true
         while ips.count < limit, ip >= 0xFFFF_8000_0000_0000 {
             ips.append(ip)
             guard let entry = orc.entry(for: (ip &- view.slide) &- (returnAddress ? 1 : 0)) else { break }

@@ -56,7 +56,7 @@ extension KernelView {
         throw .noUserContext(pid: task.pid, why: "no user frame at the top of its kernel stack")
     }
 
-    /// A sleeping task's kernel frames, symbolized: unwound with the kernel's ORC tables when the
+    /// A task's kernel frames (sleeping, or running in kernel mode on a vCPU), symbolized: unwound with the kernel's ORC tables when the
     /// image has them; otherwise return addresses on its kernel stack that follow a call
     /// instruction (what the kernel's own "?"-marked stack dumps show).
     public func kernelStack(of task: GuestTask, limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
@@ -72,11 +72,14 @@ extension KernelView {
             return GuestStackFrame(pc: pc, function: name, offset: offset, module: "vmlinux",
                                    file: location?.file, line: location?.line, method: method)
         }
+        let current = try currentTasks()
+        let running = vcpus.first { $0.privilegeLevel == 0 && current[$0.index] == task.address }
         if let orc = kernel.orc {
-            let ips = try KernelStackUnwinder(view: self, orc: orc).unwind(task, limit: limit)
+            let ips = try KernelStackUnwinder(view: self, orc: orc).unwind(task, running: running?.registers, limit: limit)
             return ips.compactMap { frame($0, "orc") }
         }
-        let sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp")
+        var sp = running?.registers.rsp ?? 0
+        if running == nil { sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp") }
         let top = task.stack &+ (16 << 10) &- UInt64(kernel.layout.ptRegs.size)
         guard sp >= task.stack, sp < top else { return [] }
         let words = try bytes(sp, Int(top - sp), "kernel stack")

@@ -90,8 +90,16 @@ struct IntrospectionTests {
                 lastIndex = index
             }
             #expect(stack.contains(path.hasPrefix("/lv") ? "(\(path))" : "(\(path))"), "module names in\n\(stack)")
-            // The thread is blocked reading a pipe: its kernel stack shows the pipe read path.
-            #expect(stack.contains("pipe_read"), "\(tag) kernel frames in\n\(stack)")
+            // The thread is blocked reading a pipe: its kernel stack (unwound with ORC) is the
+            // read path, innermost first, down to the system-call entry.
+            let kernelPart = stack.components(separatedBy: "  in the kernel:").dropFirst().first ?? ""
+            let kernelFunctions = kernelPart.split(separator: "\n").compactMap { line -> String? in
+                guard let at = line.range(of: " in ") else { return nil }
+                return String(line[at.upperBound...].prefix { $0 != "+" && $0 != " " })
+            }
+            let readPath = ["schedule", "pipe_read", "vfs_read", "ksys_read", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"]
+            #expect(kernelFunctions.filter(readPath.contains) == readPath, "\(tag) kernel frames in\n\(stack)")
+            #expect(kernelFunctions.last == "entry_SYSCALL_64_after_hwframe", "\(tag) kernel frames in\n\(stack)")
 
             // sym: a user address of this process (the return address minus one lies in the call
             // instruction, so it gives the call's line), and a kernel address from its stack.
