@@ -19,6 +19,8 @@ meta=linux-image-cloud-amd64
 modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_dev
          virtio_pci_modern_dev virtio_console)
 programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
+# Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
+leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx)
 
 log() { echo "[guest-image] $*"; }
 die() { echo "[guest-image] error: $*" >&2; exit 1; }
@@ -27,7 +29,7 @@ as_root() {
     elif command -v sudo >/dev/null; then sudo "$@"
     else "$@"; fi
 }
-for tool in apt-cache apt-get dpkg-deb python3 lz4 gcc cpio gzip file; do
+for tool in apt-cache apt-get dpkg-deb python3 lz4 gcc g++ cpio gzip file; do
     command -v "$tool" >/dev/null || die "missing $tool (run scripts/setup.sh)"
 done
 mkdir -p "$out" "$cache/debs"
@@ -127,7 +129,25 @@ if [ ! -x "$out/host-bin/lv-hello-dynamic" ] || [ "$here/programs/lv-hello.c" -n
     gcc -O2 -g -Wall -Wextra -Werror -o "$out/host-bin/lv-hello-dynamic" "$here/programs/lv-hello.c"
     built=$((built + 1))
 fi
-log "programs: $built rebuilt (${programs[*]})"
+# Leak-detection programs: static in the image (/usr/bin/NAME), dynamic in
+# host-bin/NAME-dynamic (breakpoints in libc.so / libstdc++.so; valgrind on the host).
+leak_cflags=(-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror)
+for p in "${leak_programs[@]}"; do
+    case $p in
+    lv-leak-cxx) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
+    lv-leak-threads) src=$here/programs/$p.c cc=(gcc -pthread) ;;
+    *) src=$here/programs/$p.c cc=(gcc) ;;
+    esac
+    if [ ! -x "$out/guest-bin/$p" ] || [ "$src" -nt "$out/guest-bin/$p" ]; then
+        "${cc[@]}" -static "${leak_cflags[@]}" -o "$out/guest-bin/$p" "$src"
+        built=$((built + 1))
+    fi
+    if [ ! -x "$out/host-bin/$p-dynamic" ] || [ "$src" -nt "$out/host-bin/$p-dynamic" ]; then
+        "${cc[@]}" "${leak_cflags[@]}" -o "$out/host-bin/$p-dynamic" "$src"
+        built=$((built + 1))
+    fi
+done
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]})"
 
 # --- Initramfs ----------------------------------------------------------------
 busybox=/bin/busybox
@@ -147,7 +167,7 @@ done < <("$busybox" --list-full)
 [ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
-for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
+for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
 install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
 echo leakvisor >"$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
