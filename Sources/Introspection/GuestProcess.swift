@@ -63,7 +63,7 @@ public struct GuestStackFrame: Codable, Sendable, Equatable {
 public struct GuestThreadStack: Codable, Sendable, Equatable {
     public var tid: Int32
     public var name: String
-    /// Where its user registers came from: "vCPU N" (running in user mode) or "saved at kernel entry".
+    /// Where its user registers came from: a vCPU (running in user mode) or the kernel's saved `pt_regs`.
     public var context: String
     public var userFrames: [GuestStackFrame]
     public var kernelFrames: [GuestStackFrame]

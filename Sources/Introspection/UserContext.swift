@@ -10,8 +10,8 @@ public enum UserContextSource: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .vcpu(let n): return "running on vCPU \(n)"
-        case .savedAtKernelEntry: return "saved at kernel entry"
+        case .vcpu(let n): return "running in user mode on vCPU \(n)"
+        case .savedAtKernelEntry: return "in the kernel (user registers saved at kernel entry)"
         }
     }
 }

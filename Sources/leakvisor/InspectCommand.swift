@@ -84,7 +84,7 @@ struct InspectCommand: ParsableCommand {
             let stacks = try common.ask(.stacks(pid: pid)).stacks ?? []
             if common.json { return try common.printJSON(stacks) }
             for s in stacks {
-                print("Thread \(s.tid) (\(s.name)), user registers \(s.context):")
+                print("Thread \(s.tid) (\(s.name)), \(s.context):")
                 for (i, f) in s.userFrames.enumerated() { print("    #\(i) " + describe(f)) }
                 if !s.kernelFrames.isEmpty {
                     print("  in the kernel:")

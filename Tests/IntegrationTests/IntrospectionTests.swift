@@ -15,6 +15,7 @@ struct IntrospectionTests {
         for (tag, path) in Self.variants.sorted(by: { $0.key < $1.key }) {
             script += "\(path) >/dev/null & echo \"LV-PID \(tag) $!\"; PIDS=\"$PIDS $!\"\n"
         }
+        script += "lv-compute 100000000000 >/dev/null & echo \"LV-PID busy $!\"; PIDS=\"$PIDS $!\"\n"
         script += """
             sleep 1
             echo LV-PS-BEGIN; ps -o pid,ppid,stat,comm; echo LV-PS-END
@@ -110,6 +111,13 @@ struct IntrospectionTests {
                 let line = try markLine("inner-read")
                 #expect(sym.contains("lv_inner") && sym.contains("lv-blocked.c:\(line)"), "\(sym)")
             }
+        }
+        // A thread that computes: caught running in user mode on the vCPU, or in the kernel for a
+        // timer interrupt; either way its user frame is in lv-compute's main.
+        if let busy = pidLine(console, tag: "busy") {
+            let stack = try inspect(["stack", "\(busy)"] + session)
+            #expect(stack.contains(" in main") && stack.contains("lv-compute.c:"), "busy stack:\n\(stack)")
+            #expect(stack.contains("running in user mode on vCPU 0") || stack.contains("in the kernel"), "\(stack)")
         }
         let kernelFrame = try inspect(["stack", "\(pidLine(console, tag: "fp") ?? 1)"] + session)
             .split(separator: "\n").first { $0.contains("pipe_read") }
