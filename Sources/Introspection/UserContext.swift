@@ -61,16 +61,9 @@ extension KernelView {
     /// instruction (what the kernel's own "?"-marked stack dumps show).
     public func kernelStack(of task: GuestTask, limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
         guard task.stack >= 0xFFFF_8000_0000_0000 else { return [] }
-        let lines = kernel.debugFile.flatMap { path -> Symbolizer? in
-            guard let s = try? Symbolizer(), (try? s.addModule(name: "vmlinux", hostPath: path, loadBias: 0)) != nil else { return nil }
-            return s
-        }
+        let lines = kernelLineTable()
         func frame(_ pc: UInt64, _ method: String) -> GuestStackFrame? {
-            guard let (name, offset) = describe(kernelAddress: pc) else { return nil }
-            // A debug vmlinux is linked at the unslid addresses; return addresses look up the call.
-            let location = lines?.symbolize(pc: pc &- slide &- 1)
-            return GuestStackFrame(pc: pc, function: name, offset: offset, module: "vmlinux",
-                                   file: location?.file, line: location?.line, method: method)
+            kernelFrame(pc, isReturnAddress: true, method: method, lines: lines)
         }
         let current = try currentTasks()
         let running = vcpus.first { $0.privilegeLevel == 0 && current[$0.index] == task.address }
@@ -93,6 +86,23 @@ extension KernelView {
             frames.append(f)
         }
         return frames
+    }
+
+    /// libdwfl over the debug vmlinux, when one was given (for file:line of kernel addresses).
+    public func kernelLineTable() -> Symbolizer? {
+        kernel.debugFile.flatMap { path -> Symbolizer? in
+            guard let s = try? Symbolizer(), (try? s.addModule(name: "vmlinux", hostPath: path, loadBias: 0)) != nil else { return nil }
+            return s
+        }
+    }
+
+    /// A kernel address as a frame: symbol+offset, and file:line from `lines`. The debug vmlinux
+    /// is linked at unslid addresses; a return address is looked up at the call (pc − 1).
+    public func kernelFrame(_ pc: UInt64, isReturnAddress: Bool, method: String, lines: Symbolizer?) -> GuestStackFrame? {
+        guard let (name, offset) = describe(kernelAddress: pc) else { return nil }
+        let location = lines?.symbolize(pc: pc &- slide &- (isReturnAddress ? 1 : 0))
+        return GuestStackFrame(pc: pc, function: name, offset: offset, module: "vmlinux",
+                               file: location?.file, line: location?.line, method: method)
     }
 
     /// Whether the bytes before `address` are a near call (E8 rel32, FF /2 with ModRM forms).

@@ -37,11 +37,11 @@ final class InspectionService: Sendable {
                     if let pid {
                         return ControlResponse(symbol: try GuestStackReader(view: view, files: symbols).symbolize(address, in: pid))
                     }
-                    guard let (name, offset) = view.describe(kernelAddress: address) else {
+                    guard let frame = view.kernelFrame(address, isReturnAddress: false, method: "kernel symbol",
+                                                       lines: view.kernelLineTable()) else {
                         return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
                     }
-                    return ControlResponse(symbol: GuestStackFrame(pc: address, function: name, offset: offset,
-                                                                   module: "vmlinux", method: "kernel symbol"))
+                    return ControlResponse(symbol: frame)
                 }
             }
         } catch {
