@@ -41,7 +41,7 @@ let package = Package(
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
-        ]),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],
     swiftLanguageModes: [.v6]

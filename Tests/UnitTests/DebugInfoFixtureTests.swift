@@ -3,10 +3,8 @@ import Testing
 
 /// C fixtures for the DebugInfo tests, compiled with gcc at test time into a scratch directory.
 ///
-/// The sources live in Fixtures/debuginfo as hidden files (`.callchain.c`): SwiftPM treats a `.c`
-/// file inside this Swift test target as a mixed-language source (a build error) and any other
-/// extension as an unhandled file (a warning), but skips hidden files. With `exclude: ["Fixtures"]`
-/// on the UnitTests target in Package.swift they could be ordinary `callchain.c` files.
+/// The sources live in Fixtures/debuginfo, which Package.swift excludes from the test target
+/// (SwiftPM would otherwise take the `.c` files for sources of this Swift target).
 enum DebugInfoFixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/debuginfo").path
@@ -16,7 +14,7 @@ enum DebugInfoFixtures {
 
     /// The text of fixture `name` (for example `callchain.c`).
     static func source(_ name: String) throws -> String {
-        try String(contentsOfFile: directory + "/." + name, encoding: .utf8)
+        try String(contentsOfFile: directory + "/" + name, encoding: .utf8)
     }
 
     /// The 1-based line of fixture `name` containing `MARK:<marker>`.
