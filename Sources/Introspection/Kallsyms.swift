@@ -71,7 +71,7 @@ private struct Decoder {
         throw anchorCandidates().isEmpty ? .tokenTableNotFound : .symbolTableNotFound
     }
 
-    /// Start offsets of plausible token tables: 48 strings before each "0\01\0...9\0" run.
+    /// Plausible token-table starts: 8-byte aligned offsets just before the 48 tokens (0x00-0x2F) that precede each "0\01\0...9\0" run.
     func anchorCandidates() -> [Int] {
         let anchor: [UInt8] = Array("0\u{0}1\u{0}2\u{0}3\u{0}4\u{0}5\u{0}6\u{0}7\u{0}8\u{0}9\u{0}".utf8)
         guard let start = bytes.baseAddress else { return [] }
