@@ -39,7 +39,7 @@ struct BadInputTests {
 
     @Test(.enabled(if: LeakVisorProcess.imageBuilt)) func initrdLargerThanMemory() throws {
         let big = scratch.appendingPathComponent("big.cpio")
-        FileManager.default.createFile(atPath: big.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: big.path, contents: nil)
         let handle = try FileHandle(forWritingTo: big)
         try handle.truncate(atOffset: 200 << 20)
         try handle.close()
