@@ -132,17 +132,20 @@ fi
 # Leak-detection programs: static in the image (/usr/bin/NAME), dynamic in
 # host-bin/NAME-dynamic (breakpoints in libc.so / libstdc++.so; valgrind on the host).
 leak_cflags=(-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror)
+leak_header=$here/programs/lv-prog.h
+# Older than its source or than the shared header lv-prog.h.
+stale() { [ ! -x "$1" ] || [ "$2" -nt "$1" ] || [ "$leak_header" -nt "$1" ]; }
 for p in "${leak_programs[@]}"; do
     case $p in
     lv-leak-cxx) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
     lv-leak-threads) src=$here/programs/$p.c cc=(gcc -pthread) ;;
     *) src=$here/programs/$p.c cc=(gcc) ;;
     esac
-    if [ ! -x "$out/guest-bin/$p" ] || [ "$src" -nt "$out/guest-bin/$p" ]; then
+    if stale "$out/guest-bin/$p" "$src"; then
         "${cc[@]}" -static "${leak_cflags[@]}" -o "$out/guest-bin/$p" "$src"
         built=$((built + 1))
     fi
-    if [ ! -x "$out/host-bin/$p-dynamic" ] || [ "$src" -nt "$out/host-bin/$p-dynamic" ]; then
+    if stale "$out/host-bin/$p-dynamic" "$src"; then
         "${cc[@]}" "${leak_cflags[@]}" -o "$out/host-bin/$p-dynamic" "$src"
         built=$((built + 1))
     fi

@@ -39,26 +39,7 @@ void *volatile lv_null;
 // A string the compiler cannot see through (so strdup stays a call).
 const char *volatile lv_text = "leakvisor";
 
-__attribute__((format(printf, 1, 2))) static void lv_say(const char *fmt, ...)
-{
-    char line[200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n >= (int)sizeof line)
-        n = sizeof line - 1;
-    if (write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(2);
-}
-
-__attribute__((noinline)) static void lv_fail(const char *what)
-{
-    lv_say("lv-prog %s %s failed\n", LV_NAME, what);
-    _exit(3);
-}
+#include "lv-prog.h"
 
 // Checks the block, writes to every byte and publishes the pointer.
 __attribute__((noinline)) static void lv_touch(void *p, size_t size, size_t align)

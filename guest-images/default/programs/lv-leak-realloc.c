@@ -21,26 +21,7 @@
 
 void *volatile lv_sink;
 
-__attribute__((format(printf, 1, 2))) static void lv_say(const char *fmt, ...)
-{
-    char line[200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n >= (int)sizeof line)
-        n = sizeof line - 1;
-    if (write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(2);
-}
-
-__attribute__((noinline)) static void lv_fail(const char *what)
-{
-    lv_say("lv-prog %s %s failed\n", LV_NAME, what);
-    _exit(3);
-}
+#include "lv-prog.h"
 
 // Checks that the first `kept` bytes still hold `old`, then fills `size` bytes with `fill`.
 __attribute__((noinline)) static void lv_check_fill(unsigned char *p, size_t kept, int old, size_t size, int fill)

@@ -34,20 +34,7 @@ struct lv_slot {
 struct lv_slot lv_sinks[LV_THREADS];
 pthread_barrier_t lv_start;
 
-__attribute__((format(printf, 1, 2))) static void lv_say(const char *fmt, ...)
-{
-    char line[200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n >= (int)sizeof line)
-        n = sizeof line - 1;
-    if (write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(2);
-}
+#include "lv-prog.h"
 
 __attribute__((noinline)) static void lv_touch(int thread, void *p, size_t size)
 {

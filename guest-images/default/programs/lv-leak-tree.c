@@ -62,26 +62,7 @@ struct lv_cache_entry *volatile lv_cache_head;
 volatile uintptr_t lv_xor_handle;
 static volatile sig_atomic_t lv_resumed;
 
-__attribute__((format(printf, 1, 2))) static void lv_say(const char *fmt, ...)
-{
-    char line[200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (n >= (int)sizeof line)
-        n = sizeof line - 1;
-    if (write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(2);
-}
-
-__attribute__((noinline)) static void lv_fail(const char *what)
-{
-    lv_say("lv-prog %s %s failed\n", LV_NAME, what);
-    _exit(3);
-}
+#include "lv-prog.h"
 
 __attribute__((noinline)) static void lv_check(void *p)
 {

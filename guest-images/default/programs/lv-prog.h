@@ -1,0 +1,30 @@
+// Shared by the lv-leak-* / lv-alloc-clean test programs (C and C++): output
+// through write(2) only, so stdio never allocates a buffer that would show up
+// among the program's own blocks. Define LV_NAME before including.
+#ifndef LV_PROG_H
+#define LV_PROG_H
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+
+__attribute__((format(printf, 1, 2), unused)) static void lv_say(const char *fmt, ...)
+{
+    char line[200];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n >= (int)sizeof line)
+        n = sizeof line - 1;
+    if (write(STDOUT_FILENO, line, (size_t)n) < 0)
+        _exit(2);
+}
+
+__attribute__((noinline, unused)) static void lv_fail(const char *what)
+{
+    lv_say("lv-prog %s %s failed\n", LV_NAME, what);
+    _exit(3);
+}
+#endif
