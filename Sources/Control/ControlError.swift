@@ -1,3 +1,5 @@
+import Glibc
+
 /// Failures of the monitor's control channel.
 public enum ControlError: Error, CustomStringConvertible, Sendable {
     case system(String, Int32)
@@ -19,7 +21,3 @@ public enum ControlError: Error, CustomStringConvertible, Sendable {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -37,8 +37,9 @@ public struct SystemMap: Sendable {
         return Symbol(name: String(fields[2]), address: address, size: 0, kind: kind, binding: binding)
     }
 
-    /// The `nm` type letter's meaning: upper case is global, lower case local.
-    private static func classify(_ letter: Character) -> (SymbolKind, SymbolBinding) {
+    /// The `nm` type letter's meaning: upper case is global, lower case local. Also used for the
+    /// type letters of the kernel's kallsyms table.
+    public static func classify(_ letter: Character) -> (SymbolKind, SymbolBinding) {
         switch letter {
         case "W", "w": return (.function, .weak)
         case "V", "v": return (.object, .weak)

@@ -11,27 +11,12 @@ extension GuestKernel {
         DebugInfo.ensureLibraryInitialised()
         let elf: ELFFile
         do { elf = try ELFFile(path: path) } catch { throw .kernelImage("\(path): \(error)") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw .kernelImage("\(path) is not readable") }
-        let file = [UInt8](data)
-        // Kernel-half segments only (x86-64 vmlinux also has a per-CPU segment at address 0).
-        let segments = elf.loadSegments.filter { $0.virtualAddress >= 0xFFFF_8000_0000_0000 }
-        guard let low = segments.map(\.virtualAddress).min(),
-              let high = segments.map({ $0.virtualAddress &+ $0.fileSize }).max(), high > low, high - low < 1 << 30 else {
-            throw .kernelImage("\(path) has no kernel segments (is it a bzImage? introspection needs the ELF vmlinux)")
-        }
-        var image = [UInt8](repeating: 0, count: Int(high - low))
-        for s in segments {
-            let (start, size, at) = (Int(s.offset), Int(s.fileSize), Int(s.virtualAddress - low))
-            guard start >= 0, size >= 0, start <= file.count, size <= file.count - start else {
-                throw .kernelImage("\(path): a segment lies outside the file")
-            }
-            image.replaceSubrange(at..<at + size, with: file[start..<start + size])
-        }
         let symbols: KernelSymbols
         var debugFile: String?
         if let symbolFile {
             (symbols, debugFile) = try loadSymbolFile(symbolFile)
         } else {
+            let (image, low) = try loadedImage(elf, path: path)
             do { symbols = KernelSymbols(kallsyms: try Kallsyms.locate(in: image, base: low)) } catch {
                 throw .kernelImage("\(path): \(error)")
             }
@@ -78,5 +63,36 @@ extension GuestKernel {
         guard let entryLayout = layout.orc, let ips = try elf.section(named: ".orc_unwind_ip"),
               let entries = try elf.section(named: ".orc_unwind") else { return nil }
         return try KernelORC(ipSection: ips.bytes, ipAddress: ips.address, entrySection: entries.bytes, layout: entryLayout)
+    }
+
+    /// The vmlinux's kernel-half loaded segments laid out at their link-time virtual addresses
+    /// (the memory image kallsyms is decoded from), and the address of its first byte.
+    public static func loadedImage(vmlinux path: String) throws(IntrospectionError) -> (image: [UInt8], base: UInt64) {
+        DebugInfo.ensureLibraryInitialised()
+        do { return try loadedImage(try ELFFile(path: path), path: path) } catch let error as IntrospectionError {
+            throw error
+        } catch {
+            throw .kernelImage("\(path): \(error)")
+        }
+    }
+
+    static func loadedImage(_ elf: ELFFile, path: String) throws(IntrospectionError) -> (image: [UInt8], base: UInt64) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .kernelImage("\(path) is not readable") }
+        let file = [UInt8](data)
+        // Kernel-half segments only (x86-64 vmlinux also has a per-CPU segment at address 0).
+        let segments = elf.loadSegments.filter { $0.virtualAddress >= 0xFFFF_8000_0000_0000 }
+        guard let low = segments.map(\.virtualAddress).min(),
+              let high = segments.map({ $0.virtualAddress &+ $0.fileSize }).max(), high > low, high - low < 1 << 30 else {
+            throw .kernelImage("\(path) has no kernel segments (is it a bzImage? introspection needs the ELF vmlinux)")
+        }
+        var image = [UInt8](repeating: 0, count: Int(high - low))
+        for s in segments {
+            let (start, size, at) = (Int(s.offset), Int(s.fileSize), Int(s.virtualAddress - low))
+            guard start >= 0, size >= 0, start <= file.count, size <= file.count - start else {
+                throw .kernelImage("\(path): a segment lies outside the file")
+            }
+            image.replaceSubrange(at..<at + size, with: file[start..<start + size])
+        }
+        return (image, low)
     }
 }

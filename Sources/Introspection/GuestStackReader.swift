@@ -14,21 +14,26 @@ public struct GuestStackReader {
 
     /// Every thread of process `pid`: user frames, and kernel frames when it is in the kernel.
     public func stacks(of pid: Int32) throws(IntrospectionError) -> [GuestThreadStack] {
-        let leader = try view.process(pid)
+        let all = try view.tasks()
+        let leader = try view.process(pid, among: all)
         let space = try view.userSpace(of: leader)
+        // Read once for all threads: which task each vCPU runs, and the debug vmlinux's lines.
+        let current = try view.currentTasks()
+        let lines = view.kernelLineTable()
         let symbolizer = try self.symbolizer(for: leader)
         let unwinder: StackUnwinder
         do { unwinder = try StackUnwinder(symbolizer: symbolizer) } catch { throw .kernelImage("libdwfl: \(error)") }
         var result: [GuestThreadStack] = []
-        for thread in try view.tasks() where thread.tgid == leader.tgid {
-            let (registers, source) = try view.userRegisters(of: thread)
+        for thread in all where thread.tgid == leader.tgid {
+            let (registers, source) = try view.userRegisters(of: thread, current: current)
             let trace = unwinder.unwind(registers: RegisterSet(registers)) { address in
                 try? space.load(UInt64.self, at: GuestVirtualAddress(address))
             }
             let frames = trace.frames.map { frame in
                 Self.frame(frame.pc, symbolizer.symbolize(frame: frame), method: Self.describe(frame.method))
             }
-            let kernelFrames = source == .savedAtKernelEntry ? try view.kernelStack(of: thread) : []  // in the kernel
+            let kernelFrames = source == .savedAtKernelEntry
+                ? try view.kernelStack(of: thread, current: current, lines: lines) : []
             result.append(GuestThreadStack(tid: thread.pid, name: thread.name, context: source.description,
                                            userFrames: frames, kernelFrames: kernelFrames))
         }

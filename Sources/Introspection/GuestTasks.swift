@@ -105,9 +105,11 @@ extension KernelView {
         return result.sorted { $0.pid < $1.pid }
     }
 
-    /// The thread-group leader with this PID.
-    public func process(_ pid: Int32) throws(IntrospectionError) -> GuestTask {
-        guard let task = try tasks().first(where: { $0.pid == pid && $0.tgid == pid }) else { throw .noSuchProcess(pid) }
+    /// The thread-group leader with this PID, among `tasks` when the caller has listed them already.
+    public func process(_ pid: Int32, among tasks: [GuestTask]? = nil) throws(IntrospectionError) -> GuestTask {
+        var all = tasks ?? []
+        if tasks == nil { all = try self.tasks() }
+        guard let task = all.first(where: { $0.pid == pid && $0.tgid == pid }) else { throw .noSuchProcess(pid) }
         return task
     }
 

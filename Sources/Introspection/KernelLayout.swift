@@ -12,10 +12,22 @@ public struct KernelLayout: Sendable {
     public struct VMArea: Sendable {
         public var start = 0, end = 0, flags = 0, pageOffset = 0, file = 0, operations = 0, privateData = 0
     }
-    /// `maple_range_64` (also the leaf layout) and `maple_arange_64` nodes.
+    /// One maple node kind: where its pivots, slots and metadata `end` byte are.
+    public struct MapleNodeLayout: Sendable {
+        public var pivots = 0, pivotCount = 0, slots = 0, slotCount = 0, metaEnd = 0
+
+        init(btf: BTF, node: String, metaEnd: Int) throws(BTFError) {
+            let pivot = try btf.member(node, path: "pivot")
+            let slot = try btf.member(node, path: "slot")
+            (pivots, pivotCount) = (pivot.offset, pivot.arrayCount ?? 0)
+            (slots, slotCount) = (slot.offset, slot.arrayCount ?? 0)
+            self.metaEnd = try btf.member(node, path: "meta").offset + metaEnd
+        }
+        init() {}
+    }
+    /// `maple_range_64` (also the leaf layout) and `maple_arange_64` nodes, and the type tags.
     public struct MapleNode: Sendable {
-        public var rangePivots = 0, rangePivotCount = 0, rangeSlots = 0, rangeSlotCount = 0, rangeMetaEnd = 0
-        public var arangePivots = 0, arangePivotCount = 0, arangeSlots = 0, arangeSlotCount = 0, arangeMetaEnd = 0
+        public var range = MapleNodeLayout(), arange = MapleNodeLayout()
         public var typeLeaf64: UInt64 = 0, typeRange64: UInt64 = 0, typeArange64: UInt64 = 0
     }
     public struct Files: Sendable {
@@ -85,20 +97,8 @@ public struct KernelLayout: Sendable {
         vma.privateData = try at("vm_area_struct", "vm_private_data")
 
         let metaEnd = try at("maple_metadata", "end")
-        let rangePivot = try btf.member("maple_range_64", path: "pivot")
-        let rangeSlot = try btf.member("maple_range_64", path: "slot")
-        maple.rangePivots = rangePivot.offset
-        maple.rangePivotCount = rangePivot.arrayCount ?? 0
-        maple.rangeSlots = rangeSlot.offset
-        maple.rangeSlotCount = rangeSlot.arrayCount ?? 0
-        maple.rangeMetaEnd = try at("maple_range_64", "meta") + metaEnd
-        let arangePivot = try btf.member("maple_arange_64", path: "pivot")
-        let arangeSlot = try btf.member("maple_arange_64", path: "slot")
-        maple.arangePivots = arangePivot.offset
-        maple.arangePivotCount = arangePivot.arrayCount ?? 0
-        maple.arangeSlots = arangeSlot.offset
-        maple.arangeSlotCount = arangeSlot.arrayCount ?? 0
-        maple.arangeMetaEnd = try at("maple_arange_64", "meta") + metaEnd
+        maple.range = try MapleNodeLayout(btf: btf, node: "maple_range_64", metaEnd: metaEnd)
+        maple.arange = try MapleNodeLayout(btf: btf, node: "maple_arange_64", metaEnd: metaEnd)
         maple.typeLeaf64 = UInt64(try btf.enumValue("maple_type", "maple_leaf_64"))
         maple.typeRange64 = UInt64(try btf.enumValue("maple_type", "maple_range_64"))
         maple.typeArange64 = UInt64(try btf.enumValue("maple_type", "maple_arange_64"))

@@ -52,6 +52,10 @@ public struct KernelView: Sendable {
         do { return try space.load(UInt32.self, at: GuestVirtualAddress(address)) } catch { throw .read(what(), error) }
     }
 
+    func words(_ address: UInt64, _ count: Int, _ what: @autoclosure () -> String) throws(IntrospectionError) -> [UInt64] {
+        do { return try space.readWords(at: GuestVirtualAddress(address), count: count) } catch { throw .read(what(), error) }
+    }
+
     func bytes(_ address: UInt64, _ count: Int, _ what: @autoclosure () -> String) throws(IntrospectionError) -> [UInt8] {
         do { return try space.read(GuestVirtualAddress(address), count: count) } catch { throw .read(what(), error) }
     }

@@ -30,20 +30,18 @@ struct MapleTreeWalker {
         guard node >= 0xFFFF_8000_0000_0000 else { throw .inconsistent("maple node pointer 0x\(String(node, radix: 16))") }
         let type = (encoded >> 3) & 0xF
         let isLeaf = type == m.typeLeaf64
-        let (pivotsAt, pivotCount, slotsAt, slotCount, metaEndAt): (Int, Int, Int, Int, Int)
+        let layout: KernelLayout.MapleNodeLayout
         if type == m.typeArange64 {
-            (pivotsAt, pivotCount, slotsAt, slotCount, metaEndAt) = (m.arangePivots, m.arangePivotCount, m.arangeSlots, m.arangeSlotCount, m.arangeMetaEnd)
+            layout = m.arange
         } else if type == m.typeRange64 || isLeaf {
-            (pivotsAt, pivotCount, slotsAt, slotCount, metaEndAt) = (m.rangePivots, m.rangePivotCount, m.rangeSlots, m.rangeSlotCount, m.rangeMetaEnd)
+            layout = m.range
         } else {
             throw .inconsistent("maple node of unknown type \(type)")
         }
+        let (pivotCount, slotCount) = (layout.pivotCount, layout.slotCount)
         guard pivotCount > 0, slotCount == pivotCount + 1 else { throw .inconsistent("maple node layout from BTF") }
-        let pivotBytes = try view.bytes(node + UInt64(pivotsAt), 8 * pivotCount, "maple node pivots")
-        let pivots = (0..<pivotCount).map { i in
-            pivotBytes[(8 * i)..<(8 * i + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        }
-        let metaEnd = Int(try view.bytes(node + UInt64(metaEndAt), 1, "maple node metadata")[0])
+        let pivots = try view.words(node + UInt64(layout.pivots), pivotCount, "maple node pivots")
+        let metaEnd = Int(try view.bytes(node + UInt64(layout.metaEnd), 1, "maple node metadata")[0])
         // ma_data_end(): the last used slot.
         let end: Int
         if type == m.typeArange64 || pivots[pivotCount - 1] == 0 {
@@ -54,8 +52,7 @@ struct MapleTreeWalker {
             end = pivotCount
         }
         guard end < slotCount else { throw .inconsistent("maple node data end \(end) beyond \(slotCount) slots") }
-        for i in 0...end {
-            let slot = try view.u64(node + UInt64(slotsAt + 8 * i), "maple node slot")
+        for (i, slot) in try view.words(node + UInt64(layout.slots), end + 1, "maple node slots").enumerated() {
             guard slot != 0 else { continue }
             if isLeaf {
                 out.append(slot)

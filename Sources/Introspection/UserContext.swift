@@ -19,7 +19,7 @@ public enum UserContextSource: Sendable, Equatable, CustomStringConvertible {
 extension KernelView {
     /// The task each vCPU is running (`current_task` in its per-CPU area), by vCPU index.
     public func currentTasks() throws(IntrospectionError) -> [Int: UInt64] {
-        guard let offset = kernel.symbols.perCPU["current_task"] else { throw .missingSymbol("current_task") }
+        guard let offset = kernel.symbols.perCPUOffset(of: "current_task") else { throw .missingSymbol("current_task") }
         var result: [Int: UInt64] = [:]
         for cpu in vcpus {
             result[cpu.index] = try kernelPointer(cpu.perCPUBase &+ offset, "current_task of vCPU \(cpu.index)")
@@ -28,9 +28,11 @@ extension KernelView {
     }
 
     /// The user-mode registers of a user thread.
-    public func userRegisters(of task: GuestTask) throws(IntrospectionError) -> (GeneralRegisters, UserContextSource) {
+    /// `current` is `currentTasks()`, read once by the caller for all the threads it asks about.
+    public func userRegisters(of task: GuestTask, current: [Int: UInt64]) throws(IntrospectionError)
+        -> (GeneralRegisters, UserContextSource)
+    {
         guard task.mm != 0, !task.isKernelThread else { throw .noUserContext(pid: task.pid, why: "it is a kernel thread") }
-        let current = try currentTasks()
         for cpu in vcpus where cpu.privilegeLevel == 3 && current[cpu.index] == task.address {
             return (cpu.registers, .vcpu(cpu.index))
         }
@@ -39,11 +41,8 @@ extension KernelView {
         // THREAD_SIZE is 16 KiB on x86-64 (32 KiB with KASAN): take the one whose frame is a user frame.
         for threadSize in [UInt64(16 << 10), 32 << 10] {
             let frame = task.stack &+ threadSize &- UInt64(p.size)
-            guard let raw = try? bytes(frame, p.size, "pt_regs") else { continue }
-            func field(_ name: String) -> UInt64 {
-                let at = p.offsets[name] ?? 0
-                return raw[at..<at + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            }
+            guard let raw = try? words(frame, p.size / 8, "pt_regs") else { continue }
+            func field(_ name: String) -> UInt64 { raw[(p.offsets[name] ?? 0) / 8] }
             guard field("cs") & 3 == 3, field("ss") & 3 == 3, field("ip") < 0x0100_0000_0000_0000 else { continue }
             var r = GeneralRegisters()
             r.r15 = field("r15"); r.r14 = field("r14"); r.r13 = field("r13"); r.r12 = field("r12")
@@ -59,13 +58,14 @@ extension KernelView {
     /// A task's kernel frames (sleeping, or running in kernel mode on a vCPU), symbolized: unwound with the kernel's ORC tables when the
     /// image has them; otherwise return addresses on its kernel stack that follow a call
     /// instruction (what the kernel's own "?"-marked stack dumps show).
-    public func kernelStack(of task: GuestTask, limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
+    /// `current` is `currentTasks()` and `lines` is `kernelLineTable()`, read once by the caller
+    /// for all the threads it asks about.
+    public func kernelStack(of task: GuestTask, current: [Int: UInt64], lines: Symbolizer?,
+                            limit: Int = 32) throws(IntrospectionError) -> [GuestStackFrame] {
         guard task.stack >= 0xFFFF_8000_0000_0000 else { return [] }
-        let lines = kernelLineTable()
         func frame(_ pc: UInt64, _ method: String) -> GuestStackFrame? {
             kernelFrame(pc, isReturnAddress: true, method: method, lines: lines)
         }
-        let current = try currentTasks()
         let running = vcpus.first { $0.privilegeLevel == 0 && current[$0.index] == task.address }
         if let orc = kernel.orc {
             let ips = try KernelStackUnwinder(view: self, orc: orc).unwind(task, running: running?.registers, limit: limit)
@@ -75,12 +75,8 @@ extension KernelView {
         if running == nil { sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp") }
         let top = task.stack &+ (16 << 10) &- UInt64(kernel.layout.ptRegs.size)
         guard sp >= task.stack, sp < top else { return [] }
-        let words = try bytes(sp, Int(top - sp), "kernel stack")
         var frames: [GuestStackFrame] = []
-        var i = 0
-        while i + 8 <= words.count, frames.count < limit {
-            let value = words[i..<i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            i += 8
+        for value in try words(sp, Int(top - sp) / 8, "kernel stack") where frames.count < limit {
             guard value >= 0xFFFF_FFFF_8000_0000, let f = frame(value, "kernel stack scan"), (f.offset ?? 0) > 0,
                   followsCall(value) else { continue }
             frames.append(f)

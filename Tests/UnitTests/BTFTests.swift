@@ -1,3 +1,4 @@
+import DebugInfo
 import Foundation
 import Introspection
 import Testing
@@ -380,36 +381,13 @@ private func parseError(_ data: [UInt8]) -> BTFError? {
 
 // MARK: - The guest kernel's BTF
 
-private let repositoryRoot = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-private struct KernelBTFUnavailable: Error, CustomStringConvertible {
-    let description: String
-}
-
-/// The `.BTF` section of the guest kernel: `$LEAKVISOR_VMLINUX`, else guest-images/build/default/vmlinux.
+/// The `.BTF` section of the guest kernel (`TestKernelImage.path`), read through libelf as the
+/// monitor reads it.
 private func loadKernelBTF() throws -> BTF {
-    let candidates = [ProcessInfo.processInfo.environment["LEAKVISOR_VMLINUX"],
-                      repositoryRoot.appendingPathComponent("guest-images/build/default/vmlinux").path].compactMap { $0 }
-    guard let vmlinux = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-        throw KernelBTFUnavailable(description: "no guest vmlinux at \(candidates.joined(separator: " or ")); "
-            + "run scripts/setup.sh to build the guest image, or set LEAKVISOR_VMLINUX")
-    }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lv-btf-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let section = dir.appendingPathComponent("btf")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["objcopy", "--dump-section", ".BTF=\(section.path)", vmlinux, dir.appendingPathComponent("copy").path]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw KernelBTFUnavailable(description: "objcopy could not dump .BTF from \(vmlinux) (status \(process.terminationStatus))")
-    }
-    return try BTF(data: [UInt8](Data(contentsOf: section)))
+    guard FileManager.default.fileExists(atPath: TestKernelImage.path) else { throw TestKernelImage.Missing(path: TestKernelImage.path) }
+    DebugInfo.ensureLibraryInitialised()
+    let section = try #require(try ELFFile(path: TestKernelImage.path).section(named: ".BTF"))
+    return try BTF(data: section.bytes)
 }
 
 private let kernelBTF = Result { try loadKernelBTF() }

@@ -8,13 +8,13 @@ import Testing
         let kernel = try GuestKernel.load(vmlinux: TestKernelImage.path)
         #expect(kernel.symbols.count > 50_000)
         #expect(kernel.symbols.address(of: "init_task") != nil)
-        #expect(kernel.symbols.perCPU["current_task"] != nil)
+        #expect(kernel.symbols.perCPUOffset(of: "current_task") != nil)
         let layout = kernel.layout
         #expect(layout.ptRegs.size == 168)
         #expect(layout.ptRegs.offsets["ip"] == 128 && layout.ptRegs.offsets["sp"] == 152)
         #expect(layout.task.commLength == 16)
-        #expect(layout.maple.rangePivotCount == 15 && layout.maple.rangeSlotCount == 16)
-        #expect(layout.maple.arangePivotCount == 9 && layout.maple.arangeSlotCount == 10)
+        #expect(layout.maple.range.pivotCount == 15 && layout.maple.range.slotCount == 16)
+        #expect(layout.maple.arange.pivotCount == 9 && layout.maple.arange.slotCount == 10)
         #expect(layout.maple.typeLeaf64 == 1 && layout.maple.typeRange64 == 2 && layout.maple.typeArange64 == 3)
         // Symbolizing a link-time address inside a function names that function.
         let entry = try #require(kernel.symbols.address(of: "entry_SYSCALL_64"))
@@ -57,7 +57,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let kernel = try GuestKernel.load(vmlinux: TestKernelImage.path, symbolFile: path)
         #expect(kernel.symbols.address(of: "entry_SYSCALL_64") == 0xFFFF_FFFF_81C0_0080)
-        #expect(kernel.symbols.perCPU["current_task"] == 0x1FB80)
+        #expect(kernel.symbols.perCPUOffset(of: "current_task") == 0x1FB80)
         #expect(kernel.symbols.symbol(containing: 0xFFFF_FFFF_8100_0013)?.symbol.name == "function_1")
         #expect(kernel.debugFile == nil)
     }

@@ -48,7 +48,7 @@ import Testing
     }
 }
 
-/// The default guest image's vmlinux (built by scripts/setup.sh), flattened as it is loaded.
+/// The default guest image's vmlinux (built by scripts/setup.sh).
 enum TestKernelImage {
     static var path: String {
         if let env = ProcessInfo.processInfo.environment["LEAKVISOR_VMLINUX"] { return env }
@@ -65,29 +65,10 @@ enum TestKernelImage {
         var description: String { "\(path) is missing: run scripts/setup.sh to build the guest image" }
     }
 
-    /// PT_LOAD segments of the vmlinux placed at their virtual addresses, from the lowest one.
+    /// The vmlinux as the kallsyms decoder sees it (its loaded segments at their addresses).
     static func loadedSegments() throws -> ([UInt8], UInt64) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw Missing(path: path) }
-        let bytes = [UInt8](data)
-        func int<T: FixedWidthInteger>(_: T.Type, _ at: Int) -> T {
-            bytes[at..<at + MemoryLayout<T>.size].reversed().reduce(T(0)) { $0 << 8 | T($1) }
-        }
-        let phoff = Int(int(UInt64.self, 0x20)), phnum = Int(int(UInt16.self, 0x38))
-        var segments: [(vaddr: UInt64, offset: Int, size: Int)] = []
-        for i in 0..<phnum {
-            let ph = phoff + i * 56
-            guard int(UInt32.self, ph) == 1 else { continue }
-            let vaddr = int(UInt64.self, ph + 16)
-            guard vaddr >= 0xFFFF_FFFF_8000_0000 else { continue }
-            segments.append((vaddr, Int(int(UInt64.self, ph + 8)), Int(int(UInt64.self, ph + 32))))
-        }
-        let low = segments.map(\.vaddr).min()!
-        let high = segments.map { $0.vaddr + UInt64($0.size) }.max()!
-        var image = [UInt8](repeating: 0, count: Int(high - low))
-        for s in segments {
-            let at = Int(s.vaddr - low)
-            image.replaceSubrange(at..<at + s.size, with: bytes[s.offset..<s.offset + s.size])
-        }
-        return (image, low)
+        guard FileManager.default.fileExists(atPath: path) else { throw Missing(path: path) }
+        let loaded = try GuestKernel.loadedImage(vmlinux: path)
+        return (loaded.image, loaded.base)
     }
 }

@@ -100,8 +100,8 @@ import Testing
         let encoded = node | (maple.typeRange64 << 3) | 4
         try g.put64(encoded | 2, at: mm + UInt64(g.kernel.layout.mm.mapleRoot))
         // Every slot of the internal node is the node itself; its pivots say it is full.
-        for i in 0..<maple.rangePivotCount { try g.put64(UInt64(i + 1) << 12, at: node + UInt64(maple.rangePivots + 8 * i)) }
-        for i in 0..<maple.rangeSlotCount { try g.put64(encoded, at: node + UInt64(maple.rangeSlots + 8 * i)) }
+        for i in 0..<maple.range.pivotCount { try g.put64(UInt64(i + 1) << 12, at: node + UInt64(maple.range.pivots + 8 * i)) }
+        for i in 0..<maple.range.slotCount { try g.put64(encoded, at: node + UInt64(maple.range.slots + 8 * i)) }
         #expect {
             try g.view().mappings(of: 42)
         } throws: { error in
