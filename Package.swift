@@ -27,20 +27,23 @@ let package = Package(
         .target(name: "DebugInfo", dependencies: ["CElfDW"]),
         // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
         .target(name: "Introspection", dependencies: ["GuestMemory", "DebugInfo"]),
+        // Guest allocator breakpoints, the allocation ledger outside the guest, and leak reports.
+        .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["Introspection"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection", "AllocationTracking"]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
+                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control", "AllocationTracking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
+            "AllocationTracking",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],
