@@ -32,18 +32,20 @@ let package = Package(
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["Introspection"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection", "AllocationTracking"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
+        // Arms the allocator breakpoints in a running guest and feeds the ledger from its traps.
+        .target(name: "AllocationMonitor", dependencies: ["VMM", "AllocationTracking", "Introspection", "DebugInfo", "GuestMemory"]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control", "AllocationTracking",
+                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control", "AllocationTracking", "AllocationMonitor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
-            "AllocationTracking",
+            "AllocationTracking", "AllocationMonitor",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

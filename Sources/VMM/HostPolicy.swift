@@ -14,8 +14,8 @@ public protocol HostPolicy: Sendable {
     func kernelArguments(tscKHz: UInt32) -> [String]
     /// Wall-clock seconds per guest second (1 unless the policy slows guest time down).
     var timeDilation: UInt32 { get }
-    /// A per-vCPU helper that handles host-specific exits; owned by that vCPU's thread.
-    func makeAssistant(memory: GuestMemory) -> VCPUAssistant
+    /// A per-vCPU helper that handles host-specific exits and the monitor's own traps; owned by that vCPU's thread.
+    func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant
 }
 
 /// Picks the policy for this host: kvm_pvm when its module is loaded, hardware virtualization otherwise.
@@ -67,7 +67,7 @@ public struct HardwareHostPolicy: HostPolicy {
         return entries
     }
     public func kernelArguments(tscKHz: UInt32) -> [String] { [] }
-    public func makeAssistant(memory: GuestMemory) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, completesSyscalls: false)
+    public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
+        VCPUAssistant(memory: memory, completesSyscalls: false, trapHandler: trapHandler)
     }
 }

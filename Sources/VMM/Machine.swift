@@ -114,10 +114,12 @@ public final class Machine: @unchecked Sendable {
         if configuration.forwardInput { startInputForwarding() }
         for vcpu in vcpus {
             let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
+            let trapHandler = configuration.trapHandler
             let thread = Thread {
                 VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
-                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory), memory: memory).run()
+                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory, trapHandler: trapHandler),
+                         memory: memory).run()
             }
             thread.name = "vcpu\(vcpu.id)"
             thread.stackSize = 8 << 20

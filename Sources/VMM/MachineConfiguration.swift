@@ -20,6 +20,8 @@ public struct MachineConfiguration: Sendable {
     public var disks: [DiskConfiguration] = []
     /// Where guest console output goes; nil means the monitor's stdout.
     public var consoleOutput: (@Sendable ([UInt8]) -> Void)?
+    /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.
+    public var trapHandler: (any GuestTrapHandler)?
 
     public init(kernel: [UInt8], kernelName: String) {
         self.kernel = kernel

@@ -61,7 +61,7 @@ public struct PVMHostPolicy: HostPolicy {
         return entries
     }
 
-    public func makeAssistant(memory: GuestMemory) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, completesSyscalls: true)
+    public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
+        VCPUAssistant(memory: memory, completesSyscalls: true, trapHandler: trapHandler)
     }
 }

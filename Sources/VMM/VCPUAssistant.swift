@@ -4,8 +4,9 @@ import Introspection
 import KVM
 
 /// Per-vCPU handling of what the host leaves to the monitor: completing `syscall` transitions
-/// (kvm_pvm), re-injecting the guest kernel's own `int3`, and precise reports for anything else.
-/// Owned and used by one vCPU thread only.
+/// (kvm_pvm), re-injecting the guest kernel's own `int3`, delivering the monitor's own traps (user
+/// breakpoints, return trampolines, kernel hooks) to a `GuestTrapHandler`, and precise reports
+/// for anything else. Owned and used by one vCPU thread only.
 public final class VCPUAssistant {
     public struct Statistics: Sendable {
         public var syscallsCompleted = 0
@@ -13,32 +14,43 @@ public final class VCPUAssistant {
         public var breakpointsReinjected = 0
         public var gateRearms = 0
         public var instructionsEmulated = 0
+        public var userTrapsHandled = 0
+        public var kernelHooksHandled = 0
     }
 
     let memory: GuestMemory
     let completesSyscalls: Bool
+    let trapHandler: (any GuestTrapHandler)?
     public private(set) var statistics = Statistics()
 
-    private var gates: [UInt64] = []          // #GP and #PF gate entries currently armed
+    private var gates: [UInt64] = []          // entries of `gateVectors`' handlers, currently armed
+    private let gateVectors: [Int]
     private var steppingOverGate = false
     private var exitsSinceCheck = 0
     private var lstar: UInt64 = 0
 
-    init(memory: GuestMemory, completesSyscalls: Bool) {
+    init(memory: GuestMemory, completesSyscalls: Bool, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
         self.completesSyscalls = completesSyscalls
+        self.trapHandler = trapHandler
+        // A user `int3` and a fetch from the return trampoline reach the guest kernel through the
+        // #BP and #PF gates on every host: a hardware breakpoint there stops the vCPU first.
+        gateVectors = trapHandler == nil ? [Self.vectorGeneralProtection, Self.vectorPageFault]
+            : [Self.vectorGeneralProtection, Self.vectorPageFault, Self.vectorBreakpoint]
     }
 
     static let msrLSTAR: UInt32 = 0xC000_0082
+    static let msrKernelGSBase: UInt32 = 0xC000_0102
+    static let vectorBreakpoint = 3
     static let vectorGeneralProtection = 13
     static let vectorPageFault = 14
 
     /// Called after every exit: keeps the gate breakpoints on the guest's current #GP/#PF handlers.
     /// Checks every exit until the first syscall completes, then every 256th.
     func afterExit(_ vcpu: VirtualCPU) throws(VMMError) {
-        guard completesSyscalls, !steppingOverGate else { return }
+        guard completesSyscalls || trapHandler != nil, !steppingOverGate else { return }
         exitsSinceCheck += 1
-        if statistics.syscallsCompleted > 0 && exitsSinceCheck < 256 { return }
+        if (statistics.syscallsCompleted > 0 || (!completesSyscalls && !gates.isEmpty)) && exitsSinceCheck < 256 { return }
         exitsSinceCheck = 0
         // The kernel sets LSTAR in syscall_init(), after its final IDT is in place; before that
         // the gates are early-boot handlers and no user code can run.
@@ -51,7 +63,7 @@ public final class VCPUAssistant {
         guard sregs.cr0 & 0x8000_0000 != 0, sregs.efer & 0x400 != 0, sregs.idt.limit >= 15 * 16 - 1 else { return }
         let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
         var wanted: [UInt64] = []
-        for vector in [Self.vectorGeneralProtection, Self.vectorPageFault] {
+        for vector in gateVectors {
             guard let handler = gateHandler(space: space, idtBase: sregs.idt.base, vector: vector) else { return }
             wanted.append(handler)
         }
@@ -81,34 +93,87 @@ public final class VCPUAssistant {
                 return true
             }
             var regs = try vcpu.registers()
-            guard gates.contains(regs.rip) else { return false }
+            guard let gate = gates.firstIndex(of: regs.rip) else { return false }
             var sregs = try vcpu.specialRegisters()
             let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
-            // Exception frame with error code: err, rip, cs, rflags, rsp, ss.
+            // Exception frame: [error code,] rip, cs, rflags, rsp, ss. #BP pushes no error code.
+            let vector = gateVectors[gate]
+            let hasErrorCode = vector != Self.vectorBreakpoint
             let frame: [UInt64]
             do {
-                frame = try space.readWords(at: GuestVirtualAddress(regs.rsp), count: 6)
+                frame = try space.readWords(at: GuestVirtualAddress(regs.rsp), count: hasErrorCode ? 6 : 5)
             } catch {
                 throw VMMError.unhandledGuestEvent("cannot read the exception frame at rsp 0x\(String(regs.rsp, radix: 16)): \(error)")
             }
-            if lstar == 0 || frame[1] != lstar { lstar = try vcpu.msr(Self.msrLSTAR) }
-            if frame[1] == lstar && frame[2] & 3 == 3 {
-                // A `syscall` from user mode that the host left at CPL3: finish it as the CPU would.
-                sregs.cs = X86Segments.code64(selector: X86Segments.kernelCode, dpl: 0)
-                sregs.ss = X86Segments.data(selector: X86Segments.kernelData, dpl: 0)
-                try vcpu.setSpecialRegisters(sregs)
-                regs.rip = lstar
-                regs.rsp = frame[4]
-                regs.rflags = frame[3]
-                try vcpu.setRegisters(regs)
-                statistics.syscallsCompleted += 1
-            } else {
-                // A genuine fault: let the guest handle it. The hardware breakpoint would fire again
-                // (RF is not honoured here), so single-step the first handler instruction.
-                steppingOverGate = true
-                statistics.faultsPassedThrough += 1
-                try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
+            let (rip, cs, rflags, rsp) = hasErrorCode ? (frame[1], frame[2], frame[3], frame[4]) : (frame[0], frame[1], frame[2], frame[3])
+            if vector != Self.vectorBreakpoint {
+                if lstar == 0 || rip != lstar { lstar = try vcpu.msr(Self.msrLSTAR) }
+                if rip == lstar && cs & 3 == 3 {
+                    // A `syscall` from user mode that the host left at CPL3: finish it as the CPU would.
+                    sregs.cs = X86Segments.code64(selector: X86Segments.kernelCode, dpl: 0)
+                    sregs.ss = X86Segments.data(selector: X86Segments.kernelData, dpl: 0)
+                    try vcpu.setSpecialRegisters(sregs)
+                    regs.rip = lstar
+                    regs.rsp = rsp
+                    regs.rflags = rflags
+                    try vcpu.setRegisters(regs)
+                    statistics.syscallsCompleted += 1
+                    return true
+                }
             }
+            if cs & 3 == 3, let handler = trapHandler, vector != Self.vectorGeneralProtection {
+                // #BP is a trap (rip after the int3); a fetch fault reports the faulting address.
+                var user = GeneralRegisters(regs)
+                user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
+                user.rsp = rsp
+                user.rflags = rflags
+                let state = VCPUSnapshot(index: vcpu.id, registers: user, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
+                                         privilegeLevel: 3, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
+                                         gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
+                var trap = GuestTrap(state: state, fsBase: sregs.fs.base)
+                let owned = vector == Self.vectorBreakpoint ? handler.userBreakpoint(&trap, memory: memory)
+                    : handler.userFetchFault(&trap, memory: memory)
+                if owned {
+                    try returnToUser(trap.resume, vcpu: vcpu, sregs: &sregs)
+                    statistics.userTrapsHandled += 1
+                    return true
+                }
+            }
+            // A genuine fault: let the guest handle it. The hardware breakpoint would fire again
+            // (RF is not honoured here), so single-step the first handler instruction.
+            steppingOverGate = true
+            statistics.faultsPassedThrough += 1
+            try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
+            return true
+        }
+    }
+
+    /// Resumes a thread stopped at a gate entry directly in user mode with `registers`, as if the
+    /// exception had never been delivered: no guest kernel code runs.
+    private func returnToUser(_ registers: GeneralRegisters, vcpu: VirtualCPU, sregs: inout kvm_sregs) throws {
+        sregs.cs = X86Segments.code64(selector: X86Segments.userCode, dpl: 3)
+        sregs.ss = X86Segments.data(selector: X86Segments.userData, dpl: 3)
+        try vcpu.setSpecialRegisters(sregs)
+        try vcpu.setRegisters(kvm_regs(registers))
+    }
+
+    /// Handles a write to `KernelHookPort.port`. Returns false when the write is not a hook's
+    /// (the device bus gets it then).
+    func handleKernelHook(vcpu: VirtualCPU) throws(VMMError) -> Bool {
+        guard let handler = trapHandler else { return false }
+        return try mappingErrors {
+            var regs = try vcpu.registers()
+            let sregs = try vcpu.specialRegisters()
+            guard sregs.cs.dpl == 0 else { return false }
+            // Every host reports the `out` with RIP already past it.
+            regs.rip &-= UInt64(KernelHookPort.instruction.count)
+            let state = VCPUSnapshot(index: vcpu.id, registers: GeneralRegisters(regs), cr3: sregs.cr3, cr4: sregs.cr4,
+                                     efer: sregs.efer, privilegeLevel: 0, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
+                                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
+            var trap = GuestTrap(state: state, fsBase: sregs.fs.base)
+            guard handler.kernelHook(&trap, memory: memory) else { return false }
+            try vcpu.setRegisters(kvm_regs(trap.resume))
+            statistics.kernelHooksHandled += 1
             return true
         }
     }

@@ -41,6 +41,7 @@ struct VCPULoop {
     private func handle(_ exit: VCPUExit) throws {
         switch exit {
         case .portIO(let access):
+            if access.isWrite, access.port == KernelHookPort.port, try assistant.handleKernelHook(vcpu: vcpu) { break }
             handlePort(access)
         case .mmio(let access):
             handleMMIO(access)

@@ -22,3 +22,12 @@ extension GeneralRegisters {
         rip = r.rip; rflags = r.rflags
     }
 }
+
+extension kvm_regs {
+    init(_ r: GeneralRegisters) {
+        self.init()
+        rax = r.rax; rbx = r.rbx; rcx = r.rcx; rdx = r.rdx; rsi = r.rsi; rdi = r.rdi; rbp = r.rbp; rsp = r.rsp
+        r8 = r.r8; r9 = r.r9; r10 = r.r10; r11 = r.r11; r12 = r.r12; r13 = r.r13; r14 = r.r14; r15 = r.r15
+        rip = r.rip; rflags = r.rflags
+    }
+}

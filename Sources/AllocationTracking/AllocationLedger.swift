@@ -1,0 +1,137 @@
+import Introspection
+import Synchronization
+
+/// The allocation ledger, kept outside the guest: per address space, the live blocks with size,
+/// allocating function, interned stack, time and thread; findings (double and unknown frees,
+/// mismatched deallocators); and the blocks of processes that exited ("at exit" records).
+/// Safe to use from every vCPU thread at once.
+public final class AllocationLedger: Sendable {
+    /// What a release did.
+    public enum ReleaseOutcome: Sendable, Equatable {
+        case released(LiveBlock)
+        case null
+        case finding(LedgerFinding.Kind)
+    }
+
+    struct State: Sendable {
+        var live: [UInt64: AddressSpaceLedger] = [:]
+        var ended: [AddressSpaceLedger] = []
+        var stacks = StackTable()
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Records a block returned by an allocator.
+    public func allocate(in space: UInt64, address: UInt64, size: UInt64, function: AllocatorFunction,
+                         stack: [UInt64], thread: Int32, time: UInt64) {
+        state.withLock { s in
+            let id = s.stacks.intern(stack)
+            s.live[space, default: AddressSpaceLedger(pageTableRoot: space)]
+                .insert(address, LiveBlock(size: size, time: time, stack: id, thread: thread, function: function))
+        }
+    }
+
+    /// Records a release. `strict` says whether the ledger saw the space from its start, so that a
+    /// release of an address it never saw is a finding rather than a block from before tracking.
+    @discardableResult
+    public func release(in space: UInt64, address: UInt64, function: AllocatorFunction, stack: [UInt64],
+                        thread: Int32, time: UInt64, strict: Bool) -> ReleaseOutcome {
+        state.withLock { s in
+            var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
+            defer { s.live[space] = ledger }
+            guard address != 0 else {
+                ledger.counters.nullReleases += 1
+                return .null
+            }
+            let id = s.stacks.intern(stack)
+            if let block = ledger.remove(address, stack: id) {
+                if block.function.family != function.family, function != .realloc, function != .reallocarray {
+                    ledger.record(LedgerFinding(kind: .mismatchedRelease, address: address, releasedBy: function,
+                                                allocatedBy: block.function, thread: thread, time: time, stack: id))
+                }
+                return .released(block)
+            }
+            let kind: LedgerFinding.Kind
+            if ledger.wasReleased(address) { kind = .doubleFree } else if strict { kind = .unknownFree } else { return .null }
+            ledger.record(LedgerFinding(kind: kind, address: address, releasedBy: function, allocatedBy: nil,
+                                        thread: thread, time: time, stack: id))
+            return .finding(kind)
+        }
+    }
+
+    /// Names the process an address space belongs to (first sight) and what it maps.
+    public func identify(_ space: UInt64, as identity: ProcessIdentity, modules: [GuestMapping]) {
+        state.withLock { s in
+            s.live[space, default: AddressSpaceLedger(pageTableRoot: space)].identity = identity
+            s.live[space]?.modules = modules
+        }
+    }
+
+    /// Replaces the module list of a live space (after a library was loaded).
+    public func updateModules(_ space: UInt64, _ modules: [GuestMapping]) {
+        state.withLock { s in s.live[space]?.modules = modules }
+    }
+
+    public func isIdentified(_ space: UInt64) -> Bool {
+        state.withLock { s in s.live[space]?.identity != nil }
+    }
+
+    /// Ends a live address space: its outstanding blocks become its "at exit" record.
+    public func retire(_ space: UInt64, as end: AddressSpaceEnd, time: UInt64) {
+        state.withLock { s in
+            guard var ledger = s.live.removeValue(forKey: space) else { return }
+            ledger.close(end, at: time)
+            s.ended.append(ledger)
+        }
+    }
+
+    /// Ends every live space (the guest stopped).
+    public func retireAll(as end: AddressSpaceEnd, time: UInt64) {
+        state.withLock { s in
+            for (_, var ledger) in s.live.sorted(by: { $0.key < $1.key }) {
+                ledger.close(end, at: time)
+                s.ended.append(ledger)
+            }
+            s.live = [:]
+        }
+    }
+
+    /// A consistent copy of everything, for reports.
+    public func snapshot() -> LedgerSnapshot {
+        state.withLock { s in
+            LedgerSnapshot(spaces: s.ended + s.live.values.sorted { $0.pageTableRoot < $1.pageTableRoot },
+                           stacks: s.stacks.stacks)
+        }
+    }
+
+    /// Memory the ledger uses, estimated from its contents (see `LedgerMemory`).
+    public func memoryUse() -> LedgerMemory {
+        state.withLock { s in
+            let blocks = (s.live.values.map(\.blocks.count) + s.ended.map(\.blocks.count)).reduce(0, +)
+            let capacity = (s.live.values.map(\.blocks.capacity) + s.ended.map(\.blocks.capacity)).reduce(0, +)
+            return LedgerMemory(blocks: blocks, blockStorageBytes: capacity * (MemoryLayout<UInt64>.stride + MemoryLayout<LiveBlock>.stride),
+                                stacks: s.stacks.stacks.count, stackFrameBytes: s.stacks.frameBytes)
+        }
+    }
+}
+
+/// The ledger's contents at one moment.
+public struct LedgerSnapshot: Sendable {
+    /// Ended spaces first (in the order they ended), then live ones.
+    public var spaces: [AddressSpaceLedger]
+    /// Interned stacks, innermost frame first; blocks and findings refer to them by index.
+    public var stacks: [[UInt64]]
+}
+
+/// The ledger's memory figures: bytes per live block is `blockStorageBytes / blocks`, the
+/// dictionary's slots included (key + value per slot of capacity).
+public struct LedgerMemory: Sendable, Codable {
+    public var blocks: Int
+    public var blockStorageBytes: Int
+    public var stacks: Int
+    public var stackFrameBytes: Int
+
+    public var bytesPerBlock: Double { blocks == 0 ? 0 : Double(blockStorageBytes) / Double(blocks) }
+}
