@@ -21,6 +21,8 @@ modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_
 programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
 # Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
 leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx)
+# Allocator-breakpoint benchmarks, built like the leak programs (programs/LEAK-PROGRAMS.md).
+bench_programs=(lv-bench-malloc lv-bench-realistic)
 
 log() { echo "[guest-image] $*"; }
 die() { echo "[guest-image] error: $*" >&2; exit 1; }
@@ -129,15 +131,15 @@ if [ ! -x "$out/host-bin/lv-hello-dynamic" ] || [ "$here/programs/lv-hello.c" -n
     gcc -O2 -g -Wall -Wextra -Werror -o "$out/host-bin/lv-hello-dynamic" "$here/programs/lv-hello.c"
     built=$((built + 1))
 fi
-# Leak-detection programs: static in the image (/usr/bin/NAME), dynamic in
+# Leak-detection and benchmark programs: static in the image (/usr/bin/NAME), dynamic in
 # host-bin/NAME-dynamic (breakpoints in libc.so / libstdc++.so; valgrind on the host).
 leak_cflags=(-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror)
 leak_header=$here/programs/lv-prog.h
 # Older than its source or than the shared header lv-prog.h.
 stale() { [ ! -x "$1" ] || [ "$2" -nt "$1" ] || [ "$leak_header" -nt "$1" ]; }
-for p in "${leak_programs[@]}"; do
+for p in "${leak_programs[@]}" "${bench_programs[@]}"; do
     case $p in
-    lv-leak-cxx) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
+    lv-leak-cxx | lv-bench-realistic) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
     lv-leak-threads) src=$here/programs/$p.c cc=(gcc -pthread) ;;
     *) src=$here/programs/$p.c cc=(gcc) ;;
     esac
@@ -150,7 +152,7 @@ for p in "${leak_programs[@]}"; do
         built=$((built + 1))
     fi
 done
-log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]})"
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]})"
 
 # --- Initramfs ----------------------------------------------------------------
 busybox=/bin/busybox
@@ -170,7 +172,7 @@ done < <("$busybox" --list-full)
 [ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
-for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
+for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}" "${bench_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
 install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
 echo leakvisor >"$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
