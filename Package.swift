@@ -30,7 +30,7 @@ let package = Package(
         // Guest allocator breakpoints, the allocation ledger outside the guest, and leak reports.
         .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
-        .target(name: "Control", dependencies: ["Introspection"]),
+        .target(name: "Control", dependencies: ["Introspection", "AllocationTracking"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
         // Arms the allocator breakpoints in a running guest and feeds the ledger from its traps.

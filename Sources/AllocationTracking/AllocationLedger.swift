@@ -74,8 +74,9 @@ public final class AllocationLedger: Sendable {
         state.withLock { s in s.live[space]?.modules = modules }
     }
 
-    public func isIdentified(_ space: UInt64) -> Bool {
-        state.withLock { s in s.live[space]?.identity != nil }
+    /// The module list of a live, identified space; nil before `identify`.
+    public func modules(of space: UInt64) -> [GuestMapping]? {
+        state.withLock { s in s.live[space].flatMap { $0.identity == nil ? nil : $0.modules } }
     }
 
     /// Ends a live address space: its outstanding blocks become its "at exit" record.

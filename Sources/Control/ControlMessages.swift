@@ -1,3 +1,4 @@
+import AllocationTracking
 import Introspection
 
 /// A question `leakvisor inspect` asks a running monitor. One per connection, JSON on one line.
@@ -8,6 +9,10 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// A guest address: kernel addresses resolve through the kernel's symbols; user addresses
     /// need the process they belong to.
     case symbol(address: UInt64, pid: Int32?)
+    /// The allocation report now (needs `run --track`).
+    case report(allProcesses: Bool)
+    /// Stop tracking and put back every guest byte the monitor changed.
+    case detach
 }
 
 /// The monitor's answer: exactly one of the payloads, or an error message.
@@ -17,10 +22,13 @@ public struct ControlResponse: Codable, Sendable {
     public var mappings: [GuestMapping]?
     public var stacks: [GuestThreadStack]?
     public var symbol: GuestStackFrame?
+    public var report: LeakReport?
+    public var detached: ArmingSummary?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
-                stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil) {
+                stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,
+                detached: ArmingSummary? = nil) {
         self.error = error; self.processes = processes; self.mappings = mappings
-        self.stacks = stacks; self.symbol = symbol
+        self.stacks = stacks; self.symbol = symbol; self.report = report; self.detached = detached
     }
 }

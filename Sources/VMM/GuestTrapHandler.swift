@@ -23,6 +23,9 @@ public struct GuestTrap: Sendable {
 /// Each method returns true when the trap was the handler's (the thread then resumes with
 /// `trap.resume`) and false to let the guest see the event as it would without the monitor.
 public protocol GuestTrapHandler: AnyObject, Sendable {
+    /// The guest's first user-mode code was seen (on some vCPU): its kernel is fully set up, so
+    /// breakpoints can be placed. Called at most once per vCPU; `state` is that vCPU's.
+    func userSpaceStarted(_ state: VCPUSnapshot, memory: GuestMemory)
     /// A user-mode `int3` at `trap.state.registers.rip`.
     func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool
     /// A user-mode instruction fetch from the not-present address `trap.state.registers.rip`.

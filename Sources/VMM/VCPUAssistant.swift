@@ -28,6 +28,7 @@ public final class VCPUAssistant {
     private var steppingOverGate = false
     private var exitsSinceCheck = 0
     private var lstar: UInt64 = 0
+    private var announcedUserSpace = false
 
     init(memory: GuestMemory, completesSyscalls: Bool, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
@@ -106,6 +107,19 @@ public final class VCPUAssistant {
                 throw VMMError.unhandledGuestEvent("cannot read the exception frame at rsp 0x\(String(regs.rsp, radix: 16)): \(error)")
             }
             let (rip, cs, rflags, rsp) = hasErrorCode ? (frame[1], frame[2], frame[3], frame[4]) : (frame[0], frame[1], frame[2], frame[3])
+            func userState() throws -> VCPUSnapshot {
+                var user = GeneralRegisters(regs)
+                user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
+                user.rsp = rsp
+                user.rflags = rflags
+                return VCPUSnapshot(index: vcpu.id, registers: user, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
+                                    privilegeLevel: 3, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
+                                    gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
+            }
+            if cs & 3 == 3, let handler = trapHandler, !announcedUserSpace {
+                announcedUserSpace = true
+                handler.userSpaceStarted(try userState(), memory: memory)
+            }
             if vector != Self.vectorBreakpoint {
                 if lstar == 0 || rip != lstar { lstar = try vcpu.msr(Self.msrLSTAR) }
                 if rip == lstar && cs & 3 == 3 {
@@ -123,14 +137,7 @@ public final class VCPUAssistant {
             }
             if cs & 3 == 3, let handler = trapHandler, vector != Self.vectorGeneralProtection {
                 // #BP is a trap (rip after the int3); a fetch fault reports the faulting address.
-                var user = GeneralRegisters(regs)
-                user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
-                user.rsp = rsp
-                user.rflags = rflags
-                let state = VCPUSnapshot(index: vcpu.id, registers: user, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
-                                         privilegeLevel: 3, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
-                                         gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
-                var trap = GuestTrap(state: state, fsBase: sregs.fs.base)
+                var trap = GuestTrap(state: try userState(), fsBase: sregs.fs.base)
                 let owned = vector == Self.vectorBreakpoint ? handler.userBreakpoint(&trap, memory: memory)
                     : handler.userFetchFault(&trap, memory: memory)
                 if owned {

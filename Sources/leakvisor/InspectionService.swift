@@ -12,9 +12,11 @@ final class InspectionService: Sendable {
     let vmlinuxPath: String
     let kernelSymbolFile: String?
     let symbols: GuestSymbolFiles
+    let tracking: AllocationSession?
     private let kernel = Mutex<GuestKernel?>(nil)
 
-    init(machine: Machine, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles) {
+    init(machine: Machine, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles, tracking: AllocationSession?) {
+        self.tracking = tracking
         self.machine = machine
         self.vmlinuxPath = vmlinuxPath
         self.kernelSymbolFile = kernelSymbolFile
@@ -22,6 +24,20 @@ final class InspectionService: Sendable {
     }
 
     func handle(_ request: ControlRequest) -> ControlResponse {
+        switch request {
+        case .report(let all):
+            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
+            return ControlResponse(report: tracking.report(final: false, allProcesses: all ? true : nil))
+        case .detach:
+            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
+            do {
+                return ControlResponse(detached: try machine.withGuestPaused { tracking.tracker.disarm($0) })
+            } catch {
+                return ControlResponse(error: "\(error)")
+            }
+        default:
+            break
+        }
         do {
             let kernel = try loadedKernel()
             return try machine.withGuestPaused { paused in
@@ -42,6 +58,8 @@ final class InspectionService: Sendable {
                         return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
                     }
                     return ControlResponse(symbol: frame)
+                case .report, .detach:
+                    return ControlResponse(error: "unreachable")
                 }
             }
         } catch {

@@ -9,6 +9,6 @@ struct LeakVisor: ParsableCommand {
             `leakvisor run` with no arguments boots the default guest image (Debian's cloud kernel and a \
             busybox initramfs, built by scripts/setup.sh) and runs a short demo in it.
             """,
-        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self],
+        subcommands: [RunCommand.self, InspectCommand.self, ReportCommand.self, DetachCommand.self, BenchCommand.self],
         defaultSubcommand: RunCommand.self)
 }

@@ -35,7 +35,7 @@ struct RunCommand: ParsableCommand {
     var memory: SizeArgument = SizeArgument(argument: "512M")!
 
     @Option(help: "Number of vCPUs.")
-    var cpus: Int = 1
+    var cpus: Int = 2
 
     @Option(help: "Extra kernel command-line text.")
     var append: String = ""
@@ -60,6 +60,18 @@ struct RunCommand: ParsableCommand {
         valueName: "FILE"))
     var kernelSymbols: String?
 
+    @Option(help: ArgumentHelp(
+        "What to track: `user` traps the guest's user-space allocators (glibc's malloc family and C++ new/delete, in every process, dynamic and static) and reports outstanding allocations at exit and on SIGUSR1.",
+        valueName: "user"))
+    var track: TrackTarget?
+
+    @Option(name: .customLong("report"), help: ArgumentHelp(
+        "With --track: also write the report at exit as JSON to this file (written atomically).", valueName: "file"))
+    var reportPath: String?
+
+    @Flag(help: "With --track: include the guest image's own tools (busybox init and shell) in reports.")
+    var reportAllProcesses = false
+
     @Option(help: "Stop the guest after this many seconds.")
     var timeout: Double?
 
@@ -79,6 +91,7 @@ struct RunCommand: ParsableCommand {
         if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         for disk in disks { _ = try DiskArgument(parsing: disk) }
+        if track == nil && (reportPath != nil || reportAllProcesses) { throw ValidationError("--report and --report-all-processes need --track user") }
     }
 
     func run() throws {
@@ -92,4 +105,9 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(125)
         }
     }
+}
+
+/// What `--track` can trap.
+enum TrackTarget: String, ExpressibleByArgument, CaseIterable {
+    case user
 }

@@ -63,27 +63,42 @@ struct RunSession {
     }
 
     func execute() throws -> Int32 {
-        let machine = try Machine(configuration())
-        let signals = SignalForwarding(machine: machine)
+        var config = try configuration()
+        let tracking = try options.track.map { _ in try AllocationSession(options: options, files: symbolFiles(), vmlinux: vmlinuxPath()) }
+        config.trapHandler = tracking?.tracker
+        let machine = try Machine(config)
+        let signals = SignalForwarding(machine: machine, tracking: tracking)
         defer { signals.cancel() }
-        let control = startControlServer(machine: machine)
+        let control = startControlServer(machine: machine, tracking: tracking)
         defer { control?.stop() }
         let outcome = machine.run()
-        return report(outcome, machine: machine)
+        let status = report(outcome, machine: machine)
+        if let tracking, !tracking.finish() { return status == 0 ? 125 : status }
+        return status
     }
 
-    /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
-    func startControlServer(machine: Machine) -> ControlServer? {
-        let image = GuestImageLocator.defaultDirectory()
-        guard let vmlinux = options.vmlinux ?? options.kernel ?? image?.appendingPathComponent("vmlinux").path else { return nil }
+    /// The guest kernel's vmlinux (symbols and BTF for introspection), if known.
+    func vmlinuxPath() -> String? {
+        options.vmlinux ?? options.kernel ?? GuestImageLocator.defaultDirectory()?.appendingPathComponent("vmlinux").path
+    }
+
+    /// Where the host copies of the guest's files are: --symbols, the image's rootfs, --add, host libraries.
+    func symbolFiles() -> GuestSymbolFiles {
         var files = GuestSymbolFiles(roots: options.symbolDirectories.map { HostPathArgument.absolute($0) },
                                      hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
-        if let rootfs = image?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
+        if let rootfs = GuestImageLocator.defaultDirectory()?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
         for spec in (try? options.additions.map(HostFileSpec.init(parsing:))) ?? [] {
             files.explicit[spec.guest] = HostPathArgument.absolute(spec.host)
         }
+        return files
+    }
+
+    /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
+    func startControlServer(machine: Machine, tracking: AllocationSession?) -> ControlServer? {
+        guard let vmlinux = vmlinuxPath() else { return nil }
         let service = InspectionService(machine: machine, vmlinuxPath: vmlinux,
-                                        kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: files)
+                                        kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
+                                        tracking: tracking)
         do {
             return try ControlServer(handler: { service.handle($0) })
         } catch {
@@ -115,18 +130,27 @@ struct RunSession {
     }
 }
 
-/// Ctrl-C and SIGTERM stop the guest cleanly instead of killing the monitor mid-run.
+/// Ctrl-C and SIGTERM stop the guest cleanly instead of killing the monitor mid-run (the
+/// allocation report is still printed); SIGUSR1 prints the allocation report now.
 final class SignalForwarding {
     private let sources: [any DispatchSourceSignal]
 
-    init(machine: Machine) {
-        sources = [SIGINT, SIGTERM].map { sig in
+    init(machine: Machine, tracking: AllocationSession?) {
+        var sources = [SIGINT, SIGTERM].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { machine.interrupt() }
             source.resume()
             return source
         }
+        if let tracking {
+            signal(SIGUSR1, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+            source.setEventHandler { tracking.printReport(final: false) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
     }
 
     func cancel() { sources.forEach { $0.cancel() } }

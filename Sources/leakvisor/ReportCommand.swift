@@ -1,0 +1,60 @@
+import AllocationTracking
+import ArgumentParser
+import Control
+import Foundation
+
+/// `leakvisor report`: the allocation report of a running `leakvisor run --track user`.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Print the allocation report of a guest that `leakvisor run --track user` is tracking.",
+        discussion: """
+            Outstanding allocations per process, grouped by allocating function and stack, largest first \
+            (the same report the monitor prints at exit and on SIGUSR1). Exited processes are listed with \
+            the blocks they had outstanding when their memory was torn down.
+            """)
+
+    @OptionGroup var common: InspectCommand.Common
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the report as JSON to this file (atomically) instead of printing it.", valueName: "file"))
+    var output: String?
+
+    @Flag(help: "Include the guest image's own tools (busybox init and shell).")
+    var allProcesses = false
+
+    func run() throws {
+        guard let report = try common.ask(.report(allProcesses: allProcesses)).report else {
+            throw InspectCommand.InspectFailure(message: "the monitor sent no report")
+        }
+        if let output {
+            try ReportFile.writeJSON(report, to: HostPathArgument.absolute(output))
+        } else if common.json {
+            try common.printJSON(report)
+        } else {
+            print(LeakReportText.render(report), terminator: "")
+        }
+    }
+}
+
+/// `leakvisor detach`: stop tracking and restore the guest.
+struct DetachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detach",
+        abstract: "Stop tracking allocations in a running guest and put back every byte the monitor changed.",
+        discussion: """
+            Removes the allocator breakpoints and kernel hooks and restores the return addresses of \
+            allocator calls in flight; the guest runs on untracked. The ledger is kept: `leakvisor report` \
+            still works, and the monitor still prints the report at exit.
+            """)
+
+    @OptionGroup var common: InspectCommand.Common
+
+    func run() throws {
+        guard let summary = try common.ask(.detach).detached else {
+            throw InspectCommand.InspectFailure(message: "the monitor sent no answer")
+        }
+        if common.json { return try common.printJSON(summary) }
+        print("restored \(summary.bytesRestored) byte(s) and \(summary.returnAddressesRestored) return address(es)"
+              + (summary.bytesChangedByGuest > 0 ? "; \(summary.bytesChangedByGuest) byte(s) had been changed by the guest and were left alone" : ""))
+    }
+}
