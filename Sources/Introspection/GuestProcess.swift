@@ -26,6 +26,8 @@ public struct GuestMapping: Codable, Sendable, Equatable {
     public var inode: UInt64
     /// File path, or [heap], [stack], [vdso], [vvar]; empty for anonymous memory.
     public var path: String
+    /// The mapped open file (`vm_file`, a `struct file *` in the guest kernel); 0 for anonymous memory.
+    public var fileObject: UInt64
 
     /// The line `/proc/PID/maps` would print for this mapping.
     public var procMapsLine: String {

@@ -62,6 +62,8 @@ public struct KernelLayout: Sendable {
     public var maple = MapleNode()
     public var files = Files()
     public var ptRegs = PTRegs()
+    /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
+    public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -144,5 +146,6 @@ public struct KernelLayout: Sendable {
                      "orig_ax", "ip", "cs", "flags", "sp", "ss"] {
             ptRegs.offsets[name] = try at("pt_regs", name)
         }
+        pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
     }
 }
