@@ -33,6 +33,8 @@ struct BreakpointTable: Sendable {
     var hooks: [UInt64: KernelHook] = [:]
     var files: [UInt64: FileArming] = [:]
     var diagnostics: [String] = []
+    /// Each page the monitor wrote into, as it was before the first write (checked at detach).
+    var pagesBefore: [UInt64: [UInt8]] = [:]
 
     mutating func note(_ text: String) {
         if diagnostics.count < 200 { diagnostics.append(text) }

@@ -19,6 +19,7 @@ extension UserAllocationTracker {
             guard bytes == Self.ftraceNop else {
                 throw TrackerError.kernelHook(kind.rawValue, "starts with \(bytes.map { String(format2: $0) }.joined(separator: " ")), not the 5-byte ftrace nop (is ftrace tracing it?)")
             }
+            rememberPage(physical, memory: guest.memory)
             try guest.memory.write(KernelHookPort.instruction, at: physical)
             table.withLock { $0.hooks[address] = KernelHook(kind: kind, address: address, physical: physical.rawValue, original: Array(bytes.prefix(2))) }
             summary.kernelHooks += 1
@@ -42,9 +43,9 @@ extension UserAllocationTracker {
     public func disarm(_ guest: PausedGuest) -> ArmingSummary {
         armed.withLock { $0 = .failure(TrackerError.disarmed) }
         var summary = ArmingSummary()
-        let (sites, hooks) = table.withLock { t in
-            defer { t.sites = [:]; t.hooks = [:]; t.files = [:] }
-            return (Array(t.sites.values), Array(t.hooks.values))
+        let (sites, hooks, pagesBefore) = table.withLock { t in
+            defer { t.sites = [:]; t.hooks = [:]; t.files = [:]; t.pagesBefore = [:] }
+            return (Array(t.sites.values), Array(t.hooks.values), t.pagesBefore)
         }
         for site in sites {
             let at = GuestPhysicalAddress(site.physical)
@@ -74,7 +75,19 @@ extension UserAllocationTracker {
                 summary.returnAddressesRestored += 1
             }
         }
+        for (page, before) in pagesBefore {
+            summary.pagesCompared += 1
+            if (try? guest.memory.read(at: GuestPhysicalAddress(page), count: before.count)) == before { summary.pagesIdentical += 1 }
+        }
         return summary
+    }
+
+    /// Keeps a copy of the page holding `address` before the monitor first writes into it.
+    func rememberPage(_ address: GuestPhysicalAddress, memory: GuestMemory) {
+        let page = address.rawValue & ~0xFFF
+        guard table.withLock({ $0.pagesBefore[page] == nil }),
+              let bytes = try? memory.read(at: GuestPhysicalAddress(page), count: 4096) else { return }
+        table.withLock { t in if t.pagesBefore[page] == nil { t.pagesBefore[page] = bytes } }
     }
 
     /// The `mmap_region` hook: arm the file being mapped if it has allocator functions.
@@ -94,8 +107,13 @@ extension UserAllocationTracker {
         calls.withLock { $0.forget(root: root) }
     }
 
-    /// Arms the allocator functions of an open file (`struct file *`), once per inode.
+    /// Arms the allocator functions of an open file (`struct file *`), once per inode. One file
+    /// at a time, whichever vCPU asks.
     func considerFile(_ file: UInt64, view: KernelView, memory: GuestMemory) {
+        armingLock.withLock { _ in armFile(file, view: view, memory: memory) }
+    }
+
+    private func armFile(_ file: UInt64, view: KernelView, memory: GuestMemory) {
         guard let locator = try? PageCacheLocator(view: view), let inode = try? locator.inode(ofFile: file) else { return }
         let state = table.withLock { $0.files[inode] }
         let path: String
@@ -134,6 +152,7 @@ extension UserAllocationTracker {
                 table.withLock { $0.note("\(path): \(site.symbol) in the guest differs from the host copy; not armed") }
                 continue
             }
+            rememberPage(physical, memory: memory)
             guard (try? memory.write([0xCC], at: physical)) != nil else { continue }
             armed.append(ArmedSite(site: site, physical: physical.rawValue, original: bytes[0], guestPath: path))
         }

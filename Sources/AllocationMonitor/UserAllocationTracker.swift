@@ -17,6 +17,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let calls = Mutex(PendingCalls())
     let siteCache = Mutex([String: [AllocatorSite]]())
     let counters = Mutex(TrackerCounters())
+    let armingLock = Mutex(())
     let armed = Mutex<Result<ArmingSummary, any Error>?>(nil)
     let armedCallback = Mutex<(@Sendable (Result<ArmingSummary, any Error>) -> Void)?>(nil)
 

@@ -9,4 +9,7 @@ public struct ArmingSummary: Sendable, Codable, Equatable {
     public var returnAddressesRestored = 0
     /// Bytes that no longer held what the monitor wrote (the guest changed them): left alone.
     public var bytesChangedByGuest = 0
+    /// Pages written into, compared after restoring with their content before the first write.
+    public var pagesCompared = 0
+    public var pagesIdentical = 0
 }
