@@ -15,7 +15,15 @@ extension ELFFile {
             return symtab == nil
         }
         guard let (section, header) = symtab ?? dynsym else { return [] }
-        return try readSymbols(section, header: header)
+        var symbols: [Symbol] = []
+        try forEachEntry(section, header: header) { raw, text in
+            guard raw.st_shndx != 0, let kind = Self.kind(info: raw.st_info) else { return }
+            symbols.append(
+                Symbol(
+                    name: text, address: raw.st_value, size: raw.st_size, kind: kind,
+                    binding: Self.binding(info: raw.st_info)))
+        }
+        return symbols
     }
 
     /// `symbols()` as a lookup table.
@@ -23,33 +31,48 @@ extension ELFFile {
         SymbolTable(try symbols())
     }
 
-    private func readSymbols(_ section: OpaquePointer, header: GElf_Shdr) throws(DebugInfoError) -> [Symbol] {
+    /// Every named entry of one symbol table as stored (undefined ones included), in table order;
+    /// empty if the file has no such table.
+    public func symbolEntries(in table: ELFSymbolTableKind) throws(DebugInfoError) -> [ELFSymbolEntry] {
+        let wanted = table == .symtab ? sectionTypeSymtab : sectionTypeDynsym
+        var found: (OpaquePointer, GElf_Shdr)?
+        try forEachSection { section, header, _ in
+            if header.sh_type == wanted { found = (section, header) }
+            return found == nil
+        }
+        guard let (section, header) = found else { return [] }
+        var entries: [ELFSymbolEntry] = []
+        try forEachEntry(section, header: header) { raw, text in
+            entries.append(
+                ELFSymbolEntry(
+                    name: text, value: raw.st_value, size: raw.st_size, type: raw.st_info & 0xF,
+                    binding: Self.binding(info: raw.st_info), sectionIndex: raw.st_shndx))
+        }
+        return entries
+    }
+
+    /// Calls `body` with each entry of a symbol table section that has a non-empty name.
+    private func forEachEntry(
+        _ section: OpaquePointer, header: GElf_Shdr, _ body: (GElf_Sym, String) -> Void
+    ) throws(DebugInfoError) {
         guard let data = elf_getdata(section, nil) else {
-            if header.sh_size == 0 { return [] }
+            if header.sh_size == 0 { return }
             throw .symbolTableUnreadable(path: path, reason: libelfMessage())
         }
         let entrySize = gelf_fsize(elf, ELF_T_SYM, 1, UInt32(EV_CURRENT))
         guard entrySize > 0 else { throw .symbolTableUnreadable(path: path, reason: libelfMessage()) }
         let count = data.pointee.d_size / entrySize
         let names = Int(header.sh_link)
-        var symbols: [Symbol] = []
-        symbols.reserveCapacity(min(count, 1 << 16))  // count comes from the file
         for index in 0..<count {
             var raw = GElf_Sym()
             guard gelf_getsym(data, Int32(clamping: index), &raw) != nil else {
                 throw .symbolTableUnreadable(path: path, reason: "symbol \(index): \(libelfMessage())")
             }
-            guard raw.st_shndx != 0, let kind = Self.kind(info: raw.st_info), raw.st_name != 0,
-                let name = elf_strptr(elf, names, Int(raw.st_name))
-            else { continue }
+            guard raw.st_name != 0, let name = elf_strptr(elf, names, Int(raw.st_name)) else { continue }
             let text = String(cString: name)
             guard !text.isEmpty else { continue }
-            symbols.append(
-                Symbol(
-                    name: text, address: raw.st_value, size: raw.st_size, kind: kind,
-                    binding: Self.binding(info: raw.st_info)))
+            body(raw, text)
         }
-        return symbols
     }
 
     /// The kind for `st_info`'s type, or nil for section and file symbols.

@@ -174,3 +174,17 @@ public final class ELFFile {
         return Array(UnsafeRawBufferPointer(start: bits, count: length))
     }
 }
+
+extension ELFFile {
+    /// `count` bytes of the file starting at `fileOffset` (libelf checks they lie inside the file).
+    public func bytes(atFileOffset fileOffset: UInt64, count: Int) throws(DebugInfoError) -> [UInt8] {
+        guard count > 0 else { return [] }
+        guard fileOffset <= UInt64(Int64.max),
+            let data = elf_getdata_rawchunk(elf, Int64(fileOffset), count, ELF_T_BYTE),
+            data.pointee.d_size == count, let buffer = data.pointee.d_buf
+        else {
+            throw .malformedELF(path: path, reason: "\(count) bytes at file offset \(fileOffset): \(libelfMessage())")
+        }
+        return Array(UnsafeRawBufferPointer(start: buffer, count: count))
+    }
+}

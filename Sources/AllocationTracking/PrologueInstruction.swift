@@ -1,0 +1,77 @@
+/// One x86-64 instruction of the few kinds allocator functions start with, decoded so the monitor
+/// can execute it in place of the `int3` that covers its first byte.
+///
+/// Only these encodings decode (any other bytes, including other prefixes, give nil):
+/// `endbr64`; `nop` (`90`, `66 90`, `[66] 0f 1f /0`); `push r64` (`[REX] 50+r`);
+/// `mov r64, r64` (`REX.W 89 /r`, `REX.W 8b /r`, register operands); `test r64, r64` /
+/// `test r32, r32` (`[REX] 85 /r`, register operands); `cmp byte|dword [rip+disp32], imm8`
+/// (`80 3d`, `83 3d`); `sub rsp, imm8|imm32` (`REX.W 83 ec`, `REX.W 81 ec`). REX bits the CPU
+/// ignores for an encoding are accepted.
+public struct PrologueInstruction: Sendable, Equatable, CustomStringConvertible {
+    /// What the instruction does.
+    public enum Operation: Sendable, Equatable {
+        /// `endbr64`: a no-op outside CET indirect-branch tracking.
+        case endbr64
+        /// Any of the accepted no-op encodings.
+        case nop
+        /// `push r64`: store the register at rsp − 8, then rsp −= 8.
+        case push(GeneralRegisterName)
+        /// `mov destination, source` on 64-bit registers.
+        case move(destination: GeneralRegisterName, source: GeneralRegisterName)
+        /// `test first, second` on 32- or 64-bit registers: flags of `first & second`.
+        case test(GeneralRegisterName, GeneralRegisterName, width: OperandWidth)
+        /// `cmp [rip + displacement], immediate` on a byte or dword; the immediate is sign-extended
+        /// to the operand width and rip is the address of the next instruction.
+        case compareRIPRelative(width: OperandWidth, displacement: Int32, immediate: Int8)
+        /// `sub rsp, immediate` (sign-extended to 64 bits).
+        case subtractFromStackPointer(Int64)
+    }
+
+    /// Operand size in bits.
+    public enum OperandWidth: Int, Sendable {
+        case byte = 8, dword = 32, qword = 64
+    }
+
+    public let operation: Operation
+    /// The instruction's encoding; its count is the instruction's length.
+    public let bytes: [UInt8]
+
+    /// The length in bytes (1–9).
+    public var length: Int { bytes.count }
+
+    init(_ operation: Operation, bytes: ArraySlice<UInt8>) {
+        self.operation = operation
+        self.bytes = Array(bytes)
+    }
+
+    /// The instruction at the start of `bytes` (trailing bytes are ignored), or nil if `bytes`
+    /// does not start with a complete instruction of the supported kinds.
+    public static func decode(_ bytes: [UInt8]) -> PrologueInstruction? {
+        PrologueDecoder(bytes).decode()
+    }
+
+    /// Intel syntax, such as `push r12` or `cmp byte ptr [rip+0x140e71], 0x0`.
+    public var description: String {
+        switch operation {
+        case .endbr64: return "endbr64"
+        case .nop: return "nop"
+        case .push(let register): return "push \(register)"
+        case .move(let destination, let source): return "mov \(destination), \(source)"
+        case .test(let first, let second, let width):
+            return "test \(Self.name(first, width)), \(Self.name(second, width))"
+        case .compareRIPRelative(let width, let displacement, let immediate):
+            let size = width == .byte ? "byte" : "dword"
+            let offset = displacement < 0 ? "-0x" + String(displacement.magnitude, radix: 16) : "+0x" + String(displacement, radix: 16)
+            let value = UInt64(bitPattern: Int64(immediate)) & ArithmeticFlags.widthMask(width.rawValue)
+            return "cmp \(size) ptr [rip\(offset)], 0x\(String(value, radix: 16))"
+        case .subtractFromStackPointer(let immediate):
+            return "sub rsp, 0x\(String(UInt64(bitPattern: immediate), radix: 16))"
+        }
+    }
+
+    private static func name(_ register: GeneralRegisterName, _ width: OperandWidth) -> String {
+        guard width == .dword else { return register.description }
+        let legacy = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"]
+        return register.rawValue < 8 ? legacy[Int(register.rawValue)] : "\(register)d"
+    }
+}
