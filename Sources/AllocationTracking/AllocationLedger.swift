@@ -111,8 +111,11 @@ public final class AllocationLedger: Sendable {
     public func memoryUse() -> LedgerMemory {
         state.withLock { s in
             let blocks = (s.live.values.map(\.blocks.count) + s.ended.map(\.blocks.count)).reduce(0, +)
-            let capacity = (s.live.values.map(\.blocks.capacity) + s.ended.map(\.blocks.capacity)).reduce(0, +)
-            return LedgerMemory(blocks: blocks, blockStorageBytes: capacity * (MemoryLayout<UInt64>.stride + MemoryLayout<LiveBlock>.stride),
+            // A Swift Dictionary keeps its load at most 3/4 of a power-of-two bucket count, with one
+            // key, one value and one bitmap bit per bucket.
+            let buckets = (s.live.values.map(\.blocks.capacity) + s.ended.map(\.blocks.capacity))
+                .reduce(0) { $0 + ($1 == 0 ? 0 : Int((Double($1) / 0.75).rounded(.up)).nextPowerOfTwo) }
+            return LedgerMemory(blocks: blocks, blockStorageBytes: buckets * (MemoryLayout<UInt64>.stride + MemoryLayout<LiveBlock>.stride) + buckets / 8,
                                 stacks: s.stacks.stacks.count, stackFrameBytes: s.stacks.frameBytes)
         }
     }
@@ -127,7 +130,7 @@ public struct LedgerSnapshot: Sendable {
 }
 
 /// The ledger's memory figures: bytes per live block is `blockStorageBytes / blocks`, the
-/// dictionary's slots included (key + value per slot of capacity).
+/// dictionary's empty buckets included (key + value + a bitmap bit per bucket).
 public struct LedgerMemory: Sendable, Codable {
     public var blocks: Int
     public var blockStorageBytes: Int
@@ -135,4 +138,9 @@ public struct LedgerMemory: Sendable, Codable {
     public var stackFrameBytes: Int
 
     public var bytesPerBlock: Double { blocks == 0 ? 0 : Double(blockStorageBytes) / Double(blocks) }
+}
+
+extension Int {
+    /// The smallest power of two not below this (positive) number.
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }

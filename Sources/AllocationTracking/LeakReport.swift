@@ -14,6 +14,14 @@ public struct LeakReport: Sendable, Codable, Equatable {
         public var allocationSites: Int
         public var processes: Int
         public var findings: Int
+
+        public init(outstandingBlocks: Int, outstandingBytes: UInt64, allocationSites: Int, processes: Int, findings: Int) {
+            self.outstandingBlocks = outstandingBlocks
+            self.outstandingBytes = outstandingBytes
+            self.allocationSites = allocationSites
+            self.processes = processes
+            self.findings = findings
+        }
     }
 }
 

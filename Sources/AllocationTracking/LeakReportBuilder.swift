@@ -2,10 +2,14 @@ import Introspection
 
 /// Turns a ledger snapshot into a `LeakReport`: groups each process's outstanding blocks by
 /// (allocating function, stack), largest total first, and symbolizes the stacks.
-public struct LeakReportBuilder {
+public struct LeakReportBuilder: Sendable {
     public var files: GuestSymbolFiles
     /// Processes to leave out (by command name), e.g. the guest's own init and shell.
     public var excludedCommands: Set<String> = []
+    /// glibc functions that release memory the program never got from a public allocator (the
+    /// thread's tcache at thread exit): their frees of unknown addresses are not findings.
+    public var internalReleasers: Set<String> = ["tcache_thread_shutdown", "__malloc_arena_thread_freeres",
+                                                 "__libc_thread_freeres", "__libc_freeres", "arena_thread_freeres"]
 
     public init(files: GuestSymbolFiles) {
         self.files = files
@@ -33,7 +37,12 @@ public struct LeakReportBuilder {
                                        threads: Array(Set(blocks.map(\.thread))).sorted(), frames: frames(key.stack))
             }
             groups.sort { ($0.bytes, $0.blocks, $1.oldestSeconds) > ($1.bytes, $1.blocks, $0.oldestSeconds) }
-            let findings = space.findings.map {
+            let findings = space.findings.filter { finding in
+                guard finding.kind != .mismatchedRelease, Int(finding.stack) < snapshot.stacks.count,
+                      snapshot.stacks[Int(finding.stack)].count > 1 else { return true }
+                let caller = symbolizer.frame(snapshot.stacks[Int(finding.stack)][1], isReturnAddress: true)
+                return !internalReleasers.contains(caller.function ?? "")
+            }.map {
                 FindingReport(kind: $0.kind, address: $0.address, releasedBy: $0.releasedBy, allocatedBy: $0.allocatedBy,
                               thread: $0.thread, seconds: Double($0.time) / 1e9, frames: frames($0.stack))
             }

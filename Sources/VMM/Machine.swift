@@ -146,6 +146,11 @@ public final class Machine: @unchecked Sendable {
         }
     }
 
+    /// Bytes for the guest's serial console, as if typed.
+    public func typeIntoConsole(_ bytes: [UInt8]) {
+        devices.serial.receive(bytes)
+    }
+
     /// Stops the run from another thread (e.g. on SIGINT).
     public func interrupt() {
         state.finish(.interrupted)

@@ -4,11 +4,20 @@ import GuestImage
 import Synchronization
 import VMM
 
-/// `leakvisor bench`: boot time to user space (median of runs) and guest user-mode speed
-/// relative to the same static program on the host, in one run.
+/// `leakvisor bench`: the benchmarks. `boot` (the default) and `tracking`.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks: boot and guest speed (default), and the cost of allocation tracking.",
+        subcommands: [BootBench.self, TrackingBench.self],
+        defaultSubcommand: BootBench.self)
+}
+
+/// `leakvisor bench boot`: boot time to user space (median of runs) and guest user-mode speed
+/// relative to the same static program on the host, in one run.
+struct BootBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "boot",
         abstract: "Measure boot time to user space and guest compute speed against the host.",
         discussion: """
             Boots the default image --runs times with the uncompressed vmlinux (each boot also runs \

@@ -1,0 +1,132 @@
+import AllocationMonitor
+import AllocationTracking
+import ArgumentParser
+import Foundation
+import GuestImage
+import Introspection
+import Synchronization
+import VMM
+
+/// `leakvisor bench tracking`: the cost of `--track user`, in one boot: the two benchmark guest
+/// programs tracked, then (after detaching) untracked, and the guest's syscall round trip.
+struct TrackingBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tracking",
+        abstract: "Measure allocation tracking: tracked vs untracked guest programs, cost per trapped event.",
+        discussion: """
+            Boots the default image once with --track user and runs lv-bench-malloc (malloc/free pairs) \
+            and lv-bench-realistic (a C++ map/string workload), then detaches (restoring the guest) and \
+            runs them again untracked, then lv-syscalls for the cost of a guest system call (one exit to \
+            the monitor on kvm_pvm). Prints times, ratios, trapped events per allocation, cost per event, \
+            and the ledger's memory per live block.
+            """)
+
+    @Option(help: "malloc/free pairs for lv-bench-malloc.")
+    var pairs: Int = 2000
+
+    @Option(help: "Items for lv-bench-realistic (about 46 allocator calls per item).")
+    var items: Int = 40
+
+    @Option(help: "Guest vCPUs.")
+    var cpus: Int = 2
+
+    @Option(help: "Stop the boot after this many seconds.")
+    var timeout: Double = 2400
+
+    func validate() throws {
+        if pairs < 1 || items < 1 { throw ValidationError("--pairs and --items must be positive") }
+    }
+
+    func run() throws {
+        guard let image = GuestImageLocator.defaultDirectory() else {
+            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
+        }
+        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
+        let command = "\(programs); echo LV-BENCH-DETACH; read answer; \(programs); lv-syscalls 2000"
+        var config = MachineConfiguration(kernel: try RunSession.readFile(image.appendingPathComponent("vmlinux").path),
+                                          kernelName: "vmlinux")
+        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
+        while initrd.count % 4 != 0 { initrd.append(0) }
+        var archive = CPIOArchive()
+        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
+        config.initrd = initrd + archive.encoded()
+        config.vcpuCount = cpus
+        config.timeoutSeconds = timeout
+        let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
+        let files = GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path])
+        let tracker = UserAllocationTracker(kernel: kernel, files: files)
+        config.trapHandler = tracker
+        let output = Mutex([UInt8]())
+        let detached = Mutex<(TrackerCounters, Double)?>(nil)
+        let machineBox = Mutex<Machine?>(nil)
+        config.consoleOutput = { bytes in
+            let text = output.withLock { o -> String? in
+                o += bytes
+                return String(decoding: o.suffix(200), as: UTF8.self)
+            }
+            if let text, text.contains("LV-BENCH-DETACH"), detached.withLock({ $0 == nil }) {
+                detached.withLock { $0 = (tracker.statistics, 0) }
+                DispatchQueue.global().async {
+                    guard let machine = machineBox.withLock({ $0 }) else { return }
+                    _ = try? machine.withGuestPaused { tracker.disarm($0) }
+                    machine.typeIntoConsole(Array("go\n".utf8))
+                }
+            }
+        }
+        say("booting the default image with \(cpus) vCPUs and --track user (several minutes on kvm_pvm)")
+        let machine = try Machine(config)
+        machineBox.withLock { $0 = machine }
+        let outcome = machine.run()
+        let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+        guard case .exited(0) = outcome.ending, let (events, _) = detached.withLock({ $0 }) else {
+            throw ValidationError("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
+        }
+        let results = TrackingBenchResults(parsing: text)
+        let dilation = Double(HostDetection.detect().timeDilation)
+        say("")
+        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x)")
+        let trapped = events.entries + events.returns + events.releases + events.nestedEntries
+        say("trapped events while tracked: \(events.entries) allocation entries + \(events.returns) returns + \(events.releases) releases + \(events.nestedEntries) nested entries = \(trapped)")
+        for name in ["lv-bench-malloc", "lv-bench-realistic"] {
+            guard let runs = results.elapsed[name], runs.count >= 2 else { say("\(name): no result lines"); continue }
+            let tracked = Double(runs[0]) * dilation, untracked = Double(runs[1]) * dilation
+            say(String(format: "%@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))
+        }
+        if let m = results.elapsed["lv-bench-malloc"], m.count >= 2, let r = results.elapsed["lv-bench-realistic"], r.count >= 2 {
+            let extra = (Double(m[0] - m[1]) + Double(r[0] - r[1])) * dilation
+            say(String(format: "cost per trapped event: %.1f us (extra time of both programs / events)", extra / Double(max(trapped, 1)) / 1000))
+            let allocations = Double(pairs + 23 * items)
+            say(String(format: "traps per allocation: %.2f (entries, returns and releases per allocation made)",
+                       Double(trapped) / allocations))
+        }
+        if let syscall = results.syscallNanoseconds {
+            say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))
+        }
+        // The ledger's own cost per live block, measured on a ledger holding 100,000 blocks.
+        let ledger = AllocationLedger()
+        for i in 0..<100_000 {
+            ledger.allocate(in: 0x1000, address: 0x5555_0000_0000 + UInt64(i) * 48, size: 32, function: .malloc,
+                            stack: [0x401000, 0x402000 + UInt64(i % 1000)], thread: 1, time: UInt64(i))
+        }
+        let use = ledger.memoryUse()
+        say(String(format: "ledger: %.1f bytes per live block (100,000 blocks, dictionary slots included); %d interned stacks, %d bytes of frames",
+                   use.bytesPerBlock, use.stacks, use.stackFrameBytes))
+    }
+}
+
+/// Result lines of the benchmark guest programs, in order.
+struct TrackingBenchResults {
+    var elapsed: [String: [Int64]] = [:]
+    var syscallNanoseconds: Double?
+
+    init(parsing text: String) {
+        for line in text.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ")
+            if words.count > 3, words[0] == "lv-prog", words[2] == "result",
+               let field = words.first(where: { $0.hasPrefix("elapsed_ns=") }), let ns = Int64(field.dropFirst(11)) {
+                elapsed[String(words[1]), default: []].append(ns)
+            }
+        }
+        syscallNanoseconds = BenchFigures(parsing: text).syscallNanoseconds
+    }
+}
