@@ -32,20 +32,40 @@ struct StackSlot: Hashable, Sendable {
 struct PendingCalls: Sendable {
     var bySlot: [StackSlot: PendingCall] = [:]
     var outermost: [ThreadKey: UInt64] = [:]
-    /// Per thread, the pointer of the last `delete`, whose nested `free` is not a second release.
-    var lastDelete: [ThreadKey: UInt64] = [:]
+    /// Per thread, the last release, so a release forwarded to another entry point (`delete` →
+    /// `free`, sized → unsized `delete`) is not counted twice.
+    var lastRelease: [ThreadKey: ReleaseCall] = [:]
 
-    /// True when `thread` is inside an allocator call that started at a stack slot above `rsp`.
+    /// A release entry: which block, from which frame, at which breakpoint.
+    struct ReleaseCall: Sendable, Equatable {
+        var pointer: UInt64
+        var rsp: UInt64
+        var returnAddress: UInt64
+        var site: UInt64
+    }
+
+    /// True when `thread` is inside an allocator call that started at a stack slot at or above
+    /// `rsp` (the same slot when the outer function tail-called this one).
     mutating func isNested(_ thread: ThreadKey, rsp: UInt64) -> Bool {
         guard let slot = outermost[thread] else { return false }
-        if slot > rsp, bySlot[StackSlot(root: thread.root, address: slot)] != nil { return true }
+        if slot >= rsp, bySlot[StackSlot(root: thread.root, address: slot)] != nil { return true }
         outermost[thread] = nil          // stale: that call never returned through the trampoline
         return false
+    }
+
+    /// True when `release` is the previous release of this thread handed on: the same block, from
+    /// a deeper frame (a call) or the same frame and return address (a tail call), at another
+    /// entry point. Remembers `release` either way.
+    mutating func isForwarded(_ release: ReleaseCall, thread: ThreadKey) -> Bool {
+        defer { lastRelease[thread] = release }
+        guard let last = lastRelease[thread], last.pointer == release.pointer, release.pointer != 0,
+              last.site != release.site else { return false }
+        return release.rsp < last.rsp || (release.rsp == last.rsp && release.returnAddress == last.returnAddress)
     }
 
     mutating func forget(root: UInt64) {
         bySlot = bySlot.filter { $0.key.root != root }
         outermost = outermost.filter { $0.key.root != root }
-        lastDelete = lastDelete.filter { $0.key.root != root }
+        lastRelease = lastRelease.filter { $0.key.root != root }
     }
 }

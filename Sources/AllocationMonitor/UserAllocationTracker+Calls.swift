@@ -14,7 +14,9 @@ extension UserAllocationTracker {
         let returnAddress = try user.word(entryRSP)
         let function = site.entryPoint.function
         let arguments = site.entryPoint.convention
-        let nested = calls.withLock { $0.isNested(thread, rsp: entryRSP) }
+        // A call from inside a tracked call (new → malloc), or tail-called by one (realloc(NULL) →
+        // malloc: its return address is already the trampoline), belongs to the outer call.
+        let nested = returnAddress == Self.trampoline || calls.withLock { $0.isNested(thread, rsp: entryRSP) }
         if nested {
             counters.withLock { $0.nestedEntries += 1 }
         } else {
@@ -24,19 +26,15 @@ extension UserAllocationTracker {
             let time = clock.now
             if function.releases {
                 let pointer = arguments.oldPointer.map { $0.value(in: registers) } ?? 0
-                let skip = calls.withLock { c -> Bool in
-                    if function == .free, let last = c.lastDelete[thread], last == pointer, pointer != 0 {
-                        c.lastDelete[thread] = nil
-                        return true
-                    }
-                    if function != .free { c.lastDelete[thread] = pointer }
-                    return false
-                }
-                if !skip {
+                let release = PendingCalls.ReleaseCall(pointer: pointer, rsp: entryRSP, returnAddress: returnAddress,
+                                                       site: registers.rip)
+                if calls.withLock({ $0.isForwarded(release, thread: thread) }) {
+                    counters.withLock { $0.nestedEntries += 1 }
+                } else {
                     ledger.release(in: root, address: pointer, function: function, stack: stack, thread: tid,
                                    time: time, strict: true)
+                    counters.withLock { $0.releases += 1 }
                 }
-                counters.withLock { $0.releases += 1 }
             } else {
                 var resultPointer: UInt64 = 0
                 if case .storedThrough(let register) = arguments.result { resultPointer = register.value(in: registers) }
@@ -48,6 +46,7 @@ extension UserAllocationTracker {
                 calls.withLock {
                     $0.bySlot[StackSlot(root: root, address: entryRSP)] = call
                     $0.outermost[thread] = entryRSP
+                    $0.lastRelease[thread] = nil
                 }
                 counters.withLock { $0.entries += 1 }
             }

@@ -38,7 +38,10 @@ extension UserAllocationTracker {
             let modules = (try? view.mappings(ofMM: task.mm)) ?? []
             if known == nil {
                 let leader = (try? view.process(task.tgid)) ?? task
-                ledger.identify(root, as: ProcessIdentity(pid: task.tgid, command: leader.name), modules: modules)
+                // The main executable is mapped first (lowest), before the heap and libraries.
+                let executable = modules.first { $0.path.hasPrefix("/") }?.path
+                ledger.identify(root, as: ProcessIdentity(pid: task.tgid, command: leader.name, executable: executable),
+                                modules: modules)
             } else if modules != known! {
                 ledger.updateModules(root, modules)
             }

@@ -29,6 +29,7 @@ public struct LeakReport: Sendable, Codable, Equatable {
 public struct ProcessReport: Sendable, Codable, Equatable {
     public var pid: Int32?
     public var command: String?
+    public var executable: String?
     /// live, exited, or guest stopped.
     public var state: AddressSpaceEnd
     public var outstandingBlocks: Int

@@ -46,7 +46,8 @@ public struct LeakReportBuilder: Sendable {
                 FindingReport(kind: $0.kind, address: $0.address, releasedBy: $0.releasedBy, allocatedBy: $0.allocatedBy,
                               thread: $0.thread, seconds: Double($0.time) / 1e9, frames: frames($0.stack))
             }
-            processes.append(ProcessReport(pid: space.identity?.pid, command: space.identity?.command, state: space.end,
+            processes.append(ProcessReport(pid: space.identity?.pid, command: space.identity?.command,
+                                           executable: space.identity?.executable, state: space.end,
                                            outstandingBlocks: space.blocks.count,
                                            outstandingBytes: space.blocks.values.reduce(0) { $0 + $1.size },
                                            allocations: space.counters.allocations, releases: space.counters.releases,

@@ -11,8 +11,9 @@ final class AllocationSession: Sendable {
     let includeImageTools: Bool
     let jsonPath: String?
 
-    /// Commands of the default image's own tools, left out of reports unless --report-all-processes.
-    static let imageTools: Set<String> = ["init", "sh", "rcS", "busybox"]
+    /// Commands of the default image's own tools (busybox, and lv-exit that reports the command's
+    /// status), left out of reports unless --report-all-processes.
+    static let imageTools: Set<String> = ["busybox", "lv-exit"]
 
     init(options: RunCommand, files: GuestSymbolFiles, vmlinux: String?) throws {
         guard let vmlinux else { throw SessionError.noKernelImage }
@@ -26,7 +27,8 @@ final class AllocationSession: Sendable {
         tracker.onArmed { outcome in
             switch outcome {
             case .success(let summary):
-                Self.say("armed: kernel hooks on mmap_region and exit_mmap; \(summary.sites) allocator breakpoints in \(summary.files.joined(separator: ", ")); more as files are mapped")
+                Self.say("armed: kernel hooks on mmap_region and exit_mmap, \(summary.sites) allocator breakpoints"
+                         + (summary.files.isEmpty ? "" : " in \(summary.files.joined(separator: ", "))") + "; more as programs map libraries")
             case .failure(let error):
                 Self.say("allocation tracking could not start: \(error)")
             }

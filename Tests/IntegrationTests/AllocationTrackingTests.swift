@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+/// Boots the real guest once with `--track user`, runs the leak test programs (static and
+/// dynamic builds) and checks the report: for each program the exact outstanding blocks (count,
+/// bytes, allocator, allocating function and line), nothing for a program that frees everything,
+/// no findings from glibc's own frees; then detaches and checks that every byte the monitor
+/// changed is back (the monitor compares the pages, and the guest's md5sum of the armed files
+/// matches the host's copies again).
+@Suite(.enabled(if: LeakVisorProcess.executable != nil && LeakVisorProcess.imageBuilt,
+                "needs .build/debug/leakvisor and the default guest image (scripts/setup.sh)"))
+struct AllocationTrackingTests {
+    static let dynamicPrograms = ["lv-leak-basic", "lv-alloc-clean", "lv-leak-threads", "lv-leak-cxx"]
+    static let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    static let armedFiles = [libc, "/usr/bin/lv-leak-basic"]
+
+    /// Blocks every static binary has before `main` (LEAK-PROGRAMS.md): (allocator, size, caller).
+    static let staticBaseline: [Block] = [
+        Block("malloc", 10, "_dl_get_origin"), Block("calloc", 1225, "_dl_new_object"),
+        Block("malloc", 40, "_dl_init_paths"), Block("malloc", 320, "_dl_init_paths"),
+        Block("malloc", 160, "_dl_find_object_init"),
+    ]
+
+    struct Block: Hashable, CustomStringConvertible {
+        let function: String
+        let size: Int
+        let caller: String
+        var line: Int?
+        init(_ function: String, _ size: Int, _ caller: String, line: Int? = nil) {
+            self.function = function; self.size = size; self.caller = caller; self.line = line
+        }
+        var description: String { "\(function)(\(size)) in \(caller)\(line.map { ":\($0)" } ?? "")" }
+    }
+
+    @Test func theLedgerMatchesEachProgramExactlyAndDetachRestoresTheGuest() throws {
+        let bin = LeakVisorProcess.imageDirectory.appendingPathComponent("host-bin")
+        var arguments = ["run", "--track", "user", "--timeout", "2400", "--interactive"]
+        for name in Self.dynamicPrograms {
+            arguments += ["--add", bin.appendingPathComponent("\(name)-dynamic").path + ":/\(name)-dynamic"]
+        }
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid()).json")
+        defer { try? FileManager.default.removeItem(at: report) }
+        arguments += ["--report", report.path]
+        let script = """
+            lv-leak-basic; /lv-leak-basic-dynamic; /lv-alloc-clean-dynamic; lv-leak-realloc
+            lv-leak-threads; /lv-leak-threads-dynamic; lv-leak-cxx; /lv-leak-cxx-dynamic; lv-leak-loop 25 0; lv-leak-tree
+            echo LV-ARMED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-ARMED-END
+            echo LV-READY
+            read answer
+            echo LV-RESTORED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-RESTORED-END
+            echo "LV-DONE $answer"
+            """
+        let guest = try LiveGuest(arguments + ["--", "sh", "-c", script])
+        let ready = guest.waitFor("LV-READY", timeout: 2000)
+        #expect(ready, "the guest never became ready: \(guest.console.suffix(3000))")
+        guard ready else { _ = guest.finish(timeout: 5); return }
+        let session = ["--session", "\(guest.pid)"]
+
+        // While the guest runs: the report over the control socket already has the exited programs.
+        let live = try LeakVisorProcess.run(["report", "--json"] + session)
+        #expect(live.status == 0, "\(live.stderr)")
+        let liveProcesses = try processes(Data(live.stdout.utf8))
+        #expect(liveProcesses["/usr/bin/lv-leak-basic"]?.blocks.count == 8, "\(live.stdout.prefix(3000))")
+
+        // Detach: every changed byte is back and every page written into is as it was.
+        let detach = try LeakVisorProcess.run(["detach", "--json"] + session)
+        #expect(detach.status == 0, "\(detach.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(detach.stdout.utf8)) as? [String: Any] ?? [:]
+        let restored = summary["bytesRestored"] as? Int ?? 0
+        #expect(restored > 20, "\(summary)")
+        #expect(summary["bytesChangedByGuest"] as? Int == 0, "\(summary)")
+        #expect((summary["pagesCompared"] as? Int ?? 0) > 3 && summary["pagesCompared"] as? Int == summary["pagesIdentical"] as? Int,
+                "\(summary)")
+
+        guest.type("finished\n")
+        let result = guest.finish(timeout: 900)
+        #expect(result.status == 0, "stderr: \(result.stderr.suffix(3000))")
+        #expect(result.stdout.contains("LV-DONE finished"))
+        #expect(!result.stdout.contains("Segmentation fault"), "\(result.stdout.suffix(3000))")
+
+        // The guest reads the armed files differently while tracked and like the host after detach.
+        let stdout = result.stdout.replacingOccurrences(of: "\r", with: "")
+        let armed = md5sums(stdout, "LV-ARMED"), restoredSums = md5sums(stdout, "LV-RESTORED")
+        let host = try hostMD5(Self.armedFiles.map { $0 == Self.libc ? $0 : LeakVisorProcess.imageDirectory.appendingPathComponent("rootfs" + $0).path })
+        #expect(restoredSums == host, "after detach: \(restoredSums), host: \(host)")
+        #expect(armed.count == 2 && armed[0] != host[0] && armed[1] != host[1], "while armed: \(armed), host: \(host)")
+
+        // The report at exit (JSON written atomically), program by program.
+        let final = try processes(Data(contentsOf: report))
+        #expect(result.stderr.contains("SUMMARY: LeakVisor:"))
+        func expect(_ executable: String, _ wanted: [Block]) {
+            guard let process = final[executable] else {
+                Issue.record("\(executable) is not in the report: \(final.keys.sorted())")
+                return
+            }
+            #expect(process.blocks.sorted { $0.description < $1.description } == wanted.sorted { $0.description < $1.description },
+                    "\(executable)")
+            #expect(process.findings.isEmpty, "\(executable) findings: \(process.findings)")
+        }
+        func at(_ tag: String, _ file: String) throws -> Int { try tagLine(tag, file) }
+        let b = "lv-leak-basic.c"
+        let basic = [Block("malloc", 100, "lv_leak_malloc_100", line: try at("basic-malloc-100", b)),
+                     Block("calloc", 200, "lv_leak_calloc_200", line: try at("basic-calloc-200", b)),
+                     Block("realloc", 300, "lv_leak_realloc_300", line: try at("basic-realloc-300", b))]
+        expect("/usr/bin/lv-leak-basic", basic + Self.staticBaseline)
+        expect("/lv-leak-basic-dynamic", basic)
+        #expect(final["/lv-alloc-clean-dynamic"] == nil || final["/lv-alloc-clean-dynamic"]?.blocks.isEmpty == true,
+                "\(final["/lv-alloc-clean-dynamic"].map { "\($0)" } ?? "")")
+        expect("/usr/bin/lv-leak-realloc",
+               [Block("realloc", 4096, "lv_grow_to_4096", line: try at("realloc-grow-4096", "lv-leak-realloc.c"))] + Self.staticBaseline)
+        let leakLine = try at("threads-leak", "lv-leak-threads.c")
+        let threads = (0..<4).flatMap { i in Array(repeating: Block("malloc", 64 * (i + 1), "lv_thread_leak_block", line: leakLine), count: i + 1) }
+        let dtv = Array(repeating: Block("calloc", 272, "allocate_dtv"), count: 4)
+        expect("/usr/bin/lv-leak-threads", threads + dtv + Self.staticBaseline)
+        expect("/lv-leak-threads-dynamic", threads + dtv)
+        let c = "lv-leak-cxx.cpp"
+        let cxx = [Block("operator new", 4, "lv_leak_new_int", line: try at("cxx-new-int", c)),
+                   Block("operator new[]", 100, "lv_leak_new_char_array", line: try at("cxx-new-char-array", c)),
+                   Block("operator new", 48, "lv_leak_new_widget", line: try at("cxx-new-widget", c)), Block("malloc", 72704, "eh_alloc")]
+        expect("/usr/bin/lv-leak-cxx", cxx + Self.staticBaseline)
+        expect("/lv-leak-cxx-dynamic", cxx)
+        let loopLine = try at("loop-leak-32", "lv-leak-loop.c")
+        expect("/usr/bin/lv-leak-loop", Array(repeating: Block("malloc", 32, "lv_loop_leak_32", line: loopLine), count: 25) + Self.staticBaseline)
+        let tree = final["/usr/bin/lv-leak-tree"]
+        #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.count == 16)
+        #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.reduce(0) { $0 + $1.size } == 640)
+    }
+
+    /// Per executable, its outstanding blocks (one entry per block) and findings, from a JSON report.
+    private func processes(_ json: Data) throws -> [String: (blocks: [Block], findings: [String])] {
+        let root = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+        var result: [String: (blocks: [Block], findings: [String])] = [:]
+        for process in root["processes"] as? [[String: Any]] ?? [] {
+            guard let executable = process["executable"] as? String else { continue }
+            var blocks: [Block] = []
+            for group in process["groups"] as? [[String: Any]] ?? [] {
+                let frames = group["frames"] as? [[String: Any]] ?? []
+                let caller = frames.count > 1 ? frames[1] : [:]
+                let name = Self.callerName(caller["function"] as? String ?? "?")
+                let line = (caller["file"] as? String)?.contains("/programs/") == true ? caller["line"] as? Int : nil
+                for size in group["sizes"] as? [Int] ?? [] {
+                    blocks.append(Block(group["function"] as? String ?? "?", size, name, line: line))
+                }
+            }
+            let findings = (process["findings"] as? [[String: Any]] ?? []).map { "\($0)" }
+            result[executable] = (blocks, findings)
+        }
+        return result
+    }
+
+    /// A caller's name without C++ mangling noise: `_Z15lv_leak_new_intv` → `lv_leak_new_int`;
+    /// the emergency pool's constructor → `eh_alloc`.
+    static func callerName(_ raw: String) -> String {
+        if raw.contains("eh_alloc") || raw.contains("__gnu_cxx9__freeres") || raw.contains("_GLOBAL__sub_I") { return "eh_alloc" }
+        guard raw.hasPrefix("_Z") else { return raw }
+        var digits = "", rest = raw.dropFirst(2)
+        while let c = rest.first, c.isNumber { digits.append(c); rest = rest.dropFirst() }
+        guard let n = Int(digits) else { return raw }
+        return String(rest.prefix(n))
+    }
+
+    /// Source line of `/* LV-ALLOC tag */` in a guest program.
+    private func tagLine(_ tag: String, _ file: String) throws -> Int {
+        let source = try String(contentsOf: LeakVisorProcess.packageRoot.appendingPathComponent("guest-images/default/programs/\(file)"),
+                                encoding: .utf8)
+        let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let index = lines.firstIndex(where: { $0.contains("/* LV-ALLOC \(tag) */") }) else { throw CocoaError(.fileReadCorruptFile) }
+        return index + 1
+    }
+
+    private func md5sums(_ text: String, _ marker: String) -> [String] {
+        let lines = text.split(separator: "\n").map(String.init)
+        guard let start = lines.firstIndex(of: "\(marker)-BEGIN"), let end = lines[start...].firstIndex(of: "\(marker)-END") else { return [] }
+        return lines[(start + 1)..<end].compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
+    private func hostMD5(_ paths: [String]) throws -> [String] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
+        p.arguments = paths
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+}
