@@ -1,4 +1,5 @@
 import AllocationTracking
+import Foundation
 import GuestMemory
 import Introspection
 import VMM
@@ -17,6 +18,9 @@ extension UserAllocationTracker {
         // A call from inside a tracked call (new → malloc), or tail-called by one (realloc(NULL) →
         // malloc: its return address is already the trampoline), belongs to the outer call.
         let nested = returnAddress == Self.trampoline || calls.withLock { $0.isNested(thread, rsp: entryRSP) }
+        if Self.tracing {
+            Self.trace("vcpu\(trap.state.index) enter \(function.rawValue) cr3=\(hex(root)) fs=\(hex(trap.fsBase)) rsp=\(hex(entryRSP)) ret=\(hex(returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(nestedText(returnAddress))")
+        }
         if nested {
             counters.withLock { $0.nestedEntries += 1 }
         } else {
@@ -69,6 +73,9 @@ extension UserAllocationTracker {
         }) else { return false }
         trap.resume.rip = call.returnAddress
         let result = trap.state.registers.rax
+        if Self.tracing {
+            Self.trace("vcpu\(trap.state.index) return \(call.function.rawValue) cr3=\(hex(root)) rsp=\(hex(trap.state.registers.rsp)) size=\(call.size) result=\(hex(result))")
+        }
         counters.withLock { $0.returns += 1 }
         func allocated(_ address: UInt64, _ size: UInt64) {
             ledger.allocate(in: root, address: address, size: size, function: call.function, stack: call.stack,
@@ -98,3 +105,18 @@ extension UserAllocationTracker {
         return true
     }
 }
+
+extension UserAllocationTracker {
+    /// LEAKVISOR_TRACE_ALLOC: one line per trapped allocator event on stderr (development aid).
+    static let tracing = ProcessInfo.processInfo.environment["LEAKVISOR_TRACE_ALLOC"] != nil
+
+    static func trace(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    func nestedText(_ returnAddress: UInt64) -> String {
+        returnAddress == Self.trampoline ? " (tail call)" : ""
+    }
+}
+
+func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }

@@ -71,6 +71,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
             // The thread's memory is not what an allocator call looks like: run the displaced
             // instruction only, so the guest goes on as if there were no breakpoint.
             counters.withLock { $0.unreadableCalls += 1 }
+            if Self.tracing { Self.trace("vcpu\(state.index) \(armed.site.symbol): not an allocator call as expected: \(error)") }
             var registers = state.registers
             do {
                 try armed.site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
@@ -83,7 +84,9 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         guard trap.state.registers.rip == Self.trampoline else { return false }
-        return complete(&trap, memory: memory)
+        let handled = complete(&trap, memory: memory)
+        if !handled, Self.tracing { Self.trace("vcpu\(trap.state.index) trampoline fault with no call in flight at rsp \(hex(trap.state.registers.rsp))") }
+        return handled
     }
 
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {

@@ -37,10 +37,15 @@ public struct LeakReportBuilder: Sendable {
                                        threads: Array(Set(blocks.map(\.thread))).sorted(), frames: frames(key.stack))
             }
             groups.sort { ($0.bytes, $0.blocks, $1.oldestSeconds) > ($1.bytes, $1.blocks, $0.oldestSeconds) }
+            let executable = space.identity?.executable
             let findings = space.findings.filter { finding in
                 guard finding.kind != .mismatchedRelease, Int(finding.stack) < snapshot.stacks.count,
                       snapshot.stacks[Int(finding.stack)].count > 1 else { return true }
+                let entry = symbolizer.frame(snapshot.stacks[Int(finding.stack)][0], isReturnAddress: false)
                 let caller = symbolizer.frame(snapshot.stacks[Int(finding.stack)][1], isReturnAddress: true)
+                // The allocator library releasing on its own behalf (its stripped copy names no
+                // function): not the program's doing.
+                if let module = caller.module, module == entry.module, module != executable { return false }
                 return !internalReleasers.contains(caller.function ?? "")
             }.map {
                 FindingReport(kind: $0.kind, address: $0.address, releasedBy: $0.releasedBy, allocatedBy: $0.allocatedBy,

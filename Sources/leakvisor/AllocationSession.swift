@@ -59,7 +59,8 @@ final class AllocationSession: Sendable {
         var text = LeakReportText.render(report)
         let s = tracker.statistics
         text += "leakvisor: \(s.entries) allocation call(s) and \(s.releases) release(s) trapped (\(s.nestedEntries) nested),"
-            + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)\n"
+            + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)"
+            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "") + "\n"
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
         if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
         FileHandle.standardError.write(Data(text.utf8))
