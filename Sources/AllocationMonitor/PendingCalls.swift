@@ -49,7 +49,9 @@ struct PendingCalls: Sendable {
     mutating func isNested(_ thread: ThreadKey, rsp: UInt64) -> Bool {
         guard let slot = outermost[thread] else { return false }
         if slot >= rsp, bySlot[StackSlot(root: thread.root, address: slot)] != nil { return true }
-        outermost[thread] = nil          // stale: that call never returned through the trampoline
+        // Stale: that call never returned through the trampoline (longjmp, thread killed).
+        outermost[thread] = nil
+        bySlot[StackSlot(root: thread.root, address: slot)] = nil
         return false
     }
 

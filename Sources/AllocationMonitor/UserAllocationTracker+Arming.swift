@@ -27,6 +27,10 @@ extension UserAllocationTracker {
         for process in try view.processes() {
             guard let task = try? view.process(process.pid), task.mm != 0,
                   let mappings = try? view.mappings(ofMM: task.mm) else { continue }
+            if let pgd = try? view.pageTableDirectory(ofMM: task.mm),
+               let root = try? view.space.translate(GuestVirtualAddress(pgd)).physicalAddress.rawValue {
+                preexisting.withLock { _ = $0.insert(root) }
+            }
             for mapping in mappings where mapping.fileObject != 0 && mapping.permissions.contains("x") {
                 considerFile(mapping.fileObject, view: view, memory: guest.memory)
             }
@@ -105,6 +109,7 @@ extension UserAllocationTracker {
               let root = try? view.space.translate(GuestVirtualAddress(pgd)).physicalAddress.rawValue else { return }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
+        preexisting.withLock { _ = $0.remove(root) }
     }
 
     /// Arms the allocator functions of an open file (`struct file *`), once per inode. One file

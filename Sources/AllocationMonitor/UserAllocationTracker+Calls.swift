@@ -36,7 +36,7 @@ extension UserAllocationTracker {
                     counters.withLock { $0.nestedEntries += 1 }
                 } else {
                     ledger.release(in: root, address: pointer, function: function, stack: stack, thread: tid,
-                                   time: time, strict: true)
+                                   time: time, strict: isStrict(root))
                     counters.withLock { $0.releases += 1 }
                 }
             } else {
@@ -83,7 +83,7 @@ extension UserAllocationTracker {
         }
         func released(_ address: UInt64) {
             ledger.release(in: root, address: address, function: call.function, stack: call.stack,
-                           thread: call.thread, time: call.time, strict: true)
+                           thread: call.thread, time: call.time, strict: isStrict(root))
         }
         switch call.function {
         case .realloc, .reallocarray:
@@ -107,6 +107,9 @@ extension UserAllocationTracker {
 }
 
 extension UserAllocationTracker {
+    /// Whether the ledger saw this address space from its start (so an unknown release is a finding).
+    func isStrict(_ root: UInt64) -> Bool { !preexisting.withLock { $0.contains(root) } }
+
     /// LEAKVISOR_TRACE_ALLOC: one line per trapped allocator event on stderr (development aid).
     static let tracing = ProcessInfo.processInfo.environment["LEAKVISOR_TRACE_ALLOC"] != nil
 

@@ -18,6 +18,9 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let siteCache = Mutex([String: [AllocatorSite]]())
     let counters = Mutex(TrackerCounters())
     let armingLock = Mutex(())
+    /// Address spaces that existed before arming: their releases of blocks allocated earlier are
+    /// not findings.
+    let preexisting = Mutex(Set<UInt64>())
     let armed = Mutex<Result<ArmingSummary, any Error>?>(nil)
     let armedCallback = Mutex<(@Sendable (Result<ArmingSummary, any Error>) -> Void)?>(nil)
 
