@@ -18,7 +18,7 @@ struct TrackingBench: ParsableCommand {
             and lv-bench-realistic (a C++ map/string workload), then detaches (restoring the guest) and \
             runs them again untracked, then lv-syscalls for the cost of a guest system call (one exit to \
             the monitor on kvm_pvm). Prints times, ratios, trapped events per allocation, cost per event, \
-            and the ledger's memory per live block.
+            the cost of a bare exit round trip, and the ledger's memory per live block.
             """)
 
     @Option(help: "malloc/free pairs for lv-bench-malloc.")
@@ -82,6 +82,7 @@ struct TrackingBench: ParsableCommand {
             throw ValidationError("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
         let results = TrackingBenchResults(parsing: text)
+        let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
         say("")
         say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x)")
@@ -94,7 +95,11 @@ struct TrackingBench: ParsableCommand {
         }
         if let m = results.elapsed["lv-bench-malloc"], m.count >= 2, let r = results.elapsed["lv-bench-realistic"], r.count >= 2 {
             let extra = (Double(m[0] - m[1]) + Double(r[0] - r[1])) * dilation
-            say(String(format: "cost per trapped event: %.1f us (extra time of both programs / events)", extra / Double(max(trapped, 1)) / 1000))
+            let perEvent = extra / Double(max(trapped, 1)) / 1000
+            say(String(format: "cost per trapped event: %.1f us (extra time of both programs / events)", perEvent))
+            if let bareExit {
+                say(String(format: "bare exit round trip (out in a loop, tiny VM): %.1f us; a trapped event costs %.1f of them", bareExit, perEvent / bareExit))
+            }
             let allocations = Double(pairs + 23 * items)
             say(String(format: "traps per allocation: %.2f (entries, returns and releases per allocation made)",
                        Double(trapped) / allocations))

@@ -141,7 +141,7 @@ struct DebugInfoELFTests {
 
     @Test func nonELFFiles() throws {
         let scratch = try DebugInfoScratch()
-        var generator = DebugInfoRandom(seed: 1)
+        var generator = DeterministicRandom(seed: 1)
         let inputs: [(String, [UInt8])] = [
             ("empty", []),
             ("text", Array("#!/bin/sh\necho not an ELF file\n".utf8)),
@@ -211,7 +211,7 @@ struct DebugInfoELFTests {
         let scratch = try DebugInfoScratch()
         let path = try scratch.build("symbols.c", output: "symbols", flags: ["-g", "-O1"])
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        var generator = DebugInfoRandom(seed: 42)
+        var generator = DeterministicRandom(seed: 42)
         for round in 0..<150 {
             var bytes = original
             for _ in 0..<(1 + Int(generator.next() % 16)) {
@@ -234,18 +234,5 @@ struct DebugInfoELFTests {
         if let names = try? file.sectionNames() {
             for name in names.prefix(64) { _ = try? file.section(named: name) }
         }
-    }
-}
-
-/// A small deterministic generator (DebugInfoRandom64) for reproducible garbage.
-struct DebugInfoRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -128,14 +128,14 @@ private func registers(rip: UInt64, rbp: UInt64, rsp: UInt64) -> RegisterSet {
         #expect(recursion.frames.count == unwinder.maximumFrames && recursion.stop == .frameLimit)
         #expect(recursion.frames.dropFirst().allSatisfy { $0.pc == code[0] && $0.method == .cfi })
         // Random memory, random registers.
-        var generator = DebugInfoRandom(seed: 99)
+        var generator = DeterministicRandom(seed: 99)
         for round in 0..<200 {
             var state = RegisterSet(dwarfRegisters: (0..<17).map { _ in generator.next() })
             state.rip = code[round % code.count]
             if round % 2 == 0 { state.rsp = stackTop + (generator.next() % 0x1000) }
             let seed = generator.next()
             let backtrace = unwinder.unwind(registers: state) { address in
-                var mixer = DebugInfoRandom(seed: seed ^ address)
+                var mixer = DeterministicRandom(seed: seed ^ address)
                 let value = mixer.next()
                 switch value % 4 {
                 case 0: return nil

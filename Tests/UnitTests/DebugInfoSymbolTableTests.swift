@@ -100,7 +100,7 @@ import Testing
         }
         #expect(throws: DebugInfoError.notRegularFile(path: scratch.path)) { try SystemMap(path: scratch.path) }
         // Binary garbage parses to nothing useful, without failing.
-        var generator = DebugInfoRandom(seed: 7)
+        var generator = DeterministicRandom(seed: 7)
         let garbage = try scratch.write((0..<65536).map { _ in UInt8(truncatingIfNeeded: generator.next()) }, to: "garbage")
         #expect(try SystemMap(path: garbage).table.count == 0)
     }

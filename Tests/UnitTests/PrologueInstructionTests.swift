@@ -204,7 +204,7 @@ private func registers(rip: UInt64 = 0x7F12_3450_0930, rflags: UInt64 = Flag.oth
         {
             for c in 0...255 { check(prefix + [UInt8(c)]) }
         }
-        var generator = SplitMix64(seed: 0x1EA4_7150)
+        var generator = DeterministicRandom(seed: 0x1EA4_7150)
         for _ in 0..<200_000 {
             let count = Int(generator.next() % 21)
             check((0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
@@ -424,18 +424,5 @@ private func registers(rip: UInt64 = 0x7F12_3450_0930, rflags: UInt64 = Flag.oth
             checked += 1
         }
         #expect(checked == lines.count)
-    }
-}
-
-/// A small deterministic generator for the hostile-input test.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -78,17 +78,6 @@ __attribute__((noinline)) static void lv_bench_free_all(void)
     lv_sink = NULL;
 }
 
-static int lv_parse(const char *text, unsigned long *value)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-        return -1;
-    *value = v;
-    return 0;
-}
-
 static uint64_t lv_now_ns(void)
 {
     struct timespec ts;

@@ -216,17 +216,6 @@ __attribute__((noinline)) std::uint64_t lv_workload(unsigned long items)
     return checksum;
 }
 
-int lv_parse(const char *text, unsigned long *value)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = std::strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-        return -1;
-    *value = v;
-    return 0;
-}
-
 std::uint64_t lv_now_ns()
 {
     struct timespec ts;

@@ -59,17 +59,6 @@ __attribute__((noinline)) void lv_loop_temp_256(unsigned long iteration)
     lv_sink = NULL;
 }
 
-static int lv_parse(const char *text, unsigned long *value)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
-        return -1;
-    *value = v;
-    return 0;
-}
-
 static void lv_sleep_ms(unsigned long ms)
 {
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};

@@ -3,8 +3,10 @@
 // among the program's own blocks. Define LV_NAME before including.
 #ifndef LV_PROG_H
 #define LV_PROG_H
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 __attribute__((format(printf, 1, 2), unused)) static void lv_say(const char *fmt, ...)
@@ -26,5 +28,17 @@ __attribute__((noinline, unused)) static void lv_fail(const char *what)
 {
     lv_say("lv-prog %s %s failed\n", LV_NAME, what);
     _exit(3);
+}
+
+/// A decimal argument: 0 on success, -1 for anything else (sign, junk, overflow).
+__attribute__((unused)) static int lv_parse(const char *text, unsigned long *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-')
+        return -1;
+    *value = v;
+    return 0;
 }
 #endif
