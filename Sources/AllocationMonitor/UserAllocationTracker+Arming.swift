@@ -110,6 +110,7 @@ extension UserAllocationTracker {
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }
+        spaces.withLock { _ = $0.removeValue(forKey: root) }
     }
 
     /// Arms the allocator functions of an open file (`struct file *`), once per inode. One file

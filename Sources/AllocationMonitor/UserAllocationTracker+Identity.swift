@@ -3,8 +3,18 @@ import GuestMemory
 import Introspection
 import VMM
 
+/// What the tracker keeps per address space to avoid re-reading the guest on every trap: the
+/// address ranges of its file mappings (refreshed when a return address falls outside them).
+struct SpaceInfo: Sendable {
+    var ranges: [Range<UInt64>]
+    var refreshes = 0
+
+    func covers(_ pc: UInt64) -> Bool { ranges.contains { $0.contains(pc) } }
+}
+
 extension UserAllocationTracker {
     static let maximumFrames = 24
+    static let maximumModuleRefreshes = 32
 
     /// The allocator's own address, its return address, then the caller's frame-pointer chain
     /// (bounded, increasing, inside 8 MiB of the stack). Callers built without frame pointers end
@@ -25,27 +35,31 @@ extension UserAllocationTracker {
         return stack
     }
 
-    /// The guest thread id of the trapped thread (from the kernel's `current_task`). On the first
-    /// event of an address space also names its process and records its file mappings; later,
-    /// refreshes the mappings when a stack frame lies outside all of them (a library loaded).
+    /// The guest thread id of the trapped thread (the kernel's `current_task->pid`: two reads).
+    /// On the first event of an address space also names its process and records its file
+    /// mappings; later, re-reads the mappings when one of the two exact frames lies outside them
+    /// (a library was loaded).
     func identify(trap: GuestTrap, root: UInt64, memory: GuestMemory, stack: [UInt64]) -> Int32 {
         guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]),
-              let current = try? view.currentTasks()[trap.state.index],
-              let task = try? view.task(at: current) else { return 0 }
-        let known = ledger.modules(of: root)
-        // Only the two exact frames decide: a frame-pointer chain may end in junk.
-        if known == nil || !stack.prefix(2).allSatisfy({ pc in known!.contains { $0.start <= pc && pc < $0.end } }) {
-            let modules = (try? view.mappings(ofMM: task.mm)) ?? []
-            if known == nil {
-                let leader = (try? view.process(task.tgid)) ?? task
-                // The main executable is mapped first (lowest), before the heap and libraries.
-                let executable = modules.first { $0.path.hasPrefix("/") }?.path
-                ledger.identify(root, as: ProcessIdentity(pid: task.tgid, command: leader.name, executable: executable),
-                                modules: modules)
-            } else if modules != known! {
-                ledger.updateModules(root, modules)
-            }
+              let current = try? view.currentTasks()[trap.state.index] else { return 0 }
+        let known = spaces.withLock { $0[root] }
+        let exact = stack.prefix(2)
+        if let known, exact.allSatisfy(known.covers) || known.refreshes >= Self.maximumModuleRefreshes {
+            return (try? view.threadID(ofTask: current)) ?? 0
         }
+        guard let task = try? view.task(at: current) else { return 0 }
+        let modules = (try? view.mappings(ofMM: task.mm)) ?? []
+        let ranges = modules.filter { $0.path.hasPrefix("/") }.map { $0.start..<$0.end }
+        if known == nil {
+            let leader = (try? view.process(task.tgid)) ?? task
+            // The main executable is mapped first (lowest), before the heap and libraries.
+            let executable = modules.first { $0.path.hasPrefix("/") }?.path
+            ledger.identify(root, as: ProcessIdentity(pid: task.tgid, command: leader.name, executable: executable),
+                            modules: modules)
+        } else {
+            ledger.updateModules(root, modules)
+        }
+        spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: (known?.refreshes ?? -1) + 1) }
         return task.pid
     }
 }

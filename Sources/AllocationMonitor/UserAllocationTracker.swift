@@ -18,6 +18,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let siteCache = Mutex([String: [AllocatorSite]]())
     let counters = Mutex(TrackerCounters())
     let armingLock = Mutex(())
+    let spaces = Mutex([UInt64: SpaceInfo]())
     /// Address spaces that existed before arming: their releases of blocks allocated earlier are
     /// not findings.
     let preexisting = Mutex(Set<UInt64>())

@@ -74,10 +74,6 @@ public final class AllocationLedger: Sendable {
         state.withLock { s in s.live[space]?.modules = modules }
     }
 
-    /// The module list of a live, identified space; nil before `identify`.
-    public func modules(of space: UInt64) -> [GuestMapping]? {
-        state.withLock { s in s.live[space].flatMap { $0.identity == nil ? nil : $0.modules } }
-    }
 
     /// Ends a live address space: its outstanding blocks become its "at exit" record.
     public func retire(_ space: UInt64, as end: AddressSpaceEnd, time: UInt64) {

@@ -4,3 +4,10 @@ extension KernelView {
         try kernelPointer(mm + UInt64(kernel.layout.mm.pgd), "mm_struct.pgd")
     }
 }
+
+extension KernelView {
+    /// `task->pid` (the thread id) of a task, one read.
+    public func threadID(ofTask task: UInt64) throws(IntrospectionError) -> Int32 {
+        Int32(bitPattern: try u32(task + UInt64(kernel.layout.task.pid), "task_struct.pid"))
+    }
+}

@@ -113,7 +113,7 @@ public final class VCPUAssistant {
                 user.rsp = rsp
                 user.rflags = rflags
                 return VCPUSnapshot(index: vcpu.id, registers: user, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
-                                    privilegeLevel: 3, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
+                                    privilegeLevel: 3, systemCallEntry: lstar != 0 ? lstar : try vcpu.msr(Self.msrLSTAR),
                                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
             }
             if cs & 3 == 3, let handler = trapHandler, !announcedUserSpace {
@@ -121,7 +121,9 @@ public final class VCPUAssistant {
                 handler.userSpaceStarted(try userState(), memory: memory)
             }
             if vector != Self.vectorBreakpoint {
-                if lstar == 0 || rip != lstar { lstar = try vcpu.msr(Self.msrLSTAR) }
+                // A frame whose rip is a kernel address can only be a `syscall` left at CPL3:
+                // re-read LSTAR then (it is per CPU and set late in boot), not on every fault.
+                if lstar == 0 || (rip != lstar && rip >= 0xFFFF_8000_0000_0000) { lstar = try vcpu.msr(Self.msrLSTAR) }
                 if rip == lstar && cs & 3 == 3 {
                     // A `syscall` from user mode that the host left at CPL3: finish it as the CPU would.
                     sregs.cs = X86Segments.code64(selector: X86Segments.kernelCode, dpl: 0)

@@ -11,7 +11,8 @@ struct RunCommand: ParsableCommand {
         discussion: """
             The guest's console appears on stdout. The command after `--` runs as a shell command in \
             the guest (in the default image: busybox sh); its exit status becomes leakvisor's exit status. \
-            Without a command the default image runs a short demo.
+            Without a command (and without --track, --kernel, --initrd) the default image runs a demo: \
+            lv-leak-basic under --track user, with the leak report at the end.
 
             On a host without VMX/SVM (kvm_pvm) the guest kernel runs in KVM's instruction emulator: \
             a boot takes about five minutes, and guest time runs 10x slower than wall time.

@@ -8,6 +8,23 @@ import VMM
 struct RunSession {
     let options: RunCommand
 
+    /// `leakvisor run` with nothing else: the main job on the default image, a tracked demo.
+    static let demoScript = """
+        uname -sr; echo "CPUs: $(grep -c ^processor /proc/cpuinfo)"
+        echo "LeakVisor demo: lv-leak-basic leaks 3 blocks (600 bytes); its static glibc keeps 5 more from start-up."
+        echo "The monitor traps its malloc/calloc/realloc/free calls from outside the guest and reports at exit."
+        lv-leak-basic
+        """
+
+    init(options: RunCommand) {
+        var options = options
+        if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil {
+            options.command = ["sh", "-c", Self.demoScript]
+            options.track = .user
+        }
+        self.options = options
+    }
+
     enum SessionError: Error, CustomStringConvertible {
         case noDefaultImage
         case unreadable(String, String)
