@@ -169,8 +169,13 @@ extension UserAllocationTracker {
         counters.withLock { $0.sitesArmed += armed.count }
     }
 
-    /// The allocator sites of a host file, cached by path.
+    /// The allocator sites of a host file (cached by path) that this tracker arms.
     func sites(inHostFile host: String, guestPath: String) -> [AllocatorSite] {
+        let all = allSites(inHostFile: host, guestPath: guestPath)
+        return includesOperators.withLock { $0 } ? all : all.filter { $0.entryPoint.function.family == .malloc }
+    }
+
+    private func allSites(inHostFile host: String, guestPath: String) -> [AllocatorSite] {
         if let cached = siteCache.withLock({ $0[host] }) { return cached }
         var found: [AllocatorSite] = []
         do {

@@ -29,9 +29,19 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// which Linux never maps (TASK_SIZE ends before it), so a return there always faults.
     static let trampoline: UInt64 = 0x7FFF_FFFF_F000
 
-    public init(kernel: GuestKernel, files: GuestSymbolFiles) {
+    /// Which entry points to arm: all of them, or only the C allocator's (C++ `new`/`delete`
+    /// are then seen as the `malloc`/`free` they call: fewer traps, no mismatch findings).
+    let includesOperators: Mutex<Bool>
+
+    public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true) {
         self.kernel = kernel
         self.files = files
+        self.includesOperators = Mutex(includeOperators)
+    }
+
+    /// Changes which entry points the next `arm` arms (after `disarm`).
+    public func setIncludesOperators(_ value: Bool) {
+        includesOperators.withLock { $0 = value }
     }
 
     /// Seconds since tracking started.
@@ -110,6 +120,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
 /// Trap and event counts, for the closing line and the benchmark.
 public struct TrackerCounters: Sendable, Codable {
+    public init() {}
     public var entries = 0
     public var nestedEntries = 0
     public var returns = 0

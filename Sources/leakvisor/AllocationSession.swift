@@ -20,7 +20,7 @@ final class AllocationSession: Sendable {
         let started = Date()
         let kernel = try GuestKernel.load(vmlinux: vmlinux, symbolFile: options.kernelSymbols.map(HostPathArgument.absolute))
         Self.say("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        tracker = UserAllocationTracker(kernel: kernel, files: files)
+        tracker = UserAllocationTracker(kernel: kernel, files: files, includeOperators: options.track != .userMalloc)
         builder = LeakReportBuilder(files: files)
         includeImageTools = options.reportAllProcesses
         jsonPath = options.reportPath.map(HostPathArgument.absolute)

@@ -14,11 +14,12 @@ struct TrackingBench: ParsableCommand {
         commandName: "tracking",
         abstract: "Measure allocation tracking: tracked vs untracked guest programs, cost per trapped event.",
         discussion: """
-            Boots the default image once with --track user and runs lv-bench-malloc (malloc/free pairs) \
-            and lv-bench-realistic (a C++ map/string workload), then detaches (restoring the guest) and \
-            runs them again untracked, then lv-syscalls for the cost of a guest system call (one exit to \
-            the monitor on kvm_pvm). Prints times, ratios, trapped events per allocation, cost per event, \
-            the cost of a bare exit round trip, and the ledger's memory per live block.
+            Boots the default image once and runs lv-bench-malloc (malloc/free pairs) and \
+            lv-bench-realistic (a C++ map/string workload) three times: tracked with every entry point \
+            (--track user), tracked with the C allocator only (--track user-malloc), and untracked \
+            (after detaching, which restores the guest); then lv-syscalls. Prints times, ratios, trapped \
+            events per allocation, cost per event next to a bare exit round trip (a tiny VM doing `out` \
+            in a loop), and the ledger's memory per live block.
             """)
 
     @Option(help: "malloc/free pairs for lv-bench-malloc.")
@@ -42,7 +43,7 @@ struct TrackingBench: ParsableCommand {
             throw ValidationError("the default guest image is not built; run scripts/setup.sh")
         }
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
-        let command = "\(programs); echo LV-BENCH-DETACH; read answer; \(programs); lv-syscalls 2000"
+        let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
         var config = MachineConfiguration(kernel: try RunSession.readFile(image.appendingPathComponent("vmlinux").path),
                                           kernelName: "vmlinux")
         var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
@@ -57,20 +58,30 @@ struct TrackingBench: ParsableCommand {
         let tracker = UserAllocationTracker(kernel: kernel, files: files)
         config.trapHandler = tracker
         let output = Mutex([UInt8]())
-        let detached = Mutex<(TrackerCounters, Double)?>(nil)
+        // Trap counts at the end of each tracked phase: every entry point, then the C allocator only.
+        let phases = Mutex([TrackerCounters]())
         let machineBox = Mutex<Machine?>(nil)
         config.consoleOutput = { bytes in
-            let text = output.withLock { o -> String? in
+            let text = output.withLock { o -> String in
                 o += bytes
-                return String(decoding: o.suffix(200), as: UTF8.self)
+                return String(decoding: o, as: UTF8.self)
             }
-            if let text, text.contains("LV-BENCH-DETACH"), detached.withLock({ $0 == nil }) {
-                detached.withLock { $0 = (tracker.statistics, 0) }
-                DispatchQueue.global().async {
-                    guard let machine = machineBox.withLock({ $0 }) else { return }
-                    _ = try? machine.withGuestPaused { tracker.disarm($0) }
-                    machine.typeIntoConsole(Array("go\n".utf8))
+            let reached = text.components(separatedBy: "LV-BENCH-NEXT ").count - 1
+            guard phases.withLock({ p in
+                guard p.count < reached else { return false }
+                p.append(tracker.statistics)
+                return true
+            }) else { return }
+            DispatchQueue.global().async {
+                guard let machine = machineBox.withLock({ $0 }) else { return }
+                _ = try? machine.withGuestPaused { guest in
+                    _ = tracker.disarm(guest)
+                    if reached == 1 {
+                        tracker.setIncludesOperators(false)
+                        _ = try tracker.arm(memory: guest.memory, vcpus: guest.vcpus)
+                    }
                 }
+                machine.typeIntoConsole(Array("go\n".utf8))
             }
         }
         say("booting the default image with \(cpus) vCPUs and --track user (several minutes on kvm_pvm)")
@@ -78,34 +89,36 @@ struct TrackingBench: ParsableCommand {
         machineBox.withLock { $0 = machine }
         let outcome = machine.run()
         let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
-        guard case .exited(0) = outcome.ending, let (events, _) = detached.withLock({ $0 }) else {
+        let counts = phases.withLock { $0 }
+        guard case .exited(0) = outcome.ending, counts.count == 2 else {
             throw ValidationError("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
         let results = TrackingBenchResults(parsing: text)
         let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
+        let allocations = Double(pairs + 23 * items)
         say("")
-        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x)")
-        let trapped = events.entries + events.returns + events.releases + events.nestedEntries
-        say("trapped events while tracked: \(events.entries) allocation entries + \(events.returns) returns + \(events.releases) releases + \(events.nestedEntries) nested entries = \(trapped)")
-        for name in ["lv-bench-malloc", "lv-bench-realistic"] {
-            guard let runs = results.elapsed[name], runs.count >= 2 else { say("\(name): no result lines"); continue }
-            let tracked = Double(runs[0]) * dilation, untracked = Double(runs[1]) * dilation
-            say(String(format: "%@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))
-        }
-        if let m = results.elapsed["lv-bench-malloc"], m.count >= 2, let r = results.elapsed["lv-bench-realistic"], r.count >= 2 {
-            let extra = (Double(m[0] - m[1]) + Double(r[0] - r[1])) * dilation
-            let perEvent = extra / Double(max(trapped, 1)) / 1000
-            say(String(format: "cost per trapped event: %.1f us (extra time of both programs / events)", perEvent))
-            if let bareExit {
-                say(String(format: "bare exit round trip (out in a loop, tiny VM): %.1f us; a trapped event costs %.1f of them", bareExit, perEvent / bareExit))
-            }
-            let allocations = Double(pairs + 23 * items)
-            say(String(format: "traps per allocation: %.2f (entries, returns and releases per allocation made)",
-                       Double(trapped) / allocations))
-        }
+        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x, debug build)")
+        if let bareExit { say(String(format: "bare exit round trip (out in a loop, tiny VM): %.1f us", bareExit)) }
         if let syscall = results.syscallNanoseconds {
             say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))
+        }
+        let modes = [("--track user", counts[0], TrackerCounters()), ("--track user-malloc", counts[1], counts[0])]
+        for (index, (mode, end, start)) in modes.enumerated() {
+            let entries = end.entries - start.entries, returns = end.returns - start.returns
+            let releases = end.releases - start.releases, nested = end.nestedEntries - start.nestedEntries
+            let trapped = entries + returns + releases + nested
+            say("\(mode): \(trapped) trapped events (\(entries) allocation entries, \(returns) returns, \(releases) releases, \(nested) nested or forwarded)"
+                + String(format: ", %.2f per allocation", Double(trapped) / allocations))
+            var extra = 0.0
+            for name in ["lv-bench-malloc", "lv-bench-realistic"] {
+                guard let runs = results.elapsed[name], runs.count >= 3 else { say("  \(name): no result lines"); continue }
+                let tracked = Double(runs[index]) * dilation, untracked = Double(runs[2]) * dilation
+                extra += tracked - untracked
+                say(String(format: "  %@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))
+            }
+            let perEvent = extra / Double(max(trapped, 1)) / 1000
+            say(String(format: "  cost per trapped event: %.1f us", perEvent) + (bareExit.map { String(format: " (%.1f bare exits)", perEvent / $0) } ?? ""))
         }
         // The ledger's own cost per live block, measured on a ledger holding 100,000 blocks.
         let ledger = AllocationLedger()
