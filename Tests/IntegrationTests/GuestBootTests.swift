@@ -34,7 +34,7 @@ struct GuestBootTests {
         #expect(r.status == 7, "stderr: \(r.stderr)\nstdout tail: \(r.stdout.suffix(2000))")
         #expect(r.stdout.contains("guest-kernel=6.1."))
         #expect(kernelRelease.contains("6.1."))
-        #expect(r.stdout.contains("guest-cpus=1"))
+        #expect(r.stdout.contains("guest-cpus=2"))   // the default: 2 vCPUs
         #expect(r.stdout.contains("hello from guest user space"))
         #expect(r.stdout.contains("static-arg"))
         #expect(r.stdout.contains("two words"))

@@ -117,7 +117,7 @@ struct IntrospectionTests {
         if let busy = pidLine(console, tag: "busy") {
             let stack = try inspect(["stack", "\(busy)"] + session)
             #expect(stack.contains(" in main") && stack.contains("lv-compute.c:"), "busy stack:\n\(stack)")
-            #expect(stack.contains("running in user mode on vCPU 0") || stack.contains("in the kernel"), "\(stack)")
+            #expect(stack.contains("running in user mode on vCPU ") || stack.contains("in the kernel"), "\(stack)")
         }
         let kernelFrame = try inspect(["stack", "\(pidLine(console, tag: "fp") ?? 1)"] + session)
             .split(separator: "\n").first { $0.contains("pipe_read") }
