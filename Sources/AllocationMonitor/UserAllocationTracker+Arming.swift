@@ -9,30 +9,28 @@ extension UserAllocationTracker {
     /// Arms the kernel hooks and every allocator in files the guest's processes map now. Call once
     /// the guest kernel has started user space, from a vCPU thread or with the guest paused.
     public func arm(memory: GuestMemory, vcpus: [VCPUSnapshot]) throws -> ArmingSummary {
-        let guest = (memory: memory, vcpus: vcpus)
-        let view = try KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus)
+        let view = try KernelView(kernel: kernel, memory: memory, vcpus: vcpus)
         var summary = ArmingSummary()
         for kind in [KernelHook.Kind.mmapRegion, .exitMmap] {
             let address = try view.symbol(kind.rawValue).rawValue
             let physical = try view.space.translate(GuestVirtualAddress(address)).physicalAddress
-            let bytes = try guest.memory.read(at: physical, count: 5)
+            let bytes = try memory.read(at: physical, count: 5)
             guard bytes == Self.ftraceNop else {
                 throw TrackerError.kernelHook(kind.rawValue, "starts with \(bytes.map { String(format2: $0) }.joined(separator: " ")), not the 5-byte ftrace nop (is ftrace tracing it?)")
             }
-            rememberPage(physical, memory: guest.memory)
-            try guest.memory.write(KernelHookPort.instruction, at: physical)
+            rememberPage(physical, memory: memory)
+            try memory.write(KernelHookPort.instruction, at: physical)
             table.withLock { $0.hooks[address] = KernelHook(kind: kind, address: address, physical: physical.rawValue, original: Array(bytes.prefix(2))) }
             summary.kernelHooks += 1
         }
-        for process in try view.processes() {
-            guard let task = try? view.process(process.pid), task.mm != 0,
-                  let mappings = try? view.mappings(ofMM: task.mm) else { continue }
-            if let pgd = try? view.pageTableDirectory(ofMM: task.mm),
-               let root = try? view.space.translate(GuestVirtualAddress(pgd)).physicalAddress.rawValue {
+        // Each process once: its thread-group leader (the task list is read once).
+        for task in try view.tasks() where task.pid == task.tgid && task.mm != 0 {
+            guard let mappings = try? view.mappings(ofMM: task.mm) else { continue }
+            if let root = try? view.pageTableRoot(ofMM: task.mm) {
                 preexisting.withLock { _ = $0.insert(root) }
             }
             for mapping in mappings where mapping.fileObject != 0 && mapping.permissions.contains("x") {
-                considerFile(mapping.fileObject, view: view, memory: guest.memory)
+                considerFile(mapping.fileObject, view: view, memory: memory)
             }
         }
         table.withLock { t in
@@ -105,8 +103,7 @@ extension UserAllocationTracker {
     func exiting(mm: UInt64, trap: GuestTrap, memory: GuestMemory) {
         counters.withLock { $0.exitHooks += 1 }
         guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]),
-              let pgd = try? view.pageTableDirectory(ofMM: mm),
-              let root = try? view.space.translate(GuestVirtualAddress(pgd)).physicalAddress.rawValue else { return }
+              let root = try? view.pageTableRoot(ofMM: mm) else { return }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }

@@ -55,8 +55,7 @@ extension UserAllocationTracker {
                 counters.withLock { $0.entries += 1 }
             }
         }
-        try site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
-                                     writeMemory: { try user.write($0, $1) })
+        try runDisplaced(site, &registers, user: user)
         trap.resume = registers
     }
 

@@ -87,10 +87,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
             counters.withLock { $0.unreadableCalls += 1 }
             if Self.tracing { Self.trace("vcpu\(state.index) \(armed.site.symbol): not an allocator call as expected: \(error)") }
             var registers = state.registers
-            do {
-                try armed.site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
-                                                   writeMemory: { try user.write($0, $1) })
-            } catch { return false }
+            do { try runDisplaced(armed.site, &registers, user: user) } catch { return false }
             trap.resume = registers
         }
         return true
@@ -113,6 +110,11 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         return true
     }
 
+    /// Executes the instruction the `int3` displaced, in the thread's address space.
+    func runDisplaced(_ site: AllocatorSite, _ registers: inout GeneralRegisters, user: UserMemory) throws {
+        try site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
+                                     writeMemory: { try user.write($0, $1) })
+    }
 
     /// CR3 without PCID and flag bits: the page-table root that names an address space.
     static func root(_ cr3: UInt64) -> UInt64 { cr3 & 0x000F_FFFF_FFFF_F000 }

@@ -11,14 +11,7 @@ public final class FrameSymbolizer {
     public init(modules: [GuestMapping], files: GuestSymbolFiles) {
         self.modules = modules
         let symbolizer = try? Symbolizer()
-        if let symbolizer {
-            var done: Set<String> = []
-            for mapping in modules where mapping.path.hasPrefix("/") && mapping.fileOffset == 0 {
-                guard done.insert(mapping.path).inserted, let host = files.hostPath(forGuest: mapping.path),
-                      let elf = try? ELFFile(path: host), let bias = elf.loadBias(mappingStart: mapping.start) else { continue }
-                _ = try? symbolizer.addModule(name: mapping.path, hostPath: host, loadBias: bias)
-            }
-        }
+        if let symbolizer { files.addModules(of: modules, to: symbolizer) }
         self.symbolizer = symbolizer
     }
 

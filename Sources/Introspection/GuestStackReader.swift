@@ -50,12 +50,7 @@ public struct GuestStackReader {
     func symbolizer(for task: GuestTask) throws(IntrospectionError) -> Symbolizer {
         let symbolizer: Symbolizer
         do { symbolizer = try Symbolizer() } catch { throw .kernelImage("libdwfl: \(error)") }
-        var done: Set<String> = []
-        for mapping in try view.mappings(of: task) where mapping.path.hasPrefix("/") && mapping.fileOffset == 0 {
-            guard done.insert(mapping.path).inserted, let host = files.hostPath(forGuest: mapping.path),
-                  let elf = try? ELFFile(path: host), let bias = elf.loadBias(mappingStart: mapping.start) else { continue }
-            _ = try? symbolizer.addModule(name: mapping.path, hostPath: host, loadBias: bias)
-        }
+        files.addModules(of: try view.mappings(of: task), to: symbolizer)
         return symbolizer
     }
 

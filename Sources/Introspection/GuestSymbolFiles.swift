@@ -24,4 +24,15 @@ public struct GuestSymbolFiles: Sendable {
         if hostCopies.contains(where: { path.hasPrefix($0) }), FileManager.default.isReadableFile(atPath: path) { return path }
         return nil
     }
+
+    /// Adds every ELF file of `mappings` that has a host copy to `symbolizer`, at the load bias
+    /// its first mapping gives, once per file.
+    public func addModules(of mappings: [GuestMapping], to symbolizer: Symbolizer) {
+        var done: Set<String> = []
+        for mapping in mappings where mapping.path.hasPrefix("/") && mapping.fileOffset == 0 {
+            guard done.insert(mapping.path).inserted, let host = hostPath(forGuest: mapping.path),
+                  let elf = try? ELFFile(path: host), let bias = elf.loadBias(mappingStart: mapping.start) else { continue }
+            _ = try? symbolizer.addModule(name: mapping.path, hostPath: host, loadBias: bias)
+        }
+    }
 }

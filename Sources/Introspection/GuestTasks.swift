@@ -116,7 +116,7 @@ extension KernelView {
     /// The user address space of a task (which must have an `mm`).
     public func userSpace(of task: GuestTask) throws(IntrospectionError) -> AddressSpace {
         guard task.mm != 0 else { throw .noUserContext(pid: task.pid, why: "it is a kernel thread") }
-        return try userSpace(pgd: try kernelPointer(task.mm + UInt64(kernel.layout.mm.pgd), "mm_struct.pgd"))
+        return try userSpace(pgd: try pageTableDirectory(ofMM: task.mm))
     }
 
     /// argv, read from the process's memory between `mm->arg_start` and `arg_end`.

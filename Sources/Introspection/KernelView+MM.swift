@@ -3,9 +3,13 @@ extension KernelView {
     public func pageTableDirectory(ofMM mm: UInt64) throws(IntrospectionError) -> UInt64 {
         try kernelPointer(mm + UInt64(kernel.layout.mm.pgd), "mm_struct.pgd")
     }
-}
 
-extension KernelView {
+    /// The guest-physical address of an address space's top-level page table: what CR3 holds
+    /// (without flag bits) while that address space runs.
+    public func pageTableRoot(ofMM mm: UInt64) throws(IntrospectionError) -> UInt64 {
+        try physicalAddress(ofPageTable: try pageTableDirectory(ofMM: mm))
+    }
+
     /// `task->pid` (the thread id) of a task, one read.
     public func threadID(ofTask task: UInt64) throws(IntrospectionError) -> Int32 {
         Int32(bitPattern: try u32(task + UInt64(kernel.layout.task.pid), "task_struct.pid"))

@@ -71,11 +71,14 @@ public struct KernelView: Sendable {
 
     /// The page tables of a user address space whose `pgd` (a kernel virtual address) is given.
     public func userSpace(pgd: UInt64) throws(IntrospectionError) -> AddressSpace {
-        let translation: Translation
-        do { translation = try space.translate(GuestVirtualAddress(pgd)) } catch {
+        AddressSpace(memory: memory, root: PageTableRoot(tableAddress: GuestPhysicalAddress(try physicalAddress(ofPageTable: pgd))),
+                     mode: mode, cache: cache)
+    }
+
+    /// Guest-physical address of a page table the kernel reaches at virtual address `pgd`.
+    func physicalAddress(ofPageTable pgd: UInt64) throws(IntrospectionError) -> UInt64 {
+        do { return try space.translate(GuestVirtualAddress(pgd)).physicalAddress.rawValue } catch {
             throw .read("page table of a process", .translationFailed(error))
         }
-        return AddressSpace(memory: memory, root: PageTableRoot(tableAddress: translation.physicalAddress),
-                            mode: mode, cache: cache)
     }
 }

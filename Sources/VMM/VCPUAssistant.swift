@@ -112,9 +112,7 @@ public final class VCPUAssistant {
                 user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
                 user.rsp = rsp
                 user.rflags = rflags
-                return VCPUSnapshot(index: vcpu.id, registers: user, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
-                                    privilegeLevel: 3, systemCallEntry: lstar != 0 ? lstar : try vcpu.msr(Self.msrLSTAR),
-                                    gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
+                return try VCPUSnapshot.capture(vcpu, registers: user, sregs: sregs, privilegeLevel: 3, systemCallEntry: lstar)
             }
             if cs & 3 == 3, let handler = trapHandler, !announcedUserSpace {
                 announcedUserSpace = true
@@ -176,9 +174,8 @@ public final class VCPUAssistant {
             guard sregs.cs.dpl == 0 else { return false }
             // Every host reports the `out` with RIP already past it.
             regs.rip &-= UInt64(KernelHookPort.instruction.count)
-            let state = VCPUSnapshot(index: vcpu.id, registers: GeneralRegisters(regs), cr3: sregs.cr3, cr4: sregs.cr4,
-                                     efer: sregs.efer, privilegeLevel: 0, systemCallEntry: try vcpu.msr(Self.msrLSTAR),
-                                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(Self.msrKernelGSBase))
+            let state = try VCPUSnapshot.capture(vcpu, registers: GeneralRegisters(regs), sregs: sregs, privilegeLevel: 0,
+                                                 systemCallEntry: lstar)
             var trap = GuestTrap(state: state, fsBase: sregs.fs.base)
             guard handler.kernelHook(&trap, memory: memory) else { return false }
             try vcpu.setRegisters(kvm_regs(trap.resume))

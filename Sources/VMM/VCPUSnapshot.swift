@@ -5,12 +5,20 @@ import KVM
 extension VCPUSnapshot {
     /// Reads a parked vCPU's registers and the MSRs introspection needs.
     static func capture(_ vcpu: VirtualCPU) throws(KVMError) -> VCPUSnapshot {
-        let regs = try vcpu.registers()
         let sregs = try vcpu.specialRegisters()
-        return VCPUSnapshot(index: vcpu.id, registers: GeneralRegisters(regs), cr3: sregs.cr3, cr4: sregs.cr4,
-                            efer: sregs.efer, privilegeLevel: Int(sregs.cs.dpl),
-                            systemCallEntry: try vcpu.msr(0xC000_0082), gsBase: sregs.gs.base,
-                            kernelGSBase: try vcpu.msr(0xC000_0102))
+        return try capture(vcpu, registers: GeneralRegisters(try vcpu.registers()), sregs: sregs,
+                           privilegeLevel: Int(sregs.cs.dpl))
+    }
+
+    /// A snapshot from registers already read (and possibly adjusted, e.g. to the user state an
+    /// exception frame records), with the MSRs introspection needs. `systemCallEntry` saves the
+    /// LSTAR read when the caller knows it.
+    static func capture(_ vcpu: VirtualCPU, registers: GeneralRegisters, sregs: kvm_sregs, privilegeLevel: Int,
+                        systemCallEntry: UInt64 = 0) throws(KVMError) -> VCPUSnapshot {
+        VCPUSnapshot(index: vcpu.id, registers: registers, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
+                     privilegeLevel: privilegeLevel,
+                     systemCallEntry: systemCallEntry != 0 ? systemCallEntry : try vcpu.msr(VCPUAssistant.msrLSTAR),
+                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(VCPUAssistant.msrKernelGSBase))
     }
 }
 

@@ -112,12 +112,7 @@ struct BootBench: ParsableCommand {
     }
 
     func boot(kernel: URL, image: URL, command: String) throws -> BootResult {
-        var config = MachineConfiguration(kernel: try RunSession.readFile(kernel.path), kernelName: kernel.path)
-        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
-        while initrd.count % 4 != 0 { initrd.append(0) }
-        var archive = CPIOArchive()
-        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
-        config.initrd = initrd + archive.encoded()
+        var config = try Self.configuration(kernel: kernel, image: image, command: command)
         config.memorySize = memory.bytes
         config.timeoutSeconds = timeout
         let output = Mutex([UInt8]())
@@ -131,6 +126,18 @@ struct BootBench: ParsableCommand {
         let lines = text.split(whereSeparator: \.isNewline).map(String.init)
             .filter { $0.hasPrefix("compute:") || $0.hasPrefix("syscalls:") }
         return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text), guestLines: lines)
+    }
+
+    /// A machine booting `kernel` with the image's initramfs and `command` (a shell command line)
+    /// as the guest command: what every benchmark boot starts from.
+    static func configuration(kernel: URL, image: URL, command: String) throws -> MachineConfiguration {
+        var config = MachineConfiguration(kernel: try RunSession.readFile(kernel.path), kernelName: kernel.path)
+        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
+        while initrd.count % 4 != 0 { initrd.append(0) }
+        var archive = CPIOArchive()
+        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
+        config.initrd = initrd + archive.encoded()
+        return config
     }
 
     static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {

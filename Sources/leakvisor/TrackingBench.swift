@@ -2,7 +2,6 @@ import AllocationMonitor
 import AllocationTracking
 import ArgumentParser
 import Foundation
-import GuestImage
 import Introspection
 import Synchronization
 import VMM
@@ -44,13 +43,7 @@ struct TrackingBench: ParsableCommand {
         }
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
         let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
-        var config = MachineConfiguration(kernel: try RunSession.readFile(image.appendingPathComponent("vmlinux").path),
-                                          kernelName: "vmlinux")
-        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
-        while initrd.count % 4 != 0 { initrd.append(0) }
-        var archive = CPIOArchive()
-        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
-        config.initrd = initrd + archive.encoded()
+        var config = try BootBench.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command)
         config.vcpuCount = cpus
         config.timeoutSeconds = timeout
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
