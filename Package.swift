@@ -27,14 +27,16 @@ let package = Package(
         .target(name: "DebugInfo", dependencies: ["CElfDW"]),
         // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
         .target(name: "Introspection", dependencies: ["GuestMemory", "DebugInfo"]),
+        // Conservative reachability: roots of a guest process, marking and leak classes, page cache.
+        .target(name: "Reachability", dependencies: ["GuestMemory", "Introspection"]),
         // Guest allocator breakpoints, the allocation ledger outside the guest, and leak reports.
-        .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo"]),
+        .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo", "Reachability"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["Introspection", "AllocationTracking"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
         // Arms the allocator breakpoints in a running guest and feeds the ledger from its traps.
-        .target(name: "AllocationMonitor", dependencies: ["VMM", "AllocationTracking", "Introspection", "DebugInfo", "GuestMemory"]),
+        .target(name: "AllocationMonitor", dependencies: ["VMM", "AllocationTracking", "Introspection", "DebugInfo", "GuestMemory", "Reachability"]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
         .executableTarget(
@@ -45,7 +47,7 @@ let package = Package(
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
-            "AllocationTracking", "AllocationMonitor",
+            "AllocationTracking", "AllocationMonitor", "Reachability",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -7,4 +7,9 @@ public struct GeneralRegisters: Sendable, Equatable, Codable {
     public var rip: UInt64 = 0, rflags: UInt64 = 0
 
     public init() {}
+
+    /// The 16 general-purpose registers (not rip or rflags): what a conservative scan treats as roots.
+    public var generalPurpose: [UInt64] {
+        [rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15]
+    }
 }

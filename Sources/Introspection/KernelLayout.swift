@@ -4,7 +4,7 @@
 public struct KernelLayout: Sendable {
     public struct TaskStruct: Sendable {
         public var tasks = 0, pid = 0, tgid = 0, comm = 0, commLength = 0, state = 0, exitState = 0
-        public var flags = 0, mm = 0, realParent = 0, stack = 0, threadGroup = 0, threadSP = 0
+        public var flags = 0, mm = 0, realParent = 0, stack = 0, threadGroup = 0, threadSP = 0, threadFSBase = 0
     }
     public struct MMStruct: Sendable {
         public var mapleRoot = 0, pgd = 0, argStart = 0, argEnd = 0, startStack = 0, startBrk = 0, brk = 0
@@ -81,6 +81,7 @@ public struct KernelLayout: Sendable {
         task.stack = try at("task_struct", "stack")
         task.threadGroup = try at("task_struct", "thread_group")
         task.threadSP = try at("task_struct", "thread.sp")
+        task.threadFSBase = try at("task_struct", "thread.fsbase")
 
         mm.mapleRoot = try at("mm_struct", "mm_mt") + (try at("maple_tree", "ma_root"))
         mm.pgd = try at("mm_struct", "pgd")

@@ -55,6 +55,13 @@ extension KernelView {
         throw .noUserContext(pid: task.pid, why: "no user frame at the top of its kernel stack")
     }
 
+    /// A user thread's FS base (its thread pointer): the vCPU's when the thread is on one (the
+    /// kernel does not change FS), else what the kernel saved at its last context switch.
+    public func fsBase(of task: GuestTask, current: [Int: UInt64]) throws(IntrospectionError) -> UInt64 {
+        if let cpu = vcpus.first(where: { current[$0.index] == task.address }) { return cpu.fsBase }
+        return try u64(task.address + UInt64(kernel.layout.task.threadFSBase), "task_struct.thread.fsbase")
+    }
+
     /// A task's kernel frames (sleeping, or running in kernel mode on a vCPU), symbolized: unwound with the kernel's ORC tables when the
     /// image has them; otherwise return addresses on its kernel stack that follow a call
     /// instruction (what the kernel's own "?"-marked stack dumps show).

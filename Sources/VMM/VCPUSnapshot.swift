@@ -18,7 +18,8 @@ extension VCPUSnapshot {
         VCPUSnapshot(index: vcpu.id, registers: registers, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer,
                      privilegeLevel: privilegeLevel,
                      systemCallEntry: systemCallEntry != 0 ? systemCallEntry : try vcpu.msr(VCPUAssistant.msrLSTAR),
-                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(VCPUAssistant.msrKernelGSBase))
+                     gsBase: sregs.gs.base, kernelGSBase: try vcpu.msr(VCPUAssistant.msrKernelGSBase),
+                     fsBase: sregs.fs.base)
     }
 }
 

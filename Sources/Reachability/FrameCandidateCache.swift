@@ -1,0 +1,71 @@
+import GuestMemory
+
+/// What a scan has read of each guest-physical page frame: the words that could be user-space
+/// pointers, with their slot in the page. A frame's entry stays valid until the frame is written;
+/// the owner drops written frames (from the dirty log) before it trusts the cache again, so a
+/// rescan reads only frames written since the last scan.
+///
+/// Not thread-safe: the scanner owns it under its lock.
+public final class FrameCandidateCache: @unchecked Sendable {
+    /// Words outside [minimum, limit) are not kept: no user-space block lives there.
+    static let minimum: UInt64 = 0x1000
+    static let limit: UInt64 = 0x0000_8000_0000_0000
+    /// A kept word: the value in the low 55 bits (user addresses need 47), the slot (0...511) above.
+    static let slotShift: UInt64 = 55
+    static let valueMask: UInt64 = (1 << 55) - 1
+
+    private var frames: [UInt64: [UInt64]] = [:]
+    private var touched: Set<UInt64> = []
+    private var buffer = [UInt64](repeating: 0, count: 512)
+
+    /// Frames read from guest memory and frames served from the cache, since `resetCounters`.
+    public private(set) var framesRead = 0
+    public private(set) var framesReused = 0
+
+    public init() {}
+
+    public var cachedFrames: Int { frames.count }
+
+    /// The candidate words of a frame, read now if the cache has no valid copy.
+    func candidates(frame: UInt64, memory: GuestMemory) throws(GuestMemoryError) -> [UInt64] {
+        touched.insert(frame)
+        if let kept = frames[frame] {
+            framesReused += 1
+            return kept
+        }
+        let bytes = try memory.read(at: GuestPhysicalAddress(frame << 12), count: 4096)
+        var kept: [UInt64] = []
+        bytes.withUnsafeBytes { raw in
+            for slot in 0..<512 {
+                let value = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: slot * 8, as: UInt64.self))
+                if value >= Self.minimum, value < Self.limit { kept.append(value | UInt64(slot) << Self.slotShift) }
+            }
+        }
+        frames[frame] = kept
+        framesRead += 1
+        return kept
+    }
+
+    /// Forgets frames that were written (their next use reads them again).
+    public func invalidate(_ written: [UInt64]) {
+        for frame in written { frames[frame] = nil }
+    }
+
+    /// Forgets everything (no dirty log: every scan is a full scan).
+    public func invalidateAll() { frames = [:] }
+
+    /// Keeps only the frames the scans since the last call used, so the cache holds what the
+    /// scanned processes map, not everything they ever mapped.
+    public func retainTouched() {
+        frames = frames.filter { touched.contains($0.key) }
+        touched = []
+    }
+
+    public func resetCounters() {
+        framesRead = 0
+        framesReused = 0
+    }
+
+    /// Approximate bytes held (8 per kept word plus per-frame overhead).
+    public var memoryUse: Int { frames.values.reduce(0) { $0 + $1.count * 8 + 48 } }
+}

@@ -1,0 +1,91 @@
+import GuestMemory
+import Introspection
+
+/// Candidate words of one process's virtual memory, through its page tables and the frame cache.
+/// Translations are walked once per page per scan; pages that are not present are skipped whole
+/// (a missing upper-level entry skips everything it would have mapped), and the number of pages one
+/// scan may visit is bounded, so a hostile guest's huge mappings cannot make a scan run away.
+public struct ProcessMemorySource: CandidateSource {
+    let space: AddressSpace
+    let cache: FrameCandidateCache
+    /// Virtual page → frame (nil: not present), for this scan.
+    private(set) var frames: [UInt64: UInt64?] = [:]
+    /// Pages visited (present or not) and the bound.
+    public private(set) var pagesVisited = 0
+    public let pageBudget: Int
+    /// Set when the budget ran out or a frame could not be read: the result is then incomplete.
+    public private(set) var incomplete = false
+    public private(set) var bytesScanned: UInt64 = 0
+
+    public init(space: AddressSpace, cache: FrameCandidateCache, pageBudget: Int = 4 << 20) {
+        self.space = space
+        self.cache = cache
+        self.pageBudget = pageBudget
+    }
+
+    /// The frame behind a virtual page, or nil when it is not present; `skip` is how far the
+    /// caller may jump when nothing is mapped there.
+    mutating func frame(ofPage page: UInt64) -> (frame: UInt64?, skip: UInt64) {
+        if let known = frames[page] { return (known, 4096) }
+        pagesVisited += 1
+        do {
+            let t = try space.translate(GuestVirtualAddress(page))
+            let frame = t.physicalAddress.rawValue >> 12
+            // Fill in the rest of a large page at once.
+            let size = t.pageSize.bytes
+            if size > 4096 {
+                let base = page & ~(size - 1), baseFrame = frame - ((page - base) >> 12)
+                var p = base
+                while p < base + size { frames[p] = baseFrame + ((p - base) >> 12); p += 4096 }
+            } else {
+                frames[page] = frame
+            }
+            return (frame, 4096)
+        } catch {
+            if case .notPresent(_, let level, _) = error {
+                let span: UInt64 = 4096 << (9 * UInt64(level - 1))
+                frames[page] = .some(nil)
+                return (nil, span - (page & (span - 1)))
+            }
+            frames[page] = .some(nil)
+            return (nil, 4096)
+        }
+    }
+
+    /// The frame of a page if this scan translated it (for staleness).
+    public func knownFrame(ofPage page: UInt64) -> UInt64? { frames[page] ?? nil }
+
+    public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
+        var page = range.lowerBound & ~0xFFF
+        while page < range.upperBound {
+            guard pagesVisited < pageBudget else { incomplete = true; return }
+            let (frame, skip) = frame(ofPage: page)
+            defer { page = page &+ skip; if page == 0 { page = .max } }
+            guard let frame else { continue }
+            guard let words = try? cache.candidates(frame: frame, memory: space.memory) else { incomplete = true; continue }
+            let low = max(range.lowerBound, page), high = min(range.upperBound, page + 4096)
+            bytesScanned &+= high - low
+            if low == page, high == page + 4096 {
+                for w in words { body(w & FrameCandidateCache.valueMask) }
+            } else {
+                for w in words {
+                    let address = page + (w >> FrameCandidateCache.slotShift) * 8
+                    if address >= low, address + 8 <= high { body(w & FrameCandidateCache.valueMask) }
+                }
+            }
+        }
+    }
+
+    /// Frames of the pages a range spans that this scan translated (present ones only).
+    public mutating func frames(of range: Range<UInt64>) -> [UInt64] {
+        var result: [UInt64] = []
+        var page = range.lowerBound & ~0xFFF
+        while page < range.upperBound, pagesVisited < pageBudget {
+            let (frame, skip) = frame(ofPage: page)
+            if let frame { result.append(frame) }
+            page = page &+ skip
+            if page == 0 { break }
+        }
+        return result
+    }
+}

@@ -1,0 +1,99 @@
+/// Conservative marking and classification of an address space's live blocks, the way valgrind
+/// memcheck's leak check does it:
+///
+/// 1. From the roots, a pointer to a block's start makes it *reachable*; a pointer into its middle
+///    makes it *possibly lost* (unless something better reaches it). A reachable block's contents
+///    are scanned the same way; a possibly lost block's contents can only make others possibly lost.
+/// 2. The blocks left are leaks. In address order, each one not yet claimed starts a clique: it is
+///    a *direct* leak and every leak it reaches, through any pointer, is *indirect* and counted
+///    under it. A direct leak reached by a later clique joins that clique (so in a cycle exactly
+///    one block is direct: the lowest one not reached from another leak).
+public struct ReachabilityMarker {
+    public init() {}
+
+    /// Classifies every block of `index`.
+    /// - Parameters:
+    ///   - rootRanges: memory that holds roots (stacks, TLS, writable data of loaded objects).
+    ///   - rootWords: root values not in memory (thread registers).
+    public func classify(_ index: HeapBlockIndex, rootRanges: [Range<UInt64>], rootWords: [UInt64],
+                         memory: inout some CandidateSource) -> ReachabilityResult {
+        let n = index.count
+        var result = ReachabilityResult(classes: [ReachabilityClass](repeating: .directLeak, count: n),
+                                        leaders: [Int32](repeating: -1, count: n),
+                                        indirectBytes: [UInt64](repeating: 0, count: n))
+        guard n > 0 else { return result }
+        let span = index.span
+        // 0 unreached, 1 possible, 2 reachable.
+        var state = [UInt8](repeating: 0, count: n)
+        var work: [Int] = []
+        func reach(_ value: UInt64, definite: Bool) {
+            guard span.contains(value), let hit = index.block(containing: value) else { return }
+            let b = hit.block
+            if hit.atStart && definite {
+                if state[b] != 2 { state[b] = 2; work.append(b) }
+            } else if state[b] == 0 {
+                state[b] = 1; work.append(b)
+            }
+        }
+        for value in rootWords { reach(value, definite: true) }
+        for range in rootRanges {
+            memory.forEachCandidate(in: range) { reach($0, definite: true) }
+        }
+        while let b = work.popLast() {
+            let definite = state[b] == 2
+            memory.forEachCandidate(in: index.starts[b]..<index.end(of: b)) { reach($0, definite: definite) }
+        }
+        // Cliques of leaked blocks.
+        var leak = [Bool](repeating: false, count: n)
+        for b in 0..<n where state[b] == 0 { leak[b] = true }
+        var claimed = [Bool](repeating: false, count: n)
+        for leader in 0..<n where leak[leader] && !claimed[leader] {
+            claimed[leader] = true
+            var stack = [leader]
+            while let b = stack.popLast() {
+                memory.forEachCandidate(in: index.starts[b]..<index.end(of: b)) { value in
+                    guard span.contains(value), let hit = index.block(containing: value) else { return }
+                    let t = hit.block
+                    guard leak[t], t != leader, result.leaders[t] == -1 else { return }
+                    if claimed[t] {
+                        // A former clique leader: it and everything it had claimed join this clique.
+                        result.indirectBytes[leader] &+= index.sizes[t] &+ result.indirectBytes[t]
+                        result.indirectBytes[t] = 0
+                        result.leaders[t] = Int32(leader)
+                        result.classes[t] = .indirectLeak
+                        return
+                    }
+                    claimed[t] = true
+                    result.leaders[t] = Int32(leader)
+                    result.classes[t] = .indirectLeak
+                    result.indirectBytes[leader] &+= index.sizes[t]
+                    stack.append(t)
+                }
+            }
+        }
+        for b in 0..<n {
+            switch state[b] {
+            case 2: result.classes[b] = .reachable
+            case 1: result.classes[b] = .possiblyLost
+            default: break
+            }
+        }
+        // Members of an absorbed clique name the leader that absorbed it.
+        for b in 0..<n where result.leaders[b] >= 0 {
+            var l = Int(result.leaders[b])
+            var hops = 0
+            while result.leaders[l] >= 0, hops < n { l = Int(result.leaders[l]); hops += 1 }
+            result.leaders[b] = Int32(l)
+        }
+        return result
+    }
+}
+
+/// The classes a scan found, by block index in its `HeapBlockIndex`.
+public struct ReachabilityResult: Sendable {
+    public var classes: [ReachabilityClass]
+    /// For an indirect leak, the index of the direct leak that leads to it; else -1.
+    public var leaders: [Int32]
+    /// For a direct leak, the bytes of the indirect leaks it leads to.
+    public var indirectBytes: [UInt64]
+}

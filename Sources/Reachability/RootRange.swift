@@ -1,0 +1,36 @@
+/// One piece of memory a scan treats as roots, and why.
+public struct RootRange: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// A live thread's stack, from its stack pointer (less the 128-byte red zone) up.
+        case stack(thread: Int32)
+        /// A thread's static TLS block and thread control block, around its FS base.
+        case threadLocal(thread: Int32)
+        /// A writable mapping: data and bss of loaded objects, other anonymous memory.
+        case writable(path: String)
+        /// The part of an object's data made read-only after relocation (PT_GNU_RELRO).
+        case relocationReadOnly(path: String)
+    }
+
+    public var range: Range<UInt64>
+    public var kind: Kind
+
+    public init(_ range: Range<UInt64>, _ kind: Kind) {
+        self.range = range
+        self.kind = kind
+    }
+}
+
+/// The roots of one process: memory ranges plus the user registers of each thread.
+public struct ProcessRootSet: Sendable {
+    public var ranges: [RootRange] = []
+    public var registerWords: [UInt64] = []
+    /// Threads whose registers were found, and threads whose were not (with why).
+    public var threads: [Int32] = []
+    public var missingThreads: [String] = []
+    /// Mappings left out because they hold the allocator's heap (brk heap, glibc arena heaps).
+    public var heapMappings: Int = 0
+
+    public init() {}
+
+    public var rootBytes: UInt64 { ranges.reduce(0) { $0 + UInt64($1.range.count) } }
+}
