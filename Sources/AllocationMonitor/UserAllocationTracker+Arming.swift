@@ -104,11 +104,27 @@ extension UserAllocationTracker {
         counters.withLock { $0.exitHooks += 1 }
         guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]),
               let root = try? view.pageTableRoot(ofMM: mm) else { return }
+        if scansAtExit { scanAtExit(mm: mm, root: root, view: view, vcpu: trap.state.index) }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }
         spaces.withLock { _ = $0.removeValue(forKey: root) }
     }
+
+    /// The final scan of an address space as it is torn down: its memory is intact and nothing
+    /// else uses it. On exit the exiting thread (the last one) gives registers and stack; on exec
+    /// the old image has no thread left, so its stack mapping is scanned whole.
+    func scanAtExit(mm: UInt64, root: UInt64, view: KernelView, vcpu: Int) {
+        var threads: [GuestTask] = []
+        let current = (try? view.currentTasks()) ?? [:]
+        if let address = current[vcpu], let task = try? view.task(at: address), task.flags & Self.taskExiting != 0 {
+            threads = [task]
+        }
+        scanner.scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "at exit")
+    }
+
+    /// PF_EXITING in `task_struct.flags`.
+    static let taskExiting: UInt32 = 0x4
 
     /// Arms the allocator functions of an open file (`struct file *`), once per inode. One file
     /// at a time, whichever vCPU asks.

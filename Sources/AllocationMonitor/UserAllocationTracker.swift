@@ -33,10 +33,20 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// are then seen as the `malloc`/`free` they call: fewer traps, no mismatch findings).
     let includesOperators: Mutex<Bool>
 
-    public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true) {
+    /// Reachability scans of the tracked processes; a process is scanned as it exits when
+    /// `scansAtExit` is set.
+    public let scanner: ReachabilityScanner
+    let scansAtExit: Bool
+
+    /// - Parameters:
+    ///   - staleAfter: seconds without a write after which a referenced block counts as stale.
+    public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
+                staleAfter: Double = 60) {
         self.kernel = kernel
         self.files = files
         self.includesOperators = Mutex(includeOperators)
+        self.scansAtExit = scansAtExit
+        scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock, staleAfter: UInt64(max(0, staleAfter) * 1e9))
     }
 
     /// Changes which entry points the next `arm` arms (after `disarm`).

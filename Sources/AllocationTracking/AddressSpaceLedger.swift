@@ -12,6 +12,11 @@ public struct AddressSpaceLedger: Sendable {
     public internal(set) var end: AddressSpaceEnd = .live
     public internal(set) var endTime: UInt64?
     public internal(set) var counters = Counters()
+    /// The latest reachability scan, and per allocation stack its referenced blocks at each scan
+    /// (the last `siteHistoryLength` scans), for growth detection.
+    public internal(set) var lastScan: SpaceScan?
+    public internal(set) var siteHistory: [UInt32: [SiteSample]] = [:]
+    static let siteHistoryLength = 32
     /// Recently released addresses (for double-free findings), oldest first, bounded.
     var released: [UInt64: UInt32] = [:]
     var releasedOrder: [UInt64] = []
@@ -74,6 +79,27 @@ public struct AddressSpaceLedger: Sendable {
 
     mutating func record(_ finding: LedgerFinding) {
         if findings.count < 10_000 { findings.append(finding) }
+    }
+
+    /// Keeps a scan's verdicts and adds a sample per allocation site of its referenced blocks.
+    mutating func record(_ scan: SpaceScan, staleAfter: UInt64) {
+        var samples: [UInt32: SiteSample] = [:]
+        for (address, block) in blocks {
+            guard let verdict = scan.verdicts[address], !verdict.reachability.isLeak else { continue }
+            var sample = samples[block.stack] ?? SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0)
+            sample.blocks += 1
+            sample.bytes &+= block.size
+            if scan.time &- verdict.lastWritten >= staleAfter { sample.staleBlocks += 1 }
+            samples[block.stack] = sample
+        }
+        for (stack, var history) in siteHistory where samples[stack] == nil {
+            history.append(SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0))
+            siteHistory[stack] = Array(history.suffix(Self.siteHistoryLength))
+        }
+        for (stack, sample) in samples {
+            siteHistory[stack] = Array((siteHistory[stack, default: []] + [sample]).suffix(Self.siteHistoryLength))
+        }
+        lastScan = scan
     }
 
     mutating func close(_ end: AddressSpaceEnd, at time: UInt64) {

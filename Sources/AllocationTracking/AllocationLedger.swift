@@ -75,6 +75,25 @@ public final class AllocationLedger: Sendable {
     }
 
 
+    /// Records a reachability scan of a live space. `staleAfter`: nanoseconds without a write
+    /// after which a referenced block counts as stale in the site history.
+    public func record(_ scan: SpaceScan, for space: UInt64, staleAfter: UInt64) {
+        state.withLock { s in s.live[space]?.record(scan, staleAfter: staleAfter) }
+    }
+
+    /// The live blocks of a space, for a scan.
+    public func liveBlocks(of space: UInt64) -> [UInt64: LiveBlock] {
+        state.withLock { s in s.live[space]?.blocks ?? [:] }
+    }
+
+    /// Live spaces with at least one outstanding block, with the process they belong to.
+    public func scannableSpaces() -> [(space: UInt64, identity: ProcessIdentity?)] {
+        state.withLock { s in
+            s.live.values.filter { !$0.blocks.isEmpty }.sorted { $0.pageTableRoot < $1.pageTableRoot }
+                .map { ($0.pageTableRoot, $0.identity) }
+        }
+    }
+
     /// Ends a live address space: its outstanding blocks become its "at exit" record.
     public func retire(_ space: UInt64, as end: AddressSpaceEnd, time: UInt64) {
         state.withLock { s in

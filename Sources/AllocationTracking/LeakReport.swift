@@ -1,8 +1,10 @@
+import Reachability
+
 /// What LeakVisor reports about the guest's heaps: per process, outstanding allocations grouped by
 /// allocation stack (largest first) and findings. The JSON form of `--report` is this, encoded.
 public struct LeakReport: Sendable, Codable, Equatable {
     public var tool = "leakvisor"
-    public var formatVersion = 1
+    public var formatVersion = 2
     /// Seconds since tracking started when the report was made.
     public var seconds: Double
     public var processes: [ProcessReport]
@@ -14,13 +16,17 @@ public struct LeakReport: Sendable, Codable, Equatable {
         public var allocationSites: Int
         public var processes: Int
         public var findings: Int
+        /// Outstanding blocks by reachability class (blocks no scan has seen count as not scanned).
+        public var classes: ClassTotals
 
-        public init(outstandingBlocks: Int, outstandingBytes: UInt64, allocationSites: Int, processes: Int, findings: Int) {
+        public init(outstandingBlocks: Int, outstandingBytes: UInt64, allocationSites: Int, processes: Int, findings: Int,
+                    classes: ClassTotals) {
             self.outstandingBlocks = outstandingBlocks
             self.outstandingBytes = outstandingBytes
             self.allocationSites = allocationSites
             self.processes = processes
             self.findings = findings
+            self.classes = classes
         }
     }
 }
@@ -40,6 +46,87 @@ public struct ProcessReport: Sendable, Codable, Equatable {
     public var peakLiveBytes: UInt64
     public var groups: [AllocationGroup]
     public var findings: [FindingReport]
+    /// The latest reachability scan of the process (nil: never scanned).
+    public var scan: ScanReport?
+    /// Allocation sites whose referenced blocks grew over the scans and are mostly stale.
+    public var growth: [SiteGrowth]
+}
+
+/// Blocks and bytes per reachability class.
+public struct ClassTotals: Sendable, Codable, Equatable {
+    public var definitelyLost = BlockTotal()
+    public var indirectlyLost = BlockTotal()
+    public var possiblyLost = BlockTotal()
+    public var stillReachable = BlockTotal()
+    public var notScanned = BlockTotal()
+
+    public init() {}
+
+    public subscript(_ reachability: ReachabilityClass?) -> BlockTotal {
+        get {
+            switch reachability {
+            case .directLeak?: return definitelyLost
+            case .indirectLeak?: return indirectlyLost
+            case .possiblyLost?: return possiblyLost
+            case .reachable?: return stillReachable
+            case nil: return notScanned
+            }
+        }
+        set {
+            switch reachability {
+            case .directLeak?: definitelyLost = newValue
+            case .indirectLeak?: indirectlyLost = newValue
+            case .possiblyLost?: possiblyLost = newValue
+            case .reachable?: stillReachable = newValue
+            case nil: notScanned = newValue
+            }
+        }
+    }
+
+    public static func + (a: Self, b: Self) -> Self {
+        var r = a
+        for c in [ReachabilityClass.directLeak, .indirectLeak, .possiblyLost, .reachable] as [ReachabilityClass?] + [nil] {
+            r[c] = a[c] + b[c]
+        }
+        return r
+    }
+}
+
+/// A count of blocks and their bytes.
+public struct BlockTotal: Sendable, Codable, Equatable {
+    public var blocks = 0
+    public var bytes: UInt64 = 0
+
+    public init(blocks: Int = 0, bytes: UInt64 = 0) {
+        self.blocks = blocks
+        self.bytes = bytes
+    }
+
+    public static func + (a: Self, b: Self) -> Self { BlockTotal(blocks: a.blocks + b.blocks, bytes: a.bytes + b.bytes) }
+}
+
+/// The latest scan of a process, as reported.
+public struct ScanReport: Sendable, Codable, Equatable {
+    public var seconds: Double
+    public var figures: ScanFigures
+    public var classes: ClassTotals
+    public var notes: [String]
+}
+
+/// An allocation site whose blocks stay referenced but keep accumulating without being written:
+/// growth a reachability scan alone calls "still reachable".
+public struct SiteGrowth: Sendable, Codable, Equatable {
+    public var function: AllocatorFunction
+    /// Referenced blocks and bytes at the first and the latest of the scans compared.
+    public var firstBlocks: Int
+    public var lastBlocks: Int
+    public var firstBytes: UInt64
+    public var lastBytes: UInt64
+    public var scans: Int
+    public var seconds: Double
+    /// Blocks of the latest scan not written for the stale threshold.
+    public var staleBlocks: Int
+    public var frames: [ReportFrame]
 }
 
 /// Outstanding blocks that share an allocating function and stack.
@@ -55,6 +142,14 @@ public struct AllocationGroup: Sendable, Codable, Equatable {
     public var threads: [Int32]
     /// Innermost first: the allocator's entry, then its callers.
     public var frames: [ReportFrame]
+    /// The class the latest scan gave these blocks (nil: not scanned yet).
+    public var reachability: ReachabilityClass?
+    /// For direct leaks: bytes of the indirect leaks they lead to.
+    public var indirectBytes: UInt64
+    /// Seconds since tracking started of the newest write seen to the blocks' pages, and how many
+    /// blocks were not written for the stale threshold (nil without a scan).
+    public var lastWrittenSeconds: Double?
+    public var staleBlocks: Int?
 }
 
 /// A finding with its stack.

@@ -1,4 +1,5 @@
 import Introspection
+import Reachability
 
 /// Turns a ledger snapshot into a `LeakReport`: groups each process's outstanding blocks by
 /// (allocating function, stack), largest total first, and symbolizes the stacks.
@@ -10,6 +11,9 @@ public struct LeakReportBuilder: Sendable {
     /// thread's tcache at thread exit): their frees of unknown addresses are not findings.
     public var internalReleasers: Set<String> = ["tcache_thread_shutdown", "__malloc_arena_thread_freeres",
                                                  "__libc_thread_freeres", "__libc_freeres", "arena_thread_freeres"]
+
+    /// Seconds without a write after which a referenced block counts as stale.
+    public var staleAfterSeconds: Double = 60
 
     public init(files: GuestSymbolFiles) {
         self.files = files
@@ -25,18 +29,38 @@ public struct LeakReportBuilder: Sendable {
                 let pcs = Int(stack) < snapshot.stacks.count ? snapshot.stacks[Int(stack)] : []
                 return pcs.enumerated().map { symbolizer.frame($1, isReturnAddress: $0 > 0) }
             }
-            struct Key: Hashable { let function: AllocatorFunction; let stack: UInt32 }
-            var grouped: [Key: [LiveBlock]] = [:]
-            for block in space.blocks.values { grouped[Key(function: block.function, stack: block.stack), default: []].append(block) }
-            var groups = grouped.map { key, blocks in
+            let scan = space.lastScan
+            struct Key: Hashable { let function: AllocatorFunction; let stack: UInt32; let reachability: ReachabilityClass? }
+            var grouped: [Key: [(UInt64, LiveBlock)]] = [:]
+            var classes = ClassTotals()
+            for (address, block) in space.blocks {
+                let reachability = scan?.verdicts[address]?.reachability
+                grouped[Key(function: block.function, stack: block.stack, reachability: reachability), default: []].append((address, block))
+                classes[reachability] = classes[reachability] + BlockTotal(blocks: 1, bytes: block.size)
+            }
+            let staleAfter = UInt64(max(0, staleAfterSeconds) * 1e9)
+            var groups = grouped.map { key, members in
+                let blocks = members.map(\.1)
                 let sizes = blocks.map(\.size).sorted(by: >)
+                let verdicts = members.compactMap { scan?.verdicts[$0.0] }
                 return AllocationGroup(function: key.function, blocks: blocks.count, bytes: sizes.reduce(0, +),
                                        sizes: Array(sizes.prefix(16)),
                                        oldestSeconds: Double(blocks.map(\.time).min() ?? 0) / 1e9,
                                        newestSeconds: Double(blocks.map(\.time).max() ?? 0) / 1e9,
-                                       threads: Array(Set(blocks.map(\.thread))).sorted(), frames: frames(key.stack))
+                                       threads: Array(Set(blocks.map(\.thread))).sorted(), frames: frames(key.stack),
+                                       reachability: key.reachability,
+                                       indirectBytes: verdicts.reduce(0) { $0 + $1.indirectBytes },
+                                       lastWrittenSeconds: verdicts.map(\.lastWritten).max().map { Double($0) / 1e9 },
+                                       staleBlocks: scan.map { scan in verdicts.filter { scan.time &- $0.lastWritten >= staleAfter }.count })
             }
-            groups.sort { ($0.bytes, $0.blocks, $1.oldestSeconds) > ($1.bytes, $1.blocks, $0.oldestSeconds) }
+            groups.sort { a, b in
+                let ca = a.reachability.map { ReachabilityClass.allCases.firstIndex(of: $0)! } ?? 4
+                let cb = b.reachability.map { ReachabilityClass.allCases.firstIndex(of: $0)! } ?? 4
+                if ca != cb { return ca < cb }
+                return (a.bytes + a.indirectBytes, a.blocks, b.oldestSeconds) > (b.bytes + b.indirectBytes, b.blocks, a.oldestSeconds)
+            }
+            let scanReport = scan.map { ScanReport(seconds: Double($0.time) / 1e9, figures: $0.figures, classes: classes, notes: $0.notes) }
+            let growth = Self.growth(space.siteHistory, blocks: space.blocks, frames: frames)
             let executable = space.identity?.executable
             let findings = space.findings.filter { finding in
                 guard finding.kind != .mismatchedRelease, Int(finding.stack) < snapshot.stacks.count,
@@ -57,13 +81,43 @@ public struct LeakReportBuilder: Sendable {
                                            outstandingBytes: space.blocks.values.reduce(0) { $0 + $1.size },
                                            allocations: space.counters.allocations, releases: space.counters.releases,
                                            bytesAllocated: space.counters.bytesAllocated,
-                                           peakLiveBytes: space.counters.peakLiveBytes, groups: groups, findings: findings))
+                                           peakLiveBytes: space.counters.peakLiveBytes, groups: groups, findings: findings,
+                                           scan: scanReport, growth: growth))
         }
         let summary = LeakReport.Summary(outstandingBlocks: processes.reduce(0) { $0 + $1.outstandingBlocks },
                                          outstandingBytes: processes.reduce(0) { $0 + $1.outstandingBytes },
                                          allocationSites: processes.reduce(0) { $0 + $1.groups.count },
                                          processes: processes.count,
-                                         findings: processes.reduce(0) { $0 + $1.findings.count })
+                                         findings: processes.reduce(0) { $0 + $1.findings.count },
+                                         classes: processes.reduce(ClassTotals()) { total, process in
+                                             process.groups.reduce(total) { t, g in
+                                                 var t = t
+                                                 t[g.reachability] = t[g.reachability] + BlockTotal(blocks: g.blocks, bytes: g.bytes)
+                                                 return t
+                                             }
+                                         })
         return LeakReport(seconds: seconds, processes: processes, summary: summary)
+    }
+
+    /// Sites whose referenced bytes grew over at least `minimumScans` scans (never shrinking) and
+    /// whose blocks are mostly stale at the latest one.
+    static func growth(_ history: [UInt32: [SiteSample]], blocks: [UInt64: LiveBlock],
+                       frames: (UInt32) -> [ReportFrame], minimumScans: Int = 3) -> [SiteGrowth] {
+        var functions: [UInt32: AllocatorFunction] = [:]
+        for block in blocks.values { functions[block.stack] = block.function }
+        var result: [SiteGrowth] = []
+        for (stack, samples) in history {
+            // The run of non-shrinking samples that ends at the latest one.
+            var start = samples.count - 1
+            while start > 0, samples[start - 1].bytes <= samples[start].bytes, samples[start - 1].bytes > 0 { start -= 1 }
+            let run = samples[start...]
+            guard run.count >= minimumScans, let first = run.first, let last = run.last, last.bytes > first.bytes,
+                  last.staleBlocks * 2 >= last.blocks else { continue }
+            result.append(SiteGrowth(function: functions[stack] ?? .malloc, firstBlocks: first.blocks, lastBlocks: last.blocks,
+                                     firstBytes: first.bytes, lastBytes: last.bytes, scans: run.count,
+                                     seconds: Double(last.time &- first.time) / 1e9, staleBlocks: last.staleBlocks,
+                                     frames: frames(stack)))
+        }
+        return result.sorted { ($0.lastBytes - $0.firstBytes) > ($1.lastBytes - $1.firstBytes) }
     }
 }

@@ -1,22 +1,41 @@
+import Reachability
+
 /// The human form of a `LeakReport`, laid out like LeakSanitizer's: one paragraph per
 /// allocation site with its stack, a header per process, a summary line.
 public enum LeakReportText {
-    public static func render(_ report: LeakReport, maxFrames: Int = 16) -> String {
+    /// - Parameter showReachable: also list still-reachable groups (they are always counted).
+    public static func render(_ report: LeakReport, maxFrames: Int = 16, showReachable: Bool = false) -> String {
         var out = ""
         for process in report.processes {
-            let who = "\(process.command ?? "unknown process") (pid \(process.pid.map(String.init) ?? "?"), \(process.state.rawValue))"
-            out += "==\(process.pid.map(String.init) ?? "?")== LeakVisor: \(who): \(process.outstandingBytes) byte(s) outstanding"
+            let pid = process.pid.map(String.init) ?? "?"
+            let who = "\(process.command ?? "unknown process") (pid \(pid), \(process.state.rawValue))"
+            out += "==\(pid)== LeakVisor: \(who): \(process.outstandingBytes) byte(s) outstanding"
                 + " in \(process.outstandingBlocks) allocation(s); \(process.allocations) allocation(s) and"
                 + " \(process.releases) release(s) tracked\n"
-            for group in process.groups {
-                out += "\nOutstanding: \(group.bytes) byte(s) in \(group.blocks) object(s) allocated by \(group.function.rawValue)"
+            if let scan = process.scan {
+                let f = scan.figures
+                out += "==\(pid)== reachability scan (\(f.kind)) at \(String(format1: scan.seconds)) s: \(f.threads) thread(s),"
+                    + " \(f.rootBytes) root byte(s), \(f.bytesScanned) byte(s) scanned, \(f.pagesRead) page(s) read,"
+                    + " \(f.pagesReused) reused, \(f.pagesDirtied) dirtied since the previous scan\n"
+                for note in scan.notes.prefix(5) { out += "==\(pid)== note: \(note)\n" }
+            }
+            for group in process.groups where showReachable || group.reachability != .reachable {
+                out += "\n" + headline(group) + " allocated by \(group.function.rawValue)"
                 if group.blocks > 1 {
                     out += " (sizes \(group.sizes.map(String.init).joined(separator: ", "))\(group.blocks > group.sizes.count ? ", ..." : ""))"
                 }
                 out += ", age \(age(report.seconds - group.newestSeconds))"
                 if group.blocks > 1 { out += " to \(age(report.seconds - group.oldestSeconds))" }
+                if let written = group.lastWrittenSeconds { out += ", last written \(age(report.seconds - written)) ago" }
                 out += ", thread\(group.threads.count > 1 ? "s" : "") \(group.threads.map(String.init).joined(separator: ", ")), from:\n"
                 out += frames(group.frames, maxFrames)
+            }
+            for growth in process.growth {
+                out += "\nGrowing while referenced: \(growth.firstBytes) -> \(growth.lastBytes) byte(s)"
+                    + " (\(growth.firstBlocks) -> \(growth.lastBlocks) object(s)) over \(growth.scans) scans in"
+                    + " \(age(growth.seconds)), \(growth.staleBlocks) of them not written lately, allocated by"
+                    + " \(growth.function.rawValue) from:\n"
+                out += frames(growth.frames, maxFrames)
             }
             for finding in process.findings {
                 out += "\n\(finding.kind.rawValue.capitalizedFirst) of 0x\(String(finding.address, radix: 16)) by \(finding.releasedBy.rawValue)"
@@ -24,12 +43,42 @@ public enum LeakReportText {
                 out += ", thread \(finding.thread), from:\n"
                 out += frames(finding.frames, maxFrames)
             }
+            if let scan = process.scan {
+                out += "\n==\(pid)== LEAK SUMMARY: " + classLine(scan.classes) + "\n"
+            }
             out += "\n"
         }
         let s = report.summary
         out += "SUMMARY: LeakVisor: \(s.outstandingBytes) byte(s) outstanding in \(s.outstandingBlocks) allocation(s)"
-            + " from \(s.allocationSites) site(s) in \(s.processes) process(es); \(s.findings) finding(s).\n"
+            + " from \(s.allocationSites) site(s) in \(s.processes) process(es); " + classLine(s.classes)
+            + "; \(s.findings) finding(s).\n"
         return out
+    }
+
+    /// "definitely lost: 96 byte(s) in 3 object(s); ..." (not-scanned only when there are such blocks).
+    static func classLine(_ c: ClassTotals) -> String {
+        var parts = [("definitely lost", c.definitelyLost), ("indirectly lost", c.indirectlyLost),
+                     ("possibly lost", c.possiblyLost), ("still reachable", c.stillReachable)]
+        if c.notScanned.blocks > 0 { parts.append(("not scanned", c.notScanned)) }
+        return parts.map { "\($0.0): \($0.1.bytes) byte(s) in \($0.1.blocks) object(s)" }.joined(separator: "; ")
+    }
+
+    /// The first words of a group's paragraph, by class (LeakSanitizer's for leaks).
+    static func headline(_ group: AllocationGroup) -> String {
+        let objects = "in \(group.blocks) object(s)"
+        switch group.reachability {
+        case .directLeak?:
+            if group.indirectBytes > 0 {
+                return "Direct leak of \(group.bytes + group.indirectBytes) (\(group.bytes) direct, \(group.indirectBytes) indirect) byte(s) \(objects)"
+            }
+            return "Direct leak of \(group.bytes) byte(s) \(objects)"
+        case .indirectLeak?: return "Indirect leak of \(group.bytes) byte(s) \(objects)"
+        case .possiblyLost?: return "Possibly lost: \(group.bytes) byte(s) \(objects)"
+        case .reachable?:
+            let stale = group.staleBlocks.map { $0 > 0 ? " (\($0) not written lately)" : "" } ?? ""
+            return "Still reachable: \(group.bytes) byte(s) \(objects)\(stale)"
+        case nil: return "Outstanding: \(group.bytes) byte(s) \(objects)"
+        }
     }
 
     static func frames(_ frames: [ReportFrame], _ maxFrames: Int) -> String {

@@ -32,7 +32,10 @@ extension KernelView {
     public func userRegisters(of task: GuestTask, current: [Int: UInt64]) throws(IntrospectionError)
         -> (GeneralRegisters, UserContextSource)
     {
-        guard task.mm != 0, !task.isKernelThread else { throw .noUserContext(pid: task.pid, why: "it is a kernel thread") }
+        // An exiting thread has dropped its mm (PF_EXITING) but still has its user frame.
+        guard task.mm != 0 || task.flags & 0x4 != 0, !task.isKernelThread else {
+            throw .noUserContext(pid: task.pid, why: "it is a kernel thread")
+        }
         for cpu in vcpus where cpu.privilegeLevel == 3 && current[cpu.index] == task.address {
             return (cpu.registers, .vcpu(cpu.index))
         }

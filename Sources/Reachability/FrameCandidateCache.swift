@@ -27,7 +27,7 @@ public final class FrameCandidateCache: @unchecked Sendable {
     public var cachedFrames: Int { frames.count }
 
     /// The candidate words of a frame, read now if the cache has no valid copy.
-    func candidates(frame: UInt64, memory: GuestMemory) throws(GuestMemoryError) -> [UInt64] {
+    public func candidates(frame: UInt64, memory: GuestMemory) throws(GuestMemoryError) -> [UInt64] {
         touched.insert(frame)
         if let kept = frames[frame] {
             framesReused += 1

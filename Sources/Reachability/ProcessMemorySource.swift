@@ -52,6 +52,9 @@ public struct ProcessMemorySource: CandidateSource {
         }
     }
 
+    /// Frames this scan read or reused.
+    public var touchedFrames: [UInt64] { frames.values.compactMap { $0 } }
+
     /// The frame of a page if this scan translated it (for staleness).
     public func knownFrame(ofPage page: UInt64) -> UInt64? { frames[page] ?? nil }
 

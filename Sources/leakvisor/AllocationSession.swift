@@ -2,6 +2,9 @@ import AllocationMonitor
 import AllocationTracking
 import Foundation
 import Introspection
+import Reachability
+import Synchronization
+import VMM
 
 /// `run --track user`: the tracker the machine's vCPUs call, and the reports made from its
 /// ledger (on stderr at exit and on SIGUSR1, as JSON with --report).
@@ -10,6 +13,13 @@ final class AllocationSession: Sendable {
     let builder: LeakReportBuilder
     let includeImageTools: Bool
     let jsonPath: String?
+    let showReachable: Bool
+    let scanInterval: Double?
+    /// The machine, once it exists (scans pause it).
+    let machine = Mutex<Machine?>(nil)
+    /// One scan at a time (timer, SIGUSR1 and `leakvisor report` may ask together).
+    let scanning = Mutex(())
+    let timer = Mutex<(any DispatchSourceTimer)?>(nil)
 
     /// Commands of the default image's own tools (busybox, and lv-exit that reports the command's
     /// status), left out of reports unless --report-all-processes.
@@ -20,15 +30,21 @@ final class AllocationSession: Sendable {
         let started = Date()
         let kernel = try GuestKernel.load(vmlinux: vmlinux, symbolFile: options.kernelSymbols.map(HostPathArgument.absolute))
         Self.say("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        tracker = UserAllocationTracker(kernel: kernel, files: files, includeOperators: options.track != .userMalloc)
-        builder = LeakReportBuilder(files: files)
+        tracker = UserAllocationTracker(kernel: kernel, files: files, includeOperators: options.track != .userMalloc,
+                                        staleAfter: options.staleAfter.seconds)
+        var builder = LeakReportBuilder(files: files)
+        builder.staleAfterSeconds = options.staleAfter.seconds
+        self.builder = builder
+        showReachable = options.showReachable
+        scanInterval = options.scanEvery?.seconds
         includeImageTools = options.reportAllProcesses
         jsonPath = options.reportPath.map(HostPathArgument.absolute)
-        tracker.onArmed { outcome in
+        tracker.onArmed { [weak self] outcome in
             switch outcome {
             case .success(let summary):
                 Self.say("armed: kernel hooks on mmap_region and exit_mmap, \(summary.sites) allocator breakpoints"
                          + (summary.files.isEmpty ? "" : " in \(summary.files.joined(separator: ", "))") + "; more as programs map libraries")
+                self?.startScanning()
             case .failure(let error):
                 Self.say("allocation tracking could not start: \(error)")
             }
@@ -48,15 +64,72 @@ final class AllocationSession: Sendable {
         return builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
     }
 
+    /// Called once the machine exists.
+    func attach(_ machine: Machine) {
+        self.machine.withLock { $0 = machine }
+    }
+
+    /// After arming: page-write logging for incremental scans, and the --scan-every timer.
+    func startScanning() {
+        guard let machine = machine.withLock({ $0 }) else { return }
+        do {
+            try machine.pageWrites.enable()
+            tracker.scanner.useWriteLog(machine.pageWrites)
+        } catch {
+            Self.say("page-write logging is unavailable (\(error)); every scan reads all memory it covers")
+        }
+        guard let interval = scanInterval else { return }
+        let source = DispatchSource.makeTimerSource(queue: .global())
+        source.schedule(deadline: .now() + interval, repeating: interval)
+        source.setEventHandler { [weak self] in self?.scanNow(reason: "every \(Self.seconds(interval))") }
+        source.resume()
+        timer.withLock { $0 = source }
+    }
+
+    func stopScanning() {
+        timer.withLock { $0?.cancel(); $0 = nil }
+    }
+
+    /// Scans every live tracked process now: the concurrent part while the guest runs, then the
+    /// exact part with the guest paused. Prints one progress line.
+    func scanNow(reason: String) {
+        guard let machine = machine.withLock({ $0 }), tracker.armingOutcome != nil else { return }
+        scanning.withLock { _ in
+            let refreshed = tracker.scanner.refresh(memory: machine.memory)
+            let pauseStarted = tracker.scanner.now
+            let scans = (try? machine.withGuestPaused(timeout: 30) { tracker.scanner.scanLive($0, pauseStarted: pauseStarted) }) ?? []
+            let pause = Double(tracker.scanner.now - pauseStarted) / 1e6
+            guard !scans.isEmpty else { return }
+            var leaks = 0, read = 0, reused = 0
+            var bytes: UInt64 = 0
+            for scan in scans {
+                leaks += scan.verdicts.values.filter { $0.reachability == .directLeak }.count
+                read += scan.figures.pagesRead
+                reused += scan.figures.pagesReused
+                bytes += scan.figures.bytesScanned
+            }
+            Self.say("scan (\(reason)) of \(scans.count) process(es): \(leaks) direct leak(s); \(bytes / 1024) KiB scanned,"
+                     + " \(refreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
+                     + String(format: "%.1f ms", pause))
+        }
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value >= 1 ? String(format: "%g s", value) : String(format: "%g ms", value * 1000)
+    }
+
     func printReport(final: Bool) {
-        let text = LeakReportText.render(report(final: final))
+        if !final { scanNow(reason: "SIGUSR1") }
+        let text = LeakReportText.render(report(final: final), showReachable: showReachable)
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    /// The final report: printed, and written as JSON when asked. False if the JSON could not be written.
-    func finish() -> Bool {
+    /// The final report: printed, and written as JSON when asked. `written` is false if the JSON
+    /// could not be written.
+    func finish() -> (written: Bool, report: LeakReport) {
+        stopScanning()
         let report = self.report(final: true)
-        var text = LeakReportText.render(report)
+        var text = LeakReportText.render(report, showReachable: showReachable)
         let s = tracker.statistics
         text += "leakvisor: \(s.entries) allocation call(s) and \(s.releases) release(s) trapped (\(s.nestedEntries) nested),"
             + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)"
@@ -64,13 +137,13 @@ final class AllocationSession: Sendable {
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
         if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
         FileHandle.standardError.write(Data(text.utf8))
-        guard let jsonPath else { return true }
+        guard let jsonPath else { return (true, report) }
         do {
             try ReportFile.writeJSON(report, to: jsonPath)
-            return true
+            return (true, report)
         } catch {
             Self.say("cannot write the report to \(jsonPath): \(error)")
-            return false
+            return (false, report)
         }
     }
 

@@ -27,6 +27,7 @@ final class InspectionService: Sendable {
         switch request {
         case .report(let all):
             guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
+            tracking.scanNow(reason: "leakvisor report")
             return ControlResponse(report: tracking.report(final: false, allProcesses: all ? true : nil))
         case .detach:
             guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }

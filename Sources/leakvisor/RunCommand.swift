@@ -14,10 +14,15 @@ struct RunCommand: ParsableCommand {
             Without a command (and without --track, --kernel, --initrd) the default image runs a demo: \
             lv-leak-basic under --track user, with the leak report at the end.
 
+            With --track, every tracked process is scanned for unreferenced blocks as it exits (and \
+            every --scan-every while it runs): the report classes its outstanding blocks as definitely \
+            lost, indirectly lost, possibly lost or still reachable, as valgrind does, and flags allocation \
+            sites whose referenced blocks keep growing without being written.
+
             On a host without VMX/SVM (kvm_pvm) the guest kernel runs in KVM's instruction emulator: \
             a boot takes about five minutes, and guest time runs 10x slower than wall time.
 
-            Exit status: the guest command's status; 124 when --timeout expired; 125 when the monitor \
+            Exit status: the guest command's status (or --error-exitcode's when there are definite leaks); 124 when --timeout expired; 125 when the monitor \
             failed or the guest rebooted/panicked without reporting a status; 130 on Ctrl-C.
             """)
 
@@ -73,6 +78,24 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "With --track: include the guest image's own tools (busybox init and shell) in reports.")
     var reportAllProcesses = false
 
+    @Option(help: ArgumentHelp(
+        "With --track: also scan the live processes for unreferenced blocks this often (e.g. 10s, 500ms), pausing the guest only for the exact final part of each scan; repeated scans re-read only guest pages written since (KVM dirty logging). Every process is scanned once more as it exits, with or without this option.",
+        valueName: "duration"))
+    var scanEvery: DurationArgument?
+
+    @Option(help: ArgumentHelp(
+        "With --track: a referenced block not written for this long counts as stale; an allocation site whose referenced blocks keep growing while mostly stale is flagged.",
+        valueName: "duration"))
+    var staleAfter = DurationArgument(seconds: 60)
+
+    @Flag(help: "With --track: also list still-reachable blocks in the text report (they are always counted, and always in the JSON).")
+    var showReachable = false
+
+    @Option(help: ArgumentHelp(
+        "With --track: exit with this status when the report has definite (direct) leaks, instead of the guest command's status.",
+        valueName: "N"))
+    var errorExitcode: Int32?
+
     @Option(help: "Stop the guest after this many seconds.")
     var timeout: Double?
 
@@ -92,7 +115,11 @@ struct RunCommand: ParsableCommand {
         if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         for disk in disks { _ = try DiskArgument(parsing: disk) }
-        if track == nil && (reportPath != nil || reportAllProcesses) { throw ValidationError("--report and --report-all-processes need --track") }
+        if track == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil) {
+            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable and --error-exitcode need --track")
+        }
+        if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
+        if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
     func run() throws {

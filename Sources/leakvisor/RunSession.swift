@@ -84,13 +84,20 @@ struct RunSession {
         let tracking = try options.track.map { _ in try AllocationSession(options: options, files: symbolFiles(), vmlinux: vmlinuxPath()) }
         config.trapHandler = tracking?.tracker
         let machine = try Machine(config)
+        tracking?.attach(machine)
         let signals = SignalForwarding(machine: machine, tracking: tracking)
         defer { signals.cancel() }
         let control = startControlServer(machine: machine, tracking: tracking)
         defer { control?.stop() }
         let outcome = machine.run()
         let status = report(outcome, machine: machine)
-        if let tracking, !tracking.finish() { return status == 0 ? 125 : status }
+        guard let tracking else { return status }
+        let (written, final) = tracking.finish()
+        if !written { return status == 0 ? 125 : status }
+        if let code = options.errorExitcode, final.summary.classes.definitelyLost.blocks > 0 {
+            FileHandle.standardError.write(Data("leakvisor: \(final.summary.classes.definitelyLost.blocks) definite leak(s): exit status \(code) (--error-exitcode)\n".utf8))
+            return code
+        }
         return status
     }
 

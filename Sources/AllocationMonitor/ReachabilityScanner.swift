@@ -1,0 +1,166 @@
+import AllocationTracking
+import GuestMemory
+import Introspection
+import Reachability
+import Synchronization
+import VMM
+
+/// Runs reachability scans of guest processes and keeps what makes repeated scans cheap: the
+/// candidate words of every frame read (valid until the dirty log says the frame was written) and
+/// when each frame was last written (for staleness).
+///
+/// A scan is exact for the moment it runs when the process cannot run meanwhile: the caller scans
+/// with every vCPU paused, or from the `exit_mmap` hook (the address space has no user left). The
+/// lock is never held while waiting for a pause, so a vCPU in the exit hook cannot deadlock with one.
+public final class ReachabilityScanner: Sendable {
+    struct State: @unchecked Sendable {
+        let cache = FrameCandidateCache()
+        var history = PageWriteHistory()
+        var writes: (any GuestWriteTracking)?
+        /// Frames the previous scans used: what the concurrent phase refreshes.
+        var lastFrames: Set<UInt64> = []
+        var pagesDirtiedSinceScan = 0
+        var notes: [String] = []
+    }
+
+    let state = Mutex(State())
+    let kernel: GuestKernel
+    let ledger: AllocationLedger
+    let clock: TrackerClock
+    /// Nanoseconds without a write after which a referenced block counts as stale.
+    public let staleAfter: UInt64
+
+    init(kernel: GuestKernel, ledger: AllocationLedger, clock: TrackerClock, staleAfter: UInt64) {
+        self.kernel = kernel
+        self.ledger = ledger
+        self.clock = clock
+        self.staleAfter = staleAfter
+    }
+
+    /// Uses the guest's page-write log: scans then re-read only frames written since they were read.
+    /// Without one, every scan reads everything.
+    public func useWriteLog(_ log: any GuestWriteTracking) {
+        state.withLock { $0.writes = log }
+    }
+
+    public var isIncremental: Bool { state.withLock { $0.writes != nil } }
+
+    /// Takes the frames written since the last harvest: drops them from the cache, dates them.
+    func harvest(_ s: inout State) {
+        guard let writes = s.writes else {
+            s.cache.invalidateAll()
+            return
+        }
+        do {
+            let written = try writes.harvest()
+            s.cache.invalidate(written.frames)
+            s.history.record(written.frames, at: clock.now)
+            s.pagesDirtiedSinceScan += written.frames.count
+        } catch {
+            s.cache.invalidateAll()
+            s.notes.append("dirty log unavailable (\(error)): full scan")
+        }
+    }
+
+    /// The concurrent phase, while the guest runs: harvest, and read again the frames the last scans
+    /// used that were written since. Frames written during this read are harvested by the exact phase.
+    public func refresh(memory: GuestMemory) -> Int {
+        state.withLock { s in
+            harvest(&s)
+            let before = s.cache.framesRead
+            for frame in s.lastFrames { _ = try? s.cache.candidates(frame: frame, memory: memory) }
+            return s.cache.framesRead - before
+        }
+    }
+
+    /// Scans one address space. `threads` are the process's threads (for an exiting process: the
+    /// exiting task alone; for an exec: none). Returns nil when the space has no live blocks.
+    @discardableResult
+    public func scan(space root: UInt64, mm: UInt64, threads: [GuestTask], view: KernelView, current: [Int: UInt64],
+                     kind: String, pauseStarted: UInt64? = nil) -> SpaceScan? {
+        let blocks = ledger.liveBlocks(of: root)
+        guard !blocks.isEmpty else { return nil }
+        let started = clock.now
+        let scan: SpaceScan = state.withLock { s in
+            harvest(&s)
+            s.cache.resetCounters()
+            var notes = s.notes
+            s.notes = []
+            let space = AddressSpace(memory: view.memory, root: PageTableRoot(tableAddress: GuestPhysicalAddress(root)), mode: view.mode)
+            var roots = ProcessRootSet()
+            do {
+                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space)
+            } catch {
+                notes.append("roots: \(error)")
+            }
+            notes += roots.missingThreads
+            let addresses = Array(blocks.keys)
+            let index = HeapBlockIndex(blocks: addresses.map { ($0, blocks[$0]!.size) })
+            var source = ProcessMemorySource(space: space, cache: s.cache)
+            let result = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
+                                                       rootWords: roots.registerWords, memory: &source)
+            let now = clock.now
+            var verdicts: [UInt64: BlockVerdict] = [:]
+            verdicts.reserveCapacity(index.count)
+            for i in 0..<index.count {
+                let start = index.starts[i]
+                let block = blocks[start]!
+                var written = block.time
+                if s.writes != nil {
+                    for frame in source.frames(of: start..<max(start &+ index.sizes[i], start &+ 1)) {
+                        written = max(written, s.history.lastWrite(of: frame) ?? 0)
+                    }
+                } else {
+                    written = now
+                }
+                let leader = result.leaders[i] >= 0 ? index.starts[Int(result.leaders[i])] : nil
+                verdicts[start] = BlockVerdict(reachability: result.classes[i], leader: leader,
+                                               indirectBytes: result.indirectBytes[i], lastWritten: written)
+            }
+            if source.incomplete { notes.append("some pages could not be read or the page budget ran out: the result is incomplete") }
+            s.lastFrames.formUnion(source.touchedFrames)
+            let kind = kind != "periodic" ? kind : s.cache.framesReused == 0 ? "full" : "incremental"
+            let figures = ScanFigures(kind: kind, threads: roots.threads.count, rootBytes: roots.rootBytes,
+                                      bytesScanned: source.bytesScanned, pagesRead: s.cache.framesRead,
+                                      pagesReused: s.cache.framesReused, pagesDirtied: s.pagesDirtiedSinceScan,
+                                      pauseSeconds: Double(now &- (pauseStarted ?? started)) / 1e9,
+                                      totalSeconds: Double(now &- started) / 1e9)
+            s.pagesDirtiedSinceScan = 0
+            return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes)
+        }
+        ledger.record(scan, for: root, staleAfter: staleAfter)
+        return scan
+    }
+
+    /// Scans every live process that has outstanding blocks, with the guest paused.
+    public func scanAll(_ view: KernelView, kind: String, pauseStarted: UInt64) -> [SpaceScan] {
+        let wanted = Set(ledger.scannableSpaces().map(\.space))
+        guard !wanted.isEmpty, let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
+        var byMM: [UInt64: [GuestTask]] = [:]
+        for task in tasks where task.mm != 0 && !task.isKernelThread { byMM[task.mm, default: []].append(task) }
+        var scans: [SpaceScan] = []
+        state.withLock { $0.lastFrames = [] }
+        for (mm, threads) in byMM.sorted(by: { $0.key < $1.key }) {
+            guard let root = try? view.pageTableRoot(ofMM: mm), wanted.contains(root) else { continue }
+            if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: kind,
+                               pauseStarted: pauseStarted) {
+                scans.append(scan)
+            }
+        }
+        state.withLock { $0.cache.retainTouched() }
+        return scans
+    }
+
+    /// Scans every live process with outstanding blocks while the guest is paused: a full scan the
+    /// first time, then incremental ("periodic" picks the name from what the cache could reuse).
+    public func scanLive(_ guest: PausedGuest, pauseStarted: UInt64) -> [SpaceScan] {
+        guard let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus) else { return [] }
+        return scanAll(view, kind: "periodic", pauseStarted: pauseStarted)
+    }
+
+    /// Tracker time now (nanoseconds since tracking started).
+    public var now: UInt64 { clock.now }
+
+    /// Frames cached and bytes the cache holds.
+    public var cacheFigures: (frames: Int, bytes: Int) { state.withLock { ($0.cache.cachedFrames, $0.cache.memoryUse) } }
+}

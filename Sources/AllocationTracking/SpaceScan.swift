@@ -1,0 +1,78 @@
+import Reachability
+
+/// What one reachability scan found in one address space: a verdict per live block (by address)
+/// and what the scan cost.
+public struct SpaceScan: Sendable {
+    /// Tracker time of the scan (nanoseconds since tracking started).
+    public var time: UInt64
+    public var verdicts: [UInt64: BlockVerdict]
+    public var figures: ScanFigures
+    /// Why the result may be incomplete (threads without registers, unreadable pages); empty when exact.
+    public var notes: [String]
+
+    public init(time: UInt64, verdicts: [UInt64: BlockVerdict], figures: ScanFigures, notes: [String]) {
+        self.time = time
+        self.verdicts = verdicts
+        self.figures = figures
+        self.notes = notes
+    }
+}
+
+/// A block's class, and for staleness when its memory was last written.
+public struct BlockVerdict: Sendable, Equatable {
+    public var reachability: ReachabilityClass
+    /// For an indirect leak: the address of the direct leak that leads to it.
+    public var leader: UInt64?
+    /// For a direct leak: bytes of the indirect leaks it leads to.
+    public var indirectBytes: UInt64
+    /// Tracker time of the last write seen to any page the block lies on (at least its allocation
+    /// time); pages shared with other blocks make this an upper bound on the block's own last write.
+    public var lastWritten: UInt64
+
+    public init(reachability: ReachabilityClass, leader: UInt64?, indirectBytes: UInt64, lastWritten: UInt64) {
+        self.reachability = reachability
+        self.leader = leader
+        self.indirectBytes = indirectBytes
+        self.lastWritten = lastWritten
+    }
+}
+
+/// The cost of one scan.
+public struct ScanFigures: Sendable, Codable, Equatable {
+    /// `full` (nothing cached), `incremental` (dirty pages re-read) or `at exit`.
+    public var kind: String
+    public var threads: Int
+    public var rootBytes: UInt64
+    /// Bytes of roots and reached blocks the marking went through.
+    public var bytesScanned: UInt64
+    /// Guest pages read from memory, and pages whose cached words were still valid.
+    public var pagesRead: Int
+    public var pagesReused: Int
+    /// Pages reported written since the previous scan (from the dirty log).
+    public var pagesDirtied: Int
+    /// Time the guest was held for the exact part, and the whole scan's time.
+    public var pauseSeconds: Double
+    public var totalSeconds: Double
+
+    public init(kind: String, threads: Int, rootBytes: UInt64, bytesScanned: UInt64, pagesRead: Int, pagesReused: Int,
+                pagesDirtied: Int, pauseSeconds: Double, totalSeconds: Double) {
+        self.kind = kind
+        self.threads = threads
+        self.rootBytes = rootBytes
+        self.bytesScanned = bytesScanned
+        self.pagesRead = pagesRead
+        self.pagesReused = pagesReused
+        self.pagesDirtied = pagesDirtied
+        self.pauseSeconds = pauseSeconds
+        self.totalSeconds = totalSeconds
+    }
+}
+
+/// One allocation site's referenced blocks at one scan: what growth detection compares.
+public struct SiteSample: Sendable, Equatable {
+    public var time: UInt64
+    public var blocks: Int
+    public var bytes: UInt64
+    /// Blocks not written for at least the stale threshold at that scan.
+    public var staleBlocks: Int
+}
