@@ -1,7 +1,14 @@
+import Synchronization
+
 /// The guest's RAM: a set of non-overlapping regions with bounds-checked copying access.
 /// Never hands out pointers into guest memory: the guest may change it at any time.
+///
+/// KVM's dirty log does not see the host's own writes; while `recordHostWrites(true)` is in
+/// effect, `write`, `fill` and `store` mark the frames they wrote for `takeHostWrittenFrames()`.
 public final class GuestMemory: Sendable {
     public let regions: [GuestRAMRegion]
+    private let recording = Atomic(false)
+    private let hostWrites = Mutex<HostWriteBitmap?>(nil)
 
     /// Standard x86 layout for `size` bytes: RAM below `lowLimit`, the rest from 4 GiB up
     /// (the gap holds MMIO devices and the APICs).
@@ -20,9 +27,10 @@ public final class GuestMemory: Sendable {
     /// End of RAM that starts at address 0 (the low region).
     public var lowEnd: GuestPhysicalAddress { regions[0].end }
 
-    private func locate(_ address: GuestPhysicalAddress, _ length: Int) throws(GuestMemoryError) -> (GuestRAMRegion, Int) {
-        for r in regions {
-            if let off = r.offset(of: address, length: length) { return (r, off) }
+    /// The index of the region that holds [address, address+length) and the host address of `address`.
+    private func locate(_ address: GuestPhysicalAddress, _ length: Int) throws(GuestMemoryError) -> (region: Int, host: UnsafeMutableRawPointer) {
+        for (index, r) in regions.enumerated() {
+            if let off = r.offset(of: address, length: length) { return (index, r.hostAddress + off) }
         }
         throw .outOfRange(address: address, length: length)
     }
@@ -32,30 +40,72 @@ public final class GuestMemory: Sendable {
     }
 
     public func read(at address: GuestPhysicalAddress, count: Int) throws(GuestMemoryError) -> [UInt8] {
-        let (r, off) = try locate(address, count)
-        return [UInt8](UnsafeRawBufferPointer(start: r.hostAddress + off, count: count))
+        let (_, source) = try locate(address, count)
+        return [UInt8](UnsafeRawBufferPointer(start: source, count: count))
+    }
+
+    /// Copies `buffer.count` little-endian 64-bit words from `address` (any alignment) in one copy.
+    public func readWords(at address: GuestPhysicalAddress, into buffer: UnsafeMutableBufferPointer<UInt64>) throws(GuestMemoryError) {
+        let (byteCount, overflow) = buffer.count.multipliedReportingOverflow(by: 8)
+        guard !overflow else { throw .outOfRange(address: address, length: .max) }
+        let (_, source) = try locate(address, byteCount)
+        guard let destination = buffer.baseAddress else { return }
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: byteCount)
+        #if _endian(big)
+        for i in buffer.indices { buffer[i] = UInt64(littleEndian: buffer[i]) }
+        #endif
     }
 
     public func write(_ bytes: some Collection<UInt8>, at address: GuestPhysicalAddress) throws(GuestMemoryError) {
-        let (r, off) = try locate(address, bytes.count)
-        let dst = UnsafeMutableRawBufferPointer(start: r.hostAddress + off, count: bytes.count)
-        dst.copyBytes(from: bytes)
+        let (region, destination) = try locate(address, bytes.count)
+        UnsafeMutableRawBufferPointer(start: destination, count: bytes.count).copyBytes(from: bytes)
+        noteHostWrite(region: region, address: address, count: bytes.count)
     }
 
     public func fill(_ byte: UInt8, at address: GuestPhysicalAddress, count: Int) throws(GuestMemoryError) {
-        let (r, off) = try locate(address, count)
-        (r.hostAddress + off).initializeMemory(as: UInt8.self, repeating: byte, count: count)
+        let (region, destination) = try locate(address, count)
+        destination.initializeMemory(as: UInt8.self, repeating: byte, count: count)
+        noteHostWrite(region: region, address: address, count: count)
     }
 
     /// Reads a little-endian integer.
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: GuestPhysicalAddress) throws(GuestMemoryError) -> T {
-        let (r, off) = try locate(address, MemoryLayout<T>.size)
-        return T(littleEndian: (r.hostAddress + off).loadUnaligned(as: T.self))
+        let (_, source) = try locate(address, MemoryLayout<T>.size)
+        return T(littleEndian: source.loadUnaligned(as: T.self))
     }
 
     /// Writes a little-endian integer.
     public func store<T: FixedWidthInteger>(_ value: T, at address: GuestPhysicalAddress) throws(GuestMemoryError) {
-        let (r, off) = try locate(address, MemoryLayout<T>.size)
-        (r.hostAddress + off).storeBytes(of: value.littleEndian, as: T.self)
+        let (region, destination) = try locate(address, MemoryLayout<T>.size)
+        destination.storeBytes(of: value.littleEndian, as: T.self)
+        noteHostWrite(region: region, address: address, count: MemoryLayout<T>.size)
+    }
+
+    // MARK: host writes
+
+    /// Starts or stops recording the frames `write`, `fill` and `store` change. Off by default;
+    /// stopping discards what was recorded and not yet taken.
+    public func recordHostWrites(_ on: Bool) {
+        if on {
+            hostWrites.withLock { if $0 == nil { $0 = HostWriteBitmap(regions: regions) } }
+            recording.store(true, ordering: .releasing)
+        } else {
+            recording.store(false, ordering: .releasing)
+            hostWrites.withLock { $0 = nil }
+        }
+    }
+
+    /// The frame numbers (address >> 12) written through this object since the previous call,
+    /// ascending; clears them. Empty while recording is off.
+    public func takeHostWrittenFrames() -> [UInt64] {
+        hostWrites.withLock { $0?.take() ?? [] }
+    }
+
+    /// Marks a write once its bytes are in place. Marking first would let a concurrent take report
+    /// the frame before the bytes land: a reader re-reading it then would get the old bytes, and no
+    /// later take would report the write.
+    private func noteHostWrite(region: Int, address: GuestPhysicalAddress, count: Int) {
+        guard recording.load(ordering: .acquiring) else { return }
+        hostWrites.withLock { $0?.mark(region: region, address: address, count: count) }
     }
 }

@@ -1,7 +1,8 @@
 import Devices
 import GuestMemory
 
-/// Lets virtio devices reach guest RAM through `GuestMemory`'s bounds-checked accessors.
+/// Lets virtio devices reach guest RAM through `GuestMemory`'s bounds-checked accessors; their
+/// writes thereby reach page-write tracking (`GuestMemory.recordHostWrites`).
 struct GuestMemoryVirtioAdapter: VirtioMemory {
     let memory: GuestMemory
 

@@ -13,6 +13,8 @@ public final class Machine: @unchecked Sendable {
     public let memory: GuestMemory
     public let kernel: LoadedKernel
     public let commandLine: KernelCommandLine
+    /// Which guest frames were written between harvests. Off until its `enable()`.
+    public let pageWrites: DirtyPageLog
     let kvm: KVMSystem
     let vm: VirtualMachine
     let vcpus: [VirtualCPU]
@@ -57,6 +59,7 @@ public final class Machine: @unchecked Sendable {
                                            size: region.size, hostAddress: region.hostAddress)
             }
         } catch { throw .kvm(error) }
+        pageWrites = DirtyPageLog(vm: vm, memory: memory)
 
         do {
             kernel = try KernelImage.load(config.kernel, into: memory)

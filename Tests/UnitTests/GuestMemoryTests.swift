@@ -174,6 +174,48 @@ import Testing
         #expect(try memory.read(at: gpa(0x1F_F000), count: 4096).allSatisfy { $0 == 0 })
     }
 
+    // MARK: bulk word reads
+
+    @Test func readWordsCopiesLittleEndianWordsFromAnyAlignment() throws {
+        let memory = try GuestMemory(size: 8 << 20, lowLimit: 4 << 20)
+        let bytes = (0..<32).map { UInt8($0) }
+        try memory.write(bytes, at: gpa(0x1003))
+        var words = [UInt64](repeating: 0, count: 3)
+        try words.withUnsafeMutableBufferPointer { try memory.readWords(at: gpa(0x1003), into: $0) }
+        #expect(words == [0x0706_0504_0302_0100, 0x0F0E_0D0C_0B0A_0908, 0x1716_1514_1312_1110])
+
+        let high = gpa((1 << 32) + 0x10)
+        try memory.store(UInt64(0xFEED_FACE_CAFE_BEEF), at: high)
+        try words.withUnsafeMutableBufferPointer { try memory.readWords(at: high, into: .init(rebasing: $0[1..<2])) }
+        #expect(words[1] == 0xFEED_FACE_CAFE_BEEF)
+        #expect(words[0] == 0x0706_0504_0302_0100 && words[2] == 0x1716_1514_1312_1110)   // untouched
+    }
+
+    @Test func readWordsIsBoundsChecked() throws {
+        let memory = try GuestMemory(size: 8 << 20, lowLimit: 4 << 20)
+        let lowEnd: UInt64 = 4 << 20
+        var words = [UInt64](repeating: 0xAA, count: 2)
+        try words.withUnsafeMutableBufferPointer { try memory.readWords(at: gpa(lowEnd - 16), into: $0) }
+        #expect(words == [0, 0])
+        #expect(throws: GuestMemoryError.outOfRange(address: gpa(lowEnd - 8), length: 16)) {
+            try words.withUnsafeMutableBufferPointer { try memory.readWords(at: gpa(lowEnd - 8), into: $0) }
+        }
+        #expect(throws: GuestMemoryError.outOfRange(address: gpa(0xFFFF_FFF8), length: 16)) {
+            try words.withUnsafeMutableBufferPointer { try memory.readWords(at: gpa(0xFFFF_FFF8), into: $0) }
+        }
+        #expect(throws: GuestMemoryError.outOfRange(address: gpa(UInt64.max - 7), length: 16)) {
+            try words.withUnsafeMutableBufferPointer { try memory.readWords(at: gpa(UInt64.max - 7), into: $0) }
+        }
+        // Empty reads succeed inside RAM; a count whose byte length overflows fails before any copy.
+        try memory.readWords(at: gpa(lowEnd), into: UnsafeMutableBufferPointer(start: nil, count: 0))
+        words.withUnsafeMutableBufferPointer { buffer in
+            let huge = UnsafeMutableBufferPointer(start: buffer.baseAddress, count: Int.max / 4)
+            #expect(throws: GuestMemoryError.outOfRange(address: gpa(0), length: .max)) {
+                try memory.readWords(at: gpa(0), into: huge)
+            }
+        }
+    }
+
     // MARK: GuestPhysicalAddress
 
     @Test func addressArithmetic() {
