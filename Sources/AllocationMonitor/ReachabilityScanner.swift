@@ -158,6 +158,11 @@ public final class ReachabilityScanner: Sendable {
         return scanAll(view, kind: "periodic", pauseStarted: pauseStarted)
     }
 
+    /// Drops every cached frame: the next scan is a full one (for benchmarks).
+    public func forgetCache() {
+        state.withLock { $0.cache.invalidateAll() }
+    }
+
     /// Tracker time now (nanoseconds since tracking started).
     public var now: UInt64 { clock.now }
 

@@ -19,7 +19,13 @@ final class AllocationSession: Sendable {
     let machine = Mutex<Machine?>(nil)
     /// One scan at a time (timer, SIGUSR1 and `leakvisor report` may ask together).
     let scanning = Mutex(())
-    let timer = Mutex<(any DispatchSourceTimer)?>(nil)
+    let timer = Mutex<TimerBox?>(nil)
+
+    /// A timer source, handed between threads only under the mutex.
+    final class TimerBox: @unchecked Sendable {
+        let source: any DispatchSourceTimer
+        init(_ source: any DispatchSourceTimer) { self.source = source }
+    }
 
     /// Commands of the default image's own tools (busybox, and lv-exit that reports the command's
     /// status), left out of reports unless --report-all-processes.
@@ -83,11 +89,12 @@ final class AllocationSession: Sendable {
         source.schedule(deadline: .now() + interval, repeating: interval)
         source.setEventHandler { [weak self] in self?.scanNow(reason: "every \(Self.seconds(interval))") }
         source.resume()
-        timer.withLock { $0 = source }
+        let box = TimerBox(source)
+        timer.withLock { $0 = box }
     }
 
     func stopScanning() {
-        timer.withLock { $0?.cancel(); $0 = nil }
+        timer.withLock { $0?.source.cancel(); $0 = nil }
     }
 
     /// Scans every live tracked process now: the concurrent part while the guest runs, then the

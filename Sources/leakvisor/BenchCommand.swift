@@ -8,8 +8,8 @@ import VMM
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: boot and guest speed (default), and the cost of allocation tracking.",
-        subcommands: [BootBench.self, TrackingBench.self],
+        abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking, and of reachability scans.",
+        subcommands: [BootBench.self, TrackingBench.self, ScanBench.self],
         defaultSubcommand: BootBench.self)
 }
 
