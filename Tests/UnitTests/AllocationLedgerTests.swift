@@ -79,8 +79,10 @@ struct AllocationLedgerTests {
         ledger.allocate(in: space, address: 0xA000, size: 1, function: .calloc, stack: [0x50, 0x60], thread: 42, time: 0)
         ledger.retire(space, as: .exited, time: 5)
         let report = LeakReportBuilder(files: GuestSymbolFiles()).build(ledger.snapshot(), seconds: 10)
+        var unscanned = ClassTotals()
+        unscanned.notScanned = BlockTotal(blocks: 5, bytes: 597)
         #expect(report.summary == LeakReport.Summary(outstandingBlocks: 5, outstandingBytes: 597, allocationSites: 3,
-                                                      processes: 1, findings: 0))
+                                                      processes: 1, findings: 0, classes: unscanned))
         let groups = report.processes[0].groups
         #expect(groups.map(\.bytes) == [500, 96, 1])
         #expect(groups.map(\.function) == [.operatorNewArray, .malloc, .calloc])
@@ -90,7 +92,10 @@ struct AllocationLedgerTests {
         #expect(text.contains("==42== LeakVisor: prog (pid 42, exited): 597 byte(s) outstanding in 5 allocation(s)"))
         #expect(text.contains("Outstanding: 500 byte(s) in 1 object(s) allocated by operator new[], age 10.0 s, thread 43, from:\n    #0 0x30\n    #1 0x40\n"))
         #expect(text.contains("Outstanding: 96 byte(s) in 3 object(s) allocated by malloc (sizes 32, 32, 32), age 8.0 s to 10.0 s, thread 42"))
-        #expect(text.hasSuffix("SUMMARY: LeakVisor: 597 byte(s) outstanding in 5 allocation(s) from 3 site(s) in 1 process(es); 0 finding(s).\n"))
+        #expect(text.hasSuffix("SUMMARY: LeakVisor: 597 byte(s) outstanding in 5 allocation(s) from 3 site(s) in 1 process(es);"
+                               + " definitely lost: 0 byte(s) in 0 object(s); indirectly lost: 0 byte(s) in 0 object(s);"
+                               + " possibly lost: 0 byte(s) in 0 object(s); still reachable: 0 byte(s) in 0 object(s);"
+                               + " not scanned: 597 byte(s) in 5 object(s); 0 finding(s).\n"))
         let decoded = try JSONDecoder().decode(LeakReport.self, from: try JSONEncoder().encode(report))
         #expect(decoded == report)
     }
