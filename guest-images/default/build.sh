@@ -20,9 +20,11 @@ modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_
          virtio_pci_modern_dev virtio_console)
 programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
 # Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
-leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx)
-# Allocator-breakpoint benchmarks, built like the leak programs (programs/LEAK-PROGRAMS.md).
-bench_programs=(lv-bench-malloc lv-bench-realistic)
+leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx
+               lv-leak-hold lv-grow-cache)
+# Benchmarks (allocator breakpoints; reachability scans), built like the leak programs
+# (programs/LEAK-PROGRAMS.md).
+bench_programs=(lv-bench-malloc lv-bench-realistic lv-scan-bench)
 
 log() { echo "[guest-image] $*"; }
 die() { echo "[guest-image] error: $*" >&2; exit 1; }
