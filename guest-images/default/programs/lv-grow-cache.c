@@ -7,8 +7,8 @@
 //
 // At start: 8 hot entries of 96 bytes (struct lv_hot), a list from the global
 // lv_hot_head (lv_hot_add, tag grow-hot-96). Tick K (K = 1..TICKS):
-//   1. adds 4 cold entries of 64 bytes (struct lv_cold) at the head of the
-//      list from the global lv_cold_head (lv_cold_add, tag grow-cold-64). An
+//   1. adds 4 cold entries of 1024 bytes (struct lv_cold) at the head of the
+//      list from the global lv_cold_head (lv_cold_add, tag grow-cold-1024). An
 //      entry is written once, when it is created, and never again.
 //   2. rewrites every word of every hot entry (lv_hot_rewrite; the links are
 //      stored again with the value they already have)
@@ -17,7 +17,7 @@
 //   4. prints "lv-prog lv-grow-cache tick K"
 //   5. sleeps INTERVAL_MS (nanosleep)
 // Then it prints done and exits 0 without freeing anything. At exit:
-//   cold  4*TICKS x 64 bytes  still reachable (lv_cold_head), one call site,
+//   cold  4*TICKS x 1024 bytes  still reachable (lv_cold_head), one call site,
 //                             growing linearly, never written after creation
 //   hot   8 x 96 bytes        still reachable (lv_hot_head), written every tick
 //   leak  TICKS/5 x 24 bytes  definitely lost
@@ -38,16 +38,17 @@
 #define LV_COLD_PER_TICK 4
 #define LV_LEAK_EVERY 5
 
-struct lv_cold { // 64 bytes
+struct lv_cold { // 1024 bytes: about one page per tick, so page-grained write
+                 // tracking sees each tick's entries go stale once the next tick's are on a new page
     struct lv_cold *next;
     uintptr_t tick, key;
-    char value[40];
+    char value[1000];
 };
 struct lv_hot { // 96 bytes
     struct lv_hot *next;
     uintptr_t words[11];
 };
-_Static_assert(sizeof(struct lv_cold) == 64, "cold entry size");
+_Static_assert(sizeof(struct lv_cold) == 1024, "cold entry size");
 _Static_assert(sizeof(struct lv_hot) == 96, "hot entry size");
 
 void *volatile lv_sink;
@@ -97,7 +98,7 @@ __attribute__((noinline)) void lv_hot_rewrite(uintptr_t tick)
 // --- Cold cache: grows by 4 entries per tick, never written again ----------------
 __attribute__((noinline)) void lv_cold_add(uintptr_t tick, uintptr_t key)
 {
-    struct lv_cold *e = malloc(sizeof *e); /* LV-ALLOC grow-cold-64 */
+    struct lv_cold *e = malloc(sizeof *e); /* LV-ALLOC grow-cold-1024 */
     lv_check(e);
     e->tick = tick;
     e->key = key;
