@@ -10,14 +10,15 @@ public struct ProcessMemorySource: CandidateSource {
     let cache: FrameCandidateCache
     /// Virtual page → frame (nil: not present), for this scan.
     private(set) var frames: [UInt64: UInt64?] = [:]
-    /// Pages visited (present or not) and the bound.
+    /// Page steps taken (a present page, or a run of absent ones skipped at once), and the bound:
+    /// the work one scan may do, however large the guest's mappings or pages are.
     public private(set) var pagesVisited = 0
     public let pageBudget: Int
     /// Set when the budget ran out or a frame could not be read: the result is then incomplete.
     public private(set) var incomplete = false
     public private(set) var bytesScanned: UInt64 = 0
 
-    public init(space: AddressSpace, cache: FrameCandidateCache, pageBudget: Int = 4 << 20) {
+    public init(space: AddressSpace, cache: FrameCandidateCache, pageBudget: Int = 64 << 20) {
         self.space = space
         self.cache = cache
         self.pageBudget = pageBudget
@@ -27,7 +28,6 @@ public struct ProcessMemorySource: CandidateSource {
     /// caller may jump when nothing is mapped there.
     mutating func frame(ofPage page: UInt64) -> (frame: UInt64?, skip: UInt64) {
         if let known = frames[page] { return (known, 4096) }
-        pagesVisited += 1
         do {
             let t = try space.translate(GuestVirtualAddress(page))
             let frame = t.physicalAddress.rawValue >> 12
@@ -62,6 +62,7 @@ public struct ProcessMemorySource: CandidateSource {
         var page = range.lowerBound & ~0xFFF
         while page < range.upperBound {
             guard pagesVisited < pageBudget else { incomplete = true; return }
+            pagesVisited += 1
             let (frame, skip) = frame(ofPage: page)
             defer { page = page &+ skip; if page == 0 { page = .max } }
             guard let frame else { continue }
@@ -84,6 +85,7 @@ public struct ProcessMemorySource: CandidateSource {
         var result: [UInt64] = []
         var page = range.lowerBound & ~0xFFF
         while page < range.upperBound, pagesVisited < pageBudget {
+            pagesVisited += 1
             let (frame, skip) = frame(ofPage: page)
             if let frame { result.append(frame) }
             page = page &+ skip

@@ -20,6 +20,9 @@ final class AllocationSession: Sendable {
     /// One scan at a time (timer, SIGUSR1 and `leakvisor report` may ask together).
     let scanning = Mutex(())
     let timer = Mutex<TimerBox?>(nil)
+    /// The last periodic scan's findings and how many scans printed nothing since: a scan prints
+    /// its line when its findings changed, and at least every 6th time.
+    let lastScanLine = Mutex<(text: String, quiet: Int)>(("", 0))
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -115,7 +118,14 @@ final class AllocationSession: Sendable {
                 reused += scan.figures.pagesReused
                 bytes += scan.figures.bytesScanned
             }
-            Self.say("scan (\(reason)) of \(scans.count) process(es): \(leaks) direct leak(s); \(bytes / 1024) KiB scanned,"
+            let findings = "\(scans.count) process(es): \(leaks) direct leak(s)"
+            let quiet = lastScanLine.withLock { last -> Bool in
+                let repeatOK = reason.hasPrefix("every") && last.text == findings && last.quiet < 5
+                last = (findings, repeatOK ? last.quiet + 1 : 0)
+                return repeatOK
+            }
+            guard !quiet else { return }
+            Self.say("scan (\(reason)) of \(findings); \(bytes / 1024) KiB scanned,"
                      + " \(refreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
                      + String(format: "%.1f ms", pause))
         }

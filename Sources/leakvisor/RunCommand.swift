@@ -12,7 +12,7 @@ struct RunCommand: ParsableCommand {
             The guest's console appears on stdout. The command after `--` runs as a shell command in \
             the guest (in the default image: busybox sh); its exit status becomes leakvisor's exit status. \
             Without a command (and without --track, --kernel, --initrd) the default image runs a demo: \
-            lv-leak-basic under --track user, with the leak report at the end.
+            lv-leak-tree under --track user, with the leak report (each block classed by a reachability scan) at the end.
 
             With --track, every tracked process is scanned for unreferenced blocks as it exits (and \
             every --scan-every while it runs): the report classes its outstanding blocks as definitely \

@@ -11,9 +11,10 @@ struct RunSession {
     /// `leakvisor run` with nothing else: the main job on the default image, a tracked demo.
     static let demoScript = """
         uname -sr; echo "CPUs: $(grep -c ^processor /proc/cpuinfo)"
-        echo "LeakVisor demo: lv-leak-basic leaks 3 blocks (600 bytes); its static glibc keeps 5 more from start-up."
-        echo "The monitor traps its malloc/calloc/realloc/free calls from outside the guest and reports at exit."
-        lv-leak-basic
+        echo "LeakVisor demo: lv-leak-tree builds heap graphs and drops some of them: a tree (1 direct + 6 indirect leaks),"
+        echo "a cycle, a block held only by an interior pointer, a reachable cache, a pointer hidden by XOR."
+        echo "The monitor traps its allocator calls from outside the guest and scans its memory for references as it exits."
+        lv-leak-tree
         """
 
     init(options: RunCommand) {
