@@ -24,6 +24,8 @@ public final class ReachabilityScanner: Sendable {
     }
 
     let state = Mutex(State())
+    /// Frames the cache may hold before it is trimmed (1 GiB of guest memory).
+    static let cacheCapFrames = 262_144
     let kernel: GuestKernel
     let ledger: AllocationLedger
     let clock: TrackerClock
@@ -126,6 +128,9 @@ public final class ReachabilityScanner: Sendable {
                                       pauseSeconds: Double(now &- (pauseStarted ?? started)) / 1e9,
                                       totalSeconds: Double(now &- started) / 1e9)
             s.pagesDirtiedSinceScan = 0
+            // Exit scans between periodic ones would otherwise keep the frames of every exited
+            // process: past the cap, keep only what the scans since the last trim used.
+            if s.cache.cachedFrames > Self.cacheCapFrames { s.cache.retainTouched() }
             return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes)
         }
         ledger.record(scan, for: root, staleAfter: staleAfter)

@@ -64,12 +64,6 @@ __attribute__((noinline)) static void lv_check(void *p)
     lv_sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 // --- Hot set: 8 entries, every word rewritten each tick ------------------------
 __attribute__((noinline)) void lv_hot_add(uintptr_t index)

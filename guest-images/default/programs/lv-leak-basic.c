@@ -40,12 +40,6 @@ __attribute__((noinline)) static void lv_touch(void *p, size_t size)
 
 // Overwrites the dead stack below the caller, so no stale copy of a leaked
 // pointer survives in a returned-from frame.
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 __attribute__((noinline)) void lv_leak_malloc_100(void)
 {

@@ -44,12 +44,6 @@ __attribute__((noinline)) static void lv_check(void *p, std::size_t align)
     lv_sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack()
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 class LvWidget {
 public:

@@ -52,12 +52,6 @@ __attribute__((noinline)) static void *lv_touch(void *p, size_t size, int byte)
     return p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 __attribute__((noinline)) static void *lv_hold_alloc_72(void)
 {

@@ -37,12 +37,6 @@ __attribute__((noinline)) static void lv_touch(void *p, size_t size, unsigned lo
     lv_sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 __attribute__((noinline)) void lv_loop_leak_32(unsigned long iteration)
 {

@@ -35,12 +35,6 @@ __attribute__((noinline)) static void lv_check_fill(unsigned char *p, size_t kep
     lv_sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 // --- The leaked chain: 16 -> 64 -> 256 -> 4096 ---------------------------------
 __attribute__((noinline)) unsigned char *lv_start_16(void)

@@ -46,12 +46,6 @@ __attribute__((noinline)) static void lv_touch(int thread, void *p, size_t size)
     lv_sinks[thread].sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 // The single call site of every leaked block.
 __attribute__((noinline)) void lv_thread_leak_block(int thread, size_t size)

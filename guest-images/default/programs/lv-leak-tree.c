@@ -71,12 +71,6 @@ __attribute__((noinline)) static void lv_check(void *p)
     lv_sink = p;
 }
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 // --- Tree: 1 directly + 6 indirectly lost ------------------------------------
 __attribute__((noinline)) struct lv_node *lv_tree_node(uintptr_t key)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 __attribute__((format(printf, 1, 2), unused)) static void lv_say(const char *fmt, ...)
@@ -40,5 +41,13 @@ __attribute__((unused)) static int lv_parse(const char *text, unsigned long *val
         return -1;
     *value = v;
     return 0;
+}
+/// Clears 16 KiB of dead stack below the caller, so no stale copy of a dropped pointer is left
+/// in a finished frame for a conservative scan to find (explicit_bzero: never optimized out).
+__attribute__((noinline, unused)) static void lv_scrub_stack(void)
+{
+    char pad[16384];
+    explicit_bzero(pad, sizeof pad);
+    __asm__ volatile("" : : "r"(pad) : "memory");
 }
 #endif

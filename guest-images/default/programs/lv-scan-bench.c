@@ -56,12 +56,6 @@ static size_t lv_nblocks, lv_block_bytes, lv_pages;
 
 #include "lv-prog.h"
 
-__attribute__((noinline)) static void lv_scrub_stack(void)
-{
-    char pad[16384];
-    explicit_bzero(pad, sizeof pad);
-    __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 // The data words of a block (all but the links): small integers only.
 static void lv_fill_data(uintptr_t *block, size_t i)
