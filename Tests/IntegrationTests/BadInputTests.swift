@@ -73,4 +73,19 @@ struct BadInputTests {
         #expect(r.status == 125)
         #expect(r.stderr.contains("/nonexistent/file"))
     }
+
+    @Test func scanOptionsAreChecked() throws {
+        let withoutTracking = try LeakVisorProcess.run(["run", "--scan-every", "5s", "--", "true"])
+        #expect(withoutTracking.status != 0)
+        #expect(withoutTracking.stderr.contains("need --track"))
+        let badDuration = try LeakVisorProcess.run(["run", "--track", "user", "--scan-every", "soon", "--", "true"])
+        #expect(badDuration.status != 0)
+        #expect(badDuration.stderr.contains("--scan-every"))
+        let tooOften = try LeakVisorProcess.run(["run", "--track", "user", "--scan-every", "10ms", "--", "true"])
+        #expect(tooOften.status != 0)
+        #expect(tooOften.stderr.contains("at least 100ms"))
+        let badCode = try LeakVisorProcess.run(["run", "--track", "user", "--error-exitcode", "0", "--", "true"])
+        #expect(badCode.status != 0)
+        #expect(badCode.stderr.contains("between 1 and 255"))
+    }
 }
