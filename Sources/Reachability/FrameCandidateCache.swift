@@ -16,7 +16,6 @@ public final class FrameCandidateCache: @unchecked Sendable {
 
     private var frames: [UInt64: [UInt64]] = [:]
     private var touched: Set<UInt64> = []
-    private var buffer = [UInt64](repeating: 0, count: 512)
 
     /// Frames read from guest memory and frames served from the cache, since `resetCounters`.
     public private(set) var framesRead = 0
@@ -33,13 +32,13 @@ public final class FrameCandidateCache: @unchecked Sendable {
             framesReused += 1
             return kept
         }
-        let bytes = try memory.read(at: GuestPhysicalAddress(frame << 12), count: 4096)
+        let page = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 512)
+        defer { page.deallocate() }
+        try memory.readWords(at: GuestPhysicalAddress(frame << 12), into: page)
         var kept: [UInt64] = []
-        bytes.withUnsafeBytes { raw in
-            for slot in 0..<512 {
-                let value = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: slot * 8, as: UInt64.self))
-                if value >= Self.minimum, value < Self.limit { kept.append(value | UInt64(slot) << Self.slotShift) }
-            }
+        for slot in 0..<512 {
+            let value = page[slot]
+            if value >= Self.minimum, value < Self.limit { kept.append(value | UInt64(slot) << Self.slotShift) }
         }
         frames[frame] = kept
         framesRead += 1
