@@ -17,7 +17,8 @@ public final class FrameCandidateCache: @unchecked Sendable {
     private var frames: [UInt64: [UInt64]] = [:]
     private var touched: Set<UInt64> = []
 
-    /// Frames read from guest memory and frames served from the cache, since `resetCounters`.
+    /// Frames read from guest memory and frames served from the cache, since `resetCounters`
+    /// (a scan asks once per frame).
     public private(set) var framesRead = 0
     public private(set) var framesReused = 0
 

@@ -10,6 +10,8 @@ public struct ProcessMemorySource: CandidateSource {
     let cache: FrameCandidateCache
     /// Virtual page → frame (nil: not present), for this scan.
     private(set) var frames: [UInt64: UInt64?] = [:]
+    /// Virtual page → its candidate words, once this scan has fetched them (one lookup per revisit).
+    private var pageWords: [UInt64: [UInt64]] = [:]
     /// Page steps taken (a present page, or a run of absent ones skipped at once), and the bound:
     /// the work one scan may do, however large the guest's mappings or pages are.
     public private(set) var pagesVisited = 0
@@ -63,10 +65,28 @@ public struct ProcessMemorySource: CandidateSource {
         while page < range.upperBound {
             guard pagesVisited < pageBudget else { incomplete = true; return }
             pagesVisited += 1
-            let (frame, skip) = frame(ofPage: page)
+            let words: [UInt64]
+            var skip: UInt64 = 4096
+            if let known = pageWords[page] {
+                words = known
+            } else {
+                let (frame, span) = frame(ofPage: page)
+                skip = span
+                guard let frame else {
+                    page = page &+ skip
+                    if page == 0 { return }
+                    continue
+                }
+                guard let read = try? cache.candidates(frame: frame, memory: space.memory) else {
+                    incomplete = true
+                    page = page &+ skip
+                    if page == 0 { return }
+                    continue
+                }
+                pageWords[page] = read
+                words = read
+            }
             defer { page = page &+ skip; if page == 0 { page = .max } }
-            guard let frame else { continue }
-            guard let words = try? cache.candidates(frame: frame, memory: space.memory) else { incomplete = true; continue }
             let low = max(range.lowerBound, page), high = min(range.upperBound, page + 4096)
             bytesScanned &+= high - low
             if low == page, high == page + 4096 {

@@ -40,6 +40,12 @@ struct ScanBench: ParsableCommand {
         if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mi-b must be at least 2 x --mib + 128") }
     }
 
+    #if DEBUG
+    static let buildKind = "debug"
+    #else
+    static let buildKind = "release"
+    #endif
+
     struct Phase {
         var name: String
         var scan: SpaceScan
@@ -114,7 +120,7 @@ struct ScanBench: ParsableCommand {
             throw ValidationError("benchmark run failed: \(outcome.ending), \(results.count) scans\n\(text.suffix(2000))")
         }
         say("")
-        say("== LeakVisor reachability scan benchmark (\(HostDetection.detect().name), debug build), lv-scan-bench \(mib) MiB")
+        say("== LeakVisor reachability scan benchmark (\(HostDetection.detect().name), \(Self.buildKind) build), lv-scan-bench \(mib) MiB")
         let dirtiedLine = text.split(whereSeparator: \.isNewline).first { $0.contains("dirtied pages=") }.map(String.init) ?? ""
         for p in results {
             let f = p.scan.figures

@@ -91,7 +91,7 @@ struct TrackingBench: ParsableCommand {
         let dilation = Double(HostDetection.detect().timeDilation)
         let allocations = Double(pairs + 23 * items)
         say("")
-        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x, debug build)")
+        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x, \(ScanBench.buildKind) build)")
         if let bareExit { say(String(format: "bare exit round trip (out in a loop, tiny VM): %.1f us", bareExit)) }
         if let syscall = results.syscallNanoseconds {
             say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))
