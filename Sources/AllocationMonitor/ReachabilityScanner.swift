@@ -96,29 +96,13 @@ public final class ReachabilityScanner: Sendable {
                 notes.append("roots: \(error)")
             }
             notes += roots.missingThreads
-            let addresses = Array(blocks.keys)
-            let index = HeapBlockIndex(blocks: addresses.map { ($0, blocks[$0]!.size) })
+            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var source = ProcessMemorySource(space: space, cache: s.cache)
             let result = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
                                                        rootWords: roots.registerWords, memory: &source)
             let now = clock.now
-            var verdicts: [UInt64: BlockVerdict] = [:]
-            verdicts.reserveCapacity(index.count)
-            for i in 0..<index.count {
-                let start = index.starts[i]
-                let block = blocks[start]!
-                var written = block.time
-                if s.writes != nil {
-                    for frame in source.frames(of: start..<max(start &+ index.sizes[i], start &+ 1)) {
-                        written = max(written, s.history.lastWrite(of: frame) ?? 0)
-                    }
-                } else {
-                    written = now
-                }
-                let leader = result.leaders[i] >= 0 ? index.starts[Int(result.leaders[i])] : nil
-                verdicts[start] = BlockVerdict(reachability: result.classes[i], leader: leader,
-                                               indirectBytes: result.indirectBytes[i], lastWritten: written)
-            }
+            let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
+                                         history: s.writes == nil ? nil : s.history, now: now)
             if source.incomplete { notes.append("some pages could not be read or the page budget ran out: the result is incomplete") }
             s.lastFrames.formUnion(source.touchedFrames)
             let kind = kind != "periodic" ? kind : s.cache.framesReused == 0 ? "full" : "incremental"
@@ -135,6 +119,29 @@ public final class ReachabilityScanner: Sendable {
         }
         ledger.record(scan, for: root, staleAfter: staleAfter)
         return scan
+    }
+
+    /// Each block's class, and when its pages were last written: the latest harvest that saw any
+    /// of them written, at least its allocation time (without a write history: now, never stale).
+    static func verdicts(_ index: HeapBlockIndex, _ result: ReachabilityResult, blocks: [UInt64: LiveBlock],
+                         source: inout ProcessMemorySource, history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+        var verdicts: [UInt64: BlockVerdict] = [:]
+        verdicts.reserveCapacity(index.count)
+        for i in 0..<index.count {
+            let start = index.starts[i]
+            var written = blocks[start]?.time ?? 0
+            if let history {
+                for frame in source.frames(of: start..<max(start &+ index.sizes[i], start &+ 1)) {
+                    written = max(written, history.lastWrite(of: frame) ?? 0)
+                }
+            } else {
+                written = now
+            }
+            let leader = result.leaders[i] >= 0 ? index.starts[Int(result.leaders[i])] : nil
+            verdicts[start] = BlockVerdict(reachability: result.classes[i], leader: leader,
+                                           indirectBytes: result.indirectBytes[i], lastWritten: written)
+        }
+        return verdicts
     }
 
     /// Scans every live process that has outstanding blocks, with the guest paused.
