@@ -150,6 +150,24 @@ public struct AllocationGroup: Sendable, Codable, Equatable {
     /// blocks were not written for the stale threshold (nil without a scan).
     public var lastWrittenSeconds: Double?
     public var staleBlocks: Int?
+    /// For leaks: the blocks themselves, oldest first (at most `BlockDetail.limit` per group).
+    public var details: [BlockDetail]
+}
+
+/// One leaked block: where it is, how big, when it was allocated and last written.
+public struct BlockDetail: Sendable, Codable, Equatable {
+    public static let limit = 64
+    public var address: UInt64
+    public var size: UInt64
+    public var allocatedSeconds: Double
+    public var lastWrittenSeconds: Double?
+
+    public init(address: UInt64, size: UInt64, allocatedSeconds: Double, lastWrittenSeconds: Double?) {
+        self.address = address
+        self.size = size
+        self.allocatedSeconds = allocatedSeconds
+        self.lastWrittenSeconds = lastWrittenSeconds
+    }
 }
 
 /// A finding with its stack.

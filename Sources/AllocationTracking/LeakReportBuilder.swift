@@ -51,7 +51,8 @@ public struct LeakReportBuilder: Sendable {
                                        reachability: key.reachability,
                                        indirectBytes: verdicts.reduce(0) { $0 + $1.indirectBytes },
                                        lastWrittenSeconds: verdicts.map(\.lastWritten).max().map { Double($0) / 1e9 },
-                                       staleBlocks: scan.map { scan in verdicts.filter { scan.time &- $0.lastWritten >= staleAfter }.count })
+                                       staleBlocks: scan.map { scan in verdicts.filter { scan.time &- $0.lastWritten >= staleAfter }.count },
+                                       details: key.reachability?.isLeak == true ? Self.details(members, scan) : [])
             }
             groups.sort { a, b in
                 let ca = a.reachability.map { ReachabilityClass.allCases.firstIndex(of: $0)! } ?? 4
@@ -97,6 +98,14 @@ public struct LeakReportBuilder: Sendable {
                                              }
                                          })
         return LeakReport(seconds: seconds, processes: processes, summary: summary)
+    }
+
+    /// The blocks of a leak group, oldest first, at most `BlockDetail.limit`.
+    static func details(_ members: [(UInt64, LiveBlock)], _ scan: SpaceScan?) -> [BlockDetail] {
+        members.sorted { ($0.1.time, $0.0) < ($1.1.time, $1.0) }.prefix(BlockDetail.limit).map { address, block in
+            BlockDetail(address: address, size: block.size, allocatedSeconds: Double(block.time) / 1e9,
+                        lastWrittenSeconds: scan?.verdicts[address].map { Double($0.lastWritten) / 1e9 })
+        }
     }
 
     /// Sites whose referenced bytes grew over at least `minimumScans` scans (never shrinking) and

@@ -38,6 +38,9 @@ import Testing
         #expect(groups.map(\.reachability) == [.directLeak, .indirectLeak, .possiblyLost, .reachable])
         #expect(groups[0].indirectBytes == 48)
         #expect(groups[1].blocks == 2)
+        #expect(groups[1].details.map(\.address) == [0x5020, 0x5040])     // leaks list their blocks, oldest first
+        #expect(groups[0].details == [BlockDetail(address: 0x5000, size: 24, allocatedSeconds: 0, lastWrittenSeconds: 0)])
+        #expect(groups[3].details.isEmpty)                                  // reachable ones do not
         let c = report.summary.classes
         #expect(c.definitelyLost == BlockTotal(blocks: 1, bytes: 24))
         #expect(c.indirectlyLost == BlockTotal(blocks: 2, bytes: 48))
