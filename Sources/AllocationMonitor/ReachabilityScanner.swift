@@ -45,8 +45,6 @@ public final class ReachabilityScanner: Sendable {
         state.withLock { $0.writes = log }
     }
 
-    public var isIncremental: Bool { state.withLock { $0.writes != nil } }
-
     /// Takes the frames written since the last harvest: drops them from the cache, dates them.
     func harvest(_ s: inout State) {
         guard let writes = s.writes else {
@@ -146,7 +144,7 @@ public final class ReachabilityScanner: Sendable {
 
     /// Scans every live process that has outstanding blocks, with the guest paused.
     public func scanAll(_ view: KernelView, kind: String, pauseStarted: UInt64) -> [SpaceScan] {
-        let wanted = Set(ledger.scannableSpaces().map(\.space))
+        let wanted = ledger.scannableSpaces()
         guard !wanted.isEmpty, let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
         var byMM: [UInt64: [GuestTask]] = [:]
         for task in tasks where task.mm != 0 && !task.isKernelThread { byMM[task.mm, default: []].append(task) }
@@ -177,7 +175,4 @@ public final class ReachabilityScanner: Sendable {
 
     /// Tracker time now (nanoseconds since tracking started).
     public var now: UInt64 { clock.now }
-
-    /// Frames cached and bytes the cache holds.
-    public var cacheFigures: (frames: Int, bytes: Int) { state.withLock { ($0.cache.cachedFrames, $0.cache.memoryUse) } }
 }

@@ -86,12 +86,9 @@ public final class AllocationLedger: Sendable {
         state.withLock { s in s.live[space]?.blocks ?? [:] }
     }
 
-    /// Live spaces with at least one outstanding block, with the process they belong to.
-    public func scannableSpaces() -> [(space: UInt64, identity: ProcessIdentity?)] {
-        state.withLock { s in
-            s.live.values.filter { !$0.blocks.isEmpty }.sorted { $0.pageTableRoot < $1.pageTableRoot }
-                .map { ($0.pageTableRoot, $0.identity) }
-        }
+    /// The page-table roots of the live spaces that have at least one outstanding block.
+    public func scannableSpaces() -> Set<UInt64> {
+        state.withLock { s in Set(s.live.values.filter { !$0.blocks.isEmpty }.map(\.pageTableRoot)) }
     }
 
     /// Ends a live address space: its outstanding blocks become its "at exit" record.

@@ -65,7 +65,4 @@ public final class FrameCandidateCache: @unchecked Sendable {
         framesRead = 0
         framesReused = 0
     }
-
-    /// Approximate bytes held (8 per kept word plus per-frame overhead).
-    public var memoryUse: Int { frames.values.reduce(0) { $0 + $1.count * 8 + 48 } }
 }

@@ -57,9 +57,6 @@ public struct ProcessMemorySource: CandidateSource {
     /// Frames this scan read or reused.
     public var touchedFrames: [UInt64] { frames.values.compactMap { $0 } }
 
-    /// The frame of a page if this scan translated it (for staleness).
-    public func knownFrame(ofPage page: UInt64) -> UInt64? { frames[page] ?? nil }
-
     public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
         var page = range.lowerBound & ~0xFFF
         while page < range.upperBound {

@@ -68,7 +68,7 @@ public struct ProcessRoots {
         // Mappings.
         for m in mappings where m.permissions.hasPrefix("r") {
             if m.path == "[vvar]" || m.path == "[vdso]" || m.path == "[vsyscall]" || stackMappings.contains(m.start) { continue }
-            if m.path == "[heap]" || isArenaHeap(m, space: space) { set.heapMappings += 1; continue }
+            if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
             if m.permissions.hasPrefix("rw") {
                 set.ranges.append(RootRange(m.start..<m.end, .writable(path: m.path)))
                 continue

@@ -27,8 +27,6 @@ public struct ProcessRootSet: Sendable {
     /// Threads whose registers were found, and threads whose were not (with why).
     public var threads: [Int32] = []
     public var missingThreads: [String] = []
-    /// Mappings left out because they hold the allocator's heap (brk heap, glibc arena heaps).
-    public var heapMappings: Int = 0
 
     public init() {}
 
