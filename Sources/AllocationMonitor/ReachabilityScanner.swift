@@ -45,6 +45,12 @@ public final class ReachabilityScanner: Sendable {
         state.withLock { $0.writes = log }
     }
 
+    /// Turns on the machine's page-write log and uses it.
+    public func useWriteLog(of machine: Machine) throws(VMMError) {
+        try machine.pageWrites.enable()
+        useWriteLog(machine.pageWrites)
+    }
+
     /// Takes the frames written since the last harvest: drops them from the cache, dates them.
     func harvest(_ s: inout State) {
         guard let writes = s.writes else {
@@ -64,7 +70,7 @@ public final class ReachabilityScanner: Sendable {
 
     /// The concurrent phase, while the guest runs: harvest, and read again the frames the last scans
     /// used that were written since. Frames written during this read are harvested by the exact phase.
-    public func refresh(memory: GuestMemory) -> Int {
+    func refresh(memory: GuestMemory) -> Int {
         state.withLock { s in
             harvest(&s)
             let before = s.cache.framesRead
@@ -142,17 +148,29 @@ public final class ReachabilityScanner: Sendable {
         return verdicts
     }
 
-    /// Scans every live process that has outstanding blocks, with the guest paused.
-    public func scanAll(_ view: KernelView, kind: String, pauseStarted: UInt64) -> [SpaceScan] {
+    /// One round over every live process that has outstanding blocks: the concurrent phase while
+    /// the guest runs, then the exact phase with every vCPU paused (a full scan the first time, then
+    /// incremental). The scanner's lock is not held while the pause is awaited.
+    public func scanLiveProcesses(of machine: Machine, pauseTimeout: Double) -> LiveScanRound {
+        let refreshed = refresh(memory: machine.memory)
+        let pauseStarted = clock.now
+        let scans = (try? machine.withGuestPaused(timeout: pauseTimeout) { scanAll($0, pauseStarted: pauseStarted) }) ?? []
+        return LiveScanRound(scans: scans, pagesRefreshed: refreshed, pauseSeconds: Double(clock.now &- pauseStarted) / 1e9)
+    }
+
+    /// The exact phase: scans every live process that has outstanding blocks ("periodic" names each
+    /// scan full or incremental from what the cache could reuse).
+    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64) -> [SpaceScan] {
         let wanted = ledger.scannableSpaces()
-        guard !wanted.isEmpty, let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
+        guard !wanted.isEmpty, let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus),
+              let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
         var byMM: [UInt64: [GuestTask]] = [:]
         for task in tasks where task.mm != 0 && !task.isKernelThread { byMM[task.mm, default: []].append(task) }
         var scans: [SpaceScan] = []
         state.withLock { $0.lastFrames = [] }
         for (mm, threads) in byMM.sorted(by: { $0.key < $1.key }) {
             guard let root = try? view.pageTableRoot(ofMM: mm), wanted.contains(root) else { continue }
-            if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: kind,
+            if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "periodic",
                                pauseStarted: pauseStarted) {
                 scans.append(scan)
             }
@@ -161,18 +179,21 @@ public final class ReachabilityScanner: Sendable {
         return scans
     }
 
-    /// Scans every live process with outstanding blocks while the guest is paused: a full scan the
-    /// first time, then incremental ("periodic" picks the name from what the cache could reuse).
-    public func scanLive(_ guest: PausedGuest, pauseStarted: UInt64) -> [SpaceScan] {
-        guard let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus) else { return [] }
-        return scanAll(view, kind: "periodic", pauseStarted: pauseStarted)
-    }
-
-    /// Drops every cached frame: the next scan is a full one (for benchmarks).
+    /// Drops every cached frame and the list the concurrent phase refreshes: the next round reads
+    /// everything in its pause, a full scan (for benchmarks).
     public func forgetCache() {
-        state.withLock { $0.cache.invalidateAll() }
+        state.withLock { s in
+            s.cache.invalidateAll()
+            s.lastFrames = []
+        }
     }
+}
 
-    /// Tracker time now (nanoseconds since tracking started).
-    public var now: UInt64 { clock.now }
+/// What one `scanLiveProcesses` round did.
+public struct LiveScanRound: Sendable {
+    public var scans: [SpaceScan]
+    /// Frames read again while the guest ran (the concurrent phase).
+    public var pagesRefreshed: Int
+    /// From asking for the pause to the end of the exact phase.
+    public var pauseSeconds: Double
 }

@@ -82,8 +82,7 @@ final class AllocationSession: Sendable {
     func startScanning() {
         guard let machine = machine.withLock({ $0 }) else { return }
         do {
-            try machine.pageWrites.enable()
-            tracker.scanner.useWriteLog(machine.pageWrites)
+            try tracker.scanner.useWriteLog(of: machine)
         } catch {
             Self.say("page-write logging is unavailable (\(error)); every scan reads all memory it covers")
         }
@@ -105,10 +104,8 @@ final class AllocationSession: Sendable {
     func scanNow(reason: String) {
         guard let machine = machine.withLock({ $0 }), tracker.armingOutcome != nil else { return }
         scanning.withLock { _ in
-            let refreshed = tracker.scanner.refresh(memory: machine.memory)
-            let pauseStarted = tracker.scanner.now
-            let scans = (try? machine.withGuestPaused(timeout: 30) { tracker.scanner.scanLive($0, pauseStarted: pauseStarted) }) ?? []
-            let pause = Double(tracker.scanner.now - pauseStarted) / 1e6
+            let round = tracker.scanner.scanLiveProcesses(of: machine, pauseTimeout: 30)
+            let scans = round.scans
             guard !scans.isEmpty else { return }
             var leaks = 0, read = 0, reused = 0
             var bytes: UInt64 = 0
@@ -126,8 +123,8 @@ final class AllocationSession: Sendable {
             }
             guard !quiet else { return }
             Self.say("scan (\(reason)) of \(findings); \(bytes / 1024) KiB scanned,"
-                     + " \(refreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
-                     + String(format: "%.1f ms", pause))
+                     + " \(round.pagesRefreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
+                     + String(format: "%.1f ms", round.pauseSeconds * 1000))
         }
     }
 

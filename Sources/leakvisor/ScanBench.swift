@@ -72,21 +72,17 @@ struct ScanBench: ParsableCommand {
         tracker.onArmed { _ in
             guard let machine = machineBox.withLock({ $0 }) else { return }
             do {
-                try machine.pageWrites.enable()
-                tracker.scanner.useWriteLog(machine.pageWrites)
+                try tracker.scanner.useWriteLog(of: machine)
             } catch { say("page-write logging failed: \(error)") }
         }
         @Sendable func scan(_ name: String, machine: Machine, full: Bool) {
             if full { tracker.scanner.forgetCache() }
-            let refreshed = full ? 0 : tracker.scanner.refresh(memory: machine.memory)
-            let pauseStarted = tracker.scanner.now
-            let scans = (try? machine.withGuestPaused(timeout: 120) { tracker.scanner.scanLive($0, pauseStarted: pauseStarted) }) ?? []
-            let pause = Double(tracker.scanner.now - pauseStarted) / 1e9
-            guard let main = scans.max(by: { $0.figures.bytesScanned < $1.figures.bytesScanned }) else {
+            let round = tracker.scanner.scanLiveProcesses(of: machine, pauseTimeout: 120)
+            guard let main = round.scans.max(by: { $0.figures.bytesScanned < $1.figures.bytesScanned }) else {
                 say("  \(name): no process was scanned")
                 return
             }
-            phases.withLock { $0.append(Phase(name: name, scan: main, refreshed: refreshed, pauseSeconds: pause)) }
+            phases.withLock { $0.append(Phase(name: name, scan: main, refreshed: round.pagesRefreshed, pauseSeconds: round.pauseSeconds)) }
             say("  \(name): done")
         }
         config.consoleOutput = { bytes in
