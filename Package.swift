@@ -28,7 +28,7 @@ let package = Package(
         // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
         .target(name: "Introspection", dependencies: ["GuestMemory", "DebugInfo"]),
         // Conservative reachability: roots of a guest process, marking and leak classes, page cache.
-        .target(name: "Reachability", dependencies: ["GuestMemory", "Introspection"]),
+        .target(name: "Reachability", dependencies: ["GuestMemory", "Introspection", "DebugInfo"]),
         // Guest allocator breakpoints, the allocation ledger outside the guest, and leak reports.
         .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo", "Reachability"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.

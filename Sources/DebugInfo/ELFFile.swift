@@ -77,10 +77,7 @@ public final class ELFFile {
     /// mapped at `mappingStart` (as in a `/proc/PID/maps` line), or nil if no `PT_LOAD` segment starts
     /// on that page. 0 for an `ET_EXEC` file mapped where it was linked.
     public func loadBias(mappingStart: UInt64, fileOffset: UInt64 = 0, pageSize: UInt64 = 4096) -> UInt64? {
-        guard pageSize.nonzeroBitCount == 1 else { return nil }
-        let pageMask = ~(pageSize - 1)
-        guard let segment = loadSegments.first(where: { $0.offset & pageMask == fileOffset }) else { return nil }
-        return mappingStart &- (segment.virtualAddress & pageMask)
+        programHeaders.loadBias(mappingStart: mappingStart, fileOffset: fileOffset, pageSize: pageSize)
     }
 
     /// Checks that the program and section header tables the ELF header describes lie inside the

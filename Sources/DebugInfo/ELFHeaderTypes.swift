@@ -43,6 +43,9 @@ public struct ELFProgramHeader: Sendable, Equatable {
 
     public static let loadType: UInt32 = 1
     public static let noteType: UInt32 = 4
+    public static let threadLocalType: UInt32 = 7
+    /// `PT_GNU_RELRO`: the part of the data made read-only after relocation.
+    public static let relocationReadOnlyType: UInt32 = 0x6474_E552
 
     public var isLoad: Bool { type == Self.loadType }
     public var isExecutable: Bool { flags & 1 != 0 }
@@ -61,6 +64,18 @@ public struct ELFProgramHeader: Sendable, Equatable {
         self.fileSize = fileSize
         self.memorySize = memorySize
         self.alignment = alignment
+    }
+}
+
+extension Sequence<ELFProgramHeader> {
+    /// The load bias (runtime − link-time address) when the page at file offset `fileOffset` is
+    /// mapped at `mappingStart` (as in a `/proc/PID/maps` line), or nil if no `PT_LOAD` segment starts
+    /// on that page. 0 for an `ET_EXEC` file mapped where it was linked.
+    public func loadBias(mappingStart: UInt64, fileOffset: UInt64 = 0, pageSize: UInt64 = 4096) -> UInt64? {
+        guard pageSize.nonzeroBitCount == 1 else { return nil }
+        let pageMask = ~(pageSize - 1)
+        guard let segment = first(where: { $0.isLoad && $0.offset & pageMask == fileOffset }) else { return nil }
+        return mappingStart &- (segment.virtualAddress & pageMask)
     }
 }
 
