@@ -22,15 +22,24 @@ struct HostWriteBitmap: Sendable {
     mutating func take() -> [UInt64] {
         var frames: [UInt64] = []
         for region in words.indices {
-            for index in words[region].indices where words[region][index] != 0 {
-                var bits = words[region][index]
-                words[region][index] = 0
-                while bits != 0 {
-                    frames.append(firstFrames[region] + UInt64(index * 64 + bits.trailingZeroBitCount))
-                    bits &= bits - 1
-                }
-            }
+            FrameBitmap.appendFrames(of: words[region], firstFrame: firstFrames[region], to: &frames)
+            words[region] = [UInt64](repeating: 0, count: words[region].count)
         }
         return frames
+    }
+}
+
+/// Frame numbers from a dirty bitmap: bit i of word w stands for frame `firstFrame + 64·w + i`
+/// (the layout of KVM's dirty log and of `HostWriteBitmap`).
+public enum FrameBitmap {
+    /// Appends the frame of every set bit, ascending.
+    public static func appendFrames(of words: [UInt64], firstFrame: UInt64, to frames: inout [UInt64]) {
+        for (index, word) in words.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                frames.append(firstFrame + UInt64(index * 64 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
     }
 }

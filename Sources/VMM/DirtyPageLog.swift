@@ -57,14 +57,7 @@ public final class DirtyPageLog: GuestWriteTracking {
         do {
             for (slot, region) in memory.regions.enumerated() {
                 let bitmap = try vm.dirtyLog(slot: UInt32(slot), pageCount: Int(region.size >> 12))
-                let first = region.start.rawValue >> 12
-                for (index, word) in bitmap.enumerated() {
-                    var bits = word
-                    while bits != 0 {
-                        frames.append(first + UInt64(index * 64 + bits.trailingZeroBitCount))
-                        bits &= bits - 1
-                    }
-                }
+                FrameBitmap.appendFrames(of: bitmap, firstFrame: region.start.rawValue >> 12, to: &frames)
             }
         } catch { throw .kvm(error) }
         return frames
@@ -72,10 +65,15 @@ public final class DirtyPageLog: GuestWriteTracking {
 
     /// Re-registers every RAM slot with KVM_MEM_LOG_DIRTY_PAGES set or clear (same slot, address, size).
     private func logDirtyPages(_ on: Bool) throws(VMMError) {
+        try Self.registerSlots(vm: vm, memory: memory, logDirtyPages: on)
+    }
+
+    /// Registers RAM region `i` of `memory` as KVM slot `i`: the numbering the dirty log relies on.
+    static func registerSlots(vm: VirtualMachine, memory: GuestMemory, logDirtyPages: Bool) throws(VMMError) {
         do {
             for (slot, region) in memory.regions.enumerated() {
                 try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.start.rawValue, size: region.size,
-                                           hostAddress: region.hostAddress, logDirtyPages: on)
+                                           hostAddress: region.hostAddress, logDirtyPages: logDirtyPages)
             }
         } catch { throw .kvm(error) }
     }

@@ -53,12 +53,7 @@ public final class Machine: @unchecked Sendable {
             for index in 0..<config.vcpuCount { cpus.append(try vm.createVCPU(id: index)) }
         } catch { throw .kvm(error) }
         let tscKHz = (try? cpus[0].tscKHz()) ?? 0
-        do {
-            for (slot, region) in memory.regions.enumerated() {
-                try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.start.rawValue,
-                                           size: region.size, hostAddress: region.hostAddress)
-            }
-        } catch { throw .kvm(error) }
+        try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
 
         do {
