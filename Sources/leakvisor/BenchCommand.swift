@@ -49,9 +49,7 @@ struct BootBench: ParsableCommand {
     }
 
     func run() throws {
-        guard let image = GuestImageLocator.defaultDirectory() else {
-            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
-        }
+        let image = try GuestImageLocator.requireDefaultDirectory()
         let programs = "lv-compute \(iterations); lv-syscalls \(syscalls)"
         say("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
         let hostOutput = try Self.runOnHost(image.appendingPathComponent("host-bin"), iterations: iterations, syscalls: syscalls)
@@ -115,11 +113,11 @@ struct BootBench: ParsableCommand {
         var config = try Self.configuration(kernel: kernel, image: image, command: command)
         config.memorySize = memory.bytes
         config.timeoutSeconds = timeout
-        let output = Mutex([UInt8]())
-        config.consoleOutput = { bytes in output.withLock { $0 += bytes } }
+        let output = ConsoleTranscript()
+        config.consoleOutput = { bytes in output.append(bytes) }
         let machine = try Machine(config)
         let outcome = machine.run()
-        let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+        let text = output.text
         guard case .exited(0) = outcome.ending, let toUser = outcome.secondsToUserSpace else {
             throw ValidationError("benchmark boot of \(kernel.lastPathComponent) failed: \(outcome.ending)\n\(text.suffix(2000))")
         }

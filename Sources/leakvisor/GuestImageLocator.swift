@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// Finds the default guest image built by `scripts/setup.sh` (guest-images/build/default).
@@ -16,5 +17,13 @@ enum GuestImageLocator {
         }
         candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("guest-images/build/default"))
         return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("initramfs.cpio").path) }
+    }
+
+    /// The default image, or the error the benchmarks give when it is not built.
+    static func requireDefaultDirectory() throws -> URL {
+        guard let image = defaultDirectory() else {
+            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
+        }
+        return image
     }
 }

@@ -54,9 +54,7 @@ struct ScanBench: ParsableCommand {
     }
 
     func run() throws {
-        guard let image = GuestImageLocator.defaultDirectory() else {
-            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
-        }
+        let image = try GuestImageLocator.requireDefaultDirectory()
         var config = try BootBench.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image,
                                                  command: "lv-scan-bench \(mib) \(blockBytes)")
         config.memorySize = UInt64(memoryMiB) << 20
@@ -66,7 +64,7 @@ struct ScanBench: ParsableCommand {
                                             scansAtExit: false)
         config.trapHandler = tracker
         let machineBox = Mutex<Machine?>(nil)
-        let output = Mutex([UInt8]())
+        let output = ConsoleTranscript()
         let phases = Mutex([Phase]())
         let started = Mutex(Set<String>())
         tracker.onArmed { _ in
@@ -86,10 +84,7 @@ struct ScanBench: ParsableCommand {
             say("  \(name): done")
         }
         config.consoleOutput = { bytes in
-            let text = output.withLock { o -> String in
-                o += bytes
-                return String(decoding: o, as: UTF8.self)
-            }
+            let text = output.appending(bytes)
             func once(_ marker: String, _ body: @escaping @Sendable (Machine) -> Void) {
                 guard text.contains(marker), started.withLock({ $0.insert(marker).inserted }),
                       let machine = machineBox.withLock({ $0 }) else { return }
@@ -111,7 +106,7 @@ struct ScanBench: ParsableCommand {
         machineBox.withLock { $0 = machine }
         let outcome = machine.run()
         let results = phases.withLock { $0 }
-        let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+        let text = output.text
         guard case .exited(0) = outcome.ending, results.count == 4 else {
             throw ValidationError("benchmark run failed: \(outcome.ending), \(results.count) scans\n\(text.suffix(2000))")
         }

@@ -38,9 +38,7 @@ struct TrackingBench: ParsableCommand {
     }
 
     func run() throws {
-        guard let image = GuestImageLocator.defaultDirectory() else {
-            throw ValidationError("the default guest image is not built; run scripts/setup.sh")
-        }
+        let image = try GuestImageLocator.requireDefaultDirectory()
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
         let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
         var config = try BootBench.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command)
@@ -50,15 +48,12 @@ struct TrackingBench: ParsableCommand {
         let files = GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path])
         let tracker = UserAllocationTracker(kernel: kernel, files: files)
         config.trapHandler = tracker
-        let output = Mutex([UInt8]())
+        let output = ConsoleTranscript()
         // Trap counts at the end of each tracked phase: every entry point, then the C allocator only.
         let phases = Mutex([TrackerCounters]())
         let machineBox = Mutex<Machine?>(nil)
         config.consoleOutput = { bytes in
-            let text = output.withLock { o -> String in
-                o += bytes
-                return String(decoding: o, as: UTF8.self)
-            }
+            let text = output.appending(bytes)
             let reached = text.components(separatedBy: "LV-BENCH-NEXT ").count - 1
             guard phases.withLock({ p in
                 guard p.count < reached else { return false }
@@ -81,7 +76,7 @@ struct TrackingBench: ParsableCommand {
         let machine = try Machine(config)
         machineBox.withLock { $0 = machine }
         let outcome = machine.run()
-        let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+        let text = output.text
         let counts = phases.withLock { $0 }
         guard case .exited(0) = outcome.ending, counts.count == 2 else {
             throw ValidationError("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
