@@ -150,11 +150,7 @@ struct AllocationTrackingTests {
                 let caller = frames.count > 1 ? frames[1] : [:]
                 let name = Self.callerName(caller)
                 let line = (caller["file"] as? String)?.contains("/programs/") == true ? caller["line"] as? Int : nil
-                // The report lists at most 16 sizes per group; the rest share the remaining bytes.
-                let sizes = group["sizes"] as? [Int] ?? [], count = group["blocks"] as? Int ?? 0, bytes = group["bytes"] as? Int ?? 0
-                let rest = count - sizes.count
-                let others = rest > 0 ? Array(repeating: (bytes - sizes.reduce(0, +)) / rest, count: rest) : []
-                for size in sizes + others {
+                for size in Self.blockSizes(group) {
                     blocks.append(Block(group["function"] as? String ?? "?", size, name, line: line))
                 }
             }
@@ -167,6 +163,14 @@ struct AllocationTrackingTests {
             result[executable] = (blocks, findings)
         }
         return result
+    }
+
+    /// The size of each block of a JSON report group: the report lists at most 16 sizes per
+    /// group, and the rest share the remaining bytes.
+    static func blockSizes(_ group: [String: Any]) -> [Int] {
+        let sizes = group["sizes"] as? [Int] ?? [], count = group["blocks"] as? Int ?? 0, bytes = group["bytes"] as? Int ?? 0
+        let rest = count - sizes.count
+        return sizes + (rest > 0 ? Array(repeating: (bytes - sizes.reduce(0, +)) / rest, count: rest) : [])
     }
 
     /// A caller frame's name without C++ mangling noise: `_Z15lv_leak_new_intv` →

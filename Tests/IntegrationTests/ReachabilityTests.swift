@@ -85,8 +85,7 @@ struct ReachabilityTests {
         #expect(result.stderr.contains("Growing while referenced"))
     }
 
-    /// Per executable, block sizes by class, from a JSON report (groups list at most 16 sizes; the
-    /// rest share the remaining bytes).
+    /// Per executable, block sizes by class, from a JSON report.
     private func classes(_ json: Data) throws -> [String: Classes] {
         let root = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
         var result: [String: Classes] = [:]
@@ -94,10 +93,7 @@ struct ReachabilityTests {
             guard let executable = process["executable"] as? String else { continue }
             var classes: Classes = [:]
             for group in process["groups"] as? [[String: Any]] ?? [] {
-                let sizes = group["sizes"] as? [Int] ?? [], count = group["blocks"] as? Int ?? 0, bytes = group["bytes"] as? Int ?? 0
-                let rest = count - sizes.count
-                let others = rest > 0 ? Array(repeating: (bytes - sizes.reduce(0, +)) / rest, count: rest) : []
-                classes[group["reachability"] as? String ?? "not scanned", default: []] += sizes + others
+                classes[group["reachability"] as? String ?? "not scanned", default: []] += AllocationTrackingTests.blockSizes(group)
             }
             result[executable] = classes.sortedValues
         }
