@@ -4,7 +4,7 @@ import Foundation
 public enum ControlClient {
     /// The monitor to talk to: `pid` if given, else the only live one.
     public static func resolve(session pid: Int32?) throws(ControlError) -> String {
-        let live = ControlEndpoint.liveSessions()
+        let live = try ControlEndpoint.liveSessions()
         if let pid {
             guard live.contains(pid) else { throw .noSuchSession(pid) }
             return ControlEndpoint.path(forMonitor: pid)
@@ -14,13 +14,18 @@ public enum ControlClient {
         return ControlEndpoint.path(forMonitor: only)
     }
 
-    public static func send(_ request: ControlRequest, to path: String) throws -> ControlResponse {
+    /// Checks the socket's directory (ours, 0700, no symlink) and, once connected, that the
+    /// monitor runs as this user or root, so a forged server cannot answer.
+    public static func send(_ request: ControlRequest, to path: String, peerPolicy: PeerPolicy = .currentUser) throws(ControlError) -> ControlResponse {
+        let directory = (path as NSString).deletingLastPathComponent
+        guard try SocketDirectory.verify(directory, create: false) else { throw .system("connect \(path)", ENOENT) }
         let socket = try UnixSocket.make()
         try socket.connect(path)
-        var bytes = try JSONEncoder().encode(request)
-        bytes.append(0x0A)
-        try socket.writeAll([UInt8](bytes))
-        let line = try socket.readLine(limit: 256 << 20)
-        return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+        let server = try PeerCredentials.of(socket: socket.fd)
+        guard peerPolicy.allows(uid: server.uid) else { throw .peerRejected(uid: server.uid) }
+        let bytes: [UInt8]
+        do { bytes = try ControlWire.encode(request) } catch { throw .protocolViolation("cannot encode the request: \(error)") }
+        try socket.writeAll(bytes)
+        return try ControlWire.decodeResponse(try socket.readLine(limit: ControlWire.maxResponseBytes))
     }
 }

@@ -8,6 +8,14 @@ public enum ControlError: Error, CustomStringConvertible, Sendable {
     case severalSessions([Int32])
     case noSuchSession(Int32)
     case protocolViolation(String)
+    /// The socket directory exists but is not one only we control (owner, mode, symlink).
+    case unsafeDirectory(path: String, why: String)
+    /// The other end of the socket runs as a user we do not talk to.
+    case peerRejected(uid: UInt32)
+    /// The other end sent nothing (or too little) before the deadline.
+    case timedOut(String)
+    /// A request or answer line longer than the protocol allows.
+    case lineTooLong(limit: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +26,11 @@ public enum ControlError: Error, CustomStringConvertible, Sendable {
             return "several monitors are running (\(pids.map(String.init).joined(separator: ", "))); choose one with --session PID"
         case .noSuchSession(let pid): return "no leakvisor monitor with PID \(pid) is listening"
         case .protocolViolation(let why): return "control protocol: \(why)"
+        case .unsafeDirectory(let path, let why):
+            return "refusing the control socket directory \(path): \(why); remove it (or set XDG_RUNTIME_DIR to a directory of your own)"
+        case .peerRejected(let uid): return "the other end of the control socket runs as uid \(uid), neither this user nor root"
+        case .timedOut(let what): return "control socket: timed out \(what)"
+        case .lineTooLong(let limit): return "control protocol: line longer than \(limit) bytes"
         }
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 
-/// Thin owner of a Unix stream socket file descriptor: bind/listen/accept/connect and whole-line I/O.
+/// Thin owner of a Unix stream socket file descriptor: bind/listen/accept/connect and whole-line
+/// I/O, optionally bounded by a deadline.
 final class UnixSocket: Sendable {
     let fd: Int32
 
@@ -18,7 +19,7 @@ final class UnixSocket: Sendable {
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else { throw .pathTooLong(path) }
+        guard bytes.count < capacity, !bytes.contains(0) else { throw .pathTooLong(path) }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -26,15 +27,17 @@ final class UnixSocket: Sendable {
         return addr
     }
 
-    func bindAndListen(_ path: String) throws(ControlError) {
+    /// Binds with the socket file's mode already 0600 (Linux creates the file with the socket
+    /// inode's mode, so `fchmod` before `bind` leaves no window with a wider mode), then listens.
+    func bindAndListen(_ path: String, backlog: Int32 = 16) throws(ControlError) {
         var addr = try Self.address(path)
+        guard fchmod(fd, 0o600) == 0 else { throw .system("fchmod", errno) }
         unlink(path)
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard r == 0 else { throw .system("bind \(path)", errno) }
-        chmod(path, 0o600)
-        guard listen(fd, 8) == 0 else { throw .system("listen", errno) }
+        guard listen(fd, backlog) == 0 else { throw .system("listen", errno) }
     }
 
     func connect(_ path: String) throws(ControlError) {
@@ -52,39 +55,80 @@ final class UnixSocket: Sendable {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 return UnixSocket(fd: client)
             }
-            if errno != EINTR { return nil }
+            // A connection that went away before we took it is no reason to stop listening.
+            if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { continue }
+            return nil
         }
     }
 
-    /// Reads up to the first newline (not included); fails past `limit` bytes or on early EOF.
-    func readLine(limit: Int) throws(ControlError) -> [UInt8] {
+    /// Waits until the socket is ready for `events` or the deadline passes.
+    private func wait(for events: Int16, until deadline: IODeadline?, doing what: String) throws(ControlError) {
+        guard let deadline else { return }
+        while true {
+            let remaining = deadline.remainingMilliseconds
+            guard remaining > 0 else { throw .timedOut(what) }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let r = poll(&entry, 1, remaining)
+            if r > 0 { return }
+            if r < 0 && errno != EINTR { throw .system("poll", errno) }
+        }
+    }
+
+    /// Reads up to the first newline (not included); fails past `limit` bytes, on early EOF, or
+    /// when `deadline` passes before the whole line arrived.
+    func readLine(limit: Int, deadline: IODeadline? = nil) throws(ControlError) -> [UInt8] {
         var line: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            try wait(for: Int16(POLLIN), until: deadline, doing: "waiting for a complete line")
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw .system("read", errno)
             }
             if n == 0 { throw .protocolViolation("connection closed before a complete line") }
-            if let nl = buffer[0..<n].firstIndex(of: 0x0A) {
-                line += buffer[0..<nl]
-                return line
-            }
-            line += buffer[0..<n]
-            guard line.count <= limit else { throw .protocolViolation("line longer than \(limit) bytes") }
+            let end = buffer[0..<n].firstIndex(of: 0x0A) ?? n
+            guard line.count + end <= limit else { throw .lineTooLong(limit: limit) }
+            line += buffer[0..<end]
+            if end < n { return line }
         }
     }
 
-    func writeAll(_ bytes: [UInt8]) throws(ControlError) {
+    /// Writes all of `bytes`, or fails when `deadline` passes first (a client that does not read).
+    func writeAll(_ bytes: [UInt8], deadline: IODeadline? = nil) throws(ControlError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            try wait(for: Int16(POLLOUT), until: deadline, doing: "writing an answer nobody reads")
+            let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, flags) }
             if n < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw .system("write", errno)
             }
             offset += n
         }
     }
+}
+
+/// A point in monotonic time by which a socket operation must be done.
+struct IODeadline: Equatable {
+    let nanoseconds: UInt64
+
+    init(secondsFromNow seconds: Double) {
+        let now = monotonicNanoseconds()
+        nanoseconds = now &+ UInt64(max(0, min(seconds, 1e6)) * 1e9)
+    }
+
+    /// Milliseconds left, rounded up, at least 0 and at most Int32.max.
+    var remainingMilliseconds: Int32 {
+        let now = monotonicNanoseconds()
+        guard nanoseconds > now else { return 0 }
+        return Int32(min((nanoseconds - now + 999_999) / 1_000_000, UInt64(Int32.max)))
+    }
+}
+
+private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }

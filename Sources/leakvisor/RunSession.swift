@@ -96,7 +96,7 @@ struct RunSession {
         let (written, final) = tracking.finish()
         if !written { return status == 0 ? 125 : status }
         if let code = options.errorExitcode, final.summary.classes.definitelyLost.blocks > 0 {
-            FileHandle.standardError.write(Data("leakvisor: \(final.summary.classes.definitelyLost.blocks) definite leak(s): exit status \(code) (--error-exitcode)\n".utf8))
+            MonitorOutput.say("\(final.summary.classes.definitelyLost.blocks) definite leak(s): exit status \(code) (--error-exitcode)")
             return code
         }
         return status
@@ -125,15 +125,15 @@ struct RunSession {
                                         kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
                                         tracking: tracking)
         do {
-            return try ControlServer(handler: { service.handle($0) })
+            return try ControlServer(note: { MonitorOutput.say("control socket: \($0)") }, handler: { service.handle($0) })
         } catch {
-            FileHandle.standardError.write(Data("leakvisor: inspection is unavailable: \(error)\n".utf8))
+            MonitorOutput.say("inspection is unavailable: \(error)")
             return nil
         }
     }
 
     func report(_ outcome: MachineOutcome, machine: Machine) -> Int32 {
-        func say(_ text: String) { FileHandle.standardError.write(Data("leakvisor: \(text)\n".utf8)) }
+        func say(_ text: String) { MonitorOutput.say(text) }
         switch outcome.ending {
         case .exited(let status): return status
         case .reset:
