@@ -5,6 +5,10 @@ import Foundation
 /// by path (`--add HOST:GUEST`), directories laid out like the guest's root (the default image's
 /// rootfs, `--symbols DIR`), and guest paths that hold copies of the host's own files (shared
 /// libraries bundled with `--add`).
+///
+/// Guest paths come from the guest. One is looked up only after `GuestPath.normalized` (absolute,
+/// no NUL, no `..` above `/`), and a host file is used only if, with its symlinks resolved, it is
+/// still inside the root (or host-copy prefix) it was found under.
 public struct GuestSymbolFiles: Sendable {
     public var explicit: [String: String]
     public var roots: [String]
@@ -20,8 +24,16 @@ public struct GuestSymbolFiles: Sendable {
     /// The host file for a guest path, if one is known.
     public func hostPath(forGuest path: String) -> String? {
         if let host = explicit[path] { return host }
-        if let found = SymbolSearchPath(directories: roots).hostFile(forGuestPath: path) { return found }
-        if hostCopies.contains(where: { path.hasPrefix($0) }), FileManager.default.isReadableFile(atPath: path) { return path }
+        guard let guestPath = GuestPath.normalized(path) else { return nil }
+        for root in roots where !root.isEmpty {
+            for candidate in SymbolSearchPath(directories: [root]).candidates(forGuestPath: guestPath) {
+                if let file = GuestPath.regularFile(candidate, confinedTo: root) { return file }
+            }
+        }
+        for prefix in hostCopies where guestPath.hasPrefix(prefix) {
+            if let file = GuestPath.regularFile(guestPath, confinedTo: prefix),
+               FileManager.default.isReadableFile(atPath: file) { return file }
+        }
         return nil
     }
 
