@@ -1,22 +1,30 @@
 import Foundation
+import Synchronization
 
-/// Where the guest's serial output goes: a caller-supplied sink, or the monitor's stdout.
+/// Where the guest's serial output goes: a caller-supplied sink, or the monitor's stdout. On a
+/// terminal the bytes go through a `TerminalSanitizer` (no escape sequence from the guest reaches
+/// the terminal); to a pipe or file they go exactly as the guest wrote them.
 final class GuestConsole: Sendable {
     private let sink: (@Sendable ([UInt8]) -> Void)?
+    private let sanitizer: Mutex<TerminalSanitizer>?
 
-    init(sink: (@Sendable ([UInt8]) -> Void)? = nil) {
+    init(sink: (@Sendable ([UInt8]) -> Void)? = nil, sanitizing: Bool? = nil) {
         self.sink = sink
+        let terminal = sanitizing ?? (sink == nil && isatty(1) == 1)
+        sanitizer = terminal ? Mutex(TerminalSanitizer()) : nil
     }
 
     func write(_ bytes: [UInt8]) {
-        if let sink { sink(bytes) } else { writeToStandardOutput(bytes) }
+        let shown = sanitizer?.withLock { $0.sanitize(bytes) } ?? bytes
+        if let sink { sink(shown) } else { writeToStandardOutput(shown) }
     }
 
     private func writeToStandardOutput(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
+                let n = Glibc.write(1, base + offset, raw.count - offset)
                 if n <= 0 { if errno == EINTR { continue }; break }
                 offset += n
             }

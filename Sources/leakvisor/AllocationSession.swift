@@ -135,7 +135,7 @@ final class AllocationSession: Sendable {
     func printReport(final: Bool) {
         if !final { scanNow(reason: "SIGUSR1") }
         let text = LeakReportText.render(report(final: final), showReachable: showReachable)
-        FileHandle.standardError.write(Data(text.utf8))
+        MonitorOutput.write(text)
     }
 
     /// The final report: printed, and written as JSON when asked. `written` is false if the JSON
@@ -150,7 +150,7 @@ final class AllocationSession: Sendable {
             + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "") + "\n"
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
         if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
-        FileHandle.standardError.write(Data(text.utf8))
+        MonitorOutput.write(text)
         guard let jsonPath else { return (true, report) }
         do {
             try ReportFile.writeJSON(report, to: jsonPath)
@@ -161,5 +161,5 @@ final class AllocationSession: Sendable {
         }
     }
 
-    static func say(_ text: String) { FileHandle.standardError.write(Data("leakvisor: \(text)\n".utf8)) }
+    static func say(_ text: String) { MonitorOutput.say(text) }
 }

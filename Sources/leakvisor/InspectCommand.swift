@@ -53,10 +53,10 @@ struct InspectCommand: ParsableCommand {
         func run() throws {
             let list = try common.ask(.processes).processes ?? []
             if common.json { return try common.printJSON(list) }
-            print("  PID  PPID S THR NAME             COMMAND")
+            show("  PID  PPID S THR NAME             COMMAND")
             for p in list {
                 let command = p.isKernelThread || p.arguments.isEmpty ? "[\(p.name)]" : p.arguments.joined(separator: " ")
-                print(pad(p.pid, 5) + " " + pad(p.parentPID, 5) + " " + p.state + " " + pad(p.threadIDs.count, 3) + " "
+                show(pad(p.pid, 5) + " " + pad(p.parentPID, 5) + " " + p.state + " " + pad(p.threadIDs.count, 3) + " "
                       + p.name.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + command)
             }
         }
@@ -70,7 +70,7 @@ struct InspectCommand: ParsableCommand {
         func run() throws {
             let maps = try common.ask(.mappings(pid: pid)).mappings ?? []
             if common.json { return try common.printJSON(maps) }
-            for m in maps { print(m.procMapsLine) }
+            for m in maps { show(m.procMapsLine) }
         }
     }
 
@@ -84,11 +84,11 @@ struct InspectCommand: ParsableCommand {
             let stacks = try common.ask(.stacks(pid: pid)).stacks ?? []
             if common.json { return try common.printJSON(stacks) }
             for s in stacks {
-                print("Thread \(s.tid) (\(s.name)), \(s.context):")
-                for (i, f) in s.userFrames.enumerated() { print("    #\(i) " + describe(f)) }
+                show("Thread \(s.tid) (\(s.name)), \(s.context):")
+                for (i, f) in s.userFrames.enumerated() { show("    #\(i) " + describe(f)) }
                 if !s.kernelFrames.isEmpty {
-                    print("  in the kernel:")
-                    for (i, f) in s.kernelFrames.enumerated() { print("    #\(i) " + describe(f)) }
+                    show("  in the kernel:")
+                    for (i, f) in s.kernelFrames.enumerated() { show("    #\(i) " + describe(f)) }
                 }
             }
         }
@@ -108,7 +108,7 @@ struct InspectCommand: ParsableCommand {
             }
             guard let frame = try common.ask(.symbol(address: value, pid: pid)).symbol else { return }
             if common.json { return try common.printJSON(frame) }
-            print(describe(frame))
+            show(describe(frame))
         }
     }
 }
@@ -129,3 +129,6 @@ func describe(_ f: GuestStackFrame) -> String {
     if let module = f.module { line += " (\(module))" }
     return line
 }
+
+/// One line of `inspect` output; it quotes the guest (names, paths), so it is escaped on a terminal.
+private func show(_ line: String) { print(MonitorOutput.printable(line)) }

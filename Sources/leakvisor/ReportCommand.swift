@@ -31,7 +31,7 @@ struct ReportCommand: ParsableCommand {
         } else if common.json {
             try common.printJSON(report)
         } else {
-            print(LeakReportText.render(report, showReachable: true), terminator: "")
+            print(MonitorOutput.printable(LeakReportText.render(report, showReachable: true)), terminator: "")
         }
     }
 }

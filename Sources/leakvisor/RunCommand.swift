@@ -129,7 +129,7 @@ struct RunCommand: ParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            FileHandle.standardError.write(Data("leakvisor: \(error)\n".utf8))
+            MonitorOutput.say("\(error)")
             throw ExitCode(125)
         }
     }
