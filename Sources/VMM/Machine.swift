@@ -32,7 +32,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.configuration = config
         self.policy = policy
-        self.console = GuestConsole(sink: config.consoleOutput)
+        self.console = GuestConsole(sink: config.consoleOutput, sanitizing: config.rawConsole ? false : nil)
         do {
             kvm = try KVMSystem(path: config.kvmDevicePath)
             try kvm.requireExtension(CKVM_CAP_IRQCHIP, name: "KVM_CAP_IRQCHIP")

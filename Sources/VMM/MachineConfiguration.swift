@@ -20,6 +20,8 @@ public struct MachineConfiguration: Sendable {
     public var disks: [DiskConfiguration] = []
     /// Where guest console output goes; nil means the monitor's stdout.
     public var consoleOutput: (@Sendable ([UInt8]) -> Void)?
+    /// Pass console output to a terminal stdout unchanged instead of through `TerminalSanitizer`.
+    public var rawConsole = false
     /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.
     public var trapHandler: (any GuestTrapHandler)?
 

@@ -105,6 +105,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Forward standard input to the guest console (default when stdin is a terminal).")
     var interactive = false
 
+    @Flag(help: "Pass the guest's console output to a terminal unchanged (by default its escape sequences are shown as ^[ there).")
+    var rawConsole = false
+
     @Option(help: ArgumentHelp("KVM device to use.", visibility: .hidden))
     var kvmDevice: String = "/dev/kvm"
 

@@ -64,6 +64,7 @@ struct RunSession {
         config.kvmDevicePath = options.kvmDevice
         config.disks = try options.disks.map { try DiskArgument(parsing: $0).configuration }
         config.forwardInput = options.interactive || isatty(0) == 1
+        config.rawConsole = options.rawConsole
         return config
     }
 
