@@ -93,7 +93,7 @@ private final class ServerState: Sendable {
             let peer = try PeerCredentials.of(socket: connection.fd)
             guard peerPolicy.allows(uid: peer.uid) else {
                 note("closed a control connection from pid \(peer.pid) uid \(peer.uid): only uid \(peerPolicy.ownerUID)"
-                     + (peerPolicy.allowsRoot ? " and root" : "") + " may ask")
+                     + (peerPolicy.allowsRoot && peerPolicy.ownerUID != 0 ? " and root" : "") + " may ask")
                 return
             }
         } catch {

@@ -81,7 +81,9 @@ final class UnixSocket: Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             try wait(for: Int16(POLLIN), until: deadline, doing: "waiting for a complete line")
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            // With a deadline, poll said data is there; never block past it in recv.
+            let flags = deadline == nil ? Int32(0) : Int32(MSG_DONTWAIT)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, flags) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw .system("read", errno)

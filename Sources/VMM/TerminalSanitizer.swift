@@ -65,6 +65,20 @@ public struct TerminalSanitizer: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// JSON text with DEL and the C1 controls (which JSON may carry raw, and some terminals obey)
+    /// written as `\u00XX` escapes: the same JSON value, safe to print. (Encoders already escape C0.)
+    public static func escapingControls(json: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in json.unicodeScalars {
+            if (0x7F...0x9F).contains(scalar.value) {
+                out.append(contentsOf: "\\u00\(String(scalar.value, radix: 16))".unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
+    }
+
     private static func appendASCII(_ byte: UInt8, to out: inout [UInt8]) {
         switch byte {
         case 0x0A, 0x09, 0x0D: out.append(byte)

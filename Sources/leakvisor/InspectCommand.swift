@@ -2,6 +2,7 @@ import ArgumentParser
 import Control
 import Foundation
 import Introspection
+import VMM
 
 /// `leakvisor inspect`: look into a guest that a `leakvisor run` on this host is running.
 struct InspectCommand: ParsableCommand {
@@ -37,13 +38,14 @@ struct InspectCommand: ParsableCommand {
         func printJSON<T: Encodable>(_ value: T) throws {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(value), as: UTF8.self))
+            print(TerminalSanitizer.escapingControls(json: String(decoding: try encoder.encode(value), as: UTF8.self)))
         }
     }
 
     struct InspectFailure: Error, CustomStringConvertible {
         let message: String
-        var description: String { message }
+        /// The monitor's message quotes the guest: escaped when stderr is a terminal.
+        var description: String { MonitorOutput.quotedOnStandardError(message) }
     }
 
     struct Processes: ParsableCommand {

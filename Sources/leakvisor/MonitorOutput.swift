@@ -14,6 +14,11 @@ enum MonitorOutput {
     /// One `leakvisor: ` line.
     static func say(_ text: String) { write("leakvisor: \(text)\n") }
 
+    /// Text that ends up on stderr some other way (an error message): escaped on a terminal.
+    static func quotedOnStandardError(_ text: String) -> String {
+        toTerminal ? TerminalSanitizer.sanitize(text) : text
+    }
+
     /// Text for stdout (`inspect`, `report`) that quotes the guest: escaped when stdout is a terminal.
     static func printable(_ text: String) -> String {
         isatty(1) == 1 ? TerminalSanitizer.sanitize(text) : text

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VMM
 
@@ -58,5 +59,16 @@ import Testing
         GuestConsole(sink: { shown.bytes += $0 }, sanitizing: true).write(bytes)
         #expect(raw.bytes == bytes)
         #expect(String(decoding: shown.bytes, as: UTF8.self) == "^[[31mred\r\n")
+    }
+}
+
+/// `inspect --json` output: the same JSON value, with nothing a terminal would obey.
+@Suite struct JSONControlEscapeTests {
+    @Test func c1AndDELAreEscapedAndTheValueIsUnchanged() throws {
+        let name = "a\u{9B}31mb\u{7F}c\u{1B}[2J"
+        let json = String(decoding: try JSONEncoder().encode(["name": name]), as: UTF8.self)
+        let safe = TerminalSanitizer.escapingControls(json: json)
+        #expect(!safe.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        #expect(try JSONDecoder().decode([String: String].self, from: Data(safe.utf8)) == ["name": name])
     }
 }
