@@ -25,7 +25,12 @@ public enum ControlClient {
         guard peerPolicy.allows(uid: server.uid) else { throw .peerRejected(uid: server.uid) }
         let bytes: [UInt8]
         do { bytes = try ControlWire.encode(request) } catch { throw .protocolViolation("cannot encode the request: \(error)") }
-        try socket.writeAll(bytes)
-        return try ControlWire.decodeResponse(try socket.readLine(limit: ControlWire.maxResponseBytes))
+        // A monitor that turns us away (busy) answers and closes without reading: its answer
+        // still explains more than our broken pipe.
+        var writeFailure: ControlError?
+        do { try socket.writeAll(bytes) } catch { writeFailure = error }
+        let line: [UInt8]
+        do { line = try socket.readLine(limit: ControlWire.maxResponseBytes) } catch { throw writeFailure ?? error }
+        return try ControlWire.decodeResponse(line)
     }
 }
