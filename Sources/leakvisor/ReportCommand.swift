@@ -55,6 +55,7 @@ struct DetachCommand: ParsableCommand {
         }
         if common.json { return try common.printJSON(summary) }
         print("restored \(summary.bytesRestored) byte(s) and \(summary.returnAddressesRestored) return address(es)"
-              + (summary.bytesChangedByGuest > 0 ? "; \(summary.bytesChangedByGuest) byte(s) had been changed by the guest and were left alone" : ""))
+              + (summary.bytesChangedByGuest > 0 ? "; \(summary.bytesChangedByGuest) byte(s) were no longer where the monitor put them and were left alone" : ""))
+        for note in summary.notes { print("note: \(note)") }
     }
 }
