@@ -100,7 +100,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         // takes the fault that instruction takes (a copy-on-write stack page is then copied by the
         // guest kernel and the `int3` is met again), and nothing is recorded.
         do {
-            try checkDisplaced(armed.site, state.registers, user: user)
+            try user.checkAccesses(of: armed.site.instruction, registers: state.registers)
         } catch let fault as UserAccessFault {
             trap.exception = InjectedException(fault, stack: armed.site.instruction.addressesStack)
             counters.withLock { $0.faultsDelivered += 1 }
@@ -168,12 +168,6 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
                                      writeMemory: { try user.write($0, $1) })
     }
 
-    /// Throws the `UserAccessFault` the displaced instruction would take in this thread, changing nothing.
-    func checkDisplaced(_ site: AllocatorSite, _ registers: GeneralRegisters, user: UserMemory) throws {
-        var scratch = registers
-        try site.instruction.execute(&scratch, readMemory: { try user.read($0, count: $1) },
-                                     writeMemory: { address, bytes in try user.check(address, count: bytes.count, .write) })
-    }
 
     /// CR3 without PCID and flag bits: the page-table root that names an address space.
     static func root(_ cr3: UInt64) -> UInt64 { cr3 & 0x000F_FFFF_FFFF_F000 }

@@ -1,3 +1,4 @@
+import AllocationTracking
 import GuestMemory
 import Introspection
 
@@ -53,6 +54,14 @@ struct UserMemory {
 
     func writeWord(_ address: UInt64, _ value: UInt64) throws {
         try write(address, withUnsafeBytes(of: value.littleEndian) { Array($0) })
+    }
+
+    /// Throws the `UserAccessFault` that `instruction` would take in this thread with `registers`,
+    /// changing nothing (its reads are made, its writes only checked).
+    func checkAccesses(of instruction: PrologueInstruction, registers: GeneralRegisters) throws {
+        var scratch = registers
+        try instruction.execute(&scratch, readMemory: { try read($0, count: $1) },
+                                writeMemory: { address, bytes in try check(address, count: bytes.count, .write) })
     }
 
     /// Where `address` is in guest RAM (no permission check: for locating breakpoints).

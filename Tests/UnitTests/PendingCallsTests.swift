@@ -7,7 +7,7 @@ struct PendingCallsTests {
     let thread = ThreadKey(root: 0x1000, fsBase: 0x7f00_0000_0000)
 
     func call(_ function: AllocatorFunction) -> PendingCall {
-        PendingCall(function: function, size: 8, oldPointer: 0, resultPointer: 0, returnAddress: 0x401000, stack: [], thread: 1, time: 0)
+        PendingCall(function: function, size: 8, oldPointer: 0, resultPointer: 0, returnAddress: 0x401000, stack: [], thread: 1, time: 0, owner: thread)
     }
 
     @Test func aCallBelowTheOutermostSlotIsNestedAndTheSameSlotIsATailCall() {
