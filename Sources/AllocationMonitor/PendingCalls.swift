@@ -60,6 +60,13 @@ struct PendingCalls: Sendable {
         return false
     }
 
+    /// Drops the thread's outermost call: it is no longer in flight (the thread left it by
+    /// `longjmp` or from a signal handler, so its return slot no longer holds the trampoline).
+    mutating func forgetOutermost(_ thread: ThreadKey) {
+        guard let slot = outermost.removeValue(forKey: thread) else { return }
+        bySlot[StackSlot(root: thread.root, address: slot)] = nil
+    }
+
     /// True when `release` is the previous release of this thread handed on: the same block, from
     /// a deeper frame (a call) or the same frame and return address (a tail call), at another
     /// entry point. Remembers `release` either way.

@@ -19,7 +19,16 @@ extension UserAllocationTracker {
         let arguments = site.entryPoint.convention
         // A call from inside a tracked call (new → malloc), or tail-called by one (realloc(NULL) →
         // malloc: its return address is already the trampoline), belongs to the outer call.
-        let nested = returnAddress == Self.trampoline || calls.withLock { $0.isNested(thread, rsp: entryRSP) }
+        var nested = returnAddress == Self.trampoline
+        if !nested, let outer = calls.withLock({ $0.isNested(thread, rsp: entryRSP) ? $0.outermost[thread] : nil }) {
+            // The outer call is in flight only while its return slot holds the trampoline: a thread
+            // that left it (longjmp, a signal handler) and called again at that slot has overwritten it.
+            if (try? user.word(outer)) == Self.trampoline {
+                nested = true
+            } else {
+                calls.withLock { $0.forgetOutermost(thread) }
+            }
+        }
         if Self.tracing {
             Self.trace("vcpu\(trap.state.index) enter \(function.rawValue) cr3=\(hex(root)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entryRSP)) ret=\(hex(returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(nestedText(returnAddress))")
         }

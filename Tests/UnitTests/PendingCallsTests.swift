@@ -64,3 +64,22 @@ struct PendingCallsTests {
         #expect(calls.outermost.isEmpty)
     }
 }
+
+extension PendingCallsTests {
+    @Test func forgettingTheOutermostCallOfAThreadLeavesTheOthers() {
+        var calls = PendingCalls()
+        let other = ThreadKey(root: thread.root, fsBase: thread.fsBase, task: 0xFFFF_8880_0000_1000)
+        calls.bySlot[StackSlot(root: thread.root, address: 0x7ffe_0100)] = call(.malloc)
+        calls.bySlot[StackSlot(root: thread.root, address: 0x7ffd_0100)] = call(.malloc)
+        calls.outermost[thread] = 0x7ffe_0100
+        calls.outermost[other] = 0x7ffd_0100
+        calls.forgetOutermost(thread)
+        #expect(calls.outermost[thread] == nil && calls.bySlot[StackSlot(root: thread.root, address: 0x7ffe_0100)] == nil)
+        #expect(calls.outermost[other] == 0x7ffd_0100 && calls.bySlot.count == 1)
+        // Same root and FS base, another kernel task: another thread.
+        let nested = calls.isNested(other, rsp: 0x7ffd_00c0)
+        #expect(nested)
+        let notNested = calls.isNested(thread, rsp: 0x7ffe_00c0)
+        #expect(!notNested)
+    }
+}
