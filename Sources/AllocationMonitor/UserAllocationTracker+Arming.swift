@@ -127,6 +127,7 @@ extension UserAllocationTracker {
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }
         abandoned.withLock { _ = $0.remove(root) }
+        trampolineNoted.withLock { _ = $0.remove(root) }
         spaces.withLock { _ = $0.removeValue(forKey: root) }
     }
 

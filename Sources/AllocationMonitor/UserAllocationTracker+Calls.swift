@@ -91,8 +91,11 @@ extension UserAllocationTracker {
         switch verdict {
         case .failure(let why):
             counters.withLock { $0.trampolineFaultsDeclined += 1 }
-            let tid = view.flatMap { v in task == 0 ? nil : try? v.threadID(ofTask: task) } ?? 0
-            table.withLock { $0.note("thread \(tid) (address space \(hex(root))): fault at the return trampoline with rsp \(hex(state.registers.rsp)) passed to the guest: \(why)") }
+            // One note per address space (a process may forge thousands); the counter has them all.
+            if trampolineNoted.withLock({ $0.insert(root).inserted }) {
+                let tid = view.flatMap { v in task == 0 ? nil : try? v.threadID(ofTask: task) } ?? 0
+                table.withLock { $0.note("thread \(tid) (address space \(hex(root))): fault at the return trampoline with rsp \(hex(state.registers.rsp)) passed to the guest: \(why)") }
+            }
             if Self.tracing { Self.trace("vcpu\(state.index) trampoline fault declined: \(why)") }
             return false
         case .success(let accepted):

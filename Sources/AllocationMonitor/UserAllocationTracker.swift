@@ -24,6 +24,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let preexisting = Mutex(Set<UInt64>())
     /// Address spaces whose tracking ended after an unexpected failure (noted in `diagnostics`).
     let abandoned = Mutex(Set<UInt64>())
+    /// Address spaces with a trampoline fault noted already.
+    let trampolineNoted = Mutex(Set<UInt64>())
     /// Whether breakpoints or trampolines may be in the guest (false after `disarm`).
     let trapping = Atomic<Bool>(true)
     let armed = Mutex<Result<ArmingSummary, any Error>?>(nil)

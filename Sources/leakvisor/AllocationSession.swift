@@ -166,7 +166,9 @@ final class AllocationSession: Sendable {
         let s = tracker.statistics
         text += "leakvisor: \(s.entries) allocation call(s) and \(s.releases) release(s) trapped (\(s.nestedEntries) nested),"
             + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)"
-            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "") + "\n"
+            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "")
+            + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
+            + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
         if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
         FileHandle.standardError.write(Data(text.utf8))
