@@ -170,7 +170,13 @@ final class AllocationSession: Sendable {
             + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
             + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
-        if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
+        if case .failure(let error)? = tracker.armingOutcome {
+            if case TrackerError.disarmed = error {
+                text += "leakvisor: allocation tracking was stopped by detach; the report covers the time before\n"
+            } else {
+                text += "leakvisor: allocation tracking did not run: \(error)\n"
+            }
+        }
         FileHandle.standardError.write(Data(text.utf8))
         guard let jsonPath else { return (true, report) }
         do {
