@@ -26,7 +26,7 @@ struct ArmedSite: Sendable {
 }
 
 /// Where an armed breakpoint stands after the guest may have changed its file's page cache.
-enum BreakpointState: Equatable, Sendable {
+enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
     /// Still the file's page at that index, still our `int3`: the only case detach writes to.
     case inPlace
     /// The file's page at that index is another frame now (the file was rewritten, or the page was
@@ -36,6 +36,15 @@ enum BreakpointState: Equatable, Sendable {
     case evicted
     /// The same frame, but the guest wrote another byte over our `int3`.
     case overwritten
+
+    var description: String {
+        switch self {
+        case .inPlace: return "in place"
+        case .moved(let frame): return "the file's page moved to frame 0x\(String(frame, radix: 16))"
+        case .evicted: return "the file's page is no longer cached"
+        case .overwritten: return "the guest overwrote the int3"
+        }
+    }
 }
 
 /// A kernel function whose ftrace `nopl` the monitor replaced with `out 0xEB, al`.
