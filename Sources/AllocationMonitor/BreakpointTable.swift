@@ -1,12 +1,50 @@
 import AllocationTracking
 
 /// An `int3` the monitor wrote over the first byte of an allocator function in a page-cache page
-/// (so every process mapping the file sees it).
+/// (so every process mapping the file sees it), keyed to that page: the file's page cache
+/// (`struct address_space`), the page's index in the file, and the frame it was in.
 struct ArmedSite: Sendable {
     let site: AllocatorSite
     let physical: UInt64
     let original: UInt8
     let guestPath: String
+    /// The file's inode and page cache (`struct address_space *`) in the guest kernel.
+    var inode: UInt64 = 0
+    var mapping: UInt64 = 0
+    /// File offset / 4096.
+    var pageIndex: UInt64 { site.fileOffset >> 12 }
+    /// The frame (physical page) holding the breakpoint.
+    var frame: UInt64 { physical & ~0xFFF }
+
+    /// Where the breakpoint stands now, given the frame the page cache holds at `pageIndex` now
+    /// (nil: the page is not cached) and the byte at `physical`.
+    func state(cachedFrame: UInt64?, byte: UInt8?) -> BreakpointState {
+        guard let cachedFrame else { return .evicted }
+        guard cachedFrame == frame else { return .moved(toFrame: cachedFrame) }
+        return byte == 0xCC ? .inPlace : .overwritten
+    }
+}
+
+/// Where an armed breakpoint stands after the guest may have changed its file's page cache.
+enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
+    /// Still the file's page at that index, still our `int3`: the only case detach writes to.
+    case inPlace
+    /// The file's page at that index is another frame now (the file was rewritten, or the page was
+    /// evicted and read again): the old frame may hold anything and is never written again.
+    case moved(toFrame: UInt64)
+    /// The page is no longer cached (the old frame may hold anything).
+    case evicted
+    /// The same frame, but the guest wrote another byte over our `int3`.
+    case overwritten
+
+    var description: String {
+        switch self {
+        case .inPlace: return "in place"
+        case .moved(let frame): return "the file's page moved to frame 0x\(String(frame, radix: 16))"
+        case .evicted: return "the file's page is no longer cached"
+        case .overwritten: return "the guest overwrote the int3"
+        }
+    }
 }
 
 /// A kernel function whose ftrace `nopl` the monitor replaced with `out 0xEB, al`.

@@ -12,12 +12,17 @@ struct PendingCall: Sendable {
     var stack: [UInt64]
     var thread: Int32
     var time: UInt64
+    /// The thread that made the call: only it can return from it.
+    var owner: ThreadKey
 }
 
-/// Where a guest thread is: address space (page-table root) and thread pointer (FS base).
+/// Which guest thread trapped: address space (page-table root), thread pointer (FS base, which
+/// the thread can set to anything) and the kernel's `current` task (which it cannot; 0 when it
+/// could not be read).
 struct ThreadKey: Hashable, Sendable {
     let root: UInt64
     let fsBase: UInt64
+    var task: UInt64 = 0
 }
 
 /// A stack slot in an address space: where a replaced return address lives.
@@ -53,6 +58,13 @@ struct PendingCalls: Sendable {
         outermost[thread] = nil
         bySlot[StackSlot(root: thread.root, address: slot)] = nil
         return false
+    }
+
+    /// Drops the thread's outermost call: it is no longer in flight (the thread left it by
+    /// `longjmp` or from a signal handler, so its return slot no longer holds the trampoline).
+    mutating func forgetOutermost(_ thread: ThreadKey) {
+        guard let slot = outermost.removeValue(forKey: thread) else { return }
+        bySlot[StackSlot(root: thread.root, address: slot)] = nil
     }
 
     /// True when `release` is the previous release of this thread handed on: the same block, from

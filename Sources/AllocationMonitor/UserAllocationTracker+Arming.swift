@@ -37,6 +37,7 @@ extension UserAllocationTracker {
             summary.sites = t.sites.count
             summary.files = Array(Set(t.sites.values.map(\.guestPath))).sorted()
         }
+        trapping.store(true, ordering: .relaxed)
         return summary
     }
 
@@ -44,19 +45,35 @@ extension UserAllocationTracker {
     /// return addresses of calls in flight. Call with the guest paused.
     public func disarm(_ guest: PausedGuest) -> ArmingSummary {
         armed.withLock { $0 = .failure(TrackerError.disarmed) }
+        trapping.store(false, ordering: .relaxed)
         var summary = ArmingSummary()
-        let (sites, hooks, pagesBefore) = table.withLock { t in
-            defer { t.sites = [:]; t.hooks = [:]; t.files = [:]; t.pagesBefore = [:] }
-            return (Array(t.sites.values), Array(t.hooks.values), t.pagesBefore)
+        let (sites, hooks, pagesBefore) = armingLock.withLock { _ in
+            table.withLock { t in
+                defer { t.sites = [:]; t.hooks = [:]; t.files = [:]; t.pagesBefore = [:] }
+                return (Array(t.sites.values), Array(t.hooks.values), t.pagesBefore)
+            }
         }
+        // A breakpoint's byte is put back only where the breakpoint still is: in the frame the
+        // file's page cache still holds at that index, still our `int3`. Anything else may be
+        // another page by now and is left alone.
+        let locator = (try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus))
+            .flatMap { try? PageCacheLocator(view: $0) }
         for site in sites {
             let at = GuestPhysicalAddress(site.physical)
-            if (try? guest.memory.read(at: at, count: 1)) == [0xCC], (try? guest.memory.write([site.original], at: at)) != nil {
+            let byte = (try? guest.memory.read(at: at, count: 1))?.first
+            var state: BreakpointState?
+            if let locator, case .success(let cached) = Self.cachedFrame(locator, site) {
+                state = site.state(cachedFrame: cached, byte: byte)
+            }
+            if state == .inPlace, (try? guest.memory.write([site.original], at: at)) != nil {
                 summary.bytesRestored += 1
             } else {
                 summary.bytesChangedByGuest += 1
+                let why = state.map { "\($0)" } ?? "its page cache could not be read"
+                summary.notes.append("\(site.guestPath): \(site.site.symbol) at frame \(hex(site.frame)) not restored: \(why)")
             }
         }
+        table.withLock { t in for note in summary.notes { t.note("detach: " + note) } }
         for hook in hooks {
             let at = GuestPhysicalAddress(hook.physical)
             if (try? guest.memory.read(at: at, count: 2)) == KernelHookPort.instruction,
@@ -71,8 +88,9 @@ extension UserAllocationTracker {
             return c.bySlot
         }
         let cr4 = guest.vcpus.first?.cr4 ?? 0
+        let efer = guest.vcpus.first?.efer ?? 0
         for (slot, call) in pending {
-            let user = UserMemory(memory: guest.memory, cr3: slot.root, cr4: cr4)
+            let user = UserMemory(memory: guest.memory, cr3: slot.root, cr4: cr4, efer: efer)
             if (try? user.word(slot.address)) == Self.trampoline, (try? user.writeWord(slot.address, call.returnAddress)) != nil {
                 summary.returnAddressesRestored += 1
             }
@@ -108,6 +126,8 @@ extension UserAllocationTracker {
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }
+        abandoned.withLock { _ = $0.remove(root) }
+        trampolineNoted.withLock { _ = $0.remove(root) }
         spaces.withLock { _ = $0.removeValue(forKey: root) }
     }
 
@@ -133,14 +153,20 @@ extension UserAllocationTracker {
     }
 
     private func armFile(_ file: UInt64, view: KernelView, memory: GuestMemory) {
-        guard let locator = try? PageCacheLocator(view: view), let inode = try? locator.inode(ofFile: file) else { return }
+        guard let locator = try? PageCacheLocator(view: view), let inode = try? locator.inode(ofFile: file),
+              let mapping = try? locator.mapping(ofFile: file) else { return }
         let state = table.withLock { $0.files[inode] }
         let path: String
-        let wanted: [AllocatorSite]
+        var wanted: [AllocatorSite]
         switch state {
-        case .nothingToArm?, .armed?: return
+        case .nothingToArm?: return
+        case .armed?:
+            let lost = revalidate(inode: inode, locator: locator, memory: memory)
+            guard !lost.isEmpty, let somePath = table.withLock({ $0.sites.values.first { $0.inode == inode }?.guestPath })
+                ?? (try? view.path(ofFile: file)) else { return }
+            (path, wanted) = (somePath, lost)
         case .partial(let p, let missing)?:
-            (path, wanted) = (p, missing)
+            (path, wanted) = (p, missing + revalidate(inode: inode, locator: locator, memory: memory))
         case nil:
             guard let guestPath = try? view.path(ofFile: file) else { return }
             path = guestPath
@@ -155,31 +181,104 @@ extension UserAllocationTracker {
             }
         }
         var missing: [AllocatorSite] = []
-        var armed: [ArmedSite] = []
+        var armedCount = 0
         for site in wanted {
-            guard let page = try? locator.cachedPage(ofFile: file, pageIndex: site.fileOffset >> 12) else {
+            guard let page = try? locator.cachedPage(inMapping: mapping, pageIndex: site.fileOffset >> 12) else {
                 missing.append(site)
                 continue
             }
-            let physical = GuestPhysicalAddress(page.rawValue + (site.fileOffset & 0xFFF))
-            guard let bytes = try? memory.read(at: physical, count: site.instruction.length) else {
-                missing.append(site)
-                continue
+            switch armSite(site, physical: GuestPhysicalAddress(page.rawValue | (site.fileOffset & 0xFFF)), path: path,
+                           inode: inode, mapping: mapping, memory: memory) {
+            case .armed: armedCount += 1
+            case .unreadable: missing.append(site)
+            case .alreadyArmed, .differs: break
             }
-            if bytes.first == 0xCC, table.withLock({ $0.sites[physical.rawValue] != nil }) { continue }
-            guard bytes == site.instruction.bytes else {
-                table.withLock { $0.note("\(path): \(site.symbol) in the guest differs from the host copy; not armed") }
-                continue
-            }
-            rememberPage(physical, memory: memory)
-            guard (try? memory.write([0xCC], at: physical)) != nil else { continue }
-            armed.append(ArmedSite(site: site, physical: physical.rawValue, original: bytes[0], guestPath: path))
         }
         table.withLock { t in
-            for site in armed { t.sites[site.physical] = site }
-            t.files[inode] = missing.isEmpty ? .armed(sites: armed.count) : .partial(path: path, missing: missing)
+            let total = t.sites.values.filter { $0.inode == inode }.count
+            t.files[inode] = missing.isEmpty ? .armed(sites: total) : .partial(path: path, missing: missing)
         }
-        counters.withLock { $0.sitesArmed += armed.count }
+        counters.withLock { $0.sitesArmed += armedCount }
+    }
+
+    enum SiteArming { case armed, alreadyArmed, differs, unreadable }
+
+    /// Writes the `int3` of `site` at `physical` (in the file's page `site.fileOffset >> 12`) if
+    /// the guest's bytes there are the host copy's first instruction.
+    private func armSite(_ site: AllocatorSite, physical: GuestPhysicalAddress, path: String, inode: UInt64,
+                         mapping: UInt64, memory: GuestMemory) -> SiteArming {
+        guard let bytes = try? memory.read(at: physical, count: site.instruction.length) else { return .unreadable }
+        if bytes.first == 0xCC, table.withLock({ $0.sites[physical.rawValue] != nil }) { return .alreadyArmed }
+        guard bytes == site.instruction.bytes else {
+            table.withLock { $0.note("\(path): \(site.symbol) in the guest differs from the host copy; not armed") }
+            return .differs
+        }
+        rememberPage(physical, memory: memory)
+        guard (try? memory.write([0xCC], at: physical)) != nil else { return .unreadable }
+        let armed = ArmedSite(site: site, physical: physical.rawValue, original: bytes[0], guestPath: path,
+                              inode: inode, mapping: mapping)
+        table.withLock { $0.sites[physical.rawValue] = armed }
+        return .armed
+    }
+
+    /// Checks every breakpoint of the file `inode` against its page cache now (the file is being
+    /// mapped): a page replaced by another frame (the file was rewritten, or evicted and read
+    /// again) is re-armed in the new frame and the old frame forgotten, never written again; a
+    /// byte the guest wrote over our `int3` is armed again if it is the original instruction.
+    /// Returns the sites whose page is not cached now (armed when the file is mapped again).
+    func revalidate(inode: UInt64, locator: PageCacheLocator, memory: GuestMemory) -> [AllocatorSite] {
+        let sites = table.withLock { $0.sites.values.filter { $0.inode == inode } }
+        var cachedFrames: [UInt64: UInt64?] = [:]     // page index → frame cached there now
+        var lost: [AllocatorSite] = []
+        for armed in sites {
+            let cached: UInt64?
+            if let known = cachedFrames[armed.pageIndex] {
+                cached = known
+            } else {
+                // An unreadable page cache says nothing about the breakpoint: leave it as it is.
+                guard case .success(let lookup) = Self.cachedFrame(locator, armed) else { continue }
+                cached = lookup
+                cachedFrames[armed.pageIndex] = cached
+            }
+            let byte = (try? memory.read(at: GuestPhysicalAddress(armed.physical), count: 1))?.first
+            let state = armed.state(cachedFrame: cached, byte: byte)
+            guard state != .inPlace else { continue }
+            forget(armed)
+            table.withLock { $0.note("\(armed.guestPath): \(armed.site.symbol) at frame \(hex(armed.frame)): \(state); re-arming") }
+            switch state {
+            case .inPlace: break
+            case .evicted: lost.append(armed.site)
+            case .moved(let frame):
+                let physical = GuestPhysicalAddress(frame | (armed.site.fileOffset & 0xFFF))
+                if armSite(armed.site, physical: physical, path: armed.guestPath, inode: inode, mapping: armed.mapping,
+                           memory: memory) == .unreadable { lost.append(armed.site) }
+            case .overwritten:
+                if armSite(armed.site, physical: GuestPhysicalAddress(armed.physical), path: armed.guestPath, inode: inode,
+                           mapping: armed.mapping, memory: memory) == .unreadable { lost.append(armed.site) }
+            }
+        }
+        return lost
+    }
+
+    /// The frame the page cache of `armed`'s file holds at its page index now (nil: not cached),
+    /// or the failure to read the page cache.
+    static func cachedFrame(_ locator: PageCacheLocator, _ armed: ArmedSite) -> Result<UInt64?, IntrospectionError> {
+        do {
+            return .success(try locator.cachedPage(inMapping: armed.mapping, pageIndex: armed.pageIndex)?.rawValue)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Drops a breakpoint the guest's page cache no longer holds, and the page copy kept for it
+    /// when no other breakpoint is in that frame.
+    private func forget(_ armed: ArmedSite) {
+        table.withLock { t in
+            t.sites[armed.physical] = nil
+            if !t.sites.values.contains(where: { $0.frame == armed.frame }), !t.hooks.values.contains(where: { $0.physical & ~0xFFF == armed.frame }) {
+                t.pagesBefore[armed.frame] = nil
+            }
+        }
     }
 
     /// The allocator sites of a host file (cached by path) that this tracker arms.

@@ -25,7 +25,7 @@ extension UserAllocationTracker {
         var frame = framePointer
         var previous = stackPointer
         while stack.count < Self.maximumFrames, frame > previous, frame &- stackPointer < 8 << 20, frame & 7 == 0,
-              let words = try? user.space.readWords(at: GuestVirtualAddress(frame), count: 2) {
+              let words = try? user.words(frame, count: 2) {
             let (next, pc) = (words[0], words[1])
             guard pc >= 0x1000, pc < 0x8000_0000_0000 else { break }
             stack.append(pc)
@@ -35,13 +35,17 @@ extension UserAllocationTracker {
         return stack
     }
 
-    /// The guest thread id of the trapped thread (the kernel's `current_task->pid`: two reads).
-    /// On the first event of an address space also names its process and records its file
-    /// mappings; later, re-reads the mappings when one of the two exact frames lies outside them
-    /// (a library was loaded).
-    func identify(trap: GuestTrap, root: UInt64, memory: GuestMemory, stack: [UInt64]) -> Int32 {
-        guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]),
-              let current = try? view.currentTasks()[trap.state.index] else { return 0 }
+    /// The kernel's view at a user trap and the vCPU's `current` task (0 when it cannot be read).
+    func kernelContext(of trap: GuestTrap, memory: GuestMemory) -> (view: KernelView?, task: UInt64) {
+        guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]) else { return (nil, 0) }
+        return (view, (try? view.currentTasks()[trap.state.index]) ?? 0)
+    }
+
+    /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
+    /// address space also names its process and records its file mappings; later, re-reads the
+    /// mappings when one of the two exact frames lies outside them (a library was loaded).
+    func identify(view: KernelView?, current: UInt64, root: UInt64, stack: [UInt64]) -> Int32 {
+        guard let view, current != 0 else { return 0 }
         let known = spaces.withLock { $0[root] }
         let exact = stack.prefix(2)
         if let known, exact.allSatisfy(known.covers) || known.refreshes >= Self.maximumModuleRefreshes {
@@ -59,7 +63,7 @@ extension UserAllocationTracker {
         } else {
             ledger.updateModules(root, modules)
         }
-        spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: (known?.refreshes ?? -1) + 1) }
+        spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: min(known?.refreshes ?? -1, Self.maximumModuleRefreshes) + 1) }
         return task.pid
     }
 }

@@ -22,6 +22,12 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// Address spaces that existed before arming: their releases of blocks allocated earlier are
     /// not findings.
     let preexisting = Mutex(Set<UInt64>())
+    /// Address spaces whose tracking ended after an unexpected failure (noted in `diagnostics`).
+    let abandoned = Mutex(Set<UInt64>())
+    /// Address spaces with a trampoline fault noted already.
+    let trampolineNoted = Mutex(Set<UInt64>())
+    /// Whether breakpoints or trampolines may be in the guest (false after `disarm`).
+    let trapping = Atomic<Bool>(true)
     let armed = Mutex<Result<ArmingSummary, any Error>?>(nil)
     let armedCallback = Mutex<(@Sendable (Result<ArmingSummary, any Error>) -> Void)?>(nil)
 
@@ -84,30 +90,68 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         armedCallback.withLock { $0 }?(outcome)
     }
 
+    public var wantsUserTraps: Bool { trapping.load(ordering: .relaxed) }
+
     public func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
-        let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4)
+        let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
         guard let physical = try? user.physicalAddress(of: state.registers.rip).rawValue,
               let armed = table.withLock({ $0.sites[physical] }) else { return false }
+        let root = Self.root(state.cr3)
+        // First, whether the thread could make the displaced instruction's own accesses: if not, it
+        // takes the fault that instruction takes (a copy-on-write stack page is then copied by the
+        // guest kernel and the `int3` is met again), and nothing is recorded.
+        do {
+            try user.checkAccesses(of: armed.site.instruction, registers: state.registers)
+        } catch let fault as UserAccessFault {
+            trap.exception = InjectedException(fault, stack: armed.site.instruction.addressesStack)
+            counters.withLock { $0.faultsDelivered += 1 }
+            if Self.tracing { Self.trace("vcpu\(state.index) \(armed.site.symbol): \(fault): delivered to the guest") }
+            return true
+        } catch {
+            abandon(root, "\(armed.site.symbol) at \(hex(state.registers.rip)): the displaced instruction cannot be run: \(error)")
+            return false
+        }
+        if abandoned.withLock({ $0.contains(root) }) {
+            return runDisplacedOnly(armed.site, &trap, user: user)
+        }
         do {
             try enter(armed.site, trap: &trap, user: user, memory: memory)
         } catch {
-            // The thread's memory is not what an allocator call looks like: run the displaced
-            // instruction only, so the guest goes on as if there were no breakpoint.
+            // The thread's memory is not what an allocator call looks like (or its return slot is
+            // not writable for it): run the displaced instruction only, untracked.
             counters.withLock { $0.unreadableCalls += 1 }
             if Self.tracing { Self.trace("vcpu\(state.index) \(armed.site.symbol): not an allocator call as expected: \(error)") }
-            var registers = state.registers
-            do { try runDisplaced(armed.site, &registers, user: user) } catch { return false }
-            trap.resume = registers
+            return runDisplacedOnly(armed.site, &trap, user: user)
         }
         return true
     }
 
+    /// Runs only the displaced instruction; a failure (the thread's memory changed under us) ends
+    /// the tracking of that process with a note, and the guest then sees the `int3`.
+    private func runDisplacedOnly(_ site: AllocatorSite, _ trap: inout GuestTrap, user: UserMemory) -> Bool {
+        var registers = trap.state.registers
+        do {
+            try runDisplaced(site, &registers, user: user)
+        } catch {
+            abandon(Self.root(trap.state.cr3), "\(site.symbol) at \(hex(trap.state.registers.rip)): \(error)")
+            return false
+        }
+        trap.resume = registers
+        return true
+    }
+
+    /// Stops tracking an address space after something the monitor did not expect, with a note;
+    /// its breakpoints then only run the displaced instruction.
+    func abandon(_ root: UInt64, _ why: String) {
+        let first = abandoned.withLock { $0.insert(root).inserted }
+        guard first else { return }
+        table.withLock { $0.note("address space \(hex(root)): tracking ended: \(why)") }
+    }
+
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         guard trap.state.registers.rip == Self.trampoline else { return false }
-        let handled = complete(&trap, memory: memory)
-        if !handled, Self.tracing { Self.trace("vcpu\(trap.state.index) trampoline fault with no call in flight at rsp \(hex(trap.state.registers.rsp))") }
-        return handled
+        return complete(&trap, memory: memory)
     }
 
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
@@ -120,11 +164,12 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         return true
     }
 
-    /// Executes the instruction the `int3` displaced, in the thread's address space.
+    /// Executes the instruction the `int3` displaced, in the thread's address space, with its rights.
     func runDisplaced(_ site: AllocatorSite, _ registers: inout GeneralRegisters, user: UserMemory) throws {
         try site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
                                      writeMemory: { try user.write($0, $1) })
     }
+
 
     /// CR3 without PCID and flag bits: the page-table root that names an address space.
     static func root(_ cr3: UInt64) -> UInt64 { cr3 & 0x000F_FFFF_FFFF_F000 }
@@ -138,7 +183,19 @@ public struct TrackerCounters: Sendable, Codable {
     public var returns = 0
     public var releases = 0
     public var unreadableCalls = 0
+    /// Faults delivered to the guest in place of a displaced instruction's access it could not make.
+    public var faultsDelivered = 0
+    /// Faults at the return trampoline not taken as a return (passed to the guest).
+    public var trampolineFaultsDeclined = 0
     public var mmapHooks = 0
     public var exitHooks = 0
     public var sitesArmed = 0
+}
+
+extension PrologueInstruction {
+    /// Whether its memory operand is addressed through rsp (`push`): a non-canonical one raises #SS.
+    var addressesStack: Bool {
+        if case .push = operation { return true }
+        return false
+    }
 }

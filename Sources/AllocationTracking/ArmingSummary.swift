@@ -12,4 +12,6 @@ public struct ArmingSummary: Sendable, Codable, Equatable {
     /// Pages written into, compared after restoring with their content before the first write.
     public var pagesCompared = 0
     public var pagesIdentical = 0
+    /// What `disarm` left alone and why (a breakpoint whose page is no longer the file's).
+    public var notes: [String] = []
 }

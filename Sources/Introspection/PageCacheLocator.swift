@@ -52,9 +52,22 @@ public struct PageCacheLocator: Sendable {
     /// file (`struct file *`), or nil when that page is not in the page cache (never read, evicted
     /// to a shadow entry, or swapped out of tmpfs).
     public func cachedPage(ofFile file: UInt64, pageIndex: UInt64) throws(IntrospectionError) -> GuestPhysicalAddress? {
+        try cachedPage(inMapping: try mapping(ofFile: file), pageIndex: pageIndex)
+    }
+
+    /// The page cache (`file->f_mapping`, a `struct address_space *`) of an open file.
+    public func mapping(ofFile file: UInt64) throws(IntrospectionError) -> UInt64 {
         try Self.requireKernelObject(file, "struct file pointer")
         let mapping = try view.u64(file &+ UInt64(layout.fileMapping), "file.f_mapping")
         try Self.requireKernelObject(mapping, "file.f_mapping")
+        return mapping
+    }
+
+    /// The guest-physical address of the cached page `pageIndex` of a page cache (`struct
+    /// address_space *`), or nil when that page is not cached: how the monitor checks that a page
+    /// it wrote into is still that file's page.
+    public func cachedPage(inMapping mapping: UInt64, pageIndex: UInt64) throws(IntrospectionError) -> GuestPhysicalAddress? {
+        try Self.requireKernelObject(mapping, "address_space pointer")
         guard let folio = try walker.pointer(in: mapping &+ UInt64(layout.mappingPages), index: pageIndex) else { return nil }
         return try physicalAddress(ofPage: pageIndex, inFolio: folio)
     }

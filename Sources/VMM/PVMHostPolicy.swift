@@ -62,6 +62,6 @@ public struct PVMHostPolicy: HostPolicy {
     }
 
     public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, completesSyscalls: true, trapHandler: trapHandler)
+        VCPUAssistant(memory: memory, systemCalls: SystemCallCompletion(), trapHandler: trapHandler)
     }
 }

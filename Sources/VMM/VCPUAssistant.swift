@@ -16,28 +16,46 @@ public final class VCPUAssistant {
         public var instructionsEmulated = 0
         public var userTrapsHandled = 0
         public var kernelHooksHandled = 0
+        public var exceptionsInjected = 0
+        /// Faults at LSTAR from user mode that no `syscall` instruction made (passed to the guest).
+        public var systemCallEntriesRefused = 0
     }
 
     let memory: GuestMemory
-    let completesSyscalls: Bool
+    /// The host's piece for half-done `syscall`s (kvm_pvm); nil where the CPU completes them.
+    private var systemCalls: SystemCallCompletion?
     let trapHandler: (any GuestTrapHandler)?
     public private(set) var statistics = Statistics()
 
     private var gates: [UInt64] = []          // entries of `gateVectors`' handlers, currently armed
-    private let gateVectors: [Int]
+    private var gateVectors: [Int] = []
+    /// Whether the gates were last placed for a handler that wanted user traps.
+    private var gatesForUserTraps = false
+    /// Whether the gates were placed once the kernel's final IDT was in place.
+    private var gatesPlaced = false
     private var steppingOverGate = false
     private var exitsSinceCheck = 0
     private var lstar: UInt64 = 0
     private var announcedUserSpace = false
 
-    init(memory: GuestMemory, completesSyscalls: Bool, trapHandler: (any GuestTrapHandler)? = nil) {
+    init(memory: GuestMemory, systemCalls: SystemCallCompletion?, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
-        self.completesSyscalls = completesSyscalls
+        self.systemCalls = systemCalls
         self.trapHandler = trapHandler
-        // A user `int3` and a fetch from the return trampoline reach the guest kernel through the
-        // #BP and #PF gates on every host: a hardware breakpoint there stops the vCPU first.
-        gateVectors = trapHandler == nil ? [Self.vectorGeneralProtection, Self.vectorPageFault]
-            : [Self.vectorGeneralProtection, Self.vectorPageFault, Self.vectorBreakpoint]
+    }
+
+    var completesSyscalls: Bool { systemCalls != nil }
+
+    /// The gates that need a hardware breakpoint: #GP and #PF where `syscall` is completed here;
+    /// #PF and #BP while the trap handler wants user traps (a user `int3` and a fetch from the
+    /// return trampoline reach the guest kernel through them on every host).
+    static func gateVectors(completesSyscalls: Bool, userTraps: Bool) -> [Int] {
+        var vectors = completesSyscalls ? [vectorGeneralProtection, vectorPageFault] : []
+        if userTraps {
+            if !completesSyscalls { vectors.append(vectorPageFault) }
+            vectors.append(vectorBreakpoint)
+        }
+        return vectors
     }
 
     static let msrLSTAR: UInt32 = 0xC000_0082
@@ -46,12 +64,16 @@ public final class VCPUAssistant {
     static let vectorGeneralProtection = 13
     static let vectorPageFault = 14
 
-    /// Called after every exit: keeps the gate breakpoints on the guest's current #GP/#PF handlers.
-    /// Checks every exit until the first syscall completes, then every 256th.
+    /// Called after every exit: keeps the gate breakpoints on the guest's current handlers of the
+    /// gates needed now. Checks every exit until the first syscall completes (or, without syscall
+    /// completion, until the gates are placed), then every 256th, and at once when the trap
+    /// handler starts or stops wanting user traps (detach).
     func afterExit(_ vcpu: VirtualCPU) throws(VMMError) {
         guard completesSyscalls || trapHandler != nil, !steppingOverGate else { return }
+        let userTraps = trapHandler?.wantsUserTraps ?? false
         exitsSinceCheck += 1
-        if (statistics.syscallsCompleted > 0 || (!completesSyscalls && !gates.isEmpty)) && exitsSinceCheck < 256 { return }
+        let settled = completesSyscalls ? statistics.syscallsCompleted > 0 : gatesPlaced
+        if settled && userTraps == gatesForUserTraps && exitsSinceCheck < 256 { return }
         exitsSinceCheck = 0
         // The kernel sets LSTAR in syscall_init(), after its final IDT is in place; before that
         // the gates are early-boot handlers and no user code can run.
@@ -63,13 +85,17 @@ public final class VCPUAssistant {
         do { sregs = try vcpu.specialRegisters() } catch { throw .kvm(error) }
         guard sregs.cr0 & 0x8000_0000 != 0, sregs.efer & 0x400 != 0, sregs.idt.limit >= 15 * 16 - 1 else { return }
         let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+        let vectors = Self.gateVectors(completesSyscalls: completesSyscalls, userTraps: userTraps)
         var wanted: [UInt64] = []
-        for vector in gateVectors {
+        for vector in vectors {
             guard let handler = gateHandler(space: space, idtBase: sregs.idt.base, vector: vector) else { return }
             wanted.append(handler)
         }
-        if wanted != gates {
+        gatesPlaced = true
+        gatesForUserTraps = userTraps
+        if wanted != gates || vectors != gateVectors {
             gates = wanted
+            gateVectors = vectors
             statistics.gateRearms += 1
             do { try vcpu.setGuestDebug(hardwareBreakpoints: gates) } catch { throw .kvm(error) }
         }
@@ -100,11 +126,10 @@ public final class VCPUAssistant {
             // Exception frame: [error code,] rip, cs, rflags, rsp, ss. #BP pushes no error code.
             let vector = gateVectors[gate]
             let hasErrorCode = vector != Self.vectorBreakpoint
-            let frame: [UInt64]
-            do {
-                frame = try space.readWords(at: GuestVirtualAddress(regs.rsp), count: hasErrorCode ? 6 : 5)
-            } catch {
-                throw VMMError.unhandledGuestEvent("cannot read the exception frame at rsp 0x\(String(regs.rsp, radix: 16)): \(error)")
+            guard let frame = try? space.readWords(at: GuestVirtualAddress(regs.rsp), count: hasErrorCode ? 6 : 5) else {
+                // The guest kernel's stack is not readable: not ours to interpret; the guest goes on.
+                try passThrough(vcpu)
+                return true
             }
             let (rip, cs, rflags, rsp) = hasErrorCode ? (frame[1], frame[2], frame[3], frame[4]) : (frame[0], frame[1], frame[2], frame[3])
             func userState() throws -> VCPUSnapshot {
@@ -122,46 +147,58 @@ public final class VCPUAssistant {
                 // A frame whose rip is a kernel address can only be a `syscall` left at CPL3:
                 // re-read LSTAR then (it is per CPU and set late in boot), not on every fault.
                 if lstar == 0 || (rip != lstar && rip >= 0xFFFF_8000_0000_0000) { lstar = try vcpu.msr(Self.msrLSTAR) }
-                if rip == lstar && cs & 3 == 3 {
-                    // A `syscall` from user mode that the host left at CPL3: finish it as the CPU would.
-                    sregs.cs = X86Segments.code64(selector: X86Segments.kernelCode, dpl: 0)
-                    sregs.ss = X86Segments.data(selector: X86Segments.kernelData, dpl: 0)
-                    try vcpu.setSpecialRegisters(sregs)
-                    regs.rip = lstar
-                    regs.rsp = rsp
-                    regs.rflags = rflags
-                    try vcpu.setRegisters(regs)
-                    statistics.syscallsCompleted += 1
-                    return true
+                // A `syscall` from user mode that the host left at CPL3: finish it as the CPU
+                // would, if a `syscall` instruction really started it (a user `jmp` did not).
+                if rip == lstar && cs & 3 == 3, var completion = systemCalls {
+                    let completed = try completion.complete(vcpu: vcpu, regs: &regs, sregs: &sregs, frameRIP: rip, frameCS: cs,
+                                                            frameRFLAGS: rflags, frameRSP: rsp, lstar: lstar, memory: memory)
+                    systemCalls = completion
+                    if completed {
+                        statistics.syscallsCompleted += 1
+                        return true
+                    }
+                    statistics.systemCallEntriesRefused += 1
                 }
             }
             if cs & 3 == 3, let handler = trapHandler, vector != Self.vectorGeneralProtection {
                 // #BP is a trap (rip after the int3); a fetch fault reports the faulting address.
-                var trap = GuestTrap(state: try userState(), fsBase: sregs.fs.base)
+                var trap = GuestTrap(state: try userState(), fsBase: sregs.fs.base,
+                                     errorCode: hasErrorCode ? frame[0] : nil, faultAddress: sregs.cr2)
                 let owned = vector == Self.vectorBreakpoint ? handler.userBreakpoint(&trap, memory: memory)
                     : handler.userFetchFault(&trap, memory: memory)
                 if owned {
-                    try returnToUser(trap.resume, vcpu: vcpu, sregs: &sregs)
+                    try returnToUser(trap.resume, vcpu: vcpu, sregs: &sregs, exception: trap.exception)
                     statistics.userTrapsHandled += 1
                     return true
                 }
             }
-            // A genuine fault: let the guest handle it. The hardware breakpoint would fire again
-            // (RF is not honoured here), so single-step the first handler instruction.
-            steppingOverGate = true
-            statistics.faultsPassedThrough += 1
-            try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
+            try passThrough(vcpu)
             return true
         }
     }
 
+    /// A genuine fault: let the guest handle it. The hardware breakpoint would fire again (RF is
+    /// not honoured here), so single-step the first handler instruction.
+    private func passThrough(_ vcpu: VirtualCPU) throws {
+        steppingOverGate = true
+        statistics.faultsPassedThrough += 1
+        try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
+    }
+
     /// Resumes a thread stopped at a gate entry directly in user mode with `registers`, as if the
-    /// exception had never been delivered: no guest kernel code runs.
-    private func returnToUser(_ registers: GeneralRegisters, vcpu: VirtualCPU, sregs: inout kvm_sregs) throws {
+    /// exception had never been delivered: no guest kernel code runs. With `exception`, the thread
+    /// takes that exception there instead (delivered by KVM through the guest's IDT; CR2 set for #PF).
+    private func returnToUser(_ registers: GeneralRegisters, vcpu: VirtualCPU, sregs: inout kvm_sregs,
+                              exception: InjectedException? = nil) throws {
         sregs.cs = X86Segments.code64(selector: X86Segments.userCode, dpl: 3)
         sregs.ss = X86Segments.data(selector: X86Segments.userData, dpl: 3)
+        if let address = exception?.faultAddress { sregs.cr2 = address }
         try vcpu.setSpecialRegisters(sregs)
         try vcpu.setRegisters(kvm_regs(registers))
+        if let exception {
+            try vcpu.injectException(vector: exception.vector, errorCode: exception.errorCode)
+            statistics.exceptionsInjected += 1
+        }
     }
 
     /// Handles a write to `KernelHookPort.port`. Returns false when the write is not a hook's

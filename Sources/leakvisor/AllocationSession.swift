@@ -99,10 +99,29 @@ final class AllocationSession: Sendable {
         timer.withLock { $0?.source.cancel(); $0 = nil }
     }
 
+    /// `leakvisor detach`: puts back every byte the tracker changed (guest paused), then turns off
+    /// what only tracking needed: the periodic scans and the guest page-write log. The vCPUs drop
+    /// the #BP gate breakpoint at their next exit (the tracker no longer wants user traps); the
+    /// #GP/#PF gates stay where the host needs them to complete system calls.
+    func detach(_ machine: Machine) throws -> ArmingSummary {
+        try scanning.withLock { _ in
+            var summary = try machine.withGuestPaused { tracker.disarm($0) }
+            stopScanning()
+            tracker.scanner.stopUsingWriteLog()
+            do {
+                try machine.pageWrites.disable()
+            } catch {
+                summary.notes.append("the page-write log could not be turned off: \(error)")
+            }
+            return summary
+        }
+    }
+
     /// Scans every live tracked process now: the concurrent part while the guest runs, then the
     /// exact part with the guest paused. Prints one progress line.
     func scanNow(reason: String) {
-        guard let machine = machine.withLock({ $0 }), tracker.armingOutcome != nil else { return }
+        // After detach the ledger no longer follows the guest: nothing to scan.
+        guard let machine = machine.withLock({ $0 }), tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
             let round = tracker.scanner.scanLiveProcesses(of: machine, pauseTimeout: 30)
             let scans = round.scans
@@ -147,9 +166,17 @@ final class AllocationSession: Sendable {
         let s = tracker.statistics
         text += "leakvisor: \(s.entries) allocation call(s) and \(s.releases) release(s) trapped (\(s.nestedEntries) nested),"
             + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)"
-            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "") + "\n"
+            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "")
+            + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
+            + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
-        if case .failure(let error)? = tracker.armingOutcome { text += "leakvisor: allocation tracking did not run: \(error)\n" }
+        if case .failure(let error)? = tracker.armingOutcome {
+            if case TrackerError.disarmed = error {
+                text += "leakvisor: allocation tracking was stopped by detach; the report covers the time before\n"
+            } else {
+                text += "leakvisor: allocation tracking did not run: \(error)\n"
+            }
+        }
         MonitorOutput.write(text)
         guard let jsonPath else { return (true, report) }
         do {

@@ -32,7 +32,7 @@ final class InspectionService: Sendable {
         case .detach:
             guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
             do {
-                return ControlResponse(detached: try machine.withGuestPaused { tracking.tracker.disarm($0) })
+                return ControlResponse(detached: try tracking.detach(machine))
             } catch {
                 return ControlResponse(error: "\(error)")
             }

@@ -43,7 +43,9 @@ struct DetachCommand: ParsableCommand {
         abstract: "Stop tracking allocations in a running guest and put back every byte the monitor changed.",
         discussion: """
             Removes the allocator breakpoints and kernel hooks and restores the return addresses of \
-            allocator calls in flight; the guest runs on untracked. The ledger is kept: `leakvisor report` \
+            allocator calls in flight; a breakpoint whose page the guest replaced meanwhile is left \
+            alone and listed. The #BP gate breakpoint, the periodic scans and the guest page-write \
+            log are turned off; the guest runs on untracked. The ledger is kept: `leakvisor report` \
             still works, and the monitor still prints the report at exit.
             """)
 
@@ -55,6 +57,7 @@ struct DetachCommand: ParsableCommand {
         }
         if common.json { return try common.printJSON(summary) }
         print("restored \(summary.bytesRestored) byte(s) and \(summary.returnAddressesRestored) return address(es)"
-              + (summary.bytesChangedByGuest > 0 ? "; \(summary.bytesChangedByGuest) byte(s) had been changed by the guest and were left alone" : ""))
+              + (summary.bytesChangedByGuest > 0 ? "; \(summary.bytesChangedByGuest) byte(s) were no longer where the monitor put them and were left alone" : ""))
+        for note in summary.notes { print("note: \(note)") }
     }
 }

@@ -7,7 +7,7 @@ struct PendingCallsTests {
     let thread = ThreadKey(root: 0x1000, fsBase: 0x7f00_0000_0000)
 
     func call(_ function: AllocatorFunction) -> PendingCall {
-        PendingCall(function: function, size: 8, oldPointer: 0, resultPointer: 0, returnAddress: 0x401000, stack: [], thread: 1, time: 0)
+        PendingCall(function: function, size: 8, oldPointer: 0, resultPointer: 0, returnAddress: 0x401000, stack: [], thread: 1, time: 0, owner: thread)
     }
 
     @Test func aCallBelowTheOutermostSlotIsNestedAndTheSameSlotIsATailCall() {
@@ -62,5 +62,24 @@ struct PendingCallsTests {
         calls.forget(root: 0x1000)
         #expect(calls.bySlot.keys.map(\.root) == [0x2000])
         #expect(calls.outermost.isEmpty)
+    }
+}
+
+extension PendingCallsTests {
+    @Test func forgettingTheOutermostCallOfAThreadLeavesTheOthers() {
+        var calls = PendingCalls()
+        let other = ThreadKey(root: thread.root, fsBase: thread.fsBase, task: 0xFFFF_8880_0000_1000)
+        calls.bySlot[StackSlot(root: thread.root, address: 0x7ffe_0100)] = call(.malloc)
+        calls.bySlot[StackSlot(root: thread.root, address: 0x7ffd_0100)] = call(.malloc)
+        calls.outermost[thread] = 0x7ffe_0100
+        calls.outermost[other] = 0x7ffd_0100
+        calls.forgetOutermost(thread)
+        #expect(calls.outermost[thread] == nil && calls.bySlot[StackSlot(root: thread.root, address: 0x7ffe_0100)] == nil)
+        #expect(calls.outermost[other] == 0x7ffd_0100 && calls.bySlot.count == 1)
+        // Same root and FS base, another kernel task: another thread.
+        let nested = calls.isNested(other, rsp: 0x7ffd_00c0)
+        #expect(nested)
+        let notNested = calls.isNested(thread, rsp: 0x7ffe_00c0)
+        #expect(!notNested)
     }
 }
