@@ -6,6 +6,10 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "leakvisor", targets: ["leakvisor"]),
+        // The parsers and walkers of guest data, for the libFuzzer targets in Fuzz/ (not used by the tool itself).
+        .library(name: "LeakVisorGuestParsers", targets: [
+            "GuestMemory", "DebugInfo", "Introspection", "Reachability", "Devices", "AllocationTracking", "Control",
+        ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

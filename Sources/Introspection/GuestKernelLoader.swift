@@ -81,16 +81,29 @@ extension GuestKernel {
         let file = [UInt8](data)
         // Kernel-half segments only (x86-64 vmlinux also has a per-CPU segment at address 0).
         let segments = elf.loadSegments.filter { $0.virtualAddress >= 0xFFFF_8000_0000_0000 }
+        return try loadedImage(segments: segments.map { ($0.offset, $0.virtualAddress, $0.fileSize) }, file: file, path: path)
+    }
+
+    /// Lays out kernel-half segments (file offset, virtual address, file size) of `file` at their
+    /// virtual addresses. The values come from the image's program headers: a segment outside the
+    /// file, one that wraps past 2^64 or an image over 1 GiB is an error.
+    static func loadedImage(segments: [(offset: UInt64, virtualAddress: UInt64, fileSize: UInt64)], file: [UInt8],
+                            path: String) throws(IntrospectionError) -> (image: [UInt8], base: UInt64) {
+        for s in segments {
+            guard s.offset <= UInt64(file.count), s.fileSize <= UInt64(file.count) - s.offset else {
+                throw .kernelImage("\(path): a segment lies outside the file")
+            }
+            guard s.virtualAddress.addingReportingOverflow(s.fileSize).overflow == false else {
+                throw .kernelImage("\(path): a segment wraps past the top of the address space")
+            }
+        }
         guard let low = segments.map(\.virtualAddress).min(),
-              let high = segments.map({ $0.virtualAddress &+ $0.fileSize }).max(), high > low, high - low < 1 << 30 else {
+              let high = segments.map({ $0.virtualAddress + $0.fileSize }).max(), high > low, high - low < 1 << 30 else {
             throw .kernelImage("\(path) has no kernel segments (is it a bzImage? introspection needs the ELF vmlinux)")
         }
         var image = [UInt8](repeating: 0, count: Int(high - low))
         for s in segments {
             let (start, size, at) = (Int(s.offset), Int(s.fileSize), Int(s.virtualAddress - low))
-            guard start >= 0, size >= 0, start <= file.count, size <= file.count - start else {
-                throw .kernelImage("\(path): a segment lies outside the file")
-            }
             image.replaceSubrange(at..<at + size, with: file[start..<start + size])
         }
         return (image, low)

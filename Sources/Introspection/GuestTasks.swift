@@ -24,8 +24,9 @@ extension KernelView {
         let initTask = try symbol("init_task").rawValue
         var leaders: [UInt64] = []
         var seen: Set<UInt64> = [initTask]
-        var link = try kernelPointer(initTask + UInt64(t.tasks), "init_task.tasks.next")
-        while link != initTask + UInt64(t.tasks) {
+        let listHead = try member(initTask, t.tasks, "init_task.tasks")
+        var link = try kernelPointer(listHead, "init_task.tasks.next")
+        while link != listHead {
             let task = link &- UInt64(t.tasks)
             guard seen.insert(task).inserted, leaders.count < Self.maximumTasks else {
                 throw .inconsistent("the task list loops or exceeds \(Self.maximumTasks) entries")
@@ -36,7 +37,7 @@ extension KernelView {
         var all: [GuestTask] = []
         for leader in leaders {
             all.append(try task(at: leader))
-            let head = leader + UInt64(t.threadGroup)
+            let head = try member(leader, t.threadGroup, "task_struct.thread_group")
             var cursor = try kernelPointer(head, "task_struct.thread_group.next")
             var count = 0
             while cursor != head {
@@ -55,20 +56,20 @@ extension KernelView {
     /// Reads one `task_struct`.
     public func task(at address: UInt64) throws(IntrospectionError) -> GuestTask {
         let t = kernel.layout.task
-        let commBytes = try bytes(address + UInt64(t.comm), t.commLength, "task_struct.comm")
+        let commBytes = try bytes(try member(address, t.comm, "task_struct.comm"), t.commLength, "task_struct.comm")
         let name = String(decoding: commBytes.prefix { $0 != 0 }, as: UTF8.self)
-        let parent = try kernelPointer(address + UInt64(t.realParent), "task_struct.real_parent")
-        let parentTGID = Int32(bitPattern: try u32(parent + UInt64(t.tgid), "parent tgid"))
-        let state = try u32(address + UInt64(t.state), "task_struct.__state")
-        let exitState = try u32(address + UInt64(t.exitState), "task_struct.exit_state")
+        let parent = try kernelPointer(try member(address, t.realParent, "task_struct.real_parent"), "task_struct.real_parent")
+        let parentTGID = Int32(bitPattern: try u32(try member(parent, t.tgid, "parent tgid"), "parent tgid"))
+        let state = try u32(try member(address, t.state, "task_struct.__state"), "task_struct.__state")
+        let exitState = try u32(try member(address, t.exitState, "task_struct.exit_state"), "task_struct.exit_state")
         return GuestTask(address: address,
-                         pid: Int32(bitPattern: try u32(address + UInt64(t.pid), "task_struct.pid")),
-                         tgid: Int32(bitPattern: try u32(address + UInt64(t.tgid), "task_struct.tgid")),
+                         pid: Int32(bitPattern: try u32(try member(address, t.pid, "task_struct.pid"), "task_struct.pid")),
+                         tgid: Int32(bitPattern: try u32(try member(address, t.tgid, "task_struct.tgid"), "task_struct.tgid")),
                          parentTGID: parentTGID, name: name,
                          state: Self.stateLetter(state: state, exitState: exitState),
-                         flags: try u32(address + UInt64(t.flags), "task_struct.flags"),
-                         mm: try u64(address + UInt64(t.mm), "task_struct.mm"),
-                         stack: try u64(address + UInt64(t.stack), "task_struct.stack"))
+                         flags: try u32(try member(address, t.flags, "task_struct.flags"), "task_struct.flags"),
+                         mm: try u64(try member(address, t.mm, "task_struct.mm"), "task_struct.mm"),
+                         stack: try u64(try member(address, t.stack, "task_struct.stack"), "task_struct.stack"))
     }
 
     /// The letter `ps` shows, computed as the kernel's task_state_index() does.
@@ -122,8 +123,8 @@ extension KernelView {
     /// argv, read from the process's memory between `mm->arg_start` and `arg_end`.
     func arguments(of task: GuestTask, in space: AddressSpace) throws(IntrospectionError) -> [String] {
         let m = kernel.layout.mm
-        let start = try u64(task.mm + UInt64(m.argStart), "mm_struct.arg_start")
-        let end = try u64(task.mm + UInt64(m.argEnd), "mm_struct.arg_end")
+        let start = try u64(try member(task.mm, m.argStart, "mm_struct.arg_start"), "mm_struct.arg_start")
+        let end = try u64(try member(task.mm, m.argEnd, "mm_struct.arg_end"), "mm_struct.arg_end")
         guard end > start else { return [] }
         let raw: [UInt8]
         do { raw = try space.read(GuestVirtualAddress(start), count: Int(min(end - start, 4096))) } catch {

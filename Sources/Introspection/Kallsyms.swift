@@ -147,6 +147,7 @@ private struct Decoder {
             let withSequences = align8(markersEnd + 3 * count)
             guard markersEnd == tokenTable || withSequences == tokenTable else { continue }
             let offsetsAt = at - 4 * count
+            guard offsetsAt >= 0 else { continue }
             let offsetsStart = offsetsAt - Int((base &+ UInt64(offsetsAt)) & 7)
             guard offsetsStart >= 0 else { continue }
             return try decodeSymbols(count: count, offsetsAt: offsetsStart, namesAt: at + 16,

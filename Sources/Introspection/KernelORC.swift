@@ -28,7 +28,8 @@ public struct KernelORC: Sendable {
     /// Decodes the two sections. `ipSection` holds s32 offsets relative to each slot's own address.
     public init(ipSection: [UInt8], ipAddress: UInt64, entrySection: [UInt8], layout: KernelLayout.ORCEntry) throws(IntrospectionError) {
         let count = ipSection.count / 4
-        guard layout.size > 0, entrySection.count / layout.size == count, count > 0 else {
+        guard Self.isPlausible(layout) else { throw .kernelImage("orc_entry layout from BTF does not fit its \(layout.size) bytes") }
+        guard entrySection.count / layout.size == count, count > 0 else {
             throw .kernelImage("ORC tables disagree: \(count) addresses, \(entrySection.count) bytes of entries")
         }
         var ips: [UInt64] = []
@@ -63,6 +64,18 @@ public struct KernelORC: Sendable {
         guard zip(ips, ips.dropFirst()).allSatisfy({ $0 <= $1 }) else { throw .kernelImage("ORC address table is not sorted") }
         self.ips = ips
         self.entries = entries
+    }
+
+    /// Whether every field of an `orc_entry` layout (from the image's own BTF, so untrusted) lies
+    /// inside the entry: 16-bit offsets, and bit fields inside the 32 bits read from the flags byte.
+    static func isPlausible(_ layout: KernelLayout.ORCEntry) -> Bool {
+        let size = layout.size
+        guard size >= 1, size <= 64, layout.flagsByte >= 0, layout.flagsByte < size else { return false }
+        let flagBits = min(32, 8 * (size - layout.flagsByte))
+        func fits(_ bit: Int, _ width: Int) -> Bool { bit >= 0 && width >= 1 && width <= 8 && bit + width <= flagBits }
+        return [layout.spOffset, layout.bpOffset].allSatisfy { $0 >= 0 && $0 <= size - 2 }
+            && fits(layout.spRegisterBit, 4) && fits(layout.bpRegisterBit, 4) && fits(layout.typeBit, layout.typeWidth)
+            && (layout.endBit.map { fits($0, 1) } ?? true)
     }
 
     /// The entry covering link-time address `ip` (the last one at or below it).

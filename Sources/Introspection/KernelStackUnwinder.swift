@@ -18,11 +18,12 @@ struct KernelStackUnwinder {
             (ip, sp, bp, returnAddress) = (registers.rip, registers.rsp, registers.rbp, false)
             guard sp >= stackLow, sp < stackHigh else { return [ip] }  // on an IRQ or exception stack
         } else {
-            let frame = try view.u64(task.address + UInt64(layout.task.threadSP), "task_struct.thread.sp")
+            let frame = try view.u64(try view.member(task.address, layout.task.threadSP, "task_struct.thread.sp"), "task_struct.thread.sp")
             guard frame >= stackLow, frame < stackHigh else { return [] }
-            ip = try view.u64(frame + UInt64(layout.switchFrame.returnAddress), "inactive_task_frame.ret_addr")
-            sp = frame + UInt64(layout.switchFrame.size)
-            bp = try view.u64(frame + UInt64(layout.switchFrame.bp), "inactive_task_frame.bp")
+            ip = try view.u64(try view.member(frame, layout.switchFrame.returnAddress, "inactive_task_frame.ret_addr"),
+                              "inactive_task_frame.ret_addr")
+            sp = try view.member(frame, layout.switchFrame.size, "the frame above inactive_task_frame")
+            bp = try view.u64(try view.member(frame, layout.switchFrame.bp, "inactive_task_frame.bp"), "inactive_task_frame.bp")
             returnAddress = true
         }
         var ips: [UInt64] = []
@@ -48,18 +49,18 @@ struct KernelStackUnwinder {
             case .registers:
                 // A full pt_regs at cfa: a kernel entry frame. User mode means the bottom.
                 let regs = layout.ptRegs.offsets
-                guard try read(cfa + UInt64(regs["cs"] ?? 0)) & 3 == 0 else { return ips }
-                ip = try read(cfa + UInt64(regs["ip"] ?? 0))
-                sp = try read(cfa + UInt64(regs["sp"] ?? 0))
-                if entry.bpRegister == KernelORC.Register.undefined { bp = try read(cfa + UInt64(regs["bp"] ?? 0)) }
+                guard try read(cfa, regs["cs"]) & 3 == 0 else { return ips }
+                ip = try read(cfa, regs["ip"])
+                sp = try read(cfa, regs["sp"])
+                if entry.bpRegister == KernelORC.Register.undefined { bp = try read(cfa, regs["bp"]) }
                 returnAddress = false
             case .partialRegisters:
                 // Only the iret frame (ip, cs, flags, sp, ss) lies at cfa.
                 let ipOffset = UInt64(layout.ptRegs.offsets["ip"] ?? 0)
                 let base = cfa &- ipOffset
-                guard try read(base + UInt64(layout.ptRegs.offsets["cs"] ?? 0)) & 3 == 0 else { return ips }
-                ip = try read(base + ipOffset)
-                sp = try read(base + UInt64(layout.ptRegs.offsets["sp"] ?? 0))
+                guard try read(base, layout.ptRegs.offsets["cs"]) & 3 == 0 else { return ips }
+                ip = try read(base &+ ipOffset)
+                sp = try read(base, layout.ptRegs.offsets["sp"])
                 returnAddress = false
             case .end, .undefined:
                 return ips
@@ -76,5 +77,10 @@ struct KernelStackUnwinder {
 
     private func read(_ address: UInt64) throws(IntrospectionError) -> UInt64 {
         try view.u64(address, "kernel stack")
+    }
+
+    /// The `pt_regs` field at `offset` of a frame at `base` on the stack.
+    private func read(_ base: UInt64, _ offset: Int?) throws(IntrospectionError) -> UInt64 {
+        try read(try view.member(base, offset ?? 0, "pt_regs field"))
     }
 }

@@ -1,7 +1,7 @@
 extension KernelView {
     /// `mm->pgd`: the kernel virtual address of an address space's top-level page table.
     public func pageTableDirectory(ofMM mm: UInt64) throws(IntrospectionError) -> UInt64 {
-        try kernelPointer(mm + UInt64(kernel.layout.mm.pgd), "mm_struct.pgd")
+        try kernelPointer(try member(mm, kernel.layout.mm.pgd, "mm_struct.pgd"), "mm_struct.pgd")
     }
 
     /// The guest-physical address of an address space's top-level page table: what CR3 holds
@@ -12,6 +12,6 @@ extension KernelView {
 
     /// `task->pid` (the thread id) of a task, one read.
     public func threadID(ofTask task: UInt64) throws(IntrospectionError) -> Int32 {
-        Int32(bitPattern: try u32(task + UInt64(kernel.layout.task.pid), "task_struct.pid"))
+        Int32(bitPattern: try u32(try member(task, kernel.layout.task.pid, "task_struct.pid"), "task_struct.pid"))
     }
 }

@@ -44,6 +44,16 @@ public struct KernelView: Sendable {
 
     // MARK: typed reads of kernel memory
 
+    /// The address of the member at `offset` of an object at `base`, a pointer read from the guest:
+    /// an object that would run past the top of the address space is corrupt, never a trap.
+    func member(_ base: UInt64, _ offset: Int, _ what: @autoclosure () -> String) throws(IntrospectionError) -> UInt64 {
+        let (address, overflow) = base.addingReportingOverflow(UInt64(truncatingIfNeeded: offset))
+        guard !overflow, offset >= 0 else {
+            throw .inconsistent("\(what()) of the object at 0x\(String(base, radix: 16)) lies past the top of the address space")
+        }
+        return address
+    }
+
     func u64(_ address: UInt64, _ what: @autoclosure () -> String) throws(IntrospectionError) -> UInt64 {
         do { return try space.load(UInt64.self, at: GuestVirtualAddress(address)) } catch { throw .read(what(), error) }
     }

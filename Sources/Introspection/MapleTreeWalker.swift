@@ -40,8 +40,8 @@ struct MapleTreeWalker {
         }
         let (pivotCount, slotCount) = (layout.pivotCount, layout.slotCount)
         guard pivotCount > 0, slotCount == pivotCount + 1 else { throw .inconsistent("maple node layout from BTF") }
-        let pivots = try view.words(node + UInt64(layout.pivots), pivotCount, "maple node pivots")
-        let metaEnd = Int(try view.bytes(node + UInt64(layout.metaEnd), 1, "maple node metadata")[0])
+        let pivots = try view.words(try view.member(node, layout.pivots, "maple node pivots"), pivotCount, "maple node pivots")
+        let metaEnd = Int(try view.bytes(try view.member(node, layout.metaEnd, "maple node metadata"), 1, "maple node metadata")[0])
         // ma_data_end(): the last used slot.
         let end: Int
         if type == m.typeArange64 || pivots[pivotCount - 1] == 0 {
@@ -52,7 +52,7 @@ struct MapleTreeWalker {
             end = pivotCount
         }
         guard end < slotCount else { throw .inconsistent("maple node data end \(end) beyond \(slotCount) slots") }
-        for (i, slot) in try view.words(node + UInt64(layout.slots), end + 1, "maple node slots").enumerated() {
+        for (i, slot) in try view.words(try view.member(node, layout.slots, "maple node slots"), end + 1, "maple node slots").enumerated() {
             guard slot != 0 else { continue }
             if isLeaf {
                 out.append(slot)

@@ -62,7 +62,7 @@ extension KernelView {
     /// kernel does not change FS), else what the kernel saved at its last context switch.
     public func fsBase(of task: GuestTask, current: [Int: UInt64]) throws(IntrospectionError) -> UInt64 {
         if let cpu = vcpus.first(where: { current[$0.index] == task.address }) { return cpu.fsBase }
-        return try u64(task.address + UInt64(kernel.layout.task.threadFSBase), "task_struct.thread.fsbase")
+        return try u64(try member(task.address, kernel.layout.task.threadFSBase, "task_struct.thread.fsbase"), "task_struct.thread.fsbase")
     }
 
     /// A task's kernel frames (sleeping, or running in kernel mode on a vCPU), symbolized: unwound with the kernel's ORC tables when the
@@ -82,7 +82,7 @@ extension KernelView {
             return ips.compactMap { frame($0, "orc") }
         }
         var sp = running?.registers.rsp ?? 0
-        if running == nil { sp = try u64(task.address + UInt64(kernel.layout.task.threadSP), "task_struct.thread.sp") }
+        if running == nil { sp = try u64(try member(task.address, kernel.layout.task.threadSP, "task_struct.thread.sp"), "task_struct.thread.sp") }
         let top = task.stack &+ (16 << 10) &- UInt64(kernel.layout.ptRegs.size)
         guard sp >= task.stack, sp < top else { return [] }
         var frames: [GuestStackFrame] = []

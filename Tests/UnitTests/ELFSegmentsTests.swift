@@ -72,4 +72,19 @@ import Testing
         #expect(segments.relocationReadOnly == nil)
         #expect(segments.threadLocalBytes <= 1 << 20)
     }
+
+    /// Found by the elf-segments fuzz target: a mapping given end-first, or one so large that the
+    /// guest's header offset plus the table size wraps, trapped in the bounds check itself.
+    @Test func mappingBoundsThatWrapGiveNothing() throws {
+        var header = [UInt8](repeating: 0, count: 4096)
+        header[0...4] = [0x7F, 0x45, 0x4C, 0x46, 2]
+        func put16(_ v: UInt16, _ o: Int) { header[o] = UInt8(v & 0xFF); header[o + 1] = UInt8(v >> 8) }
+        func put64(_ v: UInt64, _ o: Int) { for i in 0..<8 { header[o + i] = UInt8((v >> (8 * UInt64(i))) & 0xFF) } }
+        put16(2, 16); put64(64, 32); put16(56, 54); put16(2, 56)
+        let s = try space(holding: header)
+        #expect(ELFSegments.read(mappingStart: Self.base + 4096, mappingEnd: Self.base, space: s) == nil)
+        put64(.max - Self.base - 10, 32)
+        let huge = try space(holding: header)
+        #expect(ELFSegments.read(mappingStart: Self.base, mappingEnd: .max, space: huge) == nil)
+    }
 }

@@ -110,6 +110,54 @@ import Testing
         }
     }
 
+    /// A pointer whose member lies past 2^64 (found by the kernel-view fuzz target: these trapped).
+    static func isPastTheTop(_ error: any Error) -> Bool {
+        guard case IntrospectionError.inconsistent(let why) = error else { return false }
+        return why.contains("past the top of the address space")
+    }
+
+    @Test func aRealParentNearTheTopIsATypedError() throws {
+        let g = try guest()
+        let b = Self.pageVirtual + 0x10_0000
+        try g.task(g.initTask, pid: 0, name: "swapper/0", next: b)
+        try g.task(b, pid: 42, name: "victim", next: g.initTask)
+        try g.put64(0xFFFF_FFFF_FFFF_FFF8, at: b + UInt64(g.kernel.layout.task.realParent))
+        #expect { try g.view().tasks() } throws: { Self.isPastTheTop($0) }
+    }
+
+    @Test func aThreadGroupNextNearTheTopIsATypedError() throws {
+        let g = try guest()
+        let b = Self.pageVirtual + 0x10_0000
+        try g.task(g.initTask, pid: 0, name: "swapper/0", next: b)
+        try g.task(b, pid: 42, name: "victim", next: g.initTask)
+        let t = g.kernel.layout.task
+        // The "thread" this names lies so high that its comm (after thread_group) wraps past 2^64.
+        try #require(t.comm > t.threadGroup)
+        let thread = 0 &- UInt64(t.comm)
+        try g.put64(thread + UInt64(t.threadGroup), at: b + UInt64(t.threadGroup))
+        #expect { try g.view().tasks() } throws: { Self.isPastTheTop($0) }
+    }
+
+    @Test func anMMNearTheTopIsATypedError() throws {
+        let g = try guest()
+        let b = Self.pageVirtual + 0x10_0000
+        try g.task(g.initTask, pid: 0, name: "swapper/0", next: b)
+        try g.task(b, pid: 42, name: "victim", next: g.initTask, mm: 0xFFFF_FFFF_FFFF_FFF8)
+        let view = try g.view()
+        #expect { try view.pageTableRoot(ofMM: 0xFFFF_FFFF_FFFF_FFF8) } throws: { Self.isPastTheTop($0) }
+        // The process is still listed, without page tables or arguments.
+        let process = try #require(try view.processes().first)
+        #expect(process.pid == 42 && process.pageTableRoot == nil && process.arguments.isEmpty)
+    }
+
+    @Test func aMapleNodeInTheLastPageIsATypedError() throws {
+        let g = try guest()
+        let mm = Self.pageVirtual + 0x12_0000
+        let maple = g.kernel.layout.maple
+        try g.put64(0xFFFF_FFFF_FFFF_FF00 | (maple.typeRange64 << 3) | 2, at: mm + UInt64(g.kernel.layout.mm.mapleRoot))
+        #expect(throws: IntrospectionError.self) { try g.view().mappings(ofMM: mm) }
+    }
+
     @Test func aKernelWhoseLSTARIsNotThisImageIsRefused() throws {
         let g = try guest()
         let cpu = VCPUSnapshot(index: 0, registers: GeneralRegisters(), cr3: 0x1000, cr4: 0, efer: 0x500,
