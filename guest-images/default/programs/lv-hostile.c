@@ -81,8 +81,8 @@ __attribute__((noinline)) static uintptr_t lv_call_on(uintptr_t top, uintptr_t s
 
 static int lv_forge(uintptr_t result, uintptr_t size, unsigned long count)
 {
-    // Two pages: a guard below, and 32 bytes of stack at the bottom of the upper one, so malloc
-    // faults right after its entry (the monitor has patched the return slot by then).
+    // Two pages: a guard below, and 16 bytes of stack at the bottom of the upper one, so malloc
+    // faults at its second push (the monitor has patched the return slot by then).
     char *area = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (area == MAP_FAILED || mprotect(area, 4096, PROT_NONE) != 0)
         lv_fail("mmap");
@@ -91,7 +91,7 @@ static int lv_forge(uintptr_t result, uintptr_t size, unsigned long count)
         lv_forged_result = result + i * 4096;
         lv_phase = 1;
         if (sigsetjmp(lv_back, 1) == 0) {
-            uintptr_t got = lv_call_on((uintptr_t)area + 4096 + 32, size, (void *)malloc);
+            uintptr_t got = lv_call_on((uintptr_t)area + 4096 + 16, size, (void *)malloc);
             if (lv_phase == 2 && got == lv_forged_result)
                 accepted++;          // the monitor took the forged return and resumed the call
             else
