@@ -236,10 +236,17 @@ static int lv_mmio(uintptr_t base, uintptr_t length, unsigned long count)
     int fd = open("/dev/mem", O_RDWR | O_SYNC);
     if (fd < 0)
         lv_fail("open /dev/mem");
-    uintptr_t first = base & ~4095UL, span = ((base + length + 4095) & ~4095UL) - first;
-    volatile unsigned char *map = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)first);
-    if (map == MAP_FAILED)
-        lv_fail("mmap /dev/mem");
+    // Page by page: a range a guest driver has claimed cannot be mapped (unbind the driver first).
+    uintptr_t first = base & ~4095UL, pages = (((base + length + 4095) & ~4095UL) - first) / 4096;
+    if (pages == 0 || pages > 4096)
+        lv_fail("the range (1 to 4096 pages)");
+    static volatile unsigned char *map[4096];
+    unsigned long mapped = 0;
+    for (uintptr_t i = 0; i < pages; i++) {
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(first + i * 4096));
+        map[i] = m == MAP_FAILED ? NULL : m;
+        mapped += m != MAP_FAILED;
+    }
     uint64_t state = 0x9e3779b97f4a7c15ULL ^ base;
     unsigned long done = 0, faults = 0;
     for (unsigned long i = 0; i < count; i++) {
@@ -247,11 +254,12 @@ static int lv_mmio(uintptr_t base, uintptr_t length, unsigned long count)
         state ^= state >> 7;
         state ^= state << 17;
         unsigned width = 1u << (state & 3);
-        uintptr_t offset = (base - first) + ((state >> 8) % length);
-        offset &= ~(uintptr_t)(width - 1);
-        if (offset + width > span)
+        uintptr_t physical = (base + (state >> 8) % length) & ~(uintptr_t)(width - 1);
+        if (physical < first)
             continue;
-        uintptr_t physical = first + offset;
+        uintptr_t page = (physical - first) / 4096, offset = physical & 4095;
+        if (page >= pages || map[page] == NULL || offset + width > 4096)
+            continue;
         if (physical >= CONTROL_PAGE && physical < CONTROL_PAGE + 8)
             continue;                            // the exit-status register would end the run
         uint64_t value = state * 0x2545f4914f6cdd1dULL;
@@ -259,7 +267,7 @@ static int lv_mmio(uintptr_t base, uintptr_t length, unsigned long count)
             faults++;
             continue;
         }
-        volatile unsigned char *p = map + offset;
+        volatile unsigned char *p = map[page] + offset;
         int write = (state >> 40) & 1;
         switch (width) {
         case 1: if (write) *p = (uint8_t)value; else (void)*p; break;
@@ -269,8 +277,8 @@ static int lv_mmio(uintptr_t base, uintptr_t length, unsigned long count)
         }
         done++;
     }
-    lv_say("lv-hostile mmio: %lu access(es) to 0x%lx+0x%lx, %lu fault(s)\n", done, (unsigned long)base,
-           (unsigned long)length, faults);
+    lv_say("lv-hostile mmio: %lu access(es) to 0x%lx+0x%lx (%lu of %lu page(s) mapped), %lu fault(s)\n", done,
+           (unsigned long)base, (unsigned long)length, mapped, (unsigned long)pages, faults);
     return 0;
 }
 
