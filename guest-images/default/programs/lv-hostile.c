@@ -87,24 +87,29 @@ static int lv_forge(uintptr_t result, uintptr_t size, unsigned long count)
     if (area == MAP_FAILED || mprotect(area, 4096, PROT_NONE) != 0)
         lv_fail("mmap");
     unsigned long accepted = 0, refused = 0, other = 0;
+    char detail[160] = "";
     for (unsigned long i = 0; i < count; i++) {
         lv_forged_result = result + i * 4096;
         lv_phase = 1;
         if (sigsetjmp(lv_back, 1) == 0) {
             uintptr_t got = lv_call_on((uintptr_t)area + 4096 + 16, size, (void *)malloc);
-            if (lv_phase == 2 && got == lv_forged_result)
+            if (lv_phase == 2 && got == lv_forged_result) {
                 accepted++;          // the monitor took the forged return and resumed the call
-            else
+            } else {
                 other++;             // malloc did not fault where expected
+                snprintf(detail, sizeof detail, "; last other: returned 0x%lx in phase %d", (unsigned long)got, lv_phase);
+            }
         } else if (lv_fault_address == TRAMPOLINE) {
             refused++;               // the forged return was a plain fault, as on real hardware
         } else {
             other++;
+            snprintf(detail, sizeof detail, "; last other: signal %d at 0x%lx (rip 0x%lx) in phase %d", lv_fault_signal,
+                     (unsigned long)lv_fault_address, (unsigned long)lv_fault_rip, lv_phase);
         }
         lv_phase = 0;
     }
-    lv_say("lv-hostile forge: %lu forged return(s) of 0x%lx (size %lu): %lu refused, %lu accepted, %lu other\n",
-           count, (unsigned long)result, (unsigned long)size, refused, accepted, other);
+    lv_say("lv-hostile forge: %lu forged return(s) of 0x%lx (size %lu): %lu refused, %lu accepted, %lu other%s\n",
+           count, (unsigned long)result, (unsigned long)size, refused, accepted, other, detail);
     return accepted == 0 && refused == count ? 0 : 1;
 }
 
