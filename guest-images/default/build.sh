@@ -22,6 +22,8 @@ programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
 # Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
 leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx
                lv-leak-hold lv-grow-cache)
+# Hostile-guest programs: attack the monitor from user space (programs/LEAK-PROGRAMS.md).
+hostile_programs=(lv-hostile)
 # Benchmarks (allocator breakpoints; reachability scans), built like the leak programs
 # (programs/LEAK-PROGRAMS.md).
 bench_programs=(lv-bench-malloc lv-bench-realistic lv-scan-bench)
@@ -139,7 +141,7 @@ leak_cflags=(-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror)
 leak_header=$here/programs/lv-prog.h
 # Older than its source or than the shared header lv-prog.h.
 stale() { [ ! -x "$1" ] || [ "$2" -nt "$1" ] || [ "$leak_header" -nt "$1" ]; }
-for p in "${leak_programs[@]}" "${bench_programs[@]}"; do
+for p in "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; do
     case $p in
     lv-leak-cxx | lv-bench-realistic) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
     lv-leak-threads) src=$here/programs/$p.c cc=(gcc -pthread) ;;
@@ -154,7 +156,7 @@ for p in "${leak_programs[@]}" "${bench_programs[@]}"; do
         built=$((built + 1))
     fi
 done
-log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]})"
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]})"
 
 # --- Initramfs ----------------------------------------------------------------
 busybox=/bin/busybox
@@ -174,7 +176,7 @@ done < <("$busybox" --list-full)
 [ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
-for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}" "${bench_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
+for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
 install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
 echo leakvisor >"$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
