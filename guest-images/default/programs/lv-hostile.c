@@ -89,7 +89,7 @@ static int lv_forge(uintptr_t result, uintptr_t size, unsigned long count)
     unsigned long accepted = 0, refused = 0, other = 0;
     char detail[160] = "";
     for (unsigned long i = 0; i < count; i++) {
-        lv_forged_result = result + i * 4096;
+        lv_forged_result = result;
         lv_phase = 1;
         if (sigsetjmp(lv_back, 1) == 0) {
             uintptr_t got = lv_call_on((uintptr_t)area + 4096 + 16, size, (void *)malloc);
