@@ -40,8 +40,10 @@ struct ELFSegments: Sendable {
             (0..<width).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) }
         }
         let phoff = u64(header, 32), entrySize = u64(header, 54, 2), count = u64(header, 56, 2)
-        guard entrySize == 56, count > 0, count <= UInt64(maximumHeaders), phoff < mappingEnd - mappingStart,
-              phoff + count * 56 <= mappingEnd - mappingStart,
+        // Every bound comes from the guest: checked, never trapping.
+        guard entrySize == 56, count > 0, count <= UInt64(maximumHeaders), mappingStart < mappingEnd,
+              case let mappingSize = mappingEnd - mappingStart, phoff < mappingSize,
+              case let (tableEnd, overflow) = phoff.addingReportingOverflow(count * 56), !overflow, tableEnd <= mappingSize,
               let table = try? space.read(GuestVirtualAddress(mappingStart + phoff), count: Int(count * 56)) else { return nil }
         return (0..<Int(count)).map { i in
             let o = i * 56
