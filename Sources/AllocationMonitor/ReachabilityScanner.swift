@@ -28,6 +28,8 @@ public final class ReachabilityScanner: Sendable {
     }
 
     let state = Mutex(State())
+    /// The part of the pause limit kept for the work after the marking (verdicts, ledger update).
+    static let pauseReserve = 0.1
     let kernel: GuestKernel
     let ledger: AllocationLedger
     let clock: TrackerClock
@@ -204,8 +206,10 @@ public final class ReachabilityScanner: Sendable {
         let roundDeadline = ScanBudget().deadline(after: limits.scanSeconds)
         let refreshed = refresh(memory: machine.memory, deadline: roundDeadline)
         let pauseStarted = clock.now
-        let deadline = min(roundDeadline, ScanBudget().deadline(after: limits.pauseSeconds))
-        let scans = (try? machine.withGuestPaused(timeout: min(pauseTimeout, limits.pauseSeconds)) {
+        // The marking stops early enough to leave time for the verdicts and the ledger's update.
+        let pauseForMarking = limits.pauseSeconds * (1 - Self.pauseReserve)
+        let deadline = min(roundDeadline, ScanBudget().deadline(after: pauseForMarking))
+        let scans = (try? machine.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
             scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
         }) ?? []
         return LiveScanRound(scans: scans, pagesRefreshed: refreshed, pauseSeconds: Double(clock.now &- pauseStarted) / 1e9)
