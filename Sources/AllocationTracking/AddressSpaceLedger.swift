@@ -90,6 +90,8 @@ public struct AddressSpaceLedger: Sendable {
 
     /// Keeps a scan's verdicts and adds a sample per allocation site of its referenced blocks.
     mutating func record(_ scan: SpaceScan, staleAfter: UInt64) {
+        var scan = scan
+        if !scan.complete, let previous = lastScan { scan = Self.keepingLeaks(of: previous, in: scan, blocks: blocks) }
         lastScan = scan
         // An incomplete scan left blocks unclassified: its referenced counts would fake a shrink.
         guard scan.complete else { return }
@@ -109,6 +111,23 @@ public struct AddressSpaceLedger: Sendable {
         for (stack, sample) in samples {
             siteHistory[stack] = Array((siteHistory[stack, default: []] + [sample]).suffix(Self.siteHistoryLength))
         }
+    }
+
+    /// An incomplete scan proves nothing about the blocks it did not classify, but a leak an
+    /// earlier complete scan proved stays a leak (nothing points to it, so nothing can again):
+    /// such blocks keep that verdict, if they were already allocated at that scan.
+    static func keepingLeaks(of previous: SpaceScan, in scan: SpaceScan, blocks: [UInt64: LiveBlock]) -> SpaceScan {
+        var scan = scan
+        var kept = 0
+        for (address, verdict) in previous.verdicts where verdict.reachability == .directLeak || verdict.reachability == .indirectLeak {
+            guard scan.verdicts[address] == nil, let block = blocks[address], block.time <= previous.time else { continue }
+            scan.verdicts[address] = verdict
+            kept += 1
+        }
+        if kept > 0 {
+            scan.notes.append("\(kept) block(s) keep the leak class an earlier complete scan proved")
+        }
+        return scan
     }
 
     mutating func close(_ end: AddressSpaceEnd, at time: UInt64) {
