@@ -117,16 +117,20 @@ public final class ReachabilityScanner: Sendable {
             }
             let space = AddressSpace(memory: view.memory, root: PageTableRoot(tableAddress: GuestPhysicalAddress(root)), mode: view.mode)
             var roots = ProcessRootSet()
+            var rootsFound = true
             do {
                 roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space)
             } catch {
-                notes.append("roots: \(error)")
+                // Without the mappings there are no memory roots: every block would look leaked.
+                notes.append("roots could not be collected (\(error))")
+                rootsFound = false
             }
             notes += roots.missingThreads
             let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
-            let result = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
+            let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
                                                        rootWords: roots.registerWords, memory: &source)
+            let result = rootsFound ? marked : marked.provenReachableOnly()
             let now = clock.now
             let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
                                          history: s.writes == nil ? nil : s.history, now: now)

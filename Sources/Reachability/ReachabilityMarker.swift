@@ -116,4 +116,16 @@ public struct ReachabilityResult: Sendable {
     /// Whether every leak was followed when grouping leaks into cliques (else some indirect leaks
     /// are counted as direct).
     public var leakGroupingComplete = true
+
+    /// The result of a marking that is known to have missed roots: only reachable blocks keep
+    /// their class (missing roots can only hide reachability, never create it).
+    public func provenReachableOnly() -> ReachabilityResult {
+        var result = self
+        result.classes = classes.map { $0 == .reachable ? .reachable : nil }
+        result.leaders = leaders.map { _ in -1 }
+        result.indirectBytes = indirectBytes.map { _ in 0 }
+        result.complete = false
+        result.leakGroupingComplete = false
+        return result
+    }
 }

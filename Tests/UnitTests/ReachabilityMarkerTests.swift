@@ -213,4 +213,16 @@ import Testing
         for unproven: UInt64 in [0x3000, 0x4000, 0x5000, 0x6000] { #expect(c[unproven]?.0 == nil) }
         #expect(c.values.allSatisfy { $0.1 == nil && $0.2 == 0 })
     }
+
+    @Test func aMarkingThatMissedRootsKeepsOnlyWhatItProvedReachable() {
+        var heap = Heap()
+        heap.block(0x1000, 32, pointers: [0x2000])
+        heap.block(0x2000, 32)
+        heap.block(0x3000, 32)
+        let index = HeapBlockIndex(blocks: heap.blocks)
+        var source = WordListSource(words: heap.words)
+        let r = ReachabilityMarker().classify(index, rootRanges: [], rootWords: [0x1000], memory: &source).provenReachableOnly()
+        #expect(r.classes == [.reachable, .reachable, nil])
+        #expect(!r.complete && r.leaders == [-1, -1, -1] && r.indirectBytes == [0, 0, 0])
+    }
 }
