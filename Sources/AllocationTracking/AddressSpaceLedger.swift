@@ -1,4 +1,5 @@
 import Introspection
+import Reachability
 
 /// The ledger of one guest address space (one process image between exec and exit).
 public struct AddressSpaceLedger: Sendable {
@@ -31,7 +32,11 @@ public struct AddressSpaceLedger: Sendable {
         public var peakLiveBytes: UInt64 = 0
         /// `free(NULL)` and friends: legal, counted, not recorded.
         public var nullReleases = 0
+        /// Allocator results refused as implausible (see `LedgerFinding.Kind.implausibleBlock`).
+        public var refusedBlocks = 0
     }
+    /// Live bytes without overflow (sizes come from the guest): `counters.liveBytes` saturates it.
+    private var liveBytesExact: UInt128 = 0
 
     static let releasedMemory = 4096
 
@@ -42,12 +47,13 @@ public struct AddressSpaceLedger: Sendable {
     mutating func insert(_ address: UInt64, _ block: LiveBlock) {
         if let old = blocks.updateValue(block, forKey: address) {
             // The allocator handed out an address we think is live: we missed its release.
-            counters.liveBytes &-= old.size
+            liveBytesExact -= min(liveBytesExact, UInt128(old.size))
         }
         forgetRelease(address)
         counters.allocations += 1
-        counters.bytesAllocated &+= block.size
-        counters.liveBytes &+= block.size
+        counters.bytesAllocated = counters.bytesAllocated.addingSaturated(block.size)
+        liveBytesExact += UInt128(block.size)
+        counters.liveBytes = UInt64(clamping: liveBytesExact)
         counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
     }
 
@@ -55,7 +61,8 @@ public struct AddressSpaceLedger: Sendable {
     mutating func remove(_ address: UInt64, stack: UInt32) -> LiveBlock? {
         guard let block = blocks.removeValue(forKey: address) else { return nil }
         counters.releases += 1
-        counters.liveBytes &-= block.size
+        liveBytesExact -= min(liveBytesExact, UInt128(block.size))
+        counters.liveBytes = UInt64(clamping: liveBytesExact)
         rememberRelease(address, stack: stack)
         return block
     }
@@ -83,12 +90,17 @@ public struct AddressSpaceLedger: Sendable {
 
     /// Keeps a scan's verdicts and adds a sample per allocation site of its referenced blocks.
     mutating func record(_ scan: SpaceScan, staleAfter: UInt64) {
+        var scan = scan
+        if !scan.complete, let previous = lastScan { scan = Self.keepingLeaks(of: previous, in: scan, blocks: blocks) }
+        lastScan = scan
+        // An incomplete scan left blocks unclassified: its referenced counts would fake a shrink.
+        guard scan.complete else { return }
         var samples: [UInt32: SiteSample] = [:]
         for (address, block) in blocks {
             guard let verdict = scan.verdicts[address], !verdict.reachability.isLeak else { continue }
             var sample = samples[block.stack] ?? SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0)
             sample.blocks += 1
-            sample.bytes &+= block.size
+            sample.bytes = sample.bytes.addingSaturated(block.size)
             if scan.time &- verdict.lastWritten >= staleAfter { sample.staleBlocks += 1 }
             samples[block.stack] = sample
         }
@@ -99,7 +111,23 @@ public struct AddressSpaceLedger: Sendable {
         for (stack, sample) in samples {
             siteHistory[stack] = Array((siteHistory[stack, default: []] + [sample]).suffix(Self.siteHistoryLength))
         }
-        lastScan = scan
+    }
+
+    /// An incomplete scan proves nothing about the blocks it did not classify, but a leak an
+    /// earlier complete scan proved stays a leak (nothing points to it, so nothing can again):
+    /// such blocks keep that verdict, if they were already allocated at that scan.
+    static func keepingLeaks(of previous: SpaceScan, in scan: SpaceScan, blocks: [UInt64: LiveBlock]) -> SpaceScan {
+        var scan = scan
+        var kept = 0
+        for (address, verdict) in previous.verdicts where verdict.reachability == .directLeak || verdict.reachability == .indirectLeak {
+            guard scan.verdicts[address] == nil, let block = blocks[address], block.time <= previous.time else { continue }
+            scan.verdicts[address] = verdict
+            kept += 1
+        }
+        if kept > 0 {
+            scan.notes.append("\(kept) block(s) keep the leak class an earlier complete scan proved")
+        }
+        return scan
     }
 
     mutating func close(_ end: AddressSpaceEnd, at time: UInt64) {

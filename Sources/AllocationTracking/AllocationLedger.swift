@@ -1,4 +1,5 @@
 import Introspection
+import Reachability
 import Synchronization
 
 /// The allocation ledger, kept outside the guest: per address space, the live blocks with size,
@@ -23,13 +24,31 @@ public final class AllocationLedger: Sendable {
 
     public init() {}
 
-    /// Records a block returned by an allocator.
+    /// What the ledger did with an allocator's result.
+    public enum AllocationOutcome: Sendable, Equatable {
+        case recorded
+        /// Refused as implausible (its end wraps or lies past user space): counted, and kept as a finding.
+        case refused
+    }
+
+    /// Records a block returned by an allocator. A block that does not fit in user space (a forged
+    /// or corrupt result) is refused: scans and reports never see it, and the space gets a finding.
+    @discardableResult
     public func allocate(in space: UInt64, address: UInt64, size: UInt64, function: AllocatorFunction,
-                         stack: [UInt64], thread: Int32, time: UInt64) {
+                         stack: [UInt64], thread: Int32, time: UInt64) -> AllocationOutcome {
         state.withLock { s in
             let id = s.stacks.intern(stack)
+            guard UserSpace.contains(start: address, size: size), size <= LiveBlock.sizeMask else {
+                var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
+                ledger.counters.refusedBlocks += 1
+                ledger.record(LedgerFinding(kind: .implausibleBlock, address: address, releasedBy: function, allocatedBy: nil,
+                                            thread: thread, time: time, stack: id, size: size))
+                s.live[space] = ledger
+                return .refused
+            }
             s.live[space, default: AddressSpaceLedger(pageTableRoot: space)]
                 .insert(address, LiveBlock(size: size, time: time, stack: id, thread: thread, function: function))
+            return .recorded
         }
     }
 

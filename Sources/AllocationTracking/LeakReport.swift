@@ -9,6 +9,8 @@ public struct LeakReport: Sendable, Codable, Equatable {
     public var seconds: Double
     public var processes: [ProcessReport]
     public var summary: Summary
+    /// Caveats about the report as a whole (byte totals that reached 2^64 − 1, incomplete scans).
+    public var notes: [String] = []
 
     public struct Summary: Sendable, Codable, Equatable {
         public var outstandingBlocks: Int
@@ -50,6 +52,8 @@ public struct ProcessReport: Sendable, Codable, Equatable {
     public var scan: ScanReport?
     /// Allocation sites whose referenced blocks grew over the scans and are mostly stale.
     public var growth: [SiteGrowth]
+    /// Allocator results refused as implausible (each also a finding, up to the findings cap).
+    public var refusedBlocks: Int
 }
 
 /// Blocks and bytes per reachability class.
@@ -95,6 +99,7 @@ public struct ClassTotals: Sendable, Codable, Equatable {
 /// A count of blocks and their bytes.
 public struct BlockTotal: Sendable, Codable, Equatable {
     public var blocks = 0
+    /// Saturated at 2^64 − 1 (then a lower bound).
     public var bytes: UInt64 = 0
 
     public init(blocks: Int = 0, bytes: UInt64 = 0) {
@@ -102,7 +107,9 @@ public struct BlockTotal: Sendable, Codable, Equatable {
         self.bytes = bytes
     }
 
-    public static func + (a: Self, b: Self) -> Self { BlockTotal(blocks: a.blocks + b.blocks, bytes: a.bytes + b.bytes) }
+    public static func + (a: Self, b: Self) -> Self {
+        BlockTotal(blocks: a.blocks &+ b.blocks, bytes: a.bytes.addingSaturated(b.bytes))
+    }
 }
 
 /// The latest scan of a process, as reported.
@@ -111,6 +118,9 @@ public struct ScanReport: Sendable, Codable, Equatable {
     public var figures: ScanFigures
     public var classes: ClassTotals
     public var notes: [String]
+    /// False when the scan stopped early (a budget ran out, pages were unreadable): its blocks not
+    /// proven reachable are counted as not scanned, not as leaks.
+    public var complete: Bool
 }
 
 /// An allocation site whose blocks stay referenced but keep accumulating without being written:
@@ -179,6 +189,8 @@ public struct FindingReport: Sendable, Codable, Equatable {
     public var thread: Int32
     public var seconds: Double
     public var frames: [ReportFrame]
+    /// For implausible allocation results: the size the allocator was asked for.
+    public var size: UInt64? = nil
 }
 
 /// One symbolized stack frame.

@@ -38,18 +38,18 @@ public struct LeakReportBuilder: Sendable {
                 grouped[Key(function: block.function, stack: block.stack, reachability: reachability), default: []].append((address, block))
                 classes[reachability] = classes[reachability] + BlockTotal(blocks: 1, bytes: block.size)
             }
-            let staleAfter = UInt64(max(0, staleAfterSeconds) * 1e9)
+            let staleAfter = ScanLimits.nanoseconds(staleAfterSeconds)
             var groups = grouped.map { key, members in
                 let blocks = members.map(\.1)
                 let sizes = blocks.map(\.size).sorted(by: >)
                 let verdicts = members.compactMap { scan?.verdicts[$0.0] }
-                return AllocationGroup(function: key.function, blocks: blocks.count, bytes: sizes.reduce(0, +),
+                return AllocationGroup(function: key.function, blocks: blocks.count, bytes: UInt64.saturatedSum(sizes),
                                        sizes: Array(sizes.prefix(16)),
                                        oldestSeconds: Double(blocks.map(\.time).min() ?? 0) / 1e9,
                                        newestSeconds: Double(blocks.map(\.time).max() ?? 0) / 1e9,
                                        threads: Array(Set(blocks.map(\.thread))).sorted(), frames: frames(key.stack),
                                        reachability: key.reachability,
-                                       indirectBytes: verdicts.reduce(0) { $0 + $1.indirectBytes },
+                                       indirectBytes: UInt64.saturatedSum(verdicts.map(\.indirectBytes)),
                                        lastWrittenSeconds: verdicts.map(\.lastWritten).max().map { Double($0) / 1e9 },
                                        staleBlocks: scan.map { scan in verdicts.filter { scan.time &- $0.lastWritten >= staleAfter }.count },
                                        details: key.reachability?.isLeak == true ? Self.details(members, scan) : [])
@@ -58,13 +58,15 @@ public struct LeakReportBuilder: Sendable {
                 let ca = a.reachability.map { ReachabilityClass.allCases.firstIndex(of: $0)! } ?? 4
                 let cb = b.reachability.map { ReachabilityClass.allCases.firstIndex(of: $0)! } ?? 4
                 if ca != cb { return ca < cb }
-                return (a.bytes + a.indirectBytes, a.blocks, b.oldestSeconds) > (b.bytes + b.indirectBytes, b.blocks, a.oldestSeconds)
+                return (a.bytes.addingSaturated(a.indirectBytes), a.blocks, b.oldestSeconds)
+                    > (b.bytes.addingSaturated(b.indirectBytes), b.blocks, a.oldestSeconds)
             }
-            let scanReport = scan.map { ScanReport(seconds: Double($0.time) / 1e9, figures: $0.figures, classes: classes, notes: $0.notes) }
+            let scanReport = scan.map { ScanReport(seconds: Double($0.time) / 1e9, figures: $0.figures, classes: classes, notes: $0.notes,
+                                                   complete: $0.complete) }
             let growth = Self.growth(space.siteHistory, blocks: space.blocks, frames: frames)
             let executable = space.identity?.executable
             let findings = space.findings.filter { finding in
-                guard finding.kind != .mismatchedRelease, Int(finding.stack) < snapshot.stacks.count,
+                guard finding.kind != .mismatchedRelease, finding.kind != .implausibleBlock, Int(finding.stack) < snapshot.stacks.count,
                       snapshot.stacks[Int(finding.stack)].count > 1 else { return true }
                 let entry = symbolizer.frame(snapshot.stacks[Int(finding.stack)][0], isReturnAddress: false)
                 let caller = symbolizer.frame(snapshot.stacks[Int(finding.stack)][1], isReturnAddress: true)
@@ -74,19 +76,19 @@ public struct LeakReportBuilder: Sendable {
                 return !internalReleasers.contains(caller.function ?? "")
             }.map {
                 FindingReport(kind: $0.kind, address: $0.address, releasedBy: $0.releasedBy, allocatedBy: $0.allocatedBy,
-                              thread: $0.thread, seconds: Double($0.time) / 1e9, frames: frames($0.stack))
+                              thread: $0.thread, seconds: Double($0.time) / 1e9, frames: frames($0.stack), size: $0.size)
             }
             processes.append(ProcessReport(pid: space.identity?.pid, command: space.identity?.command,
                                            executable: space.identity?.executable, state: space.end,
                                            outstandingBlocks: space.blocks.count,
-                                           outstandingBytes: space.blocks.values.reduce(0) { $0 + $1.size },
+                                           outstandingBytes: UInt64.saturatedSum(space.blocks.values.lazy.map(\.size)),
                                            allocations: space.counters.allocations, releases: space.counters.releases,
                                            bytesAllocated: space.counters.bytesAllocated,
                                            peakLiveBytes: space.counters.peakLiveBytes, groups: groups, findings: findings,
-                                           scan: scanReport, growth: growth))
+                                           scan: scanReport, growth: growth, refusedBlocks: space.counters.refusedBlocks))
         }
         let summary = LeakReport.Summary(outstandingBlocks: processes.reduce(0) { $0 + $1.outstandingBlocks },
-                                         outstandingBytes: processes.reduce(0) { $0 + $1.outstandingBytes },
+                                         outstandingBytes: UInt64.saturatedSum(processes.map(\.outstandingBytes)),
                                          allocationSites: processes.reduce(0) { $0 + $1.groups.count },
                                          processes: processes.count,
                                          findings: processes.reduce(0) { $0 + $1.findings.count },
@@ -97,7 +99,9 @@ public struct LeakReportBuilder: Sendable {
                                                  return t
                                              }
                                          })
-        return LeakReport(seconds: seconds, processes: processes, summary: summary)
+        var report = LeakReport(seconds: seconds, processes: processes, summary: summary)
+        report.notes = Self.notes(report)
+        return report
     }
 
     /// The blocks of a leak group, oldest first, at most `BlockDetail.limit`.
@@ -117,6 +121,7 @@ public struct LeakReportBuilder: Sendable {
         var result: [SiteGrowth] = []
         for (stack, samples) in history {
             // The run of non-shrinking samples that ends at the latest one.
+            guard !samples.isEmpty else { continue }
             var start = samples.count - 1
             while start > 0, samples[start - 1].bytes <= samples[start].bytes, samples[start - 1].bytes > 0 { start -= 1 }
             let run = samples[start...]
@@ -127,6 +132,27 @@ public struct LeakReportBuilder: Sendable {
                                      seconds: Double(last.time &- first.time) / 1e9, staleBlocks: last.staleBlocks,
                                      frames: frames(stack)))
         }
-        return result.sorted { ($0.lastBytes - $0.firstBytes) > ($1.lastBytes - $1.firstBytes) }
+        return result.sorted { ($0.lastBytes &- $0.firstBytes) > ($1.lastBytes &- $1.firstBytes) }
+    }
+
+    /// Caveats about the whole report: saturated byte totals, incomplete scans, refused blocks.
+    static func notes(_ report: LeakReport) -> [String] {
+        var notes: [String] = []
+        let s = report.summary
+        let totals = [s.outstandingBytes] + [s.classes.definitelyLost, s.classes.indirectlyLost, s.classes.possiblyLost,
+                                             s.classes.stillReachable, s.classes.notScanned].map(\.bytes)
+            + report.processes.flatMap { p in [p.outstandingBytes, p.bytesAllocated, p.peakLiveBytes] + p.groups.map(\.bytes) }
+        if totals.contains(where: \.isSaturated) {
+            notes.append("some byte totals reached 2^64 - 1 (18446744073709551615) and are lower bounds")
+        }
+        let incomplete = report.processes.filter { $0.scan?.complete == false }.count
+        if incomplete > 0 {
+            notes.append("\(incomplete) process(es) whose latest scan was incomplete: their blocks not proven reachable are not classified")
+        }
+        let refused = report.processes.reduce(0) { $0 &+ $1.refusedBlocks }
+        if refused > 0 {
+            notes.append("\(refused) implausible allocation result(s) refused (end past user space or wrapping)")
+        }
+        return notes
     }
 }

@@ -9,7 +9,7 @@ public enum LeakReportText {
         for process in report.processes {
             let pid = process.pid.map(String.init) ?? "?"
             let who = "\(process.command ?? "unknown process") (pid \(pid), \(process.state.rawValue))"
-            out += "==\(pid)== LeakVisor: \(who): \(process.outstandingBytes) byte(s) outstanding"
+            out += "==\(pid)== LeakVisor: \(who): \(bytes(process.outstandingBytes)) byte(s) outstanding"
                 + " in \(process.outstandingBlocks) allocation(s); \(process.allocations) allocation(s) and"
                 + " \(process.releases) release(s) tracked\n"
             if let scan = process.scan {
@@ -17,6 +17,10 @@ public enum LeakReportText {
                 out += "==\(pid)== reachability scan (\(f.kind)) at \(String(format1: scan.seconds)) s: \(f.threads) thread(s),"
                     + " \(f.rootBytes) root byte(s), \(f.bytesScanned) byte(s) scanned, \(f.pagesRead) page(s) read,"
                     + " \(f.pagesReused) reused, \(f.pagesDirtied) dirtied since the previous scan\n"
+                if !scan.complete {
+                    out += "==\(pid)== scan INCOMPLETE: \(scan.classes.notScanned.blocks) block(s) not classified"
+                        + " (counted as not scanned, not as leaks)\n"
+                }
                 for note in scan.notes.prefix(5) { out += "==\(pid)== note: \(note)\n" }
             }
             for group in process.groups where showReachable || group.reachability != .reachable {
@@ -31,14 +35,16 @@ public enum LeakReportText {
                 out += frames(group.frames, maxFrames)
             }
             for growth in process.growth {
-                out += "\nGrowing while referenced: \(growth.firstBytes) -> \(growth.lastBytes) byte(s)"
+                out += "\nGrowing while referenced: \(bytes(growth.firstBytes)) -> \(bytes(growth.lastBytes)) byte(s)"
                     + " (\(growth.firstBlocks) -> \(growth.lastBlocks) object(s)) over \(growth.scans) scans in"
                     + " \(age(growth.seconds)), \(growth.staleBlocks) of them not written lately, allocated by"
                     + " \(growth.function.rawValue) from:\n"
                 out += frames(growth.frames, maxFrames)
             }
             for finding in process.findings {
-                out += "\n\(finding.kind.rawValue.capitalizedFirst) of 0x\(String(finding.address, radix: 16)) by \(finding.releasedBy.rawValue)"
+                out += "\n\(finding.kind.rawValue.capitalizedFirst) of 0x\(String(finding.address, radix: 16))"
+                if let size = finding.size { out += " (\(size) byte(s))" }
+                out += " by \(finding.releasedBy.rawValue)"
                 if let allocatedBy = finding.allocatedBy { out += " (allocated by \(allocatedBy.rawValue))" }
                 out += ", thread \(finding.thread), from:\n"
                 out += frames(finding.frames, maxFrames)
@@ -49,7 +55,8 @@ public enum LeakReportText {
             out += "\n"
         }
         let s = report.summary
-        out += "SUMMARY: LeakVisor: \(s.outstandingBytes) byte(s) outstanding in \(s.outstandingBlocks) allocation(s)"
+        for note in report.notes { out += "leakvisor: note: \(note)\n" }
+        out += "SUMMARY: LeakVisor: \(bytes(s.outstandingBytes)) byte(s) outstanding in \(s.outstandingBlocks) allocation(s)"
             + " from \(s.allocationSites) site(s) in \(s.processes) process(es); " + classLine(s.classes)
             + "; \(s.findings) finding(s).\n"
         return out
@@ -60,7 +67,7 @@ public enum LeakReportText {
         var parts = [("definitely lost", c.definitelyLost), ("indirectly lost", c.indirectlyLost),
                      ("possibly lost", c.possiblyLost), ("still reachable", c.stillReachable)]
         if c.notScanned.blocks > 0 { parts.append(("not scanned", c.notScanned)) }
-        return parts.map { "\($0.0): \($0.1.bytes) byte(s) in \($0.1.blocks) object(s)" }.joined(separator: "; ")
+        return parts.map { "\($0.0): \(bytes($0.1.bytes)) byte(s) in \($0.1.blocks) object(s)" }.joined(separator: "; ")
     }
 
     /// The first words of a group's paragraph, by class (LeakSanitizer's for leaks).
@@ -69,15 +76,16 @@ public enum LeakReportText {
         switch group.reachability {
         case .directLeak?:
             if group.indirectBytes > 0 {
-                return "Direct leak of \(group.bytes + group.indirectBytes) (\(group.bytes) direct, \(group.indirectBytes) indirect) byte(s) \(objects)"
+                return "Direct leak of \(bytes(group.bytes.addingSaturated(group.indirectBytes))) (\(bytes(group.bytes)) direct,"
+                    + " \(bytes(group.indirectBytes)) indirect) byte(s) \(objects)"
             }
-            return "Direct leak of \(group.bytes) byte(s) \(objects)"
-        case .indirectLeak?: return "Indirect leak of \(group.bytes) byte(s) \(objects)"
-        case .possiblyLost?: return "Possibly lost: \(group.bytes) byte(s) \(objects)"
+            return "Direct leak of \(bytes(group.bytes)) byte(s) \(objects)"
+        case .indirectLeak?: return "Indirect leak of \(bytes(group.bytes)) byte(s) \(objects)"
+        case .possiblyLost?: return "Possibly lost: \(bytes(group.bytes)) byte(s) \(objects)"
         case .reachable?:
             let stale = group.staleBlocks.map { $0 > 0 ? " (\($0) not written lately)" : "" } ?? ""
-            return "Still reachable: \(group.bytes) byte(s) \(objects)\(stale)"
-        case nil: return "Outstanding: \(group.bytes) byte(s) \(objects)"
+            return "Still reachable: \(bytes(group.bytes)) byte(s) \(objects)\(stale)"
+        case nil: return "Outstanding: \(bytes(group.bytes)) byte(s) \(objects)"
         }
     }
 
@@ -100,8 +108,11 @@ public enum LeakReportText {
         return out
     }
 
+    /// A byte total; a saturated one (2^64 − 1) is a lower bound and says so.
+    static func bytes(_ value: UInt64) -> String { value.isSaturated ? "≥\(value)" : "\(value)" }
+
     static func age(_ seconds: Double) -> String {
-        let s = max(0, seconds)
+        let s = seconds.isNaN ? 0 : min(max(0, seconds), 1e15)
         if s < 1 { return "\(Int(s * 1000)) ms" }
         if s < 120 { return String(format1: s) + " s" }
         return "\(Int(s / 60)) min"
@@ -110,7 +121,7 @@ public enum LeakReportText {
 
 extension String {
     fileprivate init(format1 value: Double) {
-        let tenths = Int((value * 10).rounded())
+        let tenths = Int((value.isNaN ? 0 : Swift.min(Swift.max(value, -1e15), 1e15) * 10).rounded())
         self = "\(tenths / 10).\(tenths % 10)"
     }
 

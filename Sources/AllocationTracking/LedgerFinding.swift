@@ -8,9 +8,13 @@ public struct LedgerFinding: Sendable, Codable, Equatable {
         case unknownFree = "free of an unknown address"
         /// A block released by a deallocator of another family (`new[]` freed by `delete`, ...).
         case mismatchedRelease = "mismatched deallocation"
+        /// An allocator result the ledger refused: its end wraps around or lies past user space
+        /// (a forged or corrupt return value; no real allocator gives one).
+        case implausibleBlock = "implausible allocation result"
     }
     public var kind: Kind
     public var address: UInt64
+    /// The function that released the block (for an implausible block: the allocator that returned it).
     public var releasedBy: AllocatorFunction
     /// For mismatches: the function that allocated the block.
     public var allocatedBy: AllocatorFunction?
@@ -18,4 +22,6 @@ public struct LedgerFinding: Sendable, Codable, Equatable {
     public var time: UInt64
     /// Index into the ledger's stacks.
     public var stack: UInt32
+    /// For implausible blocks: the size the allocator was asked for.
+    public var size: UInt64? = nil
 }

@@ -9,12 +9,16 @@ public struct SpaceScan: Sendable {
     public var figures: ScanFigures
     /// Why the result may be incomplete (threads without registers, unreadable pages); empty when exact.
     public var notes: [String]
+    /// Whether the marking finished. An incomplete scan gives verdicts only to the blocks it proved
+    /// reachable; the others are not classified (never reported as leaks from it).
+    public var complete: Bool
 
-    public init(time: UInt64, verdicts: [UInt64: BlockVerdict], figures: ScanFigures, notes: [String]) {
+    public init(time: UInt64, verdicts: [UInt64: BlockVerdict], figures: ScanFigures, notes: [String], complete: Bool = true) {
         self.time = time
         self.verdicts = verdicts
         self.figures = figures
         self.notes = notes
+        self.complete = complete
     }
 }
 

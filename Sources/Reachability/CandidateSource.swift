@@ -3,19 +3,46 @@
 public protocol CandidateSource {
     /// Calls `body` with each candidate word value stored in `range` (8-byte aligned slots).
     mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void)
+    /// Set once the source stopped serving words (its budget ran out) or failed to read some: a
+    /// marking over it may have missed pointers, so only what it proved reachable is known.
+    var isIncomplete: Bool { get }
+}
+
+extension CandidateSource {
+    public var isIncomplete: Bool { false }
 }
 
 /// Candidate words from explicit (address, value) pairs: for tests and for register roots.
 public struct WordListSource: CandidateSource {
     public var words: [UInt64: UInt64]
+    /// Stop serving words after this many ranges (tests of incomplete scans); nil: never.
+    public var rangeLimit: Int?
+    public private(set) var rangesServed = 0
 
-    public init(words: [UInt64: UInt64]) { self.words = words }
+    public init(words: [UInt64: UInt64], rangeLimit: Int? = nil) {
+        self.words = words
+        self.rangeLimit = rangeLimit
+    }
+
+    public var isIncomplete: Bool { rangeLimit.map { rangesServed > $0 } ?? false }
 
     public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
+        rangesServed += 1
+        guard !isIncomplete else { return }
+        if range.length / 8 > UInt64(words.count) {
+            // A huge range over few words: visit the words, not the addresses.
+            for address in words.keys.sorted() where address & 7 == 0 && address >= range.lowerBound {
+                let (end, overflow) = address.addingReportingOverflow(8)
+                if !overflow, end <= range.upperBound, let value = words[address] { body(value) }
+            }
+            return
+        }
         var address = (range.lowerBound &+ 7) & ~7
-        while address &+ 8 <= range.upperBound, address >= range.lowerBound {
+        while address >= range.lowerBound {
+            let (end, overflow) = address.addingReportingOverflow(8)
+            guard !overflow, end <= range.upperBound else { return }
             if let value = words[address] { body(value) }
-            address &+= 8
+            address = end
         }
     }
 }

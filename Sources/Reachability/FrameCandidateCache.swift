@@ -16,6 +16,12 @@ public final class FrameCandidateCache: @unchecked Sendable {
 
     private var frames: [UInt64: [UInt64]] = [:]
     private var touched: Set<UInt64> = []
+    /// Estimated bytes the cache holds: its words, plus per frame the array header and the
+    /// dictionary entry (what a scan's memory limit counts).
+    public private(set) var storedBytes: UInt64 = 0
+    static let frameOverheadBytes: UInt64 = 80
+
+    static func bytes(of kept: [UInt64]) -> UInt64 { UInt64(kept.count) * 8 + frameOverheadBytes }
 
     /// Frames read from guest memory and frames served from the cache, since `resetCounters`
     /// (a scan asks once per frame).
@@ -41,23 +47,30 @@ public final class FrameCandidateCache: @unchecked Sendable {
             let value = page[slot]
             if value >= Self.minimum, value < Self.limit { kept.append(value | UInt64(slot) << Self.slotShift) }
         }
-        frames[frame] = kept
+        if let old = frames.updateValue(kept, forKey: frame) { storedBytes -= Self.bytes(of: old) }
+        storedBytes += Self.bytes(of: kept)
         framesRead += 1
         return kept
     }
 
     /// Forgets frames that were written (their next use reads them again).
     public func invalidate(_ written: [UInt64]) {
-        for frame in written { frames[frame] = nil }
+        for frame in written {
+            if let old = frames.removeValue(forKey: frame) { storedBytes -= Self.bytes(of: old) }
+        }
     }
 
     /// Forgets everything (no dirty log: every scan is a full scan).
-    public func invalidateAll() { frames = [:] }
+    public func invalidateAll() {
+        frames = [:]
+        storedBytes = 0
+    }
 
     /// Keeps only the frames the scans since the last call used, so the cache holds what the
     /// scanned processes map, not everything they ever mapped.
     public func retainTouched() {
         frames = frames.filter { touched.contains($0.key) }
+        storedBytes = frames.values.reduce(0) { $0 + Self.bytes(of: $1) }
         touched = []
     }
 

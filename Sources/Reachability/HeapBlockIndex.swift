@@ -35,11 +35,15 @@ public struct HeapBlockIndex: Sendable {
     public var span: Range<UInt64> {
         guard let first = starts.first else { return 0..<0 }
         var high: UInt64 = 0
-        for i in starts.indices { high = max(high, starts[i] &+ max(sizes[i], 1)) }
+        for i in starts.indices { high = max(high, starts[i].addingSaturated(max(sizes[i], 1))) }
         return first..<max(first, high)
     }
 
-    public func end(of block: Int) -> UInt64 { starts[block] &+ sizes[block] }
+    /// The end of a block, at most 2^64 − 1 (a guest-given size may claim more).
+    public func end(of block: Int) -> UInt64 { starts[block].addingSaturated(sizes[block]) }
+
+    /// The bytes of a block, as a range that never wraps.
+    public func range(of block: Int) -> Range<UInt64> { starts[block]..<end(of: block) }
 
     /// The block a word points into, if any. A zero-size block is hit only at its start.
     public func block(containing value: UInt64) -> Hit? {

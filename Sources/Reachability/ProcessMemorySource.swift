@@ -2,90 +2,134 @@ import GuestMemory
 import Introspection
 
 /// Candidate words of one process's virtual memory, through its page tables and the frame cache.
-/// Translations are walked once per page per scan; pages that are not present are skipped whole
-/// (a missing upper-level entry skips everything it would have mapped), and the number of pages one
-/// scan may visit is bounded, so a hostile guest's huge mappings cannot make a scan run away.
+///
+/// Only user space is read: the part of a range past `UserSpace.end` is refused (counted, never
+/// walked), so the non-canonical hole and the kernel half cost nothing. Translations are walked
+/// once per page per scan, a huge page once for all its 4 KiB pages, and a missing entry at any
+/// level skips everything it would have mapped in one step (512 GiB, 1 GiB or 2 MiB). Each step
+/// checks the scan's budget (a deadline and a memory limit); when it runs out the source stops
+/// serving words and the scan is incomplete.
 public struct ProcessMemorySource: CandidateSource {
     let space: AddressSpace
     let cache: FrameCandidateCache
-    /// Virtual page → frame (nil: not present), for this scan.
-    private(set) var frames: [UInt64: UInt64?] = [:]
-    /// Virtual page → its candidate words, once this scan has fetched them (one lookup per revisit).
-    private var pageWords: [UInt64: [UInt64]] = [:]
-    /// Page steps taken (a present page, or a run of absent ones skipped at once), and the bound:
-    /// the work one scan may do, however large the guest's mappings or pages are.
+    public let budget: ScanBudget
+    /// 4 KiB page → frame (nil: not present), for this scan.
+    private var smallPages: [UInt64: UInt64?] = [:]
+    /// Huge page base → its first frame and size (2 MiB or 1 GiB), for this scan.
+    private var hugePages: [UInt64: (frame: UInt64, size: UInt64)] = [:]
+    /// Virtual page → its frame and candidate words, once this scan has fetched them.
+    private var pageWords: [UInt64: (frame: UInt64, words: [UInt64])] = [:]
+    /// Page steps taken: a present page, or a run of absent ones skipped at once.
     public private(set) var pagesVisited = 0
-    public let pageBudget: Int
-    /// Set when the budget ran out or a frame could not be read: the result is then incomplete.
-    public private(set) var incomplete = false
+    /// Why the source stopped early (nil: it did not).
+    public private(set) var stop: ScanStop?
+    /// Pages (or table entries) that are mapped but could not be read: words there were not seen.
+    public private(set) var unreadablePages = 0
+    /// Bytes of requested ranges outside user space, refused.
+    public private(set) var refusedBytes: UInt64 = 0
     public private(set) var bytesScanned: UInt64 = 0
 
-    public init(space: AddressSpace, cache: FrameCandidateCache, pageBudget: Int = 64 << 20) {
+    /// Estimated bytes per entry of the scan's maps (key, value and the dictionary's slack).
+    static let mapEntryBytes: UInt64 = 64
+
+    public init(space: AddressSpace, cache: FrameCandidateCache, budget: ScanBudget = ScanBudget()) {
         self.space = space
         self.cache = cache
-        self.pageBudget = pageBudget
+        self.budget = budget
     }
 
-    /// The frame behind a virtual page, or nil when it is not present; `skip` is how far the
-    /// caller may jump when nothing is mapped there.
+    public var isIncomplete: Bool { stop != nil || unreadablePages > 0 }
+
+    /// Memory the scan holds: the frame cache's words and this scan's own maps.
+    public var memoryInUse: UInt64 {
+        let entries = UInt64(smallPages.count + hugePages.count + pageWords.count)
+        return cache.storedBytes.addingSaturated(entries &* Self.mapEntryBytes)
+    }
+
+    /// Whether the scan may take another step; records why not.
+    mutating func mayContinue() -> Bool {
+        guard stop == nil else { return false }
+        if let deadline = budget.deadline, budget.clock() >= deadline {
+            stop = .timeLimit
+        } else if memoryInUse > budget.memoryBytes {
+            stop = .memoryLimit
+        }
+        return stop == nil
+    }
+
+    /// The frame behind a user page (below `UserSpace.end`), or nil when there is none; `skip` is
+    /// how far the caller may move on: past everything a missing table entry would have mapped.
     mutating func frame(ofPage page: UInt64) -> (frame: UInt64?, skip: UInt64) {
-        if let known = frames[page] { return (known, 4096) }
+        if let known = smallPages[page] { return (known, 4096) }
+        for size in [PageSize.twoMiB.bytes, PageSize.oneGiB.bytes] {
+            if let huge = hugePages[page & ~(size - 1)], page & ~(huge.size - 1) == page & ~(size - 1) {
+                return (huge.frame &+ ((page & (huge.size - 1)) >> 12), 4096)
+            }
+        }
         do {
             let t = try space.translate(GuestVirtualAddress(page))
             let frame = t.physicalAddress.rawValue >> 12
-            // Fill in the rest of a large page at once.
             let size = t.pageSize.bytes
             if size > 4096 {
-                let base = page & ~(size - 1), baseFrame = frame - ((page - base) >> 12)
-                var p = base
-                while p < base + size { frames[p] = baseFrame + ((p - base) >> 12); p += 4096 }
+                hugePages[page & ~(size - 1)] = (frame &- ((page & (size - 1)) >> 12), size)
             } else {
-                frames[page] = frame
+                smallPages[page] = frame
             }
             return (frame, 4096)
         } catch {
-            if case .notPresent(_, let level, _) = error {
-                let span: UInt64 = 4096 << (9 * UInt64(level - 1))
-                frames[page] = .some(nil)
-                return (nil, span - (page & (span - 1)))
+            switch error {
+            case .notPresent(_, let level, _):
+                smallPages[page] = .some(nil)
+                return (nil, Self.remainder(of: page, entryLevel: level))
+            case .tableOutsideMemory(_, let level, _, _), .reservedPageSize(_, let level, _):
+                unreadablePages += 1
+                return (nil, Self.remainder(of: page, entryLevel: level))
+            case .rootOutsideMemory:
+                unreadablePages += 1
+                return (nil, UserSpace.end)
+            case .nonCanonical:
+                return (nil, UserSpace.end)
             }
-            frames[page] = .some(nil)
+        }
+    }
+
+    /// Bytes from `page` to the end of what one entry at `entryLevel` (1 = PT ... 5 = PML5) maps.
+    static func remainder(of page: UInt64, entryLevel: Int) -> UInt64 {
+        let span: UInt64 = 4096 << (9 * UInt64(min(max(entryLevel, 1), 5) - 1))
+        return span - (page & (span - 1))
+    }
+
+    /// The candidate words of a user page, or nil when it has none; and how far to move on.
+    mutating func words(ofPage page: UInt64) -> (words: [UInt64]?, skip: UInt64) {
+        if let known = pageWords[page] { return (known.words, 4096) }
+        let (frame, skip) = frame(ofPage: page)
+        guard let frame else { return (nil, skip) }
+        do {
+            let read = try cache.candidates(frame: frame, memory: space.memory)
+            pageWords[page] = (frame, read)
+            return (read, 4096)
+        } catch {
+            unreadablePages += 1
             return (nil, 4096)
         }
     }
 
-    /// Frames this scan read or reused.
-    public var touchedFrames: [UInt64] { frames.values.compactMap { $0 } }
+    /// Frames whose words this scan used.
+    public var touchedFrames: [UInt64] { pageWords.values.map(\.frame) }
 
-    public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
+    public mutating func forEachCandidate(in requested: Range<UInt64>, _ body: (UInt64) -> Void) {
+        let range = UserSpace.clip(requested)
+        refusedBytes = refusedBytes.addingSaturated(requested.length &- range.length)
+        // Below UserSpace.end (< 2^47) nothing here can overflow.
         var page = range.lowerBound & ~0xFFF
         while page < range.upperBound {
-            guard pagesVisited < pageBudget else { incomplete = true; return }
+            guard mayContinue() else { return }
             pagesVisited += 1
-            let words: [UInt64]
-            var skip: UInt64 = 4096
-            if let known = pageWords[page] {
-                words = known
-            } else {
-                let (frame, span) = frame(ofPage: page)
-                skip = span
-                guard let frame else {
-                    page = page &+ skip
-                    if page == 0 { return }
-                    continue
-                }
-                guard let read = try? cache.candidates(frame: frame, memory: space.memory) else {
-                    incomplete = true
-                    page = page &+ skip
-                    if page == 0 { return }
-                    continue
-                }
-                pageWords[page] = read
-                words = read
-            }
-            defer { page = page &+ skip; if page == 0 { page = .max } }
+            let (found, skip) = words(ofPage: page)
+            defer { page += skip }
+            guard let words = found else { continue }
             let low = max(range.lowerBound, page), high = min(range.upperBound, page + 4096)
-            bytesScanned &+= high - low
+            bytesScanned = bytesScanned.addingSaturated(high - low)
             if low == page, high == page + 4096 {
                 for w in words { body(w & FrameCandidateCache.valueMask) }
             } else {
@@ -97,16 +141,17 @@ public struct ProcessMemorySource: CandidateSource {
         }
     }
 
-    /// Frames of the pages a range spans that this scan translated (present ones only).
-    public mutating func frames(of range: Range<UInt64>) -> [UInt64] {
+    /// Frames of the present pages a range spans, or nil if the budget ran out before all were found.
+    public mutating func frames(of requested: Range<UInt64>) -> [UInt64]? {
+        let range = UserSpace.clip(requested)
         var result: [UInt64] = []
         var page = range.lowerBound & ~0xFFF
-        while page < range.upperBound, pagesVisited < pageBudget {
+        while page < range.upperBound {
+            guard mayContinue() else { return nil }
             pagesVisited += 1
             let (frame, skip) = frame(ofPage: page)
             if let frame { result.append(frame) }
-            page = page &+ skip
-            if page == 0 { break }
+            page += skip
         }
         return result
     }

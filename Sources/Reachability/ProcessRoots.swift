@@ -41,9 +41,10 @@ public struct ProcessRoots {
                 set.registerWords += registers.generalPurpose
                 set.threads.append(task.pid)
                 let rsp = registers.rsp
-                if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw") {
+                if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw"),
+                   let stack = Range.ordered(max(m.start, rsp > 128 ? rsp - 128 : 0) & ~7, m.end) {
                     stackMappings.insert(m.start)
-                    set.ranges.append(RootRange(max(m.start, rsp &- 128) & ~7..<m.end, .stack(thread: task.pid)))
+                    set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
                 }
                 let fs = try view.fsBase(of: task, current: current)
                 if fs != 0 { threadLocals.append((task.pid, fs)) }
@@ -62,19 +63,20 @@ public struct ProcessRoots {
         for (thread, fs) in threadLocals {
             guard let m = mapping(containing: fs), m.permissions.hasPrefix("rw") else { continue }
             let below = min(threadLocalBytes &+ threadLocalSurplusBytes, 1 << 24)
-            let low = max(m.start, fs > below ? fs - below : 0), high = min(m.end, fs &+ threadControlBlockBytes)
-            if low < high, !stackMappings.contains(m.start) { set.ranges.append(RootRange(low & ~7..<high, .threadLocal(thread: thread))) }
+            let low = max(m.start, fs > below ? fs - below : 0) & ~7, high = min(m.end, fs.addingSaturated(threadControlBlockBytes))
+            if low < high, !stackMappings.contains(m.start) { set.ranges.append(RootRange(low..<high, .threadLocal(thread: thread))) }
         }
         // Mappings.
         for m in mappings where m.permissions.hasPrefix("r") {
+            guard let whole = Range.ordered(m.start, m.end) else { continue }
             if m.path == "[vvar]" || m.path == "[vdso]" || m.path == "[vsyscall]" || stackMappings.contains(m.start) { continue }
             if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
             if m.permissions.hasPrefix("rw") {
-                set.ranges.append(RootRange(m.start..<m.end, .writable(path: m.path)))
+                set.ranges.append(RootRange(whole, .writable(path: m.path)))
                 continue
             }
-            for (r, path) in relro where r.overlaps(m.start..<m.end) {
-                set.ranges.append(RootRange(max(r.lowerBound, m.start)..<min(r.upperBound, m.end), .relocationReadOnly(path: path)))
+            for (r, path) in relro where r.overlaps(whole) {
+                set.ranges.append(RootRange(r.clamped(to: whole), .relocationReadOnly(path: path)))
             }
         }
         return set

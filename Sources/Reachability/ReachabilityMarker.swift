@@ -8,6 +8,10 @@
 ///    a *direct* leak and every leak it reaches, through any pointer, is *indirect* and counted
 ///    under it. A direct leak reached by a later clique joins that clique (so in a cycle exactly
 ///    one block is direct: the lowest one not reached from another leak).
+///
+/// When the memory source stops early (its budget ran out, or pages could not be read) the marking
+/// may have missed pointers: only the blocks it proved reachable get a class; the others are left
+/// unclassified, never called leaks.
 public struct ReachabilityMarker {
     public init() {}
 
@@ -18,8 +22,8 @@ public struct ReachabilityMarker {
     public func classify(_ index: HeapBlockIndex, rootRanges: [Range<UInt64>], rootWords: [UInt64],
                          memory: inout some CandidateSource) -> ReachabilityResult {
         let n = index.count
-        var result = ReachabilityResult(classes: [ReachabilityClass](repeating: .directLeak, count: n),
-                                        leaders: [Int32](repeating: -1, count: n),
+        var result = ReachabilityResult(classes: [ReachabilityClass?](repeating: .directLeak, count: n),
+                                        leaders: [Int](repeating: -1, count: n),
                                         indirectBytes: [UInt64](repeating: 0, count: n))
         guard n > 0 else { return result }
         let span = index.span
@@ -39,9 +43,16 @@ public struct ReachabilityMarker {
         for range in rootRanges {
             memory.forEachCandidate(in: range) { reach($0, definite: true) }
         }
-        while let b = work.popLast() {
+        while let b = work.popLast(), !memory.isIncomplete {
             let definite = state[b] == 2
-            memory.forEachCandidate(in: index.starts[b]..<index.end(of: b)) { reach($0, definite: definite) }
+            memory.forEachCandidate(in: index.range(of: b)) { reach($0, definite: definite) }
+        }
+        guard !memory.isIncomplete else {
+            // Only a chain of start pointers found in memory that was read proves anything.
+            result.complete = false
+            result.leakGroupingComplete = false
+            for b in 0..<n { result.classes[b] = state[b] == 2 ? .reachable : nil }
+            return result
         }
         // Cliques of leaked blocks.
         var leak = [Bool](repeating: false, count: n)
@@ -51,26 +62,29 @@ public struct ReachabilityMarker {
             claimed[leader] = true
             var stack = [leader]
             while let b = stack.popLast() {
-                memory.forEachCandidate(in: index.starts[b]..<index.end(of: b)) { value in
+                memory.forEachCandidate(in: index.range(of: b)) { value in
                     guard span.contains(value), let hit = index.block(containing: value) else { return }
                     let t = hit.block
                     guard leak[t], t != leader, result.leaders[t] == -1 else { return }
                     if claimed[t] {
                         // A former clique leader: it and everything it had claimed join this clique.
-                        result.indirectBytes[leader] &+= index.sizes[t] &+ result.indirectBytes[t]
+                        result.indirectBytes[leader] = result.indirectBytes[leader]
+                            .addingSaturated(index.sizes[t].addingSaturated(result.indirectBytes[t]))
                         result.indirectBytes[t] = 0
-                        result.leaders[t] = Int32(leader)
+                        result.leaders[t] = leader
                         result.classes[t] = .indirectLeak
                         return
                     }
                     claimed[t] = true
-                    result.leaders[t] = Int32(leader)
+                    result.leaders[t] = leader
                     result.classes[t] = .indirectLeak
-                    result.indirectBytes[leader] &+= index.sizes[t]
+                    result.indirectBytes[leader] = result.indirectBytes[leader].addingSaturated(index.sizes[t])
                     stack.append(t)
                 }
             }
         }
+        // Leaks are proven (the marking was complete); a grouping cut short only leaves more of them direct.
+        result.leakGroupingComplete = !memory.isIncomplete
         for b in 0..<n {
             switch state[b] {
             case 2: result.classes[b] = .reachable
@@ -80,10 +94,10 @@ public struct ReachabilityMarker {
         }
         // Members of an absorbed clique name the leader that absorbed it.
         for b in 0..<n where result.leaders[b] >= 0 {
-            var l = Int(result.leaders[b])
+            var l = result.leaders[b]
             var hops = 0
-            while result.leaders[l] >= 0, hops < n { l = Int(result.leaders[l]); hops += 1 }
-            result.leaders[b] = Int32(l)
+            while result.leaders[l] >= 0, hops < n { l = result.leaders[l]; hops += 1 }
+            result.leaders[b] = l
         }
         return result
     }
@@ -91,9 +105,27 @@ public struct ReachabilityMarker {
 
 /// The classes a scan found, by block index in its `HeapBlockIndex`.
 public struct ReachabilityResult: Sendable {
-    public var classes: [ReachabilityClass]
+    /// Each block's class; nil when the marking was incomplete and did not prove it reachable.
+    public var classes: [ReachabilityClass?]
     /// For an indirect leak, the index of the direct leak that leads to it; else -1.
-    public var leaders: [Int32]
-    /// For a direct leak, the bytes of the indirect leaks it leads to.
+    public var leaders: [Int]
+    /// For a direct leak, the bytes of the indirect leaks it leads to (saturated at 2^64 − 1).
     public var indirectBytes: [UInt64]
+    /// Whether the marking read everything it needed: only then are leaks (and possibly lost blocks) proven.
+    public var complete = true
+    /// Whether every leak was followed when grouping leaks into cliques (else some indirect leaks
+    /// are counted as direct).
+    public var leakGroupingComplete = true
+
+    /// The result of a marking that is known to have missed roots: only reachable blocks keep
+    /// their class (missing roots can only hide reachability, never create it).
+    public func provenReachableOnly() -> ReachabilityResult {
+        var result = self
+        result.classes = classes.map { $0 == .reachable ? .reachable : nil }
+        result.leaders = leaders.map { _ in -1 }
+        result.indirectBytes = indirectBytes.map { _ in 0 }
+        result.complete = false
+        result.leakGroupingComplete = false
+        return result
+    }
 }

@@ -30,5 +30,5 @@ public struct ProcessRootSet: Sendable {
 
     public init() {}
 
-    public var rootBytes: UInt64 { ranges.reduce(0) { $0 + UInt64($1.range.count) } }
+    public var rootBytes: UInt64 { UInt64.saturatedSum(ranges.map(\.range.length)) }
 }

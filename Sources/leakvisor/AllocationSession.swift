@@ -41,6 +41,7 @@ final class AllocationSession: Sendable {
         Self.say("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         tracker = UserAllocationTracker(kernel: kernel, files: files, includeOperators: options.track != .userMalloc,
                                         staleAfter: options.staleAfter.seconds)
+        tracker.scanner.limits = options.scanLimits
         var builder = LeakReportBuilder(files: files)
         builder.staleAfterSeconds = options.staleAfter.seconds
         self.builder = builder
@@ -132,9 +133,11 @@ final class AllocationSession: Sendable {
                 leaks += scan.verdicts.values.filter { $0.reachability == .directLeak }.count
                 read += scan.figures.pagesRead
                 reused += scan.figures.pagesReused
-                bytes += scan.figures.bytesScanned
+                bytes = bytes.addingSaturated(scan.figures.bytesScanned)
             }
+            let incomplete = scans.filter { !$0.complete }.count
             let findings = "\(scans.count) process(es): \(leaks) direct leak(s)"
+                + (incomplete > 0 ? ", \(incomplete) scan(s) INCOMPLETE (limits reached; see the report's notes)" : "")
             let quiet = lastScanLine.withLock { last -> Bool in
                 let repeatOK = reason.hasPrefix("every") && last.text == findings && last.quiet < 5
                 last = (findings, repeatOK ? last.quiet + 1 : 0)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestImage
+import Reachability
 import VMM
 
 /// `leakvisor run`: boot a guest, run a command in it, exit with the command's status.
@@ -84,6 +85,26 @@ struct RunCommand: ParsableCommand {
     var scanEvery: DurationArgument?
 
     @Option(help: ArgumentHelp(
+        "With --track: the longest the guest is held paused for the exact part of a periodic scan round (counted from asking for the pause). A scan cut short is reported as incomplete: blocks it did not prove reachable are not classified, never reported as leaks.",
+        valueName: "duration"))
+    var scanPauseLimit = DurationArgument(seconds: ScanLimits.defaultPauseSeconds)
+
+    @Option(help: ArgumentHelp(
+        "With --track: the longest one scan may take in all: a periodic round (both parts) or the scan of an exiting process (which holds that process's vCPU). Cut short: incomplete, as above.",
+        valueName: "duration"))
+    var scanTimeLimit = DurationArgument(seconds: ScanLimits.defaultScanSeconds)
+
+    @Option(help: ArgumentHelp(
+        "With --track: the most memory a scan may use for the words it caches from guest pages and its own page map (e.g. 512M, 2G). Cut short: incomplete, as above.",
+        valueName: "size"))
+    var scanMemoryLimit = SizeArgument(bytes: ScanLimits.defaultMemoryBytes)
+
+    /// The scan limits the options give.
+    var scanLimits: ScanLimits {
+        ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds, memoryBytes: scanMemoryLimit.bytes)
+    }
+
+    @Option(help: ArgumentHelp(
         "With --track: a referenced block not written for this long counts as stale; an allocation site whose referenced blocks keep growing while mostly stale is flagged.",
         valueName: "duration"))
     var staleAfter = DurationArgument(seconds: 60)
@@ -122,6 +143,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable and --error-exitcode need --track")
         }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
+        if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 

@@ -3,6 +3,7 @@ import AllocationTracking
 import ArgumentParser
 import Foundation
 import Introspection
+import Reachability
 import Synchronization
 import VMM
 
@@ -35,6 +36,15 @@ struct ScanBench: ParsableCommand {
     @Option(help: "Stop the boot after this many seconds.")
     var timeout: Double = 2400
 
+    @Option(help: ArgumentHelp("As for `run`: the longest pause of a scan round.", valueName: "duration"))
+    var scanPauseLimit = DurationArgument(seconds: ScanLimits.defaultPauseSeconds)
+
+    @Option(help: ArgumentHelp("As for `run`: the longest a scan round may take.", valueName: "duration"))
+    var scanTimeLimit = DurationArgument(seconds: ScanLimits.defaultScanSeconds)
+
+    @Option(help: ArgumentHelp("As for `run`: the memory a scan may use.", valueName: "size"))
+    var scanMemoryLimit = SizeArgument(bytes: ScanLimits.defaultMemoryBytes)
+
     func validate() throws {
         if mib < 1 || mib > 1024 || blockBytes < 64 || permille < 0 || permille > 1000 { throw ValidationError("out-of-range option") }
         if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mi-b must be at least 2 x --mib + 128") }
@@ -62,6 +72,8 @@ struct ScanBench: ParsableCommand {
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
         let tracker = UserAllocationTracker(kernel: kernel, files: GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path]),
                                             scansAtExit: false)
+        tracker.scanner.limits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
+                                            memoryBytes: scanMemoryLimit.bytes)
         config.trapHandler = tracker
         let machineBox = Mutex<Machine?>(nil)
         let output = ConsoleTranscript()
@@ -116,9 +128,10 @@ struct ScanBench: ParsableCommand {
         for p in results {
             let f = p.scan.figures
             let direct = p.scan.verdicts.values.filter { $0.reachability == .directLeak }.count
-            say(String(format: "%@: %.1f MiB scanned in %.3f s = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms; %d blocks, %d direct leaks",
+            say(String(format: "%@: %.1f MiB scanned in %.3f s = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms; %d blocks classified, %d direct leaks%@",
                        p.name, Double(f.bytesScanned) / 1048576, f.totalSeconds, Double(f.bytesScanned) / 1073741824 / max(f.totalSeconds, 1e-9),
-                       f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.scan.verdicts.count, direct))
+                       f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.scan.verdicts.count, direct,
+                       p.scan.complete ? "" : "; INCOMPLETE: " + p.scan.notes.joined(separator: "; ")))
         }
         say("guest: \(dirtiedLine)")
         let full = (results[0].scan.figures.totalSeconds + results[1].scan.figures.totalSeconds) / 2

@@ -4,6 +4,8 @@ import ArgumentParser
 struct SizeArgument: ExpressibleByArgument, Sendable {
     let bytes: UInt64
 
+    init(bytes: UInt64) { self.bytes = bytes }
+
     init?(argument: String) {
         let text = argument.uppercased().replacingOccurrences(of: "IB", with: "").replacingOccurrences(of: "B", with: "")
         guard let last = text.last else { return nil }

@@ -13,13 +13,15 @@ import Testing
             for (i, p) in pointers.enumerated() { words[start + UInt64(i) * 8] = p }
         }
 
-        func classify(roots: [Range<UInt64>] = [], registers: [UInt64] = []) -> [UInt64: (ReachabilityClass, UInt64?, UInt64)] {
+        func classify(roots: [Range<UInt64>] = [], registers: [UInt64] = [],
+                      rangeLimit: Int? = nil) -> [UInt64: (ReachabilityClass?, UInt64?, UInt64)] {
             let index = HeapBlockIndex(blocks: blocks)
-            var source = WordListSource(words: words)
+            var source = WordListSource(words: words, rangeLimit: rangeLimit)
             let r = ReachabilityMarker().classify(index, rootRanges: roots, rootWords: registers, memory: &source)
-            var out: [UInt64: (ReachabilityClass, UInt64?, UInt64)] = [:]
+            #expect(r.complete == (rangeLimit == nil))
+            var out: [UInt64: (ReachabilityClass?, UInt64?, UInt64)] = [:]
             for i in 0..<index.count {
-                let leader = r.leaders[i] >= 0 ? index.starts[Int(r.leaders[i])] : nil
+                let leader = r.leaders[i] >= 0 ? index.starts[r.leaders[i]] : nil
                 out[index.starts[i]] = (r.classes[i], leader, r.indirectBytes[i])
             }
             return out
@@ -161,5 +163,66 @@ import Testing
                 #expect(c[c[starts[i]]!.1!]?.0 == .directLeak)
             }
         }
+    }
+
+    /// A forged allocation result of 64 KiB at 0xfffffffffffff000 (its end wraps past 2^64) killed
+    /// the monitor here with "Range requires lowerBound <= upperBound". It is now an unreferenced
+    /// block like any other, and the clique sums saturate instead of trapping.
+    @Test func aBlockWhoseEndWrapsIsMarkedWithoutTrapping() {
+        var heap = Heap()
+        heap.block(0xFFFF_FFFF_FFFF_F000, 0x1_0000, pointers: [0x7000])
+        heap.block(0x7000, 32)
+        heap.words[Self.globals] = 0xFFFF_FFFF_FFFF_F008            // an interior pointer to the forged block
+        let c = heap.classify()
+        #expect(c[0xFFFF_FFFF_FFFF_F000]?.0 == .directLeak)
+        #expect(c[0x7000]?.0 == .indirectLeak)
+        #expect(heap.classify(roots: [Self.globals..<Self.globals + 8])[0xFFFF_FFFF_FFFF_F000]?.0 == .possiblyLost)
+        let index = HeapBlockIndex(blocks: heap.blocks)
+        #expect(index.range(of: 1) == 0xFFFF_FFFF_FFFF_F000..<UInt64.max)
+        #expect(index.span == 0x7000..<UInt64.max)
+    }
+
+    @Test func indirectBytesSaturate() {
+        var heap = Heap()
+        heap.block(0x1000, 16, pointers: [0x2000, 0x3000])
+        heap.block(0x2000, 1 << 63)
+        heap.block(0x3000, 1 << 63)
+        let c = heap.classify()
+        #expect(c[0x1000]?.0 == .directLeak)
+        #expect(c[0x1000]?.2 == UInt64.max)
+    }
+
+    /// A marking cut short proves only what it reached through start pointers: the rest is not
+    /// classified (an unread pointer could have made it reachable), never called a leak.
+    @Test func anIncompleteMarkingClassifiesOnlyWhatItProvedReachable() {
+        var heap = Heap()
+        heap.block(0x1000, 32, pointers: [0x2000])     // root → A → B → C
+        heap.block(0x2000, 32, pointers: [0x3000])
+        heap.block(0x3000, 32)
+        heap.block(0x4000, 32, pointers: [0x5000 + 8]) // D: interior pointer to E
+        heap.block(0x5000, 32)
+        heap.block(0x6000, 32)                          // X: no pointer anywhere
+        heap.words[Self.globals] = 0x1000
+        heap.words[Self.globals + 8] = 0x4000 + 8
+        // Served: the root range, then one block; the source gives up on the next range.
+        let c = heap.classify(roots: [Self.globals..<Self.globals + 16], rangeLimit: 2)
+        let classified = c.filter { $0.value.0 != nil }
+        #expect(Set(classified.keys).isSubset(of: [0x1000, 0x2000]))
+        #expect(classified.values.allSatisfy { $0.0 == .reachable })
+        #expect(c[0x1000]?.0 == .reachable)
+        for unproven: UInt64 in [0x3000, 0x4000, 0x5000, 0x6000] { #expect(c[unproven]?.0 == nil) }
+        #expect(c.values.allSatisfy { $0.1 == nil && $0.2 == 0 })
+    }
+
+    @Test func aMarkingThatMissedRootsKeepsOnlyWhatItProvedReachable() {
+        var heap = Heap()
+        heap.block(0x1000, 32, pointers: [0x2000])
+        heap.block(0x2000, 32)
+        heap.block(0x3000, 32)
+        let index = HeapBlockIndex(blocks: heap.blocks)
+        var source = WordListSource(words: heap.words)
+        let r = ReachabilityMarker().classify(index, rootRanges: [], rootWords: [0x1000], memory: &source).provenReachableOnly()
+        #expect(r.classes == [.reachable, .reachable, nil])
+        #expect(!r.complete && r.leaders == [-1, -1, -1] && r.indirectBytes == [0, 0, 0])
     }
 }
