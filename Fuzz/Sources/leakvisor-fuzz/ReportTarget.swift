@@ -9,15 +9,15 @@ import Reachability
 /// verdicts and address-space ends; then the report is built, rendered as text and as JSON, and
 /// the JSON read back.
 ///
-/// Block sizes are bounded by the user half (2^47), as the tracker accepts them: a block whose end
-/// leaves user space is refused before it reaches the ledger. `LEAKVISOR_FUZZ_REPORT_SIZES=any`
-/// lifts the bound (every UInt64 size, sums that need saturating arithmetic).
+/// Block sizes are any UInt64: the ledger itself refuses a block whose end wraps or leaves user
+/// space, and the report's sums saturate. `LEAKVISOR_FUZZ_REPORT_SIZES=user` bounds them by the
+/// user half (2^47), so more inputs reach the report with many accepted blocks.
 enum ReportTarget {
     static let spaces: [UInt64] = [0x1000, 0x2000, UInt64.max]
-    nonisolated(unsafe) static var sizeLimit: UInt64 = 1 << 47
+    nonisolated(unsafe) static var sizeLimit: UInt64 = .max
 
     static let target = FuzzTarget(name: "report", prepare: {
-        if getenv("LEAKVISOR_FUZZ_REPORT_SIZES").map({ String(cString: $0) }) == "any" { sizeLimit = .max }
+        if getenv("LEAKVISOR_FUZZ_REPORT_SIZES").map({ String(cString: $0) }) == "user" { sizeLimit = 1 << 47 }
     }) { input in
         var input = input
         let ledger = AllocationLedger()
