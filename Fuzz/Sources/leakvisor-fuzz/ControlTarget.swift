@@ -1,16 +1,15 @@
 import Control
 import Foundation
 
-/// The control protocol's decoding: a request line and a response line, as `JSONDecoder` reads
-/// them from the socket, re-encoded when they decode.
+/// The control protocol's decoding: a request line and an answer line through `ControlWire`, the
+/// bounded functions the monitor and the client read the socket with, re-encoded when they decode.
 enum ControlTarget {
     static let target = FuzzTarget(name: "control") { input in
-        let data = Data(input.bytes)
-        let decoder = JSONDecoder()
-        if let request = try? decoder.decode(ControlRequest.self, from: data) {
-            _ = try? JSONEncoder().encode(request)
+        let line = input.bytes
+        if let request = try? ControlWire.decodeRequest(line) {
+            _ = try? ControlWire.encode(request)
         }
-        if let response = try? decoder.decode(ControlResponse.self, from: data) {
+        if let response = try? ControlWire.decodeResponse(line) {
             _ = try? JSONEncoder().encode(response)
         }
     }
