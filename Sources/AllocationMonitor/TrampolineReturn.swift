@@ -1,4 +1,5 @@
 import AllocationTracking
+import Reachability
 
 /// A page fault at the return trampoline as the #PF gate saw it: what decides whether it is the
 /// `ret` of an allocator call the monitor redirected, or something a guest thread forged.
@@ -54,8 +55,6 @@ enum TrampolineRejection: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// The rule for accepting a trampoline return. Pure: the caller reads the guest.
 enum TrampolineReturn {
-    /// The first byte above the user address space Linux maps (the trampoline page itself is above).
-    static let userTop: UInt64 = UserAllocationTracker.trampoline
     /// #PF error code of a user-mode fetch from a not-present page (with and without NX).
     static let userFetchNotPresent: UInt64 = 0x14
     static let userAccessNotPresent: UInt64 = 0x04
@@ -91,7 +90,7 @@ enum TrampolineReturn {
         case .posixMemalign:
             // An int: only eax is defined.
             guard UInt32(truncatingIfNeeded: result) == 0 else { return .success([]) }
-            guard call.resultPointer >= 0x1000, call.resultPointer <= userTop &- 8,
+            guard call.resultPointer >= 0x1000, call.resultPointer <= UserSpace.end &- 8,
                   let address = storedPointer(call.resultPointer) else { return .failure(.implausibleStoredPointer) }
             if address == 0 { return .success([]) }
             guard isPlausibleBlock(address, size: call.size) else { return .failure(.implausibleStoredPointer) }
@@ -109,10 +108,9 @@ enum TrampolineReturn {
         }
     }
 
-    /// A block the guest's allocator can have returned: in user space above page 0, its end neither
-    /// wrapping nor past the top of user space.
+    /// A block the guest's allocator can have returned: above page 0 and inside user space, without
+    /// wrapping (the bound the ledger itself enforces).
     static func isPlausibleBlock(_ address: UInt64, size: UInt64) -> Bool {
-        let (end, overflow) = address.addingReportingOverflow(size)
-        return address >= 0x1000 && !overflow && end <= userTop
+        address >= 0x1000 && UserSpace.contains(start: address, size: size)
     }
 }
