@@ -10,21 +10,21 @@ public enum ControlWire {
 
     /// A request line (without its newline) as the monitor receives it.
     public static func decodeRequest(_ line: [UInt8]) throws(ControlError) -> ControlRequest {
-        guard line.count <= maxRequestBytes else { throw .lineTooLong(limit: maxRequestBytes) }
-        do {
-            return try JSONDecoder().decode(ControlRequest.self, from: Data(line))
-        } catch {
-            throw .protocolViolation("bad request: \(error)")
-        }
+        try decode(line, limit: maxRequestBytes, what: "request")
     }
 
     /// An answer line (without its newline) as the client receives it.
     public static func decodeResponse(_ line: [UInt8]) throws(ControlError) -> ControlResponse {
-        guard line.count <= maxResponseBytes else { throw .lineTooLong(limit: maxResponseBytes) }
+        try decode(line, limit: maxResponseBytes, what: "answer")
+    }
+
+    /// One JSON line of at most `limit` bytes; anything else is a typed error.
+    private static func decode<Message: Decodable>(_ line: [UInt8], limit: Int, what: String) throws(ControlError) -> Message {
+        guard line.count <= limit else { throw .lineTooLong(limit: limit) }
         do {
-            return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+            return try JSONDecoder().decode(Message.self, from: Data(line))
         } catch {
-            throw .protocolViolation("bad answer: \(error)")
+            throw .protocolViolation("bad \(what): \(error)")
         }
     }
 
