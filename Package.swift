@@ -8,7 +8,8 @@ let package = Package(
         .executable(name: "leakvisor", targets: ["leakvisor"]),
         // The parsers and walkers of guest data, for the libFuzzer targets in Fuzz/ (not used by the tool itself).
         .library(name: "LeakVisorGuestParsers", targets: [
-            "GuestMemory", "DebugInfo", "Introspection", "Reachability", "Devices", "AllocationTracking", "Control",
+            "GuestMemory", "X86", "BTF", "DebugInfo", "Introspection", "Reachability", "Devices", "AllocationLedger",
+            "AllocationTracing", "LeakAnalysis", "Control",
         ]),
     ],
     dependencies: [
@@ -21,6 +22,11 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM"]),
         // Guest-physical address types, mmap'd RAM regions, bounds-checked access.
         .target(name: "GuestMemory"),
+        // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
+        // the walker and translation, address spaces and user-mode access rights.
+        .target(name: "X86", dependencies: ["GuestMemory"]),
+        // BPF Type Format: the kernel's own description of its structures (pure parsing).
+        .target(name: "BTF"),
         // Kernel loaders (ELF vmlinux, bzImage), boot_params, e820, command line, page tables.
         .target(name: "Boot", dependencies: ["GuestMemory"]),
         // Emulated devices on port and MMIO buses: 16550 UART, CMOS/RTC, i8042, debug exit port.
@@ -29,29 +35,43 @@ let package = Package(
         .target(name: "CElfDW", linkerSettings: [.linkedLibrary("elf"), .linkedLibrary("dw")]),
         // ELF symbol tables, DWARF lines and CFI unwinding through libdw, fed by any memory reader.
         .target(name: "DebugInfo", dependencies: ["CElfDW"]),
-        // Reading the guest the way it sees itself: page tables, kernel symbols, BTF, tasks, VMAs.
-        .target(name: "Introspection", dependencies: ["GuestMemory", "DebugInfo"]),
-        // Conservative reachability: roots of a guest process, marking and leak classes, page cache.
-        .target(name: "Reachability", dependencies: ["GuestMemory", "Introspection", "DebugInfo"]),
-        // Guest allocator breakpoints, the allocation ledger outside the guest, and leak reports.
-        .target(name: "AllocationTracking", dependencies: ["GuestMemory", "Introspection", "DebugInfo", "Reachability"]),
-        // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
-        .target(name: "Control", dependencies: ["Introspection", "AllocationTracking"]),
+        // What the tools above a backend need from a guest: pause/read/written pages, and traps.
+        .target(name: "GuestInterface", dependencies: ["GuestMemory", "X86"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "Introspection"]),
-        // Arms the allocator breakpoints in a running guest and feeds the ledger from its traps.
-        .target(name: "AllocationMonitor", dependencies: ["VMM", "AllocationTracking", "Introspection", "DebugInfo", "GuestMemory", "Reachability"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "X86", "GuestInterface"]),
+        // Reading a Linux guest the way it sees itself: kernel symbols, tasks, VMAs, page cache, stacks.
+        .target(name: "Introspection", dependencies: ["GuestMemory", "X86", "BTF", "DebugInfo"]),
+        // Conservative reachability: roots of a guest process, marking and leak classes.
+        .target(name: "Reachability", dependencies: ["GuestMemory", "X86", "Introspection", "DebugInfo"]),
+        // The allocation ledger outside the guest: live blocks per address space, findings, stacks.
+        .target(name: "AllocationLedger", dependencies: ["X86", "Reachability"]),
+        // Tracing room: allocator breakpoints (site finder, prologue emulator, arming, breakpoint
+        // table), the pure call tracker, and the trap handler that feeds the ledger.
+        .target(name: "AllocationTracing", dependencies: [
+            "GuestMemory", "X86", "GuestInterface", "Introspection", "DebugInfo", "AllocationLedger",
+        ]),
+        // Analysis room: the reachability scanner over any `InspectableGuest`, and leak reports.
+        .target(name: "LeakAnalysis", dependencies: [
+            "GuestMemory", "X86", "GuestInterface", "Introspection", "DebugInfo", "Reachability", "AllocationLedger",
+        ]),
+        // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
+        .target(name: "Control", dependencies: ["X86", "Introspection", "AllocationTracing", "LeakAnalysis"]),
+        // The monitor assembled: tracing wired to analysis over a guest, for the commands.
+        .target(name: "Monitor", dependencies: [
+            "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability",
+        ]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage", "Introspection", "DebugInfo", "Control", "AllocationTracking", "AllocationMonitor",
+                "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger",
+                "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "KVM", "GuestMemory", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
-            "AllocationTracking", "AllocationMonitor", "Reachability",
+            "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
+            "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -1,5 +1,7 @@
-import AllocationTracking
+import AllocationTracing
+import AllocationLedger
 import Introspection
+import LeakAnalysis
 
 /// A question `leakvisor inspect` asks a running monitor. One per connection, JSON on one line.
 public enum ControlRequest: Codable, Sendable, Equatable {

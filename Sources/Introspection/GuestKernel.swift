@@ -1,3 +1,4 @@
+import BTF
 /// What the monitor knows about the guest's kernel from its image: symbols (link-time
 /// addresses) and structure layouts from BTF. Immutable; shared by every pause.
 public final class GuestKernel: Sendable {

@@ -1,3 +1,4 @@
+import BTF
 import DebugInfo
 import Foundation
 

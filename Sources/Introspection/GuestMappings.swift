@@ -1,3 +1,4 @@
+import X86
 extension KernelView {
     /// The memory mappings of process `pid`, like `/proc/PID/maps`.
     public func mappings(of pid: Int32) throws(IntrospectionError) -> [GuestMapping] {

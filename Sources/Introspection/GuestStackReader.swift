@@ -1,3 +1,4 @@
+import X86
 import DebugInfo
 
 /// Stacks and symbols of guest processes: user registers from the vCPU or the kernel's saved

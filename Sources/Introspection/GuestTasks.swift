@@ -1,3 +1,4 @@
+import X86
 /// One guest task (thread) read from its `task_struct`.
 public struct GuestTask: Sendable, Equatable {
     public let address: UInt64

@@ -1,3 +1,5 @@
+import BTF
+import X86
 /// Why the guest could not be introspected. Guest data is untrusted: inconsistent or looping
 /// kernel structures end here, never in a crash or a hang.
 public enum IntrospectionError: Error, CustomStringConvertible, Sendable {

@@ -1,3 +1,4 @@
+import BTF
 /// Offsets and sizes of the kernel structures introspection reads, all taken from the guest
 /// kernel's BTF (none hard-coded), resolved once. A kernel whose BTF lacks one fails with a
 /// typed error that names the member.

@@ -1,3 +1,4 @@
+import BTF
 extension KernelLayout {
     /// What `PageCacheLocator` reads: `file.f_mapping` → `address_space.i_pages` (an XArray of
     /// `xa_node`s) → `struct folio`, and the size of `struct page` (the vmemmap stride).

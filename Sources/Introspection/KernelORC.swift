@@ -1,3 +1,4 @@
+import BTF
 /// The kernel's ORC unwind tables (`.orc_unwind_ip`, `.orc_unwind`), which let the monitor unwind
 /// kernel stacks exactly (Debian builds with CONFIG_UNWINDER_ORC, not frame pointers). Entry
 /// layout from BTF (`struct orc_entry`); its type numbering from the width of `type` (2 bits before

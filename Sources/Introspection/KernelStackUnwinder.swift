@@ -1,3 +1,4 @@
+import X86
 /// Unwinds a task's kernel stack with the kernel's ORC tables, as the kernel's own unwinder
 /// does: start from the `inactive_task_frame` at `thread.sp` (or the vCPU's registers), then per frame find the
 /// entry for the return address, compute the caller's stack pointer (CFA) from SP or BP, read

@@ -1,3 +1,4 @@
+import X86
 import GuestMemory
 
 /// The guest kernel as it stands during one pause: reads through the kernel's page tables, with

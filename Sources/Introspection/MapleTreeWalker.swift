@@ -1,3 +1,4 @@
+import BTF
 /// Collects the entries of a kernel maple tree (Linux 6.1+ keeps a process's VMAs in
 /// `mm->mm_mt`). Node layouts come from BTF; encoded node pointers carry the node type in bits
 /// 3-6, the root pointer also xa_mk_node()'s internal-entry bits. Untrusted: depth, node count and every pointer are checked.

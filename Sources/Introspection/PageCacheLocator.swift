@@ -1,3 +1,4 @@
+import BTF
 import GuestMemory
 
 /// Finds the guest-physical page that caches a page of an open guest file: `file->f_mapping`

@@ -1,3 +1,4 @@
+import X86
 import DebugInfo
 
 /// Where a thread's user-mode registers were found.

@@ -1,5 +1,6 @@
 import DebugInfo
 import Introspection
+import X86
 
 /// The program headers a scan needs from a loaded ELF object, read from the guest's own mapping
 /// of the file (bounded reads; anything malformed gives nil, never a crash).

@@ -1,5 +1,6 @@
 import GuestMemory
 import Introspection
+import X86
 
 /// Candidate words of one process's virtual memory, through its page tables and the frame cache.
 ///

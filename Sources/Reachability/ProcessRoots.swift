@@ -1,4 +1,5 @@
 import Introspection
+import X86
 
 /// Finds the roots of one guest process, the way LeakSanitizer and valgrind choose them:
 ///

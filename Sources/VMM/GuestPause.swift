@@ -1,6 +1,7 @@
 import Foundation
-import Introspection
+import GuestInterface
 import KVM
+import X86
 
 /// Stops every vCPU outside KVM_RUN so the monitor sees one consistent guest, then lets them go.
 /// vCPU threads call `parkIfRequested` at the top of their loop; a requester calls `pause`,

@@ -1,3 +1,4 @@
+import GuestInterface
 import Foundation
 import GuestMemory
 import KVM

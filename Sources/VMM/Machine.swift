@@ -1,3 +1,4 @@
+import GuestInterface
 import Boot
 import CKVM
 import Devices

@@ -1,3 +1,4 @@
+import GuestInterface
 /// What to boot and how: the inputs of `Machine`.
 public struct MachineConfiguration: Sendable {
     /// Kernel image bytes (ELF vmlinux or bzImage).

@@ -1,3 +1,4 @@
+import GuestInterface
 import GuestMemory
 import KVM
 

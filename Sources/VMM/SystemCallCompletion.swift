@@ -1,7 +1,8 @@
 import CKVM
+import GuestInterface
 import GuestMemory
-import Introspection
 import KVM
+import X86
 
 /// kvm_pvm's half-done `syscall` (see docs/host-notes.md): the host loads RIP from LSTAR, RCX,
 /// R11 and the masked RFLAGS but leaves CS at 0x33, so the kernel's entry faults (#PF at LSTAR,

@@ -1,7 +1,8 @@
 import CKVM
+import GuestInterface
 import GuestMemory
-import Introspection
 import KVM
+import X86
 
 /// Per-vCPU handling of what the host leaves to the monitor: completing `syscall` transitions
 /// (kvm_pvm), re-injecting the guest kernel's own `int3`, delivering the monitor's own traps (user

@@ -1,8 +1,9 @@
 import CKVM
 import Foundation
+import GuestInterface
 import GuestMemory
-import Introspection
 import KVM
+import X86
 
 /// Runs one vCPU until the machine stops: dispatches exits to devices, the host assistant and
 /// the machine state. Never lets a guest action crash or hang the monitor: unknown events end

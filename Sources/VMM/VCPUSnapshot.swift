@@ -1,6 +1,7 @@
 import CKVM
-import Introspection
+import GuestInterface
 import KVM
+import X86
 
 extension VCPUSnapshot {
     /// Reads a parked vCPU's registers and the MSRs introspection needs.

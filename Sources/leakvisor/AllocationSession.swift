@@ -1,7 +1,10 @@
-import AllocationMonitor
-import AllocationTracking
+import Monitor
+import AllocationLedger
+import AllocationTracing
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Reachability
 import Synchronization
 import VMM
@@ -10,6 +13,7 @@ import VMM
 /// ledger (on stderr at exit and on SIGUSR1, as JSON with --report).
 final class AllocationSession: Sendable {
     let tracker: UserAllocationTracker
+    let scanner: ReachabilityScanner
     let builder: LeakReportBuilder
     let includeImageTools: Bool
     let jsonPath: String?
@@ -39,9 +43,11 @@ final class AllocationSession: Sendable {
         let started = Date()
         let kernel = try GuestKernel.load(vmlinux: vmlinux, symbolFile: options.kernelSymbols.map(HostPathArgument.absolute))
         Self.say("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        tracker = UserAllocationTracker(kernel: kernel, files: files, includeOperators: options.track != .userMalloc,
-                                        staleAfter: options.staleAfter.seconds)
-        tracker.scanner.limits = options.scanLimits
+        let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.track != .userMalloc,
+                                    staleAfter: options.staleAfter.seconds)
+        tracker = tracking.tracker
+        scanner = tracking.scanner
+        scanner.limits = options.scanLimits
         var builder = LeakReportBuilder(files: files)
         builder.staleAfterSeconds = options.staleAfter.seconds
         self.builder = builder
@@ -83,7 +89,7 @@ final class AllocationSession: Sendable {
     func startScanning() {
         guard let machine = machine.withLock({ $0 }) else { return }
         do {
-            try tracker.scanner.useWriteLog(of: machine)
+            try scanner.useWriteLog(of: machine)
         } catch {
             Self.say("page-write logging is unavailable (\(error)); every scan reads all memory it covers")
         }
@@ -108,7 +114,7 @@ final class AllocationSession: Sendable {
         try scanning.withLock { _ in
             var summary = try machine.withGuestPaused { tracker.disarm($0) }
             stopScanning()
-            tracker.scanner.stopUsingWriteLog()
+            scanner.stopUsingWriteLog()
             do {
                 try machine.pageWrites.disable()
             } catch {
@@ -124,7 +130,7 @@ final class AllocationSession: Sendable {
         // After detach the ledger no longer follows the guest: nothing to scan.
         guard let machine = machine.withLock({ $0 }), tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
-            let round = tracker.scanner.scanLiveProcesses(of: machine, pauseTimeout: 30)
+            let round = scanner.scanLiveProcesses(of: machine, pauseTimeout: 30)
             let scans = round.scans
             guard !scans.isEmpty else { return }
             var leaks = 0, read = 0, reused = 0

@@ -1,7 +1,11 @@
+import AllocationLedger
+import AllocationTracing
 import ArgumentParser
 import Control
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import VMM
 
 /// `leakvisor inspect`: look into a guest that a `leakvisor run` on this host is running.

@@ -1,6 +1,10 @@
+import AllocationLedger
+import AllocationTracing
 import Control
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Synchronization
 import VMM
 

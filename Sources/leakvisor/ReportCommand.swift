@@ -1,7 +1,10 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import ArgumentParser
 import Control
 import Foundation
+import GuestInterface
+import LeakAnalysis
 
 /// `leakvisor report`: the allocation report of a running `leakvisor run --track user`.
 struct ReportCommand: ParsableCommand {

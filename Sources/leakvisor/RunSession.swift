@@ -1,7 +1,11 @@
+import AllocationLedger
+import AllocationTracing
 import Control
 import Foundation
 import GuestImage
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import VMM
 
 /// Turns `run` options into a machine configuration, runs it, and reports the outcome.

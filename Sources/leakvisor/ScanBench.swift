@@ -1,8 +1,11 @@
-import AllocationMonitor
-import AllocationTracking
+import Monitor
+import AllocationLedger
+import AllocationTracing
 import ArgumentParser
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Reachability
 import Synchronization
 import VMM
@@ -70,9 +73,10 @@ struct ScanBench: ParsableCommand {
         config.memorySize = UInt64(memoryMiB) << 20
         config.timeoutSeconds = timeout
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
-        let tracker = UserAllocationTracker(kernel: kernel, files: GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path]),
-                                            scansAtExit: false)
-        tracker.scanner.limits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
+        let tracking = UserTracking(kernel: kernel, files: GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path]),
+                                    scansAtExit: false)
+        let (tracker, scanner) = (tracking.tracker, tracking.scanner)
+        scanner.limits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
                                             memoryBytes: scanMemoryLimit.bytes)
         config.trapHandler = tracker
         let machineBox = Mutex<Machine?>(nil)
@@ -82,12 +86,12 @@ struct ScanBench: ParsableCommand {
         tracker.onArmed { _ in
             guard let machine = machineBox.withLock({ $0 }) else { return }
             do {
-                try tracker.scanner.useWriteLog(of: machine)
+                try scanner.useWriteLog(of: machine)
             } catch { say("page-write logging failed: \(error)") }
         }
         @Sendable func scan(_ name: String, machine: Machine, full: Bool) {
-            if full { tracker.scanner.forgetCache() }
-            let round = tracker.scanner.scanLiveProcesses(of: machine, pauseTimeout: 120)
+            if full { scanner.forgetCache() }
+            let round = scanner.scanLiveProcesses(of: machine, pauseTimeout: 120)
             guard let main = round.scans.max(by: { $0.figures.bytesScanned < $1.figures.bytesScanned }) else {
                 say("  \(name): no process was scanned")
                 return

@@ -1,8 +1,10 @@
-import AllocationMonitor
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import ArgumentParser
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Synchronization
 import VMM
 

@@ -1,6 +1,8 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Foundation
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// The ledger's bookkeeping: allocation, release, realloc moves, findings, retiring spaces, and

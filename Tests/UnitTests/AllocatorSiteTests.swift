@@ -1,6 +1,8 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import DebugInfo
 import Foundation
+import LeakAnalysis
 import Testing
 
 /// Host files the site tests read.

@@ -1,6 +1,9 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Introspection
+import LeakAnalysis
 import Testing
+import X86
 
 @Suite struct AllocatorSymbolsTests {
     @Test func everyGlibcNameHasItsFunction() {

@@ -1,6 +1,11 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
 import DebugInfo
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Testing
 
 // MARK: - Crafted BTF

@@ -1,7 +1,9 @@
-@testable import AllocationMonitor
-import AllocationTracking
+@testable import AllocationTracing
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
 @testable import VMM
 

@@ -1,6 +1,12 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
+import X86
 
 /// Guest memory crafted for introspection tests: the real kernel image's symbols and BTF
 /// layouts, 4-level page tables at 0x1000 that map 2 MiB kernel pages wherever a test puts them,

@@ -1,8 +1,13 @@
+import AllocationLedger
+import AllocationTracing
 import Foundation
+import GuestInterface
 import GuestMemory
 import Introspection
-@testable import Reachability
+import LeakAnalysis
 import Testing
+import X86
+@testable import Reachability
 
 /// Program headers read from a process's own mapping of an ELF file: RELRO and TLS from a real
 /// static guest program, and nothing (never a crash or a huge read) from hostile headers.

@@ -1,5 +1,9 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
 import Foundation
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// The default image's kernel as introspection sees it: kallsyms + BTF from the vmlinux file.

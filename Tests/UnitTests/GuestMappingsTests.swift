@@ -1,5 +1,8 @@
+import AllocationTracing
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// `mappings(ofMM:)` over a crafted mm_struct whose maple tree leaf holds an anonymous and a

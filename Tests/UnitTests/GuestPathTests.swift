@@ -1,5 +1,7 @@
+import AllocationTracing
 import Foundation
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// Guest paths (from the guest's VMAs) confined to the host directories they are looked up in.

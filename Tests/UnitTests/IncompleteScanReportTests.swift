@@ -1,6 +1,8 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Foundation
 import Introspection
+import LeakAnalysis
 import Reachability
 import Testing
 

@@ -1,5 +1,8 @@
+import AllocationLedger
+import AllocationTracing
 import Foundation
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// The kallsyms decoder against the real Debian kernel of the default guest image.

@@ -1,6 +1,12 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
+import X86
 
 /// The kernel view over crafted guest memory: the real kernel's symbols and BTF layouts, but task
 /// lists and maple trees written by the test. A guest that loops or points nowhere gets a typed

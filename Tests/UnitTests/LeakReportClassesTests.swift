@@ -1,5 +1,7 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Introspection
+import LeakAnalysis
 import Reachability
 import Testing
 

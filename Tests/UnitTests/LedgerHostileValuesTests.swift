@@ -1,6 +1,8 @@
-@testable import AllocationTracking
+@testable import AllocationLedger
+import AllocationTracing
 import Foundation
 import Introspection
+import LeakAnalysis
 import Reachability
 import Testing
 

@@ -1,6 +1,11 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
 import DebugInfo
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
 
 /// Page-cache lookups over crafted guest memory laid out with the real kernel's BTF: a file, its

@@ -1,7 +1,12 @@
+import AllocationLedger
+import AllocationTracing
 import Boot
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
+import X86
 
 /// Builds x86-64 page tables in a small guest memory (8 MiB: RAM is [0, 0x80_0000)).
 private struct TableBuilder {

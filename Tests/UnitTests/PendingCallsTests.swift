@@ -1,5 +1,7 @@
-@testable import AllocationMonitor
-import AllocationTracking
+@testable import AllocationTracing
+import AllocationLedger
+import GuestInterface
+import LeakAnalysis
 import Testing
 
 /// The rules that keep nested and forwarded allocator calls from being counted twice.

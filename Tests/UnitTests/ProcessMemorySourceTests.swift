@@ -1,8 +1,13 @@
+import AllocationLedger
+import AllocationTracing
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Reachability
 import Synchronization
 import Testing
+import X86
 
 /// Reading a process's memory for a scan: candidate words through the page tables, the frame
 /// cache (reused until invalidated), and unmapped or huge ranges that must not make a scan run away.

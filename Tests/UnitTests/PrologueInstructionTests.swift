@@ -1,7 +1,11 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Foundation
+import GuestInterface
 import Introspection
+import LeakAnalysis
 import Testing
+import X86
 
 /// RFLAGS status bits, as the CPU lays them out.
 private enum Flag {

@@ -1,5 +1,7 @@
-@testable import AllocationMonitor
-import AllocationTracking
+@testable import AllocationTracing
+import AllocationLedger
+import GuestInterface
+import LeakAnalysis
 import Testing
 
 /// Which faults at the return trampoline are the `ret` of an allocator call the monitor redirected,

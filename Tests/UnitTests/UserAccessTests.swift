@@ -1,9 +1,12 @@
-@testable import AllocationMonitor
-import AllocationTracking
+@testable import AllocationTracing
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
+import LeakAnalysis
 import Testing
 import VMM
+import X86
 
 /// The monitor's own reads and writes in a guest process honour the page's rights for that user
 /// thread (issue 11: an emulated `push` wrote 16 bytes into a read-only file mapping).

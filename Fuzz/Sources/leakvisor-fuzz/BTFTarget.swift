@@ -1,4 +1,8 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
 import Introspection
+import LeakAnalysis
 
 /// BTF parsing, then every lookup the kernel layout does over what parsed.
 enum BTFTarget {

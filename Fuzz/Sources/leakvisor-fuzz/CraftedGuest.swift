@@ -1,5 +1,9 @@
+import AllocationLedger
+import AllocationTracing
 import GuestMemory
 import Introspection
+import LeakAnalysis
+import X86
 
 /// Guest memory for the kernel-view target: page tables, four 2 MiB windows of kernel memory
 /// and a well-formed set of kernel objects written by `baseline`, restored after every input.

@@ -1,3 +1,4 @@
+import X86
 import GuestMemory
 @testable import Introspection
 @testable import Reachability

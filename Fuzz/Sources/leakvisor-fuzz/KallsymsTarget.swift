@@ -1,4 +1,7 @@
+import AllocationLedger
+import AllocationTracing
 import Introspection
+import LeakAnalysis
 
 /// Kallsyms found and decoded in an image of kernel memory: 8 bytes of base address, then the image.
 enum KallsymsTarget {

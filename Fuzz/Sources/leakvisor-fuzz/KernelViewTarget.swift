@@ -1,6 +1,10 @@
+import AllocationLedger
+import AllocationTracing
+import BTF
 import Glibc
 import GuestMemory
 import Introspection
+import LeakAnalysis
 
 /// The kernel view over crafted guest memory: the real kernel's symbols and BTF layouts
 /// (`LEAKVISOR_FUZZ_VMLINUX`, default the built guest image's vmlinux), and kernel structures

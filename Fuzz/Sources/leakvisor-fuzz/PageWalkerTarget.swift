@@ -1,5 +1,9 @@
+import AllocationLedger
+import AllocationTracing
 import GuestMemory
 import Introspection
+import LeakAnalysis
+import X86
 
 /// Page-table walks and reads through an address space whose tables are the input: CR3, CR4,
 /// eight queries (kind, virtual address, length), then up to 256 KiB of guest-physical memory

@@ -1,8 +1,10 @@
-import AllocationTracking
+import AllocationLedger
+import AllocationTracing
 import Foundation
 import Glibc
-@testable import Introspection
+import LeakAnalysis
 import Reachability
+@testable import Introspection
 
 /// The report writers over a ledger the input fills: allocations and releases at any address and
 /// size (a hostile process controls both), identities with guest strings, module maps, scan

@@ -1,3 +1,5 @@
+import AllocationLedger
+
 /// An allocator entry point as a symbol names it: what it does and where its arguments are.
 public struct AllocatorEntryPoint: Sendable, Equatable, Codable {
     public var function: AllocatorFunction

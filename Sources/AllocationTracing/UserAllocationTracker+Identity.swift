@@ -1,7 +1,7 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
-import VMM
 
 /// What the tracker keeps per address space to avoid re-reading the guest on every trap: the
 /// address ranges of its file mappings (refreshed when a return address falls outside them).

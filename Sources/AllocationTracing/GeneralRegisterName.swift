@@ -1,4 +1,5 @@
 import Introspection
+import X86
 
 /// One of the sixteen 64-bit general registers, numbered as x86-64 encodes them (ModRM/REX).
 public enum GeneralRegisterName: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import AllocationLedger
+import GuestInterface
 import Introspection
 import Reachability
 

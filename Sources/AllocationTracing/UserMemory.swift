@@ -1,6 +1,8 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
+import X86
 
 /// Reads and writes of one guest address space's virtual memory through its page tables, page by
 /// page, bounds-checked by `GuestMemory`, with the rights of the user thread the monitor acts for:

@@ -1,5 +1,5 @@
 import GuestMemory
-import Introspection
+import X86
 
 /// A guest thread stopped at a trap that a `GuestTrapHandler` may own. `state.registers` are the
 /// thread's registers at the trap (for user traps: the user's, with `rip` at the `int3` or at the

@@ -1,4 +1,6 @@
+import AllocationLedger
 import Introspection
+import X86
 
 extension PrologueInstruction {
     /// Executes the instruction as the CPU would in 64-bit user mode: `registers.rip` is the

@@ -1,7 +1,8 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
-import VMM
+import X86
 
 extension UserAllocationTracker {
     static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
@@ -122,7 +123,7 @@ extension UserAllocationTracker {
         counters.withLock { $0.exitHooks += 1 }
         guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]),
               let root = try? view.pageTableRoot(ofMM: mm) else { return }
-        if scansAtExit { scanAtExit(mm: mm, root: root, view: view, vcpu: trap.state.index) }
+        if let exitObserver { exitObserver(exitingSpace(mm: mm, root: root, view: view, vcpu: trap.state.index)) }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         preexisting.withLock { _ = $0.remove(root) }
@@ -131,16 +132,16 @@ extension UserAllocationTracker {
         spaces.withLock { _ = $0.removeValue(forKey: root) }
     }
 
-    /// The final scan of an address space as it is torn down: its memory is intact and nothing
-    /// else uses it. On exit the exiting thread (the last one) gives registers and stack; on exec
-    /// the old image has no thread left, so its stack mapping is scanned whole.
-    func scanAtExit(mm: UInt64, root: UInt64, view: KernelView, vcpu: Int) {
+    /// An address space as it is torn down: its memory is intact and nothing else uses it. On
+    /// exit the exiting thread (the last one) gives registers and stack; on exec the old image has
+    /// no thread left.
+    func exitingSpace(mm: UInt64, root: UInt64, view: KernelView, vcpu: Int) -> AddressSpaceExit {
         var threads: [GuestTask] = []
         let current = (try? view.currentTasks()) ?? [:]
         if let address = current[vcpu], let task = try? view.task(at: address), task.flags & Self.taskExiting != 0 {
             threads = [task]
         }
-        scanner.scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "at exit")
+        return AddressSpaceExit(root: root, mm: mm, threads: threads, view: view, current: current)
     }
 
     /// PF_EXITING in `task_struct.flags`.

@@ -1,3 +1,4 @@
+import AllocationLedger
 import Reachability
 
 /// What LeakVisor reports about the guest's heaps: per process, outstanding allocations grouped by

@@ -1,4 +1,5 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import Reachability
 
 /// A page fault at the return trampoline as the #PF gate saw it: what decides whether it is the

@@ -1,18 +1,19 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
 import Synchronization
-import VMM
+import X86
 
 /// Tracks the guest's user-space allocators: arms `int3` on glibc's and libstdc++'s allocator
 /// entry points in the page cache, hooks the kernel's `mmap_region` (to arm files as they are
 /// mapped) and `exit_mmap` (to close a process's ledger), and turns the traps into ledger events.
 /// Allocation results are read when the function returns into an unmapped trampoline page.
 public final class UserAllocationTracker: GuestTrapHandler, Sendable {
-    public let ledger = AllocationLedger()
+    public let ledger: AllocationLedger
     let kernel: GuestKernel
     let files: GuestSymbolFiles
-    let clock = TrackerClock()
+    public let clock: TrackerClock
     let table = Mutex(BreakpointTable())
     let calls = Mutex(PendingCalls())
     let siteCache = Mutex([String: [AllocatorSite]]())
@@ -39,20 +40,22 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// are then seen as the `malloc`/`free` they call: fewer traps, no mismatch findings).
     let includesOperators: Mutex<Bool>
 
-    /// Reachability scans of the tracked processes; a process is scanned as it exits when
-    /// `scansAtExit` is set.
-    public let scanner: ReachabilityScanner
-    let scansAtExit: Bool
+    /// Told of each tracked address space as it is torn down, before the ledger retires it (the
+    /// reachability scanner's final scan of a process).
+    let exitObserver: (@Sendable (AddressSpaceExit) -> Void)?
 
     /// - Parameters:
-    ///   - staleAfter: seconds without a write after which a referenced block counts as stale.
-    public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
-                staleAfter: Double = 60) {
+    ///   - ledger: where the allocator events go; `clock` dates them.
+    ///   - onAddressSpaceExit: called on the vCPU thread of each `exit_mmap` hook of a tracked space.
+    public init(kernel: GuestKernel, files: GuestSymbolFiles, ledger: AllocationLedger = AllocationLedger(),
+                clock: TrackerClock = TrackerClock(), includeOperators: Bool = true,
+                onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil) {
         self.kernel = kernel
         self.files = files
+        self.ledger = ledger
+        self.clock = clock
         self.includesOperators = Mutex(includeOperators)
-        self.scansAtExit = scansAtExit
-        scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock, staleAfter: UInt64(max(0, staleAfter) * 1e9))
+        self.exitObserver = onAddressSpaceExit
     }
 
     /// Changes which entry points the next `arm` arms (after `disarm`).
@@ -61,7 +64,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     }
 
     /// Seconds since tracking started.
-    public var seconds: Double { Double(clock.now) / 1e9 }
+    public var seconds: Double { clock.seconds }
 
     public var statistics: TrackerCounters { counters.withLock { $0 } }
 

@@ -1,4 +1,6 @@
+import AllocationLedger
 import Introspection
+import X86
 
 /// Where an allocator entry point finds its arguments and leaves its result, as registers at
 /// entry (System V AMD64 ABI: rdi, rsi, rdx, … in order; result in rax).

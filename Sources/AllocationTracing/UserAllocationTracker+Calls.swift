@@ -1,8 +1,8 @@
-import AllocationTracking
+import AllocationLedger
 import Foundation
+import GuestInterface
 import GuestMemory
 import Introspection
-import VMM
 
 extension UserAllocationTracker {
     /// An allocator's entry: record a release at once; for an allocation, remember the call and

@@ -1,3 +1,4 @@
+
 extension ReachabilityScanner {
     /// Stops using the guest's page-write log (before it is turned off, at detach): the cached
     /// frames can no longer be trusted, so a later scan reads everything it covers.

@@ -1,9 +1,10 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 import GuestMemory
 import Introspection
 import Reachability
 import Synchronization
-import VMM
+import X86
 
 /// Runs reachability scans of guest processes and keeps what makes repeated scans cheap: the
 /// candidate words of every frame read (valid until the dirty log says the frame was written) and
@@ -36,7 +37,8 @@ public final class ReachabilityScanner: Sendable {
     /// Nanoseconds without a write after which a referenced block counts as stale.
     public let staleAfter: UInt64
 
-    init(kernel: GuestKernel, ledger: AllocationLedger, clock: TrackerClock, staleAfter: UInt64) {
+    /// - Parameter staleAfter: nanoseconds without a write after which a referenced block is stale.
+    public init(kernel: GuestKernel, ledger: AllocationLedger, clock: TrackerClock, staleAfter: UInt64) {
         self.kernel = kernel
         self.ledger = ledger
         self.clock = clock
@@ -55,10 +57,9 @@ public final class ReachabilityScanner: Sendable {
         state.withLock { $0.writes = log }
     }
 
-    /// Turns on the machine's page-write log and uses it.
-    public func useWriteLog(of machine: Machine) throws(VMMError) {
-        try machine.pageWrites.enable()
-        useWriteLog(machine.pageWrites)
+    /// Turns on the guest's page-write log and uses it.
+    public func useWriteLog(of guest: any InspectableGuest) throws {
+        useWriteLog(try guest.startWriteLog())
     }
 
     /// Takes the frames written since the last harvest: drops them from the cache, dates them.
@@ -205,15 +206,15 @@ public final class ReachabilityScanner: Sendable {
     /// The round ends by the scan time limit; the pause (counted from asking for it) by the pause
     /// limit. A scan cut short by either is incomplete; processes not reached are left to the next
     /// round (which starts with them).
-    public func scanLiveProcesses(of machine: Machine, pauseTimeout: Double) -> LiveScanRound {
+    public func scanLiveProcesses(of guest: any InspectableGuest, pauseTimeout: Double) -> LiveScanRound {
         let limits = self.limits
         let roundDeadline = ScanBudget().deadline(after: limits.scanSeconds)
-        let refreshed = refresh(memory: machine.memory, deadline: roundDeadline)
+        let refreshed = refresh(memory: guest.memory, deadline: roundDeadline)
         let pauseStarted = clock.now
         // The marking stops early enough to leave time for the verdicts and the ledger's update.
         let pauseForMarking = limits.pauseSeconds * (1 - Self.pauseReserve)
         let deadline = min(roundDeadline, ScanBudget().deadline(after: pauseForMarking))
-        let scans = (try? machine.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
+        let scans = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
             scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
         }) ?? []
         return LiveScanRound(scans: scans, pagesRefreshed: refreshed, pauseSeconds: Double(clock.now &- pauseStarted) / 1e9)

@@ -1,4 +1,5 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 
 /// An allocator call whose result the monitor waits for: its return address on the guest's stack
 /// was replaced by the return trampoline.

@@ -1,3 +1,4 @@
+import AllocationLedger
 import DebugInfo
 import Introspection
 

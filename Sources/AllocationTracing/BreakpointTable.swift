@@ -1,4 +1,5 @@
-import AllocationTracking
+import AllocationLedger
+import GuestInterface
 
 /// An `int3` the monitor wrote over the first byte of an allocator function in a page-cache page
 /// (so every process mapping the file sees it), keyed to that page: the file's page cache

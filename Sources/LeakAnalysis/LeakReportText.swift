@@ -1,3 +1,4 @@
+import AllocationLedger
 import Reachability
 
 /// The human form of a `LeakReport`, laid out like LeakSanitizer's: one paragraph per

@@ -1,0 +1,38 @@
+import AllocationLedger
+import AllocationTracing
+import Introspection
+import LeakAnalysis
+
+/// User-space allocation tracking of one guest, assembled: one ledger and clock, the tracer that
+/// feeds them from traps, and the scanner that classifies their blocks, wired so that each
+/// process is scanned as it exits (before the ledger retires it).
+public struct UserTracking: Sendable {
+    public let ledger: AllocationLedger
+    public let clock: TrackerClock
+    public let tracker: UserAllocationTracker
+    public let scanner: ReachabilityScanner
+
+    /// - Parameters:
+    ///   - includeOperators: arm C++ `new`/`delete` too (else only the C allocator).
+    ///   - scansAtExit: scan each process as it exits.
+    ///   - staleAfter: seconds without a write after which a referenced block counts as stale.
+    public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
+                staleAfter: Double = 60) {
+        let ledger = AllocationLedger()
+        let clock = TrackerClock()
+        let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,
+                                          staleAfter: UInt64(max(0, staleAfter) * 1e9))
+        self.ledger = ledger
+        self.clock = clock
+        self.scanner = scanner
+        var onExit: (@Sendable (AddressSpaceExit) -> Void)?
+        if scansAtExit {
+            onExit = { exit in
+                _ = scanner.scan(space: exit.root, mm: exit.mm, threads: exit.threads, view: exit.view,
+                                 current: exit.current, kind: "at exit")
+            }
+        }
+        tracker = UserAllocationTracker(kernel: kernel, files: files, ledger: ledger, clock: clock,
+                                        includeOperators: includeOperators, onAddressSpaceExit: onExit)
+    }
+}
