@@ -1,10 +1,11 @@
+import X86
 import Introspection
 import Reachability
 
 /// The ledger of one guest address space (one process image between exec and exit).
 public struct AddressSpaceLedger: Sendable {
     /// Page-table root (CR3 without flag bits) that identified the space while it was live.
-    public let pageTableRoot: UInt64
+    public let pageTableRoot: PageTableRoot
     public var identity: ProcessIdentity?
     /// File mappings of the process (for symbolizing its stacks after it is gone).
     public var modules: [GuestMapping] = []
@@ -40,7 +41,7 @@ public struct AddressSpaceLedger: Sendable {
 
     static let releasedMemory = 4096
 
-    init(pageTableRoot: UInt64) {
+    init(pageTableRoot: PageTableRoot) {
         self.pageTableRoot = pageTableRoot
     }
 

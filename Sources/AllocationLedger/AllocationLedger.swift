@@ -1,6 +1,7 @@
 import Introspection
 import Reachability
 import Synchronization
+import X86
 
 /// The allocation ledger, kept outside the guest: per address space, the live blocks with size,
 /// allocating function, interned stack, time and thread; findings (double and unknown frees,
@@ -15,7 +16,7 @@ public final class AllocationLedger: Sendable {
     }
 
     struct State: Sendable {
-        var live: [UInt64: AddressSpaceLedger] = [:]
+        var live: [PageTableRoot: AddressSpaceLedger] = [:]
         var ended: [AddressSpaceLedger] = []
         var stacks = StackTable()
     }
@@ -34,7 +35,7 @@ public final class AllocationLedger: Sendable {
     /// Records a block returned by an allocator. A block that does not fit in user space (a forged
     /// or corrupt result) is refused: scans and reports never see it, and the space gets a finding.
     @discardableResult
-    public func allocate(in space: UInt64, address: UInt64, size: UInt64, function: AllocatorFunction,
+    public func allocate(in space: PageTableRoot, address: UInt64, size: UInt64, function: AllocatorFunction,
                          stack: [UInt64], thread: Int32, time: UInt64) -> AllocationOutcome {
         state.withLock { s in
             let id = s.stacks.intern(stack)
@@ -55,7 +56,7 @@ public final class AllocationLedger: Sendable {
     /// Records a release. `strict` says whether the ledger saw the space from its start, so that a
     /// release of an address it never saw is a finding rather than a block from before tracking.
     @discardableResult
-    public func release(in space: UInt64, address: UInt64, function: AllocatorFunction, stack: [UInt64],
+    public func release(in space: PageTableRoot, address: UInt64, function: AllocatorFunction, stack: [UInt64],
                         thread: Int32, time: UInt64, strict: Bool) -> ReleaseOutcome {
         state.withLock { s in
             var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
@@ -81,7 +82,7 @@ public final class AllocationLedger: Sendable {
     }
 
     /// Names the process an address space belongs to (first sight) and what it maps.
-    public func identify(_ space: UInt64, as identity: ProcessIdentity, modules: [GuestMapping]) {
+    public func identify(_ space: PageTableRoot, as identity: ProcessIdentity, modules: [GuestMapping]) {
         state.withLock { s in
             s.live[space, default: AddressSpaceLedger(pageTableRoot: space)].identity = identity
             s.live[space]?.modules = modules
@@ -89,29 +90,29 @@ public final class AllocationLedger: Sendable {
     }
 
     /// Replaces the module list of a live space (after a library was loaded).
-    public func updateModules(_ space: UInt64, _ modules: [GuestMapping]) {
+    public func updateModules(_ space: PageTableRoot, _ modules: [GuestMapping]) {
         state.withLock { s in s.live[space]?.modules = modules }
     }
 
 
     /// Records a reachability scan of a live space. `staleAfter`: nanoseconds without a write
     /// after which a referenced block counts as stale in the site history.
-    public func record(_ scan: SpaceScan, for space: UInt64, staleAfter: UInt64) {
+    public func record(_ scan: SpaceScan, for space: PageTableRoot, staleAfter: UInt64) {
         state.withLock { s in s.live[space]?.record(scan, staleAfter: staleAfter) }
     }
 
     /// The live blocks of a space, for a scan.
-    public func liveBlocks(of space: UInt64) -> [UInt64: LiveBlock] {
+    public func liveBlocks(of space: PageTableRoot) -> [UInt64: LiveBlock] {
         state.withLock { s in s.live[space]?.blocks ?? [:] }
     }
 
     /// The page-table roots of the live spaces that have at least one outstanding block.
-    public func scannableSpaces() -> Set<UInt64> {
+    public func scannableSpaces() -> Set<PageTableRoot> {
         state.withLock { s in Set(s.live.values.filter { !$0.blocks.isEmpty }.map(\.pageTableRoot)) }
     }
 
     /// Ends a live address space: its outstanding blocks become its "at exit" record.
-    public func retire(_ space: UInt64, as end: AddressSpaceEnd, time: UInt64) {
+    public func retire(_ space: PageTableRoot, as end: AddressSpaceEnd, time: UInt64) {
         state.withLock { s in
             guard var ledger = s.live.removeValue(forKey: space) else { return }
             ledger.close(end, at: time)

@@ -1,3 +1,4 @@
+import X86
 import Introspection
 
 /// A tracked address space being torn down (the kernel's `exit_mmap`, on exit or exec), seen
@@ -5,7 +6,7 @@ import Introspection
 /// final scan. Handed to the observer the tracker was given, before the ledger retires it.
 public struct AddressSpaceExit: Sendable {
     /// Page-table root of the address space.
-    public let root: UInt64
+    public let root: PageTableRoot
     /// Its `struct mm_struct` address.
     public let mm: UInt64
     /// The exiting thread on exit (the last one); empty on exec (the old image has no thread).

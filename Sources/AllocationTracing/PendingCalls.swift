@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import GuestInterface
 
@@ -21,14 +22,14 @@ struct PendingCall: Sendable {
 /// the thread can set to anything) and the kernel's `current` task (which it cannot; 0 when it
 /// could not be read).
 struct ThreadKey: Hashable, Sendable {
-    let root: UInt64
+    let root: PageTableRoot
     let fsBase: UInt64
     var task: UInt64 = 0
 }
 
 /// A stack slot in an address space: where a replaced return address lives.
 struct StackSlot: Hashable, Sendable {
-    let root: UInt64
+    let root: PageTableRoot
     let address: UInt64
 }
 
@@ -78,7 +79,7 @@ struct PendingCalls: Sendable {
         return release.rsp < last.rsp || (release.rsp == last.rsp && release.returnAddress == last.returnAddress)
     }
 
-    mutating func forget(root: UInt64) {
+    mutating func forget(root: PageTableRoot) {
         bySlot = bySlot.filter { $0.key.root != root }
         outermost = outermost.filter { $0.key.root != root }
         lastRelease = lastRelease.filter { $0.key.root != root }

@@ -91,7 +91,7 @@ extension UserAllocationTracker {
         let cr4 = guest.vcpus.first?.cr4 ?? 0
         let efer = guest.vcpus.first?.efer ?? 0
         for (slot, call) in pending {
-            let user = UserMemory(memory: guest.memory, cr3: slot.root, cr4: cr4, efer: efer)
+            let user = UserMemory(memory: guest.memory, cr3: slot.root.rawValue, cr4: cr4, efer: efer)
             if (try? user.word(slot.address)) == Self.trampoline, (try? user.writeWord(slot.address, call.returnAddress)) != nil {
                 summary.returnAddressesRestored += 1
             }
@@ -135,7 +135,7 @@ extension UserAllocationTracker {
     /// An address space as it is torn down: its memory is intact and nothing else uses it. On
     /// exit the exiting thread (the last one) gives registers and stack; on exec the old image has
     /// no thread left.
-    func exitingSpace(mm: UInt64, root: UInt64, view: KernelView, vcpu: Int) -> AddressSpaceExit {
+    func exitingSpace(mm: UInt64, root: PageTableRoot, view: KernelView, vcpu: Int) -> AddressSpaceExit {
         var threads: [GuestTask] = []
         let current = (try? view.currentTasks()) ?? [:]
         if let address = current[vcpu], let task = try? view.task(at: address), task.flags & Self.taskExiting != 0 {

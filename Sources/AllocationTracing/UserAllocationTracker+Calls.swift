@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import Foundation
 import GuestInterface
@@ -30,7 +31,7 @@ extension UserAllocationTracker {
             }
         }
         if Self.tracing {
-            Self.trace("vcpu\(trap.state.index) enter \(function.rawValue) cr3=\(hex(root)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entryRSP)) ret=\(hex(returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(nestedText(returnAddress))")
+            Self.trace("vcpu\(trap.state.index) enter \(function.rawValue) cr3=\(hex(root.rawValue)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entryRSP)) ret=\(hex(returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(nestedText(returnAddress))")
         }
         if nested {
             counters.withLock { $0.nestedEntries += 1 }
@@ -94,7 +95,7 @@ extension UserAllocationTracker {
             // One note per address space (a process may forge thousands); the counter has them all.
             if trampolineNoted.withLock({ $0.insert(root).inserted }) {
                 let tid = view.flatMap { v in task == 0 ? nil : try? v.threadID(ofTask: task) } ?? 0
-                table.withLock { $0.note("thread \(tid) (address space \(hex(root))): fault at the return trampoline with rsp \(hex(state.registers.rsp)) passed to the guest: \(why)") }
+                table.withLock { $0.note("thread \(tid) (address space \(hex(root.rawValue))): fault at the return trampoline with rsp \(hex(state.registers.rsp)) passed to the guest: \(why)") }
             }
             if Self.tracing { Self.trace("vcpu\(state.index) trampoline fault declined: \(why)") }
             return false
@@ -108,7 +109,7 @@ extension UserAllocationTracker {
         }) else { return false }
         trap.resume.rip = call.returnAddress
         if Self.tracing {
-            Self.trace("vcpu\(state.index) return \(call.function.rawValue) cr3=\(hex(root)) rsp=\(hex(state.registers.rsp)) size=\(call.size) result=\(hex(state.registers.rax))")
+            Self.trace("vcpu\(state.index) return \(call.function.rawValue) cr3=\(hex(root.rawValue)) rsp=\(hex(state.registers.rsp)) size=\(call.size) result=\(hex(state.registers.rax))")
         }
         counters.withLock { $0.returns += 1 }
         for effect in effects {
@@ -127,7 +128,7 @@ extension UserAllocationTracker {
 
 extension UserAllocationTracker {
     /// Whether the ledger saw this address space from its start (so an unknown release is a finding).
-    func isStrict(_ root: UInt64) -> Bool { !preexisting.withLock { $0.contains(root) } }
+    func isStrict(_ root: PageTableRoot) -> Bool { !preexisting.withLock { $0.contains(root) } }
 
     /// LEAKVISOR_TRACE_ALLOC: one line per trapped allocator event on stderr (development aid).
     static let tracing = ProcessInfo.processInfo.environment["LEAKVISOR_TRACE_ALLOC"] != nil

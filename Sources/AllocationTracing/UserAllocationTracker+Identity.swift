@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import GuestInterface
 import GuestMemory
@@ -44,7 +45,7 @@ extension UserAllocationTracker {
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
     /// address space also names its process and records its file mappings; later, re-reads the
     /// mappings when one of the two exact frames lies outside them (a library was loaded).
-    func identify(view: KernelView?, current: UInt64, root: UInt64, stack: [UInt64]) -> Int32 {
+    func identify(view: KernelView?, current: UInt64, root: PageTableRoot, stack: [UInt64]) -> Int32 {
         guard let view, current != 0 else { return 0 }
         let known = spaces.withLock { $0[root] }
         let exact = stack.prefix(2)

@@ -19,14 +19,14 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let siteCache = Mutex([String: [AllocatorSite]]())
     let counters = Mutex(TrackerCounters())
     let armingLock = Mutex(())
-    let spaces = Mutex([UInt64: SpaceInfo]())
+    let spaces = Mutex([PageTableRoot: SpaceInfo]())
     /// Address spaces that existed before arming: their releases of blocks allocated earlier are
     /// not findings.
-    let preexisting = Mutex(Set<UInt64>())
+    let preexisting = Mutex(Set<PageTableRoot>())
     /// Address spaces whose tracking ended after an unexpected failure (noted in `diagnostics`).
-    let abandoned = Mutex(Set<UInt64>())
+    let abandoned = Mutex(Set<PageTableRoot>())
     /// Address spaces with a trampoline fault noted already.
-    let trampolineNoted = Mutex(Set<UInt64>())
+    let trampolineNoted = Mutex(Set<PageTableRoot>())
     /// Whether breakpoints or trampolines may be in the guest (false after `disarm`).
     let trapping = Atomic<Bool>(true)
     let armed = Mutex<Result<ArmingSummary, any Error>?>(nil)
@@ -146,10 +146,10 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     /// Stops tracking an address space after something the monitor did not expect, with a note;
     /// its breakpoints then only run the displaced instruction.
-    func abandon(_ root: UInt64, _ why: String) {
+    func abandon(_ root: PageTableRoot, _ why: String) {
         let first = abandoned.withLock { $0.insert(root).inserted }
         guard first else { return }
-        table.withLock { $0.note("address space \(hex(root)): tracking ended: \(why)") }
+        table.withLock { $0.note("address space \(hex(root.rawValue)): tracking ended: \(why)") }
     }
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
@@ -175,7 +175,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
 
     /// CR3 without PCID and flag bits: the page-table root that names an address space.
-    static func root(_ cr3: UInt64) -> UInt64 { cr3 & 0x000F_FFFF_FFFF_F000 }
+    static func root(_ cr3: UInt64) -> PageTableRoot { PageTableRoot(cr3: cr3) }
 }
 
 /// Trap and event counts, for the closing line and the benchmark.

@@ -1,3 +1,4 @@
+import X86
 /// A guest process (thread group) as its kernel records it, for `inspect ps` and the ledger.
 public struct GuestProcess: Codable, Sendable, Equatable {
     public var pid: Int32
@@ -11,7 +12,7 @@ public struct GuestProcess: Codable, Sendable, Equatable {
     /// argv from the process's own memory; empty for kernel threads or when unreadable.
     public var arguments: [String]
     /// Guest-physical address of the process's top-level page table (its CR3), if it has memory.
-    public var pageTableRoot: UInt64?
+    public var pageTableRoot: PageTableRoot?
 }
 
 /// One mapping of a guest process, with the fields of a `/proc/PID/maps` line.

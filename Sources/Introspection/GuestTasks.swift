@@ -92,10 +92,10 @@ extension KernelView {
         for (tgid, threads) in byGroup {
             guard let leader = threads.first(where: { $0.pid == tgid }) else { continue }
             var arguments: [String] = []
-            var root: UInt64?
+            var root: PageTableRoot?
             if leader.mm != 0, !leader.isKernelThread {
                 if let space = try? userSpace(of: leader) {
-                    root = space.root.tableAddress.rawValue
+                    root = space.root
                     arguments = (try? self.arguments(of: leader, in: space)) ?? []
                 }
             }

@@ -1,3 +1,6 @@
+import GuestMemory
+import X86
+
 extension KernelView {
     /// `mm->pgd`: the kernel virtual address of an address space's top-level page table.
     public func pageTableDirectory(ofMM mm: UInt64) throws(IntrospectionError) -> UInt64 {
@@ -6,8 +9,8 @@ extension KernelView {
 
     /// The guest-physical address of an address space's top-level page table: what CR3 holds
     /// (without flag bits) while that address space runs.
-    public func pageTableRoot(ofMM mm: UInt64) throws(IntrospectionError) -> UInt64 {
-        try physicalAddress(ofPageTable: try pageTableDirectory(ofMM: mm))
+    public func pageTableRoot(ofMM mm: UInt64) throws(IntrospectionError) -> PageTableRoot {
+        PageTableRoot(tableAddress: GuestPhysicalAddress(try physicalAddress(ofPageTable: try pageTableDirectory(ofMM: mm))))
     }
 
     /// `task->pid` (the thread id) of a task, one read.

@@ -99,7 +99,7 @@ public final class ReachabilityScanner: Sendable {
     /// the scan time limit from now) or at the memory limit, with an incomplete result. Returns nil
     /// when the space has no live blocks.
     @discardableResult
-    public func scan(space root: UInt64, mm: UInt64, threads: [GuestTask], view: KernelView, current: [Int: UInt64],
+    public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], view: KernelView, current: [Int: UInt64],
                      kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil) -> SpaceScan? {
         let blocks = ledger.liveBlocks(of: root)
         guard !blocks.isEmpty else { return nil }
@@ -116,7 +116,7 @@ public final class ReachabilityScanner: Sendable {
                 s.cache.invalidateAll()
                 s.lastFrames = []
             }
-            let space = AddressSpace(memory: view.memory, root: PageTableRoot(tableAddress: GuestPhysicalAddress(root)), mode: view.mode)
+            let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
             var roots = ProcessRootSet()
             var rootsFound = true
             do {

@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import AllocationTracing
 import ArgumentParser
@@ -113,7 +114,7 @@ struct TrackingBench: ParsableCommand {
         // The ledger's own cost per live block, measured on a ledger holding 100,000 blocks.
         let ledger = AllocationLedger()
         for i in 0..<100_000 {
-            ledger.allocate(in: 0x1000, address: 0x5555_0000_0000 + UInt64(i) * 48, size: 32, function: .malloc,
+            ledger.allocate(in: PageTableRoot(cr3: 0x1000), address: 0x5555_0000_0000 + UInt64(i) * 48, size: 32, function: .malloc,
                             stack: [0x401000, 0x402000 + UInt64(i % 1000)], thread: 1, time: UInt64(i))
         }
         let use = ledger.memoryUse()

@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import AllocationTracing
 import Foundation
@@ -8,7 +9,7 @@ import Testing
 /// The ledger's bookkeeping: allocation, release, realloc moves, findings, retiring spaces, and
 /// the report built from it (grouping, order, text and JSON).
 struct AllocationLedgerTests {
-    let space: UInt64 = 0x1234_5000
+    let space = PageTableRoot(cr3: 0x1234_5000)
 
     @Test func releasesRemoveBlocksAndCountersFollow() {
         let ledger = AllocationLedger()

@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import AllocationTracing
 import Foundation
@@ -9,7 +10,7 @@ import Testing
 /// A scan cut short by its limits: its unproven blocks are not classified (never leaks), the
 /// report says the scan was incomplete, and it adds nothing to the growth history.
 @Suite struct IncompleteScanReportTests {
-    static let space: UInt64 = 0x1000
+    static let space = PageTableRoot(cr3: 0x1000)
 
     func figures() -> ScanFigures {
         ScanFigures(kind: "incremental", threads: 1, rootBytes: 4096, bytesScanned: 8192, pagesRead: 2, pagesReused: 0,

@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import AllocationTracing
 import Introspection
@@ -8,7 +9,7 @@ import Testing
 /// Reports from a ledger with scan verdicts: groups split by class, LSan-style headlines, the
 /// LEAK SUMMARY, and growth of referenced, stale allocation sites.
 @Suite struct LeakReportClassesTests {
-    static let space: UInt64 = 0x1000
+    static let space = PageTableRoot(cr3: 0x1000)
     static let second: UInt64 = 1_000_000_000
 
     func ledger(blocks: [(UInt64, UInt64, UInt64)]) -> AllocationLedger {

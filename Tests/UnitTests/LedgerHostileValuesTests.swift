@@ -1,4 +1,5 @@
 @testable import AllocationLedger
+import X86
 import AllocationTracing
 import Foundation
 import Introspection
@@ -9,7 +10,7 @@ import Testing
 /// Guest-supplied block addresses and sizes can be anything: the ledger refuses blocks that do not
 /// fit in user space, and every total a report makes of the rest saturates instead of trapping.
 @Suite struct LedgerHostileValuesTests {
-    let space: UInt64 = 0x1000
+    let space = PageTableRoot(cr3: 0x1000)
     let saturated = "≥18446744073709551615"
 
     func report(_ ledger: AllocationLedger) -> LeakReport {

@@ -1,4 +1,5 @@
 @testable import AllocationTracing
+import X86
 import AllocationLedger
 import GuestInterface
 import LeakAnalysis
@@ -6,7 +7,7 @@ import Testing
 
 /// The rules that keep nested and forwarded allocator calls from being counted twice.
 struct PendingCallsTests {
-    let thread = ThreadKey(root: 0x1000, fsBase: 0x7f00_0000_0000)
+    let thread = ThreadKey(root: PageTableRoot(cr3: 0x1000), fsBase: 0x7f00_0000_0000)
 
     func call(_ function: AllocatorFunction) -> PendingCall {
         PendingCall(function: function, size: 8, oldPointer: 0, resultPointer: 0, returnAddress: 0x401000, stack: [], thread: 1, time: 0, owner: thread)
@@ -58,11 +59,11 @@ struct PendingCallsTests {
 
     @Test func forgettingAnAddressSpaceDropsOnlyItsCalls() {
         var calls = PendingCalls()
-        calls.bySlot[StackSlot(root: 0x1000, address: 0x10)] = call(.malloc)
-        calls.bySlot[StackSlot(root: 0x2000, address: 0x10)] = call(.malloc)
-        calls.outermost[ThreadKey(root: 0x1000, fsBase: 1)] = 0x10
-        calls.forget(root: 0x1000)
-        #expect(calls.bySlot.keys.map(\.root) == [0x2000])
+        calls.bySlot[StackSlot(root: PageTableRoot(cr3: 0x1000), address: 0x10)] = call(.malloc)
+        calls.bySlot[StackSlot(root: PageTableRoot(cr3: 0x2000), address: 0x10)] = call(.malloc)
+        calls.outermost[ThreadKey(root: PageTableRoot(cr3: 0x1000), fsBase: 1)] = 0x10
+        calls.forget(root: PageTableRoot(cr3: 0x1000))
+        #expect(calls.bySlot.keys.map(\.root) == [PageTableRoot(cr3: 0x2000)])
         #expect(calls.outermost.isEmpty)
     }
 }

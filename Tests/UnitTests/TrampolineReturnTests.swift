@@ -1,4 +1,5 @@
 @testable import AllocationTracing
+import X86
 import AllocationLedger
 import GuestInterface
 import LeakAnalysis
@@ -9,7 +10,7 @@ import Testing
 /// killed the monitor).
 struct TrampolineReturnTests {
     static let trampoline = UserAllocationTracker.trampoline
-    static let owner = ThreadKey(root: 0x1234_5000, fsBase: 0x7f00_1000_0740, task: 0xFFFF_8880_0311_0000)
+    static let owner = ThreadKey(root: PageTableRoot(cr3: 0x1234_5000), fsBase: 0x7f00_1000_0740, task: 0xFFFF_8880_0311_0000)
     static let slot: UInt64 = 0x7ffe_0000_0ff8
 
     func call(_ function: AllocatorFunction = .malloc, size: UInt64 = 64, oldPointer: UInt64 = 0,
@@ -41,7 +42,7 @@ struct TrampolineReturnTests {
         #expect(decide(fault, call()) == .failure(.otherThread))
         fault.thread = ThreadKey(root: Self.owner.root, fsBase: 0x7f00_2000_0740, task: Self.owner.task)
         #expect(decide(fault, call()) == .failure(.otherThread))
-        fault.thread = ThreadKey(root: 0x9999_0000, fsBase: Self.owner.fsBase, task: Self.owner.task)
+        fault.thread = ThreadKey(root: PageTableRoot(cr3: 0x9999_0000), fsBase: Self.owner.fsBase, task: Self.owner.task)
         #expect(decide(fault, call()) == .failure(.otherThread))
         // The task could not be read at the fault: not proven to be the owner.
         fault.thread = ThreadKey(root: Self.owner.root, fsBase: Self.owner.fsBase, task: 0)

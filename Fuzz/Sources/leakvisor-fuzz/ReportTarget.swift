@@ -1,3 +1,4 @@
+import X86
 import AllocationLedger
 import AllocationTracing
 import Foundation
@@ -15,7 +16,7 @@ import Reachability
 /// space, and the report's sums saturate. `LEAKVISOR_FUZZ_REPORT_SIZES=user` bounds them by the
 /// user half (2^47), so more inputs reach the report with many accepted blocks.
 enum ReportTarget {
-    static let spaces: [UInt64] = [0x1000, 0x2000, UInt64.max]
+    static let spaces: [PageTableRoot] = [0x1000, 0x2000, UInt64.max].map { PageTableRoot(cr3: $0) }
     nonisolated(unsafe) static var sizeLimit: UInt64 = .max
 
     static let target = FuzzTarget(name: "report", prepare: {
