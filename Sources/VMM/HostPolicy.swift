@@ -69,6 +69,6 @@ public struct HardwareHostPolicy: HostPolicy {
     }
     public func kernelArguments(tscKHz: UInt32) -> [String] { [] }
     public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, systemCalls: nil, trapHandler: trapHandler)
+        VCPUAssistant(memory: memory, fixups: nil, trapHandler: trapHandler)
     }
 }

@@ -63,6 +63,6 @@ public struct PVMHostPolicy: HostPolicy {
     }
 
     public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, systemCalls: SystemCallCompletion(), trapHandler: trapHandler)
+        VCPUAssistant(memory: memory, fixups: EmulatorFixups(), trapHandler: trapHandler)
     }
 }

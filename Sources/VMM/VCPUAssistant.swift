@@ -23,8 +23,9 @@ public final class VCPUAssistant {
     }
 
     let memory: GuestMemory
-    /// The host's piece for half-done `syscall`s (kvm_pvm); nil where the CPU completes them.
-    private var systemCalls: SystemCallCompletion?
+    /// The host's own piece (kvm_pvm: half-done `syscall`s, emulation failures); nil where the
+    /// CPU does all of it (VMX/SVM).
+    private var fixups: EmulatorFixups?
     let trapHandler: (any GuestTrapHandler)?
     public private(set) var statistics = Statistics()
 
@@ -39,13 +40,13 @@ public final class VCPUAssistant {
     private var lstar: UInt64 = 0
     private var announcedUserSpace = false
 
-    init(memory: GuestMemory, systemCalls: SystemCallCompletion?, trapHandler: (any GuestTrapHandler)? = nil) {
+    init(memory: GuestMemory, fixups: EmulatorFixups?, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
-        self.systemCalls = systemCalls
+        self.fixups = fixups
         self.trapHandler = trapHandler
     }
 
-    var completesSyscalls: Bool { systemCalls != nil }
+    var completesSyscalls: Bool { fixups != nil }
 
     /// The gates that need a hardware breakpoint: #GP and #PF where `syscall` is completed here;
     /// #PF and #BP while the trap handler wants user traps (a user `int3` and a fetch from the
@@ -150,10 +151,10 @@ public final class VCPUAssistant {
                 if lstar == 0 || (rip != lstar && rip >= 0xFFFF_8000_0000_0000) { lstar = try vcpu.msr(Self.msrLSTAR) }
                 // A `syscall` from user mode that the host left at CPL3: finish it as the CPU
                 // would, if a `syscall` instruction really started it (a user `jmp` did not).
-                if rip == lstar && cs & 3 == 3, var completion = systemCalls {
-                    let completed = try completion.complete(vcpu: vcpu, regs: &regs, sregs: &sregs, frameRIP: rip, frameCS: cs,
-                                                            frameRFLAGS: rflags, frameRSP: rsp, lstar: lstar, memory: memory)
-                    systemCalls = completion
+                if rip == lstar && cs & 3 == 3, var host = fixups {
+                    let completed = try host.systemCalls.complete(vcpu: vcpu, regs: &regs, sregs: &sregs, frameRIP: rip, frameCS: cs,
+                                                                  frameRFLAGS: rflags, frameRSP: rsp, lstar: lstar, memory: memory)
+                    fixups = host
                     if completed {
                         statistics.syscallsCompleted += 1
                         return true
@@ -222,35 +223,25 @@ public final class VCPUAssistant {
         }
     }
 
-    /// Handles KVM_EXIT_INTERNAL_ERROR from the instruction emulator. Re-injects the guest's own
-    /// `int3` as #BP (the kernel uses it for its self-test and for live text patching); throws a
-    /// precise report for anything else.
+    /// Handles KVM_EXIT_INTERNAL_ERROR from the instruction emulator: the host's fix-ups repair
+    /// what they know (on kvm_pvm: x87 control instructions, the guest kernel's own `int3`, which
+    /// it uses for its self-test and live text patching); anything else is a precise report.
     func handleEmulationFailure(suberror: UInt32, data: [UInt64], bytes: [UInt8], vcpu: VirtualCPU) throws(VMMError) {
         try mappingErrors {
             var regs = try vcpu.registers()
             let sregs = try vcpu.specialRegisters()
-            if sregs.cs.dpl == 0, try X87Emulation.emulate(bytes, regs: &regs, vcpu: vcpu) {
+            switch try fixups?.repair(bytes, regs: &regs, sregs: sregs, vcpu: vcpu) {
+            case .x87Emulated?:
                 statistics.instructionsEmulated += 1
                 return
-            }
-            if sregs.cs.dpl == 0, let length = Self.breakpointLength(bytes) {
-                // #BP is a trap: the guest's handler expects RIP after the instruction.
-                regs.rip &+= length
-                try vcpu.setRegisters(regs)
-                try vcpu.injectException(vector: 3)
+            case .breakpointReinjected?:
                 statistics.breakpointsReinjected += 1
                 return
+            case nil: break
             }
             throw VMMError.unhandledGuestEvent(EmulationReport.describe(suberror: suberror, data: data, bytes: bytes,
                                                                          regs: regs, sregs: sregs, vcpu: vcpu.id))
         }
-    }
-
-    /// Length of an `int3` (cc) or `int 3` (cd 03) instruction at the start of `bytes`.
-    static func breakpointLength(_ bytes: [UInt8]) -> UInt64? {
-        if bytes.first == 0xCC { return 1 }
-        if bytes.starts(with: [0xCD, 0x03]) { return 2 }
-        return nil
     }
 
     /// Runs `body`, wrapping KVM failures and anything else in `VMMError`.

@@ -195,10 +195,10 @@ private func leaf(_ entries: [CPUIDEntry], _ function: UInt32, _ index: UInt32 =
 
 @Suite struct BreakpointLengthTests {
     @Test func recognizesBothBreakpointEncodings() {
-        #expect(VCPUAssistant.breakpointLength([0xCC, 0x90]) == 1)
-        #expect(VCPUAssistant.breakpointLength([0xCD, 0x03]) == 2)
-        #expect(VCPUAssistant.breakpointLength([0xCD, 0x80]) == nil)
-        #expect(VCPUAssistant.breakpointLength([0x9B]) == nil)
-        #expect(VCPUAssistant.breakpointLength([]) == nil)
+        #expect(EmulatorFixups.breakpointLength([0xCC, 0x90]) == 1)
+        #expect(EmulatorFixups.breakpointLength([0xCD, 0x03]) == 2)
+        #expect(EmulatorFixups.breakpointLength([0xCD, 0x80]) == nil)
+        #expect(EmulatorFixups.breakpointLength([0x9B]) == nil)
+        #expect(EmulatorFixups.breakpointLength([]) == nil)
     }
 }
