@@ -126,7 +126,7 @@ public final class ReachabilityScanner: Sendable {
                 notes.append("roots could not be collected (\(error))")
                 rootsFound = false
             }
-            notes += roots.missingThreads
+            notes += roots.missingThreads.map(\.description)
             let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
             let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),

@@ -147,4 +147,27 @@ import X86
         #expect(scan.verdicts.isEmpty)
         #expect(scan.notes.first?.hasPrefix("roots could not be collected (") == true)
     }
+
+    @Test func aThreadWithoutRegistersIsATypedMissingThreadAndANote() throws {
+        // Not on a vCPU (no current task given) and no kernel stack: its registers are nowhere.
+        let s = try setup()
+        let view = try KernelView(kernel: s.process.kernel, memory: s.process.memory, vcpus: s.process.vcpus)
+        let task = try view.task(at: s.process.task)
+        let space = AddressSpace(memory: s.process.memory, root: s.process.root, mode: view.mode)
+        let roots = try ProcessRoots().collect(view: view, mm: s.process.mm, threads: [task], current: [:], space: space)
+        let missing = try #require(roots.missingThreads.first)
+        guard case .noUserContext(42, "no kernel stack") = missing.error else {
+            Issue.record("unexpected error \(missing.error)")
+            return
+        }
+        let note = "thread 42: no user-space context for PID 42: no kernel stack"
+        #expect(missing.description == note)
+        let scan = try #require(s.scanner.scan(space: s.process.root, mm: s.process.mm, threads: [task], view: view,
+                                              current: [:], kind: "at exit"))
+        #expect(scan.notes == [note])
+        #expect(scan.figures.threads == 0)
+        // The mappings are still roots: the verdicts are those of a full scan.
+        #expect(scan.complete)
+        #expect(classes(scan) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .indirectLeak])
+    }
 }
