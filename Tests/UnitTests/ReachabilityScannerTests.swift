@@ -1,8 +1,8 @@
 import AllocationLedger
 import GuestInterface
 import GuestMemory
-import Introspection
-import LeakAnalysis
+@testable import Introspection
+@testable import LeakAnalysis
 import Reachability
 import Testing
 import X86
@@ -169,5 +169,18 @@ import X86
         // The mappings are still roots: the verdicts are those of a full scan.
         #expect(scan.complete)
         #expect(classes(scan) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .indirectLeak])
+    }
+
+    @Test func aRoundTakesEachUserAddressSpaceOnceWithItsThreadsInMMOrder() {
+        func task(_ pid: Int32, mm: UInt64, flags: UInt32 = 0) -> GuestTask {
+            GuestTask(address: 0xFFFF_8880_0000_0000 + UInt64(pid) << 12, pid: pid, tgid: pid, parentTGID: 1, name: "t\(pid)",
+                      state: "S", flags: flags, mm: mm, stack: 0)
+        }
+        let (mmA, mmB): (UInt64, UInt64) = (0xFFFF_8880_0001_0000, 0xFFFF_8880_0002_0000)
+        let tasks = [task(1, mm: mmB), task(2, mm: 0), task(3, mm: mmA), task(4, mm: mmB),
+                     task(5, mm: mmA, flags: 0x0020_0000)]  // a kernel thread borrowing an mm
+        let spaces = ReachabilityScanner.userAddressSpaces(among: tasks)
+        #expect(spaces.map(\.mm) == [mmA, mmB])
+        #expect(spaces.map { $0.threads.map(\.pid) } == [[3], [1, 4]])
     }
 }
