@@ -183,4 +183,18 @@ import X86
         #expect(spaces.map(\.mm) == [mmA, mmB])
         #expect(spaces.map { $0.threads.map(\.pid) } == [[3], [1, 4]])
     }
+
+    @Test func aBlockIsDatedByTheLastHarvestThatReportedItsFrameWritten() throws {
+        let s = try setup()
+        let allocated = try #require(s.ledger.snapshot().spaces.first?.blocks).mapValues(\.time)
+        let first = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        // Nothing reported written yet: each block's last write is its allocation.
+        #expect(first.verdicts.mapValues(\.lastWritten) == allocated)
+        s.guest.writeLog.markWritten([CraftedProcessGuest.frame(of: Self.reachable)])
+        let second = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        let written = try #require(second.verdicts[Self.reachable]?.lastWritten)
+        #expect(try written > #require(allocated[Self.reachable]) && written <= second.time)
+        #expect(second.verdicts[Self.leaked]?.lastWritten == allocated[Self.leaked])
+        #expect(second.verdicts[Self.indirect]?.lastWritten == allocated[Self.indirect])
+    }
 }
