@@ -24,7 +24,7 @@ public enum ControlClient {
         let server = try PeerCredentials.of(socket: socket.fd)
         guard peerPolicy.allows(uid: server.uid) else { throw .peerRejected(uid: server.uid) }
         let bytes: [UInt8]
-        do { bytes = try ControlWire.encode(request) } catch { throw .protocolViolation("cannot encode the request: \(error)") }
+        do { bytes = try ControlWire.encode(request) } catch { throw .unencodable(what: "request", underlying: error) }
         // A monitor that turns us away (busy) answers and closes without reading: its answer
         // still explains more than our broken pipe.
         var writeFailure: ControlError?

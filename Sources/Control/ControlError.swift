@@ -8,6 +8,10 @@ public enum ControlError: Error, CustomStringConvertible, Sendable {
     case severalSessions([Int32])
     case noSuchSession(Int32)
     case protocolViolation(String)
+    /// A message (`what`: request or answer) that JSON could not encode.
+    case unencodable(what: String, underlying: any Error)
+    /// A line that is not a valid message (`what`: request or answer) in JSON.
+    case undecodable(what: String, underlying: any Error)
     /// The socket directory exists but is not one only we control (owner, mode, symlink).
     case unsafeDirectory(path: String, why: String)
     /// The other end of the socket runs as a user we do not talk to.
@@ -26,6 +30,8 @@ public enum ControlError: Error, CustomStringConvertible, Sendable {
             return "several monitors are running (\(pids.map(String.init).joined(separator: ", "))); choose one with --session PID"
         case .noSuchSession(let pid): return "no leakvisor monitor with PID \(pid) is listening"
         case .protocolViolation(let why): return "control protocol: \(why)"
+        case .unencodable(let what, let error): return "control protocol: cannot encode the \(what): \(error)"
+        case .undecodable(let what, let error): return "control protocol: bad \(what): \(error)"
         case .unsafeDirectory(let path, let why):
             return "refusing the control socket directory \(path): \(why); remove it (or set XDG_RUNTIME_DIR to a directory of your own)"
         case .peerRejected(let uid): return "the other end of the control socket runs as uid \(uid), neither this user nor root"

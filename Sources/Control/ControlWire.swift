@@ -24,7 +24,7 @@ public enum ControlWire {
         do {
             return try JSONDecoder().decode(Message.self, from: Data(line))
         } catch {
-            throw .protocolViolation("bad \(what): \(error)")
+            throw .undecodable(what: what, underlying: error)
         }
     }
 

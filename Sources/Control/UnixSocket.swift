@@ -20,6 +20,7 @@ final class UnixSocket: Sendable {
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: addr.sun_path)
         guard bytes.count < capacity, !bytes.contains(0) else { throw .pathTooLong(path) }
+        // SAFETY: bytes.count < capacity (checked above): the path and its NUL fit in sun_path.
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
@@ -33,6 +34,8 @@ final class UnixSocket: Sendable {
         var addr = try Self.address(path)
         guard fchmod(fd, 0o600) == 0 else { throw .system("fchmod", errno) }
         unlink(path)
+        // SAFETY: the sockets API takes a sockaddr_un as a sockaddr with its true length; the kernel
+        // reads no more than that length.
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -42,6 +45,7 @@ final class UnixSocket: Sendable {
 
     func connect(_ path: String) throws(ControlError) {
         var addr = try Self.address(path)
+        // SAFETY: as in bindAndListen: a sockaddr_un passed as a sockaddr with its true length.
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }

@@ -13,6 +13,8 @@ final class DwflSession {
 
     init() throws(DebugInfoError) {
         DebugInfo.ensureLibraryInitialised()
+        // SAFETY: libdwfl keeps this pointer for the session's life; it is freed in deinit only
+        // after dwfl_end.
         callbacks = .allocate(capacity: 1)
         // Modules come from dwfl_report_elf, so find_elf is never needed; DWARF is read from the
         // module's own file only (no separate debug files, no debuginfod network lookups).
@@ -74,6 +76,7 @@ final class DwflSession {
     private static func table(_ table: OpaquePointer, covers address: Dwarf_Addr) -> Bool {
         var frame: OpaquePointer?
         guard dwarf_cfi_addrframe(table, address, &frame) == 0 else { return false }
+        // SAFETY: dwarf_cfi_addrframe malloc()s the frame and leaves it to the caller to free.
         free(UnsafeMutableRawPointer(frame))
         return true
     }

@@ -91,6 +91,7 @@ extension ELFFile {
             guard let buffer = next.pointee.d_buf else {
                 throw .sectionUnreadable(path: path, section: name, reason: "no data for \(size) bytes")
             }
+            // SAFETY: an Elf_Data's d_buf holds its d_size bytes while the file is open; copied here.
             bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: size))
         }
         if data == nil, expectedSize > 0 {

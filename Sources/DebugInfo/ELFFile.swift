@@ -168,6 +168,7 @@ public final class ELFFile {
         var bits: UnsafeRawPointer?
         let length = dwelf_elf_gnu_build_id(elf, &bits)
         guard length > 0, let bits else { return nil }
+        // SAFETY: libelf's note data, `length` bytes, valid while `elf` is open; copied at once.
         return Array(UnsafeRawBufferPointer(start: bits, count: length))
     }
 }
@@ -182,6 +183,7 @@ extension ELFFile {
         else {
             throw .malformedELF(path: path, reason: "\(count) bytes at file offset \(fileOffset): \(libelfMessage())")
         }
+        // SAFETY: libelf's chunk holds d_size == count bytes (checked above), valid while the file is open; copied.
         return Array(UnsafeRawBufferPointer(start: buffer, count: count))
     }
 }

@@ -13,6 +13,8 @@ func readHostFile(path: String, limit: UInt64) throws(DebugInfoError) -> [UInt8]
     var bytes = [UInt8](repeating: 0, count: Int(size))
     var filled = 0
     while filled < bytes.count {
+        // SAFETY: the loop runs only while filled < bytes.count, so the buffer is not empty (its
+        // base address exists) and read() writes at most the bytes.count - filled left after `filled`.
         let count = bytes.withUnsafeMutableBytes { buffer in
             read(fd, buffer.baseAddress! + filled, buffer.count - filled)
         }

@@ -33,6 +33,8 @@ public final class StackUnwinder {
         return withoutActuallyEscaping(readMemory) { reader in
             context.reader = reader
             defer { context.reader = nil }
+            // SAFETY: the collector is passed unretained; withExtendedLifetime keeps it alive for the
+            // whole dwfl_getthread_frames call, the only time collectFrame can be called with it.
             let result = withExtendedLifetime(collector) {
                 dwfl_getthread_frames(
                     session.dwfl, unwindThreadID, collectFrame, Unmanaged.passUnretained(collector).toOpaque())

@@ -80,6 +80,8 @@ public final class Symbolizer {
     private static func inlineScope(module: OpaquePointer, pc: UInt64) -> (isInline: Bool, name: String?) {
         var bias: Dwarf_Addr = 0
         guard let unit = dwfl_module_addrdie(module, pc, &bias) else { return (false, nil) }
+        // SAFETY: dwarf_getscopes malloc()s an array of `count` DIEs (freed by the defer); only
+        // indices below `count` are read.
         var scopes: UnsafeMutablePointer<Dwarf_Die>?
         let count = dwarf_getscopes(unit, pc &- bias, &scopes)
         defer { free(scopes) }

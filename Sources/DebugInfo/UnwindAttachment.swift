@@ -51,6 +51,8 @@ final class UnwindAttachment {
             to: Dwfl_Thread_Callbacks(
                 next_thread: nextThread, get_thread: getThread, memory_read: readMemory,
                 set_initial_registers: setInitialRegisters, detach: nil, thread_detach: nil))
+        // SAFETY: unretained: `context` is this attachment's, and the attachment outlives the Dwfl
+        // (DwflSession ends the Dwfl before dropping it), so every callback sees a live object.
         let argument = Unmanaged.passUnretained(context).toOpaque()
         guard dwfl_attach_state(dwfl, architectureELF, unwindThreadID, callbacks, argument) else {
             let reason = dwflMessage()
@@ -126,6 +128,7 @@ private func setInitialRegisters(_ thread: OpaquePointer?, _ threadArgument: Uns
     guard let thread, let threadArgument else { return false }
     let registers = context(threadArgument).registers
     let values = registers.dwarfRegisters
+    // SAFETY: `dwarfRegisters` always has 17 values, so the base address exists; libdwfl copies them.
     let stored = values.withUnsafeBufferPointer { buffer in
         dwfl_thread_state_registers(thread, 0, UInt32(buffer.count), buffer.baseAddress!)
     }

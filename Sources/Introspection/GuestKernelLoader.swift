@@ -11,7 +11,7 @@ extension GuestKernel {
     public static func load(vmlinux path: String, symbolFile: String? = nil) throws(IntrospectionError) -> GuestKernel {
         DebugInfo.ensureLibraryInitialised()
         let elf: ELFFile
-        do { elf = try ELFFile(path: path) } catch { throw .kernelImage("\(path): \(error)") }
+        do { elf = try ELFFile(path: path) } catch { throw .kernelFile(path: path, error) }
         let symbols: KernelSymbols
         var debugFile: String?
         if let symbolFile {
@@ -19,19 +19,13 @@ extension GuestKernel {
         } else {
             let (image, low) = try loadedImage(elf, path: path)
             do { symbols = KernelSymbols(kallsyms: try Kallsyms.locate(in: image, base: low)) } catch {
-                throw .kernelImage("\(path): \(error)")
+                throw .kernelSymbols(path: path, error)
             }
         }
-        let btfBytes: [UInt8]
-        do {
-            guard let section = try elf.section(named: ".BTF") else {
-                throw IntrospectionError.kernelImage("\(path) has no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)")
-            }
-            btfBytes = section.bytes
-        } catch let error as IntrospectionError {
-            throw error
-        } catch {
-            throw .kernelImage("\(path): \(error)")
+        let section: ELFSection?
+        do { section = try elf.section(named: ".BTF") } catch { throw .kernelFile(path: path, error) }
+        guard let btfBytes = section?.bytes else {
+            throw .kernelImage("\(path) has no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)")
         }
         do {
             let layout = try KernelLayout(btf: try BTF(data: btfBytes))
@@ -47,10 +41,10 @@ extension GuestKernel {
         let table: SymbolTable
         var debugFile: String?
         if let elf = try? ELFFile(path: path) {
-            do { table = try elf.symbolTable() } catch { throw .kernelImage("\(path): \(error)") }
+            do { table = try elf.symbolTable() } catch { throw .kernelFile(path: path, error) }
             debugFile = (try? elf.section(named: ".debug_line")) != nil ? path : nil
         } else {
-            do { table = try SystemMap(path: path).table } catch { throw .kernelImage("\(path): \(error)") }
+            do { table = try SystemMap(path: path).table } catch { throw .kernelFile(path: path, error) }
         }
         // Debian's own System.map is a one-line stub pointing at the -dbg package.
         guard table.count >= 1000 else {
@@ -70,11 +64,9 @@ extension GuestKernel {
     /// (the memory image kallsyms is decoded from), and the address of its first byte.
     public static func loadedImage(vmlinux path: String) throws(IntrospectionError) -> (image: [UInt8], base: UInt64) {
         DebugInfo.ensureLibraryInitialised()
-        do { return try loadedImage(try ELFFile(path: path), path: path) } catch let error as IntrospectionError {
-            throw error
-        } catch {
-            throw .kernelImage("\(path): \(error)")
-        }
+        let elf: ELFFile
+        do { elf = try ELFFile(path: path) } catch { throw .kernelFile(path: path, error) }
+        return try loadedImage(elf, path: path)
     }
 
     static func loadedImage(_ elf: ELFFile, path: String) throws(IntrospectionError) -> (image: [UInt8], base: UInt64) {

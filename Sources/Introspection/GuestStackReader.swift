@@ -23,7 +23,7 @@ public struct GuestStackReader {
         let lines = view.kernelLineTable()
         let symbolizer = try self.symbolizer(for: leader)
         let unwinder: StackUnwinder
-        do { unwinder = try StackUnwinder(symbolizer: symbolizer) } catch { throw .kernelImage("libdwfl: \(error)") }
+        do { unwinder = try StackUnwinder(symbolizer: symbolizer) } catch { throw .libdwfl(error) }
         var result: [GuestThreadStack] = []
         for thread in all where thread.tgid == leader.tgid {
             let (registers, source) = try view.userRegisters(of: thread, current: current)
@@ -50,7 +50,7 @@ public struct GuestStackReader {
     /// A libdwfl session with every ELF file the process maps (from its VMAs) at its load bias.
     func symbolizer(for task: GuestTask) throws(IntrospectionError) -> Symbolizer {
         let symbolizer: Symbolizer
-        do { symbolizer = try Symbolizer() } catch { throw .kernelImage("libdwfl: \(error)") }
+        do { symbolizer = try Symbolizer() } catch { throw .libdwfl(error) }
         files.addModules(of: try view.mappings(of: task), to: symbolizer)
         return symbolizer
     }

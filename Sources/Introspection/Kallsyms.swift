@@ -24,6 +24,8 @@ public struct Kallsyms: Sendable {
 
     /// Decodes the table from `image`, whose first byte lies at virtual address `base`.
     public static func locate(in image: [UInt8], base: UInt64) throws(KallsymsError) -> Kallsyms {
+        // SAFETY: `raw` is used only inside the closure: the decoder holding it is built and
+        // dropped there, and what it returns (`Kallsyms`) holds copies, not pointers into `image`.
         let result = image.withUnsafeBytes { raw in Result { () throws(KallsymsError) -> Kallsyms in
             try Decoder(bytes: raw, base: base).decode()
         } }
@@ -52,6 +54,8 @@ private struct Decoder {
     static let maximumSymbols = 4_000_000
     static let searchWindow = 96 << 20
 
+    // SAFETY: every read below checks `at` (and its width) against `bytes.count` first; the image
+    // is untrusted, so no offset computed from it is used unchecked.
     func u8(_ at: Int) -> UInt8? { at >= 0 && at < bytes.count ? bytes[at] : nil }
     func u16(_ at: Int) -> UInt16? { at >= 0 && at + 2 <= bytes.count ? UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) : nil }
     func u32(_ at: Int) -> UInt32? { at >= 0 && at + 4 <= bytes.count ? UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) : nil }
@@ -78,6 +82,9 @@ private struct Decoder {
         var found: [Int] = []
         var from = 0
         while from < bytes.count, found.count < 64 {
+            // SAFETY: memchr searches [from, count) of the buffer (from < count), and memcmp compares
+            // anchor.count bytes at `at` only after `at + anchor.count <= count`; the anchor is not empty.
+            // The walks back below index the raw buffer (unchecked in release builds) only in [0, at).
             guard let hit = memchr(start + from, 0x30, bytes.count - from) else { break }
             let at = UnsafeRawPointer(hit) - UnsafeRawPointer(start)
             from = at + 1

@@ -6,6 +6,9 @@ import GuestMemory
 /// rescan reads only frames written since the last scan.
 ///
 /// Not thread-safe: the scanner owns it under its lock.
+// SAFETY: @unchecked because its dictionaries are mutated without a lock of its own; every use goes
+// through one owner at a time (`ReachabilityScanner` calls it only inside its `Mutex`, tests and
+// benchmarks from one thread), so no two threads ever touch it at once.
 public final class FrameCandidateCache: @unchecked Sendable {
     /// Words outside [minimum, limit) are not kept: no user-space block lives there.
     static let minimum: UInt64 = 0x1000
@@ -39,6 +42,8 @@ public final class FrameCandidateCache: @unchecked Sendable {
             framesReused += 1
             return kept
         }
+        // SAFETY: the buffer lives only in this call (deallocated on every exit); `readWords` either
+        // fills all 512 words or throws before any is read, and slots are indexed 0..<512 only.
         let page = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 512)
         defer { page.deallocate() }
         try memory.readWords(at: GuestPhysicalAddress(frame << 12), into: page)

@@ -50,7 +50,7 @@ public struct ProcessRoots {
                 let fs = try view.fsBase(of: task, current: current)
                 if fs != 0 { threadLocals.append((task.pid, fs)) }
             } catch {
-                set.missingThreads.append("thread \(task.pid): \(error)")
+                set.missingThreads.append(MissingThread(pid: task.pid, error: error))
             }
         }
         // Loaded objects: RELRO ranges and TLS sizes, from their program headers.

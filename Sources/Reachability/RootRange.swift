@@ -1,3 +1,5 @@
+import Introspection
+
 /// One piece of memory a scan treats as roots, and why.
 public struct RootRange: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
@@ -26,9 +28,23 @@ public struct ProcessRootSet: Sendable {
     public var registerWords: [UInt64] = []
     /// Threads whose registers were found, and threads whose were not (with why).
     public var threads: [Int32] = []
-    public var missingThreads: [String] = []
+    public var missingThreads: [MissingThread] = []
 
     public init() {}
 
     public var rootBytes: UInt64 { UInt64.saturatedSum(ranges.map(\.range.length)) }
+}
+
+/// A thread whose registers (and so its stack and TLS roots) could not be found.
+public struct MissingThread: Sendable, CustomStringConvertible {
+    public var pid: Int32
+    public var error: IntrospectionError
+
+    public init(pid: Int32, error: IntrospectionError) {
+        self.pid = pid
+        self.error = error
+    }
+
+    /// The note a scan report shows for it.
+    public var description: String { "thread \(pid): \(error)" }
 }

@@ -1,0 +1,77 @@
+import AllocationLedger
+import GuestInterface
+import GuestMemory
+import Introspection
+import Reachability
+import X86
+
+/// A periodic round: the concurrent phase, then every live process scanned in one pause.
+extension ReachabilityScanner {
+    /// One round over every live process that has outstanding blocks: the concurrent phase while
+    /// the guest runs, then the exact phase with every vCPU paused (a full scan the first time, then
+    /// incremental). The scanner's lock is not held while the pause is awaited.
+    ///
+    /// The round ends by the scan time limit; the pause (counted from asking for it) by the pause
+    /// limit. A scan cut short by either is incomplete; processes not reached are left to the next
+    /// round (which starts with them).
+    public func scanLiveProcesses(of guest: any InspectableGuest, pauseTimeout: Double) -> LiveScanRound {
+        let limits = self.limits
+        let roundDeadline = ScanBudget().deadline(after: limits.scanSeconds)
+        let refreshed = refresh(memory: guest.memory, deadline: roundDeadline)
+        let pauseStarted = clock.now
+        // The marking stops early enough to leave time for the verdicts and the ledger's update.
+        let pauseForMarking = limits.pauseSeconds * (1 - Self.pauseReserve)
+        let deadline = min(roundDeadline, ScanBudget().deadline(after: pauseForMarking))
+        let scans = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
+            scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
+        }) ?? []
+        return LiveScanRound(scans: scans, pagesRefreshed: refreshed, pauseSeconds: Double(clock.now &- pauseStarted) / 1e9)
+    }
+
+    /// The exact phase: scans every live process that has outstanding blocks ("periodic" names each
+    /// scan full or incremental from what the cache could reuse), until `deadline` (monotonic ns).
+    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [SpaceScan] {
+        let wanted = ledger.scannableSpaces()
+        guard !wanted.isEmpty, let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus),
+              let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
+        let processes = Self.userAddressSpaces(among: tasks)
+        var scans: [SpaceScan] = []
+        let first = state.withLock { s in
+            s.lastFrames = []
+            return s.nextRoundStart
+        }
+        for k in processes.indices {
+            let (mm, threads) = processes[(first + k) % processes.count]
+            guard ScanBudget.monotonicNanoseconds() < deadline else {
+                // Out of time: the next round starts here.
+                state.withLock { $0.nextRoundStart = (first + k) % processes.count }
+                break
+            }
+            guard let root = try? view.pageTableRoot(ofMM: mm), wanted.contains(root) else { continue }
+            if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "periodic",
+                               pauseStarted: pauseStarted, deadline: deadline) {
+                scans.append(scan)
+                if !scan.complete { state.withLock { $0.nextRoundStart = (first + k + 1) % processes.count } }
+            }
+        }
+        state.withLock { $0.cache.retainTouched() }
+        return scans
+    }
+
+    /// The user address spaces among `tasks`: each `mm` with its threads (kernel threads and tasks
+    /// without an mm left out), by `mm` ascending, the order a round takes them in.
+    static func userAddressSpaces(among tasks: [GuestTask]) -> [(mm: UInt64, threads: [GuestTask])] {
+        var byMM: [UInt64: [GuestTask]] = [:]
+        for task in tasks where task.mm != 0 && !task.isKernelThread { byMM[task.mm, default: []].append(task) }
+        return byMM.sorted(by: { $0.key < $1.key }).map { (mm: $0.key, threads: $0.value) }
+    }
+}
+
+/// What one `scanLiveProcesses` round did.
+public struct LiveScanRound: Sendable {
+    public var scans: [SpaceScan]
+    /// Frames read again while the guest ran (the concurrent phase).
+    public var pagesRefreshed: Int
+    /// From asking for the pause to the end of the exact phase.
+    public var pauseSeconds: Double
+}

@@ -1,0 +1,114 @@
+import AllocationLedger
+import GuestInterface
+import GuestMemory
+import Introspection
+import Reachability
+import X86
+
+/// The scan of one address space: roots, marking, verdicts and what the report says of it.
+extension ReachabilityScanner {
+    /// Scans one address space. `threads` are the process's threads (for an exiting process: the
+    /// exiting task alone; for an exec: none). The scan stops at `deadline` (monotonic ns; default:
+    /// the scan time limit from now) or at the memory limit, with an incomplete result. Returns nil
+    /// when the space has no live blocks.
+    @discardableResult
+    public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], view: KernelView, current: [Int: UInt64],
+                     kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil) -> SpaceScan? {
+        let blocks = ledger.liveBlocks(of: root)
+        guard !blocks.isEmpty else { return nil }
+        let started = clock.now
+        let scan: SpaceScan = state.withLock { s in
+            harvest(&s)
+            s.cache.resetCounters()
+            var notes = s.notes
+            s.notes = []
+            var budget = ScanBudget(memoryBytes: s.limits.memoryBytes)
+            budget.deadline = deadline ?? budget.deadline(after: s.limits.scanSeconds)
+            if s.cache.storedBytes > s.limits.memoryBytes / 2 {
+                // What earlier scans left would take most of this scan's memory: start afresh.
+                s.cache.invalidateAll()
+                s.lastFrames = []
+            }
+            let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
+            var roots = ProcessRootSet()
+            var rootsFound = true
+            do {
+                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space)
+            } catch {
+                // Without the mappings there are no memory roots: every block would look leaked.
+                notes.append("roots could not be collected (\(error))")
+                rootsFound = false
+            }
+            notes += roots.missingThreads.map(\.description)
+            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
+            var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
+            let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
+                                                       rootWords: roots.registerWords, memory: &source)
+            let result = rootsFound ? marked : marked.provenReachableOnly()
+            let now = clock.now
+            let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
+                                         history: s.writes == nil ? nil : s.history, now: now)
+            notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
+            s.lastFrames.formUnion(source.touchedFrames)
+            let kind = kind != "periodic" ? kind : s.cache.framesReused == 0 ? "full" : "incremental"
+            let figures = ScanFigures(kind: kind, threads: roots.threads.count, rootBytes: roots.rootBytes,
+                                      bytesScanned: source.bytesScanned, pagesRead: s.cache.framesRead,
+                                      pagesReused: s.cache.framesReused, pagesDirtied: s.pagesDirtiedSinceScan,
+                                      pauseSeconds: Double(now &- (pauseStarted ?? started)) / 1e9,
+                                      totalSeconds: Double(now &- started) / 1e9)
+            s.pagesDirtiedSinceScan = 0
+            // Exit scans between periodic ones would otherwise keep the frames of every exited
+            // process: past half the memory limit, keep only what the scans since the last trim used.
+            if s.cache.storedBytes > s.limits.memoryBytes / 2 { s.cache.retainTouched() }
+            return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
+        }
+        ledger.record(scan, for: root, staleAfter: staleAfter)
+        return scan
+    }
+
+    /// Each classified block's class, and when its pages were last written: the latest harvest that
+    /// saw any of them written, at least its allocation time (without a write history, or when the
+    /// budget ran out before its pages were found: now, never stale). Blocks an incomplete scan did
+    /// not classify get no verdict.
+    static func verdicts(_ index: HeapBlockIndex, _ result: ReachabilityResult, blocks: [UInt64: LiveBlock],
+                         source: inout ProcessMemorySource, history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+        var verdicts: [UInt64: BlockVerdict] = [:]
+        verdicts.reserveCapacity(index.count)
+        for i in 0..<index.count {
+            guard let reachability = result.classes[i] else { continue }
+            let start = index.starts[i]
+            var written = blocks[start]?.time ?? 0
+            if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
+                for frame in frames { written = max(written, history.lastWrite(of: frame) ?? 0) }
+            } else {
+                written = now
+            }
+            let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
+            verdicts[start] = BlockVerdict(reachability: reachability, leader: leader,
+                                           indirectBytes: result.indirectBytes[i], lastWritten: written)
+        }
+        return verdicts
+    }
+
+    /// What the report should say about how far a scan got.
+    static func notes(_ result: ReachabilityResult, source: ProcessMemorySource, limits: ScanLimits, pauseLimited: Bool) -> [String] {
+        var notes: [String] = []
+        switch source.stop {
+        case .timeLimit?:
+            notes.append(pauseLimited
+                ? "scan stopped at the pause limit (\(limits.pauseSeconds) s) or the scan time limit (\(limits.scanSeconds) s)"
+                : "scan stopped at the scan time limit (\(limits.scanSeconds) s)")
+        case .memoryLimit?:
+            notes.append("scan stopped at the memory limit (\(limits.memoryBytes >> 20) MiB)")
+        case nil: break
+        }
+        if source.unreadablePages > 0 { notes.append("\(source.unreadablePages) mapped page(s) or page table(s) could not be read") }
+        if !result.complete {
+            notes.append("the scan is incomplete: blocks it did not prove reachable are not classified (not reported as leaks)")
+        } else if !result.leakGroupingComplete {
+            notes.append("leaks not fully grouped: some indirect leaks are counted as direct")
+        }
+        if source.refusedBytes > 0 { notes.append("\(source.refusedBytes) byte(s) of roots or blocks outside user space were not scanned") }
+        return notes
+    }
+}
