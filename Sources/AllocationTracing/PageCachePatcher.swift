@@ -45,15 +45,16 @@ final class PageCachePatcher: Sendable {
     }
 
     /// Replaces the ftrace `nopl` of `mmap_region` and `exit_mmap` with `out 0xEB, al`.
-    func armKernelHooks(view: KernelView, memory: GuestMemory) throws -> Int {
+    func armKernelHooks(view: KernelView, memory: GuestMemory) throws(TrackerError) -> Int {
         var count = 0
         for kind in [KernelHook.Kind.mmapRegion, .exitMmap] {
-            let address = try view.symbol(kind.rawValue)
-            let physical = try view.space.translate(address).physicalAddress
-            let bytes = try memory.read(at: physical, count: 5)
-            guard bytes == Self.ftraceNop else { throw TrackerError.kernelHook(kind.rawValue, firstBytes: bytes) }
+            let address: GuestVirtualAddress, physical: GuestPhysicalAddress, bytes: [UInt8]
+            do { address = try view.symbol(kind.rawValue) } catch { throw .kernel(error) }
+            do { physical = try view.space.translate(address).physicalAddress } catch { throw .translation(error) }
+            do { bytes = try memory.read(at: physical, count: 5) } catch { throw .memory(error) }
+            guard bytes == Self.ftraceNop else { throw .kernelHook(kind.rawValue, firstBytes: bytes) }
             rememberPage(physical, memory: memory)
-            try memory.write(KernelHookPort.instruction, at: physical)
+            do { try memory.write(KernelHookPort.instruction, at: physical) } catch { throw .memory(error) }
             table.withLock {
                 $0.hooks[address] = KernelHook(kind: kind, address: address, physical: physical, original: Array(bytes.prefix(2)))
             }

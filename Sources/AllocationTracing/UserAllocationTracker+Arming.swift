@@ -7,12 +7,15 @@ import X86
 extension UserAllocationTracker {
     /// Arms the kernel hooks and every allocator in files the guest's processes map now. Call once
     /// the guest kernel has started user space, from a vCPU thread or with the guest paused.
-    public func arm(memory: GuestMemory, vcpus: [VCPUSnapshot]) throws -> ArmingSummary {
-        let view = try KernelView(kernel: patcher.kernel, memory: memory, vcpus: vcpus)
+    public func arm(memory: GuestMemory, vcpus: [VCPUSnapshot]) throws(TrackerError) -> ArmingSummary {
+        let view: KernelView
+        do { view = try KernelView(kernel: patcher.kernel, memory: memory, vcpus: vcpus) } catch { throw .kernel(error) }
         var summary = ArmingSummary()
         summary.kernelHooks = try patcher.armKernelHooks(view: view, memory: memory)
         // Each process once: its thread-group leader (the task list is read once).
-        for task in try view.tasks() where task.pid == task.tgid && task.mm != 0 {
+        let tasks: [GuestTask]
+        do { tasks = try view.tasks() } catch { throw .kernel(error) }
+        for task in tasks where task.pid == task.tgid && task.mm != 0 {
             guard let mappings = try? view.mappings(ofMM: task.mm) else { continue }
             if let root = try? view.pageTableRoot(ofMM: task.mm) {
                 spaces.withLock { _ = $0.preexisting.insert(root) }

@@ -83,7 +83,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
             return true
         }
         guard first else { return }
-        let outcome: Result<ArmingSummary, any Error> = Result { try arm(memory: memory, vcpus: [state]) }
+        let outcome = Result { () throws(TrackerError) in try arm(memory: memory, vcpus: [state]) }.mapError { $0 as any Error }
         let callback = arming.withLock { a in
             a.outcome = outcome
             return a.callback
