@@ -1,12 +1,14 @@
 import AllocationLedger
 import GuestInterface
+import GuestMemory
+import X86
 
 /// An `int3` the monitor wrote over the first byte of an allocator function in a page-cache page
 /// (so every process mapping the file sees it), keyed to that page: the file's page cache
 /// (`struct address_space`), the page's index in the file, and the frame it was in.
 struct ArmedSite: Sendable {
     let site: AllocatorSite
-    let physical: UInt64
+    let physical: GuestPhysicalAddress
     let original: UInt8
     let guestPath: String
     /// The file's inode and page cache (`struct address_space *`) in the guest kernel.
@@ -15,11 +17,11 @@ struct ArmedSite: Sendable {
     /// File offset / 4096.
     var pageIndex: UInt64 { site.fileOffset >> 12 }
     /// The frame (physical page) holding the breakpoint.
-    var frame: UInt64 { physical & ~0xFFF }
+    var frame: GuestPhysicalAddress { physical.alignedDown(to: 4096) }
 
     /// Where the breakpoint stands now, given the frame the page cache holds at `pageIndex` now
     /// (nil: the page is not cached) and the byte at `physical`.
-    func state(cachedFrame: UInt64?, byte: UInt8?) -> BreakpointState {
+    func state(cachedFrame: GuestPhysicalAddress?, byte: UInt8?) -> BreakpointState {
         guard let cachedFrame else { return .evicted }
         guard cachedFrame == frame else { return .moved(toFrame: cachedFrame) }
         return byte == 0xCC ? .inPlace : .overwritten
@@ -32,7 +34,7 @@ enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
     case inPlace
     /// The file's page at that index is another frame now (the file was rewritten, or the page was
     /// evicted and read again): the old frame may hold anything and is never written again.
-    case moved(toFrame: UInt64)
+    case moved(toFrame: GuestPhysicalAddress)
     /// The page is no longer cached (the old frame may hold anything).
     case evicted
     /// The same frame, but the guest wrote another byte over our `int3`.
@@ -41,7 +43,7 @@ enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
     var description: String {
         switch self {
         case .inPlace: return "in place"
-        case .moved(let frame): return "the file's page moved to frame 0x\(String(frame, radix: 16))"
+        case .moved(let frame): return "the file's page moved to frame \(hex(frame.rawValue))"
         case .evicted: return "the file's page is no longer cached"
         case .overwritten: return "the guest overwrote the int3"
         }
@@ -52,8 +54,8 @@ enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
 struct KernelHook: Sendable {
     enum Kind: String, Sendable { case mmapRegion = "mmap_region", exitMmap = "exit_mmap" }
     let kind: Kind
-    let address: UInt64
-    let physical: UInt64
+    let address: GuestVirtualAddress
+    let physical: GuestPhysicalAddress
     let original: [UInt8]
 }
 
@@ -68,14 +70,22 @@ enum FileArming: Sendable {
 
 /// Every byte the monitor changed in the guest, with the original, so detaching restores all.
 struct BreakpointTable: Sendable {
-    var sites: [UInt64: ArmedSite] = [:]
-    var hooks: [UInt64: KernelHook] = [:]
+    /// Allocator breakpoints by the guest-physical address of their `int3` (in a page-cache page).
+    var sites: [GuestPhysicalAddress: ArmedSite] = [:]
+    /// Kernel hooks by the kernel virtual address of the function they hook.
+    var hooks: [GuestVirtualAddress: KernelHook] = [:]
+    /// How far arming got, per file (by the guest kernel's `struct inode` address).
     var files: [UInt64: FileArming] = [:]
-    var diagnostics: [String] = []
-    /// Each page the monitor wrote into, as it was before the first write (checked at detach).
-    var pagesBefore: [UInt64: [UInt8]] = [:]
+    /// Each page the monitor wrote into (by its frame), as it was before the first write (checked at detach).
+    var pagesBefore: [GuestPhysicalAddress: [UInt8]] = [:]
 
-    mutating func note(_ text: String) {
-        if diagnostics.count < 200 { diagnostics.append(text) }
+    /// Drops a breakpoint the guest's page cache no longer holds, and the page copy kept for it
+    /// when no other breakpoint or hook is in that frame.
+    mutating func forget(_ armed: ArmedSite) {
+        sites[armed.physical] = nil
+        if !sites.values.contains(where: { $0.frame == armed.frame }),
+           !hooks.values.contains(where: { $0.physical.alignedDown(to: 4096) == armed.frame }) {
+            pagesBefore[armed.frame] = nil
+        }
     }
 }

@@ -67,7 +67,7 @@ enum TrampolineReturn {
     /// in user space. `storedPointer` reads posix_memalign's `*memptr` with the thread's rights.
     static func decide(_ fault: TrampolineFault, call: PendingCall?, slotWord: UInt64?,
                        storedPointer: (UInt64) -> UInt64?) -> Result<[LedgerEffect], TrampolineRejection> {
-        let trampoline = UserAllocationTracker.trampoline
+        let trampoline = CallTracker.trampoline
         let expectedCode = fault.noExecute ? userFetchNotPresent : userAccessNotPresent
         guard fault.rip == trampoline, fault.faultAddress == trampoline, fault.errorCode == expectedCode else {
             return .failure(.notATrampolineFetch)

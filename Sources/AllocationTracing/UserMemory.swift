@@ -55,7 +55,7 @@ struct UserMemory {
     }
 
     func writeWord(_ address: UInt64, _ value: UInt64) throws {
-        try write(address, withUnsafeBytes(of: value.littleEndian) { Array($0) })
+        try write(address, (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) })     // little-endian
     }
 
     /// Throws the `UserAccessFault` that `instruction` would take in this thread with `registers`,

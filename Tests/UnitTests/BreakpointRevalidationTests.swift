@@ -30,9 +30,9 @@ struct BreakpointRevalidationTests {
         // Armed in file page 0, cached in `oldFrame`.
         try fixture.head(try fixture.folio(frame: Self.oldFrame, index: 0))
         try put(0xCC, frame: Self.oldFrame)
-        let armed = ArmedSite(site: site, physical: Self.oldFrame << 12 | Self.offset, original: 0x55, guestPath: "/lib/libc.so.6",
+        let armed = ArmedSite(site: site, physical: GuestPhysicalAddress(Self.oldFrame << 12 | Self.offset), original: 0x55, guestPath: "/lib/libc.so.6",
                               inode: Self.inode, mapping: PageCacheLocatorTests.mapping)
-        tracker.table.withLock { t in
+        tracker.patcher.table.withLock { t in
             t.sites[armed.physical] = armed
             t.files[Self.inode] = .armed(sites: 1)
         }
@@ -41,20 +41,20 @@ struct BreakpointRevalidationTests {
     var memory: GuestMemory { fixture.guest.memory }
     func byte(frame: UInt64) throws -> UInt8 { try memory.read(at: GuestPhysicalAddress(frame << 12 | Self.offset), count: 1)[0] }
     func put(_ value: UInt8, frame: UInt64) throws { try memory.write([value], at: GuestPhysicalAddress(frame << 12 | Self.offset)) }
-    func armedFrames() -> [UInt64] { tracker.table.withLock { $0.sites.values.map(\.frame).sorted() } }
+    func armedFrames() -> [UInt64] { tracker.patcher.table.withLock { $0.sites.values.map(\.frame.rawValue).sorted() } }
     func paused() throws -> PausedGuest { PausedGuest(memory: memory, vcpus: try fixture.guest.view().vcpus) }
 
     @Test func theStateOfABreakpoint() {
-        let armed = ArmedSite(site: site, physical: Self.oldFrame << 12 | Self.offset, original: 0x55, guestPath: "")
-        #expect(armed.state(cachedFrame: Self.oldFrame << 12, byte: 0xCC) == .inPlace)
-        #expect(armed.state(cachedFrame: Self.oldFrame << 12, byte: 0x55) == .overwritten)
-        #expect(armed.state(cachedFrame: Self.newFrame << 12, byte: 0xCC) == .moved(toFrame: Self.newFrame << 12))
+        let armed = ArmedSite(site: site, physical: GuestPhysicalAddress(Self.oldFrame << 12 | Self.offset), original: 0x55, guestPath: "")
+        #expect(armed.state(cachedFrame: GuestPhysicalAddress(Self.oldFrame << 12), byte: 0xCC) == .inPlace)
+        #expect(armed.state(cachedFrame: GuestPhysicalAddress(Self.oldFrame << 12), byte: 0x55) == .overwritten)
+        #expect(armed.state(cachedFrame: GuestPhysicalAddress(Self.newFrame << 12), byte: 0xCC) == .moved(toFrame: GuestPhysicalAddress(Self.newFrame << 12)))
         #expect(armed.state(cachedFrame: nil, byte: 0xCC) == .evicted)
     }
 
     @Test func aPageStillInPlaceIsKeptAndRestoredAtDetach() throws {
         let locator = try fixture.locator()
-        #expect(tracker.revalidate(inode: Self.inode, locator: locator, memory: memory).isEmpty)
+        #expect(tracker.patcher.revalidate(inode: Self.inode, locator: locator, memory: memory).isEmpty)
         #expect(armedFrames() == [Self.oldFrame << 12])
         let summary = tracker.disarm(try paused())
         #expect(summary.bytesRestored == 1 && summary.bytesChangedByGuest == 0 && summary.notes.isEmpty)
@@ -66,7 +66,7 @@ struct BreakpointRevalidationTests {
         // old frame now belongs to something else (which happens to hold 0xCC there).
         try fixture.head(try fixture.folio(frame: Self.newFrame, index: 0))
         try put(0x55, frame: Self.newFrame)
-        #expect(tracker.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory).isEmpty)
+        #expect(tracker.patcher.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory).isEmpty)
         #expect(armedFrames() == [Self.newFrame << 12])
         #expect(try byte(frame: Self.newFrame) == 0xCC)
         let summary = tracker.disarm(try paused())
@@ -86,7 +86,7 @@ struct BreakpointRevalidationTests {
 
     @Test func anEvictedPageIsForgottenAndWantedAgain() throws {
         try fixture.head(0)
-        let lost = tracker.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
+        let lost = tracker.patcher.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
         #expect(lost == [site])
         #expect(armedFrames().isEmpty)
         let summary = tracker.disarm(try paused())
@@ -96,10 +96,10 @@ struct BreakpointRevalidationTests {
 
     @Test func anOverwrittenBreakpointIsArmedAgainOnlyOverTheSameCode() throws {
         try put(0x55, frame: Self.oldFrame)              // rewritten in place with the same code
-        _ = tracker.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
+        _ = tracker.patcher.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
         #expect(try armedFrames() == [Self.oldFrame << 12] && byte(frame: Self.oldFrame) == 0xCC)
         try put(0x90, frame: Self.oldFrame)              // rewritten with other code: not armed, not written
-        _ = tracker.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
+        _ = tracker.patcher.revalidate(inode: Self.inode, locator: try fixture.locator(), memory: memory)
         #expect(try armedFrames().isEmpty && byte(frame: Self.oldFrame) == 0x90)
     }
 

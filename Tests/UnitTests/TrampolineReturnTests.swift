@@ -9,7 +9,7 @@ import Testing
 /// and which are forged by a guest thread (issue 11: a forged 64 KiB block at 0xfffffffffffff000
 /// killed the monitor).
 struct TrampolineReturnTests {
-    static let trampoline = UserAllocationTracker.trampoline
+    static let trampoline = CallTracker.trampoline
     static let owner = ThreadKey(root: PageTableRoot(cr3: 0x1234_5000), fsBase: 0x7f00_1000_0740, task: 0xFFFF_8880_0311_0000)
     static let slot: UInt64 = 0x7ffe_0000_0ff8
 

@@ -1,31 +1,42 @@
-import X86
 import AllocationLedger
 import GuestInterface
 import GuestMemory
 import Introspection
+import Synchronization
+import X86
 
-/// What the tracker keeps per address space to avoid re-reading the guest on every trap: the
-/// address ranges of its file mappings (refreshed when a return address falls outside them).
-struct SpaceInfo: Sendable {
-    var ranges: [Range<UInt64>]
-    var refreshes = 0
-
-    func covers(_ pc: UInt64) -> Bool { ranges.contains { $0.contains(pc) } }
-}
-
-extension UserAllocationTracker {
+/// Says who made an allocator call: the kernel's `current` task at a trap, its thread id, the
+/// call's stack; and names each address space's process to the ledger at its first event, with
+/// its file mappings (read again when a return address falls outside them: a library was loaded).
+final class ProcessIdentifier: Sendable {
     static let maximumFrames = 24
     static let maximumModuleRefreshes = 32
+
+    let kernel: GuestKernel
+    let ledger: AllocationLedger
+    /// Guards the file-mapping ranges known per address space.
+    private let spaces = Mutex([PageTableRoot: SpaceInfo]())
+
+    init(kernel: GuestKernel, ledger: AllocationLedger) {
+        self.kernel = kernel
+        self.ledger = ledger
+    }
+
+    /// The kernel's view at a user trap and the vCPU's `current` task (0 when it cannot be read).
+    func kernelContext(of trap: GuestTrap, memory: GuestMemory) -> (view: KernelView?, task: UInt64) {
+        guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]) else { return (nil, 0) }
+        return (view, (try? view.currentTasks()[trap.state.index]) ?? 0)
+    }
 
     /// The allocator's own address, its return address, then the caller's frame-pointer chain
     /// (bounded, increasing, inside 8 MiB of the stack). Callers built without frame pointers end
     /// the chain early; the first two frames are always exact.
-    func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
-                      user: UserMemory) -> [UInt64] {
+    static func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
+                             user: UserMemory) -> [UInt64] {
         var stack = [site, returnAddress]
         var frame = framePointer
         var previous = stackPointer
-        while stack.count < Self.maximumFrames, frame > previous, frame &- stackPointer < 8 << 20, frame & 7 == 0,
+        while stack.count < maximumFrames, frame > previous, frame &- stackPointer < 8 << 20, frame & 7 == 0,
               let words = try? user.words(frame, count: 2) {
             let (next, pc) = (words[0], words[1])
             guard pc >= 0x1000, pc < 0x8000_0000_0000 else { break }
@@ -34,12 +45,6 @@ extension UserAllocationTracker {
             frame = next
         }
         return stack
-    }
-
-    /// The kernel's view at a user trap and the vCPU's `current` task (0 when it cannot be read).
-    func kernelContext(of trap: GuestTrap, memory: GuestMemory) -> (view: KernelView?, task: UInt64) {
-        guard let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state]) else { return (nil, 0) }
-        return (view, (try? view.currentTasks()[trap.state.index]) ?? 0)
     }
 
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
@@ -67,4 +72,18 @@ extension UserAllocationTracker {
         spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: min(known?.refreshes ?? -1, Self.maximumModuleRefreshes) + 1) }
         return task.pid
     }
+
+    /// Forgets an address space torn down.
+    func forget(_ root: PageTableRoot) {
+        spaces.withLock { _ = $0.removeValue(forKey: root) }
+    }
+}
+
+/// What the identifier keeps per address space to avoid re-reading the guest on every trap: the
+/// address ranges of its file mappings (refreshed when a return address falls outside them).
+struct SpaceInfo: Sendable {
+    var ranges: [Range<UInt64>]
+    var refreshes = 0
+
+    func covers(_ pc: UInt64) -> Bool { ranges.contains { $0.contains(pc) } }
 }

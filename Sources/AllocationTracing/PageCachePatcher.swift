@@ -1,0 +1,197 @@
+import AllocationLedger
+import GuestInterface
+import GuestMemory
+import Introspection
+import Synchronization
+import X86
+
+/// Writes the monitor's bytes into the guest and takes them back: the kernel hooks over the
+/// ftrace `nopl` of `mmap_region` and `exit_mmap`, and the allocator `int3`s in the page cache
+/// of the files processes map (checked against the page cache each time a file is mapped again).
+/// Owns the `BreakpointTable`.
+final class PageCachePatcher: Sendable {
+    let kernel: GuestKernel
+    let files: GuestSymbolFiles
+    let notes: TrackerNotes
+    /// Guards the bytes the monitor changed in the guest and their originals.
+    let table = Mutex(BreakpointTable())
+    /// Guards the host files' allocator sites; held for the whole of arming a file (so one file is
+    /// armed at a time, whichever vCPU asks) and by detach (which waits for arming in progress).
+    let catalog: Mutex<SiteCatalog>
+
+    static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
+
+    init(kernel: GuestKernel, files: GuestSymbolFiles, notes: TrackerNotes, includeOperators: Bool) {
+        self.kernel = kernel
+        self.files = files
+        self.notes = notes
+        self.catalog = Mutex(SiteCatalog(includesOperators: includeOperators))
+    }
+
+    /// Changes which entry points are armed from now on.
+    func setIncludesOperators(_ value: Bool) {
+        catalog.withLock { $0.includesOperators = value }
+    }
+
+    /// The breakpoint whose `int3` is at `physical`, if it is one of ours.
+    func site(at physical: GuestPhysicalAddress) -> ArmedSite? { table.withLock { $0.sites[physical] } }
+
+    /// The kernel hook at `address`, if it is one of ours.
+    func hook(at address: GuestVirtualAddress) -> KernelHook? { table.withLock { $0.hooks[address] } }
+
+    /// How many breakpoints are armed and in which guest files.
+    func armedSites() -> (count: Int, files: [String]) {
+        table.withLock { t in (t.sites.count, Array(Set(t.sites.values.map(\.guestPath))).sorted()) }
+    }
+
+    /// Replaces the ftrace `nopl` of `mmap_region` and `exit_mmap` with `out 0xEB, al`.
+    func armKernelHooks(view: KernelView, memory: GuestMemory) throws(TrackerError) -> Int {
+        var count = 0
+        for kind in [KernelHook.Kind.mmapRegion, .exitMmap] {
+            let address: GuestVirtualAddress, physical: GuestPhysicalAddress, bytes: [UInt8]
+            do { address = try view.symbol(kind.rawValue) } catch { throw .kernel(error) }
+            do { physical = try view.space.translate(address).physicalAddress } catch { throw .translation(error) }
+            do { bytes = try memory.read(at: physical, count: 5) } catch { throw .memory(error) }
+            guard bytes == Self.ftraceNop else { throw .kernelHook(kind.rawValue, firstBytes: bytes) }
+            rememberPage(physical, memory: memory)
+            do { try memory.write(KernelHookPort.instruction, at: physical) } catch { throw .memory(error) }
+            table.withLock {
+                $0.hooks[address] = KernelHook(kind: kind, address: address, physical: physical, original: Array(bytes.prefix(2)))
+            }
+            count += 1
+        }
+        return count
+    }
+
+    /// Keeps a copy of the page holding `address` before the monitor first writes into it.
+    private func rememberPage(_ address: GuestPhysicalAddress, memory: GuestMemory) {
+        let page = address.alignedDown(to: 4096)
+        guard table.withLock({ $0.pagesBefore[page] == nil }),
+              let bytes = try? memory.read(at: page, count: 4096) else { return }
+        table.withLock { t in if t.pagesBefore[page] == nil { t.pagesBefore[page] = bytes } }
+    }
+
+    /// Arms the allocator functions of an open file (`struct file *`), once per inode. One file
+    /// at a time, whichever vCPU asks. Returns how many breakpoints it wrote.
+    func considerFile(_ file: UInt64, view: KernelView, memory: GuestMemory) -> Int {
+        catalog.withLock { armFile(file, catalog: &$0, view: view, memory: memory) }
+    }
+
+    private func armFile(_ file: UInt64, catalog: inout SiteCatalog, view: KernelView, memory: GuestMemory) -> Int {
+        guard let locator = try? PageCacheLocator(view: view), let inode = try? locator.inode(ofFile: file),
+              let mapping = try? locator.mapping(ofFile: file) else { return 0 }
+        let state = table.withLock { $0.files[inode] }
+        let path: String
+        var wanted: [AllocatorSite]
+        switch state {
+        case .nothingToArm?: return 0
+        case .armed?:
+            let lost = revalidate(inode: inode, locator: locator, memory: memory)
+            guard !lost.isEmpty, let somePath = table.withLock({ $0.sites.values.first { $0.inode == inode }?.guestPath })
+                ?? (try? view.path(ofFile: file)) else { return 0 }
+            (path, wanted) = (somePath, lost)
+        case .partial(let p, let missing)?:
+            (path, wanted) = (p, missing + revalidate(inode: inode, locator: locator, memory: memory))
+        case nil:
+            guard let guestPath = try? view.path(ofFile: file) else { return 0 }
+            path = guestPath
+            guard let host = files.hostPath(forGuest: path) else {
+                table.withLock { $0.files[inode] = .nothingToArm }
+                return 0
+            }
+            wanted = catalog.sites(inHostFile: host, guestPath: path, note: notes.add)
+            if wanted.isEmpty {
+                table.withLock { $0.files[inode] = .nothingToArm }
+                return 0
+            }
+        }
+        var missing: [AllocatorSite] = []
+        var armedCount = 0
+        for site in wanted {
+            guard let page = try? locator.cachedPage(inMapping: mapping, pageIndex: site.fileOffset >> 12) else {
+                missing.append(site)
+                continue
+            }
+            switch armSite(site, physical: GuestPhysicalAddress(page.rawValue | (site.fileOffset & 0xFFF)), path: path,
+                           inode: inode, mapping: mapping, memory: memory) {
+            case .armed: armedCount += 1
+            case .unreadable: missing.append(site)
+            case .alreadyArmed, .differs: break
+            }
+        }
+        table.withLock { t in
+            let total = t.sites.values.filter { $0.inode == inode }.count
+            t.files[inode] = missing.isEmpty ? .armed(sites: total) : .partial(path: path, missing: missing)
+        }
+        return armedCount
+    }
+
+    enum SiteArming { case armed, alreadyArmed, differs, unreadable }
+
+    /// Writes the `int3` of `site` at `physical` (in the file's page `site.fileOffset >> 12`) if
+    /// the guest's bytes there are the host copy's first instruction.
+    private func armSite(_ site: AllocatorSite, physical: GuestPhysicalAddress, path: String, inode: UInt64,
+                         mapping: UInt64, memory: GuestMemory) -> SiteArming {
+        guard let bytes = try? memory.read(at: physical, count: site.instruction.length) else { return .unreadable }
+        if bytes.first == 0xCC, table.withLock({ $0.sites[physical] != nil }) { return .alreadyArmed }
+        guard bytes == site.instruction.bytes else {
+            notes.add("\(path): \(site.symbol) in the guest differs from the host copy; not armed")
+            return .differs
+        }
+        rememberPage(physical, memory: memory)
+        guard (try? memory.write([0xCC], at: physical)) != nil else { return .unreadable }
+        let armed = ArmedSite(site: site, physical: physical, original: bytes[0], guestPath: path,
+                              inode: inode, mapping: mapping)
+        table.withLock { $0.sites[physical] = armed }
+        return .armed
+    }
+
+    /// Checks every breakpoint of the file `inode` against its page cache now (the file is being
+    /// mapped): a page replaced by another frame (the file was rewritten, or evicted and read
+    /// again) is re-armed in the new frame and the old frame forgotten, never written again; a
+    /// byte the guest wrote over our `int3` is armed again if it is the original instruction.
+    /// Returns the sites whose page is not cached now (armed when the file is mapped again).
+    func revalidate(inode: UInt64, locator: PageCacheLocator, memory: GuestMemory) -> [AllocatorSite] {
+        let sites = table.withLock { $0.sites.values.filter { $0.inode == inode } }
+        var cachedFrames: [UInt64: GuestPhysicalAddress?] = [:]     // page index → frame cached there now
+        var lost: [AllocatorSite] = []
+        for armed in sites {
+            let cached: GuestPhysicalAddress?
+            if let known = cachedFrames[armed.pageIndex] {
+                cached = known
+            } else {
+                // An unreadable page cache says nothing about the breakpoint: leave it as it is.
+                guard case .success(let lookup) = Self.cachedFrame(locator, armed) else { continue }
+                cached = lookup
+                cachedFrames[armed.pageIndex] = cached
+            }
+            let byte = (try? memory.read(at: armed.physical, count: 1))?.first
+            let state = armed.state(cachedFrame: cached, byte: byte)
+            guard state != .inPlace else { continue }
+            table.withLock { $0.forget(armed) }
+            notes.add("\(armed.guestPath): \(armed.site.symbol) at frame \(hex(armed.frame.rawValue)): \(state); re-arming")
+            switch state {
+            case .inPlace: break
+            case .evicted: lost.append(armed.site)
+            case .moved(let frame):
+                let physical = GuestPhysicalAddress(frame.rawValue | (armed.site.fileOffset & 0xFFF))
+                if armSite(armed.site, physical: physical, path: armed.guestPath, inode: inode, mapping: armed.mapping,
+                           memory: memory) == .unreadable { lost.append(armed.site) }
+            case .overwritten:
+                if armSite(armed.site, physical: armed.physical, path: armed.guestPath, inode: inode,
+                           mapping: armed.mapping, memory: memory) == .unreadable { lost.append(armed.site) }
+            }
+        }
+        return lost
+    }
+
+    /// The frame the page cache of `armed`'s file holds at its page index now (nil: not cached),
+    /// or the failure to read the page cache.
+    static func cachedFrame(_ locator: PageCacheLocator, _ armed: ArmedSite) -> Result<GuestPhysicalAddress?, IntrospectionError> {
+        do {
+            return .success(try locator.cachedPage(inMapping: armed.mapping, pageIndex: armed.pageIndex))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
