@@ -107,22 +107,21 @@ public final class Machine: @unchecked Sendable {
         try EarlyPageTables.write(into: memory)
     }
 
-    /// Runs the guest to its end. Blocks the calling thread.
+    /// Runs the guest to its end. Blocks the calling thread; returns once every vCPU thread has
+    /// left its loop (or, if one would not, says so in `MachineOutcome.vcpusNotJoined`).
     public func run() -> MachineOutcome {
         VCPUKick.installHandler()
         if configuration.forwardInput { startInputForwarding() }
+        let threads = VCPUThreads()
         for vcpu in vcpus {
             let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
             let trapHandler = configuration.trapHandler
-            let thread = Thread {
+            threads.start(id: vcpu.id) {
                 VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
                 VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory, trapHandler: trapHandler),
                          memory: memory).run()
             }
-            thread.name = "vcpu\(vcpu.id)"
-            thread.stackSize = 8 << 20
-            thread.start()
         }
         if Trace.enabled { startSampling() }
         if let timeout = configuration.timeoutSeconds {
@@ -132,8 +131,11 @@ public final class Machine: @unchecked Sendable {
         } else {
             state.finished.wait()
         }
-        stopVCPUs()
-        return state.outcome(totalSeconds: seconds(since: state.startedAt))
+        let totalSeconds = seconds(since: state.startedAt)
+        let notJoined = stopVCPUs(threads)
+        var outcome = state.outcome(totalSeconds: totalSeconds)
+        outcome.vcpusNotJoined = notJoined
+        return outcome
     }
 
     /// Stops every vCPU, runs `body` on the consistent guest they leave behind, and resumes them.
@@ -155,12 +157,17 @@ public final class Machine: @unchecked Sendable {
         state.finish(.interrupted)
     }
 
-    private func stopVCPUs() {
+    /// How long `run()` waits for the vCPU threads to leave their loops once the guest ended: a
+    /// vCPU may be finishing a trap (the scan of an exiting process is bounded by the scan time limit).
+    public static let vcpuJoinSeconds: Double = 120
+
+    /// Asks every vCPU to leave KVM_RUN and kicks the threads until all have left their loops;
+    /// returns those that did not within `vcpuJoinSeconds`.
+    private func stopVCPUs(_ threads: VCPUThreads) -> [Int] {
         for vcpu in vcpus { vcpu.requestExit() }
-        // Kick threads out of KVM_RUN; give them a moment to notice, then leave them (process exits).
-        for _ in 0..<50 {
+        let state = self.state
+        return threads.join(timeout: Self.vcpuJoinSeconds) {
             for t in state.threads { VCPUKick.kick(t) }
-            usleep(2000)
         }
     }
 

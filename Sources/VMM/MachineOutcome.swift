@@ -20,4 +20,7 @@ public struct MachineOutcome: Sendable {
     public var breakpointsReinjected: Int
     public var faultsPassedThrough: Int
     public var exits: Int
+    /// vCPUs whose thread had not left its loop when `run()` gave up waiting for it (normally
+    /// empty: `run()` returns after joining every vCPU thread).
+    public var vcpusNotJoined: [Int] = []
 }
