@@ -19,9 +19,8 @@ public final class TrackingSession: Sendable {
     /// One scan at a time (timer, SIGUSR1 and `leakvisor report` may ask together).
     let scanning = Mutex(())
     let timer = Mutex<TimerBox?>(nil)
-    /// The last periodic scan's findings and how many scans printed nothing since: a scan prints
-    /// its line when its findings changed, and at least every 6th time.
-    let lastScanLine = Mutex<(text: String, quiet: Int)>(("", 0))
+    /// Which scans say their progress line.
+    let scanLines = Mutex(ScanLineThrottle())
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -148,12 +147,7 @@ public final class TrackingSession: Sendable {
         let incomplete = scans.filter { !$0.complete }.count
         let findings = "\(scans.count) process(es): \(leaks) direct leak(s)"
             + (incomplete > 0 ? ", \(incomplete) scan(s) INCOMPLETE (limits reached; see the report's notes)" : "")
-        let quiet = lastScanLine.withLock { last -> Bool in
-            let repeatOK = reason.hasPrefix("every") && last.text == findings && last.quiet < 5
-            last = (findings, repeatOK ? last.quiet + 1 : 0)
-            return repeatOK
-        }
-        guard !quiet else { return nil }
+        guard scanLines.withLock({ $0.shouldSay(findings: findings, periodic: reason.hasPrefix("every")) }) else { return nil }
         return "scan (\(reason)) of \(findings); \(bytes / 1024) KiB scanned,"
             + " \(round.pagesRefreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
             + String(format: "%.1f ms", round.pauseSeconds * 1000)

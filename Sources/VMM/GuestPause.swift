@@ -11,7 +11,7 @@ final class GuestPause: @unchecked Sendable {
     private var requests = 0
     private var running = 0
     private var parked: [Int: VCPUSnapshot] = [:]
-    private var captureErrors: [String] = []
+    private var captureErrors: [VCPUStateError] = []
 
     /// A vCPU loop starts or stops taking part.
     func join() { condition.lock(); running += 1; condition.unlock() }
@@ -23,7 +23,7 @@ final class GuestPause: @unchecked Sendable {
         defer { condition.unlock() }
         guard requests > 0 else { return }
         do { parked[vcpu.id] = try VCPUSnapshot.capture(vcpu) } catch {
-            captureErrors.append("vCPU \(vcpu.id): \(error)")
+            captureErrors.append(VCPUStateError(vcpu: vcpu.id, error: error))
             parked[vcpu.id] = nil
         }
         let me = vcpu.id
@@ -61,7 +61,7 @@ final class GuestPause: @unchecked Sendable {
         let errors = captureErrors
         captureErrors = []
         condition.unlock()
-        if !errors.isEmpty { throw VMMError.unhandledGuestEvent("could not read vCPU state: " + errors.joined(separator: "; ")) }
+        if !errors.isEmpty { throw VMMError.vcpuStateUnreadable(errors) }
         return try body(snapshots)
     }
 }

@@ -57,7 +57,7 @@ public final class Machine: @unchecked Sendable {
         try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
 
-        do {
+        do throws(BootError) {
             kernel = try KernelImage.load(config.kernel, into: memory)
             var cmdline = try KernelCommandLine()
             try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
@@ -65,18 +65,14 @@ public final class Machine: @unchecked Sendable {
             if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
             try cmdline.append(config.extraCommandLine)
             commandLine = cmdline
-            try Self.writeBootData(kernel: kernel, commandLine: cmdline, initrd: config.initrd,
-                                   cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
-                                   memory: memory)
-        } catch let error as BootError {
-            throw .boot(error)
-        } catch {
-            throw .configuration("\(error)")
-        }
+        } catch { throw .boot(error) }
+        try Self.writeBootData(kernel: kernel, commandLine: commandLine, initrd: config.initrd,
+                               cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
+                               memory: memory)
 
         var disks: [VirtioBlock] = []
         for disk in config.disks {
-            do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .configuration("\(error)") }
+            do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .disk(error) }
         }
         do { devices = try DeviceHub(vm: vm, state: state, console: console, disks: disks, memory: memory) } catch { throw .bus(error) }
 
@@ -90,21 +86,27 @@ public final class Machine: @unchecked Sendable {
     }
 
     private static func writeBootData(kernel: LoadedKernel, commandLine: KernelCommandLine, initrd: [UInt8]?,
-                                      cpus: Int, virtio: [VirtioMMIODeviceDescription], memory: GuestMemory) throws {
+                                      cpus: Int, virtio: [VirtioMMIODeviceDescription], memory: GuestMemory) throws(VMMError) {
+        func write(_ bytes: [UInt8], at address: GuestPhysicalAddress) throws(VMMError) {
+            do { try memory.write(bytes, at: address) } catch { throw .memory(error) }
+        }
+        func boot<T>(_ body: () throws(BootError) -> T) throws(VMMError) -> T {
+            do { return try body() } catch { throw .boot(error) }
+        }
         var params = BootParams(kernel: kernel)
         let maximum = min(kernel.commandLineMaximum, BootLayout.commandLineMaximum - 1)
-        try memory.write(try commandLine.encoded(maximum: maximum), at: BootLayout.commandLine)
+        try write(try boot { () throws(BootError) in try commandLine.encoded(maximum: maximum) }, at: BootLayout.commandLine)
         params.setCommandLine(at: BootLayout.commandLine)
         if let initrd, !initrd.isEmpty {
-            let at = try InitrdPlacement.address(size: UInt64(initrd.count), kernel: kernel, memory: memory)
-            try memory.write(initrd, at: at)
+            let at = try boot { () throws(BootError) in try InitrdPlacement.address(size: UInt64(initrd.count), kernel: kernel, memory: memory) }
+            try write(initrd, at: at)
             params.setInitrd(at: at, size: UInt64(initrd.count))
         }
         params.setMemoryMap(E820Map(memory: memory))
-        try memory.write(ACPITables.blob(cpuCount: cpus, virtioDevices: virtio), at: ACPITables.base)
+        try write(ACPITables.blob(cpuCount: cpus, virtioDevices: virtio), at: ACPITables.base)
         params.setACPIRoot(at: ACPITables.base)
-        try memory.write(params.bytes, at: BootLayout.bootParams)
-        try EarlyPageTables.write(into: memory)
+        try write(params.bytes, at: BootLayout.bootParams)
+        try boot { () throws(BootError) in try EarlyPageTables.write(into: memory) }
     }
 
     /// Runs the guest to its end. Blocks the calling thread; returns once every vCPU thread has

@@ -22,7 +22,7 @@ struct VCPULoop {
             state.pause.leave()
             state.add(exits: exits, statistics: assistant.statistics)
         }
-        do {
+        do throws(VMMError) {
             while !state.stopping {
                 state.pause.parkIfRequested(vcpu)
                 let exit: VCPUExit
@@ -32,14 +32,12 @@ struct VCPULoop {
                 try handle(exit)
                 try assistant.afterExit(vcpu)
             }
-        } catch let error as VMMError {
-            state.finish(.failed(error.description))
         } catch {
-            state.finish(.failed("\(error)"))
+            state.finish(.failed(error))
         }
     }
 
-    private func handle(_ exit: VCPUExit) throws {
+    private func handle(_ exit: VCPUExit) throws(VMMError) {
         switch exit {
         case .portIO(let access):
             if access.isWrite, access.port == KernelHookPort.port, try assistant.handleKernelHook(vcpu: vcpu) { break }

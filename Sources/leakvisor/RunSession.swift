@@ -175,8 +175,8 @@ struct RunSession {
         case .interrupted:
             say("interrupted; stopped the guest")
             return 130
-        case .failed(let why):
-            say(why)
+        case .failed(let error):
+            say(error.description)
             return 125
         }
     }
