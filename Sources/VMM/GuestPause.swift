@@ -6,6 +6,7 @@ import X86
 /// Stops every vCPU outside KVM_RUN so the monitor sees one consistent guest, then lets them go.
 /// vCPU threads call `parkIfRequested` at the top of their loop; a requester calls `pause`,
 /// which kicks them out of KVM_RUN (also out of a halted wait) and waits for all to park.
+// SAFETY: @unchecked Sendable: every mutable property is read and written only with `condition` locked.
 final class GuestPause: @unchecked Sendable {
     private let condition = NSCondition()
     private var requests = 0

@@ -8,6 +8,7 @@ import KVM
 
 /// A LeakVisor virtual machine. `boot` is the whole recipe: KVM → VM → memory → kernel → initrd →
 /// boot parameters → devices → vCPUs; `run` drives the vCPUs until the guest ends.
+// SAFETY: @unchecked Sendable: every stored property is immutable after init and itself thread-safe (Sendable or internally locked).
 public final class Machine: @unchecked Sendable {
     public let configuration: MachineConfiguration
     public let policy: any HostPolicy
@@ -190,6 +191,7 @@ public final class Machine: @unchecked Sendable {
         let thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 256)
             while true {
+                // SAFETY: `buffer` holds 256 bytes, the most read() writes.
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, 256) }
                 if n <= 0 { return }
                 serial.receive(Array(buffer[0..<n]))

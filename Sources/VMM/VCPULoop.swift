@@ -102,9 +102,11 @@ struct VCPULoop {
 
     private func handleMMIO(_ access: MMIOAccess) {
         if access.isWrite {
+            // SAFETY: the buffer is valid for the call only, and devices copy from it without keeping it.
             access.data.withUnsafeBytes { _ = devices.mmio.write(address: access.address, from: $0) }
         } else {
             var bytes = [UInt8](repeating: 0xFF, count: max(0, min(access.length, 8)))
+            // SAFETY: the buffer is valid for the call only; devices write at most its count (8 at most).
             bytes.withUnsafeMutableBytes { _ = devices.mmio.read(address: access.address, into: $0) }
             vcpu.completeMMIORead(bytes)
         }
