@@ -13,6 +13,7 @@ final class DwflSession {
 
     init() throws(DebugInfoError) {
         DebugInfo.ensureLibraryInitialised()
+        // SAFETY: dwfl_begin keeps this pointer, so the table lives in its own allocation until deinit, after dwfl_end.
         callbacks = .allocate(capacity: 1)
         // Modules come from dwfl_report_elf, so find_elf is never needed; DWARF is read from the
         // module's own file only (no separate debug files, no debuginfod network lookups).
@@ -74,6 +75,7 @@ final class DwflSession {
     private static func table(_ table: OpaquePointer, covers address: Dwarf_Addr) -> Bool {
         var frame: OpaquePointer?
         guard dwarf_cfi_addrframe(table, address, &frame) == 0 else { return false }
+        // SAFETY: dwarf_cfi_addrframe malloc'd `frame` for the caller to free; it is not used after.
         free(UnsafeMutableRawPointer(frame))
         return true
     }

@@ -91,6 +91,7 @@ extension ELFFile {
             guard let buffer = next.pointee.d_buf else {
                 throw .sectionUnreadable(path: path, section: name, reason: "no data for \(size) bytes")
             }
+            // SAFETY: libelf's Elf_Data says d_buf holds d_size bytes, valid while the Elf handle (self) lives.
             bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: size))
         }
         if data == nil, expectedSize > 0 {

@@ -168,6 +168,7 @@ public final class ELFFile {
         var bits: UnsafeRawPointer?
         let length = dwelf_elf_gnu_build_id(elf, &bits)
         guard length > 0, let bits else { return nil }
+        // SAFETY: dwelf_elf_gnu_build_id points `bits` at `length` (> 0) bytes inside the Elf image, copied out at once.
         return Array(UnsafeRawBufferPointer(start: bits, count: length))
     }
 }
@@ -182,6 +183,7 @@ extension ELFFile {
         else {
             throw .malformedELF(path: path, reason: "\(count) bytes at file offset \(fileOffset): \(libelfMessage())")
         }
+        // SAFETY: the raw chunk's d_size was checked equal to `count` above; copied out while the Elf handle lives.
         return Array(UnsafeRawBufferPointer(start: buffer, count: count))
     }
 }

@@ -14,6 +14,7 @@ func readHostFile(path: String, limit: UInt64) throws(DebugInfoError) -> [UInt8]
     var filled = 0
     while filled < bytes.count {
         let count = bytes.withUnsafeMutableBytes { buffer in
+            // SAFETY: the loop runs only while filled < count, so the buffer is non-empty and read() writes inside it.
             read(fd, buffer.baseAddress! + filled, buffer.count - filled)
         }
         if count < 0, errno == EINTR { continue }

@@ -33,6 +33,7 @@ public final class StackUnwinder {
         return withoutActuallyEscaping(readMemory) { reader in
             context.reader = reader
             defer { context.reader = nil }
+            // SAFETY: the unretained collector pointer is used only by collectFrame during this call, which keeps the collector alive.
             let result = withExtendedLifetime(collector) {
                 dwfl_getthread_frames(
                     session.dwfl, unwindThreadID, collectFrame, Unmanaged.passUnretained(collector).toOpaque())
@@ -81,6 +82,7 @@ public final class StackUnwinder {
 /// `dwfl_getthread_frames` callback: records one frame in the `FrameCollector` passed as `argument`.
 private func collectFrame(_ frame: OpaquePointer?, _ argument: UnsafeMutableRawPointer?) -> Int32 {
     guard let frame, let argument else { return Int32(DWARF_CB_ABORT) }
+    // SAFETY: `argument` is the collector StackUnwinder passes unretained and keeps alive for the whole walk.
     let collector = Unmanaged<FrameCollector>.fromOpaque(argument).takeUnretainedValue()
     var pc: Dwarf_Addr = 0
     var isActivation = false

@@ -41,16 +41,19 @@ final class UnwindAttachment {
 
     init(dwfl: OpaquePointer) throws(DebugInfoError) {
         architectureImage = Self.makeX86_64Header()
+        // SAFETY: the image is headerSize initialised bytes, deallocated in release() only after elf_end.
         guard let elf = elf_memory(architectureImage.assumingMemoryBound(to: CChar.self), Self.headerSize) else {
             architectureImage.deallocate()
             throw .libraryFailure(operation: "elf_memory", reason: libelfMessage())
         }
         architectureELF = elf
+        // SAFETY: dwfl_attach_state keeps this pointer; it is freed in release(), which runs after the owning DwflSession's dwfl_end.
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(
             to: Dwfl_Thread_Callbacks(
                 next_thread: nextThread, get_thread: getThread, memory_read: readMemory,
                 set_initial_registers: setInitialRegisters, detach: nil, thread_detach: nil))
+        // SAFETY: unretained: `context` is a stored let of this object, which outlives the Dwfl that calls back with it.
         let argument = Unmanaged.passUnretained(context).toOpaque()
         guard dwfl_attach_state(dwfl, architectureELF, unwindThreadID, callbacks, argument) else {
             let reason = dwflMessage()
@@ -75,6 +78,7 @@ final class UnwindAttachment {
 
     /// A bare little-endian ELF64 header for EM_X86_64 (no program or section headers).
     private static func makeX86_64Header() -> UnsafeMutableRawPointer {
+        // SAFETY: every store below is inside the headerSize (64) bytes, zeroed first; the caller owns and frees the allocation.
         let image = UnsafeMutableRawPointer.allocate(byteCount: headerSize, alignment: 8)
         image.initializeMemory(as: UInt8.self, repeating: 0, count: headerSize)
         let identification: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1]  // \x7fELF, ELFCLASS64, LSB, EV_CURRENT
@@ -90,6 +94,7 @@ final class UnwindAttachment {
 // MARK: - libdwfl thread callbacks (C function pointers; state comes through the void * arguments)
 
 private func context(_ pointer: UnsafeMutableRawPointer) -> UnwindContext {
+    // SAFETY: every void * libdwfl hands back here is the UnwindContext argument given to dwfl_attach_state, alive with its attachment.
     Unmanaged<UnwindContext>.fromOpaque(pointer).takeUnretainedValue()
 }
 
@@ -99,6 +104,7 @@ private func nextThread(
     _ threadArgument: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
 ) -> pid_t {
     guard let threadArgument else { return -1 }
+    // SAFETY: libdwfl passes a valid pointer to its per-thread argument slot (checked non-nil above).
     guard threadArgument.pointee == nil else { return 0 }
     threadArgument.pointee = argument
     return unwindThreadID
@@ -118,6 +124,7 @@ private func readMemory(
     _ argument: UnsafeMutableRawPointer?
 ) -> Bool {
     guard let argument, let result, let value = context(argument).readWord(at: address) else { return false }
+    // SAFETY: libdwfl passes a valid Dwarf_Word to fill (checked non-nil above).
     result.pointee = value
     return true
 }
@@ -127,6 +134,7 @@ private func setInitialRegisters(_ thread: OpaquePointer?, _ threadArgument: Uns
     let registers = context(threadArgument).registers
     let values = registers.dwarfRegisters
     let stored = values.withUnsafeBufferPointer { buffer in
+        // SAFETY: dwarfRegisters is a fixed, non-empty array; libdwfl reads buffer.count words from it during the call.
         dwfl_thread_state_registers(thread, 0, UInt32(buffer.count), buffer.baseAddress!)
     }
     guard stored else { return false }
