@@ -160,16 +160,12 @@ public final class Machine: @unchecked Sendable {
         state.finish(.interrupted)
     }
 
-    /// How long `run()` waits for the vCPU threads to leave their loops once the guest ended: a
-    /// vCPU may be finishing a trap (the scan of an exiting process is bounded by the scan time limit).
-    public static let vcpuJoinSeconds: Double = 120
-
     /// Asks every vCPU to leave KVM_RUN and kicks the threads until all have left their loops;
-    /// returns those that did not within `vcpuJoinSeconds`.
+    /// returns those that did not within `configuration.vcpuJoinSeconds`.
     private func stopVCPUs(_ threads: VCPUThreads) -> [Int] {
         for vcpu in vcpus { vcpu.requestExit() }
         let state = self.state
-        return threads.join(timeout: Self.vcpuJoinSeconds) {
+        return threads.join(timeout: configuration.vcpuJoinSeconds) {
             for t in state.threads { VCPUKick.kick(t) }
         }
     }

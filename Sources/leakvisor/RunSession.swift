@@ -70,6 +70,8 @@ struct RunSession {
         config.disks = options.disks
         config.forwardInput = options.interactive || isatty(0) == 1
         config.rawConsole = options.rawConsole
+        // A vCPU may be scanning an exiting process when the guest ends: wait for that scan.
+        config.vcpuJoinSeconds = max(config.vcpuJoinSeconds, options.tracking.scanLimits.scanSeconds + 10)
         return config
     }
 
@@ -159,7 +161,7 @@ struct RunSession {
         func say(_ text: String) { MonitorOutput.say(text) }
         if !outcome.vcpusNotJoined.isEmpty {
             say("note: vCPU(s) \(outcome.vcpusNotJoined.map(String.init).joined(separator: ", ")) did not stop within"
-                + " \(Int(Machine.vcpuJoinSeconds)) s after the guest ended; the report may race with them")
+                + " \(Int(machine.configuration.vcpuJoinSeconds)) s after the guest ended; the report may race with them")
         }
         switch outcome.ending {
         case .exited(let status): return status
