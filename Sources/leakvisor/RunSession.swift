@@ -1,9 +1,6 @@
-import AllocationLedger
-import AllocationTracing
 import Control
 import Foundation
 import GuestImage
-import GuestInterface
 import Introspection
 import LeakAnalysis
 import Monitor
