@@ -56,9 +56,15 @@ let package = Package(
         ]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["X86", "Introspection", "AllocationTracing", "LeakAnalysis"]),
-        // The monitor assembled: tracing wired to analysis over a guest, for the commands.
+        // The monitor assembled over any `InspectableGuest`: tracing wired to analysis, scan
+        // scheduling, reports, detach, and the answers to `leakvisor inspect`.
         .target(name: "Monitor", dependencies: [
-            "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability",
+            "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Control",
+        ]),
+        // The benchmarks (boot, tracking cost, scans) over our own `Machine`; `leakvisor bench` wraps them.
+        .target(name: "Benchmarks", dependencies: [
+            "VMM", "GuestImage", "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis",
+            "Reachability", "Monitor",
         ]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
@@ -66,12 +72,12 @@ let package = Package(
             name: "leakvisor",
             dependencies: [
                 "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger",
-                "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor",
+                "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
-            "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor",
+            "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

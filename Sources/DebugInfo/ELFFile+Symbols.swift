@@ -61,6 +61,7 @@ extension ELFFile {
         }
         let entrySize = gelf_fsize(elf, ELF_T_SYM, 1, UInt32(EV_CURRENT))
         guard entrySize > 0 else { throw .symbolTableUnreadable(path: path, reason: libelfMessage()) }
+        // SAFETY: elf_getdata returned a non-nil Elf_Data owned by the Elf handle; entries are then read only through gelf_getsym, which checks the index.
         let count = data.pointee.d_size / entrySize
         let names = Int(header.sh_link)
         for index in 0..<count {

@@ -16,6 +16,7 @@ func readHostFile(path: String, limit: UInt64) throws(DebugInfoError) -> [UInt8]
         // SAFETY: the loop runs only while filled < bytes.count, so the buffer is not empty (its
         // base address exists) and read() writes at most the bytes.count - filled left after `filled`.
         let count = bytes.withUnsafeMutableBytes { buffer in
+            // SAFETY: the loop runs only while filled < count, so the buffer is non-empty and read() writes inside it.
             read(fd, buffer.baseAddress! + filled, buffer.count - filled)
         }
         if count < 0, errno == EINTR { continue }

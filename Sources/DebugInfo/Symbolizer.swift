@@ -87,6 +87,7 @@ public final class Symbolizer {
         defer { free(scopes) }
         guard count > 0, let scopes else { return (false, nil) }
         for index in 0..<Int(count) {
+            // SAFETY: dwarf_getscopes returned `count` DIEs at `scopes` (freed after the loop); index < count.
             switch dwarf_tag(scopes + index) {
             case Int32(DW_TAG_subprogram): return (false, nil)
             case Int32(DW_TAG_inlined_subroutine):

@@ -30,6 +30,7 @@ public final class GuestMemory: Sendable {
     /// The index of the region that holds [address, address+length) and the host address of `address`.
     private func locate(_ address: GuestPhysicalAddress, _ length: Int) throws(GuestMemoryError) -> (region: Int, host: UnsafeMutableRawPointer) {
         for (index, r) in regions.enumerated() {
+            // SAFETY: `offset(of:length:)` returns an offset only when [off, off+length) lies inside the region's mapping.
             if let off = r.offset(of: address, length: length) { return (index, r.hostAddress + off) }
         }
         throw .outOfRange(address: address, length: length)
@@ -41,6 +42,7 @@ public final class GuestMemory: Sendable {
 
     public func read(at address: GuestPhysicalAddress, count: Int) throws(GuestMemoryError) -> [UInt8] {
         let (_, source) = try locate(address, count)
+        // SAFETY: `locate` checked that `count` bytes from `source` are inside one live mapping.
         return [UInt8](UnsafeRawBufferPointer(start: source, count: count))
     }
 
@@ -50,6 +52,7 @@ public final class GuestMemory: Sendable {
         guard !overflow else { throw .outOfRange(address: address, length: .max) }
         let (_, source) = try locate(address, byteCount)
         guard let destination = buffer.baseAddress else { return }
+        // SAFETY: `locate` checked byteCount bytes at `source`; the destination buffer holds buffer.count words = byteCount bytes.
         UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: byteCount)
         #if _endian(big)
         for i in buffer.indices { buffer[i] = UInt64(littleEndian: buffer[i]) }
@@ -58,12 +61,14 @@ public final class GuestMemory: Sendable {
 
     public func write(_ bytes: some Collection<UInt8>, at address: GuestPhysicalAddress) throws(GuestMemoryError) {
         let (region, destination) = try locate(address, bytes.count)
+        // SAFETY: `locate` checked bytes.count bytes at `destination` inside one live mapping.
         UnsafeMutableRawBufferPointer(start: destination, count: bytes.count).copyBytes(from: bytes)
         noteHostWrite(region: region, address: address, count: bytes.count)
     }
 
     public func fill(_ byte: UInt8, at address: GuestPhysicalAddress, count: Int) throws(GuestMemoryError) {
         let (region, destination) = try locate(address, count)
+        // SAFETY: `locate` checked `count` bytes at `destination` inside one live mapping.
         destination.initializeMemory(as: UInt8.self, repeating: byte, count: count)
         noteHostWrite(region: region, address: address, count: count)
     }

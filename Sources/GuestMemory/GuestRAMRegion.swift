@@ -1,6 +1,7 @@
 import Glibc
 
 /// One contiguous range of guest RAM backed by an anonymous shared host mapping.
+// SAFETY: @unchecked Sendable: start, size and the mapping address never change; the bytes behind it are shared with the guest by design and accessed only through bounds-checked copies.
 public final class GuestRAMRegion: @unchecked Sendable {
     public let start: GuestPhysicalAddress
     public let size: UInt64
@@ -9,13 +10,17 @@ public final class GuestRAMRegion: @unchecked Sendable {
 
     init(start: GuestPhysicalAddress, size: UInt64) throws(GuestMemoryError) {
         guard size > 0, start.adding(size) != nil else { throw .invalidLayout("region at \(start) of \(size) bytes") }
-        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        // A size no mapping can have (above Int.max) fails like any mapping the host refuses.
+        guard let length = Int(exactly: size) else { throw .hostAllocationFailed(bytes: size) }
+        // SAFETY: an anonymous mapping of `length` bytes owned by this object (unmapped in deinit).
+        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let p, p != MAP_FAILED else { throw .hostAllocationFailed(bytes: size) }
         self.start = start
         self.size = size
         self.hostAddress = p
     }
 
+    // SAFETY: the mapping made in init (its size fits Int, checked there); KVM slots using it belong to the machine that owns this region.
     deinit { munmap(hostAddress, Int(size)) }
 
     /// Offset of [address, address+length) inside this region, or nil if not entirely inside.

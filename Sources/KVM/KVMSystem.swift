@@ -1,6 +1,7 @@
 import CKVM
 
 /// The host's KVM device (/dev/kvm): API checks, capabilities, supported CPUID, VM creation.
+// SAFETY: @unchecked Sendable: the only state is an immutable fd; KVM system ioctls are safe from any thread.
 public final class KVMSystem: @unchecked Sendable {
     let fd: Int32
     public let path: String
@@ -33,7 +34,9 @@ public final class KVMSystem: @unchecked Sendable {
     public func supportedCPUID() throws(KVMError) -> [CPUIDEntry] {
         var table = ckvm_cpuid()
         table.nent = UInt32(CKVM_MAX_CPUID_ENTRIES)
+        // SAFETY: `table` is a ckvm_cpuid with room for CKVM_MAX_CPUID_ENTRIES, the count given in nent; KVM writes at most nent entries.
         _ = try checked("KVM_GET_SUPPORTED_CPUID", ckvm_ioctl_ptr(fd, CKVM_GET_SUPPORTED_CPUID, &table))
+        // SAFETY: `entries` holds CKVM_MAX_CPUID_ENTRIES kvm_cpuid_entry2 and KVM lowered nent to the count it filled.
         return withUnsafeBytes(of: &table.entries) { raw in
             let entries = raw.bindMemory(to: kvm_cpuid_entry2.self)
             return (0..<Int(table.nent)).map { CPUIDEntry(entries[$0]) }

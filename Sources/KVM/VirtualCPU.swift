@@ -3,6 +3,7 @@ import Glibc
 
 /// A vCPU file descriptor and its mapped kvm_run. Driven by one thread; `requestExit` may be
 /// called from any thread.
+// SAFETY: @unchecked Sendable: only the vCPU's own thread calls KVM_RUN and touches kvm_run; other threads only set immediate_exit (a byte KVM re-reads) through requestExit.
 public final class VirtualCPU: @unchecked Sendable {
     public let id: Int
     let fd: Int32
@@ -14,6 +15,7 @@ public final class VirtualCPU: @unchecked Sendable {
     }
 
     deinit {
+        // SAFETY: the mapping made in createVCPU, of runSize bytes; no other reference to it outlives this object.
         _ = ckvm_munmap(UnsafeMutableRawPointer(runState), runSize)
         _ = ckvm_close(fd)
     }
@@ -57,6 +59,7 @@ public final class VirtualCPU: @unchecked Sendable {
         var m = ckvm_msr_one()
         m.nmsrs = 1
         m.entry.index = index
+        // SAFETY: ckvm_msr_one is a kvm_msrs header with room for exactly the one entry nmsrs says.
         let n = try checked("KVM_GET_MSRS", ckvm_ioctl_ptr(fd, CKVM_GET_MSRS, &m))
         if n != 1 { throw .ioctl(name: "KVM_GET_MSRS(0x\(String(index, radix: 16)))", errno: EINVAL) }
         return m.entry.data
@@ -67,6 +70,7 @@ public final class VirtualCPU: @unchecked Sendable {
         m.nmsrs = 1
         m.entry.index = index
         m.entry.data = value
+        // SAFETY: ckvm_msr_one is a kvm_msrs header with room for exactly the one entry nmsrs says.
         let n = try checked("KVM_SET_MSRS", ckvm_ioctl_ptr(fd, CKVM_SET_MSRS, &m))
         if n != 1 { throw .ioctl(name: "KVM_SET_MSRS(0x\(String(index, radix: 16)))", errno: EINVAL) }
     }
@@ -75,6 +79,7 @@ public final class VirtualCPU: @unchecked Sendable {
         var table = ckvm_cpuid()
         let count = min(entries.count, Int(CKVM_MAX_CPUID_ENTRIES))
         table.nent = UInt32(count)
+        // SAFETY: `entries` holds CKVM_MAX_CPUID_ENTRIES kvm_cpuid_entry2 and `count` is capped to that.
         withUnsafeMutableBytes(of: &table.entries) { raw in
             let out = raw.bindMemory(to: kvm_cpuid_entry2.self)
             for i in 0..<count { out[i] = entries[i].raw }
@@ -130,6 +135,7 @@ public final class VirtualCPU: @unchecked Sendable {
             if singleStep { d.control |= CKVM_GUESTDBG_SINGLESTEP }
             if !hardwareBreakpoints.isEmpty { d.control |= CKVM_GUESTDBG_USE_HW_BP }
             var dr7: UInt64 = 0
+            // SAFETY: debugreg is 8 UInt64 (DR0-DR7); indices used are 0-3 (prefix(4)) and 7.
             withUnsafeMutableBytes(of: &d.arch.debugreg) { raw in
                 let regs = raw.bindMemory(to: UInt64.self)
                 for (i, address) in hardwareBreakpoints.prefix(4).enumerated() {
@@ -149,6 +155,7 @@ public final class VirtualCPU: @unchecked Sendable {
         let rc = ckvm_ioctl_val(fd, CKVM_RUN, 0)
         if rc < 0 {
             if -rc == EINTR || -rc == EAGAIN {
+                // SAFETY: runState stays mapped for the life of this object; this thread owns kvm_run between KVM_RUNs.
                 runState.pointee.immediate_exit = 0
                 return .interrupted
             }
@@ -159,17 +166,20 @@ public final class VirtualCPU: @unchecked Sendable {
 
     /// Makes the current or next KVM_RUN return `.interrupted` (pair with a signal to the vCPU thread).
     public func requestExit() {
+        // SAFETY: a single-byte store into the live mapping; KVM reads it at KVM_RUN entry, racing at worst one extra exit.
         runState.pointee.immediate_exit = 1
     }
 
     /// Supplies the data for a port `in` exit; call before the next `run()`.
     public func completeIn(_ bytes: [UInt8]) {
+        // SAFETY: only after a port `in` exit: KVM's io.data_offset area inside the mapping holds size x count bytes, the count the loop completes.
         let dst = ckvm_run_io_data(runState)!
         for (i, b) in bytes.enumerated() { dst[i] = b }
     }
 
     /// Supplies the data for an MMIO read exit.
     public func completeMMIORead(_ bytes: [UInt8]) {
+        // SAFETY: mmio.data is 8 bytes and at most 8 are written (prefix(8)).
         withUnsafeMutableBytes(of: &runState.pointee.mmio.data) { raw in
             for (i, b) in bytes.prefix(8).enumerated() { raw[i] = b }
         }
@@ -183,6 +193,7 @@ public final class VirtualCPU: @unchecked Sendable {
             let n = Int(io.size) * Int(io.count)
             var bytes: [UInt8] = []
             if io.direction == UInt8(KVM_EXIT_IO_OUT) {
+                // SAFETY: for an `out` exit KVM placed size x count bytes at io.data_offset inside the mapping (within runSize).
                 let src = ckvm_run_io_data(runState)!
                 bytes = (0..<n).map { src[$0] }
             }
@@ -192,17 +203,20 @@ public final class VirtualCPU: @unchecked Sendable {
             let m = r.mmio
             var bytes: [UInt8] = []
             if m.is_write != 0 {
+                // SAFETY: a copy of the 8-byte data array, capped at 8 whatever len says.
                 bytes = withUnsafeBytes(of: m.data) { Array($0.prefix(Int(min(m.len, 8)))) }
             }
             return .mmio(MMIOAccess(address: m.phys_addr, isWrite: m.is_write != 0, length: Int(m.len), data: bytes))
         case KVM_EXIT_HLT: return .halt
         case KVM_EXIT_SHUTDOWN: return .shutdown
         case KVM_EXIT_DEBUG:
+            // SAFETY: the exit reason is KVM_EXIT_DEBUG, so the run union holds kvm_debug_exit_arch.
             let d = ckvm_run_debug(runState)!.pointee
             return .debug(DebugEvent(exception: d.exception, pc: d.pc, dr6: d.dr6, dr7: d.dr7))
         case KVM_EXIT_INTERNAL_ERROR:
             let ie = r.internal
             let n = Int(min(ie.ndata, 16))
+            // SAFETY: ie.data is 16 UInt64 and n is capped at 16.
             let data = withUnsafeBytes(of: ie.data) { raw in (0..<n).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) } }
             var insn: [UInt8] = []
             // KVM_INTERNAL_ERROR_EMULATION with flag 1: data[1..] = insn length byte, then the bytes.

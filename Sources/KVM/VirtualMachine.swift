@@ -1,6 +1,7 @@
 import CKVM
 
 /// A KVM virtual machine file descriptor: memory slots, in-kernel irqchip and PIT, IRQ lines, vCPUs.
+// SAFETY: @unchecked Sendable: immutable fd and size; KVM serialises VM ioctls itself.
 public final class VirtualMachine: @unchecked Sendable {
     let fd: Int32
     let runSize: Int
@@ -15,6 +16,7 @@ public final class VirtualMachine: @unchecked Sendable {
     /// Maps host memory at `hostAddress` as guest-physical [guestAddress, guestAddress+size) in `slot`.
     public func setUserMemoryRegion(slot: UInt32, guestAddress: UInt64, size: UInt64,
                                     hostAddress: UnsafeMutableRawPointer, logDirtyPages: Bool = false) throws(KVMError) {
+        // SAFETY: the caller's mapping of `size` bytes at `hostAddress` must outlive the VM (GuestRAMRegion lives as long as the machine).
         var region = kvm_userspace_memory_region(
             slot: slot, flags: logDirtyPages ? CKVM_MEM_LOG_DIRTY_PAGES : 0,
             guest_phys_addr: guestAddress, memory_size: size,
@@ -25,6 +27,7 @@ public final class VirtualMachine: @unchecked Sendable {
     /// Returns the dirty bitmap of `slot` (one bit per 4 KiB page) and clears it in KVM.
     public func dirtyLog(slot: UInt32, pageCount: Int) throws(KVMError) -> [UInt64] {
         var bitmap = [UInt64](repeating: 0, count: (pageCount + 63) / 64)
+        // SAFETY: the bitmap has one bit per page of the slot (rounded up to 64), what KVM_GET_DIRTY_LOG writes; the pointer is used only during the ioctl.
         let rc = bitmap.withUnsafeMutableBytes { buf in
             var log = kvm_dirty_log()
             log.slot = slot
@@ -65,6 +68,7 @@ public final class VirtualMachine: @unchecked Sendable {
 
     public func createVCPU(id: Int) throws(KVMError) -> VirtualCPU {
         let vcpufd = try checked("KVM_CREATE_VCPU", ckvm_ioctl_val(fd, CKVM_CREATE_VCPU, UInt(id)))
+        // SAFETY: runSize is KVM_GET_VCPU_MMAP_SIZE, so the mapping holds a kvm_run and the io/mmio data pages KVM points into; VirtualCPU unmaps it in deinit.
         guard let run = ckvm_mmap_shared(vcpufd, runSize) else {
             _ = ckvm_close(vcpufd)
             throw .mmap(what: "kvm_run of vCPU \(id)", errno: 0)

@@ -20,6 +20,7 @@ final class GuestConsole: Sendable {
     }
 
     private func writeToStandardOutput(_ bytes: [UInt8]) {
+        // SAFETY: write() reads raw.count - offset bytes from base + offset, within the array's buffer.
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
             var offset = 0

@@ -6,12 +6,13 @@ import X86
 /// Stops every vCPU outside KVM_RUN so the monitor sees one consistent guest, then lets them go.
 /// vCPU threads call `parkIfRequested` at the top of their loop; a requester calls `pause`,
 /// which kicks them out of KVM_RUN (also out of a halted wait) and waits for all to park.
+// SAFETY: @unchecked Sendable: every mutable property is read and written only with `condition` locked.
 final class GuestPause: @unchecked Sendable {
     private let condition = NSCondition()
     private var requests = 0
     private var running = 0
     private var parked: [Int: VCPUSnapshot] = [:]
-    private var captureErrors: [String] = []
+    private var captureErrors: [VCPUStateError] = []
 
     /// A vCPU loop starts or stops taking part.
     func join() { condition.lock(); running += 1; condition.unlock() }
@@ -23,7 +24,7 @@ final class GuestPause: @unchecked Sendable {
         defer { condition.unlock() }
         guard requests > 0 else { return }
         do { parked[vcpu.id] = try VCPUSnapshot.capture(vcpu) } catch {
-            captureErrors.append("vCPU \(vcpu.id): \(error)")
+            captureErrors.append(VCPUStateError(vcpu: vcpu.id, error: error))
             parked[vcpu.id] = nil
         }
         let me = vcpu.id
@@ -61,7 +62,7 @@ final class GuestPause: @unchecked Sendable {
         let errors = captureErrors
         captureErrors = []
         condition.unlock()
-        if !errors.isEmpty { throw VMMError.unhandledGuestEvent("could not read vCPU state: " + errors.joined(separator: "; ")) }
+        if !errors.isEmpty { throw VMMError.vcpuStateUnreadable(errors) }
         return try body(snapshots)
     }
 }

@@ -8,6 +8,7 @@ import KVM
 
 /// A LeakVisor virtual machine. `boot` is the whole recipe: KVM → VM → memory → kernel → initrd →
 /// boot parameters → devices → vCPUs; `run` drives the vCPUs until the guest ends.
+// SAFETY: @unchecked Sendable: every stored property is immutable after init and itself thread-safe (Sendable or internally locked).
 public final class Machine: @unchecked Sendable {
     public let configuration: MachineConfiguration
     public let policy: any HostPolicy
@@ -57,7 +58,7 @@ public final class Machine: @unchecked Sendable {
         try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
 
-        do {
+        do throws(BootError) {
             kernel = try KernelImage.load(config.kernel, into: memory)
             var cmdline = try KernelCommandLine()
             try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
@@ -65,18 +66,14 @@ public final class Machine: @unchecked Sendable {
             if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
             try cmdline.append(config.extraCommandLine)
             commandLine = cmdline
-            try Self.writeBootData(kernel: kernel, commandLine: cmdline, initrd: config.initrd,
-                                   cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
-                                   memory: memory)
-        } catch let error as BootError {
-            throw .boot(error)
-        } catch {
-            throw .configuration("\(error)")
-        }
+        } catch { throw .boot(error) }
+        try Self.writeBootData(kernel: kernel, commandLine: commandLine, initrd: config.initrd,
+                               cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
+                               memory: memory)
 
         var disks: [VirtioBlock] = []
         for disk in config.disks {
-            do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .configuration("\(error)") }
+            do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .disk(error) }
         }
         do { devices = try DeviceHub(vm: vm, state: state, console: console, disks: disks, memory: memory) } catch { throw .bus(error) }
 
@@ -90,39 +87,44 @@ public final class Machine: @unchecked Sendable {
     }
 
     private static func writeBootData(kernel: LoadedKernel, commandLine: KernelCommandLine, initrd: [UInt8]?,
-                                      cpus: Int, virtio: [VirtioMMIODeviceDescription], memory: GuestMemory) throws {
+                                      cpus: Int, virtio: [VirtioMMIODeviceDescription], memory: GuestMemory) throws(VMMError) {
+        func write(_ bytes: [UInt8], at address: GuestPhysicalAddress) throws(VMMError) {
+            do { try memory.write(bytes, at: address) } catch { throw .memory(error) }
+        }
+        func boot<T>(_ body: () throws(BootError) -> T) throws(VMMError) -> T {
+            do { return try body() } catch { throw .boot(error) }
+        }
         var params = BootParams(kernel: kernel)
         let maximum = min(kernel.commandLineMaximum, BootLayout.commandLineMaximum - 1)
-        try memory.write(try commandLine.encoded(maximum: maximum), at: BootLayout.commandLine)
+        try write(try boot { () throws(BootError) in try commandLine.encoded(maximum: maximum) }, at: BootLayout.commandLine)
         params.setCommandLine(at: BootLayout.commandLine)
         if let initrd, !initrd.isEmpty {
-            let at = try InitrdPlacement.address(size: UInt64(initrd.count), kernel: kernel, memory: memory)
-            try memory.write(initrd, at: at)
+            let at = try boot { () throws(BootError) in try InitrdPlacement.address(size: UInt64(initrd.count), kernel: kernel, memory: memory) }
+            try write(initrd, at: at)
             params.setInitrd(at: at, size: UInt64(initrd.count))
         }
         params.setMemoryMap(E820Map(memory: memory))
-        try memory.write(ACPITables.blob(cpuCount: cpus, virtioDevices: virtio), at: ACPITables.base)
+        try write(ACPITables.blob(cpuCount: cpus, virtioDevices: virtio), at: ACPITables.base)
         params.setACPIRoot(at: ACPITables.base)
-        try memory.write(params.bytes, at: BootLayout.bootParams)
-        try EarlyPageTables.write(into: memory)
+        try write(params.bytes, at: BootLayout.bootParams)
+        try boot { () throws(BootError) in try EarlyPageTables.write(into: memory) }
     }
 
-    /// Runs the guest to its end. Blocks the calling thread.
+    /// Runs the guest to its end. Blocks the calling thread; returns once every vCPU thread has
+    /// left its loop (or, if one would not, says so in `MachineOutcome.vcpusNotJoined`).
     public func run() -> MachineOutcome {
         VCPUKick.installHandler()
         if configuration.forwardInput { startInputForwarding() }
+        let threads = VCPUThreads()
         for vcpu in vcpus {
             let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
             let trapHandler = configuration.trapHandler
-            let thread = Thread {
+            threads.start(id: vcpu.id) {
                 VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
                 VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory, trapHandler: trapHandler),
                          memory: memory).run()
             }
-            thread.name = "vcpu\(vcpu.id)"
-            thread.stackSize = 8 << 20
-            thread.start()
         }
         if Trace.enabled { startSampling() }
         if let timeout = configuration.timeoutSeconds {
@@ -132,8 +134,11 @@ public final class Machine: @unchecked Sendable {
         } else {
             state.finished.wait()
         }
-        stopVCPUs()
-        return state.outcome(totalSeconds: seconds(since: state.startedAt))
+        let totalSeconds = seconds(since: state.startedAt)
+        let notJoined = stopVCPUs(threads)
+        var outcome = state.outcome(totalSeconds: totalSeconds)
+        outcome.vcpusNotJoined = notJoined
+        return outcome
     }
 
     /// Stops every vCPU, runs `body` on the consistent guest they leave behind, and resumes them.
@@ -155,12 +160,13 @@ public final class Machine: @unchecked Sendable {
         state.finish(.interrupted)
     }
 
-    private func stopVCPUs() {
+    /// Asks every vCPU to leave KVM_RUN and kicks the threads until all have left their loops;
+    /// returns those that did not within `configuration.vcpuJoinSeconds`.
+    private func stopVCPUs(_ threads: VCPUThreads) -> [Int] {
         for vcpu in vcpus { vcpu.requestExit() }
-        // Kick threads out of KVM_RUN; give them a moment to notice, then leave them (process exits).
-        for _ in 0..<50 {
+        let state = self.state
+        return threads.join(timeout: configuration.vcpuJoinSeconds) {
             for t in state.threads { VCPUKick.kick(t) }
-            usleep(2000)
         }
     }
 
@@ -181,6 +187,7 @@ public final class Machine: @unchecked Sendable {
         let thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 256)
             while true {
+                // SAFETY: `buffer` holds 256 bytes, the most read() writes.
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, 256) }
                 if n <= 0 { return }
                 serial.receive(Array(buffer[0..<n]))

@@ -25,6 +25,9 @@ public struct MachineConfiguration: Sendable {
     public var rawConsole = false
     /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.
     public var trapHandler: (any GuestTrapHandler)?
+    /// How long `Machine.run()` waits, once the guest ended, for every vCPU thread to leave its
+    /// loop (a vCPU may be finishing a trap, such as the scan of an exiting process).
+    public var vcpuJoinSeconds: Double = 120
 
     public init(kernel: [UInt8], kernelName: String) {
         self.kernel = kernel

@@ -49,7 +49,7 @@ public struct SystemCallCompletion: Sendable {
     /// enters the kernel at LSTAR at CPL0 as the CPU would (CS 0x10 / SS 0x18, RSP and RFLAGS from
     /// the frame) and returns true. Returns false to let the guest take the fault.
     mutating func complete(vcpu: VirtualCPU, regs: inout kvm_regs, sregs: inout kvm_sregs, frameRIP: UInt64, frameCS: UInt64,
-                           frameRFLAGS: UInt64, frameRSP: UInt64, lstar: UInt64, memory: GuestMemory) throws -> Bool {
+                           frameRFLAGS: UInt64, frameRSP: UInt64, lstar: UInt64, memory: GuestMemory) throws(KVMError) -> Bool {
         if fmask == 0 { fmask = try vcpu.msr(Self.msrFMASK) }
         let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
         let before = regs.rcx &- 2

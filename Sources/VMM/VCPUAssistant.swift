@@ -115,7 +115,7 @@ public final class VCPUAssistant {
 
     /// Handles KVM_EXIT_DEBUG. Returns false when the event is not the assistant's.
     func handleDebug(_ event: DebugEvent, vcpu: VirtualCPU) throws(VMMError) -> Bool {
-        try mappingErrors {
+        try mappingErrors { () throws(KVMError) -> Bool in
             if steppingOverGate {
                 steppingOverGate = false
                 try vcpu.setGuestDebug(hardwareBreakpoints: gates)
@@ -134,7 +134,7 @@ public final class VCPUAssistant {
                 return true
             }
             let (rip, cs, rflags, rsp) = hasErrorCode ? (frame[1], frame[2], frame[3], frame[4]) : (frame[0], frame[1], frame[2], frame[3])
-            func userState() throws -> VCPUSnapshot {
+            func userState() throws(KVMError) -> VCPUSnapshot {
                 var user = GeneralRegisters(regs)
                 user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
                 user.rsp = rsp
@@ -181,7 +181,7 @@ public final class VCPUAssistant {
 
     /// A genuine fault: let the guest handle it. The hardware breakpoint would fire again (RF is
     /// not honoured here), so single-step the first handler instruction.
-    private func passThrough(_ vcpu: VirtualCPU) throws {
+    private func passThrough(_ vcpu: VirtualCPU) throws(KVMError) {
         steppingOverGate = true
         statistics.faultsPassedThrough += 1
         try vcpu.setGuestDebug(hardwareBreakpoints: [], singleStep: true)
@@ -191,7 +191,7 @@ public final class VCPUAssistant {
     /// exception had never been delivered: no guest kernel code runs. With `exception`, the thread
     /// takes that exception there instead (delivered by KVM through the guest's IDT; CR2 set for #PF).
     private func returnToUser(_ registers: GeneralRegisters, vcpu: VirtualCPU, sregs: inout kvm_sregs,
-                              exception: InjectedException? = nil) throws {
+                              exception: InjectedException? = nil) throws(KVMError) {
         sregs.cs = X86Segments.code64(selector: X86Segments.userCode, dpl: 3)
         sregs.ss = X86Segments.data(selector: X86Segments.userData, dpl: 3)
         if let address = exception?.faultAddress { sregs.cr2 = address }
@@ -207,7 +207,7 @@ public final class VCPUAssistant {
     /// (the device bus gets it then).
     func handleKernelHook(vcpu: VirtualCPU) throws(VMMError) -> Bool {
         guard let handler = trapHandler else { return false }
-        return try mappingErrors {
+        return try mappingErrors { () throws(KVMError) -> Bool in
             var regs = try vcpu.registers()
             let sregs = try vcpu.specialRegisters()
             guard sregs.cs.dpl == 0 else { return false }
@@ -227,33 +227,29 @@ public final class VCPUAssistant {
     /// what they know (on kvm_pvm: x87 control instructions, the guest kernel's own `int3`, which
     /// it uses for its self-test and live text patching); anything else is a precise report.
     func handleEmulationFailure(suberror: UInt32, data: [UInt64], bytes: [UInt8], vcpu: VirtualCPU) throws(VMMError) {
-        try mappingErrors {
+        let unhandled: String? = try mappingErrors { () throws(KVMError) -> String? in
             var regs = try vcpu.registers()
             let sregs = try vcpu.specialRegisters()
             switch try fixups?.repair(bytes, regs: &regs, sregs: sregs, vcpu: vcpu) {
             case .x87Emulated?:
                 statistics.instructionsEmulated += 1
-                return
+                return nil
             case .breakpointReinjected?:
                 statistics.breakpointsReinjected += 1
-                return
+                return nil
             case nil: break
             }
-            throw VMMError.unhandledGuestEvent(EmulationReport.describe(suberror: suberror, data: data, bytes: bytes,
-                                                                         regs: regs, sregs: sregs, vcpu: vcpu.id))
+            return EmulationReport.describe(suberror: suberror, data: data, bytes: bytes, regs: regs, sregs: sregs, vcpu: vcpu.id)
         }
+        if let unhandled { throw .unhandledGuestEvent(unhandled) }
     }
 
-    /// Runs `body`, wrapping KVM failures and anything else in `VMMError`.
-    private func mappingErrors<T>(_ body: () throws -> T) throws(VMMError) -> T {
+    /// Runs `body`, wrapping its KVM failure in `VMMError`.
+    private func mappingErrors<T>(_ body: () throws(KVMError) -> T) throws(VMMError) -> T {
         do {
             return try body()
-        } catch let error as KVMError {
-            throw .kvm(error)
-        } catch let error as VMMError {
-            throw error
         } catch {
-            throw .unhandledGuestEvent("\(error)")
+            throw .kvm(error)
         }
     }
 }

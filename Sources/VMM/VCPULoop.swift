@@ -22,7 +22,7 @@ struct VCPULoop {
             state.pause.leave()
             state.add(exits: exits, statistics: assistant.statistics)
         }
-        do {
+        do throws(VMMError) {
             while !state.stopping {
                 state.pause.parkIfRequested(vcpu)
                 let exit: VCPUExit
@@ -32,14 +32,12 @@ struct VCPULoop {
                 try handle(exit)
                 try assistant.afterExit(vcpu)
             }
-        } catch let error as VMMError {
-            state.finish(.failed(error.description))
         } catch {
-            state.finish(.failed("\(error)"))
+            state.finish(.failed(error))
         }
     }
 
-    private func handle(_ exit: VCPUExit) throws {
+    private func handle(_ exit: VCPUExit) throws(VMMError) {
         switch exit {
         case .portIO(let access):
             if access.isWrite, access.port == KernelHookPort.port, try assistant.handleKernelHook(vcpu: vcpu) { break }
@@ -104,9 +102,11 @@ struct VCPULoop {
 
     private func handleMMIO(_ access: MMIOAccess) {
         if access.isWrite {
+            // SAFETY: the buffer is valid for the call only, and devices copy from it without keeping it.
             access.data.withUnsafeBytes { _ = devices.mmio.write(address: access.address, from: $0) }
         } else {
             var bytes = [UInt8](repeating: 0xFF, count: max(0, min(access.length, 8)))
+            // SAFETY: the buffer is valid for the call only; devices write at most its count (8 at most).
             bytes.withUnsafeMutableBytes { _ = devices.mmio.read(address: access.address, into: $0) }
             vcpu.completeMMIORead(bytes)
         }

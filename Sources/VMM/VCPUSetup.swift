@@ -16,6 +16,7 @@ enum VCPUSetup {
         try? vcpu.setMSR(0x1A0, 1)
         try? vcpu.setMSR(0x2FF, (1 << 11) | 6)
         var lapic = try vcpu.localAPIC()
+        // SAFETY: lapic.regs is the 1 KiB APIC page; offsets 0x350 and 0x360 (LINT0/LINT1) + 4 lie inside it.
         withUnsafeMutableBytes(of: &lapic.regs) { raw in
             func update(_ offset: Int, mode: UInt32) {
                 let v = raw.load(fromByteOffset: offset, as: UInt32.self)

@@ -15,6 +15,12 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
     case unhandledGuestEvent(String)
     /// Not every vCPU left the guest within the time allowed for a pause.
     case pauseTimedOut(seconds: Double)
+    /// Parked vCPUs whose state could not be read for a pause.
+    case vcpuStateUnreadable([VCPUStateError])
+    /// A disk image could not be attached.
+    case disk(VirtioBlockError)
+    /// The exit round-trip probe could not set up its tiny VM.
+    indirect case exitProbe(VMMError)
 
     public var description: String {
         switch self {
@@ -26,6 +32,16 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
         case .file(let p, let r): return "\(p): \(r)"
         case .unhandledGuestEvent(let s): return s
         case .pauseTimedOut(let s): return "the guest's vCPUs did not all stop within \(s) s"
+        case .vcpuStateUnreadable(let errors): return "could not read vCPU state: " + errors.map(\.description).joined(separator: "; ")
+        case .disk(let e): return "\(e)"
+        case .exitProbe(let e): return "exit probe: \(e)"
         }
     }
+}
+
+/// A parked vCPU whose registers could not be read.
+public struct VCPUStateError: Error, CustomStringConvertible, Sendable {
+    public let vcpu: Int
+    public let error: KVMError
+    public var description: String { "vCPU \(vcpu): \(error)" }
 }

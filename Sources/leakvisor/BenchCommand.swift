@@ -1,16 +1,24 @@
 import ArgumentParser
-import Foundation
-import GuestImage
-import Synchronization
-import VMM
+import Benchmarks
+import Reachability
 
-/// `leakvisor bench`: the benchmarks. `boot` (the default) and `tracking`.
+/// `leakvisor bench`: the benchmarks. `boot` (the default), `tracking` and `scan`; their logic is
+/// in the Benchmarks module, these commands only parse options.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking, and of reachability scans.",
         subcommands: [BootBench.self, TrackingBench.self, ScanBench.self],
         defaultSubcommand: BootBench.self)
+
+    /// Runs a benchmark; a failed benchmark boot is reported as before (a usage-style error).
+    static func running(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch BenchmarkError.runFailed(let text) {
+            throw ValidationError(text)
+        }
+    }
 }
 
 /// `leakvisor bench boot`: boot time to user space (median of runs) and guest user-mode speed
@@ -50,131 +58,112 @@ struct BootBench: ParsableCommand {
 
     func run() throws {
         let image = try GuestImageLocator.requireDefaultDirectory()
-        let programs = "lv-compute \(iterations); lv-syscalls \(syscalls)"
-        say("host: lv-compute and lv-syscalls (static, same binaries as in the guest)")
-        let hostOutput = try Self.runOnHost(image.appendingPathComponent("host-bin"), iterations: iterations, syscalls: syscalls)
-        let host = BenchFigures(parsing: hostOutput)
-        for line in hostOutput.split(separator: "\n") { say("  host \(line)") }
-
-        var boots: [Double] = []
-        var guest = BenchFigures()
-        for i in 1...runs {
-            let r = try boot(kernel: image.appendingPathComponent("vmlinux"), image: image, command: programs)
-            say(String(format: "boot %d/%d (vmlinux): user space after %.1f s, run %.1f s", i, runs, r.toUserSpace, r.total))
-            boots.append(r.toUserSpace)
-            guest = r.figures
-            for line in r.guestLines { say("  guest \(line)") }
-        }
-        var bzImageBoot: Double?
-        var bzImageFailure: String?
-        if !skipBzimage {
-            do {
-                let r = try boot(kernel: image.appendingPathComponent("bzImage"), image: image, command: "true")
-                say(String(format: "boot (bzImage): user space after %.1f s", r.toUserSpace))
-                bzImageBoot = r.toUserSpace
-            } catch {
-                // The comparison must not cost the figures already measured.
-                bzImageFailure = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
-                say("boot (bzImage): \(bzImageFailure ?? "")")
-            }
-        }
-
-        let median = boots.sorted()[boots.count / 2]
-        // Guest programs time themselves with the guest's clock, which runs `dilation` times slower.
-        let dilation = Double(HostDetection.detect().timeDilation)
-        say("")
-        say("== LeakVisor benchmark (\(HostDetection.detect().name), \(memory.bytes >> 20) MiB, 1 vCPU, guest time dilation \(Int(dilation))x)")
-        say(String(format: "boot to user space, vmlinux: median %.1f s of %d runs (%@)", median, runs,
-                     boots.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
-        if let bz = bzImageBoot {
-            say(String(format: "boot to user space, bzImage: %.1f s (%.2fx the vmlinux median)", bz, bz / median))
-        } else if let why = bzImageFailure {
-            say("boot to user space, bzImage: not reached (\(why))")
-        }
-        if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map({ Double($0) }) {
-            say(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
-                         iterations, g / 1e9, h / 1e9, g / h))
-        }
-        if let g = guest.syscallNanoseconds.map({ $0 * dilation }), let h = host.syscallNanoseconds {
-            say(String(format: "syscall round trip (getppid): guest %.1f us, host %.3f us, ratio %.0fx",
-                         g / 1000, h / 1000, g / h))
-        }
-    }
-
-    struct BootResult {
-        let toUserSpace: Double
-        let total: Double
-        let figures: BenchFigures
-        /// The lines the guest programs printed (their own clock: dilated on kvm_pvm).
-        let guestLines: [String]
-    }
-
-    func boot(kernel: URL, image: URL, command: String) throws -> BootResult {
-        var config = try Self.configuration(kernel: kernel, image: image, command: command)
-        config.memorySize = memory.bytes
-        config.timeoutSeconds = timeout
-        let output = ConsoleTranscript()
-        config.consoleOutput = { bytes in output.append(bytes) }
-        let machine = try Machine(config)
-        let outcome = machine.run()
-        let text = output.text
-        guard case .exited(0) = outcome.ending, let toUser = outcome.secondsToUserSpace else {
-            throw ValidationError("benchmark boot of \(kernel.lastPathComponent) failed: \(outcome.ending)\n\(text.suffix(2000))")
-        }
-        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
-            .filter { $0.hasPrefix("compute:") || $0.hasPrefix("syscalls:") }
-        return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text), guestLines: lines)
-    }
-
-    /// A machine booting `kernel` with the image's initramfs and `command` (a shell command line)
-    /// as the guest command: what every benchmark boot starts from.
-    static func configuration(kernel: URL, image: URL, command: String) throws -> MachineConfiguration {
-        var config = MachineConfiguration(kernel: try RunSession.readFile(kernel.path), kernelName: kernel.path)
-        var initrd = try RunSession.readFile(image.appendingPathComponent("initramfs.cpio").path)
-        while initrd.count % 4 != 0 { initrd.append(0) }
-        var archive = CPIOArchive()
-        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
-        config.initrd = initrd + archive.encoded()
-        return config
-    }
-
-    static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {
-        var text = ""
-        for (name, arg) in [("lv-compute", iterations), ("lv-syscalls", syscalls * 100)] {
-            let p = Process()
-            p.executableURL = bin.appendingPathComponent(name)
-            p.arguments = [String(arg)]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            text += String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-        }
-        return text
+        var options = BootBenchmarkOptions()
+        options.runs = runs
+        options.memoryBytes = memory.bytes
+        options.iterations = iterations
+        options.syscalls = syscalls
+        options.skipBzImage = skipBzimage
+        options.timeout = timeout
+        try BenchCommand.running { try BootBenchmark(options: options, image: image).run() }
     }
 }
 
-/// Writes a line to stdout at once (unbuffered), so progress shows while the benchmark runs.
-func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+/// `leakvisor bench tracking`: the cost of `--track user`, in one boot: the two benchmark guest
+/// programs tracked, then (after detaching) untracked, and the guest's syscall round trip.
+struct TrackingBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tracking",
+        abstract: "Measure allocation tracking: tracked vs untracked guest programs, cost per trapped event.",
+        discussion: """
+            Boots the default image once and runs lv-bench-malloc (malloc/free pairs) and \
+            lv-bench-realistic (a C++ map/string workload) three times: tracked with every entry point \
+            (--track user), tracked with the C allocator only (--track user-malloc), and untracked \
+            (after detaching, which restores the guest); then lv-syscalls. Prints times, ratios, trapped \
+            events per allocation, cost per event next to a bare exit round trip (a tiny VM doing `out` \
+            in a loop), and the ledger's memory per live block.
+            """)
+
+    @Option(help: "malloc/free pairs for lv-bench-malloc.")
+    var pairs: Int = 2000
+
+    @Option(help: "Items for lv-bench-realistic (about 46 allocator calls per item).")
+    var items: Int = 40
+
+    @Option(help: "Guest vCPUs.")
+    var cpus: Int = 2
+
+    @Option(help: "Stop the boot after this many seconds.")
+    var timeout: Double = 2400
+
+    func validate() throws {
+        if pairs < 1 || items < 1 { throw ValidationError("--pairs and --items must be positive") }
+    }
+
+    func run() throws {
+        let image = try GuestImageLocator.requireDefaultDirectory()
+        var options = TrackingBenchmarkOptions()
+        options.pairs = pairs
+        options.items = items
+        options.cpus = cpus
+        options.timeout = timeout
+        try BenchCommand.running { try TrackingBenchmark(options: options, image: image).run() }
+    }
 }
 
-/// Figures parsed from lv-compute and lv-syscalls output lines.
-struct BenchFigures {
-    var computeNanoseconds: UInt64?
-    var syscallNanoseconds: Double?
+/// `leakvisor bench scan`: what a reachability scan costs, in one boot: full scans of a guest
+/// process with a large heap, then incremental rescans after it dirtied nothing and 1% of its pages.
+struct ScanBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan",
+        abstract: "Measure reachability scans: full-scan throughput and incremental rescans after 1% of pages changed.",
+        discussion: """
+            Boots the default image once, tracked, and runs lv-scan-bench, which builds a heap of --mib MiB \
+            in --block-byte blocks linked from a global (plus 16 leaked blocks). Then, with the program \
+            waiting: two full scans (nothing cached), an incremental scan with nothing written, and one \
+            after the program rewrote one word in --permille/1000 of its heap pages. Prints bytes scanned, \
+            GiB/s, pages read, and the pause, for each, and the incremental-to-full ratio.
+            """)
 
-    init() {}
+    @Option(help: "Heap size of lv-scan-bench in MiB.")
+    var mib: Int = 64
 
-    init(parsing text: String) {
-        for line in text.split(whereSeparator: \.isNewline) {
-            let words = line.split(separator: " ")
-            if line.hasPrefix("compute:"), let i = words.firstIndex(of: "in"), i + 1 < words.count {
-                computeNanoseconds = UInt64(words[i + 1])
-            }
-            if line.hasPrefix("syscalls:"), let open = line.firstIndex(of: "("), let ns = line[line.index(after: open)...].split(separator: " ").first {
-                syscallNanoseconds = Double(ns)
-            }
-        }
+    @Option(help: "Block size of lv-scan-bench in bytes.")
+    var blockBytes: Int = 4096
+
+    @Option(help: "Pages the program dirties before the last scan, per thousand.")
+    var permille: Int = 10
+
+    @Option(help: "Guest memory in MiB.")
+    var memoryMiB: Int = 512
+
+    @Option(help: "Stop the boot after this many seconds.")
+    var timeout: Double = 2400
+
+    @Option(help: ArgumentHelp("As for `run`: the longest pause of a scan round.", valueName: "duration"))
+    var scanPauseLimit = DurationArgument(seconds: ScanLimits.defaultPauseSeconds)
+
+    @Option(help: ArgumentHelp("As for `run`: the longest a scan round may take.", valueName: "duration"))
+    var scanTimeLimit = DurationArgument(seconds: ScanLimits.defaultScanSeconds)
+
+    @Option(help: ArgumentHelp("As for `run`: the memory a scan may use.", valueName: "size"))
+    var scanMemoryLimit = SizeArgument(bytes: ScanLimits.defaultMemoryBytes)
+
+    func validate() throws {
+        if mib < 1 || mib > 1024 || blockBytes < 64 || permille < 0 || permille > 1000 { throw ValidationError("out-of-range option") }
+        if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mi-b must be at least 2 x --mib + 128") }
+    }
+
+    func run() throws {
+        let image = try GuestImageLocator.requireDefaultDirectory()
+        var options = ScanBenchmarkOptions()
+        options.mib = mib
+        options.blockBytes = blockBytes
+        options.permille = permille
+        options.memoryMiB = memoryMiB
+        options.timeout = timeout
+        options.scanLimits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
+                                        memoryBytes: scanMemoryLimit.bytes)
+        try BenchCommand.running { try ScanBenchmark(options: options, image: image).run() }
     }
 }

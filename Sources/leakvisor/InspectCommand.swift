@@ -33,9 +33,9 @@ struct InspectCommand: ParsableCommand {
             do {
                 response = try ControlClient.send(request, to: try ControlClient.resolve(session: session))
             } catch {
-                throw InspectFailure(message: "\(error)")
+                throw InspectFailure.unreachable(error)
             }
-            if let error = response.error { throw InspectFailure(message: error) }
+            if let error = response.error { throw InspectFailure.answered(error) }
             return response
         }
 
@@ -46,10 +46,19 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    struct InspectFailure: Error, CustomStringConvertible {
-        let message: String
+    enum InspectFailure: Error, CustomStringConvertible {
+        /// The monitor could not be found or asked (no session, socket errors, a bad answer).
+        case unreachable(any Error)
+        /// The monitor's answer: its error message, or what the answer lacked.
+        case answered(String)
+
         /// The monitor's message quotes the guest: escaped when stderr is a terminal.
-        var description: String { MonitorOutput.quotedOnStandardError(message) }
+        var description: String {
+            switch self {
+            case .unreachable(let error): return MonitorOutput.quotedOnStandardError("\(error)")
+            case .answered(let message): return MonitorOutput.quotedOnStandardError(message)
+            }
+        }
     }
 
     struct Processes: ParsableCommand {

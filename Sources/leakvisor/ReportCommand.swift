@@ -27,7 +27,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         guard let report = try common.ask(.report(allProcesses: allProcesses)).report else {
-            throw InspectCommand.InspectFailure(message: "the monitor sent no report")
+            throw InspectCommand.InspectFailure.answered("the monitor sent no report")
         }
         if let output {
             try ReportFile.writeJSON(report, to: HostPathArgument.absolute(output))
@@ -56,7 +56,7 @@ struct DetachCommand: ParsableCommand {
 
     func run() throws {
         guard let summary = try common.ask(.detach).detached else {
-            throw InspectCommand.InspectFailure(message: "the monitor sent no answer")
+            throw InspectCommand.InspectFailure.answered("the monitor sent no answer")
         }
         if common.json { return try common.printJSON(summary) }
         print("restored \(summary.bytesRestored) byte(s) and \(summary.returnAddressesRestored) return address(es)"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestImage
+import Monitor
 import Reachability
 import VMM
 
@@ -147,9 +148,26 @@ struct RunCommand: ParsableCommand {
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
+    /// The options as plain values for `RunSession`; --disk arguments are checked again here.
+    func plainOptions() throws -> RunOptions {
+        var tracking = TrackingOptions()
+        tracking.staleAfterSeconds = staleAfter.seconds
+        tracking.scanLimits = scanLimits
+        tracking.scanInterval = scanEvery?.seconds
+        tracking.showReachable = showReachable
+        tracking.includeImageTools = reportAllProcesses
+        tracking.jsonPath = reportPath.map(HostPathArgument.absolute)
+        return RunOptions(
+            kernel: kernel, initrd: initrd, disks: try disks.map { try DiskArgument(parsing: $0).configuration },
+            memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
+            symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
+            tracking: tracking, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
+            interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, command: command)
+    }
+
     func run() throws {
         do {
-            let outcome = try RunSession(options: self).execute()
+            let outcome = try RunSession(options: try plainOptions()).execute()
             throw ExitCode(outcome)
         } catch let error as ExitCode {
             throw error
@@ -160,8 +178,4 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// What `--track` can trap.
-enum TrackTarget: String, ExpressibleByArgument, CaseIterable {
-    case user
-    case userMalloc = "user-malloc"
-}
+extension TrackTarget: ExpressibleByArgument {}

@@ -1,16 +1,14 @@
-import AllocationLedger
-import AllocationTracing
 import Control
 import Foundation
 import GuestImage
-import GuestInterface
 import Introspection
 import LeakAnalysis
+import Monitor
 import VMM
 
 /// Turns `run` options into a machine configuration, runs it, and reports the outcome.
 struct RunSession {
-    let options: RunCommand
+    let options: RunOptions
 
     /// `leakvisor run` with nothing else: the main job on the default image, a tracked demo.
     static let demoScript = """
@@ -21,7 +19,7 @@ struct RunSession {
         lv-leak-tree
         """
 
-    init(options: RunCommand) {
+    init(options: RunOptions) {
         var options = options
         if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil {
             options.command = ["sh", "-c", Self.demoScript]
@@ -60,15 +58,17 @@ struct RunSession {
             initrd += extra
         }
         config.initrd = initrd.isEmpty ? nil : initrd
-        config.memorySize = options.memory.bytes
+        config.memorySize = options.memoryBytes
         config.vcpuCount = options.cpus
         config.extraCommandLine = options.append
         config.verboseKernel = options.verboseKernel
         config.timeoutSeconds = options.timeout
         config.kvmDevicePath = options.kvmDevice
-        config.disks = try options.disks.map { try DiskArgument(parsing: $0).configuration }
+        config.disks = options.disks
         config.forwardInput = options.interactive || isatty(0) == 1
         config.rawConsole = options.rawConsole
+        // A vCPU may be scanning an exiting process when the guest ends: wait for that scan.
+        config.vcpuJoinSeconds = max(config.vcpuJoinSeconds, options.tracking.scanLimits.scanSeconds + 10)
         return config
     }
 
@@ -85,12 +85,29 @@ struct RunSession {
         return archive.encoded()
     }
 
+    enum TrackingError: Error, CustomStringConvertible {
+        case noKernelImage
+        var description: String { "--track needs the guest kernel's vmlinux (give --vmlinux when booting a bzImage)" }
+    }
+
+    /// The monitor's output for a tracking session: its lines and reports on stderr.
+    static let sessionOutput = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
+
     func execute() throws -> Int32 {
         var config = try configuration()
-        let tracking = try options.track.map { _ in try AllocationSession(options: options, files: symbolFiles(), vmlinux: vmlinuxPath()) }
-        config.trapHandler = tracking?.tracker
+        let userTracking = try options.track.map { _ -> UserTracking in
+            guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
+            return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
+                                               files: symbolFiles(), options: options.trackingOptions, output: Self.sessionOutput)
+        }
+        // The tracker is the machine's before it runs; the session is made with the machine, before
+        // `run()` starts the vCPUs that may arm it.
+        config.trapHandler = userTracking?.tracker
         let machine = try Machine(config)
-        tracking?.attach(machine)
+        let tracking = userTracking.map {
+            TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: options.trackingOptions,
+                            output: Self.sessionOutput)
+        }
         let signals = SignalForwarding(machine: machine, tracking: tracking)
         defer { signals.cancel() }
         let control = startControlServer(machine: machine, tracking: tracking)
@@ -124,9 +141,9 @@ struct RunSession {
     }
 
     /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
-    func startControlServer(machine: Machine, tracking: AllocationSession?) -> ControlServer? {
+    func startControlServer(machine: Machine, tracking: TrackingSession?) -> ControlServer? {
         guard let vmlinux = vmlinuxPath() else { return nil }
-        let service = InspectionService(machine: machine, vmlinuxPath: vmlinux,
+        let service = InspectionService(guest: machine, vmlinuxPath: vmlinux,
                                         kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
                                         tracking: tracking)
         do {
@@ -139,6 +156,10 @@ struct RunSession {
 
     func report(_ outcome: MachineOutcome, machine: Machine) -> Int32 {
         func say(_ text: String) { MonitorOutput.say(text) }
+        if !outcome.vcpusNotJoined.isEmpty {
+            say("note: vCPU(s) \(outcome.vcpusNotJoined.map(String.init).joined(separator: ", ")) did not stop within"
+                + " \(Int(machine.configuration.vcpuJoinSeconds)) s after the guest ended; the report may race with them")
+        }
         switch outcome.ending {
         case .exited(let status): return status
         case .reset:
@@ -153,8 +174,8 @@ struct RunSession {
         case .interrupted:
             say("interrupted; stopped the guest")
             return 130
-        case .failed(let why):
-            say(why)
+        case .failed(let error):
+            say(error.description)
             return 125
         }
     }
@@ -165,7 +186,7 @@ struct RunSession {
 final class SignalForwarding {
     private let sources: [any DispatchSourceSignal]
 
-    init(machine: Machine, tracking: AllocationSession?) {
+    init(machine: Machine, tracking: TrackingSession?) {
         var sources = [SIGINT, SIGTERM].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())

@@ -27,6 +27,14 @@ import Testing
         }
     }
 
+    /// A size whose high region is above Int.max but still ends below 2^64 (`--memory 8388609T`)
+    /// used to trap converting it to Int for mmap; it now fails like any refused mapping.
+    @Test func sizeBeyondIntMaxFailsInsteadOfTrapping() {
+        #expect(throws: GuestMemoryError.hostAllocationFailed(bytes: (1 << 63) + (1 << 40) - 0xC000_0000)) {
+            _ = try GuestMemory(size: (1 << 63) + (1 << 40))
+        }
+    }
+
     @Test func largeGuestSplitsAroundTheThreeGiBHole() throws {
         let size: UInt64 = (3 << 30) + (16 << 20)
         let memory = try GuestMemory(size: size)

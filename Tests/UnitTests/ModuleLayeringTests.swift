@@ -14,7 +14,8 @@ import Testing
         ["Reachability"],
         ["AllocationLedger"],
         ["AllocationTracing", "LeakAnalysis"],
-        ["Control", "Monitor"],
+        ["Control"],
+        ["Monitor"],
         ["Benchmarks"],
         ["leakvisor"],
     ]

@@ -6,28 +6,28 @@ import GuestInterface
 import Introspection
 import LeakAnalysis
 import Synchronization
-import VMM
 
-/// Answers `leakvisor inspect` for the machine this monitor runs: pauses the guest, reads the
+/// Answers `leakvisor inspect` for the guest this monitor runs: pauses the guest, reads the
 /// kernel's structures through a `KernelView`, resumes. The kernel image is parsed once, on the
 /// first question (kallsyms and BTF from the vmlinux file).
-final class InspectionService: Sendable {
-    let machine: Machine
+public final class InspectionService: Sendable {
+    let guest: any InspectableGuest
     let vmlinuxPath: String
     let kernelSymbolFile: String?
     let symbols: GuestSymbolFiles
-    let tracking: AllocationSession?
+    let tracking: TrackingSession?
     private let kernel = Mutex<GuestKernel?>(nil)
 
-    init(machine: Machine, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles, tracking: AllocationSession?) {
+    public init(guest: any InspectableGuest, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles,
+                tracking: TrackingSession?) {
         self.tracking = tracking
-        self.machine = machine
+        self.guest = guest
         self.vmlinuxPath = vmlinuxPath
         self.kernelSymbolFile = kernelSymbolFile
         self.symbols = symbols
     }
 
-    func handle(_ request: ControlRequest) -> ControlResponse {
+    public func handle(_ request: ControlRequest) -> ControlResponse {
         switch request {
         case .report(let all):
             guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
@@ -36,7 +36,7 @@ final class InspectionService: Sendable {
         case .detach:
             guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
             do {
-                return ControlResponse(detached: try tracking.detach(machine))
+                return ControlResponse(detached: try tracking.detach())
             } catch {
                 return ControlResponse(error: "\(error)")
             }
@@ -45,7 +45,7 @@ final class InspectionService: Sendable {
         }
         do {
             let kernel = try loadedKernel()
-            return try machine.withGuestPaused { paused in
+            return try guest.withGuestPaused(timeout: 10) { paused in
                 let view = try KernelView(kernel: kernel, memory: paused.memory, vcpus: paused.vcpus)
                 switch request {
                 case .processes:

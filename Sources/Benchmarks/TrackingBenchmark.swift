@@ -1,73 +1,69 @@
 import X86
 import AllocationLedger
 import AllocationTracing
-import ArgumentParser
 import Foundation
 import GuestInterface
 import Introspection
-import LeakAnalysis
 import Synchronization
 import VMM
 
-/// `leakvisor bench tracking`: the cost of `--track user`, in one boot: the two benchmark guest
-/// programs tracked, then (after detaching) untracked, and the guest's syscall round trip.
-struct TrackingBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "tracking",
-        abstract: "Measure allocation tracking: tracked vs untracked guest programs, cost per trapped event.",
-        discussion: """
-            Boots the default image once and runs lv-bench-malloc (malloc/free pairs) and \
-            lv-bench-realistic (a C++ map/string workload) three times: tracked with every entry point \
-            (--track user), tracked with the C allocator only (--track user-malloc), and untracked \
-            (after detaching, which restores the guest); then lv-syscalls. Prints times, ratios, trapped \
-            events per allocation, cost per event next to a bare exit round trip (a tiny VM doing `out` \
-            in a loop), and the ledger's memory per live block.
-            """)
+/// What `bench tracking` measures, as plain values.
+public struct TrackingBenchmarkOptions: Sendable {
+    /// malloc/free pairs for lv-bench-malloc.
+    public var pairs = 2000
+    /// Items for lv-bench-realistic (about 46 allocator calls per item).
+    public var items = 40
+    public var cpus = 2
+    /// Stop the boot after this many seconds.
+    public var timeout: Double = 2400
 
-    @Option(help: "malloc/free pairs for lv-bench-malloc.")
-    var pairs: Int = 2000
+    public init() {}
+}
 
-    @Option(help: "Items for lv-bench-realistic (about 46 allocator calls per item).")
-    var items: Int = 40
+/// The cost of `--track user`, in one boot: the two benchmark guest programs tracked, then
+/// (after detaching) untracked, and the guest's syscall round trip; printed on stdout.
+public struct TrackingBenchmark: Sendable {
+    public let options: TrackingBenchmarkOptions
+    /// The default guest image's directory.
+    public let image: URL
 
-    @Option(help: "Guest vCPUs.")
-    var cpus: Int = 2
-
-    @Option(help: "Stop the boot after this many seconds.")
-    var timeout: Double = 2400
-
-    func validate() throws {
-        if pairs < 1 || items < 1 { throw ValidationError("--pairs and --items must be positive") }
+    public init(options: TrackingBenchmarkOptions, image: URL) {
+        self.options = options
+        self.image = image
     }
 
-    func run() throws {
-        let image = try GuestImageLocator.requireDefaultDirectory()
+    public func run() throws {
+        let (pairs, items, cpus) = (options.pairs, options.items, options.cpus)
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
         let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
-        var config = try BootBench.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command)
+        var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command)
         config.vcpuCount = cpus
-        config.timeoutSeconds = timeout
+        config.timeoutSeconds = options.timeout
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
         let files = GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path])
         let tracker = UserAllocationTracker(kernel: kernel, files: files)
         config.trapHandler = tracker
         let output = ConsoleTranscript()
-        // Trap counts at the end of each tracked phase: every entry point, then the C allocator only.
+        // Trap counts at the end of each tracked phase (taken as the marker arrives): every entry
+        // point, then the C allocator only.
         let phases = Mutex([TrackerCounters]())
-        let machineBox = Mutex<Machine?>(nil)
         config.consoleOutput = { bytes in
             let text = output.appending(bytes)
             let reached = text.components(separatedBy: "LV-BENCH-NEXT ").count - 1
-            guard phases.withLock({ p in
-                guard p.count < reached else { return false }
-                p.append(tracker.statistics)
-                return true
-            }) else { return }
-            DispatchQueue.global().async {
-                guard let machine = machineBox.withLock({ $0 }) else { return }
+            phases.withLock { p in
+                if p.count < reached { p.append(tracker.statistics) }
+            }
+        }
+        say("booting the default image with \(cpus) vCPUs and --track user (several minutes on kvm_pvm)")
+        let machine = try Machine(config)
+        // At each marker: untrack, and after the first re-arm with the C allocator only; then let
+        // the guest go on.
+        DispatchQueue.global().async {
+            for phase in 1...2 {
+                guard output.wait(for: "LV-BENCH-NEXT ", occurrences: phase) else { return }
                 _ = try? machine.withGuestPaused { guest in
                     _ = tracker.disarm(guest)
-                    if reached == 1 {
+                    if phase == 1 {
                         tracker.setIncludesOperators(false)
                         _ = try tracker.arm(memory: guest.memory, vcpus: guest.vcpus)
                     }
@@ -75,21 +71,22 @@ struct TrackingBench: ParsableCommand {
                 machine.typeIntoConsole(Array("go\n".utf8))
             }
         }
-        say("booting the default image with \(cpus) vCPUs and --track user (several minutes on kvm_pvm)")
-        let machine = try Machine(config)
-        machineBox.withLock { $0 = machine }
         let outcome = machine.run()
+        output.close()
         let text = output.text
         let counts = phases.withLock { $0 }
         guard case .exited(0) = outcome.ending, counts.count == 2 else {
-            throw ValidationError("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
+            throw BenchmarkError.runFailed("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
-        let results = TrackingBenchResults(parsing: text)
+        report(TrackingBenchResults(parsing: text), counts: counts)
+    }
+
+    func report(_ results: TrackingBenchResults, counts: [TrackerCounters]) {
         let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
-        let allocations = Double(pairs + 23 * items)
+        let allocations = Double(options.pairs + 23 * options.items)
         say("")
-        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(cpus) vCPUs, guest time dilation \(Int(dilation))x, \(ScanBench.buildKind) build)")
+        say("== LeakVisor tracking benchmark (\(HostDetection.detect().name), \(options.cpus) vCPUs, guest time dilation \(Int(dilation))x, \(BuildKind.current) build)")
         if let bareExit { say(String(format: "bare exit round trip (out in a loop, tiny VM): %.1f us", bareExit)) }
         if let syscall = results.syscallNanoseconds {
             say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))

@@ -1,0 +1,74 @@
+import Foundation
+import GuestImage
+import VMM
+
+/// Why a benchmark could not give its figures.
+public enum BenchmarkError: Error, CustomStringConvertible {
+    /// A benchmark boot did not end as the benchmark needs; the text says how, with the console's tail.
+    case runFailed(String)
+    case unreadable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .runFailed(let text): return text
+        case .unreadable(let path, let reason): return "cannot read \(path): \(reason)"
+        }
+    }
+}
+
+/// Writes a line to stdout at once (unbuffered), so progress shows while the benchmark runs.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Which build measures: figures of a debug build are not comparable with a release build's.
+enum BuildKind {
+    #if DEBUG
+    static let current = "debug"
+    #else
+    static let current = "release"
+    #endif
+}
+
+/// The boots every benchmark starts from.
+public enum BenchmarkBoot {
+    /// A machine booting `kernel` with the image's initramfs and `command` (a shell command line)
+    /// as the guest command.
+    public static func configuration(kernel: URL, image: URL, command: String) throws -> MachineConfiguration {
+        var config = MachineConfiguration(kernel: try readFile(kernel.path), kernelName: kernel.path)
+        var initrd = try readFile(image.appendingPathComponent("initramfs.cpio").path)
+        while initrd.count % 4 != 0 { initrd.append(0) }
+        var archive = CPIOArchive()
+        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
+        config.initrd = initrd + archive.encoded()
+        return config
+    }
+
+    static func readFile(_ path: String) throws(BenchmarkError) -> [UInt8] {
+        guard FileManager.default.fileExists(atPath: path) else { throw .unreadable(path: path, reason: "no such file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: "permission denied or not a regular file")
+        }
+        return [UInt8](data)
+    }
+}
+
+/// Figures parsed from lv-compute and lv-syscalls output lines.
+struct BenchFigures {
+    var computeNanoseconds: UInt64?
+    var syscallNanoseconds: Double?
+
+    init() {}
+
+    init(parsing text: String) {
+        for line in text.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ")
+            if line.hasPrefix("compute:"), let i = words.firstIndex(of: "in"), i + 1 < words.count {
+                computeNanoseconds = UInt64(words[i + 1])
+            }
+            if line.hasPrefix("syscalls:"), let open = line.firstIndex(of: "("), let ns = line[line.index(after: open)...].split(separator: " ").first {
+                syscallNanoseconds = Double(ns)
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import AllocationLedger
+import AllocationTracing
+import Foundation
+import GuestInterface
+import Introspection
+import LeakAnalysis
+import Monitor
+import Reachability
+import Synchronization
+import VMM
+
+/// What `bench scan` measures, as plain values.
+public struct ScanBenchmarkOptions: Sendable {
+    /// Heap size of lv-scan-bench in MiB, and its block size in bytes.
+    public var mib = 64
+    public var blockBytes = 4096
+    /// Pages the program dirties before the last scan, per thousand.
+    public var permille = 10
+    public var memoryMiB = 512
+    /// Stop the boot after this many seconds.
+    public var timeout: Double = 2400
+    public var scanLimits = ScanLimits()
+
+    public init() {}
+}
+
+/// What a reachability scan costs, in one boot: full scans of a guest process with a large heap,
+/// then incremental rescans after it dirtied nothing and 1% of its pages; printed on stdout.
+public struct ScanBenchmark: Sendable {
+    public let options: ScanBenchmarkOptions
+    /// The default guest image's directory.
+    public let image: URL
+
+    public init(options: ScanBenchmarkOptions, image: URL) {
+        self.options = options
+        self.image = image
+    }
+
+    struct Phase {
+        var name: String
+        var scan: SpaceScan
+        var refreshed: Int
+        var pauseSeconds: Double
+    }
+
+    public func run() throws {
+        let (mib, blockBytes, permille) = (options.mib, options.blockBytes, options.permille)
+        var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image,
+                                                     command: "lv-scan-bench \(mib) \(blockBytes)")
+        config.memorySize = UInt64(options.memoryMiB) << 20
+        config.timeoutSeconds = options.timeout
+        let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
+        let tracking = UserTracking(kernel: kernel, files: GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path]),
+                                    scansAtExit: false)
+        let (tracker, scanner) = (tracking.tracker, tracking.scanner)
+        scanner.limits = options.scanLimits
+        config.trapHandler = tracker
+        let output = ConsoleTranscript()
+        let phases = Mutex([Phase]())
+        config.consoleOutput = { bytes in output.append(bytes) }
+        say("booting the default image (several minutes on kvm_pvm); lv-scan-bench \(mib) MiB in \(blockBytes)-byte blocks")
+        let machine = try Machine(config)
+        // Made before `run()`: the tracker arms once the vCPUs run.
+        tracker.onArmed { [weak machine] _ in
+            guard let machine else { return }
+            do {
+                try scanner.useWriteLog(of: machine)
+            } catch { say("page-write logging failed: \(error)") }
+        }
+        @Sendable func scan(_ name: String, full: Bool) {
+            if full { scanner.forgetCache() }
+            let round = scanner.scanLiveProcesses(of: machine, pauseTimeout: 120)
+            guard let main = round.scans.max(by: { $0.figures.bytesScanned < $1.figures.bytesScanned }) else {
+                say("  \(name): no process was scanned")
+                return
+            }
+            phases.withLock { $0.append(Phase(name: name, scan: main, refreshed: round.pagesRefreshed, pauseSeconds: round.pauseSeconds)) }
+            say("  \(name): done")
+        }
+        // The program says when its heap is built and when it dirtied its pages; it then waits for a line.
+        DispatchQueue.global().async {
+            guard output.wait(for: "ready-scan") else { return }
+            scan("full scan 1", full: true)
+            scan("full scan 2", full: true)
+            scan("rescan, nothing written", full: false)
+            machine.typeIntoConsole(Array("dirty \(permille)\n".utf8))
+            guard output.wait(for: "dirtied pages=") else { return }
+            scan("rescan after \(Double(permille) / 10)% of pages written", full: false)
+            machine.typeIntoConsole(Array("quit\n".utf8))
+        }
+        let outcome = machine.run()
+        output.close()
+        let results = phases.withLock { $0 }
+        let text = output.text
+        guard case .exited(0) = outcome.ending, results.count == 4 else {
+            throw BenchmarkError.runFailed("benchmark run failed: \(outcome.ending), \(results.count) scans\n\(text.suffix(2000))")
+        }
+        say("")
+        say("== LeakVisor reachability scan benchmark (\(HostDetection.detect().name), \(BuildKind.current) build), lv-scan-bench \(mib) MiB")
+        let dirtiedLine = text.split(whereSeparator: \.isNewline).first { $0.contains("dirtied pages=") }.map(String.init) ?? ""
+        for p in results {
+            let f = p.scan.figures
+            let direct = p.scan.verdicts.values.filter { $0.reachability == .directLeak }.count
+            say(String(format: "%@: %.1f MiB scanned in %.3f s = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms; %d blocks classified, %d direct leaks%@",
+                       p.name, Double(f.bytesScanned) / 1048576, f.totalSeconds, Double(f.bytesScanned) / 1073741824 / max(f.totalSeconds, 1e-9),
+                       f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.scan.verdicts.count, direct,
+                       p.scan.complete ? "" : "; INCOMPLETE: " + p.scan.notes.joined(separator: "; ")))
+        }
+        say("guest: \(dirtiedLine)")
+        let full = (results[0].scan.figures.totalSeconds + results[1].scan.figures.totalSeconds) / 2
+        let incremental = results[3].scan.figures.totalSeconds
+        say(String(format: "incremental rescan after %.1f%% of pages written: %.3f s vs %.3f s full = %.1f%% of a full scan (pause %.1f ms vs %.1f ms)",
+                   Double(permille) / 10, incremental, full, incremental / full * 100, results[3].pauseSeconds * 1000,
+                   (results[0].pauseSeconds + results[1].pauseSeconds) / 2 * 1000))
+    }
+}

@@ -1,0 +1,33 @@
+import Reachability
+
+/// How a `TrackingSession` tracks a guest and reports: the plain values the `run` command's flags give.
+public struct TrackingOptions: Sendable {
+    /// Arm C++ `new`/`delete` too (else only the C allocator).
+    public var includeOperators = true
+    /// Seconds without a write after which a referenced block counts as stale.
+    public var staleAfterSeconds: Double = 60
+    /// Limits of every scan (pause, total time, memory).
+    public var scanLimits = ScanLimits()
+    /// Scan the live processes this often (nil: only as they exit and when asked).
+    public var scanInterval: Double?
+    /// List still-reachable blocks in the text report.
+    public var showReachable = false
+    /// Keep the image's own tools (busybox, lv-exit) in reports.
+    public var includeImageTools = false
+    /// Also write the final report as JSON to this absolute path.
+    public var jsonPath: String?
+
+    public init() {}
+}
+
+/// Where a session's messages go: `line` takes one monitor line (without the `leakvisor: `
+/// prefix or newline), `text` takes finished text such as a report, verbatim.
+public struct SessionOutput: Sendable {
+    public let line: @Sendable (String) -> Void
+    public let text: @Sendable (String) -> Void
+
+    public init(line: @escaping @Sendable (String) -> Void, text: @escaping @Sendable (String) -> Void) {
+        self.line = line
+        self.text = text
+    }
+}

@@ -1,0 +1,46 @@
+import AllocationTracing
+import LeakAnalysis
+
+extension TrackingSession {
+    /// The report as text now (SIGUSR1: after a scan), or the final one.
+    public func printReport(final: Bool) {
+        if !final { scanNow(reason: "SIGUSR1") }
+        output.text(LeakReportText.render(report(final: final), showReachable: options.showReachable))
+    }
+
+    /// The final report: printed with the tracker's figures and notes, and written as JSON when
+    /// asked. `written` is false if the JSON could not be written.
+    public func finish() -> (written: Bool, report: LeakReport) {
+        stopScanning()
+        let report = self.report(final: true)
+        output.text(LeakReportText.render(report, showReachable: options.showReachable) + trackerSummary())
+        guard let jsonPath = options.jsonPath else { return (true, report) }
+        do {
+            try ReportFile.writeJSON(report, to: jsonPath)
+            return (true, report)
+        } catch {
+            output.line("cannot write the report to \(jsonPath): \(error)")
+            return (false, report)
+        }
+    }
+
+    /// The lines after the final report: what was trapped, the tracker's notes, and why tracking
+    /// stopped or never ran.
+    func trackerSummary() -> String {
+        let s = tracker.statistics
+        var text = "leakvisor: \(s.entries) allocation call(s) and \(s.releases) release(s) trapped (\(s.nestedEntries) nested),"
+            + " \(s.sitesArmed) breakpoint(s) armed, \(s.mmapHooks) mmap and \(s.exitHooks) exit hook(s)"
+            + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "")
+            + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
+            + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
+        for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
+        if case .failure(let error)? = tracker.armingOutcome {
+            if case TrackerError.disarmed = error {
+                text += "leakvisor: allocation tracking was stopped by detach; the report covers the time before\n"
+            } else {
+                text += "leakvisor: allocation tracking did not run: \(error)\n"
+            }
+        }
+        return text
+    }
+}

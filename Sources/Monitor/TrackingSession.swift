@@ -1,0 +1,159 @@
+import AllocationLedger
+import AllocationTracing
+import Foundation
+import GuestInterface
+import Introspection
+import LeakAnalysis
+import Reachability
+import Synchronization
+
+/// User-space allocation tracking of one running guest, end to end: the tracker the guest's
+/// vCPUs call (given to the guest before it runs), page-write logging and periodic scans once
+/// the tracker armed, `detach`, and the reports made from the ledger.
+public final class TrackingSession: Sendable {
+    public let tracking: UserTracking
+    public let guest: any InspectableGuest
+    public let options: TrackingOptions
+    let output: SessionOutput
+    let builder: LeakReportBuilder
+    /// One scan at a time (timer, SIGUSR1 and `leakvisor report` may ask together).
+    let scanning = Mutex(())
+    let timer = Mutex<TimerBox?>(nil)
+    /// Which scans say their progress line.
+    let scanLines = Mutex(ScanLineThrottle())
+
+    /// A timer source, handed between threads only under the mutex.
+    final class TimerBox: @unchecked Sendable {
+        // SAFETY: the source is only created, cancelled and dropped under `timer`'s lock.
+        let source: any DispatchSourceTimer
+        init(_ source: any DispatchSourceTimer) { self.source = source }
+    }
+
+    /// Commands of the default image's own tools (busybox, and lv-exit that reports the command's
+    /// status), left out of reports unless `includeImageTools`.
+    public static let imageTools: Set<String> = ["busybox", "lv-exit"]
+
+    public var tracker: UserAllocationTracker { tracking.tracker }
+    public var scanner: ReachabilityScanner { tracking.scanner }
+
+    /// Loads the guest kernel's symbols and BTF and assembles the tracker and scanner (saying how
+    /// long the kernel took to read). Give `tracker` to the guest before it runs, then make the session.
+    public static func prepare(vmlinux: String, kernelSymbolFile: String?, files: GuestSymbolFiles,
+                               options: TrackingOptions, output: SessionOutput) throws -> UserTracking {
+        let started = Date()
+        let kernel = try GuestKernel.load(vmlinux: vmlinux, symbolFile: kernelSymbolFile)
+        output.line("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
+                                    staleAfter: options.staleAfterSeconds)
+        tracking.scanner.limits = options.scanLimits
+        return tracking
+    }
+
+    /// A session over `guest`, whose vCPUs call `tracking.tracker`. Make it before the guest runs:
+    /// it starts scanning when the tracker reports that it armed.
+    public init(tracking: UserTracking, guest: any InspectableGuest, files: GuestSymbolFiles, options: TrackingOptions,
+                output: SessionOutput) {
+        self.tracking = tracking
+        self.guest = guest
+        self.options = options
+        self.output = output
+        var builder = LeakReportBuilder(files: files)
+        builder.staleAfterSeconds = options.staleAfterSeconds
+        self.builder = builder
+        let say = output.line
+        tracking.tracker.onArmed { [weak self] outcome in
+            switch outcome {
+            case .success(let summary):
+                say("armed: kernel hooks on mmap_region and exit_mmap, \(summary.sites) allocator breakpoints"
+                    + (summary.files.isEmpty ? "" : " in \(summary.files.joined(separator: ", "))") + "; more as programs map libraries")
+                self?.startScanning()
+            case .failure(let error):
+                say("allocation tracking could not start: \(error)")
+            }
+        }
+    }
+
+    /// The report now; `final` closes the live address spaces first (the guest stopped).
+    public func report(final: Bool, allProcesses: Bool? = nil) -> LeakReport {
+        if final { tracker.ledger.retireAll(as: .guestStopped, time: UInt64(tracker.seconds * 1e9)) }
+        var builder = self.builder
+        if !(allProcesses ?? options.includeImageTools) { builder.excludedCommands = Self.imageTools }
+        return builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
+    }
+
+    /// After arming: page-write logging for incremental scans, and the periodic timer.
+    func startScanning() {
+        do {
+            try scanner.useWriteLog(of: guest)
+        } catch {
+            output.line("page-write logging is unavailable (\(error)); every scan reads all memory it covers")
+        }
+        guard let interval = options.scanInterval else { return }
+        let source = DispatchSource.makeTimerSource(queue: .global())
+        source.schedule(deadline: .now() + interval, repeating: interval)
+        source.setEventHandler { [weak self] in self?.scanNow(reason: "every \(Self.seconds(interval))") }
+        source.resume()
+        let box = TimerBox(source)
+        timer.withLock { $0 = box }
+    }
+
+    func stopScanning() {
+        timer.withLock { $0?.source.cancel(); $0 = nil }
+    }
+
+    /// `leakvisor detach`: puts back every byte the tracker changed (guest paused), then turns off
+    /// what only tracking needed: the periodic scans and the guest page-write log. The vCPUs drop
+    /// the #BP gate breakpoint at their next exit (the tracker no longer wants user traps); the
+    /// #GP/#PF gates stay where the host needs them to complete system calls.
+    public func detach() throws -> ArmingSummary {
+        try scanning.withLock { _ in
+            var summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
+            stopScanning()
+            scanner.stopUsingWriteLog()
+            do {
+                try guest.stopWriteLog()
+            } catch {
+                summary.notes.append("the page-write log could not be turned off: \(error)")
+            }
+            return summary
+        }
+    }
+
+    /// Scans every live tracked process now: the concurrent part while the guest runs, then the
+    /// exact part with the guest paused. Says one progress line.
+    public func scanNow(reason: String) {
+        // After detach the ledger no longer follows the guest: nothing to scan.
+        guard tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
+        scanning.withLock { _ in
+            let round = scanner.scanLiveProcesses(of: guest, pauseTimeout: 30)
+            guard let line = progressLine(round, reason: reason) else { return }
+            output.line(line)
+        }
+    }
+
+    /// The progress line of a scan round, or nil when it is to stay quiet: nothing was scanned,
+    /// or a periodic scan found what the last one found (said again at least every 6th time).
+    func progressLine(_ round: LiveScanRound, reason: String) -> String? {
+        let scans = round.scans
+        guard !scans.isEmpty else { return nil }
+        var leaks = 0, read = 0, reused = 0
+        var bytes: UInt64 = 0
+        for scan in scans {
+            leaks += scan.verdicts.values.filter { $0.reachability == .directLeak }.count
+            read += scan.figures.pagesRead
+            reused += scan.figures.pagesReused
+            bytes = bytes.addingSaturated(scan.figures.bytesScanned)
+        }
+        let incomplete = scans.filter { !$0.complete }.count
+        let findings = "\(scans.count) process(es): \(leaks) direct leak(s)"
+            + (incomplete > 0 ? ", \(incomplete) scan(s) INCOMPLETE (limits reached; see the report's notes)" : "")
+        guard scanLines.withLock({ $0.shouldSay(findings: findings, periodic: reason.hasPrefix("every")) }) else { return nil }
+        return "scan (\(reason)) of \(findings); \(bytes / 1024) KiB scanned,"
+            + " \(round.pagesRefreshed) page(s) re-read while running, \(read) in the pause, \(reused) reused; pause "
+            + String(format: "%.1f ms", round.pauseSeconds * 1000)
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value >= 1 ? String(format: "%g s", value) : String(format: "%g ms", value * 1000)
+    }
+}

@@ -1,0 +1,39 @@
+import Monitor
+import VMM
+
+/// What `leakvisor run` was asked to do, as plain values (the `run` command's flags, parsed).
+struct RunOptions {
+    var kernel: String?
+    var initrd: String?
+    var disks: [DiskConfiguration] = []
+    var memoryBytes: UInt64 = 512 << 20
+    var cpus = 2
+    var append = ""
+    var additions: [String] = []
+    var symbolDirectories: [String] = []
+    var vmlinux: String?
+    var kernelSymbols: String?
+    /// What to trap (nil: no tracking), and how tracking scans and reports.
+    var track: TrackTarget?
+    var tracking = TrackingOptions()
+    var errorExitcode: Int32?
+    var timeout: Double?
+    var verboseKernel = false
+    var interactive = false
+    var rawConsole = false
+    var kvmDevice = "/dev/kvm"
+    var command: [String] = []
+
+    /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.
+    var trackingOptions: TrackingOptions {
+        var options = tracking
+        options.includeOperators = track != .userMalloc
+        return options
+    }
+}
+
+/// What `--track` can trap.
+enum TrackTarget: String, CaseIterable {
+    case user
+    case userMalloc = "user-malloc"
+}
