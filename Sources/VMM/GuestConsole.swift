@@ -7,15 +7,19 @@ import Synchronization
 final class GuestConsole: Sendable {
     private let sink: (@Sendable ([UInt8]) -> Void)?
     private let sanitizer: Mutex<TerminalSanitizer>?
+    /// Called before each write (the monitor clears its status line from the terminal).
+    private let willWrite: (@Sendable () -> Void)?
 
-    init(sink: (@Sendable ([UInt8]) -> Void)? = nil, sanitizing: Bool? = nil) {
+    init(sink: (@Sendable ([UInt8]) -> Void)? = nil, sanitizing: Bool? = nil, willWrite: (@Sendable () -> Void)? = nil) {
         self.sink = sink
+        self.willWrite = willWrite
         let terminal = sanitizing ?? (sink == nil && isatty(1) == 1)
         sanitizer = terminal ? Mutex(TerminalSanitizer()) : nil
     }
 
     func write(_ bytes: [UInt8]) {
         let shown = sanitizer?.withLock { $0.sanitize(bytes) } ?? bytes
+        willWrite?()
         if let sink { sink(shown) } else { writeToStandardOutput(shown) }
     }
 

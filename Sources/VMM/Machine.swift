@@ -20,7 +20,7 @@ public final class Machine: @unchecked Sendable {
     let kvm: KVMSystem
     let vm: VirtualMachine
     let vcpus: [VirtualCPU]
-    let state = MachineState()
+    let state: MachineState
     let console: GuestConsole
     let devices: DeviceHub
 
@@ -34,7 +34,9 @@ public final class Machine: @unchecked Sendable {
         }
         self.configuration = config
         self.policy = policy
-        self.console = GuestConsole(sink: config.consoleOutput, sanitizing: config.rawConsole ? false : nil)
+        self.state = MachineState(bootStages: config.bootStages)
+        self.console = GuestConsole(sink: config.consoleOutput, sanitizing: config.rawConsole ? false : nil,
+                                    willWrite: config.consoleWillWrite)
         do {
             kvm = try KVMSystem(path: config.kvmDevicePath)
             try kvm.requireExtension(CKVM_CAP_IRQCHIP, name: "KVM_CAP_IRQCHIP")
@@ -126,6 +128,7 @@ public final class Machine: @unchecked Sendable {
                          memory: memory).run()
             }
         }
+        configuration.bootStages?(.kernelStarting)
         if Trace.enabled { startSampling() }
         if let timeout = configuration.timeoutSeconds {
             if state.finished.wait(timeout: .now() + timeout) == .timedOut {

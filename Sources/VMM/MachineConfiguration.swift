@@ -21,6 +21,10 @@ public struct MachineConfiguration: Sendable {
     public var disks: [DiskConfiguration] = []
     /// Where guest console output goes; nil means the monitor's stdout.
     public var consoleOutput: (@Sendable ([UInt8]) -> Void)?
+    /// Called before each write of the guest's console output.
+    public var consoleWillWrite: (@Sendable () -> Void)?
+    /// Told when the boot reaches each `BootStage` (once each, from any thread): progress output.
+    public var bootStages: (@Sendable (BootStage) -> Void)?
     /// Pass console output to a terminal stdout unchanged instead of through `TerminalSanitizer`.
     public var rawConsole = false
     /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.

@@ -6,6 +6,7 @@ final class MachineState: Sendable {
     private struct Inner {
         var ending: MachineOutcome.Ending?
         var userSpaceAt: ContinuousClock.Instant?
+        var userSpaceReported = false
         var threads: [pthread_t] = []
         var exits = 0
         var syscalls = 0
@@ -16,6 +17,12 @@ final class MachineState: Sendable {
     let finished = DispatchSemaphore(value: 0)
     let startedAt = ContinuousClock.now
     let pause = GuestPause()
+    /// Told of each boot stage once (from any thread).
+    let bootStages: (@Sendable (BootStage) -> Void)?
+
+    init(bootStages: (@Sendable (BootStage) -> Void)? = nil) {
+        self.bootStages = bootStages
+    }
 
     var stopping: Bool { inner.withLock { $0.ending != nil } }
 
@@ -33,8 +40,21 @@ final class MachineState: Sendable {
 
     var ending: MachineOutcome.Ending? { inner.withLock { $0.ending } }
 
+    /// The image's init said it runs (through the control page): the moment the boot figures
+    /// measure to. Reports the boot stage unless a vCPU saw user space first.
     func markUserSpace() {
         inner.withLock { if $0.userSpaceAt == nil { $0.userSpaceAt = .now } }
+        noteUserSpaceSeen()
+    }
+
+    /// User space is running (seen by a vCPU or said by init): reports the boot stage once.
+    func noteUserSpaceSeen() {
+        let first = inner.withLock { s -> Bool in
+            guard !s.userSpaceReported else { return false }
+            s.userSpaceReported = true
+            return true
+        }
+        if first { bootStages?(.userSpaceReached) }
     }
 
     var secondsToUserSpace: Double? {

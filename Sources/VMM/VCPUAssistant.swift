@@ -39,6 +39,8 @@ public final class VCPUAssistant {
     private var exitsSinceCheck = 0
     private var lstar: UInt64 = 0
     private var announcedUserSpace = false
+    /// Whether a gate exit showed this vCPU running user-mode code (on hosts or runs with gates).
+    private(set) var sawUserSpace = false
 
     init(memory: GuestMemory, fixups: EmulatorFixups?, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
@@ -141,6 +143,7 @@ public final class VCPUAssistant {
                 user.rflags = rflags
                 return try VCPUSnapshot.capture(vcpu, registers: user, sregs: sregs, privilegeLevel: 3, systemCallEntry: lstar)
             }
+            if cs & 3 == 3 { sawUserSpace = true }
             if cs & 3 == 3, let handler = trapHandler, !announcedUserSpace {
                 announcedUserSpace = true
                 handler.userSpaceStarted(try userState(), memory: memory)

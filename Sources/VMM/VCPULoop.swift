@@ -17,6 +17,7 @@ struct VCPULoop {
 
     func run() {
         var exits = 0
+        var userSpaceNoted = false
         state.pause.join()
         defer {
             state.pause.leave()
@@ -31,6 +32,10 @@ struct VCPULoop {
                 if Trace.enabled { trace(exit) }
                 try handle(exit)
                 try assistant.afterExit(vcpu)
+                if assistant.sawUserSpace, !userSpaceNoted {
+                    userSpaceNoted = true
+                    state.noteUserSpaceSeen()
+                }
             }
         } catch {
             state.finish(.failed(error))

@@ -94,7 +94,11 @@ struct RunSession {
     static let sessionOutput = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
 
     func execute() throws -> Int32 {
+        let progress = BootProgress()
+        defer { progress.stop() }
         var config = try configuration()
+        config.bootStages = { progress.reached($0) }
+        config.consoleWillWrite = { progress.consoleWillWrite() }
         let userTracking = try options.track.map { _ -> UserTracking in
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
             return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
@@ -113,6 +117,7 @@ struct RunSession {
         let control = startControlServer(machine: machine, tracking: tracking)
         defer { control?.stop() }
         let outcome = machine.run()
+        progress.stop()
         let status = report(outcome, machine: machine)
         guard let tracking else { return status }
         let (written, final) = tracking.finish()
