@@ -161,6 +161,27 @@ import Testing
         }
     }
 
+    /// An MSR the target refuses is reported by index, and the MSRs after it are still written
+    /// (KVM_SET_MSRS stops at the first refusal; restore goes on past it).
+    @Test(.enabled(if: hasKVM, "needs read/write access to /dev/kvm"))
+    func aRefusedMSRIsReportedAndTheRestStillRestored() throws {
+        let original = try BareGuest(irqchip: false)
+        try original.load(code: [0xE6, 0x80, 0xEB, 0xFE])
+        let host = HostStateFacts(kvm: original.kvm)
+        var (state, _) = try VMState.capture(vm: original.vm, vcpus: [original.vcpu], host: host)
+        let bogus: UInt32 = 0x2FF0_0000   // no such MSR on any x86 CPU
+        let kernelGSBase: UInt32 = 0xC000_0102
+        state.vcpus[0].msrs.removeAll { $0.index == kernelGSBase }
+        state.vcpus[0].msrs.insert(contentsOf: [MSREntry(index: bogus, value: 5),
+                                                MSREntry(index: kernelGSBase, value: 0xFFFF_8880_1234_5000)], at: 0)
+
+        let copy = try BareGuest(irqchip: false)
+        let refusals = try state.restore(vm: copy.vm, vcpus: [copy.vcpu], host: host)
+        #expect(refusals.contains(StateRefusal(part: .msr(bogus), vcpu: 0, reason: "KVM_SET_MSRS does not write 0x5")),
+                "\(refusals)")
+        #expect(try copy.vcpu.msrs([kernelGSBase]).first?.value == 0xFFFF_8880_1234_5000)
+    }
+
     static func nextOut(_ guest: some RunnableGuest) throws -> UInt8? {
         let exit = try guest.run()
         guard case .portIO(let io) = exit, io.isWrite, io.port == 0x80 else {
