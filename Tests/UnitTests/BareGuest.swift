@@ -12,7 +12,7 @@ protocol RunnableGuest {
 
 extension TinyGuest: RunnableGuest {}
 
-/// A new VM with RAM in slots like `TinyGuest` and one vCPU that nobody has set up, optionally
+/// A new VM with RAM in slots like `TinyGuest` and vCPUs that nobody has set up, optionally
 /// with the in-kernel irqchip and PIT (created before the vCPU, as `Machine` does). `load`
 /// makes it a TinyGuest (code at 1 MiB entered in 64-bit mode at CPL0); a restore instead
 /// copies RAM in and puts a captured state into it.
@@ -20,9 +20,11 @@ final class BareGuest: RunnableGuest {
     let kvm: KVMSystem
     let vm: VirtualMachine
     let memory: GuestMemory
-    let vcpu: VirtualCPU
+    let vcpus: [VirtualCPU]
+    /// vCPU 0, the one `load` sets up and `run` runs.
+    var vcpu: VirtualCPU { vcpus[0] }
 
-    init(memorySize: UInt64 = 16 << 20, irqchip: Bool) throws {
+    init(memorySize: UInt64 = 16 << 20, irqchip: Bool, vcpuCount: Int = 1) throws {
         kvm = try KVMSystem()
         vm = try kvm.createVM()
         if irqchip {
@@ -36,7 +38,8 @@ final class BareGuest: RunnableGuest {
             try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: ram.start.rawValue, size: ram.size,
                                        hostAddress: ram.hostAddress)
         }
-        vcpu = try vm.createVCPU(id: 0)
+        let vm = self.vm
+        vcpus = try (0..<max(1, vcpuCount)).map { id in try vm.createVCPU(id: id) }
     }
 
     /// Page tables, GDT, `code` at 1 MiB, CPUID and the 64-bit kernel entry, as `TinyGuest`.

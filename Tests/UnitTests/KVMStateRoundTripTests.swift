@@ -133,8 +133,38 @@ import Testing
         for offset in [0x20, 0x30, 0x350, 0xF0] {
             #expect(Self.lapicRegister(lapicAfter, offset) == Self.lapicRegister(lapicBefore, offset), "LAPIC 0x\(String(offset, radix: 16))")
         }
+        // kvmclock continues from the captured value (not from the new VM's zero).
+        let capturedClock = try #require(captured.clockNanoseconds)
+        let restoredClock = try copy.vm.clock().clock
+        #expect(restoredClock >= capturedClock && restoredClock < capturedClock + 5_000_000_000)
         // The guest in the new VM reads the restored mask from the in-kernel PIC.
         #expect(try Self.nextOut(copy) == 0xFB)
+    }
+
+    /// Two vCPUs with an in-kernel irqchip: the application processor, never started, is
+    /// waiting for INIT/SIPI; the copy's AP is in the same MP state with the same APIC ID, and
+    /// the BSP runs on.
+    @Test(.enabled(if: hasKVM, "needs read/write access to /dev/kvm"))
+    func aWaitingApplicationProcessorTravelsToo() throws {
+        let original = try BareGuest(irqchip: true, vcpuCount: 2)
+        try original.load(code: [0xB0, 0x01, 0xE6, 0x80, 0xB0, 0x02, 0xE6, 0x80, 0xEB, 0xFE])
+        try original.vcpus[1].setCPUID(try original.vcpu.cpuid())
+        #expect(try Self.nextOut(original) == 1)
+        let host = HostStateFacts(kvm: original.kvm)
+        let (captured, _) = try VMState.capture(vm: original.vm, vcpus: original.vcpus, host: host)
+        #expect(captured.vcpus.map(\.id) == [0, 1])
+        let apState = try #require(captured.vcpus[1].mpState)
+        #expect(apState != UInt32(KVM_MP_STATE_RUNNABLE), "an AP that got no SIPI is not runnable")
+
+        let copy = try BareGuest(irqchip: true, vcpuCount: 2)
+        copy.copyIn(ram: original.copyOutRAM())
+        let refusals = try KVMStateFormat.decode(KVMStateFormat.encode(captured))
+            .restore(vm: copy.vm, vcpus: copy.vcpus, host: host)
+        #expect(refusals.isEmpty, "\(refusals)")
+        #expect(try copy.vcpus[1].mpState().mp_state == apState)
+        let apicID = Self.lapicRegister(try copy.vcpus[1].localAPIC(), 0x20) >> 24
+        #expect(apicID == 1)
+        #expect(try Self.nextOut(copy) == 2)
     }
 
     /// Restoring into a VM made differently is refused with a typed error, not a crash.
