@@ -20,6 +20,9 @@ let package = Package(
         .target(name: "CKVM"),
         // Owners of /dev/kvm, the VM and vCPU file descriptors; decoded exits; typed errors.
         .target(name: "KVM", dependencies: ["CKVM"]),
+        // The KVM side of a VM as values: VCPUState and VMState captured from and restored into KVM,
+        // with a versioned, checksummed, bounds-checked binary encoding (the base of snapshots).
+        .target(name: "KVMState", dependencies: ["KVM", "CKVM"]),
         // Guest-physical address types, mmap'd RAM regions, bounds-checked access.
         .target(name: "GuestMemory"),
         // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
@@ -78,6 +81,7 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
+            "KVMState",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -9,7 +9,7 @@ import Testing
     static let layers: [[String]] = [
         ["CKVM", "CElfDW", "GuestMemory", "BTF", "Devices", "GuestImage"],
         ["KVM", "X86", "Boot", "DebugInfo"],
-        ["GuestInterface"],
+        ["GuestInterface", "KVMState"],
         ["VMM", "Introspection"],
         ["Reachability"],
         ["AllocationLedger"],

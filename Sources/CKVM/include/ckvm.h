@@ -80,4 +80,35 @@ int ckvm_close(int fd);
 /// Accessors for kvm_run's anonymous union (Swift sees it awkwardly).
 static inline struct kvm_debug_exit_arch *ckvm_run_debug(struct kvm_run *run) { return &run->debug.arch; }
 static inline uint8_t *ckvm_run_io_data(struct kvm_run *run) { return (uint8_t *)run + run->io.data_offset; }
+
+/* State capture and restore (snapshots). Structures with flexible arrays (kvm_msr_list,
+   kvm_msrs, KVM_GET_XSAVE2's buffer) are built as raw buffers by the Swift side. */
+static const unsigned long CKVM_GET_MSR_INDEX_LIST = KVM_GET_MSR_INDEX_LIST;
+static const unsigned long CKVM_GET_CPUID2 = KVM_GET_CPUID2;
+static const unsigned long CKVM_GET_XSAVE = KVM_GET_XSAVE;
+static const unsigned long CKVM_GET_XSAVE2 = KVM_GET_XSAVE2;
+static const unsigned long CKVM_SET_XSAVE = KVM_SET_XSAVE;
+static const unsigned long CKVM_GET_XCRS = KVM_GET_XCRS;
+static const unsigned long CKVM_SET_XCRS = KVM_SET_XCRS;
+static const unsigned long CKVM_GET_DEBUGREGS = KVM_GET_DEBUGREGS;
+static const unsigned long CKVM_SET_DEBUGREGS = KVM_SET_DEBUGREGS;
+static const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+static const unsigned long CKVM_SET_TSC_KHZ = KVM_SET_TSC_KHZ;
+static const unsigned long CKVM_GET_IRQCHIP = KVM_GET_IRQCHIP;
+static const unsigned long CKVM_SET_IRQCHIP = KVM_SET_IRQCHIP;
+static const unsigned long CKVM_GET_PIT2 = KVM_GET_PIT2;
+static const unsigned long CKVM_SET_PIT2 = KVM_SET_PIT2;
+static const unsigned long CKVM_GET_CLOCK = KVM_GET_CLOCK;
+static const unsigned long CKVM_SET_CLOCK = KVM_SET_CLOCK;
+static const int CKVM_CAP_XSAVE = KVM_CAP_XSAVE;
+static const int CKVM_CAP_XSAVE2 = KVM_CAP_XSAVE2;
+static const int CKVM_CAP_XCRS = KVM_CAP_XCRS;
+static const int CKVM_CAP_DEBUGREGS = KVM_CAP_DEBUGREGS;
+static const int CKVM_CAP_VCPU_EVENTS = KVM_CAP_VCPU_EVENTS;
+static const int CKVM_CAP_ADJUST_CLOCK = KVM_CAP_ADJUST_CLOCK;
+static const int CKVM_CAP_TSC_CONTROL = KVM_CAP_TSC_CONTROL;
+static const int CKVM_CAP_PIT_STATE2 = KVM_CAP_PIT_STATE2;
+static const uint32_t CKVM_IRQCHIP_PIC_MASTER = KVM_IRQCHIP_PIC_MASTER;
+static const uint32_t CKVM_IRQCHIP_PIC_SLAVE = KVM_IRQCHIP_PIC_SLAVE;
+static const uint32_t CKVM_IRQCHIP_IOAPIC = KVM_IRQCHIP_IOAPIC;
 #endif
