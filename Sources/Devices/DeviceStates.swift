@@ -52,6 +52,17 @@ public struct VirtqueueState: Sendable, Equatable, Codable {
     public var deviceRing: UInt64
     public var lastAvailIndex: UInt16
     public var usedIndex: UInt16
+
+    public init(size: UInt16, ready: Bool, descriptorTable: UInt64, driverRing: UInt64, deviceRing: UInt64,
+                lastAvailIndex: UInt16, usedIndex: UInt16) {
+        self.size = size
+        self.ready = ready
+        self.descriptorTable = descriptorTable
+        self.driverRing = driverRing
+        self.deviceRing = deviceRing
+        self.lastAvailIndex = lastAvailIndex
+        self.usedIndex = usedIndex
+    }
 }
 
 /// A virtio-mmio transport: the negotiation registers, the status, the interrupt status and its queues.
@@ -64,6 +75,17 @@ public struct VirtioMMIOState: Sendable, Equatable, Codable {
     public var queues: [VirtqueueState]
     public var interruptStatus: UInt32
     public var status: UInt32
+
+    public init(deviceFeaturesSelect: UInt32, driverFeaturesSelect: UInt32, driverFeatures: UInt64, queueSelect: UInt32,
+                queues: [VirtqueueState], interruptStatus: UInt32, status: UInt32) {
+        self.deviceFeaturesSelect = deviceFeaturesSelect
+        self.driverFeaturesSelect = driverFeaturesSelect
+        self.driverFeatures = driverFeatures
+        self.queueSelect = queueSelect
+        self.queues = queues
+        self.interruptStatus = interruptStatus
+        self.status = status
+    }
 }
 
 /// Why a device state cannot be restored into a device.

@@ -22,7 +22,7 @@ import GuestMemory
 ///         the file ends exactly at RAM offset + RAM length.
 ///
 /// The RAM is not checksummed (hashing it would cost the restore its speed; the guest's RAM is
-/// untrusted anyway); everything else is.
+/// untrusted anyway); everything else is, and the padding between metadata and RAM must be zero.
 public enum SnapshotFileFormat {
     public static let magic: [UInt8] = Array("LVSNAPF".utf8) + [0]
     public static let version: UInt32 = 1
@@ -68,6 +68,7 @@ public enum SnapshotFileFormat {
         guard v == version else { throw .unsupportedVersion(file: v, supported: version) }
         let stored = bytes[48..<52].reversed().reduce(UInt32(0)) { ($0 << 8) | UInt32($1) }
         guard SnapshotCRC32.checksum(bytes[0..<48]) == stored else { throw .corrupt(path: path, reason: "header checksum mismatch") }
+        guard bytes[52...].allSatisfy({ $0 == 0 }) else { throw .corrupt(path: path, reason: "reserved header bytes are not zero") }
         guard c.u32() != nil, let length = c.u64(), let crc = c.u32(), c.u32() != nil, let ramOffset = c.u64(),
               let ramLength = c.u64() else { throw .notASnapshot(path: path) }
         return Header(version: v, metadataLength: length, metadataCRC: crc, ramOffset: ramOffset, ramLength: ramLength)

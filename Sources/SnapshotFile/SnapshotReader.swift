@@ -55,8 +55,9 @@ public enum SnapshotReader {
             throw .corrupt(path: path, reason: "metadata of \(header.metadataLength) bytes")
         }
         let metadataEnd = headerSize + header.metadataLength
-        guard header.ramOffset % SnapshotFileFormat.pageSize == 0, header.ramOffset >= metadataEnd else {
-            throw .corrupt(path: path, reason: "RAM offset \(header.ramOffset) is unaligned or inside the metadata")
+        guard header.ramOffset % SnapshotFileFormat.pageSize == 0, header.ramOffset >= metadataEnd,
+              header.ramOffset - metadataEnd < SnapshotFileFormat.pageSize else {
+            throw .corrupt(path: path, reason: "RAM offset \(header.ramOffset) is unaligned or not right after the metadata")
         }
         let (end, overflow) = header.ramOffset.addingReportingOverflow(header.ramLength)
         guard !overflow else { throw .corrupt(path: path, reason: "RAM length \(header.ramLength) overflows") }
@@ -64,6 +65,8 @@ public enum SnapshotReader {
         guard fileSize == end else { throw .corrupt(path: path, reason: "\(fileSize - end) bytes after the RAM") }
         let metadata = try readBytes(fd, count: Int(header.metadataLength), at: headerSize, path: path)
         guard SnapshotCRC32.checksum(metadata) == header.metadataCRC else { throw .corrupt(path: path, reason: "metadata checksum mismatch") }
+        let padding = try readBytes(fd, count: Int(header.ramOffset - metadataEnd), at: metadataEnd, path: path)
+        guard padding.allSatisfy({ $0 == 0 }) else { throw .corrupt(path: path, reason: "the padding before the RAM is not zero") }
         let contents = try SnapshotFileFormat.decodeMetadata(metadata, path: path)
         guard contents.memorySize == header.ramLength else {
             throw .corrupt(path: path, reason: "the memory layout adds up to \(contents.memorySize) bytes, the file holds \(header.ramLength)")
