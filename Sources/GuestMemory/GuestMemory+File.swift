@@ -33,6 +33,8 @@ extension GuestMemory {
     /// all-zero pages as holes: the file is cut to `offset` first, non-zero pages are written, and the
     /// file is extended to `offset + totalSize`. Bytes before `offset` are kept. Returns the number of
     /// pages written. The guest must not run meanwhile (its RAM would be saved half-changed).
+    /// All-zero pages of shared anonymous RAM are released afterwards (MADV_REMOVE: they read as
+    /// zero again), so saving does not make the whole RAM resident.
     @discardableResult
     public func saveSparse(to fd: Int32, at offset: UInt64) throws(GuestMemoryFileError) -> Int {
         let page = Int(GuestRAMExtent.pageSize)
@@ -48,10 +50,19 @@ extension GuestMemory {
         for region in regions {
             let pages = Int(region.size / GuestRAMExtent.pageSize)
             var index = 0
+            // SAFETY: callers pass i < pages, so the page lies inside the region's mapping.
+            let isZero = { (i: Int) in zeroPage.withUnsafeBytes { memcmp(region.hostAddress + i * page, $0.baseAddress!, page) == 0 } }
             while index < pages {
-                // SAFETY: index < pages, so the page lies inside the region's mapping.
-                let isZero = { (i: Int) in zeroPage.withUnsafeBytes { memcmp(region.hostAddress + i * page, $0.baseAddress!, page) == 0 } }
-                if isZero(index) { index += 1; continue }
+                if isZero(index) {
+                    var zeroEnd = index + 1
+                    while zeroEnd < pages, zeroEnd - index < 256, isZero(zeroEnd) { zeroEnd += 1 }
+                    // Reading a never-touched page of shared anonymous memory allocated it; give the
+                    // zero pages back, or saving would make all of the guest's RAM resident. Refused
+                    // (harmlessly) for a private file mapping, whose holes are the file's page cache.
+                    madvise(region.hostAddress + index * page, (zeroEnd - index) * page, MADV_REMOVE)
+                    index = zeroEnd
+                    continue
+                }
                 var runEnd = index + 1
                 while runEnd < pages, runEnd - index < 256, !isZero(runEnd) { runEnd += 1 }
                 try Self.writeFully(fd, region.hostAddress + index * page, (runEnd - index) * page,
