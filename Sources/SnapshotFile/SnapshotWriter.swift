@@ -21,7 +21,7 @@ public enum SnapshotWriter {
             metadataCRC: SnapshotCRC32.checksum(metadata), ramOffset: ramOffset, ramLength: memory.totalSize))
 
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // guest RAM: anything the guest held
         guard fd >= 0 else { throw .io(path: temporary, operation: "create", errno: errno) }
         var renamed = false
         defer {

@@ -74,6 +74,8 @@ import GuestMemory
         let saved = try contents(memory, monitorState: [9, 8, 7])
         #expect(try SnapshotWriter.write(saved, memory: memory, to: path) == 2)
         #expect(directory.entries == ["guest.snapshot"])  // no temporary file left
+        var st = stat()
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600)  // the guest's RAM is for its owner only
 
         let restored = try SnapshotReader.read(path, expecting: Self.identity)
         #expect(restored.contents == saved)
