@@ -36,7 +36,7 @@ private final class MappedGuest: RunnableGuest {
 
 /// The whole path without Linux: a tiny guest stopped mid-count is written to a snapshot file
 /// (KVM state, devices, sparse RAM), read back, and continues in a new VM running straight on the
-/// file's private mapping, while the file keeps the snapshot's RAM.
+/// file's private mapping, while the file keeps the snapshot's RAM and the original runs on.
 @Suite(.serialized) struct SnapshotFileTinyGuestTests {
     @Test(.enabled(if: hasKVM, "needs read/write access to /dev/kvm"))
     func aTinyGuestContinuesFromASnapshotFile() throws {
@@ -78,6 +78,11 @@ private final class MappedGuest: RunnableGuest {
         let counter = GuestPhysicalAddress(KVMStateRoundTripTests.counter)
         #expect(try copy.memory.load(UInt64.self, at: counter.adding(8)!) == 210)
         #expect(try copy.memory.read(at: counter.adding(0x20)!, count: 16) == KVMStateRoundTripTests.xmmPattern)
+
+        // The original runs on after the save gave its zero pages back (MADV_REMOVE), to the same end.
+        for expected in 8...20 { #expect(try KVMStateRoundTripTests.nextOut(original) == UInt8(expected)) }
+        guard case .halt = try original.run() else { Issue.record("expected hlt after 20 in the original"); return }
+        #expect(try original.memory.read(at: GuestPhysicalAddress(0), count: 16 << 20) == copy.memory.read(at: GuestPhysicalAddress(0), count: 16 << 20))
 
         // The guest wrote its private copy; the file still holds the RAM at the snapshot (count 7).
         let again = try SnapshotReader.read(path, expecting: identity)
