@@ -13,6 +13,9 @@ public enum SnapshotFileError: Error, Equatable, Sendable, CustomStringConvertib
     /// version) is `snapshot` in the file and `expected` here.
     case mismatch(field: String, snapshot: String, expected: String)
     case memory(GuestMemoryFileError)
+    /// The writer was given contents no reader would accept (a layout that is not the RAM's, an
+    /// over-long digest, no vCPUs, a dilation that is not a positive number); nothing was written.
+    case invalidContents(String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum SnapshotFileError: Error, Equatable, Sendable, CustomStringConvertib
         case .mismatch(let field, let snapshot, let expected):
             return "snapshot was made for another \(field): the snapshot has \(snapshot), this run has \(expected)"
         case .memory(let e): return "snapshot RAM: \(e)"
+        case .invalidContents(let why): return "cannot write this snapshot: \(why)"
         }
     }
 }

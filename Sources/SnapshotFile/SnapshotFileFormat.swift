@@ -89,7 +89,7 @@ public enum SnapshotFileFormat {
         }
         let devices: [UInt8]
         do { devices = [UInt8](try JSONEncoder().encode(s.devices)) } catch {
-            throw .corrupt(path: "(being written)", reason: "device state does not encode: \(error)")
+            throw .invalidContents("device state does not encode: \(error)")
         }
         var out = SnapshotByteSink()
         out.section(Tag.identity.rawValue, identity.bytes)

@@ -10,9 +10,15 @@ public enum SnapshotWriter {
     @discardableResult
     public static func write(_ contents: SnapshotContents, memory: GuestMemory, to path: String) throws(SnapshotFileError) -> Int {
         guard memory.layout == contents.memoryLayout else {
-            throw .corrupt(path: path, reason: "the memory layout given differs from the guest's RAM")
+            throw .invalidContents("the memory layout given differs from the guest's RAM")
         }
         let metadata = try SnapshotFileFormat.encodeMetadata(contents)
+        // Never write what the reader would refuse: read the metadata back first.
+        do throws(SnapshotFileError) {
+            _ = try SnapshotFileFormat.decodeMetadata(metadata, path: path)
+        } catch {
+            throw .invalidContents("\(error)")
+        }
         let metadataEnd = UInt64(SnapshotFileFormat.headerSize + metadata.count)
         let page = SnapshotFileFormat.pageSize
         let ramOffset = (metadataEnd + page - 1) / page * page

@@ -113,6 +113,15 @@ import GuestMemory
         guard case .io(_, "create", ENOENT)? = error else { Issue.record("\(String(describing: error))"); return }
         var other = try contents(memory)
         other.memoryLayout = [GuestRAMExtent(start: 0, size: 4096)]
+        #expect(throws: SnapshotFileError.invalidContents("the memory layout given differs from the guest's RAM")) {
+            try SnapshotWriter.write(other, memory: memory, to: directory.file("x"))
+        }
+        other = try contents(memory)
+        other.vcpuCount = 0
+        let refused = #expect(throws: SnapshotFileError.self) { try SnapshotWriter.write(other, memory: memory, to: directory.file("x")) }
+        guard case .invalidContents? = refused else { Issue.record("\(String(describing: refused))"); return }
+        other = try contents(memory)
+        other.identity.kernel = [UInt8](repeating: 7, count: 65)
         #expect(throws: SnapshotFileError.self) { try SnapshotWriter.write(other, memory: memory, to: directory.file("x")) }
         #expect(directory.entries.isEmpty)
     }
