@@ -25,6 +25,9 @@ let package = Package(
         .target(name: "KVMState", dependencies: ["KVM", "CKVM"]),
         // Guest-physical address types, mmap'd RAM regions, bounds-checked access.
         .target(name: "GuestMemory"),
+        // The snapshot file: a checked header naming what it fits, the KVM and device state, and the
+        // guest's RAM stored sparse and mapped back copy-on-write; written atomically.
+        .target(name: "SnapshotFile", dependencies: ["GuestMemory", "Devices"]),
         // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
         // the walker and translation, address spaces and user-mode access rights.
         .target(name: "X86", dependencies: ["GuestMemory"]),
@@ -81,7 +84,7 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState",
+            "KVMState", "SnapshotFile",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -39,3 +39,14 @@ public final class ACPIPowerManagement: PortIODevice {
         }
     }
 }
+
+extension ACPIPowerManagement {
+    public func snapshot() -> ACPIPowerManagementState {
+        registers.withLock { ACPIPowerManagementState(status: $0.status, enable: $0.enable, control: $0.control) }
+    }
+
+    /// SCI_EN stays set whatever the saved control register says (the platform is always in ACPI mode).
+    public func restore(_ saved: ACPIPowerManagementState) {
+        registers.withLock { $0 = Registers(status: saved.status, enable: saved.enable, control: saved.control | Self.sciEnabled) }
+    }
+}

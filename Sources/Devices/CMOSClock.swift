@@ -128,3 +128,16 @@ struct CivilTime: Equatable {
         return r < 0 ? (q - 1, r + b) : (q, r)
     }
 }
+
+extension CMOSClock {
+    /// The index register and the 128 CMOS bytes (the clock itself follows the host's time).
+    public func snapshot() -> CMOSState {
+        state.withLock { CMOSState(index: $0.index, bytes: $0.bytes) }
+    }
+
+    public func restore(_ saved: CMOSState) throws(DeviceStateError) {
+        guard saved.bytes.count == 128 else { throw .invalid(device: "CMOS", reason: "\(saved.bytes.count) bytes, expected 128") }
+        guard saved.index < 128 else { throw .invalid(device: "CMOS", reason: "index \(saved.index) (at most 127)") }
+        state.withLock { $0 = State(index: saved.index, bytes: saved.bytes) }
+    }
+}

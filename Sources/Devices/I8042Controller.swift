@@ -106,3 +106,22 @@ public final class I8042Controller: PortIODevice {
         s.outputIsAux = aux
     }
 }
+
+extension I8042Controller {
+    public func snapshot() -> I8042State {
+        state.withLock { s in
+            I8042State(configuration: s.ctr, pendingCommand: s.pendingCommand, output: s.output, outputIsAux: s.outputIsAux,
+                       lastWasCommand: s.lastWasCommand, port61Toggle: s.port61Toggle)
+        }
+    }
+
+    public func restore(_ saved: I8042State) throws(DeviceStateError) {
+        if let command = saved.pendingCommand, ![Self.writeCTR, Self.writeKbdOutput, Self.writeAuxOutput].contains(command) {
+            throw .invalid(device: "i8042", reason: "pending command 0x\(String(command, radix: 16)) takes no data byte")
+        }
+        state.withLock { s in
+            s = State(ctr: saved.configuration, pendingCommand: saved.pendingCommand, output: saved.output,
+                      outputIsAux: saved.outputIsAux, lastWasCommand: saved.lastWasCommand, port61Toggle: saved.port61Toggle)
+        }
+    }
+}

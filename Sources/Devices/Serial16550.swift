@@ -51,3 +51,36 @@ public final class Serial16550: PortIODevice {
         }
     }
 }
+
+extension Serial16550 {
+    /// The registers and unread received bytes.
+    public func snapshot() -> UARTState {
+        state.withLock { r in
+            UARTState(receiveFIFO: Array(r.rx[r.rxHead...]), interruptEnable: r.ier, lineControl: r.lcr,
+                      modemControl: r.mcr, scratch: r.scr, divisorLow: r.divisorLow, divisorHigh: r.divisorHigh,
+                      fifoEnabled: r.fifoEnabled, lineStatusErrors: r.lsrErrors, modemStatusDeltas: r.msrDeltas,
+                      transmitterEmptyInterrupt: r.thrInterrupt)
+        }
+    }
+
+    /// Takes `saved` as its registers and drives the interrupt line to the level they imply.
+    public func restore(_ saved: UARTState) throws(DeviceStateError) {
+        guard saved.receiveFIFO.count <= UARTRegisters.rxCapacity else {
+            throw .invalid(device: "UART", reason: "\(saved.receiveFIFO.count) received bytes (at most \(UARTRegisters.rxCapacity))")
+        }
+        var r = UARTRegisters()
+        r.rx = saved.receiveFIFO
+        r.ier = saved.interruptEnable & 0x0F
+        r.lcr = saved.lineControl
+        r.mcr = saved.modemControl & 0x1F
+        r.scr = saved.scratch
+        r.divisorLow = saved.divisorLow
+        r.divisorHigh = saved.divisorHigh
+        r.fifoEnabled = saved.fifoEnabled
+        r.lsrErrors = saved.lineStatusErrors & UARTRegisters.lsrErrorBits
+        r.msrDeltas = saved.modemStatusDeltas & 0x0F
+        r.thrInterrupt = saved.transmitterEmptyInterrupt
+        state.withLock { $0 = r }
+        deliverIRQ()
+    }
+}

@@ -22,6 +22,12 @@ public final class GuestMemory: Sendable {
         self.regions = regions
     }
 
+    /// Memory made of regions built elsewhere (a snapshot's file mapping); the caller has checked
+    /// that they are ascending and do not overlap.
+    init(regions: [GuestRAMRegion]) {
+        self.regions = regions
+    }
+
     public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
 
     /// End of RAM that starts at address 0 (the low region).

@@ -20,6 +20,21 @@ public final class GuestRAMRegion: @unchecked Sendable {
         self.hostAddress = p
     }
 
+    /// A region backed by a private (copy-on-write) mapping of `size` bytes of file `fd` at `offset`:
+    /// reads see the file, writes stay in this process. The caller has checked that the file holds
+    /// them and that `offset` is page-aligned.
+    init(start: GuestPhysicalAddress, size: UInt64, privateMappingOf fd: Int32, offset: UInt64) throws(GuestMemoryFileError) {
+        guard size > 0, start.adding(size) != nil, let length = Int(exactly: size), let fileOffset = off_t(exactly: offset) else {
+            throw .invalidLayout("region at \(start) of \(size) bytes from file offset \(offset)")
+        }
+        // SAFETY: a private mapping of `length` bytes owned by this object (unmapped in deinit).
+        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, fileOffset)
+        guard let p, p != MAP_FAILED else { throw .mapFailed(bytes: size, errno: errno) }
+        self.start = start
+        self.size = size
+        self.hostAddress = p
+    }
+
     // SAFETY: the mapping made in init (its size fits Int, checked there); KVM slots using it belong to the machine that owns this region.
     deinit { munmap(hostAddress, Int(size)) }
 

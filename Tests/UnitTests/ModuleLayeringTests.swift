@@ -8,7 +8,7 @@ import Testing
     /// Layers, bottom first. A module may import modules of lower layers only.
     static let layers: [[String]] = [
         ["CKVM", "CElfDW", "GuestMemory", "BTF", "Devices", "GuestImage"],
-        ["KVM", "X86", "Boot", "DebugInfo"],
+        ["KVM", "X86", "Boot", "DebugInfo", "SnapshotFile"],
         ["GuestInterface", "KVMState"],
         ["VMM", "Introspection"],
         ["Reachability"],

@@ -164,3 +164,44 @@ public final class VirtioMMIOTransport: MMIODevice {
         setIRQ(true)
     }
 }
+
+extension VirtioMMIOTransport {
+    /// The transport's registers and queues (take it while no vCPU is in a notify).
+    public func snapshot() -> VirtioMMIOState {
+        state.withLock { s in
+            VirtioMMIOState(deviceFeaturesSelect: s.deviceFeaturesSel, driverFeaturesSelect: s.driverFeaturesSel,
+                            driverFeatures: s.driverFeatures, queueSelect: s.queueSel, queues: s.queues.map(\.savedState),
+                            interruptStatus: s.interruptStatus, status: s.status)
+        }
+    }
+
+    /// Takes `saved` as its state and drives the interrupt line to the level it implies. The saved
+    /// state must fit this device: as many queues, only offered features negotiated, and every ready
+    /// queue a layout the device would accept now (inside this guest's memory).
+    public func restore(_ saved: VirtioMMIOState) throws(DeviceStateError) {
+        guard saved.queues.count == device.queueCount else {
+            throw .invalid(device: "virtio", reason: "\(saved.queues.count) queues, the device has \(device.queueCount)")
+        }
+        guard saved.driverFeatures & ~device.features == 0 else {
+            throw .invalid(device: "virtio", reason: "driver features 0x\(String(saved.driverFeatures, radix: 16)) were never offered")
+        }
+        for (i, q) in saved.queues.enumerated() where q.ready {
+            guard Virtqueue(saved: q).isValid(maxSize: device.queueMaxSize, memory: memory) else {
+                throw .invalid(device: "virtio", reason: "ready queue \(i) has a layout the device refuses")
+            }
+            guard q.usedIndex &- q.lastAvailIndex == 0 else {
+                throw .invalid(device: "virtio", reason: "queue \(i) consumed \(q.lastAvailIndex) chains but used \(q.usedIndex)")
+            }
+        }
+        state.withLock { s in
+            s = State(queues: saved.queues.map(Virtqueue.init(saved:)))
+            s.deviceFeaturesSel = saved.deviceFeaturesSelect
+            s.driverFeaturesSel = saved.driverFeaturesSelect
+            s.driverFeatures = saved.driverFeatures
+            s.queueSel = saved.queueSelect
+            s.interruptStatus = saved.interruptStatus
+            s.status = saved.status
+            setIRQ(s.interruptStatus != 0)
+        }
+    }
+}

@@ -69,3 +69,22 @@ public struct Virtqueue: Sendable {
         try memory.store(usedIndex, at: deviceRing + 2)
     }
 }
+
+extension Virtqueue {
+    /// The queue as a value for a snapshot.
+    public var savedState: VirtqueueState {
+        VirtqueueState(size: size, ready: ready, descriptorTable: descriptorTable, driverRing: driverRing,
+                       deviceRing: deviceRing, lastAvailIndex: lastAvailIndex, usedIndex: usedIndex)
+    }
+
+    /// A queue in the saved state (checked by the transport before it is made ready).
+    public init(saved: VirtqueueState) {
+        size = saved.size
+        ready = saved.ready
+        descriptorTable = saved.descriptorTable
+        driverRing = saved.driverRing
+        deviceRing = saved.deviceRing
+        lastAvailIndex = saved.lastAvailIndex
+        usedIndex = saved.usedIndex
+    }
+}
