@@ -5,7 +5,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools)
+packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils)
 
 log() { echo "[setup] $*"; }
 as_root() {

@@ -47,13 +47,34 @@ struct GuestBootTests {
         #expect(String(decoding: after[512..<530], as: UTF8.self) == "guest-disk-marker\n")
         // The console stays quiet: no kernel boot log unless --verbose-kernel.
         #expect(!r.stdout.contains("Linux version"))
+        // Boot progress, not on a terminal: one plain line per stage, in order.
+        let stages = ["leakvisor: boot: loading the kernel and initramfs", "leakvisor: boot: kernel starting",
+                      "leakvisor: boot: user space reached after "]
+        let positions = stages.map { r.stderr.range(of: $0)?.lowerBound }
+        #expect(positions.allSatisfy { $0 != nil }, "stderr: \(r.stderr)")
+        #expect(positions.compactMap { $0 } == positions.compactMap { $0 }.sorted(), "stderr: \(r.stderr)")
+        #expect(!r.stderr.contains("\r"), "no in-place updates off a terminal")
     }
 
-    /// Two vCPUs: the guest finds both through the ACPI MADT and brings the second one up.
-    @Test func bootsTwoVCPUs() throws {
-        let r = try LeakVisorProcess.run(["run", "--cpus", "2", "--timeout", "1500", "--",
-                                          "sh", "-c", "echo online=$(cat /sys/devices/system/cpu/online); exit 0"])
-        #expect(r.status == 0, "stderr: \(r.stderr)\nstdout tail: \(r.stdout.suffix(2000))")
-        #expect(r.stdout.contains("online=0-1"))
+    /// Two vCPUs: the guest finds both through the ACPI MADT and brings the second one up. Run on
+    /// a terminal, as a user would: the boot progress is one status line updated in place, and it
+    /// is cleared before the guest's console writes.
+    @Test func bootsTwoVCPUsOnATerminal() throws {
+        let r = try LeakVisorProcess.runOnTerminal(["run", "--cpus", "2", "--timeout", "1500", "--",
+                                                    "sh", "-c", "echo online=$(cat /sys/devices/system/cpu/online); exit 0"])
+        let terminal = r.stdout
+        #expect(r.status == 0, "terminal tail: \(terminal.suffix(3000))")
+        #expect(terminal.contains("online=0-1"))
+        let clearLine = "\r\u{1B}[2K"
+        // At least one update in place while the kernel ran (a cold boot takes many seconds).
+        #expect(terminal.contains("boot: kernel running, "), "terminal head: \(terminal.prefix(3000))")
+        #expect(terminal.contains("boot: user space reached after "))
+        // Every status line shown was cleared before anything else was written after it.
+        if let lastStatus = terminal.range(of: "boot: kernel running, ", options: .backwards),
+           let guestLine = terminal.range(of: "online=0-1") {
+            #expect(lastStatus.upperBound < guestLine.lowerBound)
+            #expect(terminal[lastStatus.upperBound..<guestLine.lowerBound].contains(clearLine),
+                    "the status line was not cleared before the guest's output")
+        }
     }
 }

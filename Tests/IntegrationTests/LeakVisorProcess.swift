@@ -28,6 +28,27 @@ struct LeakVisorProcess {
             && FileManager.default.fileExists(atPath: imageDirectory.appendingPathComponent("initramfs.cpio").path)
     }
 
+    /// Runs `leakvisor` on a pseudo-terminal (util-linux `script`), as a user at a terminal would:
+    /// stdin, stdout and stderr are all the terminal, so `stdout` holds both, as the terminal got
+    /// them (escape sequences included); `stderr` is empty.
+    static func runOnTerminal(_ arguments: [String]) throws -> Result {
+        guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
+        func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = ([exe.path] + arguments).map(quoted).joined(separator: " ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["--quiet", "--flush", "--return", "--command", command, "/dev/null"]
+        process.currentDirectoryURL = packageRoot
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: "")
+    }
+
     static func run(_ arguments: [String]) throws -> Result {
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         let process = Process()
