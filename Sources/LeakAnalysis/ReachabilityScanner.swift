@@ -75,7 +75,9 @@ public final class ReachabilityScanner: Sendable {
             s.pagesDirtiedSinceScan += written.frames.count
         } catch {
             s.cache.invalidateAll()
-            s.notes.append("dirty log unavailable (\(error)): full scan")
+            // Both harvests of a round (while running, then paused) may fail alike: say it once.
+            let note = "dirty log unavailable (\(error)): full scan"
+            if !s.notes.contains(note) { s.notes.append(note) }
         }
     }
 
