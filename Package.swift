@@ -22,12 +22,14 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM"]),
         // The KVM side of a VM as values: VCPUState and VMState captured from and restored into KVM,
         // with a versioned, checksummed, bounds-checked binary encoding (the base of snapshots).
-        .target(name: "KVMState", dependencies: ["KVM", "CKVM"]),
+        .target(name: "KVMState", dependencies: ["KVM", "CKVM", "BinaryCoding"]),
+        // Little-endian records over untrusted bytes: a writer, a bounds-checked reader, CRC-32.
+        .target(name: "BinaryCoding"),
         // Guest-physical address types, mmap'd RAM regions, bounds-checked access.
         .target(name: "GuestMemory"),
         // The snapshot file: a checked header naming what it fits, the KVM and device state, and the
         // guest's RAM stored sparse and mapped back copy-on-write; written atomically.
-        .target(name: "SnapshotFile", dependencies: ["GuestMemory", "Devices"]),
+        .target(name: "SnapshotFile", dependencies: ["GuestMemory", "Devices", "BinaryCoding"]),
         // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
         // the walker and translation, address spaces and user-mode access rights.
         .target(name: "X86", dependencies: ["GuestMemory"]),
@@ -84,7 +86,7 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState", "SnapshotFile",
+            "KVMState", "SnapshotFile", "BinaryCoding",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

@@ -1,46 +1,32 @@
-/// Little-endian writer for the KVM state encoding.
-struct ByteSink {
-    private(set) var bytes: [UInt8] = []
+import BinaryCoding
 
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    mutating func raw(_ b: [UInt8]) { bytes += b }
-
-    /// A section: tag, byte length, payload.
-    mutating func section(_ tag: UInt32, _ payload: [UInt8]) {
-        u32(tag)
-        u32(UInt32(payload.count))
-        raw(payload)
-    }
-}
-
-/// Bounds-checked little-endian reader over untrusted bytes: every read either succeeds or
+/// The shared `LittleEndianReader` for the KVM state encoding: every read either succeeds or
 /// throws `KVMStateFormatError.truncated`.
 struct ByteCursor {
-    let bytes: [UInt8]
-    private(set) var offset = 0
+    private var reader: LittleEndianReader
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8]) { reader = LittleEndianReader(bytes) }
 
-    var remaining: Int { bytes.count - offset }
-    var atEnd: Bool { offset >= bytes.count }
+    var remaining: Int { reader.remaining }
+    var atEnd: Bool { reader.atEnd }
 
     mutating func take(_ count: Int) throws(KVMStateFormatError) -> [UInt8] {
-        guard count >= 0, count <= remaining else {
-            throw .truncated(offset: offset, needed: count, available: remaining)
-        }
-        defer { offset += count }
-        return Array(bytes[offset..<(offset + count)])
+        guard let b = reader.take(count) else { throw truncated(needing: count) }
+        return b
     }
 
     mutating func u32() throws(KVMStateFormatError) -> UInt32 {
-        let b = try take(4)
-        return b.reversed().reduce(0) { ($0 << 8) | UInt32($1) }
+        guard let v = reader.u32() else { throw truncated(needing: 4) }
+        return v
     }
 
     mutating func u64() throws(KVMStateFormatError) -> UInt64 {
-        let b = try take(8)
-        return b.reversed().reduce(0) { ($0 << 8) | UInt64($1) }
+        guard let v = reader.u64() else { throw truncated(needing: 8) }
+        return v
+    }
+
+    private func truncated(needing count: Int) -> KVMStateFormatError {
+        .truncated(offset: reader.offset, needed: count, available: reader.remaining)
     }
 
     /// Reads sections (tag, length, payload) to the end; a tag may appear once.

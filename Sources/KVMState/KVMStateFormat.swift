@@ -1,3 +1,4 @@
+import BinaryCoding
 import CKVM
 import KVM
 
@@ -31,14 +32,14 @@ public enum KVMStateFormat {
     }
 
     public static func encode(_ state: VMState) -> [UInt8] {
-        var payload = ByteSink()
+        var payload = LittleEndianWriter()
         if let s = state.picMaster { payload.section(VMTag.picMaster.rawValue, s.bytes) }
         if let s = state.picSlave { payload.section(VMTag.picSlave.rawValue, s.bytes) }
         if let s = state.ioapic { payload.section(VMTag.ioapic.rawValue, s.bytes) }
         if let s = state.pit { payload.section(VMTag.pit.rawValue, s.bytes) }
         if let c = state.clockNanoseconds { payload.section(VMTag.clock.rawValue, u64Bytes(c)) }
         for vcpu in state.vcpus { payload.section(VMTag.vcpu.rawValue, encode(vcpu)) }
-        var out = ByteSink()
+        var out = LittleEndianWriter()
         out.raw(magic)
         out.u32(version)
         out.u32(0)
@@ -86,16 +87,16 @@ public enum KVMStateFormat {
     }
 
     static func encode(_ s: VCPUState) -> [UInt8] {
-        var out = ByteSink()
+        var out = LittleEndianWriter()
         out.section(VCPUTag.id.rawValue, u32Bytes(s.id))
-        var cpuid = ByteSink()
+        var cpuid = LittleEndianWriter()
         for e in s.cpuid.prefix(maxCPUIDEntries) {
             for v in [e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx] { cpuid.u32(v) }
         }
         out.section(VCPUTag.cpuid.rawValue, cpuid.bytes)
         out.section(VCPUTag.registers.rawValue, s.registers.bytes)
         out.section(VCPUTag.specialRegisters.rawValue, s.specialRegisters.bytes)
-        var msrs = ByteSink()
+        var msrs = LittleEndianWriter()
         for m in s.msrs.prefix(maxMSRs) { msrs.u32(m.index); msrs.u64(m.value) }
         out.section(VCPUTag.msrs.rawValue, msrs.bytes)
         switch s.floatingPoint {
@@ -185,6 +186,6 @@ public enum KVMStateFormat {
         return try cursor.u64()
     }
 
-    private static func u32Bytes(_ v: UInt32) -> [UInt8] { var s = ByteSink(); s.u32(v); return s.bytes }
-    private static func u64Bytes(_ v: UInt64) -> [UInt8] { var s = ByteSink(); s.u64(v); return s.bytes }
+    private static func u32Bytes(_ v: UInt32) -> [UInt8] { var s = LittleEndianWriter(); s.u32(v); return s.bytes }
+    private static func u64Bytes(_ v: UInt64) -> [UInt8] { var s = LittleEndianWriter(); s.u64(v); return s.bytes }
 }

@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import BinaryCoding
 import FoundationEssentials
 #else
 import Foundation
@@ -46,7 +47,7 @@ public enum SnapshotFileFormat {
     }
 
     static func encodeHeader(_ h: Header) -> [UInt8] {
-        var out = SnapshotByteSink()
+        var out = LittleEndianWriter()
         out.raw(magic)
         out.u32(h.version)
         out.u32(0)
@@ -55,19 +56,19 @@ public enum SnapshotFileFormat {
         out.u32(0)
         out.u64(h.ramOffset)
         out.u64(h.ramLength)
-        out.u32(SnapshotCRC32.checksum(out.bytes))
+        out.u32(CRC32.checksum(out.bytes))
         out.raw([UInt8](repeating: 0, count: headerSize - out.bytes.count))
         return out.bytes
     }
 
     /// Checks magic, then version (a later version may change everything after it), then the header's CRC.
     static func decodeHeader(_ bytes: [UInt8], path: String) throws(SnapshotFileError) -> Header {
-        var c = SnapshotByteCursor(bytes)
+        var c = LittleEndianReader(bytes)
         guard bytes.count == headerSize, c.take(magic.count) == magic else { throw .notASnapshot(path: path) }
         guard let v = c.u32() else { throw .notASnapshot(path: path) }
         guard v == version else { throw .unsupportedVersion(file: v, supported: version) }
         let stored = bytes[48..<52].reversed().reduce(UInt32(0)) { ($0 << 8) | UInt32($1) }
-        guard SnapshotCRC32.checksum(bytes[0..<48]) == stored else { throw .corrupt(path: path, reason: "header checksum mismatch") }
+        guard CRC32.checksum(bytes[0..<48]) == stored else { throw .corrupt(path: path, reason: "header checksum mismatch") }
         guard bytes[52...].allSatisfy({ $0 == 0 }) else { throw .corrupt(path: path, reason: "reserved header bytes are not zero") }
         guard c.u32() != nil, let length = c.u64(), let crc = c.u32(), c.u32() != nil, let ramOffset = c.u64(),
               let ramLength = c.u64() else { throw .notASnapshot(path: path) }
@@ -75,11 +76,11 @@ public enum SnapshotFileFormat {
     }
 
     static func encodeMetadata(_ s: SnapshotContents) throws(SnapshotFileError) -> [UInt8] {
-        var identity = SnapshotByteSink()
+        var identity = LittleEndianWriter()
         identity.counted(s.identity.kernel)
         identity.counted(s.identity.initramfs)
         identity.u32(s.identity.monitorFormatVersion)
-        var machine = SnapshotByteSink()
+        var machine = LittleEndianWriter()
         machine.u32(s.vcpuCount)
         machine.u64(s.timeDilation.bitPattern)
         machine.u32(UInt32(truncatingIfNeeded: s.memoryLayout.count))
@@ -91,7 +92,7 @@ public enum SnapshotFileFormat {
         do { devices = [UInt8](try JSONEncoder().encode(s.devices)) } catch {
             throw .invalidContents("device state does not encode: \(error)")
         }
-        var out = SnapshotByteSink()
+        var out = LittleEndianWriter()
         out.section(Tag.identity.rawValue, identity.bytes)
         out.section(Tag.machine.rawValue, machine.bytes)
         out.section(Tag.kvmState.rawValue, s.kvmState)
@@ -102,7 +103,7 @@ public enum SnapshotFileFormat {
 
     static func decodeMetadata(_ bytes: [UInt8], path: String) throws(SnapshotFileError) -> SnapshotContents {
         func bad(_ reason: String) -> SnapshotFileError { .corrupt(path: path, reason: reason) }
-        var c = SnapshotByteCursor(bytes)
+        var c = LittleEndianReader(bytes)
         var sections: [Tag: [UInt8]] = [:]
         while !c.atEnd {
             guard let tag = c.u32(), let length = c.u32() else { throw bad("metadata ends inside a section header") }
@@ -118,12 +119,12 @@ public enum SnapshotFileFormat {
         guard kvmState.count <= maxKVMStateBytes, deviceBytes.count <= maxDeviceStateBytes,
               (sections[.monitorState]?.count ?? 0) <= maxMonitorStateBytes else { throw bad("a section is larger than accepted") }
 
-        var id = SnapshotByteCursor(identityBytes)
+        var id = LittleEndianReader(identityBytes)
         guard let kernel = id.counted(limit: SnapshotIdentity.maxDigestBytes),
               let initramfs = id.counted(limit: SnapshotIdentity.maxDigestBytes),
               let monitorVersion = id.u32(), id.atEnd else { throw bad("identity section is malformed") }
 
-        var m = SnapshotByteCursor(machineBytes)
+        var m = LittleEndianReader(machineBytes)
         guard let vcpus = m.u32(), let dilationBits = m.u64(), let regionCount = m.u32() else { throw bad("machine section is truncated") }
         guard vcpus >= 1, vcpus <= maxVCPUs else { throw bad("\(vcpus) vCPUs (1...\(maxVCPUs) accepted)") }
         let dilation = Double(bitPattern: dilationBits)

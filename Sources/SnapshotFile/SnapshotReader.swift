@@ -1,3 +1,4 @@
+import BinaryCoding
 import Glibc
 import GuestMemory
 
@@ -64,7 +65,7 @@ public enum SnapshotReader {
         guard fileSize >= end else { throw .truncated(path: path, needed: end, available: fileSize) }
         guard fileSize == end else { throw .corrupt(path: path, reason: "\(fileSize - end) bytes after the RAM") }
         let metadata = try readBytes(fd, count: Int(header.metadataLength), at: headerSize, path: path)
-        guard SnapshotCRC32.checksum(metadata) == header.metadataCRC else { throw .corrupt(path: path, reason: "metadata checksum mismatch") }
+        guard CRC32.checksum(metadata) == header.metadataCRC else { throw .corrupt(path: path, reason: "metadata checksum mismatch") }
         let padding = try readBytes(fd, count: Int(header.ramOffset - metadataEnd), at: metadataEnd, path: path)
         guard padding.allSatisfy({ $0 == 0 }) else { throw .corrupt(path: path, reason: "the padding before the RAM is not zero") }
         let contents = try SnapshotFileFormat.decodeMetadata(metadata, path: path)

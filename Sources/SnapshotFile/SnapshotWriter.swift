@@ -1,3 +1,4 @@
+import BinaryCoding
 import Glibc
 import GuestMemory
 
@@ -24,7 +25,7 @@ public enum SnapshotWriter {
         let ramOffset = (metadataEnd + page - 1) / page * page
         let header = SnapshotFileFormat.encodeHeader(.init(
             version: SnapshotFileFormat.version, metadataLength: UInt64(metadata.count),
-            metadataCRC: SnapshotCRC32.checksum(metadata), ramOffset: ramOffset, ramLength: memory.totalSize))
+            metadataCRC: CRC32.checksum(metadata), ramOffset: ramOffset, ramLength: memory.totalSize))
 
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)  // guest RAM: anything the guest held

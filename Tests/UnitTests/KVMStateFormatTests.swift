@@ -1,3 +1,4 @@
+import BinaryCoding
 import CKVM
 import KVM
 import Testing
@@ -30,7 +31,7 @@ import Testing
 
     /// Header + payload with a correct length and checksum, for hostile payload tests.
     static func wrap(_ payload: [UInt8], version: UInt32 = KVMStateFormat.version) -> [UInt8] {
-        var out = ByteSink()
+        var out = LittleEndianWriter()
         out.raw(KVMStateFormat.magic)
         out.u32(version)
         out.u32(0)
@@ -104,7 +105,7 @@ import Testing
 
     @Test func hostileSectionLayoutsAreTypedErrors() {
         func section(_ tag: UInt32, _ body: [UInt8]) -> [UInt8] {
-            var s = ByteSink()
+            var s = LittleEndianWriter()
             s.section(tag, body)
             return s.bytes
         }
@@ -115,7 +116,7 @@ import Testing
             $0 == .duplicateSection(tag: 5, in: "VM state")
         }
         // A section longer than what is left.
-        var lying = ByteSink()
+        var lying = LittleEndianWriter()
         lying.u32(16)
         lying.u32(0xFFFF_FFFF)
         Self.expectFormatError(Self.wrap(lying.bytes)) { if case .truncated = $0 { return true } else { return false } }
@@ -133,7 +134,7 @@ import Testing
         Self.expectFormatError(Self.wrap(section(16, base + section(6, [0, 1])))) {
             if case .badSectionLength(section: "XSAVE", _, _) = $0 { return true } else { return false }
         }
-        var msrPayload = ByteSink()
+        var msrPayload = LittleEndianWriter()
         msrPayload.section(1, [0, 0, 0, 0])
         msrPayload.section(2, [])
         msrPayload.section(3, [UInt8](repeating: 0, count: MemoryLayout<kvm_regs>.size))
@@ -141,7 +142,7 @@ import Testing
         Self.expectFormatError(Self.wrap(section(16, msrPayload.bytes + section(5, [UInt8](repeating: 0, count: 13))))) {
             if case .badSectionLength(section: "MSRs", _, _) = $0 { return true } else { return false }
         }
-        var manyCPUID = ByteSink()
+        var manyCPUID = LittleEndianWriter()
         manyCPUID.section(1, [0, 0, 0, 0])
         manyCPUID.section(2, [UInt8](repeating: 0, count: 28 * 257))
         Self.expectFormatError(Self.wrap(section(16, manyCPUID.bytes))) {

@@ -7,7 +7,7 @@ import Testing
 @Suite struct ModuleLayeringTests {
     /// Layers, bottom first. A module may import modules of lower layers only.
     static let layers: [[String]] = [
-        ["CKVM", "CElfDW", "GuestMemory", "BTF", "Devices", "GuestImage"],
+        ["CKVM", "CElfDW", "GuestMemory", "BTF", "Devices", "GuestImage", "BinaryCoding"],
         ["KVM", "X86", "Boot", "DebugInfo", "SnapshotFile"],
         ["GuestInterface", "KVMState"],
         ["VMM", "Introspection"],

@@ -1,12 +1,12 @@
-/// CRC-32 (IEEE 802.3, the zlib/PNG one) of a byte array: guards a KVM state against corruption.
-enum CRC32 {
+/// CRC-32 (IEEE 802.3, the zlib/PNG one): guards a record against corruption, not tampering.
+public enum CRC32 {
     private static let table: [UInt32] = (0..<256).map { n in
         var c = UInt32(n)
         for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
         return c
     }
 
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    public static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
         return c ^ 0xFFFF_FFFF
