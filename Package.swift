@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Thin unsafe layer: linux/kvm.h constants and non-variadic ioctl wrappers. No logic.
@@ -29,7 +30,9 @@ let package = Package(
         .target(name: "GuestMemory"),
         // The snapshot file: a checked header naming what it fits, the KVM and device state, and the
         // guest's RAM stored sparse and mapped back copy-on-write; written atomically.
-        .target(name: "SnapshotFile", dependencies: ["GuestMemory", "Devices", "BinaryCoding"]),
+        .target(name: "SnapshotFile", dependencies: [
+            "GuestMemory", "Devices", "BinaryCoding", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
         // the walker and translation, address spaces and user-mode access rights.
         .target(name: "X86", dependencies: ["GuestMemory"]),

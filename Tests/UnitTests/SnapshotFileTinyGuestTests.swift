@@ -54,7 +54,7 @@ private final class MappedGuest: RunnableGuest {
         let devices = SnapshotDevices(serial: uart.snapshot(), cmos: CMOSClock().snapshot(),
                                       keyboardController: I8042Controller(onReset: {}).snapshot(),
                                       powerManagement: ACPIPowerManagement().snapshot(), virtio: [])
-        let identity = SnapshotIdentity(kernel: SHA256.digest(KVMStateRoundTripTests.countingProgram), initramfs: [],
+        let identity = SnapshotIdentity(kernel: ImageDigest.sha256(KVMStateRoundTripTests.countingProgram), initramfs: [],
                                         monitorFormatVersion: 1)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lv-tiny-\(UUID().uuidString).snapshot").path
         defer { unlink(path) }
