@@ -59,7 +59,7 @@ let package = Package(
         // Tracing room: allocator breakpoints (site finder, prologue emulator, arming, breakpoint
         // table), the pure call tracker, and the trap handler that feeds the ledger.
         .target(name: "AllocationTracing", dependencies: [
-            "GuestMemory", "X86", "GuestInterface", "Introspection", "DebugInfo", "AllocationLedger",
+            "GuestMemory", "X86", "GuestInterface", "Introspection", "DebugInfo", "Reachability", "AllocationLedger",
         ]),
         // Analysis room: the reachability scanner over any `InspectableGuest`, and leak reports.
         .target(name: "LeakAnalysis", dependencies: [

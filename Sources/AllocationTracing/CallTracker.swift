@@ -1,4 +1,5 @@
 import AllocationLedger
+import Reachability
 import X86
 
 /// The rules of allocator calls, pure: which entries are the outermost call of a thread (nesting,
@@ -8,8 +9,8 @@ import X86
 /// only decides. One per tracker, behind one lock.
 struct CallTracker: Sendable {
     /// The return trampoline: the last page below the top of the x86-64 user address space, which
-    /// Linux never maps (TASK_SIZE ends before it), so a return there always faults.
-    static let trampoline: UInt64 = 0x7FFF_FFFF_F000
+    /// Linux never maps (TASK_SIZE ends before it, at `UserSpace.end`), so a return there always faults.
+    static let trampoline = UserSpace.end
 
     /// The calls in flight by return slot: found again when the trampoline faults with rsp just past it.
     private(set) var pending: [StackSlot: PendingCall] = [:]

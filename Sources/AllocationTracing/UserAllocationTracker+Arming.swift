@@ -40,7 +40,7 @@ extension UserAllocationTracker {
         let efer = guest.vcpus.first?.efer ?? 0
         for (slot, call) in pending {
             let user = UserMemory(memory: guest.memory, cr3: slot.root.rawValue, cr4: cr4, efer: efer)
-            if (try? user.word(slot.address)) == Self.trampoline, (try? user.writeWord(slot.address, call.returnAddress)) != nil {
+            if (try? user.word(slot.address)) == CallTracker.trampoline, (try? user.writeWord(slot.address, call.returnAddress)) != nil {
                 summary.returnAddressesRestored += 1
             }
         }

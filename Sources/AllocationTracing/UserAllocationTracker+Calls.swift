@@ -20,11 +20,11 @@ extension UserAllocationTracker {
                               rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip)
         // The word in the slot of the thread's outermost call, read with its rights (not needed
         // for a tail call, whose return address is already the trampoline).
-        let outerSlotWord = entry.returnAddress == Self.trampoline ? nil
+        let outerSlotWord = entry.returnAddress == CallTracker.trampoline ? nil
             : calls.withLock { $0.outermostSlot(of: entry.thread) }.flatMap { try? user.word($0) }
         let decision = calls.withLock { $0.enter(entry, outerSlotWord: outerSlotWord) }
         if Self.tracing {
-            Self.trace("vcpu\(trap.state.index) enter \(entry.function.rawValue) cr3=\(hex(root.rawValue)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entry.rsp)) ret=\(hex(entry.returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(entry.returnAddress == Self.trampoline ? " (tail call)" : "")")
+            Self.trace("vcpu\(trap.state.index) enter \(entry.function.rawValue) cr3=\(hex(root.rawValue)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entry.rsp)) ret=\(hex(entry.returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(entry.returnAddress == CallTracker.trampoline ? " (tail call)" : "")")
         }
         if decision == .nested {
             counters.withLock { $0.nestedEntries += 1 }
@@ -42,7 +42,7 @@ extension UserAllocationTracker {
             case .redirect(let slot):
                 // Only where the thread itself may write (never a read-only or copy-on-write page):
                 // otherwise this call is not tracked.
-                try user.writeWord(slot, Self.trampoline)
+                try user.writeWord(slot, CallTracker.trampoline)
                 calls.withLock { $0.redirected(entry, context: context) }
                 counters.withLock { $0.entries += 1 }
             }

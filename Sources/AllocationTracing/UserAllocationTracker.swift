@@ -34,9 +34,6 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// reachability scanner's final scan of a process).
     let exitObserver: (@Sendable (AddressSpaceExit) -> Void)?
 
-    /// The return trampoline (`CallTracker.trampoline`).
-    static let trampoline = CallTracker.trampoline
-
     /// - Parameters:
     ///   - ledger: where the allocator events go; `clock` dates them.
     ///   - includeOperators: arm the C++ `operator new`/`delete` too, or only the C allocator's
@@ -129,7 +126,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     }
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
-        guard trap.state.registers.rip == Self.trampoline else { return false }
+        guard trap.state.registers.rip == CallTracker.trampoline else { return false }
         return complete(&trap, memory: memory)
     }
 
