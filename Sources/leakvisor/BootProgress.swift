@@ -71,10 +71,7 @@ final class BootProgress: Sendable {
         if onTerminal { MonitorOutput.showStatus(nil) }
     }
 
-    private var elapsed: Double {
-        let d = ContinuousClock.now - started
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    private var elapsed: Double { (ContinuousClock.now - started) / .seconds(1) }
 
     private func show(_ stage: String) {
         let done = state.withLock { s -> Bool in
