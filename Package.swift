@@ -49,7 +49,7 @@ let package = Package(
         // What the tools above a backend need from a guest: pause/read/written pages, and traps.
         .target(name: "GuestInterface", dependencies: ["GuestMemory", "X86"]),
         // The machine: builder, vCPU loop, host policy (PVM vs VMX/SVM), emulation fix-ups.
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "X86", "GuestInterface"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Boot", "Devices", "X86", "GuestInterface", "KVMState", "SnapshotFile"]),
         // Reading a Linux guest the way it sees itself: kernel symbols, tasks, VMAs, page cache, stacks.
         .target(name: "Introspection", dependencies: ["GuestMemory", "X86", "BTF", "DebugInfo"]),
         // Conservative reachability: roots of a guest process, marking and leak classes.
@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "leakvisor",
             dependencies: [
-                "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger",
+                "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger", "SnapshotFile",
                 "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

@@ -33,14 +33,12 @@ enum BuildKind {
 /// The boots every benchmark starts from.
 public enum BenchmarkBoot {
     /// A machine booting `kernel` with the image's initramfs and `command` (a shell command line)
-    /// as the guest command.
+    /// as the guest command (in the payload its init fetches).
     public static func configuration(kernel: URL, image: URL, command: String) throws -> MachineConfiguration {
         var config = MachineConfiguration(kernel: try readFile(kernel.path), kernelName: kernel.path)
-        var initrd = try readFile(image.appendingPathComponent("initramfs.cpio").path)
-        while initrd.count % 4 != 0 { initrd.append(0) }
-        var archive = CPIOArchive()
-        archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: ["sh", "-c", command]).utf8), mode: 0o755)
-        config.initrd = initrd + archive.encoded()
+        config.initrd = try readFile(image.appendingPathComponent("initramfs.cpio").path)
+        config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: config.initrd ?? [])
+        config.payload = try GuestPayload.archive(command: ["sh", "-c", command], additions: [], unixTime: Int(Date().timeIntervalSince1970))
         return config
     }
 

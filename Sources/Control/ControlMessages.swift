@@ -15,6 +15,23 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case report(allProcesses: Bool)
     /// Stop tracking and put back every guest byte the monitor changed.
     case detach
+    /// Save the running guest into a snapshot file at `path` (absolute, on the monitor's host).
+    case snapshot(path: String)
+}
+
+/// A snapshot the monitor saved on request.
+public struct SnapshotSaved: Codable, Sendable, Equatable {
+    public var path: String
+    public var bytesOnDisk: UInt64
+    public var ramPagesWritten: Int
+    public var pausedSeconds: Double
+
+    public init(path: String, bytesOnDisk: UInt64, ramPagesWritten: Int, pausedSeconds: Double) {
+        self.path = path
+        self.bytesOnDisk = bytesOnDisk
+        self.ramPagesWritten = ramPagesWritten
+        self.pausedSeconds = pausedSeconds
+    }
 }
 
 /// The monitor's answer: exactly one of the payloads, or an error message.
@@ -26,11 +43,13 @@ public struct ControlResponse: Codable, Sendable {
     public var symbol: GuestStackFrame?
     public var report: LeakReport?
     public var detached: ArmingSummary?
+    public var snapshot: SnapshotSaved?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
                 stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,
-                detached: ArmingSummary? = nil) {
+                detached: ArmingSummary? = nil, snapshot: SnapshotSaved? = nil) {
         self.error = error; self.processes = processes; self.mappings = mappings
         self.stacks = stacks; self.symbol = symbol; self.report = report; self.detached = detached
+        self.snapshot = snapshot
     }
 }

@@ -1,6 +1,6 @@
 /// Builds the `/leakvisor/command` script that the guest `/init` runs with
 /// `sh /leakvisor/command` (stdio on the console; its exit status becomes the
-/// VM's exit status, reported through I/O port 0x501).
+/// VM's exit status, reported through the control page). It travels in the `GuestPayload`.
 public enum GuestCommand {
     /// A POSIX sh script that `exec`s `arguments` (program first), each argument
     /// single-quoted so that spaces, quotes, `$`, globs and newlines reach the

@@ -233,3 +233,16 @@ public final class VirtualCPU: @unchecked Sendable {
         }
     }
 }
+
+extension VirtualCPU {
+    /// Finishes what the last exit left in flight (an MMIO or port read's data, a string I/O
+    /// instruction) without running guest code: KVM_RUN with `immediate_exit` set completes it and
+    /// returns at once. Needed before the vCPU's state is saved (KVM's documented rule).
+    public func completePendingOperations() throws(KVMError) {
+        requestExit()
+        switch try run() {
+        case .interrupted: return
+        default: throw .ioctl(name: "KVM_RUN (immediate exit) left the guest running", errno: EINVAL)
+        }
+    }
+}

@@ -40,6 +40,8 @@ public final class InspectionService: Sendable {
             } catch {
                 return ControlResponse(error: "\(error)")
             }
+        case .snapshot:
+            return ControlResponse(error: "this monitor cannot save snapshots")
         default:
             break
         }
@@ -63,7 +65,7 @@ public final class InspectionService: Sendable {
                         return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
                     }
                     return ControlResponse(symbol: frame)
-                case .report, .detach:
+                case .report, .detach, .snapshot:
                     return ControlResponse(error: "unreachable")
                 }
             }

@@ -2,6 +2,7 @@ import Boot
 import Devices
 import GuestMemory
 import KVM
+import SnapshotFile
 
 /// The guest's devices on the port and MMIO buses, wired to IRQ lines and to the machine's state:
 /// legacy PC devices, the control page and one virtio-mmio block device per disk.
@@ -9,6 +10,13 @@ final class DeviceHub: Sendable {
     let ports = PortIOBus()
     let mmio = MMIOBus()
     let serial: Serial16550
+    let cmos = CMOSClock()
+    let powerManagement = ACPIPowerManagement()
+    let keyboardController: I8042Controller
+    let control: ControlPage
+    let transports: [VirtioMMIOTransport]
+    /// Where the guest fetches its work (the control page's payload registers).
+    var payload: PayloadChannel { control.payload }
 
     static let serialBase: UInt16 = 0x3F8
     static let serialIRQ: UInt32 = 4
@@ -26,22 +34,48 @@ final class DeviceHub: Sendable {
     }
 
     init(vm: VirtualMachine, state: MachineState, console: GuestConsole,
-         disks: [VirtioBlock] = [], memory: GuestMemory) throws(BusError) {
+         disks: [VirtioBlock] = [], memory: GuestMemory, payload: PayloadChannel) throws(BusError) {
         serial = Serial16550(
             output: { console.write($0) },
             setIRQ: { high in try? vm.setIRQLine(DeviceHub.serialIRQ, high: high) })
         try ports.register(serial, base: Self.serialBase, length: 8)
-        try ports.register(CMOSClock(), base: 0x70, length: 2)
-        try ports.register(ACPIPowerManagement(), base: ACPIPowerManagement.base, length: ACPIPowerManagement.length)
-        try ports.register(I8042Controller(onReset: { state.finish(.reset) }), base: 0x60, length: 5)
-        try mmio.register(ControlPage(onExit: { state.finish(.exited(status: $0)) }, onUserSpace: { state.markUserSpace() }),
-                          base: ControlPage.base, length: ControlPage.length)
+        keyboardController = I8042Controller(onReset: { state.finish(.reset) })
+        control = ControlPage(onExit: { state.finish(.exited(status: $0)) }, onUserSpace: { state.markUserSpace() }, payload: payload)
+        try ports.register(cmos, base: 0x70, length: 2)
+        try ports.register(powerManagement, base: ACPIPowerManagement.base, length: ACPIPowerManagement.length)
+        try ports.register(keyboardController, base: 0x60, length: 5)
+        try mmio.register(control, base: ControlPage.base, length: ControlPage.length)
         let line = SharedIRQLine { high in try? vm.setIRQLine(DeviceHub.virtioIRQ, high: high) }
         let guestMemory = GuestMemoryVirtioAdapter(memory: memory)
+        var transports: [VirtioMMIOTransport] = []
         for (index, (disk, place)) in zip(disks, Self.virtioDescriptions(diskCount: disks.count)).enumerated() {
             let transport = VirtioMMIOTransport(device: disk, memory: guestMemory, setIRQ: line.source(index))
             try mmio.register(transport, base: UInt64(place.base),
                               length: VirtioMMIOTransport.windowSize)
+            transports.append(transport)
+        }
+        self.transports = transports
+    }
+
+    /// Every device's state, for a snapshot (the vCPUs must be paused).
+    func snapshot() -> SnapshotDevices {
+        SnapshotDevices(serial: serial.snapshot(), cmos: cmos.snapshot(), keyboardController: keyboardController.snapshot(),
+                        powerManagement: powerManagement.snapshot(), virtio: transports.map { $0.snapshot() })
+    }
+
+    /// Puts a snapshot's device states back (before any vCPU runs). The virtio slots must match.
+    func restore(_ saved: SnapshotDevices) throws(VMMError) {
+        guard saved.virtio.count == transports.count else {
+            throw .configuration("the snapshot has \(saved.virtio.count) virtio disk(s); \(transports.count) given (--disk)")
+        }
+        do throws(DeviceStateError) {
+            try serial.restore(saved.serial)
+            try cmos.restore(saved.cmos)
+            try keyboardController.restore(saved.keyboardController)
+            powerManagement.restore(saved.powerManagement)
+            for (transport, state) in zip(transports, saved.virtio) { try transport.restore(state) }
+        } catch {
+            throw .snapshot("device state: \(error)")
         }
     }
 }

@@ -10,6 +10,10 @@ import X86
 final class GuestPause: @unchecked Sendable {
     private let condition = NSCondition()
     private var requests = 0
+    /// Requests that need every in-flight exit completed (a snapshot), not just registers read.
+    private var quiesceRequests = 0
+    /// Parked vCPUs whose in-flight exit has been completed.
+    private var quiesced: Set<Int> = []
     private var running = 0
     private var parked: [Int: VCPUSnapshot] = [:]
     private var captureErrors: [VCPUStateError] = []
@@ -23,32 +27,53 @@ final class GuestPause: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard requests > 0 else { return }
-        do { parked[vcpu.id] = try VCPUSnapshot.capture(vcpu) } catch {
-            captureErrors.append(VCPUStateError(vcpu: vcpu.id, error: error))
-            parked[vcpu.id] = nil
-        }
         let me = vcpu.id
-        condition.broadcast()
-        while requests > 0 { condition.wait() }
+        var completed = false
+        func capture() {
+            do {
+                if quiesceRequests > 0 {
+                    try vcpu.completePendingOperations()
+                    completed = true
+                    quiesced.insert(me)
+                }
+                parked[me] = try VCPUSnapshot.capture(vcpu)
+            } catch {
+                captureErrors.append(VCPUStateError(vcpu: me, error: error))
+                parked[me] = nil
+            }
+            condition.broadcast()
+        }
+        capture()
+        while requests > 0 {
+            // A snapshot requested while this vCPU was already parked for another pause.
+            if quiesceRequests > 0, !completed { capture() }
+            condition.wait()
+        }
         parked[me] = nil
+        quiesced.remove(me)
     }
 
     /// Pauses all running vCPUs (kicking them with `kick`), waits up to `timeout` seconds, runs
     /// `body` with their snapshots, and resumes them. Nested or concurrent requests are fine.
-    func pause<T>(timeout: Double, kick: () -> Void, _ body: ([VCPUSnapshot]) throws -> T) throws -> T {
+    /// With `quiesce`, each vCPU first completes what its last exit left in flight, so that its
+    /// KVM state can be saved (vCPUs already parked for another pause complete theirs then).
+    func pause<T>(timeout: Double, quiesce: Bool = false, kick: () -> Void, _ body: ([VCPUSnapshot]) throws -> T) throws -> T {
         condition.lock()
         requests += 1
+        if quiesce { quiesceRequests += 1 }
+        condition.broadcast()
         condition.unlock()
         defer {
             condition.lock()
             requests -= 1
+            if quiesce { quiesceRequests -= 1 }
             condition.broadcast()
             condition.unlock()
         }
         let deadline = Date(timeIntervalSinceNow: timeout)
         while true {
             condition.lock()
-            let done = parked.count + captureErrors.count >= running
+            let done = (quiesce ? quiesced.count : parked.count) + captureErrors.count >= running
             condition.unlock()
             if done { break }
             guard Date() < deadline else { throw VMMError.pauseTimedOut(seconds: timeout) }

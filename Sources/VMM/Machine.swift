@@ -5,18 +5,20 @@ import Devices
 import Foundation
 import GuestMemory
 import KVM
+import SnapshotFile
 
-/// A LeakVisor virtual machine. `boot` is the whole recipe: KVM → VM → memory → kernel → initrd →
-/// boot parameters → devices → vCPUs; `run` drives the vCPUs until the guest ends.
+/// A LeakVisor virtual machine, booted (KVM → VM → memory → kernel → initrd → boot parameters →
+/// devices → vCPUs) or restored from a snapshot file (`Machine+Snapshot.swift`); `run` drives
+/// the vCPUs until the guest ends.
 // SAFETY: @unchecked Sendable: every stored property is immutable after init and itself thread-safe (Sendable or internally locked).
 public final class Machine: @unchecked Sendable {
     public let configuration: MachineConfiguration
     public let policy: any HostPolicy
     public let memory: GuestMemory
-    public let kernel: LoadedKernel
-    public let commandLine: KernelCommandLine
     /// Which guest frames were written between harvests. Off until its `enable()`.
     public let pageWrites: DirtyPageLog
+    /// Set when the machine continues a snapshot instead of booting: what the restore left out.
+    public let restore: RestoreSummary?
     let kvm: KVMSystem
     let vm: VirtualMachine
     let vcpus: [VirtualCPU]
@@ -24,7 +26,32 @@ public final class Machine: @unchecked Sendable {
     let console: GuestConsole
     let devices: DeviceHub
 
-    public init(_ config: MachineConfiguration, policy: any HostPolicy = HostDetection.detect()) throws(VMMError) {
+    /// How a machine starts: a cold boot of `configuration`'s kernel, or a snapshot's state.
+    private enum Start {
+        case boot
+        case restore(RestoredSnapshot)
+    }
+
+    /// A machine that boots `config`'s kernel and initramfs.
+    public convenience init(_ config: MachineConfiguration, policy: any HostPolicy = HostDetection.detect()) throws(VMMError) {
+        try self.init(config, policy: policy, start: .boot)
+    }
+
+    /// A machine that continues `snapshot` where it was saved: its RAM (copy-on-write over the
+    /// file), vCPUs, interrupt controllers, PIT, clock and devices. `config` gives what the file
+    /// does not hold (disks, console, trap handler, timeouts); its kernel, initramfs, vCPU count
+    /// and memory size are the snapshot's.
+    public convenience init(restoring snapshot: RestoredSnapshot, _ config: MachineConfiguration,
+                            policy: any HostPolicy = HostDetection.detect()) throws(VMMError) {
+        try self.init(config, policy: policy, start: .restore(snapshot))
+    }
+
+    private init(_ requested: MachineConfiguration, policy: any HostPolicy, start: Start) throws(VMMError) {
+        var config = requested
+        if case .restore(let snapshot) = start {
+            config.vcpuCount = Int(snapshot.contents.vcpuCount)
+            config.memorySize = snapshot.memory.totalSize
+        }
         guard (1...64).contains(config.vcpuCount) else { throw .configuration("--cpus must be between 1 and 64") }
         guard config.memorySize >= MachineConfiguration.minimumMemory else {
             throw .configuration("--memory \(config.memorySize >> 20) MiB is too small; the guest needs at least \(MachineConfiguration.minimumMemory >> 20) MiB")
@@ -34,7 +61,8 @@ public final class Machine: @unchecked Sendable {
         }
         self.configuration = config
         self.policy = policy
-        self.state = MachineState(bootStages: config.bootStages)
+        let state = MachineState(bootStages: config.bootStages, trapHandlerActive: !config.trapHandlerAwaitsPayload)
+        self.state = state
         self.console = GuestConsole(sink: config.consoleOutput, sanitizing: config.rawConsole ? false : nil,
                                     willWrite: config.consoleWillWrite)
         do {
@@ -49,7 +77,10 @@ public final class Machine: @unchecked Sendable {
             try vm.createPIT()
         } catch { throw .kvm(error) }
 
-        do { memory = try GuestMemory(size: config.memorySize) } catch { throw .memory(error) }
+        switch start {
+        case .boot: do { memory = try GuestMemory(size: config.memorySize) } catch { throw .memory(error) }
+        case .restore(let snapshot): memory = snapshot.memory
+        }
         let supported: [CPUIDEntry]
         var cpus: [VirtualCPU] = []
         do {
@@ -60,32 +91,45 @@ public final class Machine: @unchecked Sendable {
         try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
 
-        do throws(BootError) {
-            kernel = try KernelImage.load(config.kernel, into: memory)
-            var cmdline = try KernelCommandLine()
-            try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
-            try cmdline.append(policy.kernelArguments(tscKHz: tscKHz).joined(separator: " "))
-            if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
-            try cmdline.append(config.extraCommandLine)
-            commandLine = cmdline
-        } catch { throw .boot(error) }
-        try Self.writeBootData(kernel: kernel, commandLine: commandLine, initrd: config.initrd,
-                               cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
-                               memory: memory)
-
         var disks: [VirtioBlock] = []
         for disk in config.disks {
             do { disks.append(try VirtioBlock(path: disk.path, readOnly: disk.readOnly)) } catch { throw .disk(error) }
         }
-        do { devices = try DeviceHub(vm: vm, state: state, console: console, disks: disks, memory: memory) } catch { throw .bus(error) }
-
+        let awaits = config.guestAwaitsPayload
+        let payload = PayloadChannel(onWaiting: { awaits?() }, onTaken: { state.activateTrapHandler() })
+        if let bytes = config.payload { payload.offer(bytes) }
         do {
-            for (index, vcpu) in cpus.enumerated() {
-                try VCPUSetup.configure(vcpu, cpuid: policy.cpuid(supported: supported, vcpu: index, of: config.vcpuCount))
-            }
-            try VCPUSetup.enterKernel(cpus[0], entry: kernel.entry.rawValue, bootParams: BootLayout.bootParams.rawValue)
-            vcpus = cpus
-        } catch { throw .kvm(error) }
+            devices = try DeviceHub(vm: vm, state: state, console: console, disks: disks, memory: memory, payload: payload)
+        } catch { throw .bus(error) }
+
+        switch start {
+        case .boot:
+            restore = nil
+            let kernel: LoadedKernel
+            let commandLine: KernelCommandLine
+            do throws(BootError) {
+                kernel = try KernelImage.load(config.kernel, into: memory)
+                var cmdline = try KernelCommandLine()
+                try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
+                try cmdline.append(policy.kernelArguments(tscKHz: tscKHz).joined(separator: " "))
+                if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
+                try cmdline.append(config.extraCommandLine)
+                commandLine = cmdline
+            } catch { throw .boot(error) }
+            try Self.writeBootData(kernel: kernel, commandLine: commandLine, initrd: config.initrd,
+                                   cpus: config.vcpuCount, virtio: DeviceHub.virtioDescriptions(diskCount: config.disks.count),
+                                   memory: memory)
+            do {
+                for (index, vcpu) in cpus.enumerated() {
+                    try VCPUSetup.configure(vcpu, cpuid: policy.cpuid(supported: supported, vcpu: index, of: config.vcpuCount))
+                }
+                try VCPUSetup.enterKernel(cpus[0], entry: kernel.entry.rawValue, bootParams: BootLayout.bootParams.rawValue)
+            } catch { throw .kvm(error) }
+        case .restore(let snapshot):
+            try devices.restore(snapshot.contents.devices)
+            restore = try SnapshotRestore.restore(snapshot, vm: vm, vcpus: cpus, kvm: kvm, policy: policy)
+        }
+        vcpus = cpus
     }
 
     private static func writeBootData(kernel: LoadedKernel, commandLine: KernelCommandLine, initrd: [UInt8]?,
@@ -124,11 +168,12 @@ public final class Machine: @unchecked Sendable {
             threads.start(id: vcpu.id) {
                 VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
-                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: policy.makeAssistant(memory: memory, trapHandler: trapHandler),
-                         memory: memory).run()
+                let assistant = policy.makeAssistant(memory: memory, trapHandler: trapHandler)
+                assistant.trapHandlerActive = { state.trapHandlerActive }
+                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: assistant, memory: memory).run()
             }
         }
-        configuration.bootStages?(.kernelStarting)
+        if restore == nil { configuration.bootStages?(.kernelStarting) }
         if Trace.enabled { startSampling() }
         if let timeout = configuration.timeoutSeconds {
             if state.finished.wait(timeout: .now() + timeout) == .timedOut {

@@ -29,6 +29,17 @@ public struct MachineConfiguration: Sendable {
     public var rawConsole = false
     /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.
     public var trapHandler: (any GuestTrapHandler)?
+    /// The trap handler starts when the guest takes its payload instead of at its first user-mode
+    /// code, so that a snapshot made while the guest waits for its payload holds no breakpoint
+    /// (the default image's init fetches one with `lv-payload`).
+    public var trapHandlerAwaitsPayload = false
+    /// The guest's work (a newc cpio archive: /leakvisor/command, --add files), offered from the
+    /// start (by default an empty one: the image's init runs its demo); nil to offer it later with
+    /// `Machine.offerPayload`.
+    public var payload: [UInt8]? = []
+    /// Called once, on a vCPU thread, when the guest first asks for a payload not yet offered: the
+    /// point to save a snapshot (from another thread) before offering it. Must not block.
+    public var guestAwaitsPayload: (@Sendable () -> Void)?
     /// How long `Machine.run()` waits, once the guest ended, for every vCPU thread to leave its
     /// loop (a vCPU may be finishing a trap, such as the scan of an exiting process).
     public var vcpuJoinSeconds: Double = 120

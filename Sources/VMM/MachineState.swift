@@ -12,6 +12,7 @@ final class MachineState: Sendable {
         var syscalls = 0
         var reinjected = 0
         var faults = 0
+        var trapHandlerActive = false
     }
     private let inner = Mutex(Inner())
     let finished = DispatchSemaphore(value: 0)
@@ -20,11 +21,17 @@ final class MachineState: Sendable {
     /// Told of each boot stage once (from any thread).
     let bootStages: (@Sendable (BootStage) -> Void)?
 
-    init(bootStages: (@Sendable (BootStage) -> Void)? = nil) {
+    init(bootStages: (@Sendable (BootStage) -> Void)? = nil, trapHandlerActive: Bool = true) {
         self.bootStages = bootStages
+        inner.withLock { $0.trapHandlerActive = trapHandlerActive }
     }
 
     var stopping: Bool { inner.withLock { $0.ending != nil } }
+
+    /// Whether the machine's trap handler (allocation tracking) may act yet: from the start, or
+    /// once the guest took its payload when the configuration says tracking starts there.
+    var trapHandlerActive: Bool { inner.withLock { $0.trapHandlerActive } }
+    func activateTrapHandler() { inner.withLock { $0.trapHandlerActive = true } }
 
     /// Records the ending if none was recorded yet and wakes the waiter. Returns whether it won.
     @discardableResult

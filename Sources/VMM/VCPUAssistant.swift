@@ -26,7 +26,16 @@ public final class VCPUAssistant {
     /// The host's own piece (kvm_pvm: half-done `syscall`s, emulation failures); nil where the
     /// CPU does all of it (VMX/SVM).
     private var fixups: EmulatorFixups?
-    let trapHandler: (any GuestTrapHandler)?
+    /// The monitor's trap handler, acting only once `trapHandlerActive` says so (tracking may
+    /// start when the guest takes its payload, after the point a snapshot is made).
+    private let installedTrapHandler: (any GuestTrapHandler)?
+    var trapHandlerActive: @Sendable () -> Bool = { true }
+    private var handlerActive = false
+    var trapHandler: (any GuestTrapHandler)? {
+        guard let installedTrapHandler else { return nil }
+        if !handlerActive { handlerActive = trapHandlerActive() }
+        return handlerActive ? installedTrapHandler : nil
+    }
     public private(set) var statistics = Statistics()
 
     private var gates: [UInt64] = []          // entries of `gateVectors`' handlers, currently armed
@@ -45,7 +54,7 @@ public final class VCPUAssistant {
     init(memory: GuestMemory, fixups: EmulatorFixups?, trapHandler: (any GuestTrapHandler)? = nil) {
         self.memory = memory
         self.fixups = fixups
-        self.trapHandler = trapHandler
+        self.installedTrapHandler = trapHandler
     }
 
     var completesSyscalls: Bool { fixups != nil }
@@ -73,7 +82,7 @@ public final class VCPUAssistant {
     /// completion, until the gates are placed), then every 256th, and at once when the trap
     /// handler starts or stops wanting user traps (detach).
     func afterExit(_ vcpu: VirtualCPU) throws(VMMError) {
-        guard completesSyscalls || trapHandler != nil, !steppingOverGate else { return }
+        guard completesSyscalls || installedTrapHandler != nil, !steppingOverGate else { return }
         let userTraps = trapHandler?.wantsUserTraps ?? false
         exitsSinceCheck += 1
         let settled = completesSyscalls ? statistics.syscallsCompleted > 0 : gatesPlaced
@@ -113,6 +122,22 @@ public final class VCPUAssistant {
         let (lo, hi) = (gate[0], gate[1])
         guard (lo >> 47) & 1 == 1 else { return nil }
         return (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+    }
+
+    /// The guest took its payload on this vCPU, in user mode (an MMIO exit from `lv-payload`):
+    /// tells the trap handler that user space runs, as the first user-mode gate exit would.
+    func announceUserSpace(_ vcpu: VirtualCPU) throws(VMMError) {
+        sawUserSpace = true
+        guard let handler = trapHandler, !announcedUserSpace else { return }
+        try mappingErrors { () throws(KVMError) in
+            let regs = try vcpu.registers()
+            let sregs = try vcpu.specialRegisters()
+            guard sregs.cs.dpl == 3 else { return }
+            if lstar == 0 { lstar = try vcpu.msr(Self.msrLSTAR) }
+            announcedUserSpace = true
+            handler.userSpaceStarted(try VCPUSnapshot.capture(vcpu, registers: GeneralRegisters(regs), sregs: sregs,
+                                                              privilegeLevel: 3, systemCallEntry: lstar), memory: memory)
+        }
     }
 
     /// Handles KVM_EXIT_DEBUG. Returns false when the event is not the assistant's.

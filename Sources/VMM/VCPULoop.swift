@@ -1,4 +1,5 @@
 import CKVM
+import Devices
 import Foundation
 import GuestInterface
 import GuestMemory
@@ -48,7 +49,14 @@ struct VCPULoop {
             if access.isWrite, access.port == KernelHookPort.port, try assistant.handleKernelHook(vcpu: vcpu) { break }
             handlePort(access)
         case .mmio(let access):
+            if access.isWrite, access.address == ControlPage.base + PayloadChannel.copyOffset {
+                try copyPayloadChunk(access)
+                break
+            }
             handleMMIO(access)
+            if access.isWrite, access.address == ControlPage.base + PayloadChannel.takenOffset, devices.payload.taken {
+                try assistant.announceUserSpace(vcpu)
+            }
         case .halt, .interrupted:
             break
         case .shutdown:
@@ -102,6 +110,21 @@ struct VCPULoop {
                 for b in 0..<size { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * b))) }
             }
             vcpu.completeIn(bytes)
+        }
+    }
+
+    /// The guest's `lv-payload` asked for the next chunk of its payload: copied into the buffer it
+    /// named, through the page tables of the process on this vCPU, as a user-mode store would
+    /// (present, user, writable pages only; otherwise nothing is written and the guest is told).
+    private func copyPayloadChunk(_ access: MMIOAccess) throws(VMMError) {
+        let length = access.data.withUnsafeBytes { ControlPage.littleEndian($0) }
+        let sregs: kvm_sregs
+        do { sregs = try vcpu.specialRegisters() } catch { throw .kvm(error) }
+        let space = AddressSpace(memory: memory, cr3: sregs.cr3, cr4: sregs.cr4)
+        let noExecute = sregs.efer & (1 << 11) != 0
+        devices.payload.copyNextChunk(length: length) { destination, bytes in
+            guard sregs.cs.dpl == 3 else { return false }
+            return (try? space.writeUser(bytes, at: destination, noExecute: noExecute)) != nil
         }
     }
 

@@ -19,6 +19,8 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
     case vcpuStateUnreadable([VCPUStateError])
     /// A disk image could not be attached.
     case disk(VirtioBlockError)
+    /// A snapshot could not be taken or restored (what and why).
+    case snapshot(String)
     /// The exit round-trip probe could not set up its tiny VM.
     indirect case exitProbe(VMMError)
 
@@ -34,6 +36,7 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
         case .pauseTimedOut(let s): return "the guest's vCPUs did not all stop within \(s) s"
         case .vcpuStateUnreadable(let errors): return "could not read vCPU state: " + errors.map(\.description).joined(separator: "; ")
         case .disk(let e): return "\(e)"
+        case .snapshot(let s): return "snapshot: \(s)"
         case .exitProbe(let e): return "exit probe: \(e)"
         }
     }

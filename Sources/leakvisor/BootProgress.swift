@@ -22,8 +22,13 @@ final class BootProgress: Sendable {
     private let started = ContinuousClock.now
     private let onTerminal = MonitorOutput.toTerminal
 
-    init() {
-        show("loading the kernel and initramfs")
+    /// `restoring`: the machine continues a snapshot; no boot stages follow and nothing is shown.
+    init(restoring: Bool = false) {
+        if restoring {
+            state.withLock { $0.done = true }
+        } else {
+            show("loading the kernel and initramfs")
+        }
     }
 
     /// The machine reached `stage` (called from any thread).

@@ -130,6 +130,17 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Pass the guest's console output to a terminal unchanged (by default its escape sequences are shown as ^[ there).")
     var rawConsole = false
 
+    @Flag(name: .customLong("no-snapshot"), help: ArgumentHelp(
+        "Boot cold, and neither use nor save the snapshot cache.",
+        discussion: "By default a run restores the cached snapshot of its kernel, initramfs and machine shape (--cpus, --memory, --append) when one fits, and a cold boot saves one at the point where the guest waits for its command, so the next run starts in seconds. The cache is in $LEAKVISOR_SNAPSHOT_DIR, else $XDG_CACHE_HOME/leakvisor/snapshots, else ~/.cache/leakvisor/snapshots. Runs with --disk boot cold."))
+    var noSnapshot = false
+
+    @Option(help: ArgumentHelp(
+        "Continue the guest saved in this snapshot file (made by `leakvisor snapshot` or the cache) instead of booting.",
+        discussion: "The file must fit the kernel and initramfs (default image, or --kernel/--initrd) and this monitor's format. A snapshot of a guest waiting for its work takes the command after --; one saved mid-run continues what it ran.",
+        valueName: "file"))
+    var restore: String?
+
     @Option(help: ArgumentHelp("KVM device to use.", visibility: .hidden))
     var kvmDevice: String = "/dev/kvm"
 
@@ -162,7 +173,8 @@ struct RunCommand: ParsableCommand {
             memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
             symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
             tracking: tracking, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
-            interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, command: command)
+            interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, snapshots: !noSnapshot, restore: restore,
+            command: command)
     }
 
     func run() throws {

@@ -22,6 +22,10 @@ struct RunOptions {
     var interactive = false
     var rawConsole = false
     var kvmDevice = "/dev/kvm"
+    /// Use the snapshot cache: restore a fitting snapshot, or save one after a cold boot.
+    var snapshots = true
+    /// Continue this snapshot file instead of booting.
+    var restore: String?
     var command: [String] = []
 
     /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.

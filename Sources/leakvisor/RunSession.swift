@@ -4,6 +4,7 @@ import GuestImage
 import Introspection
 import LeakAnalysis
 import Monitor
+import SnapshotFile
 import VMM
 
 /// Turns `run` options into a machine configuration, runs it, and reports the outcome.
@@ -21,7 +22,7 @@ struct RunSession {
 
     init(options: RunOptions) {
         var options = options
-        if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil {
+        if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil && options.restore == nil {
             options.command = ["sh", "-c", Self.demoScript]
             options.track = .user
         }
@@ -51,13 +52,13 @@ struct RunSession {
         guard let kernelPath = options.kernel ?? image?.appendingPathComponent("vmlinux").path else { throw SessionError.noDefaultImage }
         let initrdPath = options.initrd ?? (options.kernel == nil ? image?.appendingPathComponent("initramfs.cpio").path : nil)
         var config = MachineConfiguration(kernel: try Self.readFile(kernelPath), kernelName: kernelPath)
-        var initrd = try initrdPath.map(Self.readFile) ?? []
-        let extra = try extraArchive()
-        if !extra.isEmpty {
-            while initrd.count % 4 != 0 { initrd.append(0) }
-            initrd += extra
-        }
+        let initrd = try initrdPath.map(Self.readFile) ?? []
         config.initrd = initrd.isEmpty ? nil : initrd
+        // The command and --add files reach the guest after its boot (or a restore), as a payload
+        // its init fetches; tracking starts when it has taken it.
+        config.payload = try GuestPayload.archive(command: options.command, additions: options.additions,
+                                                  unixTime: Int(Date().timeIntervalSince1970))
+        config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: initrd)
         config.memorySize = options.memoryBytes
         config.vcpuCount = options.cpus
         config.extraCommandLine = options.append
@@ -72,19 +73,6 @@ struct RunSession {
         return config
     }
 
-    /// The command script and any --add files, as one more cpio archive for the initramfs.
-    func extraArchive() throws -> [UInt8] {
-        guard !options.command.isEmpty || !options.additions.isEmpty else { return [] }
-        var archive = CPIOArchive()
-        if !options.command.isEmpty {
-            archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: options.command).utf8), mode: 0o755)
-        }
-        if !options.additions.isEmpty {
-            try addHostFiles(options.additions.map(HostFileSpec.init(parsing:)), to: &archive)
-        }
-        return archive.encoded()
-    }
-
     enum TrackingError: Error, CustomStringConvertible {
         case noKernelImage
         var description: String { "--track needs the guest kernel's vmlinux (give --vmlinux when booting a bzImage)" }
@@ -94,11 +82,18 @@ struct RunSession {
     static let sessionOutput = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
 
     func execute() throws -> Int32 {
-        let progress = BootProgress()
-        defer { progress.stop() }
         var config = try configuration()
-        config.bootStages = { progress.reached($0) }
-        config.consoleWillWrite = { progress.consoleWillWrite() }
+        let policy = HostDetection.detect()
+        let identity = SnapshotCache.identity(of: config)
+        let start = try chooseStart(config: config, identity: identity, policy: policy)
+        var restoring = false
+        if case .restore = start { restoring = true }
+        let progress = BootProgress(restoring: restoring)
+        defer { progress.stop() }
+        if !restoring {
+            config.bootStages = { progress.reached($0) }
+            config.consoleWillWrite = { progress.consoleWillWrite() }
+        }
         let userTracking = try options.track.map { _ -> UserTracking in
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
             return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
@@ -107,14 +102,14 @@ struct RunSession {
         // The tracker is the machine's before it runs; the session is made with the machine, before
         // `run()` starts the vCPUs that may arm it.
         config.trapHandler = userTracking?.tracker
-        let machine = try Machine(config)
+        let (machine, _) = try makeMachine(start, config: config, identity: identity, policy: policy)
         let tracking = userTracking.map {
             TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: options.trackingOptions,
                             output: Self.sessionOutput)
         }
         let signals = SignalForwarding(machine: machine, tracking: tracking)
         defer { signals.cancel() }
-        let control = startControlServer(machine: machine, tracking: tracking)
+        let control = startControlServer(machine: machine, tracking: tracking, identity: identity)
         defer { control?.stop() }
         let outcome = machine.run()
         progress.stop()
@@ -146,13 +141,18 @@ struct RunSession {
     }
 
     /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
-    func startControlServer(machine: Machine, tracking: TrackingSession?) -> ControlServer? {
+    func startControlServer(machine: Machine, tracking: TrackingSession?, identity: SnapshotIdentity) -> ControlServer? {
         guard let vmlinux = vmlinuxPath() else { return nil }
         let service = InspectionService(guest: machine, vmlinuxPath: vmlinux,
                                         kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
                                         tracking: tracking)
         do {
-            return try ControlServer(note: { MonitorOutput.say("control socket: \($0)") }, handler: { service.handle($0) })
+            return try ControlServer(note: { MonitorOutput.say("control socket: \($0)") }, handler: { request in
+                if case .snapshot(let path) = request {
+                    return Self.saveOnRequest(machine, tracking: tracking, path: path, identity: identity)
+                }
+                return service.handle(request)
+            })
         } catch {
             MonitorOutput.say("inspection is unavailable: \(error)")
             return nil

@@ -18,7 +18,7 @@ cache=$repo/guest-images/build/cache
 meta=linux-image-cloud-amd64
 modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_dev
          virtio_pci_modern_dev virtio_console)
-programs=(lv-exit lv-hello lv-exitcode lv-compute lv-syscalls)
+programs=(lv-exit lv-payload lv-hello lv-exitcode lv-compute lv-syscalls)
 # Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
 leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx
                lv-leak-hold lv-grow-cache)

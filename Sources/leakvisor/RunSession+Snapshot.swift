@@ -1,0 +1,155 @@
+import Control
+import Foundation
+import GuestImage
+import Monitor
+import SnapshotFile
+import Synchronization
+import VMM
+
+/// How this run's machine starts: a cold boot (saving a snapshot for the next run when the
+/// snapshot cache is on), or a snapshot's state.
+enum MachineStart {
+    case cold(saveSnapshotTo: String?)
+    case restore(RestoredSnapshot, path: String, fromCache: Bool)
+}
+
+/// The machine, once made, for callbacks configured before it exists.
+final class MachineBox: Sendable {
+    private let machine = Mutex<Machine?>(nil)
+    func set(_ value: Machine) { machine.withLock { $0 = value } }
+    var value: Machine? { machine.withLock { $0 } }
+}
+
+extension RunSession {
+    enum SnapshotError: Error, CustomStringConvertible {
+        case unusable(path: String, reason: String)
+        case commandForRunningGuest(path: String)
+        var description: String {
+            switch self {
+            case .unusable(let path, let reason): return "cannot restore \(path): \(reason)"
+            case .commandForRunningGuest(let path):
+                return "\(path) was saved while its guest was running a command, so it continues that; "
+                    + "a new command can only be given to a snapshot of a guest waiting for its work (the ones `leakvisor run` makes)"
+            }
+        }
+    }
+
+    /// `--restore FILE`, else the cached snapshot of this image and machine shape if one fits, else a
+    /// cold boot that saves one (unless `--no-snapshot`, disks, or an initramfs without `lv-payload`).
+    func chooseStart(config: MachineConfiguration, identity: SnapshotIdentity, policy: any HostPolicy) throws -> MachineStart {
+        if let file = options.restore {
+            let path = HostPathArgument.absolute(file)
+            do {
+                return .restore(try SnapshotReader.read(path, expecting: identity), path: path, fromCache: false)
+            } catch {
+                throw SnapshotError.unusable(path: path, reason: "\(error)")
+            }
+        }
+        guard options.snapshots, config.disks.isEmpty, GuestPayload.fetcherIsPresent(in: config.initrd ?? []) else {
+            return .cold(saveSnapshotTo: nil)
+        }
+        let cache = SnapshotCache(directory: SnapshotCache.defaultDirectory())
+        let path = cache.path(for: config, identity: identity, policy: policy)
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                return .restore(try SnapshotReader.read(path, expecting: identity), path: path, fromCache: true)
+            } catch {
+                MonitorOutput.say("snapshot: \(path) is unusable (\(error)); booting cold and replacing it")
+                unlink(path)
+            }
+        }
+        do { try cache.create() } catch {
+            MonitorOutput.say("snapshot: \(error); booting cold without saving one")
+            return .cold(saveSnapshotTo: nil)
+        }
+        return .cold(saveSnapshotTo: path)
+    }
+
+    /// Builds the machine for `start`. A cached snapshot that KVM will not take is deleted and
+    /// the run boots cold instead; `--restore` fails then.
+    func makeMachine(_ start: MachineStart, config: MachineConfiguration, identity: SnapshotIdentity,
+                     policy: any HostPolicy) throws -> (Machine, savesSnapshot: Bool) {
+        var config = config
+        switch start {
+        case .restore(let snapshot, let path, let fromCache):
+            let began = ContinuousClock.now
+            do {
+                if !snapshot.contents.monitorStateSaysGuestAwaitsPayload, !options.command.isEmpty || !options.additions.isEmpty {
+                    throw SnapshotError.commandForRunningGuest(path: path)
+                }
+                let machine = try Machine(restoring: snapshot, config, policy: policy)
+                let elapsed = (ContinuousClock.now - began) / .milliseconds(1)
+                MonitorOutput.say("snapshot: restored \(path) in \(Int(elapsed)) ms" + (fromCache ? " (--no-snapshot boots cold)" : ""))
+                for refusal in machine.restore?.refusals ?? [] { MonitorOutput.say("snapshot: not restored on this host: \(refusal)") }
+                return (machine, false)
+            } catch let error as SnapshotError {
+                throw error
+            } catch {
+                guard fromCache else { throw SnapshotError.unusable(path: path, reason: "\(error)") }
+                MonitorOutput.say("snapshot: \(path) could not be restored (\(error)); booting cold and replacing it")
+                unlink(path)
+                return try makeMachine(.cold(saveSnapshotTo: path), config: config, identity: identity, policy: policy)
+            }
+        case .cold(let save?):
+            // The guest asks for its payload once booted: save the snapshot there, then hand it over.
+            let payload = config.payload ?? []
+            let box = MachineBox()
+            config.payload = nil
+            config.guestAwaitsPayload = {
+                Thread {
+                    guard let machine = box.value else { return }
+                    Self.saveBootSnapshot(machine, to: save, identity: identity)
+                    machine.offerPayload(payload)
+                }.start()
+            }
+            let machine = try Machine(config, policy: policy)
+            box.set(machine)
+            return (machine, true)
+        case .cold(nil):
+            return (try Machine(config, policy: policy), false)
+        }
+    }
+
+    static func saveBootSnapshot(_ machine: Machine, to path: String, identity: SnapshotIdentity) {
+        do {
+            let saved = try machine.saveSnapshot(to: path, identity: identity)
+            MonitorOutput.say("snapshot: saved \(path) (\(Self.onDisk(path)) on disk, guest paused \(String(format: "%.2f", saved.pausedSeconds)) s);"
+                              + " the next run with this image starts from it")
+            for refusal in saved.refusals { MonitorOutput.say("snapshot: not saved on this host: \(refusal)") }
+        } catch {
+            MonitorOutput.say("snapshot: not saved: \(error)")
+        }
+    }
+
+    /// `leakvisor snapshot`: saves the running guest on request (not while allocation tracking has
+    /// breakpoints in it: the tracker's state is not saved yet, and a restore would meet them).
+    static func saveOnRequest(_ machine: Machine, tracking: TrackingSession?, path: String, identity: SnapshotIdentity) -> ControlResponse {
+        if let tracking, tracking.tracker.wantsUserTraps, machine.trapHandlerMayHaveActed {
+            return ControlResponse(error: "this guest is being tracked (--track): its breakpoints would be saved without the tracker's"
+                                   + " ledger; run `leakvisor detach` first, or snapshot a run without --track")
+        }
+        guard path.hasPrefix("/") else { return ControlResponse(error: "the snapshot path must be absolute") }
+        do {
+            let saved = try machine.saveSnapshot(to: path, identity: identity)
+            var st = stat()
+            let size = stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
+            return ControlResponse(snapshot: SnapshotSaved(path: path, bytesOnDisk: size, ramPagesWritten: saved.pagesWritten,
+                                                           pausedSeconds: saved.pausedSeconds))
+        } catch {
+            return ControlResponse(error: "\(error)")
+        }
+    }
+
+    static func onDisk(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "?" }
+        return "\(Int(st.st_blocks) * 512 >> 20) MiB"
+    }
+}
+
+extension SnapshotContents {
+    /// Whether the saving guest was waiting for its payload (so a restore can give it a command).
+    var monitorStateSaysGuestAwaitsPayload: Bool {
+        (try? MachineSnapshotState.decode(monitorState))?.guestAwaitsPayload ?? false
+    }
+}
