@@ -74,7 +74,8 @@ extension VCPUState {
 
     /// Puts the state into a fresh vCPU of a VM set up like the captured one (same irqchip and
     /// PIT choice; RAM restored separately). CPUID first (KVM checks EFER and XCR0 against it),
-    /// then TSC frequency, SREGS before MSRs, LAPIC after both (APIC base), events after LAPIC.
+    /// then TSC frequency, SREGS before MSRs, LAPIC after both (APIC base), the TSC deadline again
+    /// after the LAPIC, events after LAPIC.
     /// Returns what the host refused to take; throws if a required part fails.
     public func restore(into vcpu: VirtualCPU, host: HostStateFacts) throws(KVMStateError) -> [StateRefusal] {
         var refusals: [StateRefusal] = []
@@ -105,6 +106,14 @@ extension VCPUState {
                 if error.errno == ENXIO { throw .missingDevice(.localAPIC) }
                 throw .kvm(.localAPIC, error)
             }
+            // KVM drops a TSC-deadline write while the LAPIC timer is not in TSC-deadline mode
+            // (as it was before the LAPIC above): write the deadline again, or the guest's armed
+            // timer never fires and a sleeping guest sleeps for ever.
+            if let deadline = msrs.first(where: { $0.index == Self.msrTSCDeadline }), deadline.value != 0 {
+                _ = try attempt(.msr(Self.msrTSCDeadline), vcpu: n, &refusals) { () throws(KVMError) in
+                    _ = try vcpu.setMSRs([deadline])
+                }
+            }
         }
         if let mpState {
             var m = kvm_mp_state()
@@ -121,6 +130,9 @@ extension VCPUState {
         }
         return refusals
     }
+
+    /// IA32_TSC_DEADLINE.
+    static let msrTSCDeadline: UInt32 = 0x6E0
 
     /// KVM_SET_MSRS stops at the first MSR it refuses: unless the vCPU already holds the saved
     /// value (kvm_pvm never writes MSR_KVM_POLL_CONTROL, which reads 0 on every vCPU), record

@@ -5,7 +5,7 @@ import KVM
 import SnapshotFile
 
 /// The guest's devices on the port and MMIO buses, wired to IRQ lines and to the machine's state:
-/// legacy PC devices, the control page and one virtio-mmio block device per disk.
+/// legacy PC devices, the control page and the virtio-mmio slots (a block device per disk, placeholders after).
 final class DeviceHub: Sendable {
     let ports = PortIOBus()
     let mmio = MMIOBus()
@@ -26,9 +26,16 @@ final class DeviceHub: Sendable {
     /// The level-triggered ISA IRQ (= GSI) shared by the virtio devices.
     static let virtioIRQ: UInt32 = 5
 
-    /// Where the virtio devices for `diskCount` disks live, as the ACPI tables describe them.
+    /// Virtio-mmio slots a machine always has: the disks first, empty placeholders after, so
+    /// that one snapshot of a booted guest fits runs with up to this many disks.
+    static let virtioSlots = 4
+
+    /// How many slots a machine with `diskCount` disks has.
+    static func slotCount(diskCount: Int) -> Int { max(virtioSlots, diskCount) }
+
+    /// Where the virtio slots for `diskCount` disks live, as the ACPI tables describe them.
     static func virtioDescriptions(diskCount: Int) -> [VirtioMMIODeviceDescription] {
-        (0..<diskCount).map {
+        (0..<slotCount(diskCount: diskCount)).map {
             VirtioMMIODeviceDescription(base: UInt32(virtioBase + virtioStride * UInt64($0)), gsi: virtioIRQ)
         }
     }
@@ -48,8 +55,9 @@ final class DeviceHub: Sendable {
         let line = SharedIRQLine { high in try? vm.setIRQLine(DeviceHub.virtioIRQ, high: high) }
         let guestMemory = GuestMemoryVirtioAdapter(memory: memory)
         var transports: [VirtioMMIOTransport] = []
-        for (index, (disk, place)) in zip(disks, Self.virtioDescriptions(diskCount: disks.count)).enumerated() {
-            let transport = VirtioMMIOTransport(device: disk, memory: guestMemory, setIRQ: line.source(index))
+        for (index, place) in Self.virtioDescriptions(diskCount: disks.count).enumerated() {
+            let device: any VirtioDeviceBackend = index < disks.count ? disks[index] : VirtioPlaceholder()
+            let transport = VirtioMMIOTransport(device: device, memory: guestMemory, setIRQ: line.source(index))
             try mmio.register(transport, base: UInt64(place.base),
                               length: VirtioMMIOTransport.windowSize)
             transports.append(transport)
@@ -66,7 +74,7 @@ final class DeviceHub: Sendable {
     /// Puts a snapshot's device states back (before any vCPU runs). The virtio slots must match.
     func restore(_ saved: SnapshotDevices) throws(VMMError) {
         guard saved.virtio.count == transports.count else {
-            throw .configuration("the snapshot has \(saved.virtio.count) virtio disk(s); \(transports.count) given (--disk)")
+            throw .configuration("the snapshot has \(saved.virtio.count) virtio slots; this machine has \(transports.count) (--disk)")
         }
         do throws(DeviceStateError) {
             try serial.restore(saved.serial)

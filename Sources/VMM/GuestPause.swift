@@ -22,16 +22,21 @@ final class GuestPause: @unchecked Sendable {
     func join() { condition.lock(); running += 1; condition.unlock() }
     func leave() { condition.lock(); running -= 1; condition.broadcast(); condition.unlock() }
 
-    /// Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested.
-    func parkIfRequested(_ vcpu: VirtualCPU) {
+    /// Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested. Where the
+    /// host cannot save a vCPU's user-mode state (`userModeStateSavable` false: kvm_pvm keeps part
+    /// of it outside the state ioctls), a vCPU in user mode does not park for a snapshot alone: it
+    /// runs on until an exit finds it in the kernel (an interrupt, a system call, idle).
+    func parkIfRequested(_ vcpu: VirtualCPU, userModeStateSavable: Bool = true) {
         condition.lock()
         defer { condition.unlock() }
         guard requests > 0 else { return }
         let me = vcpu.id
+        let inUserMode = !userModeStateSavable && ((try? vcpu.specialRegisters().cs.dpl) ?? 0) == 3
+        if inUserMode && requests == quiesceRequests { return }
         var completed = false
         func capture() {
             do {
-                if quiesceRequests > 0 {
+                if quiesceRequests > 0, !inUserMode {
                     try vcpu.completePendingOperations()
                     completed = true
                     quiesced.insert(me)
@@ -45,12 +50,15 @@ final class GuestPause: @unchecked Sendable {
         }
         capture()
         while requests > 0 {
+            // Only a snapshot is left waiting and this vCPU cannot be saved here: go on running.
+            if inUserMode && requests == quiesceRequests { break }
             // A snapshot requested while this vCPU was already parked for another pause.
-            if quiesceRequests > 0, !completed { capture() }
+            if quiesceRequests > 0, !completed, !inUserMode { capture() }
             condition.wait()
         }
         parked[me] = nil
         quiesced.remove(me)
+        condition.broadcast()
     }
 
     /// Pauses all running vCPUs (kicking them with `kick`), waits up to `timeout` seconds, runs

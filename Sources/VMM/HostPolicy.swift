@@ -15,6 +15,9 @@ public protocol HostPolicy: Sendable {
     func kernelArguments(tscKHz: UInt32) -> [String]
     /// Wall-clock seconds per guest second (1 unless the policy slows guest time down).
     var timeDilation: UInt32 { get }
+    /// Whether KVM's state ioctls capture a vCPU stopped in guest user mode completely, so that a
+    /// snapshot can be taken there (kvm_pvm: no, a snapshot waits for each vCPU to be in the kernel).
+    var userModeStateSavable: Bool { get }
     /// A per-vCPU helper that handles host-specific exits and the monitor's own traps; owned by that vCPU's thread.
     func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant
 }
@@ -62,6 +65,7 @@ public struct HardwareHostPolicy: HostPolicy {
     public init() {}
     public var name: String { "hardware virtualization (VMX/SVM)" }
     public var timeDilation: UInt32 { 1 }
+    public var userModeStateSavable: Bool { true }
     public func cpuid(supported: [CPUIDEntry], vcpu index: Int, of count: Int) -> [CPUIDEntry] {
         var entries = supported
         CPUTopology.apply(to: &entries, vcpu: index, of: count)

@@ -112,7 +112,6 @@ public final class Machine: @unchecked Sendable {
                 var cmdline = try KernelCommandLine()
                 try cmdline.append(StandardKernelArguments.words(verbose: config.verboseKernel).joined(separator: " "))
                 try cmdline.append(policy.kernelArguments(tscKHz: tscKHz).joined(separator: " "))
-                if !config.disks.isEmpty { try cmdline.append("leakvisor.virtio=1") }
                 try cmdline.append(config.extraCommandLine)
                 commandLine = cmdline
             } catch { throw .boot(error) }
@@ -170,7 +169,8 @@ public final class Machine: @unchecked Sendable {
                 state.register(thread: pthread_self())
                 let assistant = policy.makeAssistant(memory: memory, trapHandler: trapHandler)
                 assistant.trapHandlerActive = { state.trapHandlerActive }
-                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: assistant, memory: memory).run()
+                VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: assistant, memory: memory,
+                         userModeStateSavable: policy.userModeStateSavable).run()
             }
         }
         if restore == nil { configuration.bootStages?(.kernelStarting) }

@@ -17,6 +17,10 @@ public struct PVMHostPolicy: HostPolicy {
     /// KVM_FEATURE_ASYNC_PF (4), PV_UNHALT (7), PV_SEND_IPI (11), PV_SCHED_YIELD (13), ASYNC_PF_INT (14).
     static let hiddenParavirtualFeatures: UInt32 = 0x10 | 0x80 | 0x800 | 0x2000 | 0x4000
 
+    /// A vCPU stopped in user mode restores wrongly here (kvm_pvm tracks its user/supervisor mode
+    /// and the other mode's CR3 and stack outside the state ioctls): snapshots wait for kernel mode.
+    public var userModeStateSavable: Bool { false }
+
     /// How much slower guest time runs than host time (see `kernelArguments`).
     public let timeDilation: UInt32
 

@@ -36,7 +36,7 @@ public struct SnapshotCache: Sendable {
         let key = [
             "kernel=" + Self.hex(identity.kernel), "initramfs=" + Self.hex(identity.initramfs),
             "monitor=\(identity.monitorFormatVersion)", "cpus=\(config.vcpuCount)", "memory=\(config.memorySize)",
-            "append=\(config.extraCommandLine)", "verbose=\(config.verboseKernel)", "disks=\(config.disks.count)",
+            "append=\(config.extraCommandLine)", "verbose=\(config.verboseKernel)", "virtio-slots=\(DeviceHub.slotCount(diskCount: config.disks.count))",
             "host=\(policy.name)", "dilation=\(policy.timeDilation)",
         ].joined(separator: "\n")
         let name = Self.hex(ImageDigest.sha256(Array(key.utf8))).prefix(24)

@@ -15,6 +15,8 @@ struct VCPULoop {
     let state: MachineState
     let assistant: VCPUAssistant
     let memory: GuestMemory
+    /// Whether this host's state ioctls capture a vCPU in user mode completely (`HostPolicy`).
+    let userModeStateSavable: Bool
 
     func run() {
         var exits = 0
@@ -26,7 +28,7 @@ struct VCPULoop {
         }
         do throws(VMMError) {
             while !state.stopping {
-                state.pause.parkIfRequested(vcpu)
+                state.pause.parkIfRequested(vcpu, userModeStateSavable: userModeStateSavable)
                 let exit: VCPUExit
                 do { exit = try vcpu.run() } catch { throw VMMError.kvm(error) }
                 exits += 1

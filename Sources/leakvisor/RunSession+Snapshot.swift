@@ -35,7 +35,7 @@ extension RunSession {
     }
 
     /// `--restore FILE`, else the cached snapshot of this image and machine shape if one fits, else a
-    /// cold boot that saves one (unless `--no-snapshot`, disks, or an initramfs without `lv-payload`).
+    /// cold boot that saves one (unless `--no-snapshot` or an initramfs without `lv-payload`).
     func chooseStart(config: MachineConfiguration, identity: SnapshotIdentity, policy: any HostPolicy) throws -> MachineStart {
         if let file = options.restore {
             let path = HostPathArgument.absolute(file)
@@ -45,7 +45,7 @@ extension RunSession {
                 throw SnapshotError.unusable(path: path, reason: "\(error)")
             }
         }
-        guard options.snapshots, config.disks.isEmpty, GuestPayload.fetcherIsPresent(in: config.initrd ?? []) else {
+        guard options.snapshots, GuestPayload.fetcherIsPresent(in: config.initrd ?? []) else {
             return .cold(saveSnapshotTo: nil)
         }
         let cache = SnapshotCache(directory: SnapshotCache.defaultDirectory())
@@ -93,13 +93,16 @@ extension RunSession {
         case .cold(let save?):
             // The guest asks for its payload once booted: save the snapshot there, then hand it over.
             let payload = config.payload ?? []
+            let (command, additions, virtio) = (options.command, options.additions, !options.disks.isEmpty)
             let box = MachineBox()
             config.payload = nil
             config.guestAwaitsPayload = {
                 Thread {
                     guard let machine = box.value else { return }
                     Self.saveBootSnapshot(machine, to: save, identity: identity)
-                    machine.offerPayload(payload)
+                    // Stamped again: the guest sets its clock from it, minutes after the first stamp.
+                    let now = Int(Date().timeIntervalSince1970)
+                    machine.offerPayload((try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio)) ?? payload)
                 }.start()
             }
             let machine = try Machine(config, policy: policy)
@@ -143,7 +146,7 @@ extension RunSession {
     static func onDisk(_ path: String) -> String {
         var st = stat()
         guard stat(path, &st) == 0 else { return "?" }
-        return "\(Int(st.st_blocks) * 512 >> 20) MiB"
+        return "\((Int(st.st_blocks) * 512) >> 20) MiB"
     }
 }
 

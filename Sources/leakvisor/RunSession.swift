@@ -57,7 +57,7 @@ struct RunSession {
         // The command and --add files reach the guest after its boot (or a restore), as a payload
         // its init fetches; tracking starts when it has taken it.
         config.payload = try GuestPayload.archive(command: options.command, additions: options.additions,
-                                                  unixTime: Int(Date().timeIntervalSince1970))
+                                                  unixTime: Int(Date().timeIntervalSince1970), loadVirtio: !options.disks.isEmpty)
         config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: initrd)
         config.memorySize = options.memoryBytes
         config.vcpuCount = options.cpus

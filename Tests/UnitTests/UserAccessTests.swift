@@ -55,6 +55,20 @@ struct UserAccessTests {
         #expect(throws: UserAccessFault.nonCanonical(address: UInt64.max - 3)) { try user.check(UInt64.max - 3, count: 8, .read) }
     }
 
+    /// The payload copy (`AddressSpace.writeUser`) stores only where the thread itself could.
+    @Test func payloadCopiesGoOnlyWhereTheThreadCouldWrite() throws {
+        let space = AddressSpace(memory: memory, cr3: 0x1000, cr4: 0)
+        let bytes = ArraySlice((0..<16).map { UInt8($0 + 1) })
+        try space.writeUser(bytes, at: Self.writable + 0x10)
+        #expect(try memory.read(at: GuestPhysicalAddress(0x10_0010), count: 16) == Array(bytes))
+        for target in [Self.readOnly - 8, Self.supervisor, Self.absent, 0x8000_0000_0000, UInt64.max - 3] {
+            #expect(throws: UserAccessFault.self) { try space.writeUser(bytes, at: target) }
+        }
+        // The refused write across the writable/read-only boundary left the writable half alone.
+        #expect(try memory.read(at: GuestPhysicalAddress(0x10_0FF8), count: 8) == [UInt8](repeating: 0, count: 8))
+        #expect(try memory.read(at: GuestPhysicalAddress(0x10_2000), count: 16) == [UInt8](repeating: 0, count: 16))
+    }
+
     @Test func aWriteTheThreadCouldNotMakeWritesNothing() throws {
         let user = self.user
         #expect(throws: UserAccessFault.self) { try user.writeWord(Self.readOnly - 4, 0x1122_3344_5566_7788) }
