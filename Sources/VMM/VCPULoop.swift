@@ -27,6 +27,9 @@ struct VCPULoop {
             state.add(exits: exits, statistics: assistant.statistics)
         }
         do throws(VMMError) {
+            // A restored vCPU is already past the boot: its gates (the system-call completion's
+            // on kvm_pvm) must be in place before it runs any guest code.
+            try assistant.afterExit(vcpu)
             while !state.stopping {
                 state.pause.parkIfRequested(vcpu, userModeStateSavable: userModeStateSavable)
                 let exit: VCPUExit

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs the built `leakvisor` executable and captures its output and exit status.
 struct LeakVisorProcess {
@@ -32,6 +33,8 @@ struct LeakVisorProcess {
     /// stdin, stdout and stderr are all the terminal, so `stdout` holds both, as the terminal got
     /// them (escape sequences included); `stderr` is empty.
     static func runOnTerminal(_ arguments: [String]) throws -> Result {
+        let slot = GuestSlots.take(if: arguments.first == "run")
+        defer { slot.give() }
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let command = ([exe.path] + arguments).map(quoted).joined(separator: " ")
@@ -50,6 +53,8 @@ struct LeakVisorProcess {
     }
 
     static func run(_ arguments: [String]) throws -> Result {
+        let slot = GuestSlots.take(if: arguments.first == "run")
+        defer { slot.give() }
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         let process = Process()
         process.executableURL = exe
@@ -74,5 +79,25 @@ struct LeakVisorProcess {
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// At most two guests at once in the whole suite (the machine has two cores): every `run` takes
+/// a slot for its life. Tests run in parallel; the others wait here.
+enum GuestSlots {
+    private static let slots = DispatchSemaphore(value: 2)
+
+    /// A taken slot (or none, for commands that start no guest), given back once.
+    final class Slot: Sendable {
+        private let held: Mutex<Bool>
+        init(held: Bool) { self.held = Mutex(held) }
+        func give() {
+            if held.withLock({ let was = $0; $0 = false; return was }) { GuestSlots.slots.signal() }
+        }
+    }
+
+    static func take(if starts: Bool) -> Slot {
+        if starts { slots.wait() }
+        return Slot(held: starts)
     }
 }

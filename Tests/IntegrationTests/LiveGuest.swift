@@ -9,12 +9,14 @@ final class LiveGuest: Sendable {
     private let output = LockedBuffer()
     private let errors = LockedBuffer()
     private let readers = DispatchGroup()
+    private let slot: GuestSlots.Slot
 
     var pid: Int32 { process.processIdentifier }
     var console: String { output.text }
 
     init(_ arguments: [String]) throws {
         guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
+        slot = GuestSlots.take(if: arguments.first == "run")
         process = Process()
         process.executableURL = exe
         process.arguments = arguments
@@ -59,6 +61,7 @@ final class LiveGuest: Sendable {
         while process.isRunning && Date() < deadline { usleep(200_000) }
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
+        slot.give()
         readers.wait()
         return LeakVisorProcess.Result(status: process.terminationStatus, stdout: console,
                                        stderr: errors.text)
@@ -66,6 +69,7 @@ final class LiveGuest: Sendable {
 
     deinit {
         if process.isRunning { process.terminate() }
+        slot.give()
     }
 }
 

@@ -1,5 +1,7 @@
 /*
- * lv-payload: wait for the LeakVisor monitor's payload and write it to stdout.
+ * lv-payload [--extract DIR]: wait for the LeakVisor monitor's payload and write it to stdout,
+ * or with --extract unpack it under DIR itself (no cpio process to start: every process costs
+ * time in the emulated guest kernel) and set the clock from its /leakvisor/time.
  *
  * The payload (a newc cpio archive: /leakvisor/command, --add files, /leakvisor/time) is
  * handed over after the boot, or after a snapshot restore, through the monitor's control
@@ -16,6 +18,9 @@
  * Refuses unless the hostname is "leakvisor" (set by /init) or --force is given.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +41,109 @@
 #define CHUNK (1u << 20)
 
 static unsigned char buffer[CHUNK];
+static unsigned char *archive; /* --extract: the whole payload */
+
+/* The newc header field at `at` (8 hex digits), or -1. */
+static long hex8(const unsigned char *at) {
+    long value = 0;
+    for (int i = 0; i < 8; i++) {
+        int c = at[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        value = value * 16 + d;
+    }
+    return value;
+}
+
+/* Whether `name` has a ".." component (it would leave the extraction root). */
+static int has_parent_component(const char *name) {
+    for (const char *p = name; *p;) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return 1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* Creates the parent directories of `path` (inside the extraction root). */
+static void make_parents(char *path) {
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(path, 0755);
+        *p = '/';
+    }
+}
+
+/* Unpacks a newc archive of `length` bytes under `root`: regular files, directories and
+ * symbolic links; names with ".." components are refused. Returns 0 or -1. */
+static int extract(const unsigned char *data, size_t length, const char *root) {
+    size_t at = 0;
+    while (at + 110 <= length) {
+        const unsigned char *h = data + at;
+        if (memcmp(h, "070701", 6) != 0) return -1;
+        long mode = hex8(h + 14), size = hex8(h + 54), namesize = hex8(h + 94), mtime = hex8(h + 46);
+        if (mode < 0 || size < 0 || namesize <= 0 || mtime < 0) return -1;
+        size_t name_at = at + 110, data_at = (name_at + (size_t)namesize + 3) & ~(size_t)3;
+        if (data_at > length || (size_t)size > length - data_at) return -1;
+        const char *name = (const char *)data + name_at;
+        if (name[namesize - 1] != 0) return -1;
+        if (strcmp(name, "TRAILER!!!") == 0) return 0;
+        while (*name == '/') name++;
+        if (has_parent_component(name)) return -1;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", root, name) >= (int)sizeof path) return -1;
+        make_parents(path);
+        const unsigned char *body = data + data_at;
+        switch (mode & S_IFMT) {
+        case S_IFDIR:
+            mkdir(path, (mode_t)(mode & 07777));
+            break;
+        case S_IFLNK: {
+            char target[4096];
+            if ((size_t)size >= sizeof target) return -1;
+            memcpy(target, body, (size_t)size);
+            target[size] = 0;
+            unlink(path);
+            if (symlink(target, path) != 0) return -1;
+            break;
+        }
+        case S_IFREG: {
+            unlink(path);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)(mode & 07777));
+            if (fd < 0) return -1;
+            for (size_t done = 0; done < (size_t)size;) {
+                ssize_t n = write(fd, body + done, (size_t)size - done);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) { close(fd); return -1; }
+                done += (size_t)n;
+            }
+            fchmod(fd, (mode_t)(mode & 07777));
+            close(fd);
+            break;
+        }
+        default:
+            break;
+        }
+        at = (data_at + (size_t)size + 3) & ~(size_t)3;
+    }
+    return -1;
+}
+
+/* Sets the clock from DIR/leakvisor/time (seconds since the epoch), if there. */
+static void set_clock(const char *root) {
+    char path[4096], text[32] = {0};
+    snprintf(path, sizeof path, "%s/leakvisor/time", root);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return;
+    struct timeval now = {strtol(text, NULL, 10), 0};
+    if (now.tv_sec > 0) settimeofday(&now, NULL);
+}
 
 static uint64_t get(volatile unsigned char *page, unsigned offset) {
     return *(volatile uint64_t *)(page + offset);
@@ -57,7 +165,12 @@ static int write_all(const unsigned char *bytes, size_t count) {
 }
 
 int main(int argc, char **argv) {
-    int force = argc > 1 && strcmp(argv[1], "--force") == 0;
+    int force = 0;
+    const char *root = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0) force = 1;
+        else if (strcmp(argv[i], "--extract") == 0 && i + 1 < argc) root = argv[++i];
+    }
     struct utsname u;
     if (!force && (uname(&u) != 0 || strcmp(u.nodename, "leakvisor") != 0)) {
         fprintf(stderr, "lv-payload: not in the LeakVisor guest (hostname is not 'leakvisor'); use --force\n");
@@ -83,6 +196,13 @@ int main(int argc, char **argv) {
         nanosleep(&pause, NULL);
     }
     uint64_t length = get(page, LV_LENGTH);
+    if (root) {
+        archive = malloc(length ? length : 1);
+        if (!archive) {
+            fprintf(stderr, "lv-payload: no memory for a payload of %llu bytes\n", (unsigned long long)length);
+            return 1;
+        }
+    }
     uint64_t done = 0;
     while (done < length) {
         uint64_t want = length - done < CHUNK ? length - done : CHUNK;
@@ -94,11 +214,19 @@ int main(int argc, char **argv) {
             fprintf(stderr, "lv-payload: the monitor could not copy the payload (%lld)\n", (long long)got);
             return 1;
         }
-        if (write_all(buffer, (size_t)got) != 0) {
+        if (root) memcpy(archive + done, buffer, (size_t)got);
+        else if (write_all(buffer, (size_t)got) != 0) {
             fprintf(stderr, "lv-payload: write: %s\n", strerror(errno));
             return 1;
         }
         done += (uint64_t)got;
+    }
+    if (root) {
+        if (length > 0 && extract(archive, length, root) != 0) {
+            fprintf(stderr, "lv-payload: the payload is not a newc archive this tool unpacks\n");
+            return 1;
+        }
+        set_clock(root);
     }
     put(page, LV_TAKEN, 1);
     return 0;
