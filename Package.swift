@@ -75,7 +75,7 @@ let package = Package(
         // The benchmarks (boot, tracking cost, scans) over our own `Machine`; `leakvisor bench` wraps them.
         .target(name: "Benchmarks", dependencies: [
             "VMM", "GuestImage", "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis",
-            "Reachability", "Monitor",
+            "Reachability", "Monitor", "SnapshotFile",
         ]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),

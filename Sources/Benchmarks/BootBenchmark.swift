@@ -1,4 +1,6 @@
 import Foundation
+import SnapshotFile
+import Synchronization
 import VMM
 
 /// What `bench boot` measures, as plain values.
@@ -59,6 +61,10 @@ public struct BootBenchmark: Sendable {
             }
         }
 
+        // Snapshots (issue 13): one more cold boot saves one where the guest waits for its work;
+        // then each restore runs the same command as the boots above.
+        let snapshot = try snapshotRuns(kernel: image.appendingPathComponent("vmlinux"), command: programs)
+
         let median = boots.sorted()[boots.count / 2]
         // Guest programs time themselves with the guest's clock, which runs `dilation` times slower.
         let dilation = Double(HostDetection.detect().timeDilation)
@@ -71,6 +77,14 @@ public struct BootBenchmark: Sendable {
         } else if let why = bzImageFailure {
             say("boot to user space, bzImage: not reached (\(why))")
         }
+        let restoreMedian = snapshot.restores.map(\.restore).sorted()[snapshot.restores.count / 2]
+        let startMedian = snapshot.restores.map(\.toCommand).sorted()[snapshot.restores.count / 2]
+        say(String(format: "snapshot: saved in %.2f s (guest paused), %d MiB on disk for %d MiB of guest RAM",
+                   snapshot.saved.pausedSeconds, snapshot.bytesOnDisk >> 20, options.memoryBytes >> 20))
+        say(String(format: "restore from the snapshot: median %.0f ms to a runnable guest, %.2f s until the guest took its command"
+                   + " (%d runs: %@); cold boot to user space %.1f s: %.0fx faster to the command",
+                   restoreMedian * 1000, startMedian, snapshot.restores.count,
+                   snapshot.restores.map { String(format: "%.2f", $0.toCommand) }.joined(separator: ", "), median, median / startMedian))
         if let g = guest.computeNanoseconds.map({ Double($0) * dilation }), let h = host.computeNanoseconds.map({ Double($0) }) {
             say(String(format: "user-mode compute (lv-compute %d): guest %.3f s, host %.3f s, guest/host time ratio %.3f",
                        iterations, g / 1e9, h / 1e9, g / h))
@@ -104,6 +118,64 @@ public struct BootBenchmark: Sendable {
         let lines = text.split(whereSeparator: \.isNewline).map(String.init)
             .filter { $0.hasPrefix("compute:") || $0.hasPrefix("syscalls:") }
         return BootResult(toUserSpace: toUser, total: outcome.totalSeconds, figures: BenchFigures(parsing: text), guestLines: lines)
+    }
+
+    struct SnapshotFigures {
+        let saved: SnapshotSaveReport
+        let bytesOnDisk: UInt64
+        /// Per restore: seconds to a runnable machine (file read, KVM state, devices), and until
+        /// the guest took its payload (the command starts then).
+        let restores: [(restore: Double, toCommand: Double)]
+    }
+
+    /// A cold boot that saves a snapshot where the guest waits for its payload, then `runs`
+    /// restores of it, each running `command` to its end.
+    func snapshotRuns(kernel: URL, command: String) throws -> SnapshotFigures {
+        var config = try BenchmarkBoot.configuration(kernel: kernel, image: image, command: command)
+        config.memorySize = options.memoryBytes
+        config.timeoutSeconds = options.timeout
+        config.consoleOutput = { _ in }
+        let payload = config.payload ?? []
+        let identity = SnapshotCache.identity(of: config)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("leakvisor-bench-\(getpid()).lvsnap").path
+        defer { unlink(path) }
+        let outcome = Mutex<Result<SnapshotSaveReport, VMMError>?>(nil)
+        let machine = try Machine.bootSavingSnapshot(config, to: path, identity: identity, payload: { payload },
+                                                     saved: { result in outcome.withLock { $0 = result } })
+        let boot = machine.run()
+        guard case .exited(0) = boot.ending, let saved = try outcome.withLock({ try $0?.get() }) else {
+            throw BenchmarkError.runFailed("the snapshot boot failed: \(boot.ending)")
+        }
+        say(String(format: "snapshot boot: user space after %.1f s, snapshot saved (guest paused %.2f s)",
+                   boot.secondsToUserSpace ?? 0, saved.pausedSeconds))
+        var restores: [(restore: Double, toCommand: Double)] = []
+        for i in 1...options.runs {
+            let started = ContinuousClock.now
+            let restored: RestoredSnapshot
+            do { restored = try SnapshotReader.read(path, expecting: identity) } catch {
+                throw BenchmarkError.runFailed("restore \(i): \(error)")
+            }
+            let copy = try Machine(restoring: restored, config)
+            let ready = (ContinuousClock.now - started) / .seconds(1)
+            let taken = Mutex<Double?>(nil)
+            let watcher = Thread {
+                while taken.withLock({ $0 }) == nil, !copy.payloadTaken { usleep(1000) }
+                taken.withLock { if $0 == nil { $0 = (ContinuousClock.now - started) / .seconds(1) } }
+            }
+            watcher.start()
+            let run = copy.run()
+            guard case .exited(0) = run.ending else { throw BenchmarkError.runFailed("restore \(i): \(run.ending)") }
+            let toCommand = taken.withLock { s -> Double in
+                if s == nil { s = (ContinuousClock.now - started) / .seconds(1) }
+                return s ?? 0
+            }
+            say(String(format: "restore %d/%d: runnable after %.0f ms, command started after %.2f s, run %.1f s", i, options.runs,
+                       ready * 1000, toCommand, (ContinuousClock.now - started) / .seconds(1)))
+            restores.append((ready, toCommand))
+        }
+        var st = stat()
+        let onDisk = stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
+        return SnapshotFigures(saved: saved, bytesOnDisk: onDisk, restores: restores)
     }
 
     static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {

@@ -3,6 +3,7 @@ import GuestMemory
 import KVM
 import KVMState
 import SnapshotFile
+import Synchronization
 
 /// What a snapshot save wrote.
 public struct SnapshotSaveReport: Sendable {
@@ -59,6 +60,32 @@ public struct MachineSnapshotState: Codable, Sendable, Equatable {
 }
 
 extension Machine {
+    /// A cold boot of `config` that saves a snapshot at `path` when the guest first asks for its
+    /// payload (the point every later run restores to), then offers the guest `payload()`.
+    /// `saved` is told how the save went (from a helper thread); the run goes on either way.
+    public static func bootSavingSnapshot(_ config: MachineConfiguration, policy: any HostPolicy = HostDetection.detect(),
+                                          to path: String, identity: SnapshotIdentity,
+                                          payload: @escaping @Sendable () -> [UInt8],
+                                          saved: @escaping @Sendable (Result<SnapshotSaveReport, VMMError>) -> Void) throws(VMMError) -> Machine {
+        let box = LateMachine()
+        var config = config
+        config.payload = nil
+        config.guestAwaitsPayload = {
+            Thread {
+                guard let machine = box.value else { return }
+                do throws(VMMError) {
+                    saved(.success(try machine.saveSnapshot(to: path, identity: identity)))
+                } catch {
+                    saved(.failure(error))
+                }
+                machine.offerPayload(payload())
+            }.start()
+        }
+        let machine = try Machine(config, policy: policy)
+        box.set(machine)
+        return machine
+    }
+
     /// The guest's work: a newc cpio archive its init fetches with `lv-payload`.
     public func offerPayload(_ bytes: [UInt8]) {
         devices.payload.offer(bytes)
@@ -67,6 +94,9 @@ extension Machine {
     /// Whether the trap handler may have placed anything in the guest: it is active (from the
     /// start, or since the guest took its payload).
     public var trapHandlerMayHaveActed: Bool { configuration.trapHandler != nil && state.trapHandlerActive }
+
+    /// Whether the guest said it took its payload (its command starts then).
+    public var payloadTaken: Bool { devices.payload.taken }
 
     /// Whether the guest is polling for a payload that has not been offered.
     public var guestAwaitsPayload: Bool { devices.payload.guestIsWaiting }
@@ -96,6 +126,13 @@ extension Machine {
             throw .snapshot("\(error)")
         }
     }
+}
+
+/// The machine of `bootSavingSnapshot`, for the callback configured before it exists.
+private final class LateMachine: Sendable {
+    private let machine = Mutex<Machine?>(nil)
+    func set(_ value: Machine) { machine.withLock { $0 = value } }
+    var value: Machine? { machine.withLock { $0 } }
 }
 
 /// Puts a snapshot's KVM state into a new VM (RAM and devices are the caller's).

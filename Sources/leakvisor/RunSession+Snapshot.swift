@@ -3,7 +3,6 @@ import Foundation
 import GuestImage
 import Monitor
 import SnapshotFile
-import Synchronization
 import VMM
 
 /// How this run's machine starts: a cold boot (saving a snapshot for the next run when the
@@ -11,13 +10,6 @@ import VMM
 enum MachineStart {
     case cold(saveSnapshotTo: String?)
     case restore(RestoredSnapshot, path: String, fromCache: Bool)
-}
-
-/// The machine, once made, for callbacks configured before it exists.
-final class MachineBox: Sendable {
-    private let machine = Mutex<Machine?>(nil)
-    func set(_ value: Machine) { machine.withLock { $0 = value } }
-    var value: Machine? { machine.withLock { $0 } }
 }
 
 extension RunSession {
@@ -69,7 +61,6 @@ extension RunSession {
     /// the run boots cold instead; `--restore` fails then.
     func makeMachine(_ start: MachineStart, config: MachineConfiguration, identity: SnapshotIdentity,
                      policy: any HostPolicy) throws -> (Machine, savesSnapshot: Bool) {
-        var config = config
         switch start {
         case .restore(let snapshot, let path, let fromCache):
             let began = ContinuousClock.now
@@ -91,36 +82,26 @@ extension RunSession {
                 return try makeMachine(.cold(saveSnapshotTo: path), config: config, identity: identity, policy: policy)
             }
         case .cold(let save?):
-            // The guest asks for its payload once booted: save the snapshot there, then hand it over.
+            // The guest asks for its payload once booted: save the snapshot there, then hand it
+            // over, stamped again (the guest sets its clock from it, minutes after the first stamp).
             let payload = config.payload ?? []
             let (command, additions, virtio) = (options.command, options.additions, !options.disks.isEmpty)
-            let box = MachineBox()
-            config.payload = nil
-            config.guestAwaitsPayload = {
-                Thread {
-                    guard let machine = box.value else { return }
-                    Self.saveBootSnapshot(machine, to: save, identity: identity)
-                    // Stamped again: the guest sets its clock from it, minutes after the first stamp.
-                    let now = Int(Date().timeIntervalSince1970)
-                    machine.offerPayload((try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio)) ?? payload)
-                }.start()
-            }
-            let machine = try Machine(config, policy: policy)
-            box.set(machine)
+            let machine = try Machine.bootSavingSnapshot(config, policy: policy, to: save, identity: identity, payload: {
+                let now = Int(Date().timeIntervalSince1970)
+                return (try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio)) ?? payload
+            }, saved: { result in
+                switch result {
+                case .success(let saved):
+                    MonitorOutput.say("snapshot: saved \(save) (\(Self.onDisk(save)) on disk, guest paused \(String(format: "%.2f", saved.pausedSeconds)) s);"
+                                      + " the next run with this image starts from it")
+                    for refusal in saved.refusals { MonitorOutput.say("snapshot: not saved on this host: \(refusal)") }
+                case .failure(let error):
+                    MonitorOutput.say("snapshot: not saved: \(error)")
+                }
+            })
             return (machine, true)
         case .cold(nil):
             return (try Machine(config, policy: policy), false)
-        }
-    }
-
-    static func saveBootSnapshot(_ machine: Machine, to path: String, identity: SnapshotIdentity) {
-        do {
-            let saved = try machine.saveSnapshot(to: path, identity: identity)
-            MonitorOutput.say("snapshot: saved \(path) (\(Self.onDisk(path)) on disk, guest paused \(String(format: "%.2f", saved.pausedSeconds)) s);"
-                              + " the next run with this image starts from it")
-            for refusal in saved.refusals { MonitorOutput.say("snapshot: not saved on this host: \(refusal)") }
-        } catch {
-            MonitorOutput.say("snapshot: not saved: \(error)")
         }
     }
 

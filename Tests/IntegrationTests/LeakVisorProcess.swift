@@ -52,13 +52,14 @@ struct LeakVisorProcess {
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: "")
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let slot = GuestSlots.take(if: arguments.first == "run")
         defer { slot.give() }
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         let process = Process()
         process.executableURL = exe
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = packageRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
