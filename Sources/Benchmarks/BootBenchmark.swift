@@ -129,7 +129,7 @@ public struct BootBenchmark: Sendable {
     }
 
     /// A cold boot that saves a snapshot where the guest waits for its payload, then `runs`
-    /// restores of it, each running `command` to its end.
+    /// (at least 3) restores of it, each running `command` to its end.
     func snapshotRuns(kernel: URL, command: String) throws -> SnapshotFigures {
         var config = try BenchmarkBoot.configuration(kernel: kernel, image: image, command: command)
         config.memorySize = options.memoryBytes
@@ -149,7 +149,8 @@ public struct BootBenchmark: Sendable {
         say(String(format: "snapshot boot: user space after %.1f s, snapshot saved (guest paused %.2f s)",
                    boot.secondsToUserSpace ?? 0, saved.pausedSeconds))
         var restores: [(restore: Double, toCommand: Double)] = []
-        for i in 1...options.runs {
+        let count = max(3, options.runs)
+        for i in 1...count {
             let started = ContinuousClock.now
             let restored: RestoredSnapshot
             do { restored = try SnapshotReader.read(path, expecting: identity) } catch {
@@ -169,7 +170,7 @@ public struct BootBenchmark: Sendable {
                 if s == nil { s = (ContinuousClock.now - started) / .seconds(1) }
                 return s ?? 0
             }
-            say(String(format: "restore %d/%d: runnable after %.0f ms, command started after %.2f s, run %.1f s", i, options.runs,
+            say(String(format: "restore %d/%d: runnable after %.0f ms, command started after %.2f s, run %.1f s", i, count,
                        ready * 1000, toCommand, (ContinuousClock.now - started) / .seconds(1)))
             restores.append((ready, toCommand))
         }

@@ -30,7 +30,10 @@ struct BootBench: ParsableCommand {
         discussion: """
             Boots the default image --runs times with the uncompressed vmlinux (each boot also runs \
             lv-compute and lv-syscalls in the guest), once with the bzImage unless --skip-bzimage, \
-            and runs the same static programs on the host. Prints medians and ratios.
+            and runs the same static programs on the host. Then one more cold boot saves a snapshot \
+            where the guest waits for its command, and --runs (at least 3) restores of it run the \
+            same programs: restore time and time to the command, next to the cold boot's. Prints \
+            medians and ratios.
             """)
 
     @Option(help: "Boots of the vmlinux kernel to take the median of.")
