@@ -93,7 +93,7 @@ extension RunSession {
         case .cold(let save?):
             // The guest asks for its payload once booted: save the snapshot there, then hand it over.
             let payload = config.payload ?? []
-            let (command, additions, virtio) = (options.command, options.additions, !options.disks.isEmpty)
+            let (command, additions, virtio, root) = (options.command, options.additions, !options.disks.isEmpty, options.rootDevice)
             let box = MachineBox()
             config.payload = nil
             config.guestAwaitsPayload = {
@@ -102,7 +102,8 @@ extension RunSession {
                     Self.saveBootSnapshot(machine, to: save, identity: identity)
                     // Stamped again: the guest sets its clock from it, minutes after the first stamp.
                     let now = Int(Date().timeIntervalSince1970)
-                    machine.offerPayload((try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio)) ?? payload)
+                    machine.offerPayload((try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio,
+                                                                 rootDevice: root)) ?? payload)
                 }.start()
             }
             let machine = try Machine(config, policy: policy)
