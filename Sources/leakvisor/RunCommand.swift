@@ -138,7 +138,7 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .customLong("no-snapshot"), help: ArgumentHelp(
         "Boot cold, and neither use nor save the snapshot cache.",
-        discussion: "By default a run restores the cached snapshot of its kernel, initramfs and machine shape (--cpus, --memory, --append) when one fits, and a cold boot saves one at the point where the guest waits for its command, so the next run starts in seconds. The cache is in $LEAKVISOR_SNAPSHOT_DIR, else $XDG_CACHE_HOME/leakvisor/snapshots, else ~/.cache/leakvisor/snapshots. Up to 4 --disk images share the snapshot of a run without disks (the guest probes them after the restore)."))
+        discussion: "By default a run restores the cached snapshot of its kernel, initramfs and machine shape (--cpus, --memory, --append) when one fits, and a cold boot saves one at the point where the guest waits for its command, so the next run starts in seconds. The cache is in $LEAKVISOR_SNAPSHOT_DIR, else $XDG_CACHE_HOME/leakvisor/snapshots, else ~/.cache/leakvisor/snapshots. Up to 4 disks (--root and --disk images) share the snapshot of a run without disks (the guest probes them after the restore)."))
     var noSnapshot = false
 
     @Option(help: ArgumentHelp(

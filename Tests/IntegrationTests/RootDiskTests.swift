@@ -80,3 +80,18 @@ struct RootDiskTests {
 enum DebianRootDisk {
     static let directory = LeakVisorProcess.packageRoot.appendingPathComponent("guest-images/build/debian-root")
 }
+
+/// A bad `--root` is a clear error with exit status 125, before any guest starts.
+@Suite(.enabled(if: LeakVisorProcess.executable != nil, "needs .build/debug/leakvisor"))
+struct RootDiskArgumentTests {
+    @Test func aMissingOrUnusableRootDiskIsRefusedWithStatus125() throws {
+        let directory = FileManager.default.temporaryDirectory.path
+        for (argument, message) in [("/nonexistent/lv-root.img", "--root /nonexistent/lv-root.img: no such file"),
+                                    (directory, "--root \(directory): is a directory, not a disk image"),
+                                    (":ro", "--root needs a path (PATH or PATH:ro)")] {
+            let result = try LeakVisorProcess.run(["run", "--root", argument, "--", "true"])
+            #expect(result.status == 125, "\(argument): \(result.stderr)")
+            #expect(result.stderr.contains(message), "\(argument): \(result.stderr)")
+        }
+    }
+}
