@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LeakVisor needs and builds the default guest image
-# (guest-images/build/default/). Idempotent; safe to re-run. Runs as root (CI) or
+# (guest-images/build/default/), then the Debian root disk for --root
+# (guest-images/build/debian-root/). Idempotent; safe to re-run. Runs as root (CI) or
 # through sudo when available.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils)
+packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs)
 
 log() { echo "[setup] $*"; }
 as_root() {
@@ -29,4 +30,8 @@ fi
 
 log "building the default guest image"
 "$repo/guest-images/default/build.sh"
+log "building the Debian root disk (leakvisor run --root)"
+if [ "$(id -u)" = 0 ]; then "$repo/guest-images/debian-root/build.sh"
+elif command -v sudo >/dev/null; then sudo "$repo/guest-images/debian-root/build.sh"
+else log "skipped: debootstrap needs root (or sudo)"; fi
 log "done"

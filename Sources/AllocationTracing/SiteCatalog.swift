@@ -26,6 +26,8 @@ struct SiteCatalog: Sendable {
             for site in result.unarmable {
                 note("\(guestPath): \(site.symbol) not armed: \(site.reason)")
             }
+        } catch .unreadableFile(.notELF) {
+            // A mapped data file (ld.so.cache, locale-archive): no code, nothing to arm or say.
         } catch {
             note("\(guestPath): cannot read its host copy \(host): \(error)")
         }

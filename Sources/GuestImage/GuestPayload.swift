@@ -1,7 +1,8 @@
 /// The guest's work as one newc cpio archive, which the image's init fetches after the boot or
 /// after a snapshot restore (`lv-payload`) and unpacks at `/`: `/leakvisor/command` (the
 /// command as a script), the `--add` files, `/leakvisor/time` (the host's time, so that a
-/// restored guest's clock is set again) and `/leakvisor/virtio` when the run has disks.
+/// restored guest's clock is set again), `/leakvisor/virtio` when the run has disks, and
+/// `RootDisk.markerPath` (holding the device) when the command runs on a root disk.
 public enum GuestPayload {
     /// Whether `initramfs` (an uncompressed newc archive) has the payload fetcher, i.e. its init
     /// waits for a payload: the default image's does.
@@ -22,9 +23,12 @@ public enum GuestPayload {
     /// The archive for `command` (program and arguments; empty: init's own demo runs) and the
     /// host files in `additions` (`HOST[:GUEST]` specs), stamped with `unixTime`. `loadVirtio`
     /// adds `/leakvisor/virtio`: init then loads the virtio drivers (the run has disks).
-    public static func archive(command: [String], additions: [String], unixTime: Int, loadVirtio: Bool = false) throws -> [UInt8] {
+    /// `rootDevice` (`--root`) adds `RootDisk.markerPath` naming it, and the virtio marker.
+    public static func archive(command: [String], additions: [String], unixTime: Int, loadVirtio: Bool = false,
+                               rootDevice: String? = nil) throws -> [UInt8] {
         var archive = CPIOArchive()
-        if loadVirtio { archive.addFile("/leakvisor/virtio", contents: [], mode: 0o644) }
+        if loadVirtio || rootDevice != nil { archive.addFile("/leakvisor/virtio", contents: [], mode: 0o644) }
+        if let rootDevice { archive.addFile(RootDisk.markerPath, contents: Array("\(rootDevice)\n".utf8), mode: 0o644) }
         if !command.isEmpty {
             archive.addFile("/leakvisor/command", contents: Array(GuestCommand.script(arguments: command).utf8), mode: 0o755)
         }

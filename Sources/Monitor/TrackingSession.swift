@@ -29,9 +29,10 @@ public final class TrackingSession: Sendable {
         init(_ source: any DispatchSourceTimer) { self.source = source }
     }
 
-    /// Commands of the default image's own tools (busybox, and lv-exit that reports the command's
-    /// status), left out of reports unless `includeImageTools`.
-    public static let imageTools: Set<String> = ["busybox", "lv-exit"]
+    /// Commands of the default image's own tools (busybox, lv-exit that reports the command's
+    /// status, and lv-payload that runs it on a `--root` disk), left out of reports unless
+    /// `includeImageTools`.
+    public static let imageTools: Set<String> = ["busybox", "lv-exit", "lv-payload"]
 
     public var tracker: UserAllocationTracker { tracking.tracker }
     public var scanner: ReachabilityScanner { tracking.scanner }

@@ -39,6 +39,12 @@ struct RunCommand: ParsableCommand {
         valueName: "PATH[:ro]"))
     var disks: [String] = []
 
+    @Option(name: .customLong("root"), help: ArgumentHelp(
+        "Run the command on this ext4 disk image instead of the initramfs: it is attached as the first virtio disk (/dev/vda, before any --disk), mounted, and entered with chroot; --add files and /leakvisor go onto it.",
+        discussion: "For example the Debian bookworm disk scripts/setup.sh builds (guest-images/build/debian-root/root.img; its tree is then the symbol directory for --track). For another disk, give its tree with --symbols so that --track finds the host copies of its programs and libraries. ':ro' attaches it read-only (a tmpfs then holds /leakvisor; --add files outside it cannot be written). Without a command, the disk's /bin/sh runs. The disk is synced and unmounted before the guest reports the status.",
+        valueName: "PATH[:ro]"))
+    var root: String?
+
     @Option(help: "Guest memory, e.g. 512M or 2G (the guest kernel initializes every page: more memory boots slower here).")
     var memory: SizeArgument = SizeArgument(argument: "512M")!
 
@@ -132,7 +138,7 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .customLong("no-snapshot"), help: ArgumentHelp(
         "Boot cold, and neither use nor save the snapshot cache.",
-        discussion: "By default a run restores the cached snapshot of its kernel, initramfs and machine shape (--cpus, --memory, --append) when one fits, and a cold boot saves one at the point where the guest waits for its command, so the next run starts in seconds. The cache is in $LEAKVISOR_SNAPSHOT_DIR, else $XDG_CACHE_HOME/leakvisor/snapshots, else ~/.cache/leakvisor/snapshots. Up to 4 --disk images share the snapshot of a run without disks (the guest probes them after the restore)."))
+        discussion: "By default a run restores the cached snapshot of its kernel, initramfs and machine shape (--cpus, --memory, --append) when one fits, and a cold boot saves one at the point where the guest waits for its command, so the next run starts in seconds. The cache is in $LEAKVISOR_SNAPSHOT_DIR, else $XDG_CACHE_HOME/leakvisor/snapshots, else ~/.cache/leakvisor/snapshots. Up to 4 disks (--root and --disk images) share the snapshot of a run without disks (the guest probes them after the restore)."))
     var noSnapshot = false
 
     @Option(help: ArgumentHelp(
@@ -159,7 +165,8 @@ struct RunCommand: ParsableCommand {
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
-    /// The options as plain values for `RunSession`; --disk arguments are checked again here.
+    /// The options as plain values for `RunSession`; --disk arguments are checked again here, and
+    /// --root here only (a bad --root is a run failure: exit status 125).
     func plainOptions() throws -> RunOptions {
         var tracking = TrackingOptions()
         tracking.staleAfterSeconds = staleAfter.seconds
@@ -170,6 +177,7 @@ struct RunCommand: ParsableCommand {
         tracking.jsonPath = reportPath.map(HostPathArgument.absolute)
         return RunOptions(
             kernel: kernel, initrd: initrd, disks: try disks.map { try DiskArgument(parsing: $0).configuration },
+            root: try root.map { try DiskArgument(parsing: $0, option: "--root").configuration },
             memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
             symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
             tracking: tracking, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,

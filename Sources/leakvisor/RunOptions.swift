@@ -1,3 +1,4 @@
+import GuestImage
 import Monitor
 import VMM
 
@@ -6,6 +7,8 @@ struct RunOptions {
     var kernel: String?
     var initrd: String?
     var disks: [DiskConfiguration] = []
+    /// `--root`: the disk the command runs on (attached before `disks`, as /dev/vda).
+    var root: DiskConfiguration?
     var memoryBytes: UInt64 = 512 << 20
     var cpus = 2
     var append = ""
@@ -27,6 +30,9 @@ struct RunOptions {
     /// Continue this snapshot file instead of booting.
     var restore: String?
     var command: [String] = []
+
+    /// The guest device the payload names for init when the command runs on a root disk.
+    var rootDevice: String? { root == nil ? nil : RootDisk.guestDevice }
 
     /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.
     var trackingOptions: TrackingOptions {

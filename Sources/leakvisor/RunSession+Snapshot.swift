@@ -85,10 +85,11 @@ extension RunSession {
             // The guest asks for its payload once booted: save the snapshot there, then hand it
             // over, stamped again (the guest sets its clock from it, minutes after the first stamp).
             let payload = config.payload ?? []
-            let (command, additions, virtio) = (options.command, options.additions, !options.disks.isEmpty)
+            let (command, additions, virtio, root) = (options.command, options.additions, !options.disks.isEmpty, options.rootDevice)
             let machine = try Machine.bootSavingSnapshot(config, policy: policy, to: save, identity: identity, payload: {
                 let now = Int(Date().timeIntervalSince1970)
-                return (try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio)) ?? payload
+                return (try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio,
+                                                        rootDevice: root)) ?? payload
             }, saved: { result in
                 switch result {
                 case .success(let saved):

@@ -22,10 +22,13 @@ struct RunSession {
 
     init(options: RunOptions) {
         var options = options
-        if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil && options.restore == nil {
+        if options.command.isEmpty && options.track == nil && options.kernel == nil && options.initrd == nil && options.restore == nil
+            && options.root == nil {
             options.command = ["sh", "-c", Self.demoScript]
             options.track = .user
         }
+        // --root without a command: the disk's own shell (interactive when stdin is a terminal).
+        if options.root != nil && options.command.isEmpty && options.restore == nil { options.command = ["/bin/sh"] }
         self.options = options
     }
 
@@ -57,7 +60,8 @@ struct RunSession {
         // The command and --add files reach the guest after its boot (or a restore), as a payload
         // its init fetches; tracking starts when it has taken it.
         config.payload = try GuestPayload.archive(command: options.command, additions: options.additions,
-                                                  unixTime: Int(Date().timeIntervalSince1970), loadVirtio: !options.disks.isEmpty)
+                                                  unixTime: Int(Date().timeIntervalSince1970), loadVirtio: !options.disks.isEmpty,
+                                                  rootDevice: options.rootDevice)
         config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: initrd)
         config.memorySize = options.memoryBytes
         config.vcpuCount = options.cpus
@@ -65,7 +69,7 @@ struct RunSession {
         config.verboseKernel = options.verboseKernel
         config.timeoutSeconds = options.timeout
         config.kvmDevicePath = options.kvmDevice
-        config.disks = options.disks
+        config.disks = RootDisk.attachmentOrder(root: options.root, disks: options.disks)
         config.forwardInput = options.interactive || isatty(0) == 1
         config.rawConsole = options.rawConsole
         // A vCPU may be scanning an exiting process when the guest ends: wait for that scan.
@@ -133,6 +137,11 @@ struct RunSession {
     func symbolFiles() -> GuestSymbolFiles {
         var files = GuestSymbolFiles(roots: options.symbolDirectories.map { HostPathArgument.absolute($0) },
                                      hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
+        // --root with the recipe's Debian disk: its tree holds the host copies of the disk's files.
+        if let root = options.root, let build = GuestImageLocator.defaultDirectory()?.deletingLastPathComponent().path,
+           let tree = RootDisk.recipeTree(forImage: root.path, buildDirectory: build) {
+            files.roots.append(tree)
+        }
         if let rootfs = GuestImageLocator.defaultDirectory()?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
         for spec in (try? options.additions.map(HostFileSpec.init(parsing:))) ?? [] {
             files.explicit[spec.guest] = HostPathArgument.absolute(spec.host)

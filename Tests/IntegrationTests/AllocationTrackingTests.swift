@@ -139,7 +139,7 @@ struct AllocationTrackingTests {
     }
 
     /// Findings read as "kind: allocatedBy released by releasedBy in caller:line".
-    private func processes(_ json: Data) throws -> [String: (blocks: [Block], findings: [String])] {
+    func processes(_ json: Data) throws -> [String: (blocks: [Block], findings: [String])] {
         let root = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
         var result: [String: (blocks: [Block], findings: [String])] = [:]
         for process in root["processes"] as? [[String: Any]] ?? [] {
@@ -189,7 +189,7 @@ struct AllocationTrackingTests {
     }
 
     /// Source line of `/* LV-ALLOC tag */` in a guest program.
-    private func tagLine(_ tag: String, _ file: String) throws -> Int {
+    func tagLine(_ tag: String, _ file: String) throws -> Int {
         let source = try String(contentsOf: LeakVisorProcess.packageRoot.appendingPathComponent("guest-images/default/programs/\(file)"),
                                 encoding: .utf8)
         let lines = source.split(separator: "\n", omittingEmptySubsequences: false)

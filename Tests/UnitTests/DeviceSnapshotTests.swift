@@ -176,6 +176,32 @@ import GuestMemory
         #expect(levels.values == [true, false, true])
     }
 
+    /// The snapshot of a guest waiting for its work was saved before any virtio driver loaded: its
+    /// slots restore into a disk or a placeholder alike (a run with --disk or --root restored a
+    /// snapshot saved by a run without disks, or the reverse, only by booting cold).
+    @Test func anUntouchedVirtioSlotFitsADiskOrAPlaceholder() throws {
+        let driver = try VirtioTestDriver(sectors: 8)
+        let memory = GuestMemoryVirtioAdapter(memory: driver.memory)
+        let placeholder = VirtioMMIOTransport(device: VirtioPlaceholder(), memory: memory, setIRQ: { _ in })
+        let untouchedPlaceholder = placeholder.snapshot(), untouchedDisk = driver.transport.snapshot()
+        #expect(untouchedPlaceholder.isUntouched && untouchedDisk.isUntouched)
+        let levels = Levels()
+        let disk = VirtioMMIOTransport(device: driver.block, memory: memory, setIRQ: levels.setIRQ)
+        try disk.restore(untouchedPlaceholder)
+        #expect(disk.snapshot() == untouchedDisk)
+        #expect(levels.values == [false])
+        try placeholder.restore(untouchedDisk)
+        #expect(placeholder.snapshot() == untouchedPlaceholder)
+        // A disk a driver has set up still fits only a disk.
+        driver.handshake()
+        let used = driver.transport.snapshot()
+        #expect(!used.isUntouched)
+        #expect(throws: DeviceStateError.self) { try placeholder.restore(used) }
+        var touched = untouchedPlaceholder
+        touched.status = 1
+        #expect(throws: DeviceStateError.self) { try disk.restore(touched) }
+    }
+
     @Test func virtioStateThatDoesNotFitTheDeviceIsRefused() throws {
         let driver = try VirtioTestDriver(sectors: 8)
         driver.handshake()

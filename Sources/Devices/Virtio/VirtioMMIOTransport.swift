@@ -178,7 +178,17 @@ extension VirtioMMIOTransport {
     /// Takes `saved` as its state and drives the interrupt line to the level it implies. The saved
     /// state must fit this device: as many queues, only offered features negotiated, and every ready
     /// queue a layout the device would accept now (inside this guest's memory).
+    /// A slot no driver has touched (every register and queue as at reset: the snapshot of a guest
+    /// waiting for its work, whose virtio drivers load only afterwards) fits any device, so that
+    /// one snapshot serves runs with and without disks (--disk, --root) in any slot.
     public func restore(_ saved: VirtioMMIOState) throws(DeviceStateError) {
+        if saved.isUntouched {
+            state.withLock { s in
+                s = State(queues: Array(repeating: Virtqueue(), count: device.queueCount))
+                setIRQ(false)
+            }
+            return
+        }
         guard saved.queues.count == device.queueCount else {
             throw .invalid(device: "virtio", reason: "\(saved.queues.count) queues, the device has \(device.queueCount)")
         }
@@ -203,5 +213,13 @@ extension VirtioMMIOTransport {
             s.status = saved.status
             setIRQ(s.interruptStatus != 0)
         }
+    }
+}
+
+extension VirtioMMIOState {
+    /// Whether no driver has touched the transport: every register zero, every queue as at reset.
+    public var isUntouched: Bool {
+        deviceFeaturesSelect == 0 && driverFeaturesSelect == 0 && driverFeatures == 0 && queueSelect == 0
+            && interruptStatus == 0 && status == 0 && queues.allSatisfy { $0 == Virtqueue().savedState }
     }
 }

@@ -1,7 +1,17 @@
 /*
- * lv-payload [--extract DIR]: wait for the LeakVisor monitor's payload and write it to stdout,
- * or with --extract unpack it under DIR itself (no cpio process to start: every process costs
- * time in the emulated guest kernel) and set the clock from its /leakvisor/time.
+ * lv-payload [--extract DIR [--keep FILE]]: wait for the LeakVisor monitor's payload and write it
+ * to stdout, or with --extract unpack it under DIR itself (no cpio process to start: every process
+ * costs time in the emulated guest kernel) and set the clock from its /leakvisor/time. --keep also
+ * saves the archive to FILE when it holds leakvisor/root (a `leakvisor run --root` run).
+ *
+ * lv-payload --run-in-root DIR FILE (a --root run, after the virtio drivers are loaded): mounts the
+ * ext4 device named in /leakvisor/root at DIR (read-only, with a tmpfs on DIR/leakvisor, when the
+ * disk is), bind-mounts /proc, /sys and /dev (recursively: /dev/pts) into it, unpacks the archive
+ * FILE there (/leakvisor and the --add files), then runs `sh /leakvisor/command` in a child that
+ * moves the mount to / and chroots into it (as switch_root does: so the monitor sees the disk's
+ * files at their own paths, e.g. /usr/lib/...). Waits for it, then syncs and detaches the disk (so
+ * its writes reach the image) and exits with the command's status (128 + signal when killed), or
+ * 125 when the root could not be entered.
  *
  * The payload (a newc cpio archive: /leakvisor/command, --add files, /leakvisor/time) is
  * handed over after the boot, or after a snapshot restore, through the monitor's control
@@ -26,6 +36,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,12 +176,117 @@ static int write_all(const unsigned char *bytes, size_t count) {
     return 0;
 }
 
+/* Writes `length` bytes to a new file at `path`; 0 on success. */
+static int save_file(const char *path, const unsigned char *data, size_t length) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return -1;
+    for (size_t done = 0; done < length;) {
+        ssize_t n = write(fd, data + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { close(fd); return -1; }
+        done += (size_t)n;
+    }
+    return close(fd);
+}
+
+/* Reads the whole file at `path` into a new buffer; NULL on failure. */
+static unsigned char *load_file(const char *path, size_t *length) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 0) { close(fd); return NULL; }
+    unsigned char *data = malloc((size_t)st.st_size + 1);
+    size_t done = 0;
+    while (data && done < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + done, (size_t)st.st_size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { free(data); data = NULL; break; }
+        done += (size_t)n;
+    }
+    close(fd);
+    *length = done;
+    return data;
+}
+
+static int fail(const char *what, const char *path) {
+    fprintf(stderr, "lv-payload: --root: %s %s: %s\n", what, path, strerror(errno));
+    return 125;
+}
+
+/* Bind-mounts `source` at DIR`source` (made if missing). */
+static int bind_into(const char *dir, const char *source, unsigned long flags) {
+    char target[4096];
+    snprintf(target, sizeof target, "%s%s", dir, source);
+    mkdir(target, 0755);
+    if (mount(source, target, NULL, MS_BIND | flags, NULL) != 0) return fail("cannot bind-mount", target);
+    return 0;
+}
+
+/* --run-in-root DIR FILE: see the top of this file. */
+static int run_in_root(const char *dir, const char *archive_path) {
+    char device[256] = {0};
+    int fd = open("/leakvisor/root", O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, device, sizeof device - 1);
+    if (fd >= 0) close(fd);
+    if (n <= 0) return fail("cannot read", "/leakvisor/root");
+    device[strcspn(device, "\n")] = 0;
+    mkdir(dir, 0755);
+    /* The device node appears when virtio_blk has probed the disk: wait up to 10 s for it. */
+    int readonly = 0, tries = 0;
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    while (mount(device, dir, "ext4", 0, NULL) != 0) {
+        if (errno == EROFS || errno == EACCES) {
+            if (mount(device, dir, "ext4", MS_RDONLY, NULL) != 0) return fail("cannot mount (ext4, read-only)", device);
+            readonly = 1;
+            break;
+        }
+        if (errno != ENOENT && errno != ENXIO && errno != ENODEV) return fail("cannot mount (ext4)", device);
+        if (++tries > 500) return fail("no disk at", device);
+        nanosleep(&pause, NULL);
+    }
+    char path[4096];
+    if (readonly) {
+        snprintf(path, sizeof path, "%s/leakvisor", dir);
+        if (mount("tmpfs", path, "tmpfs", 0, "mode=0755") != 0)
+            return fail("read-only root disk: cannot mount a tmpfs on (the image needs a /leakvisor directory)", path);
+    }
+    if (bind_into(dir, "/proc", 0) || bind_into(dir, "/sys", 0) || bind_into(dir, "/dev", MS_REC)) return 125;
+    size_t length = 0;
+    unsigned char *data = load_file(archive_path, &length);
+    if (!data) return fail("cannot read", archive_path);
+    if (extract(data, length, dir) != 0) {
+        fprintf(stderr, "lv-payload: --root: cannot write /leakvisor and the --add files into %s%s\n", device,
+                readonly ? " (read-only: only /leakvisor can be written)" : "");
+        return 125;
+    }
+    free(data);
+    pid_t child = fork();
+    if (child < 0) return fail("cannot fork for", dir);
+    if (child == 0) {
+        if (chdir(dir) != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0) _exit(fail("cannot switch to", dir));
+        if (chdir("/root") != 0 && chdir("/") != 0) _exit(fail("cannot enter", "/"));
+        execl("/bin/sh", "sh", "/leakvisor/command", (char *)NULL);
+        fail("cannot run /bin/sh in", device);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    sync();
+    /* The disk is mounted over / now (its submounts too): detach it all, which shuts the file
+     * system down once nothing uses it. */
+    if (umount2("/", MNT_DETACH) != 0) fail("cannot unmount", device);
+    sync();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv) {
     int force = 0;
-    const char *root = NULL;
+    const char *root = NULL, *keep = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0) force = 1;
         else if (strcmp(argv[i], "--extract") == 0 && i + 1 < argc) root = argv[++i];
+        else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc) keep = argv[++i];
+        else if (strcmp(argv[i], "--run-in-root") == 0 && i + 2 < argc) return run_in_root(argv[i + 1], argv[i + 2]);
     }
     struct utsname u;
     if (!force && (uname(&u) != 0 || strcmp(u.nodename, "leakvisor") != 0)) {
@@ -227,6 +344,12 @@ int main(int argc, char **argv) {
             return 1;
         }
         set_clock(root);
+        char marker[4096];
+        snprintf(marker, sizeof marker, "%s/leakvisor/root", root);
+        if (keep && access(marker, F_OK) == 0 && save_file(keep, archive, (size_t)length) != 0) {
+            fprintf(stderr, "lv-payload: cannot save the payload to %s: %s\n", keep, strerror(errno));
+            return 1;
+        }
     }
     put(page, LV_TAKEN, 1);
     return 0;
