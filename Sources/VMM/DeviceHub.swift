@@ -74,7 +74,7 @@ final class DeviceHub: Sendable {
     /// Puts a snapshot's device states back (before any vCPU runs). The virtio slots must match.
     func restore(_ saved: SnapshotDevices) throws(VMMError) {
         guard saved.virtio.count == transports.count else {
-            throw .configuration("the snapshot has \(saved.virtio.count) virtio slots; this machine has \(transports.count) (--disk)")
+            throw .snapshot("the snapshot has \(saved.virtio.count) virtio slots; this machine has \(transports.count) (--disk)")
         }
         do throws(DeviceStateError) {
             try serial.restore(saved.serial)

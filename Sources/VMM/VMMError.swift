@@ -24,6 +24,13 @@ public enum VMMError: Error, CustomStringConvertible, Sendable {
     /// The exit round-trip probe could not set up its tiny VM.
     indirect case exitProbe(VMMError)
 
+    /// Whether the failure is about a snapshot's contents (its KVM, device or monitor state), as
+    /// opposed to the host (KVM device, memory, a disk) that a cold boot would meet too.
+    public var concernsSnapshot: Bool {
+        if case .snapshot = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .kvm(let e): return "KVM: \(e)"

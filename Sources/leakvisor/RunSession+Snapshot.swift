@@ -58,7 +58,8 @@ extension RunSession {
     }
 
     /// Builds the machine for `start`. A cached snapshot that KVM will not take is deleted and
-    /// the run boots cold instead; `--restore` fails then.
+    /// the run boots cold instead; `--restore` fails then. Failures that are not the snapshot's
+    /// (the KVM device, a disk) fail the run and leave the cache alone.
     func makeMachine(_ start: MachineStart, config: MachineConfiguration, identity: SnapshotIdentity,
                      policy: any HostPolicy) throws -> (Machine, savesSnapshot: Bool) {
         switch start {
@@ -74,6 +75,10 @@ extension RunSession {
                 for refusal in machine.restore?.refusals ?? [] { MonitorOutput.say("snapshot: not restored on this host: \(refusal)") }
                 return (machine, false)
             } catch let error as SnapshotError {
+                throw error
+            } catch let error as VMMError where !error.concernsSnapshot {
+                // Not the file's fault (no /dev/kvm, a bad --disk, ...): a cold boot would fail the
+                // same way, and the cached snapshot stays for the next run.
                 throw error
             } catch {
                 guard fromCache else { throw SnapshotError.unusable(path: path, reason: "\(error)") }

@@ -77,9 +77,17 @@ struct LeakVisorProcess {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        let stderr = String(decoding: errData, as: UTF8.self)
+        noteSnapshotLines(arguments, stderr)
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: stderr)
+    }
+
+    /// Prints what a run said about snapshots (restored, saved, unusable), so that the suite's
+    /// log shows which runs restored and why any did not.
+    static func noteSnapshotLines(_ arguments: [String], _ stderr: String) {
+        guard arguments.first == "run" else { return }
+        let lines = stderr.split(separator: "\n").filter { $0.contains("leakvisor: snapshot:") || $0.contains("leakvisor: boot: user space") }
+        print("[run \(arguments.dropFirst().prefix(4).joined(separator: " "))] " + (lines.isEmpty ? "(no snapshot line)" : lines.joined(separator: " | ")))
     }
 }
 

@@ -10,6 +10,7 @@ final class LiveGuest: Sendable {
     private let errors = LockedBuffer()
     private let readers = DispatchGroup()
     private let slot: GuestSlots.Slot
+    private let arguments: [String]
 
     var pid: Int32 { process.processIdentifier }
     var console: String { output.text }
@@ -17,6 +18,7 @@ final class LiveGuest: Sendable {
     init(_ arguments: [String]) throws {
         guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
         slot = GuestSlots.take(if: arguments.first == "run")
+        self.arguments = arguments
         process = Process()
         process.executableURL = exe
         process.arguments = arguments
@@ -63,6 +65,7 @@ final class LiveGuest: Sendable {
         process.waitUntilExit()
         slot.give()
         readers.wait()
+        LeakVisorProcess.noteSnapshotLines(arguments, errors.text)
         return LeakVisorProcess.Result(status: process.terminationStatus, stdout: console,
                                        stderr: errors.text)
     }

@@ -63,7 +63,7 @@ struct SnapshotTests {
         let cached = try cache.flatMap { try FileManager.default.contentsOfDirectory(at: $0, includingPropertiesForKeys: nil) }?
             .first { $0.pathExtension == "lvsnap" }
         guard let original = cached else {
-            print("snapshot test: no cached snapshot (LEAKVISOR_SNAPSHOT_DIR unset or empty); only foreign files checked")
+            print("snapshot test: no snapshot in LEAKVISOR_SNAPSHOT_DIR (\(cache?.path ?? "unset")) at this moment; only foreign files checked")
             return
         }
         let header = try FileHandle(forReadingFrom: original).read(upToCount: 1 << 16) ?? Data()
