@@ -80,7 +80,7 @@ public struct BootBenchmark: Sendable {
         let restoreMedian = snapshot.restores.map(\.restore).sorted()[snapshot.restores.count / 2]
         let startMedian = snapshot.restores.map(\.toCommand).sorted()[snapshot.restores.count / 2]
         say(String(format: "snapshot: saved in %.2f s (guest paused), %d MiB on disk for %d MiB of guest RAM",
-                   snapshot.saved.pausedSeconds, snapshot.bytesOnDisk >> 20, options.memoryBytes >> 20))
+                   snapshot.saved.pausedSeconds, snapshot.saved.bytesOnDisk >> 20, options.memoryBytes >> 20))
         say(String(format: "restore from the snapshot: median %.0f ms to a runnable guest, %.2f s until the guest took its command"
                    + " (%d runs: %@); cold boot to user space %.1f s: %.0fx faster to the command",
                    restoreMedian * 1000, startMedian, snapshot.restores.count,
@@ -122,7 +122,6 @@ public struct BootBenchmark: Sendable {
 
     struct SnapshotFigures {
         let saved: SnapshotSaveReport
-        let bytesOnDisk: UInt64
         /// Per restore: seconds to a runnable machine (file read, KVM state, devices), and until
         /// the guest took its payload (the command starts then).
         let restores: [(restore: Double, toCommand: Double)]
@@ -174,9 +173,7 @@ public struct BootBenchmark: Sendable {
                        ready * 1000, toCommand, (ContinuousClock.now - started) / .seconds(1)))
             restores.append((ready, toCommand))
         }
-        var st = stat()
-        let onDisk = stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
-        return SnapshotFigures(saved: saved, bytesOnDisk: onDisk, restores: restores)
+        return SnapshotFigures(saved: saved, restores: restores)
     }
 
     static func runOnHost(_ bin: URL, iterations: Int, syscalls: Int) throws -> String {

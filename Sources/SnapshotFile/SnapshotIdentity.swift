@@ -28,7 +28,8 @@ public struct SnapshotIdentity: Sendable, Equatable {
         return nil
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    /// `bytes` as lowercase hex, "(none)" when empty (digests in messages and file names).
+    public static func hex(_ bytes: [UInt8]) -> String {
         bytes.isEmpty ? "(none)" : bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }

@@ -12,6 +12,8 @@ public struct SnapshotSaveReport: Sendable {
     public let pagesWritten: Int
     /// How long the guest was paused for the save.
     public let pausedSeconds: Double
+    /// What the file takes on disk (its RAM is sparse).
+    public let bytesOnDisk: UInt64
     /// Parts of the KVM state this host would not give (listed, the rest saved).
     public let refusals: [String]
 }
@@ -117,7 +119,9 @@ extension Machine {
                                                 timeDilation: Double(policy.timeDilation), kvmState: KVMStateFormat.encode(captured),
                                                 devices: devices.snapshot(), monitorState: monitor.encoded())
                 let pages = try SnapshotWriter.write(contents, memory: memory, to: path)
-                return SnapshotSaveReport(path: path, pagesWritten: pages, pausedSeconds: seconds(since: started),
+                var st = stat()
+                let onDisk = stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
+                return SnapshotSaveReport(path: path, pagesWritten: pages, pausedSeconds: seconds(since: started), bytesOnDisk: onDisk,
                                           refusals: refusals.map(\.description))
             }
         } catch let error as VMMError {

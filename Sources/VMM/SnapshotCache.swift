@@ -34,12 +34,12 @@ public struct SnapshotCache: Sendable {
     /// The file for a machine of `config` on `policy`'s host, given its `identity`.
     public func path(for config: MachineConfiguration, identity: SnapshotIdentity, policy: any HostPolicy) -> String {
         let key = [
-            "kernel=" + Self.hex(identity.kernel), "initramfs=" + Self.hex(identity.initramfs),
+            "kernel=" + SnapshotIdentity.hex(identity.kernel), "initramfs=" + SnapshotIdentity.hex(identity.initramfs),
             "monitor=\(identity.monitorFormatVersion)", "cpus=\(config.vcpuCount)", "memory=\(config.memorySize)",
             "append=\(config.extraCommandLine)", "verbose=\(config.verboseKernel)", "virtio-slots=\(DeviceHub.slotCount(diskCount: config.disks.count))",
             "host=\(policy.name)", "dilation=\(policy.timeDilation)",
         ].joined(separator: "\n")
-        let name = Self.hex(ImageDigest.sha256(Array(key.utf8))).prefix(24)
+        let name = SnapshotIdentity.hex(ImageDigest.sha256(Array(key.utf8))).prefix(24)
         return directory + "/" + name + ".lvsnap"
     }
 
@@ -51,9 +51,5 @@ public struct SnapshotCache: Sendable {
         } catch {
             throw .file(path: directory, reason: "cannot create the snapshot directory: \(error.localizedDescription)")
         }
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }

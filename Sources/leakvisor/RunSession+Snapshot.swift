@@ -98,7 +98,7 @@ extension RunSession {
             }, saved: { result in
                 switch result {
                 case .success(let saved):
-                    MonitorOutput.say("snapshot: saved \(save) (\(Self.onDisk(save)) on disk, guest paused \(String(format: "%.2f", saved.pausedSeconds)) s);"
+                    MonitorOutput.say("snapshot: saved \(save) (\(saved.bytesOnDisk >> 20) MiB on disk, guest paused \(String(format: "%.2f", saved.pausedSeconds)) s);"
                                       + " the next run with this image starts from it")
                     for refusal in saved.refusals { MonitorOutput.say("snapshot: not saved on this host: \(refusal)") }
                 case .failure(let error):
@@ -121,19 +121,11 @@ extension RunSession {
         guard path.hasPrefix("/") else { return ControlResponse(error: "the snapshot path must be absolute") }
         do {
             let saved = try machine.saveSnapshot(to: path, identity: identity)
-            var st = stat()
-            let size = stat(path, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
-            return ControlResponse(snapshot: SnapshotSaved(path: path, bytesOnDisk: size, ramPagesWritten: saved.pagesWritten,
+            return ControlResponse(snapshot: SnapshotSaved(path: path, bytesOnDisk: saved.bytesOnDisk, ramPagesWritten: saved.pagesWritten,
                                                            pausedSeconds: saved.pausedSeconds))
         } catch {
             return ControlResponse(error: "\(error)")
         }
-    }
-
-    static func onDisk(_ path: String) -> String {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return "?" }
-        return "\((Int(st.st_blocks) * 512) >> 20) MiB"
     }
 }
 
