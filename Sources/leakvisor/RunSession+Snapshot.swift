@@ -1,6 +1,5 @@
 import Control
 import Foundation
-import GuestImage
 import Monitor
 import SnapshotFile
 import VMM
@@ -37,7 +36,8 @@ extension RunSession {
                 throw SnapshotError.unusable(path: path, reason: "\(error)")
             }
         }
-        guard options.snapshots, GuestPayload.fetcherIsPresent(in: config.initrd ?? []) else {
+        // An initramfs whose init fetches a payload (the configuration found `lv-payload` in it).
+        guard options.snapshots, config.trapHandlerAwaitsPayload else {
             return .cold(saveSnapshotTo: nil)
         }
         let cache = SnapshotCache(directory: SnapshotCache.defaultDirectory())
@@ -90,11 +90,9 @@ extension RunSession {
             // The guest asks for its payload once booted: save the snapshot there, then hand it
             // over, stamped again (the guest sets its clock from it, minutes after the first stamp).
             let payload = config.payload ?? []
-            let (command, additions, virtio, root) = (options.command, options.additions, !options.disks.isEmpty, options.rootDevice)
+            let makePayload = payloadMaker()
             let machine = try Machine.bootSavingSnapshot(config, policy: policy, to: save, identity: identity, payload: {
-                let now = Int(Date().timeIntervalSince1970)
-                return (try? GuestPayload.archive(command: command, additions: additions, unixTime: now, loadVirtio: virtio,
-                                                        rootDevice: root)) ?? payload
+                (try? makePayload()) ?? payload
             }, saved: { result in
                 switch result {
                 case .success(let saved):

@@ -59,9 +59,7 @@ struct RunSession {
         config.initrd = initrd.isEmpty ? nil : initrd
         // The command and --add files reach the guest after its boot (or a restore), as a payload
         // its init fetches; tracking starts when it has taken it.
-        config.payload = try GuestPayload.archive(command: options.command, additions: options.additions,
-                                                  unixTime: Int(Date().timeIntervalSince1970), loadVirtio: !options.disks.isEmpty,
-                                                  rootDevice: options.rootDevice)
+        config.payload = try payloadMaker()()
         config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: initrd)
         config.memorySize = options.memoryBytes
         config.vcpuCount = options.cpus
@@ -75,6 +73,16 @@ struct RunSession {
         // A vCPU may be scanning an exiting process when the guest ends: wait for that scan.
         config.vcpuJoinSeconds = max(config.vcpuJoinSeconds, options.tracking.scanLimits.scanSeconds + 10)
         return config
+    }
+
+    /// Builds this run's payload stamped with the time of the call: once for the configuration,
+    /// and again when a cold boot hands it over after saving its snapshot, minutes later.
+    func payloadMaker() -> @Sendable () throws -> [UInt8] {
+        let (command, additions, virtio, root) = (options.command, options.additions, !options.disks.isEmpty, options.rootDevice)
+        return {
+            try GuestPayload.archive(command: command, additions: additions, unixTime: Int(Date().timeIntervalSince1970),
+                                     loadVirtio: virtio, rootDevice: root)
+        }
     }
 
     enum TrackingError: Error, CustomStringConvertible {
