@@ -3,7 +3,7 @@ import Introspection
 import Reachability
 
 /// The ledger of one guest address space (one process image between exec and exit).
-public struct AddressSpaceLedger: Sendable {
+public struct AddressSpaceLedger: Sendable, Codable {
     /// Page-table root (CR3 without flag bits) that identified the space while it was live.
     public let pageTableRoot: PageTableRoot
     public var identity: ProcessIdentity?

@@ -21,7 +21,7 @@ public final class AllocationLedger: Sendable {
         var stacks = StackTable()
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init() {}
 

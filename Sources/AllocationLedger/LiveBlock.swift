@@ -1,7 +1,7 @@
 /// One outstanding allocation in the ledger: 24 bytes (the address is the dictionary key, the
 /// allocating function shares a word with the size, and the stack is an index into the ledger's
 /// interned stacks).
-public struct LiveBlock: Sendable, Equatable {
+public struct LiveBlock: Sendable, Equatable, Codable {
     private var sizeAndFunction: UInt64
     /// Nanoseconds since tracking started.
     public var time: UInt64

@@ -2,7 +2,7 @@ import Reachability
 
 /// What one reachability scan found in one address space: a verdict per live block (by address)
 /// and what the scan cost.
-public struct SpaceScan: Sendable {
+public struct SpaceScan: Sendable, Codable {
     /// Tracker time of the scan (nanoseconds since tracking started).
     public var time: UInt64
     public var verdicts: [UInt64: BlockVerdict]
@@ -23,7 +23,7 @@ public struct SpaceScan: Sendable {
 }
 
 /// A block's class, and for staleness when its memory was last written.
-public struct BlockVerdict: Sendable, Equatable {
+public struct BlockVerdict: Sendable, Equatable, Codable {
     public var reachability: ReachabilityClass
     /// For an indirect leak: the address of the direct leak that leads to it.
     public var leader: UInt64?
@@ -73,7 +73,7 @@ public struct ScanFigures: Sendable, Codable, Equatable {
 }
 
 /// One allocation site's referenced blocks at one scan: what growth detection compares.
-public struct SiteSample: Sendable, Equatable {
+public struct SiteSample: Sendable, Equatable, Codable {
     public var time: UInt64
     public var blocks: Int
     public var bytes: UInt64

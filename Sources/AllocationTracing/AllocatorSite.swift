@@ -1,6 +1,6 @@
 /// An allocator function in an ELF file whose first instruction the monitor can execute, so an
 /// `int3` over its first byte can be armed.
-public struct AllocatorSite: Sendable, Equatable {
+public struct AllocatorSite: Sendable, Equatable, Codable {
     /// The preferred catalogued name at this address (see `AllocatorSymbols.names`).
     public var symbol: String
     /// The other catalogued names at the same address, in order of preference.

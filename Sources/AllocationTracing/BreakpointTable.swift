@@ -1,3 +1,4 @@
+import Foundation
 import AllocationLedger
 import GuestInterface
 import GuestMemory
@@ -6,7 +7,7 @@ import X86
 /// An `int3` the monitor wrote over the first byte of an allocator function in a page-cache page
 /// (so every process mapping the file sees it), keyed to that page: the file's page cache
 /// (`struct address_space`), the page's index in the file, and the frame it was in.
-struct ArmedSite: Sendable {
+struct ArmedSite: Sendable, Codable {
     let site: AllocatorSite
     let physical: GuestPhysicalAddress
     let original: UInt8
@@ -51,8 +52,8 @@ enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// A kernel function whose ftrace `nopl` the monitor replaced with `out 0xEB, al`.
-struct KernelHook: Sendable {
-    enum Kind: String, Sendable { case mmapRegion = "mmap_region", exitMmap = "exit_mmap" }
+struct KernelHook: Sendable, Codable {
+    enum Kind: String, Sendable, Codable { case mmapRegion = "mmap_region", exitMmap = "exit_mmap" }
     let kind: Kind
     let address: GuestVirtualAddress
     let physical: GuestPhysicalAddress
@@ -60,7 +61,7 @@ struct KernelHook: Sendable {
 }
 
 /// How far arming a file got.
-enum FileArming: Sendable {
+enum FileArming: Sendable, Codable {
     /// No allocator functions, or no host copy to find them in.
     case nothingToArm
     case armed(sites: Int)
@@ -87,5 +88,29 @@ struct BreakpointTable: Sendable {
            !hooks.values.contains(where: { $0.physical.alignedDown(to: 4096) == armed.frame }) {
             pagesBefore[armed.frame] = nil
         }
+    }
+}
+
+extension BreakpointTable: Codable {
+    private enum CodingKeys: String, CodingKey { case sites, hooks, files, pagesBefore }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sites = try c.decode([GuestPhysicalAddress: ArmedSite].self, forKey: .sites)
+        hooks = try c.decode([GuestVirtualAddress: KernelHook].self, forKey: .hooks)
+        files = try c.decode([UInt64: FileArming].self, forKey: .files)
+        pagesBefore = try c.decode([GuestPhysicalAddress: Data].self, forKey: .pagesBefore).mapValues { [UInt8]($0) }
+        // Each breakpoint is keyed by where its `int3` is; a page copy is one page.
+        guard sites.allSatisfy({ $0.key == $0.value.physical }), pagesBefore.values.allSatisfy({ $0.count == 4096 }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "inconsistent breakpoint table"))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sites, forKey: .sites)
+        try c.encode(hooks, forKey: .hooks)
+        try c.encode(files, forKey: .files)
+        try c.encode(pagesBefore.mapValues { Data($0) }, forKey: .pagesBefore)
     }
 }

@@ -7,7 +7,7 @@ import X86
 /// and which faults at the return trampoline are their returns and what those record
 /// (`TrampolineReturn`). The trap adapter reads and writes the guest and the ledger; this value
 /// only decides. One per tracker, behind one lock.
-struct CallTracker: Sendable {
+struct CallTracker: Sendable, Codable {
     /// The return trampoline: the last page below the top of the x86-64 user address space, which
     /// Linux never maps (TASK_SIZE ends before it, at `UserSpace.end`), so a return there always faults.
     static let trampoline = UserSpace.end
@@ -20,7 +20,7 @@ struct CallTracker: Sendable {
     private var lastRelease: [ThreadKey: ReleaseCall] = [:]
 
     /// A release entry: which block, from which frame, at which breakpoint.
-    private struct ReleaseCall: Sendable, Equatable {
+    private struct ReleaseCall: Sendable, Equatable, Codable {
         var pointer: UInt64
         var rsp: UInt64
         var returnAddress: UInt64

@@ -3,7 +3,7 @@ import X86
 
 /// An allocator call whose result the monitor waits for: its return address on the guest's stack
 /// was replaced by the return trampoline.
-struct PendingCall: Sendable, Equatable {
+struct PendingCall: Sendable, Equatable, Codable {
     var function: AllocatorFunction
     var size: UInt64
     var oldPointer: UInt64
@@ -20,14 +20,14 @@ struct PendingCall: Sendable, Equatable {
 /// Which guest thread trapped: address space (page-table root), thread pointer (FS base, which
 /// the thread can set to anything) and the kernel's `current` task (which it cannot; 0 when it
 /// could not be read).
-struct ThreadKey: Hashable, Sendable {
+struct ThreadKey: Hashable, Sendable, Codable {
     let root: PageTableRoot
     let fsBase: UInt64
     var task: UInt64 = 0
 }
 
 /// A stack slot in an address space: where a replaced return address lives.
-struct StackSlot: Hashable, Sendable {
+struct StackSlot: Hashable, Sendable, Codable {
     let root: PageTableRoot
     let address: UInt64
 }

@@ -15,7 +15,7 @@ final class ProcessIdentifier: Sendable {
     let kernel: GuestKernel
     let ledger: AllocationLedger
     /// Guards the file-mapping ranges known per address space.
-    private let spaces = Mutex([PageTableRoot: SpaceInfo]())
+    let spaces = Mutex([PageTableRoot: SpaceInfo]())
 
     init(kernel: GuestKernel, ledger: AllocationLedger) {
         self.kernel = kernel
@@ -81,7 +81,7 @@ final class ProcessIdentifier: Sendable {
 
 /// What the identifier keeps per address space to avoid re-reading the guest on every trap: the
 /// address ranges of its file mappings (refreshed when a return address falls outside them).
-struct SpaceInfo: Sendable {
+struct SpaceInfo: Sendable, Codable {
     var ranges: [Range<UInt64>]
     var refreshes = 0
 

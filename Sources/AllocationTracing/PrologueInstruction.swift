@@ -75,3 +75,20 @@ public struct PrologueInstruction: Sendable, Equatable, CustomStringConvertible 
         return register.rawValue < 8 ? legacy[Int(register.rawValue)] : "\(register)d"
     }
 }
+
+/// Saved as its bytes and decoded again when read, so a saved instruction is one the decoder accepts.
+extension PrologueInstruction: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let bytes = try container.decode([UInt8].self)
+        guard let instruction = Self.decode(bytes), instruction.length == bytes.count else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a prologue instruction: \(bytes)")
+        }
+        self = instruction
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(bytes)
+    }
+}

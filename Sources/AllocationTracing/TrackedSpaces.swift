@@ -1,7 +1,7 @@
 import X86
 
 /// How tracking stands per address space, beyond its calls and its ledger.
-struct TrackedSpaces: Sendable {
+struct TrackedSpaces: Sendable, Codable {
     /// Address spaces that existed before arming: their releases of blocks allocated earlier are
     /// not findings.
     var preexisting = Set<PageTableRoot>()

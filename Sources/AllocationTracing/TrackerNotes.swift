@@ -12,4 +12,9 @@ final class TrackerNotes: Sendable {
     }
 
     var all: [String] { lines.withLock { $0 } }
+
+    /// Replaces the notes (a restored tracker's).
+    func replace(with saved: [String]) {
+        lines.withLock { $0 = Array(saved.prefix(Self.limit)) }
+    }
 }

@@ -1,5 +1,5 @@
 /// An address in guest-physical space. Distinct from host pointers and guest-virtual addresses.
-public struct GuestPhysicalAddress: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct GuestPhysicalAddress: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public init(_ value: UInt64) { self.rawValue = value }

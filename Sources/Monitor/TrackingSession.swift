@@ -38,15 +38,23 @@ public final class TrackingSession: Sendable {
     public var scanner: ReachabilityScanner { tracking.scanner }
 
     /// Loads the guest kernel's symbols and BTF and assembles the tracker and scanner (saying how
-    /// long the kernel took to read). Give `tracker` to the guest before it runs, then make the session.
+    /// long the kernel took to read), or continues `restoring`, the state saved with a snapshot of
+    /// a tracked guest. Give `tracker` to the guest before it runs, then make the session.
     public static func prepare(vmlinux: String, kernelSymbolFile: String?, files: GuestSymbolFiles,
-                               options: TrackingOptions, output: SessionOutput) throws -> UserTracking {
+                               options: TrackingOptions, output: SessionOutput, restoring: TrackingSnapshot? = nil) throws -> UserTracking {
         let started = Date()
         let kernel = try GuestKernel.load(vmlinux: vmlinux, symbolFile: kernelSymbolFile)
         output.line("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let clock = restoring.map { TrackerClock(continuingFrom: $0.elapsedNanoseconds) } ?? TrackerClock()
         let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
-                                    staleAfter: options.staleAfterSeconds)
+                                    staleAfter: options.staleAfterSeconds, clock: clock)
         tracking.scanner.limits = options.scanLimits
+        if let restoring {
+            try tracking.restore(restoring)
+            output.line("tracking continues from the snapshot at \(String(format: "%.1f", clock.seconds)) s: \(restoring.tracker.breakpointCount)"
+                        + " allocator breakpoint(s), \(restoring.tracker.callsInFlight) call(s) in flight, "
+                        + "\(tracking.ledger.scannableSpaces().count) process(es) with outstanding blocks")
+        }
         return tracking
     }
 
@@ -62,6 +70,11 @@ public final class TrackingSession: Sendable {
         builder.staleAfterSeconds = options.staleAfterSeconds
         self.builder = builder
         let say = output.line
+        // Restored from a snapshot of a tracked guest: armed already.
+        if case .success? = tracking.tracker.armingOutcome {
+            startScanning()
+            return
+        }
         tracking.tracker.onArmed { [weak self] outcome in
             switch outcome {
             case .success(let summary):

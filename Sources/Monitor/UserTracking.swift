@@ -16,10 +16,10 @@ public struct UserTracking: Sendable {
     ///   - includeOperators: arm C++ `new`/`delete` too (else only the C allocator).
     ///   - scansAtExit: scan each process as it exits.
     ///   - staleAfter: seconds without a write after which a referenced block counts as stale.
+    ///   - clock: the tracker's clock (one that goes on from a snapshot's time when restoring).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
-                staleAfter: Double = 60) {
+                staleAfter: Double = 60, clock: TrackerClock = TrackerClock()) {
         let ledger = AllocationLedger()
-        let clock = TrackerClock()
         let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,
                                           staleAfter: UInt64(max(0, staleAfter) * 1e9))
         self.ledger = ledger

@@ -1,7 +1,7 @@
 /// When each guest-physical frame was last seen written: the time of the dirty-log harvest that
 /// reported it. A frame written at any moment between two harvests gets the later harvest's time,
 /// so the history's resolution is the interval between harvests.
-public struct PageWriteHistory: Sendable {
+public struct PageWriteHistory: Sendable, Codable {
     private var lastWrite: [UInt64: UInt64] = [:]
     /// When recording started (nil: never).
     public private(set) var since: UInt64?

@@ -37,12 +37,16 @@ public struct MachineSnapshotState: Codable, Sendable, Equatable {
     public var guestAwaitsPayload: Bool
     /// Opaque state of the monitor's trap handler (allocation tracking), if it saved one.
     public var tracking: Data?
+    /// The trap handler was acting (the guest had taken its payload): it acts from the restore on.
+    public var trapHandlerActive: Bool?
 
-    public init(hostPolicy: String, timeDilation: UInt32, guestAwaitsPayload: Bool, tracking: Data? = nil) {
+    public init(hostPolicy: String, timeDilation: UInt32, guestAwaitsPayload: Bool, tracking: Data? = nil,
+                trapHandlerActive: Bool = false) {
         self.hostPolicy = hostPolicy
         self.timeDilation = timeDilation
         self.guestAwaitsPayload = guestAwaitsPayload
         self.tracking = tracking
+        self.trapHandlerActive = trapHandlerActive
     }
 
     func encoded() -> [UInt8] { (try? [UInt8](JSONEncoder().encode(self))) ?? [] }
@@ -105,16 +109,20 @@ extension Machine {
 
     /// Saves the running guest into a snapshot file at `path` (atomically): every vCPU is paused
     /// with its last exit completed, then KVM's state, the devices and the RAM are written, and the
-    /// guest goes on. `tracking` is the trap handler's own state, if it has one to keep.
-    public func saveSnapshot(to path: String, identity: SnapshotIdentity, tracking: Data? = nil,
+    /// guest goes on. `tracking` gives the trap handler's own state, if it has one to keep: it is
+    /// called while the guest is paused, so that the state matches the saved RAM.
+    public func saveSnapshot(to path: String, identity: SnapshotIdentity, tracking: (() throws -> Data?)? = nil,
                              timeout: Double = 30) throws(VMMError) -> SnapshotSaveReport {
         let started = ContinuousClock.now
         let (vm, vcpus, kvm, devices, memory, policy, state) = (self.vm, self.vcpus, self.kvm, self.devices, self.memory, self.policy, self.state)
         do {
             return try state.pause.pause(timeout: timeout, quiesce: true, kick: { for t in state.threads { VCPUKick.kick(t) } }) { _ in
                 let (captured, refusals) = try VMState.capture(vm: vm, vcpus: vcpus, host: HostStateFacts(kvm: kvm))
+                let trackingState: Data?
+                do { trackingState = try tracking?() } catch { throw VMMError.snapshot("the tracker's state: \(error)") }
                 let monitor = MachineSnapshotState(hostPolicy: policy.name, timeDilation: policy.timeDilation,
-                                                   guestAwaitsPayload: devices.payload.guestIsWaiting, tracking: tracking)
+                                                   guestAwaitsPayload: devices.payload.guestIsWaiting, tracking: trackingState,
+                                                   trapHandlerActive: state.trapHandlerActive)
                 let contents = SnapshotContents(identity: identity, vcpuCount: UInt32(vcpus.count), memoryLayout: memory.layout,
                                                 timeDilation: Double(policy.timeDilation), kvmState: KVMStateFormat.encode(captured),
                                                 devices: devices.snapshot(), monitorState: monitor.encoded())

@@ -126,7 +126,10 @@ public final class Machine: @unchecked Sendable {
             } catch { throw .kvm(error) }
         case .restore(let snapshot):
             try devices.restore(snapshot.contents.devices)
-            restore = try SnapshotRestore.restore(snapshot, vm: vm, vcpus: cpus, kvm: kvm, policy: policy)
+            let summary = try SnapshotRestore.restore(snapshot, vm: vm, vcpus: cpus, kvm: kvm, policy: policy)
+            restore = summary
+            // The trap handler acts from the restore on if it was acting when saved (tracking armed).
+            if summary.monitor.trapHandlerActive == true { state.activateTrapHandler() }
         }
         vcpus = cpus
     }

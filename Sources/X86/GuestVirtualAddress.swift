@@ -1,6 +1,6 @@
 /// An address in a guest's virtual address space (translated through the guest's page tables).
 /// Distinct from `GuestPhysicalAddress`; arithmetic on it is explicit.
-public struct GuestVirtualAddress: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct GuestVirtualAddress: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public init(_ value: UInt64) { self.rawValue = value }

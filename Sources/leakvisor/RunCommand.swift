@@ -157,8 +157,9 @@ struct RunCommand: ParsableCommand {
         if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         for disk in disks { _ = try DiskArgument(parsing: disk) }
-        if track == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil) {
-            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable and --error-exitcode need --track")
+        // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
+        if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil) {
+            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable and --error-exitcode need --track (or --restore of a tracked guest's snapshot)")
         }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }

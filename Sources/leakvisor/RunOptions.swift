@@ -34,6 +34,12 @@ struct RunOptions {
     /// The guest device the payload names for init when the command runs on a root disk.
     var rootDevice: String? { root == nil ? nil : RootDisk.guestDevice }
 
+    /// Whether any option that only tracking uses was given (--report, --scan-every, ...).
+    var trackingOptionsGiven: Bool {
+        tracking.jsonPath != nil || tracking.includeImageTools || tracking.scanInterval != nil || tracking.showReachable
+            || errorExitcode != nil
+    }
+
     /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.
     var trackingOptions: TrackingOptions {
         var options = tracking

@@ -109,16 +109,44 @@ extension RunSession {
         }
     }
 
-    /// `leakvisor snapshot`: saves the running guest on request (not while allocation tracking has
-    /// breakpoints in it: the tracker's state is not saved yet, and a restore would meet them).
-    static func saveOnRequest(_ machine: Machine, tracking: TrackingSession?, path: String, identity: SnapshotIdentity) -> ControlResponse {
-        if let tracking, tracking.tracker.wantsUserTraps, machine.trapHandlerMayHaveActed {
-            return ControlResponse(error: "this guest is being tracked (--track): its breakpoints would be saved without the tracker's"
-                                   + " ledger; run `leakvisor detach` first, or snapshot a run without --track")
+    /// What tracking a run continues: a snapshot saved with tracking state goes on being tracked in
+    /// the mode it was saved with (`--track` may repeat it, not change it); a guest saved mid-run
+    /// without tracking cannot start tracking (that is attaching).
+    func trackingToContinue(_ start: MachineStart) throws -> (TrackTarget?, TrackingSnapshot?) {
+        guard case .restore(let snapshot, let path, _) = start,
+              let monitor = try? MachineSnapshotState.decode(snapshot.contents.monitorState) else { return (options.track, nil) }
+        guard let data = monitor.tracking else {
+            if options.track != nil, monitor.trapHandlerActive == true, !monitor.guestAwaitsPayload {
+                throw SnapshotError.unusable(path: path, reason: "it was saved mid-run without --track; tracking cannot start in a"
+                                             + " running guest (attaching is not built yet): restore it without --track")
+            }
+            if options.track == nil, options.trackingOptionsGiven {
+                throw SnapshotError.unusable(path: path, reason: "it was saved without --track: --report, --scan-every and the other"
+                                             + " tracking options need --track")
+            }
+            return (options.track, nil)
         }
+        let saved: TrackingSnapshot
+        do { saved = try TrackingSnapshot.decode(data) } catch { throw SnapshotError.unusable(path: path, reason: "\(error)") }
+        let mode: TrackTarget = saved.tracker.includesOperators ? .user : .userMalloc
+        if let asked = options.track, asked != mode {
+            throw SnapshotError.unusable(path: path, reason: "it was saved tracking with --track \(mode.rawValue), which it goes on with;"
+                                         + " --track \(asked.rawValue) cannot change that")
+        }
+        return (mode, saved)
+    }
+
+    /// `leakvisor snapshot`: saves the running guest on request. A tracked guest's tracking state
+    /// (breakpoints, calls in flight, ledger, scan history) is saved with it, taken while the guest
+    /// is paused and no scan runs, so every restore goes on tracking from that point.
+    static func saveOnRequest(_ machine: Machine, tracking: TrackingSession?, path: String, identity: SnapshotIdentity) -> ControlResponse {
         guard path.hasPrefix("/") else { return ControlResponse(error: "the snapshot path must be absolute") }
         do {
-            let saved = try machine.saveSnapshot(to: path, identity: identity)
+            let saved = try tracking.map { session in
+                try session.holdingScans {
+                    try machine.saveSnapshot(to: path, identity: identity, tracking: { try session.savedState()?.encoded() })
+                }
+            } ?? machine.saveSnapshot(to: path, identity: identity)
             return ControlResponse(snapshot: SnapshotSaved(path: path, bytesOnDisk: saved.bytesOnDisk, ramPagesWritten: saved.pagesWritten,
                                                            pausedSeconds: saved.pausedSeconds))
         } catch {

@@ -106,18 +106,22 @@ struct RunSession {
             config.bootStages = { progress.reached($0) }
             config.consoleWillWrite = { progress.consoleWillWrite() }
         }
-        let userTracking = try options.track.map { _ -> UserTracking in
+        // A snapshot of a tracked guest goes on being tracked, with or without --track.
+        let (track, restoredTracking) = try trackingToContinue(start)
+        var trackingOptions = options.trackingOptions
+        if let track { trackingOptions.includeOperators = track != .userMalloc }
+        let userTracking = try track.map { _ -> UserTracking in
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
             return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
-                                               files: symbolFiles(), options: options.trackingOptions, output: Self.sessionOutput)
+                                               files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput,
+                                               restoring: restoredTracking)
         }
         // The tracker is the machine's before it runs; the session is made with the machine, before
         // `run()` starts the vCPUs that may arm it.
         config.trapHandler = userTracking?.tracker
         let (machine, _) = try makeMachine(start, config: config, identity: identity, policy: policy)
         let tracking = userTracking.map {
-            TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: options.trackingOptions,
-                            output: Self.sessionOutput)
+            TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput)
         }
         let signals = SignalForwarding(machine: machine, tracking: tracking)
         defer { signals.cancel() }

@@ -10,8 +10,10 @@ struct SnapshotCommand: ParsableCommand {
             Asks a monitor started with `leakvisor run` on this host (through its control socket) to pause \
             the guest, write its RAM (sparse), vCPU, interrupt-controller, timer and device state into FILE \
             (atomically: a complete file or none), and let it go on. A snapshot can be restored as often \
-            as needed; each restore continues from the same point. Not while --track has breakpoints in \
-            the guest (`leakvisor detach` first): the tracker's ledger is not saved yet.
+            as needed; each restore continues from the same point. A guest tracked with --track is saved \
+            with its tracking (the allocator breakpoints, calls in flight, the ledger and the scan history, \
+            taken while the guest is paused): every restore goes on tracking from that point, with or \
+            without --track, and its report covers the time before the save too.
             """)
 
     @OptionGroup var common: InspectCommand.Common

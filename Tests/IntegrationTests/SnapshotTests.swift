@@ -53,6 +53,74 @@ struct SnapshotTests {
         #expect(refused.stderr.contains("continues that"), "stderr: \(refused.stderr)")
     }
 
+    /// A tracked guest saved mid-run (a process blocked with live blocks, others already exited
+    /// with leaks) goes on being tracked from that point on every restore: the blocked process's
+    /// frees after the restore match the ledger's blocks (no unknown frees), and the original run
+    /// and two restores give the same report.
+    @Test func aTrackedGuestSavedMidRunGivesTheSameReportOnEveryRestore() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leakvisor-tracked-snap-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("tracked.lvsnap")
+        let script = "lv-leak-basic >/dev/null; lv-leak-hold >/tmp/hold & p=$!; until grep -q blocked /tmp/hold; do sleep 0.2; done; "
+            + "echo LV-WAITING; read answer; kill -USR1 $p; wait $p; lv-leak-cxx >/dev/null; echo LV-DONE $answer; exit 0"
+        let reports = (0..<3).map { dir.appendingPathComponent("report-\($0).json").path }
+        let original = try LiveGuest(["run", "--track", "user", "--scan-every", "2s", "--report", reports[0], "--timeout", "1500",
+                                      "--interactive", "--", "sh", "-c", script])
+        let waiting = original.waitFor("LV-WAITING", timeout: 1400)
+        #expect(waiting, "the guest never got to its read: \(original.console.suffix(2000))")
+        guard waiting else { _ = original.finish(timeout: 5); return }
+        let saved = try LeakVisorProcess.run(["snapshot", "--session", "\(original.pid)", "-o", file.path])
+        #expect(saved.status == 0, "snapshot: \(saved.stderr)")
+        original.type("first\n")
+        let first = original.finish(timeout: 300)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        #expect(first.stdout.contains("LV-DONE first"))
+
+        for (index, answer) in ["second", "third"].enumerated() {
+            // No --track: a tracked guest's snapshot goes on being tracked; --report still applies.
+            var arguments = ["run", "--timeout", "600", "--interactive", "--restore", file.path, "--report", reports[index + 1]]
+            if index == 1 { arguments += ["--track", "user"] }
+            let restored = try LiveGuest(arguments)
+            usleep(500_000)
+            restored.type("\(answer)\n")
+            let result = restored.finish(timeout: 300)
+            #expect(result.status == 0, "restore (\(answer)): \(result.stderr)")
+            #expect(result.stdout.contains("LV-DONE \(answer)"), "console: \(result.stdout.suffix(1000))")
+            #expect(result.stderr.contains("tracking continues from the snapshot at "), "stderr: \(result.stderr)")
+        }
+        let projections = try reports.map { try Self.reportProjection(URL(fileURLWithPath: $0)) }
+        print("snapshot test: tracked report after the save and two restores: \(projections[0])")
+        // lv-leak-basic 3 blocks (600 B), lv-leak-hold 1 (120 B), lv-leak-cxx 3 (152 B) definitely lost.
+        #expect(projections[0].contains("definitelyLost=7/872"), "\(projections[0])")
+        #expect(!projections[0].contains("free of an unknown address"), "\(projections[0])")
+        #expect(projections[1] == projections[0])
+        #expect(projections[2] == projections[0])
+
+        // --track cannot change the mode the snapshot tracks with.
+        let changed = try LeakVisorProcess.run(["run", "--restore", file.path, "--track", "user-malloc"])
+        #expect(changed.status == 125)
+        #expect(changed.stderr.contains("--track user"), "stderr: \(changed.stderr)")
+    }
+
+    /// What must be equal between the reports of one tracked run and its restores: per process
+    /// (by command) each group's class, function, blocks and bytes, the findings' kinds, and the
+    /// summary's classes; not times or addresses.
+    static func reportProjection(_ url: URL) throws -> String {
+        let json = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let summary = try #require(json["summary"] as? [String: Any])
+        let classes = try #require(summary["classes"] as? [String: [String: Any]])
+        var parts = classes.keys.sorted().map { "\($0)=\(classes[$0]?["blocks"] ?? "")/\(classes[$0]?["bytes"] ?? "")" }
+        for process in (json["processes"] as? [[String: Any]] ?? []) {
+            let groups = (process["groups"] as? [[String: Any]] ?? []).map {
+                "\($0["reachability"] ?? "-") \($0["function"] ?? "") \($0["blocks"] ?? "")x \($0["bytes"] ?? "")"
+            }.sorted()
+            let findings = (process["findings"] as? [[String: Any]] ?? []).map { "\($0["kind"] ?? "")" }.sorted()
+            parts.append("\(process["command"] ?? "?"): \(groups.joined(separator: ", ")) findings: \(findings.joined(separator: ", "))")
+        }
+        return parts.joined(separator: "; ")
+    }
+
     /// Damaged and foreign files are refused with a clear error, before any guest runs.
     @Test func snapshotsThatDoNotFitAreRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leakvisor-snap-\(getpid())")
