@@ -1,0 +1,30 @@
+/// Outstanding bytes over time of one allocation site or one process (from a soak's journal),
+/// plotted by the HTML report.
+public struct OutstandingSeries: Sendable, Equatable {
+    /// One sample: seconds since tracking started, outstanding bytes then.
+    public struct Point: Sendable, Equatable {
+        public var seconds: Double
+        public var bytes: UInt64
+
+        public init(seconds: Double, bytes: UInt64) {
+            self.seconds = seconds
+            self.bytes = bytes
+        }
+    }
+
+    /// What the series is of: a site or a process.
+    public enum Subject: String, Sendable, Equatable {
+        case site, process
+    }
+
+    public var subject: Subject
+    /// A label: the site's innermost program frame, or the process's command and pid.
+    public var name: String
+    public var points: [Point]
+
+    public init(subject: Subject, name: String, points: [Point]) {
+        self.subject = subject
+        self.name = name
+        self.points = points
+    }
+}
