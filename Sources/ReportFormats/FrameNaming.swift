@@ -12,10 +12,19 @@ enum FrameNaming {
 
     /// A name that does not change with where the program was loaded: the function, else the
     /// module alone (an unsymbolized frame's address differs run to run under ASLR).
+    /// With the source line when known: two calls from one function on different lines are
+    /// different sites.
     static func stableName(_ frame: ReportFrame) -> String {
-        if let function = frame.function, !function.isEmpty { return function }
-        if let module = frame.module { return basename(module) }
-        return "?"
+        var name: String
+        if let function = frame.function, !function.isEmpty {
+            name = function
+        } else if let module = frame.module {
+            name = basename(module)
+        } else {
+            return "?"
+        }
+        if let file = frame.file { name += "@\(basename(file)):\(frame.line ?? 0)" }
+        return name
     }
 
     /// The last path component.

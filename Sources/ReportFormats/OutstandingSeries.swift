@@ -1,8 +1,9 @@
 /// Outstanding bytes over time of one allocation site or one process (from a soak's journal),
-/// plotted by the HTML report.
-public struct OutstandingSeries: Sendable, Equatable {
+/// plotted by the HTML report. `report --series FILE` reads a JSON array of these:
+/// `[{"subject": "process", "name": "prog (pid 42)", "points": [{"seconds": 1.5, "bytes": 4096}]}]`.
+public struct OutstandingSeries: Sendable, Equatable, Codable {
     /// One sample: seconds since tracking started, outstanding bytes then.
-    public struct Point: Sendable, Equatable {
+    public struct Point: Sendable, Equatable, Codable {
         public var seconds: Double
         public var bytes: UInt64
 
@@ -13,7 +14,7 @@ public struct OutstandingSeries: Sendable, Equatable {
     }
 
     /// What the series is of: a site or a process.
-    public enum Subject: String, Sendable, Equatable {
+    public enum Subject: String, Sendable, Equatable, Codable {
         case site, process
     }
 

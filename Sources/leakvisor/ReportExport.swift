@@ -29,7 +29,11 @@ enum ReportExport {
         if options.genSuppressions {
             data = Data(SuppressionWriter.valgrindEntries(for: report).utf8)
         } else {
-            let renderOptions = ReportRenderOptions(sourceRoot: options.sourceRoot.map(HostPathArgument.absolute))
+            var renderOptions = ReportRenderOptions(sourceRoot: options.sourceRoot.map(HostPathArgument.absolute))
+            if let series = options.series {
+                let data = try Data(contentsOf: URL(fileURLWithPath: HostPathArgument.absolute(series)))
+                renderOptions.series = try JSONDecoder().decode([OutstandingSeries].self, from: data)
+            }
             data = try ReportRenderer.render(report, as: format, options: renderOptions)
         }
         if let output {

@@ -18,6 +18,10 @@ struct ReportExportOptions: ParsableArguments {
                                valueName: "file"))
     var suppressions: [String] = []
 
+    @Option(help: ArgumentHelp("html: plot these series of outstanding bytes over time (a JSON array of {subject, name, points}).",
+                               valueName: "series.json"))
+    var series: String?
+
     @Flag(help: "Write a valgrind suppression entry per leak group left (after --suppressions) instead of the report.")
     var genSuppressions = false
 }
