@@ -208,7 +208,9 @@ struct ReportFormatTests {
         let generated = try report(["--input", path("r.json"), "--gen-suppressions", "-o", path("gen.supp")])
         #expect(generated.result.status == 0)
         let entries = try String(contentsOfFile: path("gen.supp"), encoding: .utf8)
-        #expect(entries.components(separatedBy: "Memcheck:Leak").count - 1 == leaks)
+        // One entry per distinct stack of names and kind (several groups can share one).
+        let entryCount = entries.components(separatedBy: "Memcheck:Leak").count - 1
+        #expect(entryCount > 0 && entryCount <= leaks, "\(entryCount) entries for \(leaks) leak groups")
         let xml = try report(["--input", path("r.json"), "--suppressions", path("gen.supp"), "--format", "valgrind-xml"])
         #expect(!xml.result.stdout.contains("Leak_DefinitelyLost") && xml.result.stdout.contains("Leak_StillReachable"))
         #expect(xml.result.stdout.contains("<suppcounts>\n  <pair>"))
