@@ -63,9 +63,11 @@ public struct SuppressionList: Sendable, Equatable {
 }
 
 extension BlockTotal {
-    /// This total less `other`, never below zero (a saturated byte total stays saturated).
+    /// This total less `other`, never below zero (a saturated byte total stays saturated); counts
+    /// from a report file may be anything, so the subtraction is checked.
     func minus(_ other: BlockTotal) -> BlockTotal {
-        BlockTotal(blocks: blocks >= other.blocks ? blocks - other.blocks : 0,
-                   bytes: bytes == .max ? .max : (bytes >= other.bytes ? bytes - other.bytes : 0))
+        let difference = blocks.subtractingReportingOverflow(other.blocks)
+        return BlockTotal(blocks: difference.overflow ? 0 : max(0, difference.partialValue),
+                          bytes: bytes == .max ? .max : (bytes >= other.bytes ? bytes - other.bytes : 0))
     }
 }

@@ -15,7 +15,8 @@ enum SVGPlot {
         guard let first = points.first, let last = points.last else {
             return svg + "<text x=\"\(left + 10)\" y=\"\(top + 20)\">no samples</text>\n</svg>\n"
         }
-        let maxBytes = Double(points.map(\.bytes).max() ?? 0)
+        let largest = points.map(\.bytes).max() ?? 0
+        let maxBytes = Double(largest)
         let span = max(last.seconds - first.seconds, 1e-9)
         let yScale = maxBytes > 0 ? plotHeight / maxBytes : 0
         let coordinates = points.map { point -> String in
@@ -24,7 +25,7 @@ enum SVGPlot {
             return "\(format(x)),\(format(y))"
         }
         svg += "<polyline class=\"plot-line\" fill=\"none\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
-        svg += "<text x=\"\(left - 6)\" y=\"\(top + 10)\" text-anchor=\"end\">\(HTMLReport.bytes(UInt64(maxBytes)))</text>\n"
+        svg += "<text x=\"\(left - 6)\" y=\"\(top + 10)\" text-anchor=\"end\">\(HTMLReport.bytes(largest))</text>\n"
         svg += "<text x=\"\(left - 6)\" y=\"\(top + plotHeight)\" text-anchor=\"end\">0</text>\n"
         svg += "<text x=\"\(left)\" y=\"\(height - 8)\">\(format(first.seconds)) s</text>\n"
         svg += "<text x=\"\(width - right)\" y=\"\(height - 8)\" text-anchor=\"end\">\(format(last.seconds)) s</text>\n"

@@ -91,3 +91,26 @@ import Testing
         #expect(try !JSONSchemaValidator.errors(try JSONSerialization.data(withJSONObject: object), schema: schema).isEmpty)
     }
 }
+
+/// Values a report file may hold that no run writes: nothing traps.
+@Suite struct HostileReportValuesTests {
+    @Test func aSeriesAtTheLargestByteCountPlots() throws {
+        let series = [OutstandingSeries(subject: .site, name: "s", points: [.init(seconds: -1e308, bytes: .max),
+                                                                            .init(seconds: 1e308, bytes: 0),
+                                                                            .init(seconds: .nan, bytes: 1)])]
+        let html = String(decoding: try ReportRenderer.render(try ReportFixtures.leakTree(), as: .html,
+                                                              options: ReportRenderOptions(series: series)), as: UTF8.self)
+        #expect(html.contains("≥\(UInt64.max)"))
+    }
+
+    @Test func negativeAndExtremeCountsRenderInEveryFormat() throws {
+        var report = try ReportFixtures.huge()
+        report.processes[0].allocations = Int.min
+        report.processes[0].outstandingBlocks = -5
+        report.processes[0].groups[2].blocks = Int.min
+        report.processes[0].groups[3].frames[0].line = Int.min
+        for format in ReportFormat.allCases {
+            #expect(!(try ReportRenderer.render(report, as: format)).isEmpty || format == .folded)
+        }
+    }
+}

@@ -184,3 +184,18 @@ import Testing
         #expect(!WildcardPattern("*a*a*a*a*").matches("banana"))
     }
 }
+
+/// Suppressions over counts no run writes (a hand-edited report file): nothing traps.
+@Suite struct SuppressionHostileCountsTests {
+    @Test func negativeAndExtremeBlockCountsAreSubtractedSafely() throws {
+        var report = try ReportFixtures.leakTree()
+        let index = try #require(report.processes[0].groups.firstIndex { $0.reachability == .directLeak })
+        report.processes[0].groups[index].blocks = -1
+        report.summary.classes.definitelyLost.blocks = Int.max
+        let after = SuppressionList(try SuppressionList.parse("leak:*", file: "all.txt")).apply(to: report)
+        #expect(after.summary.classes.definitelyLost.blocks == 0)
+        report.processes[0].groups[index].blocks = Int.max
+        report.summary.classes.definitelyLost.blocks = Int.min
+        #expect(SuppressionList(try SuppressionList.parse("leak:*", file: "all.txt")).apply(to: report).summary.classes.definitelyLost.blocks == 0)
+    }
+}
