@@ -7,7 +7,7 @@ struct ReportExportOptions: ParsableArguments {
                                valueName: "report.json"))
     var input: String?
 
-    @Option(help: ArgumentHelp("The format: \(ReportFormat.allValueStrings.joined(separator: ", ")) (default: text, or json with -o or --json).",
+    @Option(help: ArgumentHelp("The format (default: text, or json with -o or --json).",
                                valueName: "format"))
     var format: ReportFormat?
 
