@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Thin unsafe layer: linux/kvm.h constants and non-variadic ioctl wrappers. No logic.
@@ -65,6 +66,16 @@ let package = Package(
         .target(name: "LeakAnalysis", dependencies: [
             "GuestMemory", "X86", "GuestInterface", "Introspection", "DebugInfo", "Reachability", "AllocationLedger",
         ]),
+        // Thin unsafe layer over zlib (gzip for pprof profiles). No logic.
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        // A `LeakReport` in the formats other tools read: valgrind XML, SARIF, pprof, folded stacks,
+        // self-contained HTML, besides our text and JSON. Pure: no guest, no machine.
+        .target(name: "ReportFormats", dependencies: [
+            "LeakAnalysis", "AllocationLedger", "Reachability", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        // Suppressions in valgrind's .supp and LeakSanitizer's leak: syntax: parsing, matching a
+        // report's groups, and writing valgrind entries for the leaks found.
+        .target(name: "LeakSuppressions", dependencies: ["LeakAnalysis", "AllocationLedger", "Reachability"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["X86", "Introspection", "AllocationTracing", "LeakAnalysis"]),
         // The monitor assembled over any `InspectableGuest`: tracing wired to analysis, scan
@@ -83,13 +94,13 @@ let package = Package(
             name: "leakvisor",
             dependencies: [
                 "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger", "SnapshotFile",
-                "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
+                "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks", "ReportFormats", "LeakSuppressions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState", "SnapshotFile", "BinaryCoding",
+            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions",
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

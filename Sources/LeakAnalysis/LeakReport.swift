@@ -12,6 +12,8 @@ public struct LeakReport: Sendable, Codable, Equatable {
     public var summary: Summary
     /// Caveats about the report as a whole (byte totals that reached 2^64 − 1, incomplete scans).
     public var notes: [String] = []
+    /// What suppressions removed from the report, per suppression (nil: none were applied).
+    public var suppressed: [SuppressedCount]? = nil
 
     public struct Summary: Sendable, Codable, Equatable {
         public var outstandingBlocks: Int

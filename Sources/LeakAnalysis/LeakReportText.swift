@@ -57,10 +57,24 @@ public enum LeakReportText {
         }
         let s = report.summary
         for note in report.notes { out += "leakvisor: note: \(note)\n" }
+        if let suppressed = report.suppressed { out += suppressionsUsed(suppressed) }
         out += "SUMMARY: LeakVisor: \(bytes(s.outstandingBytes)) byte(s) outstanding in \(s.outstandingBlocks) allocation(s)"
             + " from \(s.allocationSites) site(s) in \(s.processes) process(es); " + classLine(s.classes)
             + "; \(s.findings) finding(s).\n"
         return out
+    }
+
+    /// LeakSanitizer's "Suppressions used" table: groups, bytes and name per suppression that matched.
+    static func suppressionsUsed(_ counts: [SuppressedCount]) -> String {
+        let used = counts.filter { $0.groups > 0 }
+        guard !used.isEmpty else { return "" }
+        var out = "-----------------------------------------------------\nSuppressions used:\n  count      bytes template\n"
+        for count in used {
+            let groups = String(count.groups), size = bytes(count.bytes)
+            out += String(repeating: " ", count: max(0, 7 - groups.count)) + groups
+                + String(repeating: " ", count: max(1, 11 - size.count)) + size + " \(count.name)\n"
+        }
+        return out + "-----------------------------------------------------\n"
     }
 
     /// "definitely lost: 96 byte(s) in 3 object(s); ..." (not-scanned only when there are such blocks).

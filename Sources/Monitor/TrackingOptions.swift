@@ -1,3 +1,4 @@
+import LeakAnalysis
 import Reachability
 
 /// How a `TrackingSession` tracks a guest and reports: the plain values the `run` command's flags give.
@@ -16,6 +17,8 @@ public struct TrackingOptions: Sendable {
     public var includeImageTools = false
     /// Also write the final report as JSON to this absolute path.
     public var jsonPath: String?
+    /// Applied to every report before it is printed or written (`run --suppressions`).
+    public var reportFilter: (@Sendable (LeakReport) -> LeakReport)?
 
     public init() {}
 }

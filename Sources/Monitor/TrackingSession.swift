@@ -92,7 +92,8 @@ public final class TrackingSession: Sendable {
         if final { tracker.ledger.retireAll(as: .guestStopped, time: UInt64(tracker.seconds * 1e9)) }
         var builder = self.builder
         if !(allProcesses ?? options.includeImageTools) { builder.excludedCommands = Self.imageTools }
-        return builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
+        let report = builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
+        return options.reportFilter?(report) ?? report
     }
 
     /// After arming: page-write logging for incremental scans, and the periodic timer.

@@ -5,37 +5,44 @@ import Control
 import Foundation
 import GuestInterface
 import LeakAnalysis
+import ReportFormats
 
-/// `leakvisor report`: the allocation report of a running `leakvisor run --track user`.
+/// `leakvisor report`: the allocation report of a running `leakvisor run --track user`, or of a
+/// report file, in any of the export formats.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Print the allocation report of a guest that `leakvisor run --track user` is tracking.",
+        abstract: "Print the allocation report of a tracked guest, or of a report file, in text, JSON or an export format.",
         discussion: """
             Outstanding allocations per process, grouped by allocating function and stack, largest first \
             (the same report the monitor prints at exit and on SIGUSR1). Exited processes are listed with \
-            the blocks they had outstanding when their memory was torn down.
+            the blocks they had outstanding when their memory was torn down. With --input, the report \
+            comes from a file `run --report` wrote, and no monitor is needed. --format writes it as \
+            valgrind XML, SARIF, a pprof heap profile, folded stacks or one HTML page (docs/report-formats.md).
             """)
 
     @OptionGroup var common: InspectCommand.Common
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Write the report as JSON to this file (atomically) instead of printing it.", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the report to this file (atomically) instead of printing it (JSON unless --format says otherwise).", valueName: "file"))
     var output: String?
 
     @Flag(help: "Include the guest image's own tools (busybox init and shell).")
     var allProcesses = false
 
+    @OptionGroup var export: ReportExportOptions
+
     func run() throws {
-        guard let report = try common.ask(.report(allProcesses: allProcesses)).report else {
-            throw InspectCommand.InspectFailure.answered("the monitor sent no report")
-        }
-        if let output {
-            try ReportFile.writeJSON(report, to: HostPathArgument.absolute(output))
-        } else if common.json {
-            try common.printJSON(report)
+        let report: LeakReport
+        if let input = export.input {
+            report = try ReportExport.read(input)
         } else {
-            print(MonitorOutput.printable(LeakReportText.render(report, showReachable: true)), terminator: "")
+            guard let answer = try common.ask(.report(allProcesses: allProcesses)).report else {
+                throw InspectCommand.InspectFailure.answered("the monitor sent no report")
+            }
+            report = answer
         }
+        let format = export.format ?? (output != nil || common.json ? .json : .text)
+        try ReportExport.write(report, options: export, format: format, output: output)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestImage
+import LeakSuppressions
 import Monitor
 import Reachability
 import VMM
@@ -124,6 +125,11 @@ struct RunCommand: ParsableCommand {
         valueName: "N"))
     var errorExitcode: Int32?
 
+    @Option(name: .customLong("suppressions"), help: ArgumentHelp(
+        "With --track: leave out of every report the leaks this valgrind .supp file or LeakSanitizer leak: list names (repeatable); the report counts what each suppressed.",
+        valueName: "file"))
+    var suppressionFiles: [String] = []
+
     @Option(help: "Stop the guest after this many seconds.")
     var timeout: Double?
 
@@ -158,8 +164,10 @@ struct RunCommand: ParsableCommand {
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         for disk in disks { _ = try DiskArgument(parsing: disk) }
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
-        if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil) {
-            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable and --error-exitcode need --track (or --restore of a tracked guest's snapshot)")
+        if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable
+                                              || errorExitcode != nil || !suppressionFiles.isEmpty) {
+            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode and --suppressions"
+                                  + " need --track (or --restore of a tracked guest's snapshot)")
         }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
@@ -176,6 +184,10 @@ struct RunCommand: ParsableCommand {
         tracking.showReachable = showReachable
         tracking.includeImageTools = reportAllProcesses
         tracking.jsonPath = reportPath.map(HostPathArgument.absolute)
+        if !suppressionFiles.isEmpty {
+            let suppressions = try SuppressionList.load(suppressionFiles.map(HostPathArgument.absolute))
+            tracking.reportFilter = { suppressions.apply(to: $0) }
+        }
         return RunOptions(
             kernel: kernel, initrd: initrd, disks: try disks.map { try DiskArgument(parsing: $0).configuration },
             root: try root.map { try DiskArgument(parsing: $0, option: "--root").configuration },

@@ -37,7 +37,7 @@ struct RunOptions {
     /// Whether any option that only tracking uses was given (--report, --scan-every, ...).
     var trackingOptionsGiven: Bool {
         tracking.jsonPath != nil || tracking.includeImageTools || tracking.scanInterval != nil || tracking.showReachable
-            || errorExitcode != nil
+            || errorExitcode != nil || tracking.reportFilter != nil
     }
 
     /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.
