@@ -1,3 +1,4 @@
+import LeakJournal
 import Reachability
 
 /// How a `TrackingSession` tracks a guest and reports: the plain values the `run` command's flags give.
@@ -16,6 +17,10 @@ public struct TrackingOptions: Sendable {
     public var includeImageTools = false
     /// Also write the final report as JSON to this absolute path.
     public var jsonPath: String?
+    /// Write the journal (every scan's report and per-site samples) to this absolute path.
+    public var journalPath: String?
+    /// What the journal names as its producer.
+    public var runIdentity: RunIdentity?
 
     public init() {}
 }

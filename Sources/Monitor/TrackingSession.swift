@@ -4,6 +4,7 @@ import Foundation
 import GuestInterface
 import Introspection
 import LeakAnalysis
+import LeakJournal
 import Reachability
 import Synchronization
 
@@ -21,6 +22,8 @@ public final class TrackingSession: Sendable {
     let timer = Mutex<TimerBox?>(nil)
     /// Which scans say their progress line.
     let scanLines = Mutex(ScanLineThrottle())
+    /// Where every scan's report goes as a sample (nil: no journal, or it could not be opened).
+    public let journal: JournalRecording?
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -62,6 +65,10 @@ public final class TrackingSession: Sendable {
         builder.staleAfterSeconds = options.staleAfterSeconds
         self.builder = builder
         let say = output.line
+        journal = options.journalPath.flatMap { path in
+            JournalRecording.open(path: path, identity: options.runIdentity ?? RunIdentity(leakvisorVersion: "unknown", commandLine: [],
+                                                                                           kernel: nil, image: nil), say: say)
+        }
         tracking.tracker.onArmed { [weak self] outcome in
             switch outcome {
             case .success(let summary):
@@ -121,12 +128,14 @@ public final class TrackingSession: Sendable {
     }
 
     /// Scans every live tracked process now: the concurrent part while the guest runs, then the
-    /// exact part with the guest paused. Says one progress line.
-    public func scanNow(reason: String) {
+    /// exact part with the guest paused. Says one progress line, and writes the report after the
+    /// scan to the journal as a sample when `record`.
+    public func scanNow(reason: String, record: Bool = true) {
         // After detach the ledger no longer follows the guest: nothing to scan.
         guard tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
             let round = scanner.scanLiveProcesses(of: guest, pauseTimeout: 30)
+            if record, let journal { journal.record(report(final: false), reason: reason) }
             guard let line = progressLine(round, reason: reason) else { return }
             output.line(line)
         }
