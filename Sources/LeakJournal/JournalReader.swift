@@ -11,12 +11,26 @@ public struct JournalSample: Sendable, Codable, Equatable {
     public var reason: String
     public var final: Bool
     public var totals: SiteTotals
+
+    public init(id: Int64, seconds: Double, unixTime: Double, reason: String, final: Bool, totals: SiteTotals) {
+        self.id = id
+        self.seconds = seconds
+        self.unixTime = unixTime
+        self.reason = reason
+        self.final = final
+        self.totals = totals
+    }
 }
 
 /// An allocation site of one program (command): the unit of diffs and growth rates.
 public struct SiteOfProgram: Sendable, Codable, Hashable {
     public var command: String
     public var siteKey: String
+
+    public init(command: String, siteKey: String) {
+        self.command = command
+        self.siteKey = siteKey
+    }
 }
 
 /// What the journal knows of a site: its allocator function and symbolized frames.

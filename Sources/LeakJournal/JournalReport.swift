@@ -11,7 +11,8 @@ public struct JournalReport: Sendable, Encodable {
     /// The journal's part of the report.
     public struct Context: Sendable, Codable, Equatable {
         public var sample: JournalSample
-        public var samplesKept: Int
+        /// Every sample the journal keeps, oldest first (the points `--at` and `--diff` can name).
+        public var samples: [JournalSample]
         public var identity: RunIdentity
         public var processes: [ProcessLifetime]
         public var growthCriteria: GrowthCriteria
@@ -29,7 +30,7 @@ public struct JournalReport: Sendable, Encodable {
         let descriptions = try reader.describe(series.keys.map(\.siteKey))
         let growth = GrowthRanking.rank(series, sampleTimes: samples.filter { $0.seconds <= sample.seconds }.map(\.seconds),
                                         criteria: criteria, describe: { descriptions[$0] })
-        let context = Context(sample: sample, samplesKept: samples.count, identity: try reader.identity(),
+        let context = Context(sample: sample, samples: samples, identity: try reader.identity(),
                               processes: try reader.processes(), growthCriteria: criteria, growth: growth)
         return JournalReport(report: try reader.report(of: sample), journal: context)
     }
@@ -44,10 +45,18 @@ public struct JournalReport: Sendable, Encodable {
 }
 
 extension SiteDiff {
-    /// What changed per site between the latest samples at or before `from` and `to` (nil: the latest).
+    /// What changed per site between the latest samples at or before `from` and `to` (nil: the
+    /// latest). A `from` before the first sample compares with nothing: every site is new.
     public static func build(from reader: JournalReader, from: Double, to: Double?) throws -> SiteDiff {
-        let a = try reader.sample(atOrBefore: from), b = try reader.sample(atOrBefore: to)
-        let before = try reader.siteTotals(of: a), after = try reader.siteTotals(of: b)
+        let b = try reader.sample(atOrBefore: to)
+        let a: JournalSample
+        do {
+            a = try reader.sample(atOrBefore: from)
+        } catch JournalError.noSample {
+            a = JournalSample(id: 0, seconds: from, unixTime: 0, reason: "start (no sample yet)", final: false, totals: SiteTotals())
+        }
+        let before = a.id == 0 ? [:] : try reader.siteTotals(of: a)
+        let after = try reader.siteTotals(of: b)
         let descriptions = try reader.describe(Set(before.keys).union(after.keys).map(\.siteKey))
         return compare(from: a, before, to: b, after, describe: { descriptions[$0] })
     }
