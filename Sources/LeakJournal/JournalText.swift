@@ -6,7 +6,7 @@ import LeakAnalysis
 public enum JournalText {
     public static func render(_ document: JournalReport, showReachable: Bool = false, maxFrames: Int = 16) -> String {
         let context = document.journal
-        var out = "leakvisor: journal sample \(context.sample.id) (\(context.sample.reason)\(context.sample.final ? ", final" : ""))"
+        var out = "leakvisor: journal sample \(context.sample.id) (\(context.sample.reason)\(context.sample.final && context.sample.reason != "final" ? ", final" : ""))"
             + " at \(seconds(context.sample.seconds)) of \(context.samples.count) kept; run: \(context.identity.commandLine.joined(separator: " "))\n\n"
         out += LeakReportText.render(document.report, maxFrames: maxFrames, showReachable: showReachable)
         out += growth(context.growth, criteria: context.growthCriteria, maxFrames: maxFrames)

@@ -114,6 +114,17 @@ public final class JournalWriter: Sendable {
         }
     }
 
+    /// Folds the WAL into the database file and closes it: a journal closed this way is one file.
+    /// (A journal whose monitor died keeps its `-wal` file; the next reader replays it.)
+    public func close() throws {
+        do {
+            _ = try queue.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            try queue.close()
+        } catch {
+            throw JournalDatabase.mapped(error, path: path)
+        }
+    }
+
     /// Deletes the samples the thinning policy drops (their rows go with them).
     func thin(_ db: Database) throws {
         let samples = try Row.fetchAll(db, sql: "SELECT id, seconds, final FROM samples").map {

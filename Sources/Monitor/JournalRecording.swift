@@ -46,6 +46,15 @@ public final class JournalRecording: Sendable {
         }
     }
 
+    /// Closes the journal after its last sample (a failure is said; the samples are in the WAL).
+    public func close() {
+        do {
+            try writer.close()
+        } catch {
+            say("the journal \(writer.path) could not be closed cleanly: \(error); its samples are in its -wal file")
+        }
+    }
+
     /// "journal: N sample(s) written ..." with the file's size and the time per sample.
     public func summary() -> String {
         let s = state.withLock { $0 }

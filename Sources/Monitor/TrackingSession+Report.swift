@@ -17,6 +17,7 @@ extension TrackingSession {
         let report = self.report(final: true)
         if let journal {
             journal.record(report, reason: "final", final: true)
+            journal.close()
         }
         output.text(LeakReportText.render(report, showReachable: options.showReachable) + trackerSummary())
         if let journal { output.line(journal.summary()) }
