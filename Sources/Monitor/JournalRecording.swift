@@ -11,6 +11,7 @@ public final class JournalRecording: Sendable {
     private let state = Mutex(State())
 
     struct State {
+        var closed = false
         var failed = false
         var written = 0
         var seconds = 0.0
@@ -48,12 +49,16 @@ public final class JournalRecording: Sendable {
 
     /// Closes the journal after its last sample (a failure is said; the samples are in the WAL).
     public func close() {
+        state.withLock { $0.closed = true }
         do {
             try writer.close()
         } catch {
             say("the journal \(writer.path) could not be closed cleanly: \(error); its samples are in its -wal file")
         }
     }
+
+    /// Whether `close()` was called (the session writes no sample after it).
+    public var isClosed: Bool { state.withLock { $0.closed } }
 
     /// "journal: N sample(s) written ..." with the file's size and the time per sample.
     public func summary() -> String {

@@ -6,7 +6,7 @@ extension TrackingSession {
     public func printReport(final: Bool) {
         if !final { scanNow(reason: "SIGUSR1", record: false) }
         let report = self.report(final: final)
-        journal?.record(report, reason: final ? "final" : "SIGUSR1", final: final)
+        recordSample(report, reason: final ? "final" : "SIGUSR1", final: final)
         output.text(LeakReportText.render(report, showReachable: options.showReachable))
     }
 
@@ -15,9 +15,10 @@ extension TrackingSession {
     public func finish() -> (written: Bool, report: LeakReport) {
         stopScanning()
         let report = self.report(final: true)
-        if let journal {
-            journal.record(report, reason: "final", final: true)
-            journal.close()
+        // After a scan in flight (the timer is stopped): the final sample is the journal's last.
+        scanning.withLock { _ in
+            recordSample(report, reason: "final", final: true)
+            journal?.close()
         }
         output.text(LeakReportText.render(report, showReachable: options.showReachable) + trackerSummary())
         if let journal { output.line(journal.summary()) }

@@ -135,10 +135,17 @@ public final class TrackingSession: Sendable {
         guard tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
             let round = scanner.scanLiveProcesses(of: guest, pauseTimeout: 30)
-            if record, let journal { journal.record(report(final: false), reason: reason) }
+            if record { recordSample(report(final: false), reason: reason) }
             guard let line = progressLine(round, reason: reason) else { return }
             output.line(line)
         }
+    }
+
+    /// Writes `report` to the journal as a sample, unless there is none or it was closed (the
+    /// final sample was written).
+    func recordSample(_ report: @autoclosure () -> LeakReport, reason: String, final: Bool = false) {
+        guard let journal, !journal.isClosed else { return }
+        journal.record(report(), reason: reason, final: final)
     }
 
     /// The progress line of a scan round, or nil when it is to stay quiet: nothing was scanned,

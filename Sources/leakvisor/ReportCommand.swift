@@ -61,6 +61,9 @@ struct ReportCommand: ParsableCommand {
         if journal == nil && (at != nil || !diff.isEmpty || since != nil || until != nil || showReachable) {
             throw ValidationError("--at, --diff, --since, --until and --show-reachable need --journal")
         }
+        if journal == nil && format != .text {
+            throw ValidationError("--format needs --journal (a running monitor's report is JSON with --json or -o)")
+        }
         if !diff.isEmpty && diff.count != 2 { throw ValidationError("--diff takes two times: --diff A B") }
         if until != nil && since == nil { throw ValidationError("--until needs --since") }
         if !diff.isEmpty && since != nil { throw ValidationError("--diff and --since exclude each other") }
