@@ -7,7 +7,7 @@ public enum JournalText {
     public static func render(_ document: JournalReport, showReachable: Bool = false, maxFrames: Int = 16) -> String {
         let context = document.journal
         var out = "leakvisor: journal sample \(context.sample.id) (\(context.sample.reason)\(context.sample.final && context.sample.reason != "final" ? ", final" : ""))"
-            + " at \(seconds(context.sample.seconds)) of \(context.samples.count) kept; run: \(context.identity.commandLine.joined(separator: " "))\n\n"
+            + " at \(seconds(context.sample.seconds)) of \(context.samples.count) kept; run: \(shellWords(context.identity.commandLine))\n\n"
         out += LeakReportText.render(document.report, maxFrames: maxFrames, showReachable: showReachable)
         out += growth(context.growth, criteria: context.growthCriteria, maxFrames: maxFrames)
         return out
@@ -49,6 +49,14 @@ public enum JournalText {
             + " lost \(signed(s.leakedBytesDelta)) byte(s) in \(signed(Int64(s.leakedBlocksDelta))) block(s);"
             + " \(s.newSites) new, \(s.grownSites) grown, \(s.shrunkSites) shrunk, \(s.goneSites) gone site(s).\n"
         return out
+    }
+
+    /// A command line as a shell would take it back: words with spaces or quotes single-quoted.
+    static func shellWords(_ words: [String]) -> String {
+        words.map { word in
+            word.isEmpty || word.contains(where: { " \t\n'\"\\$&;|<>()*?`".contains($0) })
+                ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word
+        }.joined(separator: " ")
     }
 
     static func signed(_ value: Int64) -> String { value >= 0 ? "+\(value)" : "\(value)" }

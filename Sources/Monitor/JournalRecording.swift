@@ -16,6 +16,19 @@ public final class JournalRecording: Sendable {
         var written = 0
         var seconds = 0.0
         var slowest = 0.0
+        /// What the latest sample said, for `unlessUnchanged`.
+        var latest: Digest?
+    }
+
+    /// A report's totals and its processes' states: what an exit can change.
+    struct Digest: Equatable {
+        var summary: LeakReport.Summary
+        var processes: [String]
+
+        init(_ report: LeakReport) {
+            summary = report.summary
+            processes = report.processes.map { "\($0.pid ?? -1) \($0.state.rawValue) \($0.outstandingBytes)" }
+        }
     }
 
     /// Opens (creates) the journal at `path`; nil, having said why, when it cannot.
@@ -35,7 +48,12 @@ public final class JournalRecording: Sendable {
         self.say = say
     }
 
-    public func record(_ report: LeakReport, reason: String, final: Bool = false) {
+    /// Writes a sample; with `unlessUnchanged`, not when its totals and processes are those of
+    /// the latest sample (an exit of a process the report leaves out, such as busybox's).
+    public func record(_ report: LeakReport, reason: String, final: Bool = false, unlessUnchanged: Bool = false) {
+        let digest = Digest(report)
+        let unchanged = state.withLock { s in defer { s.latest = digest }; return s.latest == digest }
+        if unlessUnchanged && unchanged { return }
         let started = Date()
         do {
             try writer.record(report, reason: reason, final: final)

@@ -24,6 +24,8 @@ public final class TrackingSession: Sendable {
     let scanLines = Mutex(ScanLineThrottle())
     /// Where every scan's report goes as a sample (nil: no journal, or it could not be opened).
     public let journal: JournalRecording?
+    /// Whether a journal sample for process exits is already on its way (exits close together share one).
+    let exitSamplePending = Mutex(false)
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -68,6 +70,9 @@ public final class TrackingSession: Sendable {
         journal = options.journalPath.flatMap { path in
             JournalRecording.open(path: path, identity: options.runIdentity ?? RunIdentity(leakvisorVersion: "unknown", commandLine: [],
                                                                                            kernel: nil, image: nil), say: say)
+        }
+        if journal != nil {
+            tracking.exits.observe { [weak self] in self?.sampleAfterExit() }
         }
         tracking.tracker.onArmed { [weak self] outcome in
             switch outcome {
@@ -141,11 +146,24 @@ public final class TrackingSession: Sendable {
         }
     }
 
+    /// A journal sample shortly after a process exit, off the vCPU that reported it (the ledger
+    /// retires the process when the exit hook returns); exits within the delay share the sample.
+    func sampleAfterExit() {
+        guard exitSamplePending.withLock({ pending in defer { pending = true }; return !pending }) else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { [weak self] in
+            guard let self else { return }
+            self.exitSamplePending.withLock { $0 = false }
+            self.scanning.withLock { _ in
+                self.recordSample(self.report(final: false), reason: "process exit", unlessUnchanged: true)
+            }
+        }
+    }
+
     /// Writes `report` to the journal as a sample, unless there is none or it was closed (the
     /// final sample was written).
-    func recordSample(_ report: @autoclosure () -> LeakReport, reason: String, final: Bool = false) {
+    func recordSample(_ report: @autoclosure () -> LeakReport, reason: String, final: Bool = false, unlessUnchanged: Bool = false) {
         guard let journal, !journal.isClosed else { return }
-        journal.record(report(), reason: reason, final: final)
+        journal.record(report(), reason: reason, final: final, unlessUnchanged: unlessUnchanged)
     }
 
     /// The progress line of a scan round, or nil when it is to stay quiet: nothing was scanned,

@@ -30,6 +30,19 @@ import Testing
         #expect(try JournalReader(path: path).samples().count == 1)
     }
 
+    @Test func exitSamplesThatChangeNothingAreSkipped() throws {
+        let path = JournalFixtures.temporaryPath()
+        let recording = try #require(JournalRecording.open(path: path, identity: JournalFixtures.identity, say: Lines().say))
+        let one = JournalFixtures.report(seconds: 1, sites: [.init(pc: 0x402000, sizes: [8])])
+        let same = JournalFixtures.report(seconds: 2, sites: [.init(pc: 0x402000, sizes: [8])])
+        let more = JournalFixtures.report(seconds: 3, sites: [.init(pc: 0x402000, sizes: [8, 8])])
+        recording.record(one, reason: "every 1 s")
+        recording.record(same, reason: "process exit", unlessUnchanged: true)
+        recording.record(more, reason: "process exit", unlessUnchanged: true)
+        recording.record(more, reason: "every 1 s")
+        #expect(try JournalReader(path: path).samples().map(\.seconds) == [1, 3, 3], "periodic samples are always written")
+    }
+
     @Test func aForeignFileIsNotOpenedAndSaysWhy() throws {
         let path = JournalFixtures.temporaryPath("precious.txt")
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
