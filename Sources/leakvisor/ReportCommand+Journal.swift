@@ -7,12 +7,13 @@ extension ReportCommand {
     func runFromJournal(_ path: String) throws {
         let reader = try JournalReader(path: HostPathArgument.absolute(path))
         let output: String
+        let json = format == .json || common.json
         if let (from, to) = diffPoints {
             let diff = try SiteDiff.build(from: reader, from: from, to: to)
-            output = format == .json ? try Self.json(diff) : JournalText.render(diff)
+            output = json ? try Self.json(diff) : JournalText.render(diff)
         } else {
             let document = try JournalReport.build(from: reader, atOrBefore: at?.seconds)
-            output = format == .json ? try Self.json(document) : JournalText.render(document, showReachable: showReachable)
+            output = json ? try Self.json(document) : JournalText.render(document, showReachable: showReachable)
         }
         if let file = self.output {
             try ReportFile.write(Data(output.utf8), to: HostPathArgument.absolute(file))
