@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Thin unsafe layer: linux/kvm.h constants and non-variadic ioctl wrappers. No logic.
@@ -78,10 +79,15 @@ let package = Package(
         .target(name: "LeakSuppressions", dependencies: ["LeakAnalysis", "AllocationLedger", "Reachability"]),
         // The monitor's control socket: `leakvisor inspect` asks a running monitor questions.
         .target(name: "Control", dependencies: ["X86", "Introspection", "AllocationTracing", "LeakAnalysis"]),
+        // The soak journal: every scan's report and per-site/per-process samples in SQLite (GRDB),
+        // thinned to a bounded size; read back for reports, diffs and growth rates without a guest.
+        .target(name: "LeakJournal", dependencies: [
+            "AllocationLedger", "Reachability", "LeakAnalysis", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // The monitor assembled over any `InspectableGuest`: tracing wired to analysis, scan
         // scheduling, reports, detach, and the answers to `leakvisor inspect`.
         .target(name: "Monitor", dependencies: [
-            "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Control",
+            "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Control", "LeakJournal",
         ]),
         // The benchmarks (boot, tracking cost, scans) over our own `Machine`; `leakvisor bench` wraps them.
         .target(name: "Benchmarks", dependencies: [
@@ -95,12 +101,14 @@ let package = Package(
             dependencies: [
                 "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger", "SnapshotFile",
                 "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks", "ReportFormats", "LeakSuppressions",
+                "LeakJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions",
+            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),
     ],

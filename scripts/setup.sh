@@ -6,7 +6,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libelf-dev libdw-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
+packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
           zlib1g-dev)
 # The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema
 # validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with.

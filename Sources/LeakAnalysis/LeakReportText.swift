@@ -104,7 +104,8 @@ public enum LeakReportText {
         }
     }
 
-    static func frames(_ frames: [ReportFrame], _ maxFrames: Int) -> String {
+    /// A stack, one line per frame, innermost first (at most `maxFrames`).
+    public static func frames(_ frames: [ReportFrame], _ maxFrames: Int) -> String {
         var out = ""
         for (index, frame) in frames.prefix(maxFrames).enumerated() {
             out += "    #\(index) 0x\(String(frame.pc, radix: 16))"

@@ -1,4 +1,5 @@
 import LeakAnalysis
+import LeakJournal
 import Reachability
 
 /// How a `TrackingSession` tracks a guest and reports: the plain values the `run` command's flags give.
@@ -19,6 +20,10 @@ public struct TrackingOptions: Sendable {
     public var jsonPath: String?
     /// Applied to every report before it is printed or written (`run --suppressions`).
     public var reportFilter: (@Sendable (LeakReport) -> LeakReport)?
+    /// Write the journal (every scan's report and per-site samples) to this absolute path.
+    public var journalPath: String?
+    /// What the journal names as its producer.
+    public var runIdentity: RunIdentity?
 
     public init() {}
 }

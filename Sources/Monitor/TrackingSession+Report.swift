@@ -4,8 +4,10 @@ import LeakAnalysis
 extension TrackingSession {
     /// The report as text now (SIGUSR1: after a scan), or the final one.
     public func printReport(final: Bool) {
-        if !final { scanNow(reason: "SIGUSR1") }
-        output.text(LeakReportText.render(report(final: final), showReachable: options.showReachable))
+        if !final { scanNow(reason: "SIGUSR1", record: false) }
+        let report = self.report(final: final)
+        recordSample(report, reason: final ? "final" : "SIGUSR1", final: final)
+        output.text(LeakReportText.render(report, showReachable: options.showReachable))
     }
 
     /// The final report: printed with the tracker's figures and notes, and written as JSON when
@@ -13,7 +15,13 @@ extension TrackingSession {
     public func finish() -> (written: Bool, report: LeakReport) {
         stopScanning()
         let report = self.report(final: true)
+        // After a scan in flight (the timer is stopped): the final sample is the journal's last.
+        scanning.withLock { _ in
+            recordSample(report, reason: "final", final: true)
+            journal?.close()
+        }
         output.text(LeakReportText.render(report, showReachable: options.showReachable) + trackerSummary())
+        if let journal { output.line(journal.summary()) }
         guard let jsonPath = options.jsonPath else { return (true, report) }
         do {
             try ReportFile.writeJSON(report, to: jsonPath)

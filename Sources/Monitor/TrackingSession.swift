@@ -4,6 +4,7 @@ import Foundation
 import GuestInterface
 import Introspection
 import LeakAnalysis
+import LeakJournal
 import Reachability
 import Synchronization
 
@@ -21,6 +22,10 @@ public final class TrackingSession: Sendable {
     let timer = Mutex<TimerBox?>(nil)
     /// Which scans say their progress line.
     let scanLines = Mutex(ScanLineThrottle())
+    /// Where every scan's report goes as a sample (nil: no journal, or it could not be opened).
+    public let journal: JournalRecording?
+    /// Whether a journal sample for process exits is already on its way (exits close together share one).
+    let exitSamplePending = Mutex(false)
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -70,6 +75,13 @@ public final class TrackingSession: Sendable {
         builder.staleAfterSeconds = options.staleAfterSeconds
         self.builder = builder
         let say = output.line
+        journal = options.journalPath.flatMap { path in
+            JournalRecording.open(path: path, identity: options.runIdentity ?? RunIdentity(leakvisorVersion: "unknown", commandLine: [],
+                                                                                           kernel: nil, image: nil), say: say)
+        }
+        if journal != nil {
+            tracking.exits.observe { [weak self] in self?.sampleAfterExit() }
+        }
         // Restored from a snapshot of a tracked guest: armed already.
         if case .success? = tracking.tracker.armingOutcome {
             startScanning()
@@ -135,15 +147,37 @@ public final class TrackingSession: Sendable {
     }
 
     /// Scans every live tracked process now: the concurrent part while the guest runs, then the
-    /// exact part with the guest paused. Says one progress line.
-    public func scanNow(reason: String) {
+    /// exact part with the guest paused. Says one progress line, and writes the report after the
+    /// scan to the journal as a sample when `record`.
+    public func scanNow(reason: String, record: Bool = true) {
         // After detach the ledger no longer follows the guest: nothing to scan.
         guard tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
             let round = scanner.scanLiveProcesses(of: guest, pauseTimeout: 30)
+            if record { recordSample(report(final: false), reason: reason) }
             guard let line = progressLine(round, reason: reason) else { return }
             output.line(line)
         }
+    }
+
+    /// A journal sample shortly after a process exit, off the vCPU that reported it (the ledger
+    /// retires the process when the exit hook returns); exits within the delay share the sample.
+    func sampleAfterExit() {
+        guard exitSamplePending.withLock({ pending in defer { pending = true }; return !pending }) else { return }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { [weak self] in
+            guard let self else { return }
+            self.exitSamplePending.withLock { $0 = false }
+            self.scanning.withLock { _ in
+                self.recordSample(self.report(final: false), reason: "process exit", unlessUnchanged: true)
+            }
+        }
+    }
+
+    /// Writes `report` to the journal as a sample, unless there is none or it was closed (the
+    /// final sample was written).
+    func recordSample(_ report: @autoclosure () -> LeakReport, reason: String, final: Bool = false, unlessUnchanged: Bool = false) {
+        guard let journal, !journal.isClosed else { return }
+        journal.record(report(), reason: reason, final: final, unlessUnchanged: unlessUnchanged)
     }
 
     /// The progress line of a scan round, or nil when it is to stay quiet: nothing was scanned,

@@ -11,6 +11,9 @@ public struct UserTracking: Sendable {
     public let clock: TrackerClock
     public let tracker: UserAllocationTracker
     public let scanner: ReachabilityScanner
+    /// Told after each exiting process was scanned (the session writes a journal sample then);
+    /// only with `scansAtExit`.
+    public let exits = ExitObserver()
 
     /// - Parameters:
     ///   - includeOperators: arm C++ `new`/`delete` too (else only the C allocator).
@@ -27,9 +30,11 @@ public struct UserTracking: Sendable {
         self.scanner = scanner
         var onExit: (@Sendable (AddressSpaceExit) -> Void)?
         if scansAtExit {
+            let exits = self.exits
             onExit = { exit in
                 _ = scanner.scan(space: exit.root, mm: exit.mm, threads: exit.threads, view: exit.view,
                                  current: exit.current, kind: "at exit")
+                exits.notify()
             }
         }
         tracker = UserAllocationTracker(kernel: kernel, files: files, ledger: ledger, clock: clock,

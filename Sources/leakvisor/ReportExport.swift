@@ -20,7 +20,9 @@ enum ReportExport {
         }
     }
 
-    static func write(_ report: LeakReport, options: ReportExportOptions, format: ReportFormat, output: String?) throws {
+    /// `series`: the html plots when --series does not name a file (a journal's).
+    static func write(_ report: LeakReport, options: ReportExportOptions, format: ReportFormat, output: String?,
+                      series: [OutstandingSeries] = []) throws {
         var report = report
         if !options.suppressions.isEmpty {
             report = try SuppressionList.load(options.suppressions.map(HostPathArgument.absolute)).apply(to: report)
@@ -30,6 +32,7 @@ enum ReportExport {
             data = Data(SuppressionWriter.valgrindEntries(for: report).utf8)
         } else {
             var renderOptions = ReportRenderOptions(sourceRoot: options.sourceRoot.map(HostPathArgument.absolute))
+            renderOptions.series = series
             if let series = options.series {
                 let data = try Data(contentsOf: URL(fileURLWithPath: HostPathArgument.absolute(series)))
                 renderOptions.series = try JSONDecoder().decode([OutstandingSeries].self, from: data)

@@ -17,6 +17,10 @@ struct RunCommand: ParsableCommand {
             Without a command (and without --track, --kernel, --initrd) the default image runs a demo: \
             lv-leak-tree under --track user, with the leak report (each block classed by a reachability scan) at the end.
 
+            With --track, a journal (SQLite) keeps every scan's report on disk as the run goes, so that \
+            `leakvisor report --journal FILE` can rebuild the report, diff two points and rank growing \
+            allocation sites, also after the monitor was killed (docs/journal.md).
+
             With --track, every tracked process is scanned for unreferenced blocks as it exits (and \
             every --scan-every while it runs): the report classes its outstanding blocks as definitely \
             lost, indirectly lost, possibly lost or still reachable, as valgrind does, and flags allocation \
@@ -83,6 +87,15 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("report"), help: ArgumentHelp(
         "With --track: also write the report at exit as JSON to this file (written atomically).", valueName: "file"))
     var reportPath: String?
+
+    @Option(help: ArgumentHelp(
+        "With --track: write the journal to this file (SQLite): the report after every scan and at the end, outstanding bytes per site and process over time, findings and process lifetimes. `leakvisor report --journal FILE` reads it, also after the monitor was killed.",
+        discussion: "Default: $XDG_STATE_HOME/leakvisor/journals/run-DATE-TIME-PID.sqlite (else under ~/.local/state); the path is said at start. An existing journal at FILE is replaced; any other file there is refused. See docs/journal.md.",
+        valueName: "file"))
+    var journal: String?
+
+    @Flag(name: .customLong("no-journal"), help: "With --track: write no journal.")
+    var noJournal = false
 
     @Flag(help: "With --track: include the guest image's own tools (busybox init and shell) in reports.")
     var reportAllProcesses = false
@@ -165,10 +178,11 @@ struct RunCommand: ParsableCommand {
         for disk in disks { _ = try DiskArgument(parsing: disk) }
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
         if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable
-                                              || errorExitcode != nil || !suppressionFiles.isEmpty) {
-            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode and --suppressions"
-                                  + " need --track (or --restore of a tracked guest's snapshot)")
+                                              || errorExitcode != nil || !suppressionFiles.isEmpty || journal != nil || noJournal) {
+            throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode, --suppressions,"
+                                  + " --journal and --no-journal need --track (or --restore of a tracked guest's snapshot)")
         }
+        if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
@@ -193,7 +207,7 @@ struct RunCommand: ParsableCommand {
             root: try root.map { try DiskArgument(parsing: $0, option: "--root").configuration },
             memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
             symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
-            tracking: tracking, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
+            tracking: tracking, journalPath: journal.map(HostPathArgument.absolute), writesJournal: !noJournal, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
             interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, snapshots: !noSnapshot, restore: restore,
             command: command)
     }

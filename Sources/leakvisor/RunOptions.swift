@@ -19,6 +19,9 @@ struct RunOptions {
     /// What to trap (nil: no tracking), and how tracking scans and reports.
     var track: TrackTarget?
     var tracking = TrackingOptions()
+    /// --journal (absolute), and whether to write a journal at all (--no-journal: false).
+    var journalPath: String?
+    var writesJournal = true
     var errorExitcode: Int32?
     var timeout: Double?
     var verboseKernel = false

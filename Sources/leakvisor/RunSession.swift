@@ -29,6 +29,10 @@ struct RunSession {
         }
         // --root without a command: the disk's own shell (interactive when stdin is a terminal).
         if options.root != nil && options.command.isEmpty && options.restore == nil { options.command = ["/bin/sh"] }
+        if options.track != nil && options.writesJournal {
+            options.tracking.journalPath = options.journalPath ?? JournalLocation.defaultPath()
+            options.tracking.runIdentity = JournalLocation.identity(options: options)
+        }
         self.options = options
     }
 

@@ -14,6 +14,8 @@ final class LiveGuest: Sendable {
 
     var pid: Int32 { process.processIdentifier }
     var console: String { output.text }
+    /// What the monitor has said so far (its stderr).
+    var monitorOutput: String { errors.text }
 
     init(_ arguments: [String]) throws {
         guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
