@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal",
+            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal", "leakvisor",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),

@@ -2,6 +2,20 @@ import Foundation
 import Synchronization
 import VMM
 
+/// Where boot progress goes: the monitor's stderr (a status line in place when it is a terminal).
+struct BootProgressSink: Sendable {
+    var onTerminal: Bool
+    /// One plain monitor line.
+    var say: @Sendable (String) -> Void
+    /// Shows (nil: clears) the status line; false when there is no terminal to show it on.
+    var showStatus: @Sendable (String?) -> Bool
+    /// Leaves the status line for the guest's console output.
+    var retireStatus: @Sendable () -> Void
+
+    static let monitor = BootProgressSink(onTerminal: MonitorOutput.toTerminal, say: { MonitorOutput.say($0) },
+                                          showStatus: { MonitorOutput.showStatus($0) }, retireStatus: { MonitorOutput.retireStatus() })
+}
+
 /// Progress of a cold boot, which takes minutes on some hosts: on a terminal one status line
 /// updated in place every second (stage and elapsed time), removed when user space is reached or
 /// the guest's console starts writing; otherwise one plain line per stage.
@@ -20,10 +34,12 @@ final class BootProgress: Sendable {
 
     private let state = Mutex(State())
     private let started = ContinuousClock.now
-    private let onTerminal = MonitorOutput.toTerminal
+    private let sink: BootProgressSink
+    private var onTerminal: Bool { sink.onTerminal }
 
     /// `restoring`: the machine continues a snapshot; no boot stages follow and nothing is shown.
-    init(restoring: Bool = false) {
+    init(restoring: Bool = false, sink: BootProgressSink = .monitor) {
+        self.sink = sink
         if restoring {
             state.withLock { $0.done = true }
         } else {
@@ -51,15 +67,15 @@ final class BootProgress: Sendable {
                 return true
             }
             guard first else { return }
-            if onTerminal { MonitorOutput.showStatus(nil) }
-            MonitorOutput.say("boot: user space reached after \(Self.duration(elapsed))")
+            if onTerminal { _ = sink.showStatus(nil) }
+            sink.say("boot: user space reached after \(Self.duration(elapsed))")
         }
     }
 
     /// The guest's console is about to write: the terminal is its now.
     func consoleWillWrite() {
         guard onTerminal else { return }
-        MonitorOutput.retireStatus()
+        sink.retireStatus()
         state.withLock { s in
             s.timer?.source.cancel()
             s.timer = nil
@@ -73,7 +89,7 @@ final class BootProgress: Sendable {
             s.timer?.source.cancel()
             s.timer = nil
         }
-        if onTerminal { MonitorOutput.showStatus(nil) }
+        if onTerminal { _ = sink.showStatus(nil) }
     }
 
     private var elapsed: Double { (ContinuousClock.now - started) / .seconds(1) }
@@ -84,14 +100,14 @@ final class BootProgress: Sendable {
             return s.done
         }
         guard !done else { return }
-        if !onTerminal || !MonitorOutput.showStatus("boot: \(stage)") { MonitorOutput.say("boot: \(stage)") }
+        if !onTerminal || !sink.showStatus("boot: \(stage)") { sink.say("boot: \(stage)") }
     }
 
     private func tick() {
         let (stage, done) = state.withLock { ($0.stage, $0.done) }
         guard !done else { return }
         let running = stage == "kernel starting" ? "kernel running" : stage
-        MonitorOutput.showStatus("boot: \(running), \(Self.duration(elapsed))")
+        _ = sink.showStatus("boot: \(running), \(Self.duration(elapsed))")
     }
 
     /// "42 s", "8 min 03 s".

