@@ -162,7 +162,7 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp(
         "Continue the guest saved in this snapshot file (made by `leakvisor snapshot` or the cache) instead of booting.",
-        discussion: "The file must fit the kernel and initramfs (default image, or --kernel/--initrd) and this monitor's format. A snapshot of a guest waiting for its work takes the command after --; one saved mid-run continues what it ran.",
+        discussion: "The file must fit the kernel and initramfs (default image, or --kernel/--initrd) and this monitor's format. A snapshot of a guest waiting for its work takes the command after --; one saved mid-run continues what it ran. A guest saved while tracked goes on being tracked (with the saved --track mode; --report, --scan-every and the other tracking options apply) and its report covers the time before the save.",
         valueName: "file"))
     var restore: String?
 
