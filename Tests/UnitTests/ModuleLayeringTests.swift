@@ -14,7 +14,7 @@ import Testing
         ["Reachability"],
         ["AllocationLedger"],
         ["AllocationTracing", "LeakAnalysis"],
-        ["Control", "ReportFormats", "LeakSuppressions", "LeakJournal"],
+        ["Control", "ReportFormats", "LeakSuppressions", "LeakJournal", "MetricsExport"],
         ["Monitor"],
         ["Benchmarks"],
         ["leakvisor"],
