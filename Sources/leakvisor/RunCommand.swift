@@ -20,7 +20,9 @@ struct RunCommand: ParsableCommand {
 
             With --track, a journal (SQLite) keeps every scan's report on disk as the run goes, so that \
             `leakvisor report --journal FILE` can rebuild the report, diff two points and rank growing \
-            allocation sites, also after the monitor was killed (docs/journal.md).
+            allocation sites, also after the monitor was killed (docs/journal.md). \
+            --metrics-listen 127.0.0.1:PORT serves live metrics for Prometheus while the guest runs \
+            (docs/metrics.md).
 
             With --track, every tracked process is scanned for unreferenced blocks as it exits (and \
             every --scan-every while it runs): the report classes its outstanding blocks as definitely \
