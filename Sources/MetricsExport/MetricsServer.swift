@@ -75,6 +75,7 @@ private final class Connections: Sendable {
         guard admitted else {
             // Best effort and without waiting: the accept thread never blocks on a client.
             client.sendNow(Self.response(status: "503 Service Unavailable", text: "too many clients\n"))
+            client.endWithoutWaiting()
             return
         }
         let thread = Thread { [self] in

@@ -150,6 +150,18 @@ final class TCPSocket: Sendable {
         while taken < limit, let more = read(limit: min(4096, limit - taken), until: deadline), !more.isEmpty { taken += more.count }
     }
 
+    /// Ends the sending side and takes what already arrived, without waiting, so that closing
+    /// is less likely to reset the connection before the peer read a best-effort answer.
+    func endWithoutWaiting() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<4 {
+            // SAFETY: recv writes at most the buffer's size.
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n <= 0 { break }
+        }
+    }
+
     /// Ends both directions (an accept blocked on this socket returns).
     func shutdownBoth() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 

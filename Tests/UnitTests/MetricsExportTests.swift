@@ -38,7 +38,7 @@ import X86
         #expect(text["leakvisor_allocator_events_total{event=\"release\"}"] == 77)
         #expect(text["leakvisor_allocator_events_total{event=\"return\"}"] == 118)
         #expect(text["leakvisor_allocator_events_total{event=\"nested_entry\"}"] == 4)
-        #expect(text["leakvisor_traps_total"] == 120 + 118 + 77 + 9 + 2)
+        #expect(text["leakvisor_traps_total"] == Double(120 + 118 + 77 + 9 + 2))
         #expect(text["leakvisor_tracked_processes"] == 0, "the process exited")
         #expect(text["leakvisor_journal_samples_total"] == 5)
         #expect(text["leakvisor_tracking_seconds"] == report.seconds)
