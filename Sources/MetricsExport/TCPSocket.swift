@@ -18,7 +18,7 @@ final class TCPSocket: Sendable {
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if address.family == .ipv6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         let r = Self.withSockaddr(address) { bind(fd, $0, $1) }
-        guard r == 0 else { throw .system("bind \(address)", errno) }
+        guard r == 0 else { throw .system("cannot listen for metrics at \(address): bind", errno) }
         guard Glibc.listen(fd, backlog) == 0 else { throw .system("listen", errno) }
         return socket
     }

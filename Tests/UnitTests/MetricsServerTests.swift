@@ -111,6 +111,17 @@ import Testing
         #expect(scrapes.count == 16)
     }
 
+    @Test func anAddressInUseIsATypedError() throws {
+        let server = try Self.server()
+        defer { server.stop() }
+        #expect(throws: MetricsError.self) { try MetricsServer(address: server.address) { Self.body } }
+        do {
+            _ = try MetricsServer(address: server.address) { Self.body }
+        } catch {
+            #expect(error.description.contains("cannot listen for metrics at \(server.address)"), "\(error)")
+        }
+    }
+
     @Test func afterStopNoConnectionIsServed() throws {
         let server = try Self.server()
         let address = server.address
