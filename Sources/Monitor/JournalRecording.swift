@@ -75,6 +75,9 @@ public final class JournalRecording: Sendable {
         }
     }
 
+    /// Samples written so far.
+    public var samplesWritten: Int { state.withLock { $0.written } }
+
     /// Whether `close()` was called (the session writes no sample after it).
     public var isClosed: Bool { state.withLock { $0.closed } }
 

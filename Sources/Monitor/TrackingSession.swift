@@ -5,6 +5,7 @@ import GuestInterface
 import Introspection
 import LeakAnalysis
 import LeakJournal
+import MetricsExport
 import Reachability
 import Synchronization
 
@@ -26,6 +27,8 @@ public final class TrackingSession: Sendable {
     public let journal: JournalRecording?
     /// Whether a journal sample for process exits is already on its way (exits close together share one).
     let exitSamplePending = Mutex(false)
+    /// The live metrics: scans are counted here as they happen, the rest is read at each scrape.
+    public let metrics = MetricsExporter()
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -154,6 +157,7 @@ public final class TrackingSession: Sendable {
         guard tracker.armingOutcome != nil, tracker.wantsUserTraps else { return }
         scanning.withLock { _ in
             let round = scanner.scanLiveProcesses(of: guest, pauseTimeout: 30)
+            if !round.scans.isEmpty { metrics.recordScan(pauseSeconds: round.pauseSeconds) }
             if record { recordSample(report(final: false), reason: reason) }
             guard let line = progressLine(round, reason: reason) else { return }
             output.line(line)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GuestImage
 import LeakSuppressions
+import MetricsExport
 import Monitor
 import Reachability
 import VMM
@@ -19,7 +20,9 @@ struct RunCommand: ParsableCommand {
 
             With --track, a journal (SQLite) keeps every scan's report on disk as the run goes, so that \
             `leakvisor report --journal FILE` can rebuild the report, diff two points and rank growing \
-            allocation sites, also after the monitor was killed (docs/journal.md).
+            allocation sites, also after the monitor was killed (docs/journal.md). \
+            --metrics-listen 127.0.0.1:PORT serves live metrics for Prometheus while the guest runs \
+            (docs/metrics.md).
 
             With --track, every tracked process is scanned for unreferenced blocks as it exits (and \
             every --scan-every while it runs): the report classes its outstanding blocks as definitely \
@@ -96,6 +99,12 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .customLong("no-journal"), help: "With --track: write no journal.")
     var noJournal = false
+
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp(
+        "With --track: serve live metrics for Prometheus at http://HOST:PORT/metrics while the guest runs: outstanding bytes and blocks per process and per leak class, scans and their pauses, trapped allocator calls.",
+        discussion: "HOST is an IP address or localhost (IPv6 in brackets: [::1]:9464); port 0 takes a free port. The URL is said at start. A scrape reads the ledger as it is: it never scans or pauses the guest. An address other than loopback is served with a warning (the metrics name the guest's processes). See docs/metrics.md.",
+        valueName: "host:port"))
+    var metricsListen: String?
 
     @Flag(help: "With --track: include the guest image's own tools (busybox init and shell) in reports.")
     var reportAllProcesses = false
@@ -178,9 +187,13 @@ struct RunCommand: ParsableCommand {
         for disk in disks { _ = try DiskArgument(parsing: disk) }
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
         if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable
-                                              || errorExitcode != nil || !suppressionFiles.isEmpty || journal != nil || noJournal) {
+                                              || errorExitcode != nil || !suppressionFiles.isEmpty || journal != nil || noJournal
+                                              || metricsListen != nil) {
             throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode, --suppressions,"
-                                  + " --journal and --no-journal need --track (or --restore of a tracked guest's snapshot)")
+                                  + " --journal, --no-journal and --metrics-listen need --track (or --restore of a tracked guest's snapshot)")
+        }
+        if let metricsListen {
+            do { _ = try ListenAddress(parsing: metricsListen) } catch { throw ValidationError(error.description) }
         }
         if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
@@ -198,6 +211,7 @@ struct RunCommand: ParsableCommand {
         tracking.showReachable = showReachable
         tracking.includeImageTools = reportAllProcesses
         tracking.jsonPath = reportPath.map(HostPathArgument.absolute)
+        let metricsAddress = try metricsListen.map { text throws(MetricsError) in try ListenAddress(parsing: text) }
         if !suppressionFiles.isEmpty {
             let suppressions = try SuppressionList.load(suppressionFiles.map(HostPathArgument.absolute))
             tracking.reportFilter = { suppressions.apply(to: $0) }
@@ -207,7 +221,7 @@ struct RunCommand: ParsableCommand {
             root: try root.map { try DiskArgument(parsing: $0, option: "--root").configuration },
             memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
             symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
-            tracking: tracking, journalPath: journal.map(HostPathArgument.absolute), writesJournal: !noJournal, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
+            tracking: tracking, journalPath: journal.map(HostPathArgument.absolute), writesJournal: !noJournal, metricsAddress: metricsAddress, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
             interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, snapshots: !noSnapshot, restore: restore,
             command: command)
     }

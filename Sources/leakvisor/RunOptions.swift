@@ -1,4 +1,5 @@
 import GuestImage
+import MetricsExport
 import Monitor
 import VMM
 
@@ -22,6 +23,8 @@ struct RunOptions {
     /// --journal (absolute), and whether to write a journal at all (--no-journal: false).
     var journalPath: String?
     var writesJournal = true
+    /// --metrics-listen: where to serve live metrics (nil: nowhere).
+    var metricsAddress: ListenAddress?
     var errorExitcode: Int32?
     var timeout: Double?
     var verboseKernel = false
@@ -40,7 +43,7 @@ struct RunOptions {
     /// Whether any option that only tracking uses was given (--report, --scan-every, ...).
     var trackingOptionsGiven: Bool {
         tracking.jsonPath != nil || tracking.includeImageTools || tracking.scanInterval != nil || tracking.showReachable
-            || errorExitcode != nil || tracking.reportFilter != nil
+            || errorExitcode != nil || tracking.reportFilter != nil || metricsAddress != nil
     }
 
     /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.

@@ -3,6 +3,7 @@ import Foundation
 import GuestImage
 import Introspection
 import LeakAnalysis
+import MetricsExport
 import Monitor
 import SnapshotFile
 import VMM
@@ -131,6 +132,8 @@ struct RunSession {
         defer { signals.cancel() }
         let control = startControlServer(machine: machine, tracking: tracking, identity: identity)
         defer { control?.stop() }
+        let metrics = try options.metricsAddress.flatMap { address in try tracking?.serveMetrics(at: address) }
+        defer { metrics?.stop() }
         let outcome = machine.run()
         progress.stop()
         let status = report(outcome, machine: machine)

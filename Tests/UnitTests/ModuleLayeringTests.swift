@@ -14,7 +14,7 @@ import Testing
         ["Reachability"],
         ["AllocationLedger"],
         ["AllocationTracing", "LeakAnalysis"],
-        ["Control", "ReportFormats", "LeakSuppressions", "LeakJournal"],
+        ["Control", "ReportFormats", "LeakSuppressions", "LeakJournal", "MetricsExport"],
         ["Monitor"],
         ["Benchmarks"],
         ["leakvisor"],
@@ -69,7 +69,8 @@ import Testing
     }
 
     @Test func tracingAndAnalysisWorkOverTheGuestInterfaceNotTheMachine() throws {
-        for module in ["AllocationTracing", "LeakAnalysis", "AllocationLedger", "Reachability", "ReportFormats", "LeakSuppressions", "LeakJournal"] {
+        for module in ["AllocationTracing", "LeakAnalysis", "AllocationLedger", "Reachability", "ReportFormats", "LeakSuppressions", "LeakJournal",
+                       "MetricsExport"] {
             let directory = Self.sources.appendingPathComponent(module)
             for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".swift") {
                 let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
