@@ -57,6 +57,16 @@ extension UserAllocationTracker {
         var notes: [String] = []
     }
 
+    /// Where glibc's main arena may be (in its `.data`): libc's writable file mappings, then any
+    /// other writable file mapping (a static executable's own), each at most 4 MiB.
+    static func arenaCandidates(_ mappings: [GuestMapping]) -> [Range<UInt64>] {
+        let data = mappings.filter { $0.path.hasPrefix("/") && $0.permissions.hasPrefix("rw") && $0.end > $0.start
+            && $0.end - $0.start <= 4 << 20 }
+        let libc = data.filter { $0.path.hasSuffix("/libc.so.6") }
+        let others = data.filter { !$0.path.hasSuffix("/libc.so.6") }
+        return (libc + others).map { $0.start..<$0.end }
+    }
+
     /// The in-use chunks of the process whose mappings are `mappings`, read through `reader`.
     static func preexistingChunks(mappings: [GuestMapping], reader: HeapPageReader) -> FoundChunks {
         var found = FoundChunks()
@@ -74,8 +84,7 @@ extension UserAllocationTracker {
                         found.notes.append("tcache not read: \(error)")
                     }
                 }
-                let libcData = mappings.filter { $0.path.hasSuffix("/libc.so.6") && $0.permissions.hasPrefix("rw") }
-                if let arena = libcData.lazy.compactMap({ walker.findArena(in: $0.start..<$0.end, top: walk.top) }).first {
+                if let arena = arenaCandidates(mappings).lazy.compactMap({ walker.findArena(in: $0, top: walk.top) }).first {
                     found.arena = true
                     do { free.formUnion(try walker.fastbinChunks(arena: arena)) } catch {
                         found.notes.append("fastbins not read: \(error)")
