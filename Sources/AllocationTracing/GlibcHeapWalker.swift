@@ -75,6 +75,32 @@ public struct GlibcHeapWalker {
         }
     }
 
+    /// Where the first chunk of the heap in `start..<end` may be: the mapping's start (a dynamic
+    /// program), then each 16-aligned address in its first `scanBytes` whose size field is the
+    /// tcache struct's, the first chunk malloc makes (a static program's startup puts its TLS block
+    /// at the start of the heap with `sbrk` first). Walk from each until one reaches the top.
+    public func firstChunkCandidates(start: UInt64, end: UInt64, scanBytes: UInt64 = 64 << 10) -> [UInt64] {
+        var candidates = [start]
+        guard start & (Layout.alignment - 1) == 0, start < end else { return candidates }
+        let limit = start &+ min(scanBytes, end - start)
+        var chunk = start &+ Layout.alignment
+        while chunk < limit, limit - chunk >= Layout.userOffset {
+            if (try? read(chunk &+ 8)) == Layout.tcacheChunkSizeField { candidates.append(chunk) }
+            chunk &+= Layout.alignment
+        }
+        return candidates
+    }
+
+    /// Walks the heap from the first of `candidates` that walks to the top chunk; the error of the
+    /// mapping's start when none does.
+    public func walkHeap(candidates: [UInt64], end: UInt64) throws(GlibcHeapError) -> HeapWalk {
+        var first: GlibcHeapError?
+        for candidate in candidates {
+            do { return try walkHeap(start: candidate, end: end) } catch { first = first ?? error }
+        }
+        throw first ?? .unreadable(address: end)
+    }
+
     /// The size of the heap chunk at `chunk`, checked: aligned, at least MINSIZE, not mmapped,
     /// and ending by `end`.
     func chunkSize(at chunk: UInt64, end: UInt64) throws(GlibcHeapError) -> UInt64 {

@@ -73,11 +73,11 @@ extension UserAllocationTracker {
         let walker = GlibcHeapWalker { (address) throws(GlibcHeapError) in try reader.word(address) }
         if let heap = mappings.first(where: { $0.path == "[heap]" }) {
             do {
-                let walk = try walker.walkHeap(start: heap.start, end: heap.end)
+                let walk = try walker.walkHeap(candidates: walker.firstChunkCandidates(start: heap.start, end: heap.end), end: heap.end)
                 found.walked = true
                 var free = Set<UInt64>()
                 // The first chunk of the heap is the main thread's tcache when it has its size.
-                if let first = walk.inUse.first, first.address == heap.start,
+                if let first = walk.inUse.first,
                    (try? reader.word(first.address &+ 8)) == GlibcMallocLayout.tcacheChunkSizeField {
                     free.insert(first.address)
                     do { free.formUnion(try walker.tcacheChunks(structChunk: first.address)) } catch {

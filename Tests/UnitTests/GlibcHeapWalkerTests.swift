@@ -80,6 +80,24 @@ struct GlibcHeapWalkerTests {
         #expect(a.userAddress == ValidHeap.a + 16 && a.usableSize == 0x18)
     }
 
+    @Test func findsTheFirstChunkAfterAStaticProgramsTLSBlock() throws {
+        // A static program's startup takes the heap's first bytes (its TLS block) with sbrk: the
+        // heap proper starts at the tcache struct further on.
+        var memory = CraftedHeapMemory()
+        let start = ValidHeap.heap - 0x1000
+        memory.region(at: start, size: 0x1000)
+        memory.store(0x1234_5678, at: start + 0x10)
+        let valid = ValidHeap().memory
+        memory.regions += valid.regions
+        let walker = memory.walker
+        let candidates = walker.firstChunkCandidates(start: start, end: end)
+        #expect(candidates == [start, ValidHeap.tcache])
+        let walk = try walker.walkHeap(candidates: candidates, end: end)
+        #expect(walk.inUse.first?.address == ValidHeap.tcache && walk.top == ValidHeap.top)
+        // No candidate walks: the error of the mapping's start.
+        #expect(throws: GlibcHeapError.chunkTooSmall(address: start, size: 0)) { try walker.walkHeap(candidates: [start], end: end) }
+    }
+
     @Test func findsTheFreeChunksThatLookInUse() throws {
         let walker = ValidHeap().memory.walker
         #expect(try walker.tcacheChunks(structChunk: ValidHeap.tcache) == [ValidHeap.b])
