@@ -5,7 +5,7 @@ import Testing
 /// lv-leak-tree --block allocates its 16 leak-test blocks and a stack-held one untracked and
 /// blocks; the test attaches (the blocks it had are found in glibc's heap with their usable
 /// sizes), lets it free the stack-held block and exit, runs lv-leak-loop (tracked from its start),
-/// detaches, and checks the final report: the pre-attach blocks classified by the exit scan
+/// detaches, attaches and detaches again, and checks the final report: the pre-attach blocks classified by the exit scan
 /// exactly as valgrind classes them, the new program's blocks with their site; and that detach
 /// put back every byte.
 @Suite(.serialized)
@@ -55,6 +55,16 @@ struct AttachTests {
         #expect(summary["bytesChangedByGuest"] as? Int == 0, "\(summary)")
         #expect((summary["pagesCompared"] as? Int ?? 0) > 0 && summary["pagesCompared"] as? Int == summary["pagesIdentical"] as? Int,
                 "\(summary)")
+
+        // Attach and detach again: the same session re-arms (the kernel hooks at least) and detach
+        // restores again.
+        let reattach = try LeakVisorProcess.run(["attach", "--json"] + session)
+        #expect(reattach.status == 0, "\(reattach.stderr)")
+        let reattached = try JSONSerialization.jsonObject(with: Data(reattach.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(reattached["reattached"] as? Bool == true && reattached["kernelSeconds"] as? Double == 0, "\(reattached)")
+        let redetach = try LeakVisorProcess.run(["detach", "--json"] + session)
+        let second = try JSONSerialization.jsonObject(with: Data(redetach.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect((second["bytesRestored"] as? Int ?? 0) >= 4 && second["bytesChangedByGuest"] as? Int == 0, "\(second)")
 
         guest.type("finished\n")
         let result = guest.finish(timeout: 600)
