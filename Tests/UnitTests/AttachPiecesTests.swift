@@ -1,4 +1,6 @@
 import AllocationLedger
+import Introspection
+import LeakAnalysis
 import GuestInterface
 import GuestMemory
 import Monitor
@@ -65,5 +67,24 @@ struct AttachPiecesTests {
         #expect(AllocatorFunction.allCases.firstIndex(of: .operatorDeleteArray) == 12)
         #expect(AllocatorFunction.allCases.last == .beforeAttach)
         #expect(AllocatorFunction.beforeAttach.rawValue == "allocated before attach" && !AllocatorFunction.beforeAttach.releases)
+    }
+}
+
+/// How the report shows blocks found at attach: one group per class, no stack, said so in text.
+struct BeforeAttachReportTests {
+    @Test func blocksFromBeforeTheAttachAreGroupedWithoutAStack() {
+        let space = PageTableRoot(cr3: 0x1234_5000)
+        let ledger = AllocationLedger()
+        ledger.identify(space, as: ProcessIdentity(pid: 42, command: "prog"), modules: [])
+        ledger.allocate(in: space, address: 0x1010, size: 24, function: .beforeAttach, stack: [], thread: 42, time: 0)
+        ledger.allocate(in: space, address: 0x1030, size: 40, function: .beforeAttach, stack: [], thread: 42, time: 0)
+        let report = LeakReportBuilder(files: GuestSymbolFiles()).build(ledger.snapshot(), seconds: 1)
+        let groups = report.processes.first?.groups ?? []
+        #expect(groups.count == 1 && groups.first?.function == .beforeAttach && groups.first?.frames.isEmpty == true)
+        #expect(groups.first?.sizes == [40, 24])
+        let text = LeakReportText.render(report)
+        #expect(text.contains("Outstanding: 64 byte(s) in 2 object(s) allocated before the attach (sizes 40, 24), age 1.0 s to 1.0 s,"
+                              + " thread 42 (no stack)\n"), "\(text)")
+        #expect(!text.contains("allocated by allocated"))
     }
 }
