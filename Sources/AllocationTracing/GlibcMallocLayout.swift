@@ -20,6 +20,8 @@ public enum GlibcMallocLayout {
     public static let arenaBins: UInt64 = 112
     /// Regular bins (bin 1, the unsorted bin, to 127), each a (fd, bk) pair in `bins`.
     public static let binPairs = 127
+    /// `next`: the circular list of arenas, from the main arena through every thread arena.
+    public static let arenaNext: UInt64 = 2160
     /// Bytes of `struct malloc_state` up to and including max_system_mem.
     public static let arenaSize: UInt64 = 2200
 

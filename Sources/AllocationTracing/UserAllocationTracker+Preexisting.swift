@@ -57,6 +57,36 @@ extension UserAllocationTracker {
         var notes: [String] = []
     }
 
+    /// The in-use chunks of the thread arenas linked from `mainArena` (single-heap arenas), adding
+    /// their tcache (the first chunk, when it has the tcache struct's size) and fastbin chunks to `free`.
+    static func threadArenaChunks(walker: GlibcHeapWalker, mainArena: UInt64, free: inout Set<UInt64>,
+                                  notes: inout [String]) -> [GlibcHeapWalker.Chunk] {
+        let heaps: [GlibcHeapWalker.ThreadHeap]
+        do {
+            let found = try walker.threadHeaps(mainArena: mainArena)
+            heaps = found.heaps
+            notes += found.skipped.map { "thread arena not walked: \($0)" }
+        } catch {
+            notes.append("thread arenas not listed: \(error)")
+            return []
+        }
+        var chunks: [GlibcHeapWalker.Chunk] = []
+        for heap in heaps {
+            do {
+                let walk = try walker.walkHeap(start: heap.firstChunk, end: heap.end, top: heap.top)
+                if let first = walk.inUse.first, first.address == heap.firstChunk, first.size == GlibcMallocLayout.tcacheChunkSizeField & ~7 {
+                    free.insert(first.address)
+                    free.formUnion(try walker.tcacheChunks(structChunk: first.address))
+                }
+                free.formUnion(try walker.fastbinChunks(arena: heap.arena))
+                chunks += walk.inUse
+            } catch {
+                notes.append("thread arena 0x\(String(heap.arena, radix: 16)) not walked: \(error)")
+            }
+        }
+        return chunks
+    }
+
     /// Where glibc's main arena may be (in its `.data`): libc's writable file mappings, then any
     /// other writable file mapping (a static executable's own), each at most 4 MiB.
     static func arenaCandidates(_ mappings: [GuestMapping]) -> [Range<UInt64>] {
@@ -84,16 +114,18 @@ extension UserAllocationTracker {
                         found.notes.append("tcache not read: \(error)")
                     }
                 }
+                var inUse = walk.inUse
                 if let arena = arenaCandidates(mappings).lazy.compactMap({ walker.findArena(in: $0, top: walk.top) }).first {
                     found.arena = true
                     do { free.formUnion(try walker.fastbinChunks(arena: arena)) } catch {
                         found.notes.append("fastbins not read: \(error)")
                     }
+                    inUse += threadArenaChunks(walker: walker, mainArena: arena, free: &free, notes: &found.notes)
                 } else {
-                    found.notes.append("glibc's main arena was not found; chunks in its fastbins count as in use")
+                    found.notes.append("glibc's main arena was not found; chunks in its fastbins count as in use, thread arenas are not walked")
                 }
-                found.chunks = walk.inUse.filter { !free.contains($0.address) }
-                found.cachedFree = walk.inUse.count - found.chunks.count
+                found.chunks = inUse.filter { !free.contains($0.address) }
+                found.cachedFree = inUse.count - found.chunks.count
             } catch {
                 found.notes.append("[heap] not walked: \(error)")
             }

@@ -168,6 +168,38 @@ struct GlibcHeapWalkerTests {
         #expect(throws: GlibcHeapError.unreadable(address: 0x20)) { try wild.memory.walker.fastbinChunks(arena: ValidHeap.arena) }
     }
 
+    @Test func walksASingleHeapThreadArena() throws {
+        let heap: UInt64 = 0x7F00_0400_0000, arena: UInt64 = 0x7F00_0400_0030
+        let first = heap + 2256, top = heap + 2256 + 0x50
+        func threaded(_ edit: (inout CraftedHeapMemory) -> Void = { _ in }) -> CraftedHeapMemory {
+            var memory = ValidHeap().memory
+            memory.region(at: heap, size: 0x2000)
+            memory.store(arena, at: ValidHeap.arena + 2160)     // main arena → thread arena → main arena
+            memory.store(ValidHeap.arena, at: arena + 2160)
+            memory.store(arena, at: heap)                       // heap_info.ar_ptr
+            memory.store(0x21000, at: heap + 16)                // heap_info.size
+            memory.store(top, at: arena + 96)
+            memory.store(0x25, at: first + 8)                   // 0x20, NON_MAIN_ARENA | PREV_INUSE
+            memory.store(0x35, at: first + 0x28)
+            memory.store((heap + 0x21000 - top) | 5, at: top + 8)
+            edit(&memory)
+            return memory
+        }
+        let found = try threaded().walker.threadHeaps(mainArena: ValidHeap.arena)
+        #expect(found.heaps == [.init(arena: arena, firstChunk: first, end: heap + 0x21000, top: top)] && found.skipped.isEmpty)
+        let walk = try threaded().walker.walkHeap(start: first, end: heap + 0x21000, top: top)
+        #expect(walk.inUse.map(\.address) == [first, first + 0x20] && walk.inUse.map(\.size) == [0x20, 0x30])
+        // Hostile: a list that loops, an arena that is not its heap's, a top in another heap.
+        #expect(throws: GlibcHeapError.freeListLoops(list: "arena list", address: arena)) {
+            try threaded { $0.store(arena, at: arena + 2160) }.walker.threadHeaps(mainArena: ValidHeap.arena)
+        }
+        #expect(try threaded { $0.store(0, at: heap) }.walker.threadHeaps(mainArena: ValidHeap.arena).skipped.count == 1)
+        #expect(try threaded { $0.store(top + (64 << 20), at: arena + 96) }.walker.threadHeaps(mainArena: ValidHeap.arena).heaps.isEmpty)
+        #expect(throws: GlibcHeapError.misalignedFreeChunk(list: "arena list", address: 3)) {
+            try threaded { $0.store(3, at: arena + 2160) }.walker.threadHeaps(mainArena: ValidHeap.arena)
+        }
+    }
+
     @Test func arenaSearchIsBoundedAndStrict() throws {
         let walker = ValidHeap().memory.walker
         // Ranges at the top of the address space or too small for an arena: nothing, no trap.
