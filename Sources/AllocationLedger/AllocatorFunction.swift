@@ -9,6 +9,9 @@ public enum AllocatorFunction: String, Sendable, Codable, CaseIterable {
     case operatorNewArray = "operator new[]"
     case operatorDelete = "operator delete"
     case operatorDeleteArray = "operator delete[]"
+    /// A block malloc had handed out before `leakvisor attach` (found in glibc's heap metadata:
+    /// exact size, no stack). Last, so that the cases before keep their index in `LiveBlock`.
+    case beforeAttach = "allocated before attach"
 
     /// True for entry points that release a block and return nothing the ledger needs.
     public var releases: Bool {

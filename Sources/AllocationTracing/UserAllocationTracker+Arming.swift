@@ -29,6 +29,17 @@ extension UserAllocationTracker {
         return summary
     }
 
+    /// `leakvisor attach`: arms a tracker that never armed or was disarmed, in a guest that runs
+    /// user space already. Call with the guest paused; install the tracker as the guest's trap
+    /// handler before it resumes. If arming fails, whatever it placed is put back.
+    public func attach(_ guest: PausedGuest) throws(TrackerError) -> ArmingSummary {
+        arming.withLock { $0.outcome = .failure(TrackerError.arming) }
+        let outcome = Result { () throws(TrackerError) in try arm(memory: guest.memory, vcpus: guest.vcpus) }
+        if case .failure = outcome { _ = disarm(guest) }
+        arming.withLock { $0.outcome = outcome.mapError { $0 as any Error } }
+        return try outcome.get()
+    }
+
     /// Puts back every byte the monitor changed: kernel hooks, allocator breakpoints, and the
     /// return addresses of calls in flight. Call with the guest paused.
     public func disarm(_ guest: PausedGuest) -> ArmingSummary {

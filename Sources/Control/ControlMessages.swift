@@ -15,6 +15,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case report(allProcesses: Bool)
     /// Stop tracking and put back every guest byte the monitor changed.
     case detach
+    /// Start tracking user allocations in a guest that runs untracked (or detached): `track` is
+    /// "user" or "user-malloc"; `reportPath` (absolute) receives the final report as JSON.
+    case attach(track: String, reportPath: String?)
     /// Save the running guest into a snapshot file at `path` (absolute, on the monitor's host).
     case snapshot(path: String)
 }
@@ -44,12 +47,13 @@ public struct ControlResponse: Codable, Sendable {
     public var report: LeakReport?
     public var detached: ArmingSummary?
     public var snapshot: SnapshotSaved?
+    public var attached: AttachSummary?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
                 stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,
-                detached: ArmingSummary? = nil, snapshot: SnapshotSaved? = nil) {
+                detached: ArmingSummary? = nil, snapshot: SnapshotSaved? = nil, attached: AttachSummary? = nil) {
         self.error = error; self.processes = processes; self.mappings = mappings
         self.stacks = stacks; self.symbol = symbol; self.report = report; self.detached = detached
-        self.snapshot = snapshot
+        self.snapshot = snapshot; self.attached = attached
     }
 }

@@ -25,15 +25,17 @@ public enum LeakReportText {
                 for note in scan.notes.prefix(5) { out += "==\(pid)== note: \(note)\n" }
             }
             for group in process.groups where showReachable || group.reachability != .reachable {
-                out += "\n" + headline(group) + " allocated by \(group.function.rawValue)"
+                // Blocks found in glibc's heap at `leakvisor attach`: no allocator call was seen.
+                out += "\n" + headline(group) + (group.function == .beforeAttach ? " allocated before the attach"
+                                                 : " allocated by \(group.function.rawValue)")
                 if group.blocks > 1 {
                     out += " (sizes \(group.sizes.map(String.init).joined(separator: ", "))\(group.blocks > group.sizes.count ? ", ..." : ""))"
                 }
                 out += ", age \(age(report.seconds - group.newestSeconds))"
                 if group.blocks > 1 { out += " to \(age(report.seconds - group.oldestSeconds))" }
                 if let written = group.lastWrittenSeconds { out += ", last written \(age(report.seconds - written)) ago" }
-                out += ", thread\(group.threads.count > 1 ? "s" : "") \(group.threads.map(String.init).joined(separator: ", ")), from:\n"
-                out += frames(group.frames, maxFrames)
+                out += ", thread\(group.threads.count > 1 ? "s" : "") \(group.threads.map(String.init).joined(separator: ", "))"
+                out += group.frames.isEmpty ? " (no stack)\n" : ", from:\n" + frames(group.frames, maxFrames)
             }
             for growth in process.growth {
                 out += "\nGrowing while referenced: \(bytes(growth.firstBytes)) -> \(bytes(growth.lastBytes)) byte(s)"

@@ -15,12 +15,13 @@ public final class InspectionService: Sendable {
     let vmlinuxPath: String
     let kernelSymbolFile: String?
     let symbols: GuestSymbolFiles
-    let tracking: TrackingSession?
+    /// The tracking session now (it may be made by `leakvisor attach` while the guest runs).
+    let currentTracking: @Sendable () -> TrackingSession?
     private let kernel = Mutex<GuestKernel?>(nil)
 
     public init(guest: any InspectableGuest, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles,
-                tracking: TrackingSession?) {
-        self.tracking = tracking
+                tracking: @escaping @Sendable () -> TrackingSession?) {
+        self.currentTracking = tracking
         self.guest = guest
         self.vmlinuxPath = vmlinuxPath
         self.kernelSymbolFile = kernelSymbolFile
@@ -28,13 +29,14 @@ public final class InspectionService: Sendable {
     }
 
     public func handle(_ request: ControlRequest) -> ControlResponse {
+        let tracking = currentTracking()
         switch request {
         case .report(let all):
-            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
+            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)") }
             tracking.scanNow(reason: "leakvisor report")
             return ControlResponse(report: tracking.report(final: false, allProcesses: all ? true : nil))
         case .detach:
-            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user)") }
+            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)") }
             do {
                 return ControlResponse(detached: try tracking.detach())
             } catch {
@@ -42,6 +44,8 @@ public final class InspectionService: Sendable {
             }
         case .snapshot:
             return ControlResponse(error: "this monitor cannot save snapshots")
+        case .attach:
+            return ControlResponse(error: "this monitor cannot attach")
         default:
             break
         }
@@ -65,7 +69,7 @@ public final class InspectionService: Sendable {
                         return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
                     }
                     return ControlResponse(symbol: frame)
-                case .report, .detach, .snapshot:
+                case .report, .detach, .snapshot, .attach:
                     return ControlResponse(error: "unreachable")
                 }
             }

@@ -19,7 +19,7 @@ public protocol HostPolicy: Sendable {
     /// snapshot can be taken there (kvm_pvm: no, a snapshot waits for each vCPU to be in the kernel).
     var userModeStateSavable: Bool { get }
     /// A per-vCPU helper that handles host-specific exits and the monitor's own traps; owned by that vCPU's thread.
-    func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant
+    func makeAssistant(memory: GuestMemory, trapHandlers: TrapHandlerSlot) -> VCPUAssistant
 }
 
 /// Picks the policy for this host: kvm_pvm when its module is loaded, hardware virtualization otherwise.
@@ -72,7 +72,7 @@ public struct HardwareHostPolicy: HostPolicy {
         return entries
     }
     public func kernelArguments(tscKHz: UInt32) -> [String] { [] }
-    public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, fixups: nil, trapHandler: trapHandler)
+    public func makeAssistant(memory: GuestMemory, trapHandlers: TrapHandlerSlot) -> VCPUAssistant {
+        VCPUAssistant(memory: memory, fixups: nil, trapHandlers: trapHandlers)
     }
 }

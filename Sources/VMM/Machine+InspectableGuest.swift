@@ -11,3 +11,5 @@ extension Machine: InspectableGuest {
         try pageWrites.disable()
     }
 }
+
+extension Machine: TrapHandlerHost {}

@@ -99,7 +99,7 @@ extension Machine {
 
     /// Whether the trap handler may have placed anything in the guest: it is active (from the
     /// start, or since the guest took its payload).
-    public var trapHandlerMayHaveActed: Bool { configuration.trapHandler != nil && state.trapHandlerActive }
+    public var trapHandlerMayHaveActed: Bool { trapHandlers.current.handler != nil && state.trapHandlerActive }
 
     /// Whether the guest said it took its payload (its command starts then).
     public var payloadTaken: Bool { devices.payload.taken }

@@ -25,6 +25,8 @@ public final class Machine: @unchecked Sendable {
     let state: MachineState
     let console: GuestConsole
     let devices: DeviceHub
+    /// The trap handler the vCPUs call: `configuration.trapHandler`, or one installed later.
+    let trapHandlers: TrapHandlerSlot
 
     /// How a machine starts: a cold boot of `configuration`'s kernel, or a snapshot's state.
     private enum Start {
@@ -61,6 +63,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.configuration = config
         self.policy = policy
+        self.trapHandlers = TrapHandlerSlot(config.trapHandler)
         let state = MachineState(bootStages: config.bootStages, trapHandlerActive: !config.trapHandlerAwaitsPayload)
         self.state = state
         self.console = GuestConsole(sink: config.consoleOutput, sanitizing: config.rawConsole ? false : nil,
@@ -165,12 +168,11 @@ public final class Machine: @unchecked Sendable {
         if configuration.forwardInput { startInputForwarding() }
         let threads = VCPUThreads()
         for vcpu in vcpus {
-            let (state, devices, policy, memory) = (self.state, self.devices, self.policy, self.memory)
-            let trapHandler = configuration.trapHandler
+            let (state, devices, policy, memory, trapHandlers) = (self.state, self.devices, self.policy, self.memory, self.trapHandlers)
             threads.start(id: vcpu.id) {
                 VCPUKick.acceptKicksOnThisThread()
                 state.register(thread: pthread_self())
-                let assistant = policy.makeAssistant(memory: memory, trapHandler: trapHandler)
+                let assistant = policy.makeAssistant(memory: memory, trapHandlers: trapHandlers)
                 assistant.trapHandlerActive = { state.trapHandlerActive }
                 VCPULoop(vcpu: vcpu, devices: devices, state: state, assistant: assistant, memory: memory,
                          userModeStateSavable: policy.userModeStateSavable).run()
@@ -199,6 +201,14 @@ public final class Machine: @unchecked Sendable {
         return try state.pause.pause(timeout: timeout, kick: { for t in state.threads { VCPUKick.kick(t) } }) { snapshots in
             try body(PausedGuest(memory: memory, vcpus: snapshots))
         }
+    }
+
+    /// Installs `handler` as the trap handler of the running guest (`leakvisor attach`), acting at
+    /// once. Call with the guest paused (inside `withGuestPaused`): each vCPU places the gate
+    /// breakpoints the handler needs before it runs guest code again.
+    public func installTrapHandler(_ handler: (any GuestTrapHandler)?) {
+        trapHandlers.install(handler)
+        if handler != nil { state.activateTrapHandler() }
     }
 
     /// Bytes for the guest's serial console, as if typed.

@@ -66,7 +66,7 @@ public struct PVMHostPolicy: HostPolicy {
         return entries
     }
 
-    public func makeAssistant(memory: GuestMemory, trapHandler: (any GuestTrapHandler)?) -> VCPUAssistant {
-        VCPUAssistant(memory: memory, fixups: EmulatorFixups(), trapHandler: trapHandler)
+    public func makeAssistant(memory: GuestMemory, trapHandlers: TrapHandlerSlot) -> VCPUAssistant {
+        VCPUAssistant(memory: memory, fixups: EmulatorFixups(), trapHandlers: trapHandlers)
     }
 }

@@ -26,9 +26,12 @@ public final class VCPUAssistant {
     /// The host's own piece (kvm_pvm: half-done `syscall`s, emulation failures); nil where the
     /// CPU does all of it (VMX/SVM).
     private var fixups: EmulatorFixups?
-    /// The monitor's trap handler, acting only once `trapHandlerActive` says so (tracking may
-    /// start when the guest takes its payload, after the point a snapshot is made).
-    private let installedTrapHandler: (any GuestTrapHandler)?
+    /// Where the monitor's trap handler is installed (at creation, or later by `leakvisor attach`).
+    private let trapHandlers: TrapHandlerSlot
+    /// The handler this vCPU took from `trapHandlers` last, acting only once `trapHandlerActive`
+    /// says so (tracking may start when the guest takes its payload, after the point a snapshot is made).
+    private var installedTrapHandler: (any GuestTrapHandler)?
+    private var handlerGeneration: UInt64
     var trapHandlerActive: @Sendable () -> Bool = { true }
     private var handlerActive = false
     var trapHandler: (any GuestTrapHandler)? {
@@ -51,10 +54,26 @@ public final class VCPUAssistant {
     /// Whether a gate exit showed this vCPU running user-mode code (on hosts or runs with gates).
     private(set) var sawUserSpace = false
 
-    init(memory: GuestMemory, fixups: EmulatorFixups?, trapHandler: (any GuestTrapHandler)? = nil) {
+    init(memory: GuestMemory, fixups: EmulatorFixups?, trapHandlers: TrapHandlerSlot = TrapHandlerSlot()) {
         self.memory = memory
         self.fixups = fixups
-        self.installedTrapHandler = trapHandler
+        self.trapHandlers = trapHandlers
+        (installedTrapHandler, handlerGeneration) = trapHandlers.current
+    }
+
+    /// Takes the handler installed since the last look, if one was. Returns whether it changed.
+    private func takeInstalledHandler() -> Bool {
+        guard trapHandlers.generation != handlerGeneration else { return false }
+        (installedTrapHandler, handlerGeneration) = trapHandlers.current
+        handlerActive = false
+        announcedUserSpace = false
+        return true
+    }
+
+    /// Called before each entry into the guest (after a pause, too): when a handler was installed
+    /// meanwhile, places the gates it needs now, before any guest code can meet its breakpoints.
+    func beforeEntry(_ vcpu: VirtualCPU) throws(VMMError) {
+        if takeInstalledHandler() { try afterExit(vcpu) }
     }
 
     var completesSyscalls: Bool { fixups != nil }
@@ -82,11 +101,12 @@ public final class VCPUAssistant {
     /// completion, until the gates are placed), then every 256th, and at once when the trap
     /// handler starts or stops wanting user traps (detach).
     func afterExit(_ vcpu: VirtualCPU) throws(VMMError) {
+        let changed = takeInstalledHandler()
         guard completesSyscalls || installedTrapHandler != nil, !steppingOverGate else { return }
         let userTraps = trapHandler?.wantsUserTraps ?? false
         exitsSinceCheck += 1
         let settled = completesSyscalls ? statistics.syscallsCompleted > 0 : gatesPlaced
-        if settled && userTraps == gatesForUserTraps && exitsSinceCheck < 256 { return }
+        if settled && !changed && userTraps == gatesForUserTraps && exitsSinceCheck < 256 { return }
         exitsSinceCheck = 0
         // The kernel sets LSTAR in syscall_init(), after its final IDT is in place; before that
         // the gates are early-boot handlers and no user code can run.

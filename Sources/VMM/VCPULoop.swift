@@ -32,6 +32,7 @@ struct VCPULoop {
             try assistant.afterExit(vcpu)
             while !state.stopping {
                 state.pause.parkIfRequested(vcpu, userModeStateSavable: userModeStateSavable)
+                try assistant.beforeEntry(vcpu)
                 let exit: VCPUExit
                 do { exit = try vcpu.run() } catch { throw VMMError.kvm(error) }
                 exits += 1

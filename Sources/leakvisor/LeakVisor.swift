@@ -10,6 +10,6 @@ struct LeakVisor: ParsableCommand {
             busybox initramfs, built by scripts/setup.sh) and runs a demo in it: a small program that \
             leaks, with its allocations trapped from outside and reported at exit.
             """,
-        subcommands: [RunCommand.self, InspectCommand.self, ReportCommand.self, DetachCommand.self, SnapshotCommand.self, BenchCommand.self],
+        subcommands: [RunCommand.self, InspectCommand.self, ReportCommand.self, AttachCommand.self, DetachCommand.self, SnapshotCommand.self, BenchCommand.self],
         defaultSubcommand: RunCommand.self)
 }

@@ -7,7 +7,8 @@ import GuestInterface
 import LeakAnalysis
 import ReportFormats
 
-/// `leakvisor report`: the allocation report of a running `leakvisor run --track user`, of a
+/// `leakvisor report`: the allocation report of a running `leakvisor run --track user` (or of a
+/// run `leakvisor attach` tracks), of a
 /// report file, or of the journal a tracking run wrote, in text, JSON or an export format.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +16,9 @@ struct ReportCommand: ParsableCommand {
         abstract: "Print the allocation report of a tracked guest, of its journal or of a report file, in text, JSON or an export format.",
         discussion: """
             Outstanding allocations per process, grouped by allocating function and stack, largest first \
-            (the same report the monitor prints at exit and on SIGUSR1). Exited processes are listed with \
+            (the same report the monitor prints at exit and on SIGUSR1), from a monitor run with --track \
+            or tracking since `leakvisor attach`; blocks from before the attach are grouped as \
+            "allocated before attach", with no stack. Exited processes are listed with \
             the blocks they had outstanding when their memory was torn down.
 
             With --journal FILE the report comes from the journal a tracking run wrote (no guest, no \
@@ -101,7 +104,8 @@ struct DetachCommand: ParsableCommand {
             allocator calls in flight; a breakpoint whose page the guest replaced meanwhile is left \
             alone and listed. The #BP gate breakpoint, the periodic scans and the guest page-write \
             log are turned off; the guest runs on untracked. The ledger is kept: `leakvisor report` \
-            still works, and the monitor still prints the report at exit.
+            still works, and the monitor still prints the report at exit. `leakvisor attach` re-arms \
+            (docs/attach.md).
             """)
 
     @OptionGroup var common: InspectCommand.Common

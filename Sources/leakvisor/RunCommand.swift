@@ -83,7 +83,7 @@ struct RunCommand: ParsableCommand {
     var kernelSymbols: String?
 
     @Option(help: ArgumentHelp(
-        "What to track: `user` traps the guest's user-space allocators (glibc's malloc family and C++ new/delete, in every process, dynamic and static) and reports outstanding allocations at exit and on SIGUSR1; `user-malloc` traps only the C allocator (C++ new/delete show as the malloc/free they call: about half the traps for C++ code, no new/delete mismatch findings).",
+        "What to track: `user` traps the guest's user-space allocators (glibc's malloc family and C++ new/delete, in every process, dynamic and static) and reports outstanding allocations at exit and on SIGUSR1 (without --track, `leakvisor attach` can start tracking later); `user-malloc` traps only the C allocator (C++ new/delete show as the malloc/free they call: about half the traps for C++ code, no new/delete mismatch findings).",
         valueName: "user|user-malloc"))
     var track: TrackTarget?
 

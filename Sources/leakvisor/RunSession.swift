@@ -128,16 +128,18 @@ struct RunSession {
         let tracking = userTracking.map {
             TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput)
         }
-        let signals = SignalForwarding(machine: machine, tracking: tracking)
+        let attachment = TrackingAttachment(session: tracking, makeSession: attachedSessionMaker(machine: machine))
+        let signals = SignalForwarding(machine: machine, tracking: attachment)
         defer { signals.cancel() }
-        let control = startControlServer(machine: machine, tracking: tracking, identity: identity)
+        let control = startControlServer(machine: machine, tracking: attachment, identity: identity)
         defer { control?.stop() }
         let metrics = try options.metricsAddress.flatMap { address in try tracking?.serveMetrics(at: address) }
         defer { metrics?.stop() }
         let outcome = machine.run()
         progress.stop()
         let status = report(outcome, machine: machine)
-        guard let tracking else { return status }
+        // The session made at the start, or by `leakvisor attach` while the guest ran.
+        guard let tracking = attachment.current else { return status }
         let (written, final) = tracking.finish()
         if !written { return status == 0 ? 125 : status }
         if let code = options.errorExitcode, final.summary.classes.definitelyLost.blocks > 0 {
@@ -169,21 +171,48 @@ struct RunSession {
     }
 
     /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
-    func startControlServer(machine: Machine, tracking: TrackingSession?, identity: SnapshotIdentity) -> ControlServer? {
+    func startControlServer(machine: Machine, tracking: TrackingAttachment, identity: SnapshotIdentity) -> ControlServer? {
         guard let vmlinux = vmlinuxPath() else { return nil }
         let service = InspectionService(guest: machine, vmlinuxPath: vmlinux,
                                         kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
-                                        tracking: tracking)
+                                        tracking: { tracking.current })
         do {
             return try ControlServer(note: { MonitorOutput.say("control socket: \($0)") }, handler: { request in
-                if case .snapshot(let path) = request {
-                    return Self.saveOnRequest(machine, tracking: tracking, path: path, identity: identity)
+                switch request {
+                case .snapshot(let path):
+                    return Self.saveOnRequest(machine, tracking: tracking.current, path: path, identity: identity)
+                case .attach(let track, let reportPath):
+                    do {
+                        let summary = try tracking.attach(track: track, reportPath: reportPath)
+                        MonitorOutput.say("attached: \(summary.arming.sites) allocator breakpoint(s), \(summary.preexisting.blocks)"
+                                          + " block(s) of \(summary.preexisting.bytes) byte(s) allocated before the attach")
+                        return ControlResponse(attached: summary)
+                    } catch {
+                        return ControlResponse(error: "\(error)")
+                    }
+                default:
+                    return service.handle(request)
                 }
-                return service.handle(request)
             })
         } catch {
             MonitorOutput.say("inspection is unavailable: \(error)")
             return nil
+        }
+    }
+
+    /// How `leakvisor attach` makes the session of a run started without --track: the kernel's
+    /// symbols and BTF are read then (seconds), not at every run's start.
+    func attachedSessionMaker(machine: Machine) -> TrackingAttachment.SessionMaker {
+        let (vmlinux, symbolFile, files, base) = (vmlinuxPath(), options.kernelSymbols.map(HostPathArgument.absolute), symbolFiles(),
+                                                 options.trackingOptions)
+        return { track, reportPath in
+            guard let vmlinux else { throw TrackingError.noKernelImage }
+            var options = base
+            options.includeOperators = track != "user-malloc"
+            options.jsonPath = reportPath
+            let tracking = try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: symbolFile, files: files, options: options,
+                                                       output: Self.sessionOutput)
+            return TrackingSession(tracking: tracking, guest: machine, files: files, options: options, output: Self.sessionOutput)
         }
     }
 
@@ -219,7 +248,7 @@ struct RunSession {
 final class SignalForwarding {
     private let sources: [any DispatchSourceSignal]
 
-    init(machine: Machine, tracking: TrackingSession?) {
+    init(machine: Machine, tracking: TrackingAttachment) {
         var sources = [SIGINT, SIGTERM].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -227,13 +256,12 @@ final class SignalForwarding {
             source.resume()
             return source
         }
-        if let tracking {
-            signal(SIGUSR1, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
-            source.setEventHandler { tracking.printReport(final: false) }
-            source.resume()
-            sources.append(source)
-        }
+        // Also without --track: `leakvisor attach` may make a session later.
+        signal(SIGUSR1, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        source.setEventHandler { tracking.current?.printReport(final: false) }
+        source.resume()
+        sources.append(source)
         self.sources = sources
     }
 

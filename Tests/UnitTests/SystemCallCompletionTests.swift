@@ -64,7 +64,7 @@ struct SystemCallCompletionTests {
 
     @Test func onlyThePVMPolicyCompletesSystemCalls() throws {
         let memory = try GuestMemory(size: 2 << 20)
-        #expect(PVMHostPolicy().makeAssistant(memory: memory, trapHandler: nil).completesSyscalls)
-        #expect(!HardwareHostPolicy().makeAssistant(memory: memory, trapHandler: nil).completesSyscalls)
+        #expect(PVMHostPolicy().makeAssistant(memory: memory, trapHandlers: TrapHandlerSlot()).completesSyscalls)
+        #expect(!HardwareHostPolicy().makeAssistant(memory: memory, trapHandlers: TrapHandlerSlot()).completesSyscalls)
     }
 }

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Control
+import Foundation
+
+/// `leakvisor attach`: start tracking allocations in a guest that `leakvisor run` started without --track.
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Start tracking user-space allocations in a running guest started without --track (or after detach).",
+        discussion: """
+            Pauses the guest, reads the guest kernel's symbols and BTF (on the first attach: a few \
+            seconds), arms the allocator breakpoints in every library mapped now and the kernel hooks \
+            that arm libraries mapped later, and walks each process's glibc heap: the blocks malloc had \
+            handed out before the attach enter the ledger as "allocated before attach" with their exact \
+            size and no stack, so that scans classify them too (main heap and mmapped chunks; not \
+            thread arenas). Then the guest resumes, tracked as with `run --track`: `leakvisor report` \
+            and SIGUSR1 give the report, the monitor prints it when the guest ends, and `leakvisor \
+            detach` stops tracking. Attach again after detach re-arms (docs/attach.md).
+            """)
+
+    @OptionGroup var common: InspectCommand.Common
+
+    @Option(help: ArgumentHelp("user: malloc family and C++ new/delete; user-malloc: the malloc family only.", valueName: "what"))
+    var track = "user"
+
+    @Option(help: ArgumentHelp("Write the final report as JSON to this file when the guest ends (first attach only).",
+                               valueName: "file"))
+    var report: String?
+
+    func validate() throws {
+        guard track == "user" || track == "user-malloc" else { throw ValidationError("--track is user or user-malloc") }
+    }
+
+    func run() throws {
+        let path = report.map { HostPathArgument.absolute($0) }
+        guard let summary = try common.ask(.attach(track: track, reportPath: path)).attached else {
+            throw InspectCommand.InspectFailure.answered("the monitor sent no answer")
+        }
+        if common.json { return try common.printJSON(summary) }
+        let heaps = summary.preexisting
+        print((summary.reattached ? "re-attached" : "attached") + ": \(summary.arming.sites) allocator breakpoint(s)"
+              + (summary.arming.files.isEmpty ? "" : " in \(summary.arming.files.joined(separator: ", "))")
+              + ", \(summary.arming.kernelHooks) kernel hook(s); guest paused "
+              + String(format: "%.1f ms", summary.pausedSeconds * 1000)
+              + (summary.kernelSeconds > 0 ? String(format: ", kernel symbols and BTF read in %.1f s", summary.kernelSeconds) : ""))
+        print("before the attach: \(heaps.blocks) block(s), \(heaps.bytes) byte(s) in \(heaps.heapsWalked) heap(s)"
+              + (heaps.mmappedBlocks > 0 ? " (\(heaps.mmappedBlocks) mmapped)" : "")
+              + "; \(heaps.cachedFreeChunks) free chunk(s) in tcache or fastbins left out")
+        for note in heaps.notes { print("note: \(note)") }
+    }
+}
