@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 scripts/setup.sh
 # The monitor first, so the suite's one cold boot starts while the tests and fuzzers build.
-echo "[test] building the monitor"
+echo "[test] building the monitor (set-up took ${SECONDS} s)"
 swift build --product leakvisor 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 test -x .build/debug/leakvisor || { echo "[test] build failed" >&2; exit 1; }
 # One cold boot (issue 13), made fresh for this run (the image or the monitor may have changed):
@@ -21,14 +21,15 @@ script --quiet --flush --return --command \
     ".build/debug/leakvisor run --timeout 1500 -- sh -c 'echo online=\$(cat /sys/devices/system/cpu/online); exit 0'" \
     /dev/null >"$LEAKVISOR_SUITE_TERMINAL_LOG" 2>&1 </dev/null &
 cold_boot=$!
-echo "[test] building the tests"
+echo "[test] building the tests (at ${SECONDS} s)"
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 # Every fuzz target for a short while (issue 11; docs/fuzzing.md): a crash fails the run.
-echo "[test] fuzzing the guest-data parsers (${LEAKVISOR_FUZZ_SECONDS:-10} s per target)"
+echo "[test] fuzzing the guest-data parsers (${LEAKVISOR_FUZZ_SECONDS:-10} s per target; at ${SECONDS} s)"
 scripts/fuzz.sh "${LEAKVISOR_FUZZ_SECONDS:-10}"
+echo "[test] waiting for the cold boot (at ${SECONDS} s)"
 if ! wait "$cold_boot"; then
     echo "[test] the cold boot failed:" >&2; cat "$LEAKVISOR_SUITE_TERMINAL_LOG" >&2; exit 1
 fi
 tr '\r' '\n' <"$LEAKVISOR_SUITE_TERMINAL_LOG" | { grep "leakvisor: boot: user space\|leakvisor: snapshot:" || true; } | sed 's/^/[test] /'
-echo "[test] running the test suite"
+echo "[test] running the test suite (at ${SECONDS} s)"
 swift test --skip-build

@@ -118,7 +118,7 @@ extension RunSession {
         guard let data = monitor.tracking else {
             if options.track != nil, monitor.trapHandlerActive == true, !monitor.guestAwaitsPayload {
                 throw SnapshotError.unusable(path: path, reason: "it was saved mid-run without --track; tracking cannot start in a"
-                                             + " running guest (attaching is not built yet): restore it without --track")
+                                             + " restored guest with --track: restore it without --track, then use `leakvisor attach`")
             }
             if options.track == nil, options.trackingOptionsGiven {
                 throw SnapshotError.unusable(path: path, reason: "it was saved without --track: --report, --scan-every and the other"
