@@ -7,12 +7,15 @@ import Testing
 /// sizes), lets it free the stack-held block and exit, runs lv-leak-loop (tracked from its start),
 /// detaches, attaches and detaches again, and checks the final report: the pre-attach blocks classified by the exit scan
 /// exactly as valgrind classes them, the new program's blocks with their site; and that detach
-/// put back every byte.
+/// put back every byte. The attached guest is also saved right after the attach: a restore of
+/// that file goes on tracking (no --track) and its report says the same.
 @Suite(.serialized)
 struct AttachTests {
     @Test func attachToUntrackedGuest() throws {
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-attach-\(getpid()).json")
-        defer { try? FileManager.default.removeItem(at: report) }
+        let restoredReport = FileManager.default.temporaryDirectory.appendingPathComponent("lv-attach-restored-\(getpid()).json")
+        let saved = FileManager.default.temporaryDirectory.appendingPathComponent("lv-attach-\(getpid()).lvsnap")
+        defer { for file in [report, restoredReport, saved] { try? FileManager.default.removeItem(at: file) } }
         let script = """
             lv-leak-tree --block &
             read answer
@@ -44,6 +47,10 @@ struct AttachTests {
         let again = try LeakVisorProcess.run(["attach"] + session)
         #expect(again.status != 0 && again.stderr.contains("already"), "\(again.stderr)")
 
+        // Saved attached: the file carries the attached session's tracking.
+        let snapshot = try LeakVisorProcess.run(["snapshot", "-o", saved.path] + session)
+        #expect(snapshot.status == 0, "\(snapshot.stderr)")
+
         guest.type("go\n")
         let looped = guest.waitFor("LV-LOOP-DONE", timeout: 600)
         #expect(looped, "\(guest.console.suffix(3000))")
@@ -72,6 +79,22 @@ struct AttachTests {
         #expect(result.stdout.contains("LV-DONE finished"))
         #expect(result.stderr.contains("SUMMARY: LeakVisor:"), "\(result.stderr.suffix(2000))")
 
+        try checkReport(report)
+
+        // The saved attached guest, restored without --track: tracking goes on, the same report.
+        let restored = try LiveGuest(["run", "--timeout", "900", "--interactive", "--restore", saved.path, "--report", restoredReport.path])
+        usleep(500_000)
+        restored.type("go\n")
+        #expect(restored.waitFor("LV-LOOP-DONE", timeout: 600), "\(restored.console.suffix(3000))")
+        restored.type("restored\n")
+        let continued = restored.finish(timeout: 600)
+        #expect(continued.status == 0 && continued.stdout.contains("LV-DONE restored"), "stderr: \(continued.stderr.suffix(3000))")
+        #expect(continued.stderr.contains("tracking continues from the snapshot at "), "\(continued.stderr.suffix(2000))")
+        try checkReport(restoredReport)
+    }
+
+    /// The final report: the pre-attach blocks by valgrind's classes, lv-leak-loop's leak at its site.
+    func checkReport(_ report: URL) throws {
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any] ?? [:]
         let processes = root["processes"] as? [[String: Any]] ?? []
         func groups(_ executable: String) -> [[String: Any]] {
