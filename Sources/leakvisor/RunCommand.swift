@@ -181,14 +181,19 @@ struct RunCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "Command to run in the guest.")
     var command: [String] = []
 
+    /// Whether an option that only tracking uses was given: refused without --track, and for a
+    /// --restore, unless the snapshot was saved tracking.
+    var trackingOnlyOptionsGiven: Bool {
+        reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil
+            || !suppressionFiles.isEmpty || journal != nil || noJournal || metricsListen != nil
+    }
+
     func validate() throws {
         if cpus < 1 || cpus > 64 { throw ValidationError("--cpus must be between 1 and 64") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         for disk in disks { _ = try DiskArgument(parsing: disk) }
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
-        if track == nil && restore == nil && (reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable
-                                              || errorExitcode != nil || !suppressionFiles.isEmpty || journal != nil || noJournal
-                                              || metricsListen != nil) {
+        if track == nil && restore == nil && trackingOnlyOptionsGiven {
             throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode, --suppressions,"
                                   + " --journal, --no-journal and --metrics-listen need --track (or --restore of a tracked guest's snapshot)")
         }
@@ -221,7 +226,8 @@ struct RunCommand: ParsableCommand {
             root: try root.map { try DiskArgument(parsing: $0, option: "--root").configuration },
             memoryBytes: memory.bytes, cpus: cpus, append: append, additions: additions,
             symbolDirectories: symbolDirectories, vmlinux: vmlinux, kernelSymbols: kernelSymbols, track: track,
-            tracking: tracking, journalPath: journal.map(HostPathArgument.absolute), writesJournal: !noJournal, metricsAddress: metricsAddress, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
+            tracking: tracking, journalPath: journal.map(HostPathArgument.absolute), writesJournal: !noJournal, metricsAddress: metricsAddress,
+            trackingOptionsGiven: trackingOnlyOptionsGiven, errorExitcode: errorExitcode, timeout: timeout, verboseKernel: verboseKernel,
             interactive: interactive, rawConsole: rawConsole, kvmDevice: kvmDevice, snapshots: !noSnapshot, restore: restore,
             command: command)
     }

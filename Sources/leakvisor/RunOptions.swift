@@ -25,6 +25,9 @@ struct RunOptions {
     var writesJournal = true
     /// --metrics-listen: where to serve live metrics (nil: nowhere).
     var metricsAddress: ListenAddress?
+    /// Whether any option that only tracking uses was given (--report, --scan-every, ...:
+    /// `RunCommand.trackingOnlyOptionsGiven`).
+    var trackingOptionsGiven = false
     var errorExitcode: Int32?
     var timeout: Double?
     var verboseKernel = false
@@ -40,16 +43,16 @@ struct RunOptions {
     /// The guest device the payload names for init when the command runs on a root disk.
     var rootDevice: String? { root == nil ? nil : RootDisk.guestDevice }
 
-    /// Whether any option that only tracking uses was given (--report, --scan-every, ...).
-    var trackingOptionsGiven: Bool {
-        tracking.jsonPath != nil || tracking.includeImageTools || tracking.scanInterval != nil || tracking.showReachable
-            || errorExitcode != nil || tracking.reportFilter != nil || metricsAddress != nil
-    }
-
-    /// The tracking options for `track`: C++ operators armed unless only the C allocator is asked for.
-    var trackingOptions: TrackingOptions {
+    /// The tracking options for `track` (--track's, or a restored snapshot's): C++ operators armed
+    /// unless only the C allocator is asked for; the journal (--journal, else the default path)
+    /// unless --no-journal.
+    func trackingOptions(for track: TrackTarget) -> TrackingOptions {
         var options = tracking
         options.includeOperators = track != .userMalloc
+        if writesJournal {
+            options.journalPath = journalPath ?? JournalLocation.defaultPath()
+            options.runIdentity = JournalLocation.identity(options: self)
+        }
         return options
     }
 }

@@ -30,10 +30,6 @@ struct RunSession {
         }
         // --root without a command: the disk's own shell (interactive when stdin is a terminal).
         if options.root != nil && options.command.isEmpty && options.restore == nil { options.command = ["/bin/sh"] }
-        if options.track != nil && options.writesJournal {
-            options.tracking.journalPath = options.journalPath ?? JournalLocation.defaultPath()
-            options.tracking.runIdentity = JournalLocation.identity(options: options)
-        }
         self.options = options
     }
 
@@ -113,8 +109,7 @@ struct RunSession {
         }
         // A snapshot of a tracked guest goes on being tracked, with or without --track.
         let (track, restoredTracking) = try trackingToContinue(start)
-        var trackingOptions = options.trackingOptions
-        if let track { trackingOptions.includeOperators = track != .userMalloc }
+        let trackingOptions = track.map(options.trackingOptions(for:)) ?? options.tracking
         let userTracking = try track.map { _ -> UserTracking in
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
             return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
@@ -204,7 +199,7 @@ struct RunSession {
     /// symbols and BTF are read then (seconds), not at every run's start.
     func attachedSessionMaker(machine: Machine) -> TrackingAttachment.SessionMaker {
         let (vmlinux, symbolFile, files, base) = (vmlinuxPath(), options.kernelSymbols.map(HostPathArgument.absolute), symbolFiles(),
-                                                 options.trackingOptions)
+                                                 options.tracking)
         return { track, reportPath in
             guard let vmlinux else { throw TrackingError.noKernelImage }
             var options = base
