@@ -48,9 +48,7 @@ public final class TrackingAttachment: Sendable {
             }
             let started = ContinuousClock.now
             let made = try makeSession(track, reportPath)
-            let loaded = ContinuousClock.now - started
-            let summary = try made.attach(kernelSeconds: Double(loaded.components.seconds) + Double(loaded.components.attoseconds) / 1e18,
-                                          reattached: false)
+            let summary = try made.attach(kernelSeconds: (ContinuousClock.now - started) / .seconds(1), reattached: false)
             session.withLock { $0 = made }
             return summary
         }

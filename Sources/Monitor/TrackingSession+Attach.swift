@@ -32,10 +32,10 @@ extension TrackingSession {
                 host.installTrapHandler(tracker)
                 return (arming, preexisting)
             }
-            let paused = ContinuousClock.now - started
+            let pausedSeconds = (ContinuousClock.now - started) / .seconds(1)
             startScanning()
             return AttachSummary(arming: arming, preexisting: preexisting, reattached: reattached, kernelSeconds: kernelSeconds,
-                                 pausedSeconds: Double(paused.components.seconds) + Double(paused.components.attoseconds) / 1e18)
+                                 pausedSeconds: pausedSeconds)
         }
     }
 }

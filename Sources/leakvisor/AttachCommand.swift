@@ -12,8 +12,8 @@ struct AttachCommand: ParsableCommand {
             seconds), arms the allocator breakpoints in every library mapped now and the kernel hooks \
             that arm libraries mapped later, and walks each process's glibc heap: the blocks malloc had \
             handed out before the attach enter the ledger as "allocated before attach" with their exact \
-            size and no stack, so that scans classify them too (main heap and mmapped chunks; not \
-            thread arenas). Then the guest resumes, tracked as with `run --track`: `leakvisor report` \
+            size and no stack, so that scans classify them too (main heap, thread arenas that fit in one \
+            heap, mmapped chunks). Then the guest resumes, tracked as with `run --track`: `leakvisor report` \
             and SIGUSR1 give the report, the monitor prints it when the guest ends, and `leakvisor \
             detach` stops tracking. Attach again after detach re-arms (docs/attach.md).
             """)
