@@ -22,6 +22,25 @@ as_root() {
     else echo "[setup] error: need root (or sudo) to run: $*" >&2; exit 1; fi
 }
 
+# The test kernel module (guest-images/default/kmod/) is built with kbuild against the headers
+# package of the exact kernel the image uses: the one guest-images/default/build.sh takes, the
+# kernel that linux-image-cloud-amd64 depends on. Its dependencies bring the rest
+# (linux-headers-<abi>-common, linux-kbuild-6.1, linux-compiler-gcc-12-x86).
+kernel_release() {
+    local meta=linux-image-cloud-amd64 version
+    version=$(apt-cache policy "$meta" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+    [ -n "$version" ] && [ "$version" != "(none)" ] || return 0
+    apt-cache depends "$meta=$version" 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-cloud-amd64$/ { sub(/^linux-image-/, "", $2); print $2; exit }'
+}
+release=$(kernel_release)
+if [ -z "$release" ]; then
+    as_root apt-get update -qq
+    release=$(kernel_release)
+fi
+if [ -n "$release" ]; then packages+=("linux-headers-$release")
+else log "warning: cannot resolve the kernel release; the test kernel module will not build"; fi
+
 missing=()
 for p in "${packages[@]}" "${test_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,7 +3,7 @@
 # from Debian packages and the C programs in programs/:
 #
 #   bzImage, vmlinux (ELF), System.map, config, version   Debian cloud kernel
-#   modules/                                               virtio modules
+#   modules/                                               virtio modules; lv_leak_kmod.ko (kmod/, with DWARF)
 #   guest-bin/  host-bin/                                  test programs
 #   initramfs.cpio                                      busybox + /init + programs
 #   rootfs/                                             the initramfs tree (symbols for introspection)
@@ -35,7 +35,7 @@ as_root() {
     elif command -v sudo >/dev/null; then sudo "$@"
     else "$@"; fi
 }
-for tool in apt-cache apt-get dpkg-deb python3 lz4 gcc g++ cpio gzip file; do
+for tool in apt-cache apt-get dpkg-deb python3 lz4 gcc g++ cpio gzip file make strip sha256sum; do
     command -v "$tool" >/dev/null || die "missing $tool (run scripts/setup.sh)"
 done
 mkdir -p "$out" "$cache/debs"
@@ -158,6 +158,36 @@ for p in "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; 
 done
 log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]})"
 
+# --- Test kernel module -------------------------------------------------------
+# lv_leak_kmod (kmod/, expected results in kmod/KMOD-LEAKS.md), built with kbuild against
+# Debian's headers package for the exact kernel in version (scripts/setup.sh installs it), with
+# the kernel's own compiler (gcc-12). The host keeps the .ko with DWARF in modules/ (file:line
+# for module frames); the image gets it stripped of debug sections. Rebuilt only when the
+# sources, the recipe or the kernel change (kmod.stamp).
+kmod_release=$(sed -n 's/^release=//p' "$out/version")
+[ -n "$kmod_release" ] || die "no release= in $out/version"
+kmod_headers=/usr/src/linux-headers-$kmod_release
+kmod_stamp="release=$kmod_release
+sources=$(cat "$here/kmod/Kbuild" "$here/kmod/lv_leak_kmod.c" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+if [ -f "$out/modules/lv_leak_kmod.ko" ] && [ "$(cat "$out/kmod.stamp" 2>/dev/null)" = "$kmod_stamp" ]; then
+    log "test module lv_leak_kmod is up to date"
+else
+    [ -f "$kmod_headers/Makefile" ] ||
+        die "missing $kmod_headers (run scripts/setup.sh: it installs linux-headers-$kmod_release)"
+    kmod_build=$out/kmod-build
+    rm -rf "$kmod_build" && mkdir -p "$kmod_build"
+    cp "$here/kmod/Kbuild" "$here/kmod/lv_leak_kmod.c" "$kmod_build/"
+    log "building lv_leak_kmod.ko against $kmod_headers"
+    make -s -C "$kmod_headers" M="$kmod_build" modules 2>&1 |
+        grep -v 'Skipping BTF generation' | sed 's/^/[guest-image] /' || true
+    [ -s "$kmod_build/lv_leak_kmod.ko" ] || die "kbuild produced no lv_leak_kmod.ko"
+    grep -aq "vermagic=$kmod_release " "$kmod_build/lv_leak_kmod.ko" ||
+        die "lv_leak_kmod.ko was not built for $kmod_release"
+    mkdir -p "$out/modules"
+    cp "$kmod_build/lv_leak_kmod.ko" "$out/modules/lv_leak_kmod.ko"
+    printf '%s\n' "$kmod_stamp" >"$out/kmod.stamp"
+fi
+
 # --- Initramfs ----------------------------------------------------------------
 busybox=/bin/busybox
 file -b "$busybox" 2>/dev/null | grep -q 'statically linked' ||
@@ -176,8 +206,11 @@ done < <("$busybox" --list-full)
 [ -e "$root/bin/sh" ] || ln -s /bin/busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/lv-load-virtio" "$root/usr/bin/lv-load-virtio"
+install -m 0755 "$here/lv-kmod-leaks" "$root/usr/bin/lv-kmod-leaks"
 for p in "${programs[@]}" lv-blocked-fp lv-blocked-nofp "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; do install -m 0755 "$out/guest-bin/$p" "$root/usr/bin/$p"; done
 install -m 0644 "$out/modules/"*.ko "$root/lib/modules/"
+# The guest needs no DWARF (the host reads it from modules/): the module loads faster.
+strip --strip-debug "$root/lib/modules/lv_leak_kmod.ko"
 echo leakvisor >"$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
