@@ -20,6 +20,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case attach(track: String, reportPath: String?)
     /// Save the running guest into a snapshot file at `path` (absolute, on the monitor's host).
     case snapshot(path: String)
+    /// The guest kernel's loaded modules.
+    case modules
 }
 
 /// A snapshot the monitor saved on request.
@@ -48,6 +50,7 @@ public struct ControlResponse: Codable, Sendable {
     public var detached: ArmingSummary?
     public var snapshot: SnapshotSaved?
     public var attached: AttachSummary?
+    public var modules: [LoadedKernelModule]?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
                 stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,

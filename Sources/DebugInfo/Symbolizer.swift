@@ -10,7 +10,7 @@ import Glibc
 /// `StackUnwinder` made from it, from one thread at a time.
 public final class Symbolizer {
     let session: DwflSession
-    public private(set) var modules: [SymbolizerModule] = []
+    public internal(set) var modules: [SymbolizerModule] = []
 
     public init() throws(DebugInfoError) {
         session = try DwflSession()

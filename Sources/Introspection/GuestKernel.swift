@@ -8,11 +8,15 @@ public final class GuestKernel: Sendable {
     public let debugFile: String?
     /// The kernel's ORC unwind tables, when the image has them.
     public let orc: KernelORC?
+    /// Host directories searched for loaded modules' `NAME.ko` files (file:line of module code).
+    public let moduleDirectories: [String]
 
-    public init(symbols: KernelSymbols, layout: KernelLayout, debugFile: String? = nil, orc: KernelORC? = nil) {
+    public init(symbols: KernelSymbols, layout: KernelLayout, debugFile: String? = nil, orc: KernelORC? = nil,
+                moduleDirectories: [String] = []) {
         self.symbols = symbols
         self.layout = layout
         self.debugFile = debugFile
         self.orc = orc
+        self.moduleDirectories = moduleDirectories
     }
 }

@@ -7,8 +7,10 @@ extension GuestKernel {
     /// vmlinux, or one given with --kernel): kallsyms from its loaded segments (Debian's vmlinux
     /// has no symbol table) and structure layouts from its `.BTF` section. `symbolFile` replaces
     /// kallsyms with a System.map or an ELF symbol table; an ELF with DWARF (the -dbg package's
-    /// vmlinux) also gives kernel frames file:line.
-    public static func load(vmlinux path: String, symbolFile: String? = nil) throws(IntrospectionError) -> GuestKernel {
+    /// vmlinux) also gives kernel frames file:line. Loaded modules' `.ko` files are looked up in
+    /// `moduleDirectories`, by default the `modules/` directory beside the vmlinux (the image's).
+    public static func load(vmlinux path: String, symbolFile: String? = nil,
+                            moduleDirectories: [String]? = nil) throws(IntrospectionError) -> GuestKernel {
         DebugInfo.ensureLibraryInitialised()
         let elf: ELFFile
         do { elf = try ELFFile(path: path) } catch { throw .kernelFile(path: path, error) }
@@ -29,8 +31,10 @@ extension GuestKernel {
         }
         do {
             let layout = try KernelLayout(btf: try BTF(data: btfBytes))
+            let directories = moduleDirectories
+                ?? [URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("modules").path]
             return GuestKernel(symbols: symbols, layout: layout, debugFile: debugFile,
-                               orc: try? loadORC(elf, layout: layout))
+                               orc: try? loadORC(elf, layout: layout), moduleDirectories: directories)
         } catch {
             throw .layout(error)
         }

@@ -63,6 +63,8 @@ public struct KernelLayout: Sendable {
     public var maple = MapleNode()
     public var files = Files()
     public var ptRegs = PTRegs()
+    /// `struct module` and friends; a kernel without them fails only in `loadedModules()`.
+    public var module: Result<Module, BTFError> = .failure(.noSuchType("module"))
     /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
 
@@ -149,5 +151,6 @@ public struct KernelLayout: Sendable {
             ptRegs.offsets[name] = try at("pt_regs", name)
         }
         pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
+        module = Result { () throws(BTFError) in try Module(btf: btf) }
     }
 }

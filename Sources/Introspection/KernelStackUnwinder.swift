@@ -1,7 +1,8 @@
 import X86
 /// Unwinds a task's kernel stack with the kernel's ORC tables, as the kernel's own unwinder
 /// does: start from the `inactive_task_frame` at `thread.sp` (or the vCPU's registers), then per frame find the
-/// entry for the return address, compute the caller's stack pointer (CFA) from SP or BP, read
+/// entry for the return address (in a loaded module's own ORC for module code), compute the
+/// caller's stack pointer (CFA) from SP or BP, read
 /// the return address below it, recover BP. Stops at the user-mode entry frame, at an `end`
 /// entry, at a frame without an entry, when the stack pointer does not rise, or off the stack.
 struct KernelStackUnwinder {
@@ -30,7 +31,7 @@ struct KernelStackUnwinder {
         var ips: [UInt64] = []
         while ips.count < limit, ip >= 0xFFFF_8000_0000_0000 {
             ips.append(ip)
-            guard let entry = orc.entry(for: (ip &- view.slide) &- (returnAddress ? 1 : 0)) else { break }
+            guard let entry = entry(for: ip &- (returnAddress ? 1 : 0)) else { break }
             if entry.kind == .end || entry.kind == .undefined { break }
             var cfa: UInt64
             switch entry.spRegister {
@@ -74,6 +75,16 @@ struct KernelStackUnwinder {
             if entry.kind == .call && sp <= previousSP { break }
         }
         return ips
+    }
+
+    /// The ORC entry for run-time address `ip`: from the table of the loaded module whose text
+    /// holds it (run-time addresses), else from the kernel's (link-time addresses).
+    private func entry(for ip: UInt64) -> KernelORC.Entry? {
+        if let details = view.cachedModuleDetails(containing: ip) {
+            guard details.module.containsText(ip) else { return nil }
+            return details.orc?.entry(for: ip)
+        }
+        return orc.entry(for: ip &- view.slide)
     }
 
     private func read(_ address: UInt64) throws(IntrospectionError) -> UInt64 {

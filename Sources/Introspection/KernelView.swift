@@ -13,6 +13,8 @@ public struct KernelView: Sendable {
     /// Run-time minus link-time address of kernel text and data.
     public let slide: UInt64
     let cache: TranslationCache
+    /// Loaded modules as read during this pause (`cachedModules()`).
+    let moduleCache: KernelModuleCache
 
     public init(kernel: GuestKernel, memory: GuestMemory, vcpus: [VCPUSnapshot]) throws(IntrospectionError) {
         guard let cpu = vcpus.first else { throw .inconsistent("no vCPU state was captured") }
@@ -25,6 +27,7 @@ public struct KernelView: Sendable {
         self.vcpus = vcpus
         self.mode = PageTableMode(cr4: cpu.cr4)
         self.cache = TranslationCache()
+        self.moduleCache = KernelModuleCache()
         self.space = AddressSpace(memory: memory, root: PageTableRoot(cr3: cpu.cr3), mode: mode, cache: cache)
         self.slide = cpu.systemCallEntry &- entry
         guard slide & 0xFFF == 0 else {
@@ -38,9 +41,21 @@ public struct KernelView: Sendable {
         return GuestVirtualAddress(link &+ slide)
     }
 
-    /// `name+0xoff` for a run-time kernel address, if it lies in the kernel image.
+    /// `name+0xoff` for a run-time kernel address, if it lies in the kernel image or in a loaded
+    /// module (`locate(kernelAddress:)` also names the module).
     public func describe(kernelAddress address: UInt64) -> (name: String, offset: UInt64)? {
-        kernel.symbols.symbol(containing: address &- slide).map { ($0.symbol.name, $0.offset) }
+        locate(kernelAddress: address).map { ($0.name, $0.offset) }
+    }
+
+    /// The symbol a run-time kernel address lies in, and the module it belongs to (nil for the
+    /// kernel image): a loaded module's own kallsyms for module memory, the kernel's otherwise.
+    public func locate(kernelAddress address: UInt64) -> KernelAddressSymbol? {
+        if let details = cachedModuleDetails(containing: address) {
+            let region = details.module.initRange.map { $0.contains(address) ? $0 : details.module.coreRange } ?? details.module.coreRange
+            guard let (symbol, offset) = details.symbols.symbol(containing: address, within: region) else { return nil }
+            return KernelAddressSymbol(name: symbol.name, offset: offset, module: details.module.name)
+        }
+        return kernel.symbols.symbol(containing: address &- slide).map { KernelAddressSymbol(name: $0.symbol.name, offset: $0.offset, module: nil) }
     }
 
     // MARK: typed reads of kernel memory

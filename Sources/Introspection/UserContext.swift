@@ -103,12 +103,19 @@ extension KernelView {
         }
     }
 
-    /// A kernel address as a frame: symbol+offset, and file:line from `lines`. The debug vmlinux
-    /// is linked at unslid addresses; a return address is looked up at the call (pc − 1).
+    /// A kernel address as a frame: symbol+offset, and file:line from `lines` (the debug vmlinux,
+    /// linked at unslid addresses) or, in a loaded module, from the host's `.ko` of that module
+    /// (`GuestKernel.moduleDirectories`). A return address is looked up at the call (pc − 1).
     public func kernelFrame(_ pc: UInt64, isReturnAddress: Bool, method: String, lines: Symbolizer?) -> GuestStackFrame? {
-        guard let (name, offset) = describe(kernelAddress: pc) else { return nil }
-        let location = lines?.symbolize(pc: pc &- slide &- (isReturnAddress ? 1 : 0))
-        return GuestStackFrame(pc: pc, function: name, offset: offset, module: "vmlinux",
+        guard let symbol = locate(kernelAddress: pc) else { return nil }
+        let lookup = pc &- (isReturnAddress ? 1 : 0)
+        let location: SymbolizedLocation?
+        if symbol.module != nil {
+            location = cachedModuleDetails(containing: pc).flatMap { cachedModuleLocation($0, pc: lookup) }
+        } else {
+            location = lines?.symbolize(pc: lookup &- slide)
+        }
+        return GuestStackFrame(pc: pc, function: symbol.name, offset: symbol.offset, module: symbol.module ?? "vmlinux",
                                file: location?.file, line: location?.line, method: method)
     }
 

@@ -58,6 +58,10 @@ public final class InspectionService: Sendable {
                     return ControlResponse(processes: try view.processes())
                 case .mappings(let pid):
                     return ControlResponse(mappings: try view.mappings(of: pid))
+                case .modules:
+                    var response = ControlResponse()
+                    response.modules = try view.loadedModules()
+                    return response
                 case .stacks(let pid):
                     return ControlResponse(stacks: try GuestStackReader(view: view, files: symbols).stacks(of: pid))
                 case .symbol(let address, let pid):

@@ -19,7 +19,7 @@ struct InspectCommand: ParsableCommand {
             the guest kernel's own data structures (located through the kernel's kallsyms and BTF), and \
             resumes it. Nothing runs inside the guest.
             """,
-        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self])
+        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self, Modules.self])
 
     struct Common: ParsableArguments {
         @Option(help: "PID of the leakvisor monitor to ask (default: the only one running).")
@@ -105,6 +105,23 @@ struct InspectCommand: ParsableCommand {
                     show("  in the kernel:")
                     for (i, f) in s.kernelFrames.enumerated() { show("    #\(i) " + describe(f)) }
                 }
+            }
+        }
+    }
+
+    struct Modules: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "modules", abstract: "List the guest kernel's loaded modules, as /proc/modules would (with their text).")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let list = try common.ask(.modules).modules ?? []
+            if common.json { return try common.printJSON(list) }
+            show("MODULE                   SIZE STATE    TEXT")
+            for m in list {
+                let text = "0x" + String(m.textRange.lowerBound, radix: 16) + "-0x" + String(m.textRange.upperBound, radix: 16)
+                show(m.name.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + pad(m.coreRange.upperBound - m.coreRange.lowerBound, 8) + " "
+                     + m.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + " " + text)
             }
         }
     }
