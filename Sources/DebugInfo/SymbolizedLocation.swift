@@ -16,10 +16,14 @@ public struct SymbolizedLocation: Sendable, Equatable {
     /// inlined code and `inlinedFunction` names it.
     public var isInline: Bool
     public var inlinedFunction: String?
+    /// For inlined code: the line in `function` itself that the inlining started from (the call
+    /// site of the outermost inlined scope), e.g. the caller's line of an inline `kmalloc()`.
+    public var outerFile: String?
+    public var outerLine: Int?
 
     public init(
         address: UInt64, module: String, function: String?, functionOffset: UInt64, file: String?, line: Int?,
-        column: Int?, isInline: Bool, inlinedFunction: String?
+        column: Int?, isInline: Bool, inlinedFunction: String?, outerFile: String? = nil, outerLine: Int? = nil
     ) {
         self.address = address
         self.module = module
@@ -30,6 +34,8 @@ public struct SymbolizedLocation: Sendable, Equatable {
         self.column = column
         self.isInline = isInline
         self.inlinedFunction = inlinedFunction
+        self.outerFile = outerFile
+        self.outerLine = outerLine
     }
 }
 

@@ -67,7 +67,8 @@ public final class Symbolizer {
         let inline = Self.inlineScope(module: module, pc: pc)
         return SymbolizedLocation(
             address: pc, module: moduleName, function: function, functionOffset: function == nil ? 0 : offset,
-            file: file, line: line, column: column, isInline: inline.isInline, inlinedFunction: inline.name)
+            file: file, line: line, column: column, isInline: inline.isInline, inlinedFunction: inline.name,
+            outerFile: inline.callFile, outerLine: inline.callLine)
     }
 
     /// `symbolize(pc:)` at the frame's lookup address (pc − 1 for return addresses).
@@ -76,25 +77,47 @@ public final class Symbolizer {
     }
 
     /// Whether `pc` is in an inlined subroutine (innermost DWARF scope before the enclosing
-    /// subprogram), and its name.
-    private static func inlineScope(module: OpaquePointer, pc: UInt64) -> (isInline: Bool, name: String?) {
+    /// subprogram), its name, and the call site of the outermost inlined scope (the line in the
+    /// enclosing function itself: `DW_AT_call_file` / `DW_AT_call_line`).
+    private static func inlineScope(module: OpaquePointer, pc: UInt64)
+        -> (isInline: Bool, name: String?, callFile: String?, callLine: Int?)
+    {
         var bias: Dwarf_Addr = 0
-        guard let unit = dwfl_module_addrdie(module, pc, &bias) else { return (false, nil) }
+        guard let unit = dwfl_module_addrdie(module, pc, &bias) else { return (false, nil, nil, nil) }
         // SAFETY: dwarf_getscopes malloc()s an array of `count` DIEs (freed by the defer); only
         // indices below `count` are read.
         var scopes: UnsafeMutablePointer<Dwarf_Die>?
         let count = dwarf_getscopes(unit, pc &- bias, &scopes)
         defer { free(scopes) }
-        guard count > 0, let scopes else { return (false, nil) }
+        guard count > 0, let scopes else { return (false, nil, nil, nil) }
+        var name: String?
+        var outermost: Int?
         for index in 0..<Int(count) {
             // SAFETY: dwarf_getscopes returned `count` DIEs at `scopes` (freed after the loop); index < count.
-            switch dwarf_tag(scopes + index) {
-            case Int32(DW_TAG_subprogram): return (false, nil)
-            case Int32(DW_TAG_inlined_subroutine):
-                return (true, dwarf_diename(scopes + index).map { String(cString: $0) })
-            default: continue
+            let tag = dwarf_tag(scopes + index)
+            if tag == Int32(DW_TAG_subprogram) { break }
+            if tag == Int32(DW_TAG_inlined_subroutine) {
+                if outermost == nil { name = dwarf_diename(scopes + index).map { String(cString: $0) } }
+                outermost = index
             }
         }
-        return (false, nil)
+        guard let outermost else { return (false, nil, nil, nil) }
+        // SAFETY: outermost < count (set inside the loop above).
+        let site = scopes + outermost
+        var attribute = Dwarf_Attribute()
+        var value: Dwarf_Word = 0
+        var callLine: Int?
+        if dwarf_attr_integrate(site, UInt32(DW_AT_call_line), &attribute) != nil, dwarf_formudata(&attribute, &value) == 0,
+           value > 0, value < 1 << 31 {
+            callLine = Int(value)
+        }
+        var callFile: String?
+        var files: OpaquePointer?
+        var fileCount = 0
+        if dwarf_attr_integrate(site, UInt32(DW_AT_call_file), &attribute) != nil, dwarf_formudata(&attribute, &value) == 0,
+           dwarf_getsrcfiles(unit, &files, &fileCount) == 0, let files, value < UInt64(fileCount) {
+            callFile = dwarf_filesrc(files, Int(value), nil, nil).map { String(cString: $0) }
+        }
+        return (true, name, callFile, callLine)
     }
 }
