@@ -65,6 +65,8 @@ public struct KernelLayout: Sendable {
     public var ptRegs = PTRegs()
     /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
+    /// Allocator structures for kernel tracking; a kernel without them fails only when tracked.
+    public var kmem: Result<Kmem, BTFError> = .failure(.noSuchType("kmem_cache"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -149,5 +151,6 @@ public struct KernelLayout: Sendable {
             ptRegs.offsets[name] = try at("pt_regs", name)
         }
         pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
+        kmem = Result { () throws(BTFError) in try Kmem(btf: btf) }
     }
 }
