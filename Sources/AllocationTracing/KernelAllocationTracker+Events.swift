@@ -55,6 +55,8 @@ extension KernelAllocationTracker {
                             cpu: Int32(context.state.index), task: task)
             }
             return pointers.count
+        case .vmalloc, .allocBulk:
+            return 0    // recorded at their return (`returned`)
         }
     }
 

@@ -23,6 +23,10 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
     let arming = Mutex<(outcome: Result<KernelArmingSummary, KernelTrackingError>?, callback: (@Sendable (Result<KernelArmingSummary, KernelTrackingError>) -> Void)?)>((nil, nil))
     /// The kernel's run-time minus link-time address (KASLR), known once armed.
     let slideValue = Atomic<UInt64>(0)
+    /// The return site of followed calls (the `vfree` hook's address), 0 when there is none.
+    let returnSite = Atomic<UInt64>(0)
+    /// vmalloc and bulk allocation calls in flight, by the stack slot of their return address.
+    let pending = Mutex(KernelPendingCalls())
     /// Slab cache names by the address of their `name` string.
     let cacheNames = Mutex([UInt64: String]())
 
@@ -88,11 +92,20 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
         guard let hook = patcher.hook(at: registers.rip) else { return false }
         let view = try? KernelView(kernel: kernel, memory: memory, vcpus: [trap.state])
         let context = EventContext(view: view, state: trap.state, time: clock.now)
-        let events = record(hook, registers: registers, context: context)
-        counters.withLock { c in
-            c.traps[hook.rawValue, default: 0] += 1
-            c.events[hook.rawValue, default: 0] += events
+        // A return into the return site, or a genuine call of the function hooked there.
+        if registers.rip == returnSite.load(ordering: .relaxed),
+           let (owner, events) = returned(registers: registers, context: context, resume: &trap.resume) {
+            count(owner, events: events)
+            return true
         }
+        if hook.needsReturn {
+            enter(hook, registers: registers, context: context)
+            count(hook, events: 0)
+            trap.resume.rip = registers.rip &+ 5
+            return true
+        }
+        let events = record(hook, registers: registers, context: context)
+        count(hook, events: events)
         if hook.isTracepoint, let view,
            let returnAddress = try? view.space.load(UInt64.self, at: GuestVirtualAddress(registers.rsp)) {
             // Leave the iterator as its `ret` would, returning 0: its probes never run.
@@ -104,6 +117,13 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
             trap.resume.rip = registers.rip &+ 5     // past the whole 5-byte nopl the hook replaced
         }
         return true
+    }
+
+    private func count(_ hook: KernelEventHook, events: Int) {
+        counters.withLock { c in
+            c.traps[hook.rawValue, default: 0] += 1
+            c.events[hook.rawValue, default: 0] += events
+        }
     }
 
     // MARK: arming
@@ -144,10 +164,19 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
             }
         }
         guard !summary.tracepoints.isEmpty else { throw .jumpTable(summary.notes.joined(separator: "; ")) }
-        for hook in [KernelEventHook.freeBulk, .vfree] {
+        for hook in [KernelEventHook.freeBulk, .vfree, .vmalloc, .allocBulk] {
+            // Calls followed to their return need the return site (the vfree hook).
+            if hook.needsReturn && summary.returnSite == 0 {
+                summary.notes.append("\(hook.rawValue) not hooked: no return site (vfree is not hooked)")
+                continue
+            }
             do {
-                _ = try patcher.hookEntry(hook, view: view)
+                let address = try patcher.hookEntry(hook, view: view)
                 summary.entryHooks.append(hook.rawValue)
+                if hook == .vfree {
+                    summary.returnSite = address
+                    returnSite.store(address, ordering: .relaxed)
+                }
             } catch {
                 summary.notes.append("\(hook.rawValue) not hooked: \(error)")
             }
@@ -221,9 +250,15 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
 
     static func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 
-    /// Puts back every kernel byte the tracker changed. Call with the guest paused.
+    /// Puts back every kernel byte the tracker changed, and the return addresses of the calls
+    /// in flight. Call with the guest paused.
     public func disarm(_ guest: PausedGuest) -> KernelRestoreSummary {
         arming.withLock { $0.outcome = .failure(.disarmed) }
-        return patcher.restore(memory: guest.memory)
+        let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus)
+        let returns = restorePendingReturns(view: view)
+        var summary = patcher.restore(memory: guest.memory)
+        summary.returnAddressesRestored = returns
+        returnSite.store(0, ordering: .relaxed)
+        return summary
     }
 }

@@ -14,6 +14,13 @@ enum KernelEventHook: String, Sendable, CaseIterable {
     /// Frees without a tracepoint: `kmem_cache_free_bulk` (`kfree_bulk`) and `vfree`.
     case freeBulk = "kmem_cache_free_bulk"
     case vfree = "vfree"
+    /// Allocations without a tracepoint, whose result is read when they return (through the
+    /// monitor's return site: the `vfree` hook): `__vmalloc_node_range` and `kmem_cache_alloc_bulk`.
+    case vmalloc = "__vmalloc_node_range"
+    case allocBulk = "kmem_cache_alloc_bulk"
+
+    /// Whether the hook's event is complete only when the function returns.
+    var needsReturn: Bool { self == .vmalloc || self == .allocBulk }
 
     /// Whether the hook is a tracepoint iterator (left by emulating its `ret`, not by running it).
     var isTracepoint: Bool { tracepoint != nil }
@@ -25,7 +32,7 @@ enum KernelEventHook: String, Sendable, CaseIterable {
         case .kmemCacheAlloc: return "kmem_cache_alloc"
         case .kfree: return "kfree"
         case .kmemCacheFree: return "kmem_cache_free"
-        case .freeBulk, .vfree: return nil
+        case .freeBulk, .vfree, .vmalloc, .allocBulk: return nil
         }
     }
 }
@@ -55,6 +62,8 @@ public struct KernelRestoreSummary: Sendable, Equatable {
     public var bytesChangedByGuest = 0
     public var pagesCompared = 0
     public var pagesIdentical = 0
+    /// Return addresses of vmalloc / bulk allocation calls in flight put back on their stacks.
+    public var returnAddressesRestored = 0
     public var notes: [String] = []
 }
 

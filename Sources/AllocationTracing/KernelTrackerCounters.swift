@@ -15,6 +15,11 @@ public struct KernelTrackerCounters: Sendable, Codable, Equatable {
     public var unreadableReturns = 0
     /// Bulk frees whose pointer array could not be read.
     public var unreadableBulkFrees = 0
+    /// Bulk allocations whose pointer array could not be read at their return.
+    public var unreadableBulkAllocations = 0
+    /// `__vmalloc_node_range` / `kmem_cache_alloc_bulk` calls not followed to their return (no
+    /// return site, too many in flight, or an unreadable stack): their objects are unknown.
+    public var untrackedCalls = 0
 
     public var totalTraps: Int { traps.values.reduce(0, +) }
     public var totalEvents: Int { events.values.reduce(0, +) }
@@ -29,6 +34,8 @@ public struct KernelArmingSummary: Sendable, Equatable {
     public var jumpSites = 0
     /// Function entries hooked (the tracepoint iterators, `kmem_cache_free_bulk`, `vfree`).
     public var entryHooks: [String] = []
+    /// The return site of vmalloc and bulk allocations (the `vfree` hook), 0 if none.
+    public var returnSite: UInt64 = 0
     /// What could not be armed and why.
     public var notes: [String] = []
 }

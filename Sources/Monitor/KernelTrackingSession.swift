@@ -62,6 +62,7 @@ extension ArmingSummary {
         bytesChangedByGuest += kernel.bytesChangedByGuest
         pagesCompared += kernel.pagesCompared
         pagesIdentical += kernel.pagesIdentical
+        returnAddressesRestored += kernel.returnAddressesRestored
         notes += kernel.notes
     }
 }

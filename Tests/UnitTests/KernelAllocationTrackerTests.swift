@@ -81,7 +81,7 @@ struct KernelAllocationTrackerTests {
         let tracker = KernelAllocationTracker(kernel: guest.crafted.kernel)
         let summary = try tracker.arm(memory: guest.crafted.memory, vcpus: [try guest.vcpu()])
         #expect(summary.tracepoints == Self.tracepoints, "\(summary.notes)")
-        #expect(summary.jumpSites == 8 && summary.entryHooks.count == 6, "\(summary)")
+        #expect(summary.jumpSites == 8 && summary.entryHooks.count == 8, "\(summary)")
         let funcsOffset = UInt64(try guest.crafted.kernel.layout.kmem.get().tracepointFuncs)
         for name in Self.tracepoints {
             #expect(try guest.word(try guest.symbol("__tracepoint_" + name) + funcsOffset) == (try guest.symbol("empty_zero_page")))
@@ -95,7 +95,7 @@ struct KernelAllocationTrackerTests {
             #expect(try guest.bytes(try guest.symbol(hook.rawValue), 5) == [0xE6, 0xEB, 0x44, 0x00, 0x00], "\(hook)")
         }
         let restore = tracker.disarm(PausedGuest(memory: guest.crafted.memory, vcpus: [try guest.vcpu()]))
-        #expect(restore.bytesRestored == 6 * 5 + 4 * 8 + 4 * (5 + 2) && restore.bytesChangedByGuest == 0, "\(restore)")
+        #expect(restore.bytesRestored == 8 * 5 + 4 * 8 + 4 * (5 + 2) && restore.bytesChangedByGuest == 0, "\(restore)")
         #expect(restore.pagesCompared > 0 && restore.pagesCompared == restore.pagesIdentical)
         #expect(try Guest.names.map { try guest.bytes(try guest.symbol($0), 128) } == before)
         for name in Self.tracepoints {
@@ -172,6 +172,50 @@ struct KernelAllocationTrackerTests {
         // Not one of ours.
         var other = GuestTrap(state: try guest.vcpu(), fsBase: 0)
         #expect(!tracker.kernelHook(&other, memory: guest.crafted.memory))
+    }
+}
+
+extension KernelAllocationTrackerTests {
+    @Test func vmallocIsRecordedAtItsReturnAndDetachPutsBackTheReturnAddressOfACallInFlight() throws {
+        guard CraftedKernelMemory.realKernel.isSuccess else { return }
+        let guest = try Guest()
+        let tracker = KernelAllocationTracker(kernel: guest.crafted.kernel)
+        let summary = try tracker.arm(memory: guest.crafted.memory, vcpus: [try guest.vcpu()])
+        let vfree = try guest.symbol("vfree"), vmalloc = try guest.symbol("__vmalloc_node_range")
+        #expect(summary.returnSite == vfree)
+        let returnAddress: UInt64 = 0xFFFF_FFFF_8123_4567, caller: UInt64 = 0xFFFF_FFFF_8177_0000
+        let rsp = Self.stackTop + 0x900
+        try guest.crafted.put64(returnAddress, at: rsp)
+        try guest.crafted.put64(caller, at: rsp + 24)
+        func trap(_ set: (inout GeneralRegisters) -> Void) throws -> GuestTrap {
+            var r = GeneralRegisters()
+            set(&r)
+            var trap = GuestTrap(state: try guest.vcpu(r), fsBase: 0)
+            #expect(tracker.kernelHook(&trap, memory: guest.crafted.memory))
+            return trap
+        }
+        // Entry: the return address now leads to the return site.
+        let entry = try trap { $0.rip = vmalloc; $0.rsp = rsp; $0.rdi = 5000 }
+        let planted = try guest.word(rsp)
+        #expect(entry.resume.rip == vmalloc + 5 && planted == vfree)
+        // The return (rsp popped): recorded, and on to the real return address.
+        let area: UInt64 = 0xFFFF_C900_0012_3000
+        let back = try trap { $0.rip = vfree; $0.rsp = rsp + 8; $0.rax = area }
+        #expect(back.resume.rip == returnAddress && back.resume.rsp == rsp + 8 && back.resume.rax == area)
+        let object = tracker.ledger.object(at: area)
+        #expect(object?.allocator == .vmalloc && object?.requestedSize == 5000 && object?.allocatedSize == 8192 && object?.callSite == caller)
+        // A genuine vfree of it: a free, resumed into vfree.
+        let free = try trap { $0.rip = vfree; $0.rsp = rsp - 0x100; $0.rdi = area }
+        #expect(free.resume.rip == vfree + 5 && tracker.ledger.liveCount == 0)
+        #expect(tracker.statistics.traps["__vmalloc_node_range"] == 2 && tracker.statistics.events["__vmalloc_node_range"] == 1)
+        // A call in flight at detach gets its return address back.
+        try guest.crafted.put64(returnAddress, at: rsp)
+        _ = try trap { $0.rip = vmalloc; $0.rsp = rsp; $0.rdi = 100 }
+        #expect(try guest.word(rsp) == vfree)
+        let restored = tracker.disarm(PausedGuest(memory: guest.crafted.memory, vcpus: [try guest.vcpu()]))
+        let putBack = try guest.word(rsp)
+        #expect(restored.returnAddressesRestored == 1 && putBack == returnAddress)
+        #expect(try guest.bytes(vfree, 5) == KernelTextPatcher.ftraceNop)
     }
 }
 
