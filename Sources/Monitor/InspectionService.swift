@@ -37,7 +37,12 @@ public final class InspectionService: Sendable {
         case .report(let all):
             // The kernel ledger's summary goes to the monitor's output (the report answers for user space).
             kernelTracking?.printSummary()
-            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)") }
+            guard let tracking else {
+                if kernelTracking != nil {
+                    return ControlResponse(error: "this monitor tracks kernel allocations only (--track kernel): their summary went to the monitor's output")
+                }
+                return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)")
+            }
             tracking.scanNow(reason: "leakvisor report")
             return ControlResponse(report: tracking.report(final: false, allProcesses: all ? true : nil))
         case .detach:
