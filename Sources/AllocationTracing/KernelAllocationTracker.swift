@@ -145,7 +145,7 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
 
     private func arm(view: KernelView) throws(KernelTrackingError) -> KernelArmingSummary {
         let layout: KernelLayout.Kmem
-        do { layout = try kernel.layout.kmem.get() } catch { throw .layout(error) }
+        do { layout = try kernel.layout.kmem.get() } catch { throw .layout("\(error)") }
         let entries = try jumpTable(view: view, entrySize: layout.jumpEntrySize)
         // Zeros the kernel never writes: the probe list the enabled sites see (never iterated:
         // every call of the iterator is trapped at its entry and returned from).

@@ -1,4 +1,3 @@
-import BTF
 import GuestMemory
 import Introspection
 
@@ -7,7 +6,7 @@ public enum KernelTrackingError: Error, CustomStringConvertible {
     /// The guest kernel could not be read (a symbol, the vCPU state).
     case kernel(IntrospectionError)
     /// The kernel's BTF lacks a structure kernel tracking reads.
-    case layout(BTFError)
+    case layout(String)
     /// Kernel memory at `address` has no translation or cannot be read.
     case unreadable(String, UInt64)
     /// The bytes where the monitor would write are not what it expects (given).
@@ -26,7 +25,7 @@ public enum KernelTrackingError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .kernel(let error): return "\(error)"
-        case .layout(let error): return "the guest kernel's BTF: \(error)"
+        case .layout(let why): return "the guest kernel's BTF: \(why)"
         case .unreadable(let what, let address): return "\(what) at 0x\(String(address, radix: 16)) cannot be read"
         case .unexpectedBytes(let what, let bytes):
             let text = bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined(separator: " ")
