@@ -106,8 +106,10 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
         }
         let events = record(hook, registers: registers, context: context)
         count(hook, events: events)
-        if hook.isTracepoint, let view,
-           let returnAddress = try? view.space.load(UInt64.self, at: GuestVirtualAddress(registers.rsp)) {
+        // The return address is read through the trapped vCPU's own page tables (not a KernelView,
+        // which needs the vCPU's LSTAR): the iterator must never run with the monitor's probe list.
+        let space = AddressSpace(memory: memory, cr3: trap.state.cr3, cr4: trap.state.cr4)
+        if hook.isTracepoint, let returnAddress = try? space.load(UInt64.self, at: GuestVirtualAddress(registers.rsp)) {
             // Leave the iterator as its `ret` would, returning 0: its probes never run.
             trap.resume.rip = returnAddress
             trap.resume.rsp = registers.rsp &+ 8

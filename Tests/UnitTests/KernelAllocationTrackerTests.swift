@@ -169,6 +169,17 @@ struct KernelAllocationTrackerTests {
         let counts = tracker.statistics
         #expect(counts.traps["__traceiter_kmalloc"] == 2 && counts.events["__traceiter_kmalloc"] == 2 && counts.failedAllocations == 1)
         #expect(counts.totalTraps == 7 && tracker.ledger.counters.freedAllocatedBeforeTracking == 1)
+        // A vCPU whose LSTAR the monitor has not read yet (no KernelView): the iterator is still
+        // returned from (never run with the monitor's probe list); the event has no stack.
+        var early = GeneralRegisters()
+        early.rip = try guest.symbol("__traceiter_kfree")
+        early.rsp = rsp
+        early.rdx = object + 0x2000
+        var earlyTrap = GuestTrap(state: VCPUSnapshot(index: 1, registers: early, cr3: 0x1000, cr4: 0, efer: 0x500, privilegeLevel: 0,
+                                                      systemCallEntry: 0, gsBase: 0, kernelGSBase: 0), fsBase: 0)
+        #expect(tracker.kernelHook(&earlyTrap, memory: guest.crafted.memory))
+        #expect(earlyTrap.resume.rip == returnAddress && earlyTrap.resume.rsp == rsp + 8)
+        #expect(tracker.ledger.liveCount == 0)
         // Not one of ours.
         var other = GuestTrap(state: try guest.vcpu(), fsBase: 0)
         #expect(!tracker.kernelHook(&other, memory: guest.crafted.memory))
