@@ -67,6 +67,8 @@ public struct KernelLayout: Sendable {
     public var module: Result<Module, BTFError> = .failure(.noSuchType("module"))
     /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
+    /// Allocator structures for kernel tracking; a kernel without them fails only when tracked.
+    public var kmem: Result<Kmem, BTFError> = .failure(.noSuchType("kmem_cache"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -152,5 +154,6 @@ public struct KernelLayout: Sendable {
         }
         pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
         module = Result { () throws(BTFError) in try Module(btf: btf) }
+        kmem = Result { () throws(BTFError) in try Kmem(btf: btf) }
     }
 }

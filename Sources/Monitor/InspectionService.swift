@@ -17,11 +17,14 @@ public final class InspectionService: Sendable {
     let symbols: GuestSymbolFiles
     /// The tracking session now (it may be made by `leakvisor attach` while the guest runs).
     let currentTracking: @Sendable () -> TrackingSession?
+    /// Kernel allocation tracking (`--track kernel` / `all`), if the run has it.
+    let kernelTracking: KernelTrackingSession?
     private let kernel = Mutex<GuestKernel?>(nil)
 
     public init(guest: any InspectableGuest, vmlinuxPath: String, kernelSymbolFile: String?, symbols: GuestSymbolFiles,
-                tracking: @escaping @Sendable () -> TrackingSession?) {
+                tracking: @escaping @Sendable () -> TrackingSession?, kernelTracking: KernelTrackingSession? = nil) {
         self.currentTracking = tracking
+        self.kernelTracking = kernelTracking
         self.guest = guest
         self.vmlinuxPath = vmlinuxPath
         self.kernelSymbolFile = kernelSymbolFile
@@ -32,13 +35,24 @@ public final class InspectionService: Sendable {
         let tracking = currentTracking()
         switch request {
         case .report(let all):
-            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)") }
+            // The kernel ledger's summary goes to the monitor's output (the report answers for user space).
+            kernelTracking?.printSummary()
+            guard let tracking else {
+                if kernelTracking != nil {
+                    return ControlResponse(error: "this monitor tracks kernel allocations only (--track kernel): their summary went to the monitor's output")
+                }
+                return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)")
+            }
             tracking.scanNow(reason: "leakvisor report")
             return ControlResponse(report: tracking.report(final: false, allProcesses: all ? true : nil))
         case .detach:
-            guard let tracking else { return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)") }
+            guard tracking != nil || kernelTracking != nil else {
+                return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)")
+            }
             do {
-                return ControlResponse(detached: try tracking.detach())
+                var summary = try tracking?.detach() ?? ArmingSummary()
+                if let kernelTracking { summary.add(try kernelTracking.detach(guest)) }
+                return ControlResponse(detached: summary)
             } catch {
                 return ControlResponse(error: "\(error)")
             }

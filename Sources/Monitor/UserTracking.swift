@@ -8,6 +8,8 @@ import LeakAnalysis
 /// process is scanned as it exits (before the ledger retires it).
 public struct UserTracking: Sendable {
     public let ledger: AllocationLedger
+    /// The guest kernel's symbols and layouts, as loaded for this tracking.
+    public let kernel: GuestKernel
     public let clock: TrackerClock
     public let tracker: UserAllocationTracker
     public let scanner: ReachabilityScanner
@@ -23,6 +25,7 @@ public struct UserTracking: Sendable {
     public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
                 staleAfter: Double = 60, clock: TrackerClock = TrackerClock()) {
         let ledger = AllocationLedger()
+        self.kernel = kernel
         let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,
                                           staleAfter: UInt64(max(0, staleAfter) * 1e9))
         self.ledger = ledger

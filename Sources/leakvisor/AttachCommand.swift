@@ -20,7 +20,7 @@ struct AttachCommand: ParsableCommand {
 
     @OptionGroup var common: InspectCommand.Common
 
-    @Option(help: ArgumentHelp("user: malloc family and C++ new/delete; user-malloc: the malloc family only.", valueName: "what"))
+    @Option(help: ArgumentHelp("user: malloc family and C++ new/delete; user-malloc: the malloc family only. (Kernel allocations are tracked only from the start of a run: `run --track kernel` or `all`.)", valueName: "what"))
     var track = "user"
 
     @Option(help: ArgumentHelp("Write the final report as JSON to this file when the guest ends (first attach only).",

@@ -83,8 +83,8 @@ struct RunCommand: ParsableCommand {
     var kernelSymbols: String?
 
     @Option(help: ArgumentHelp(
-        "What to track: `user` traps the guest's user-space allocators (glibc's malloc family and C++ new/delete, in every process, dynamic and static) and reports outstanding allocations at exit and on SIGUSR1 (without --track, `leakvisor attach` can start tracking later); `user-malloc` traps only the C allocator (C++ new/delete show as the malloc/free they call: about half the traps for C++ code, no new/delete mismatch findings).",
-        valueName: "user|user-malloc"))
+        "What to track: `user` traps the guest's user-space allocators (glibc's malloc family and C++ new/delete, in every process, dynamic and static) and reports outstanding allocations at exit and on SIGUSR1 (without --track, `leakvisor attach` can start tracking later); `user-malloc` traps only the C allocator (C++ new/delete show as the malloc/free they call: about half the traps for C++ code, no new/delete mismatch findings); `kernel` traps the guest kernel's allocators (kmalloc, kmem_cache_alloc and their frees through the kernel's own kmem tracepoints, one trap per event; kmem_cache_free_bulk and vfree at entry) into a kernel ledger summarized at exit; `all` is user and kernel.",
+        valueName: "user|user-malloc|kernel|all"))
     var track: TrackTarget?
 
     @Option(name: .customLong("report"), help: ArgumentHelp(

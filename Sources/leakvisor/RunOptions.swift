@@ -61,4 +61,11 @@ struct RunOptions {
 enum TrackTarget: String, CaseIterable {
     case user
     case userMalloc = "user-malloc"
+    /// The guest kernel's allocators (kmalloc, kmem_cache, vmalloc frees).
+    case kernel
+    /// `user` and `kernel`.
+    case all
+
+    var tracksUser: Bool { self != .kernel }
+    var tracksKernel: Bool { self == .kernel || self == .all }
 }

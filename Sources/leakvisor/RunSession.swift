@@ -1,3 +1,4 @@
+import AllocationTracing
 import Control
 import Foundation
 import GuestImage
@@ -110,15 +111,22 @@ struct RunSession {
         // A snapshot of a tracked guest goes on being tracked, with or without --track.
         let (track, restoredTracking) = try trackingToContinue(start)
         let trackingOptions = track.map(options.trackingOptions(for:)) ?? options.tracking
-        let userTracking = try track.map { _ -> UserTracking in
+        let userTracking = try track.flatMap { track -> UserTracking? in
+            guard track.tracksUser else { return nil }
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
             return try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
                                                files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput,
                                                restoring: restoredTracking)
         }
-        // The tracker is the machine's before it runs; the session is made with the machine, before
-        // `run()` starts the vCPUs that may arm it.
-        config.trapHandler = userTracking?.tracker
+        let kernelTracking = try track.flatMap { track -> KernelTrackingSession? in
+            guard track.tracksKernel else { return nil }
+            guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }
+            return try KernelTrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute),
+                                                     kernel: userTracking?.kernel, output: Self.sessionOutput)
+        }
+        // The trackers are the machine's before it runs; the session is made with the machine, before
+        // `run()` starts the vCPUs that may arm it. With both, each trap goes to the one that owns it.
+        config.trapHandler = TrapHandlerChain.combining([userTracking?.tracker, kernelTracking?.tracker])
         let (machine, _) = try makeMachine(start, config: config, identity: identity, policy: policy)
         let tracking = userTracking.map {
             TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput)
@@ -126,13 +134,14 @@ struct RunSession {
         let attachment = TrackingAttachment(session: tracking, makeSession: attachedSessionMaker(machine: machine))
         let signals = SignalForwarding(machine: machine, tracking: attachment)
         defer { signals.cancel() }
-        let control = startControlServer(machine: machine, tracking: attachment, identity: identity)
+        let control = startControlServer(machine: machine, tracking: attachment, kernelTracking: kernelTracking, identity: identity)
         defer { control?.stop() }
         let metrics = try options.metricsAddress.flatMap { address in try tracking?.serveMetrics(at: address) }
         defer { metrics?.stop() }
         let outcome = machine.run()
         progress.stop()
         let status = report(outcome, machine: machine)
+        kernelTracking?.printSummary()
         // The session made at the start, or by `leakvisor attach` while the guest ran.
         guard let tracking = attachment.current else { return status }
         let (written, final) = tracking.finish()
@@ -166,15 +175,20 @@ struct RunSession {
     }
 
     /// The socket `leakvisor inspect` talks to. A monitor without one still runs the guest.
-    func startControlServer(machine: Machine, tracking: TrackingAttachment, identity: SnapshotIdentity) -> ControlServer? {
+    func startControlServer(machine: Machine, tracking: TrackingAttachment, kernelTracking: KernelTrackingSession?,
+                            identity: SnapshotIdentity) -> ControlServer? {
         guard let vmlinux = vmlinuxPath() else { return nil }
         let service = InspectionService(guest: machine, vmlinuxPath: vmlinux,
                                         kernelSymbolFile: options.kernelSymbols.map(HostPathArgument.absolute), symbols: symbolFiles(),
-                                        tracking: { tracking.current })
+                                        tracking: { tracking.current }, kernelTracking: kernelTracking)
         do {
             return try ControlServer(note: { MonitorOutput.say("control socket: \($0)") }, handler: { request in
                 switch request {
                 case .snapshot(let path):
+                    // The kernel tracker's patches are not part of a snapshot's tracking state.
+                    if let kernelTracking, kernelTracking.tracker.patchesInPlace > 0 {
+                        return ControlResponse(error: "kernel allocation tracking cannot be saved in a snapshot; leakvisor detach first")
+                    }
                     return Self.saveOnRequest(machine, tracking: tracking.current, path: path, identity: identity)
                 case .attach(let track, let reportPath):
                     do {
