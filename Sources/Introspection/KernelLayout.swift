@@ -65,6 +65,8 @@ public struct KernelLayout: Sendable {
     public var ptRegs = PTRegs()
     /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
+    /// Page and vmalloc structures for kernel roots; a kernel without them fails only when its roots are asked for.
+    public var roots: Result<Roots, BTFError> = .failure(.noSuchType("vmap_area"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -149,5 +151,6 @@ public struct KernelLayout: Sendable {
             ptRegs.offsets[name] = try at("pt_regs", name)
         }
         pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
+        roots = Result { () throws(BTFError) in try Roots(btf: btf) }
     }
 }
