@@ -11,6 +11,8 @@ extension KernelLayout {
         public var slabBit = 0, reservedBit = 0, lruBit = 0, headBit = 0
         public var areaStart = 0, areaEnd = 0, areaList = 0, areaVM = 0
         public var vmAddress = 0, vmSize = 0, vmFlags = 0, vmPages = 0, vmPageCount = 0
+        /// sizeof(struct task_struct).
+        public var taskStructSize = 0
 
         init(btf: BTF) throws(BTFError) {
             func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -35,6 +37,7 @@ extension KernelLayout {
             vmFlags = try at("vm_struct", "flags")
             vmPages = try at("vm_struct", "pages")
             vmPageCount = try at("vm_struct", "nr_pages")
+            taskStructSize = try btf.size(ofStructure: "task_struct")
         }
     }
 }

@@ -54,6 +54,8 @@ public struct KernelRootSet: Sendable {
     public var pageCensus = KernelPageCensus()
     /// vmalloc areas taken as roots, and those skipped (task stacks, I/O mappings).
     public var vmallocAreas = 0, vmallocAreasSkipped = 0
+    /// A few free frames (reference count 0), highest first: memory nothing should point into.
+    public var freeFrameSample: [UInt64] = []
     /// What could not be enumerated: a root set with problems misses roots, so a scan over it must
     /// not report leaks.
     public var problems: [String] = []

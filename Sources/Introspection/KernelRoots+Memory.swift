@@ -13,6 +13,7 @@ struct PageWalk {
     var slab: [Range<UInt64>] = []
     var kernel: [Range<UInt64>] = []
     var census = KernelPageCensus()
+    var freeFrames: [UInt64] = []
 }
 
 extension KernelView {
@@ -154,6 +155,8 @@ extension KernelView {
                     slab.add(range)
                 } else if refCount == 0 {
                     walk.census.free += Int(extent)
+                    if walk.freeFrames.count == 256 { walk.freeFrames.removeFirst(128) }
+                    walk.freeFrames.append(frame)
                 } else if Self.hasPageType(pageType) || flags >> UInt64(l.lruBit) & 1 == 1 || mapping != 0 {
                     walk.census.user += Int(extent)
                 } else {

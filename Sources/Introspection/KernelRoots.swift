@@ -62,6 +62,7 @@ extension KernelView {
         attempt("struct page walk") { () throws(IntrospectionError) in
             let walk = try pageRoots(excluding: excludedFrames)
             roots.pageCensus = walk.census
+            roots.freeFrameSample = Array(walk.freeFrames.suffix(64).reversed())
             roots.ranges += walk.slab.map { KernelRootRange($0, .slabPage) }
             roots.ranges += walk.kernel.map { KernelRootRange($0, .kernelPage) }
         }
