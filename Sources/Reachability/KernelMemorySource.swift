@@ -46,18 +46,28 @@ public struct KernelMemorySource: KernelMemoryReading {
         return stop == nil
     }
 
-    /// The frame of a kernel page; nil if not present (or unreadable, then counted).
-    mutating func frame(ofPage page: UInt64) -> UInt64? {
-        if let base = directMapBase, page >= base, page &- base < directMapSize { return (page &- base) >> 12 }
-        if let known = pages[page] { return known }
+    /// The frame of a kernel page; nil if not present (or unreadable, then counted). `skip`: how
+    /// far a caller may move on, past everything a missing table entry would have mapped.
+    mutating func frame(ofPage page: UInt64) -> (frame: UInt64?, skip: UInt64) {
+        if let base = directMapBase, page >= base, page &- base < directMapSize { return ((page &- base) >> 12, 4096) }
+        if let known = pages[page] { return (known, 4096) }
         do {
             let frame = try space.translate(GuestVirtualAddress(page)).physicalAddress.rawValue >> 12
             pages[page] = frame
-            return frame
+            return (frame, 4096)
         } catch {
-            if case .notPresent = error { notPresentPages += 1 } else { unreadablePages += 1 }
             pages[page] = .some(nil)
-            return nil
+            switch error {
+            case .notPresent(_, let level, _):
+                notPresentPages += 1
+                return (nil, ProcessMemorySource.remainder(of: page, entryLevel: level))
+            case .nonCanonical:
+                // The hole between the halves holds nothing: move on to the kernel half.
+                return (nil, page < 0xFFFF_8000_0000_0000 ? 0xFFFF_8000_0000_0000 &- page : 4096)
+            case .rootOutsideMemory, .reservedPageSize, .tableOutsideMemory:
+                unreadablePages += 1
+                return (nil, 4096)
+            }
         }
     }
 
@@ -67,26 +77,31 @@ public struct KernelMemorySource: KernelMemoryReading {
         while address < range.upperBound, range.upperBound - address >= 8 {
             guard mayContinue() else { return }
             let page = address & ~0xFFF
-            let words = Int(min((page &+ 4096) &- address, range.upperBound - address) / 8)
-            let next = address &+ UInt64(words) * 8
-            defer { address = next }
-            guard words > 0, let frame = frame(ofPage: page) else {
-                if words == 0 { return }
+            let (found, skip) = frame(ofPage: page)
+            guard let frame = found else {
+                // Move to the first aligned word past what the missing entry maps.
+                let (next, overflow) = page.addingReportingOverflow(skip)
+                guard !overflow, next > address else { return }
+                address = next
                 continue
             }
+            let words = Int(min((page &+ 4096) &- address, range.upperBound - address) / 8)
+            guard words > 0 else { return }
             let physical = GuestPhysicalAddress((frame << 12) | (address & 0xFFF))
             let read: Bool = buffer.withUnsafeMutableBufferPointer { all in
                 // SAFETY: the slice is the first `words` (at most 512) elements of a 512-element buffer.
                 let part = UnsafeMutableBufferPointer(rebasing: all[0..<words])
                 do { try memory.readWords(at: physical, into: part); return true } catch { return false }
             }
-            guard read else {
+            if read {
+                bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
+                for i in 0..<words where buffer[i] >= 0xFFFF_8000_0000_0000 { body(buffer[i]) }
+            } else {
                 unreadablePages += 1
-                continue
             }
-            bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
-            for i in 0..<words where buffer[i] >= 0xFFFF_8000_0000_0000 { body(buffer[i]) }
-            if next < address { return }
+            let (next, overflow) = address.addingReportingOverflow(UInt64(words) * 8)
+            guard !overflow else { return }
+            address = next
         }
     }
 
@@ -96,8 +111,9 @@ public struct KernelMemorySource: KernelMemoryReading {
         while page < range.upperBound {
             guard mayContinue() else { return nil }
             let before = unreadablePages
-            if let frame = frame(ofPage: page) { result.append(frame) } else if unreadablePages != before { return nil }
-            let (next, overflow) = page.addingReportingOverflow(4096)
+            let (frame, skip) = frame(ofPage: page)
+            if let frame { result.append(frame) } else if unreadablePages != before { return nil }
+            let (next, overflow) = page.addingReportingOverflow(skip)
             if overflow { break }
             page = next
         }
