@@ -128,12 +128,12 @@ extension KernelView {
             }
             while frame < end {
                 if buffer.isEmpty || frame - bufferFirst >= UInt64(buffer.count) / stride { try load(frame) }
-                walk.census.frames += 1
                 let flags = field(frame, l.pageFlags, width: 8)
                 let compound = field(frame, l.pageCompoundHead, width: 8)
                 if compound & 1 == 1 {
                     // A tail whose head lies before guest RAM's region start: not ours to judge.
                     walk.census.user += 1
+                    walk.census.frames += 1
                     frame += 1
                     continue
                 }
@@ -146,6 +146,7 @@ extension KernelView {
                     }
                     extent = min(1 << order, end - frame)
                 }
+                walk.census.frames += Int(extent)
                 let refCount = UInt32(truncatingIfNeeded: field(frame, l.pageRefCount, width: 4))
                 let pageType = UInt32(truncatingIfNeeded: field(frame, l.pageType, width: 4))
                 let mapping = field(frame, l.pageMapping, width: 8)
