@@ -130,6 +130,10 @@ struct KernelWords: KernelMemoryReading {
         #expect(v[busy.address]?.reported == false && v[busy.address]?.holds == [.writtenSinceLastScan])
         #expect(v[held.address]?.reachability == .reachable)
         #expect(v[idle.address]?.reported == true)
+        // An empty list_head in a written object points to the object itself: not a reference.
+        var selfish = KernelLeakScanner(rules: Self.quick)
+        v = scan(&selfish, [busy], [busy.address + 16: busy.address + 16, busy.address + 24: busy.address + 16], written: written)
+        #expect(v[busy.address]?.reachability == .directLeak && v[busy.address]?.holds == [.writtenSinceLastScan])
         // Not written since: reported now. Without a dirty log (nil) the rule does not apply.
         v = scan(&scanner, [busy, held, idle], [busy.address + 8: held.address], written: [])
         #expect(v[busy.address]?.reported == true && v[held.address]?.reachability == .indirectLeak)
