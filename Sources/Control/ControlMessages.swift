@@ -18,6 +18,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     /// Start tracking user allocations in a guest that runs untracked (or detached): `track` is
     /// "user" or "user-malloc"; `reportPath` (absolute) receives the final report as JSON.
     case attach(track: String, reportPath: String?)
+    /// The guest kernel's reachability roots, with a probe scan (`inspect kernel-roots`).
+    case kernelRoots
     /// Save the running guest into a snapshot file at `path` (absolute, on the monitor's host).
     case snapshot(path: String)
     /// The guest kernel's loaded modules.
@@ -51,6 +53,7 @@ public struct ControlResponse: Codable, Sendable {
     public var snapshot: SnapshotSaved?
     public var attached: AttachSummary?
     public var modules: [LoadedKernelModule]?
+    public var kernelRoots: KernelRootsSummary?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
                 stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,
@@ -58,5 +61,9 @@ public struct ControlResponse: Codable, Sendable {
         self.error = error; self.processes = processes; self.mappings = mappings
         self.stacks = stacks; self.symbol = symbol; self.report = report; self.detached = detached
         self.snapshot = snapshot; self.attached = attached
+    }
+
+    public init(kernelRoots: KernelRootsSummary) {
+        self.kernelRoots = kernelRoots
     }
 }

@@ -69,6 +69,8 @@ public struct KernelLayout: Sendable {
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
     /// Allocator structures for kernel tracking; a kernel without them fails only when tracked.
     public var kmem: Result<Kmem, BTFError> = .failure(.noSuchType("kmem_cache"))
+    /// Page and vmalloc structures for kernel roots; a kernel without them fails only when its roots are asked for.
+    public var roots: Result<Roots, BTFError> = .failure(.noSuchType("vmap_area"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -155,5 +157,6 @@ public struct KernelLayout: Sendable {
         pageCache = Result { () throws(BTFError) in try PageCache(btf: btf) }
         module = Result { () throws(BTFError) in try Module(btf: btf) }
         kmem = Result { () throws(BTFError) in try Kmem(btf: btf) }
+        roots = Result { () throws(BTFError) in try Roots(btf: btf) }
     }
 }

@@ -87,6 +87,8 @@ public final class InspectionService: Sendable {
                         return ControlResponse(error: "0x\(String(address, radix: 16)) is not in the guest kernel's image; give --pid for a user address")
                     }
                     return ControlResponse(symbol: frame)
+                case .kernelRoots:
+                    return ControlResponse(kernelRoots: KernelRootsSummary.measure(view: view))
                 case .report, .detach, .snapshot, .attach:
                     return ControlResponse(error: "unreachable")
                 }

@@ -19,7 +19,7 @@ struct InspectCommand: ParsableCommand {
             the guest kernel's own data structures (located through the kernel's kallsyms and BTF), and \
             resumes it. Nothing runs inside the guest.
             """,
-        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self, Modules.self])
+        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self, Modules.self, KernelRoots.self])
 
     struct Common: ParsableArguments {
         @Option(help: "PID of the leakvisor monitor to ask (default: the only one running).")
@@ -141,6 +141,39 @@ struct InspectCommand: ParsableCommand {
             guard let frame = try common.ask(.symbol(address: value, pid: pid)).symbol else { return }
             if common.json { return try common.printJSON(frame) }
             show(describe(frame))
+        }
+    }
+}
+
+extension InspectCommand {
+    struct KernelRoots: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kernel-roots",
+            abstract: "Show the guest kernel's reachability roots (bytes by kind, time) and a probe scan of known objects.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            guard let s = try common.ask(.kernelRoots).kernelRoots else { return }
+            if common.json { return try common.printJSON(s) }
+            show("Kernel roots (guest RAM \(s.guestRAMBytes >> 20) MiB, \(s.perCPUUnits) per-CPU unit(s), THREAD_SIZE \(s.threadSize >> 10) KiB),"
+                 + " enumerated in " + String(format: "%.3f s:", s.seconds))
+            for kind in KernelRootRange.Kind.allCases {
+                guard let bytes = s.bytes[kind.rawValue] else { continue }
+                show("  " + kind.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0) + pad(bytes, 12)
+                     + " bytes in \(s.ranges[kind.rawValue] ?? 0) range(s)")
+            }
+            show("  " + "total".padding(toLength: 14, withPad: " ", startingAt: 0) + pad(UInt64.saturatedSum(s.bytes.values), 12) + " bytes")
+            let c = s.census
+            show("Page census: \(c.frames) frames: slab \(c.slab), free \(c.free), user \(c.user), kernel \(c.kernel), excluded \(c.excluded)")
+            show("Tasks: \(s.tasks) on the task list, \(s.stacks) stack root(s); vmalloc areas: \(s.vmallocAreas)"
+                 + " (\(s.vmallocAreasSkipped) skipped); register words: \(s.registerWords)")
+            show("Probe scan (" + String(format: "%.3f s", s.probeSeconds) + ", \(s.probeComplete ? "complete" : "incomplete"),"
+                 + " \(s.probeRootBytes) root bytes, \(s.probeBytesScanned) bytes read):")
+            for p in s.probes {
+                show("  " + p.name.padding(toLength: 14, withPad: " ", startingAt: 0) + pad(p.objects, 6) + " objects: \(p.reachable) reachable, "
+                     + "\(p.direct) direct, \(p.indirect) indirect, \(p.unclassified) unclassified")
+            }
+            for problem in s.problems { show("Problem: " + problem) }
         }
     }
 }
