@@ -42,8 +42,10 @@ extension ReachabilityScanner {
             notes += roots.missingThreads.map(\.description)
             let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
+            var heuristics = s.heuristics
+            heuristics.readOnlyData = roots.readOnlyData
             let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
-                                                       rootWords: roots.registerWords, memory: &source)
+                                                       rootWords: roots.registerWords, memory: &source, heuristics: heuristics)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let now = clock.now
             let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
@@ -84,8 +86,9 @@ extension ReachabilityScanner {
                 written = now
             }
             let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
+            let via = reachability == .reachable && i < result.viaHeuristic.count ? result.viaHeuristic[i] : nil
             verdicts[start] = BlockVerdict(reachability: reachability, leader: leader,
-                                           indirectBytes: result.indirectBytes[i], lastWritten: written)
+                                           indirectBytes: result.indirectBytes[i], lastWritten: written, viaHeuristic: via)
         }
         return verdicts
     }

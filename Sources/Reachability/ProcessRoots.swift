@@ -80,6 +80,9 @@ public struct ProcessRoots {
                 set.ranges.append(RootRange(r.clamped(to: whole), .relocationReadOnly(path: path)))
             }
         }
+        set.readOnlyData = LeakCheckHeuristics.merged(
+            mappings.filter { $0.fileObject != 0 && $0.permissions.hasPrefix("r--") }.compactMap { Range.ordered($0.start, $0.end) }
+                + relro.map(\.0))
         return set
     }
 
