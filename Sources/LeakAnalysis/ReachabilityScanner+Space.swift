@@ -32,15 +32,20 @@ extension ReachabilityScanner {
             let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
             var roots = ProcessRootSet()
             var rootsFound = true
+            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
+            var exitFrame: ExitFrame?
+            if kind == Self.exitKind, !threads.isEmpty, let mappings = try? view.mappings(ofMM: mm) {
+                exitFrame = s.exitLocator?.exitFrame(mappings: mappings, space: space)
+            }
             do {
-                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space)
+                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space,
+                                                   blocks: index, exitFrame: exitFrame)
             } catch {
                 // Without the mappings there are no memory roots: every block would look leaked.
                 notes.append("roots could not be collected (\(error))")
                 rootsFound = false
             }
             notes += roots.missingThreads.map(\.description)
-            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData
@@ -67,6 +72,9 @@ extension ReachabilityScanner {
         ledger.record(scan, for: root, staleAfter: staleAfter)
         return scan
     }
+
+    /// The `kind` of the scan of a process as it exits.
+    public static let exitKind = "at exit"
 
     /// Each classified block's class, and when its pages were last written: the latest harvest that
     /// saw any of them written, at least its allocation time (without a write history, or when the

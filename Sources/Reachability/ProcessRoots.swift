@@ -6,12 +6,16 @@ import X86
 /// - the user registers of every thread (the vCPU's for a thread running in user mode, else the
 ///   `pt_regs` saved at kernel entry);
 /// - each live thread's stack from its stack pointer (minus the red zone) to the end of the mapping;
+///   at exit, the exiting thread's stack only from where `exit` was entered (`ExitFrame`); a thread
+///   whose stack pointer lies inside a live heap block (a stack the program allocated) has the part
+///   of that block from its stack pointer (minus the red zone) to the block's end;
 /// - each thread's static TLS and thread control block around its FS base;
 /// - every other readable, writable mapping: data and bss of the loaded objects, anonymous memory
 ///   (including glibc's cached stacks of exited threads);
 /// - the PT_GNU_RELRO part of each loaded object.
 ///
-/// Left out: the brk heap and glibc's arena heaps, which hold the live blocks themselves (scanned
+/// Left out: every live heap block, wherever it lies (glibc's mmapped chunks included), except the
+/// live part of a stack in it; the brk heap and glibc's arena heaps, which hold the live blocks themselves (scanned
 /// only when reached) and the allocator's free chunks (stale data, never roots); dead stack below a
 /// live thread's stack pointer; `[vvar]`/`[vdso]`.
 public struct ProcessRoots {
@@ -25,9 +29,14 @@ public struct ProcessRoots {
 
     public init() {}
 
-    /// The threads of `mm` among `tasks`, or the given exiting task when `tasks` is empty.
+    /// The roots of the threads `threads` of `mm`.
+    /// - Parameters:
+    ///   - blocks: the live blocks, cut out of every root range (nil: none known).
+    ///   - exitFrame: at exit, where `exit` lies: a thread that called it has its stack scanned
+    ///     only from `exit`'s entry stack pointer.
     public func collect(view: KernelView, mm: UInt64, threads: [GuestTask], current: [Int: UInt64],
-                        space: AddressSpace) throws(IntrospectionError) -> ProcessRootSet {
+                        space: AddressSpace, blocks: HeapBlockIndex? = nil,
+                        exitFrame: ExitFrame? = nil) throws(IntrospectionError) -> ProcessRootSet {
         var set = ProcessRootSet()
         let mappings = try view.mappings(ofMM: mm)
         func mapping(containing address: UInt64) -> GuestMapping? {
@@ -36,16 +45,30 @@ public struct ProcessRoots {
         // Threads: registers, stack, TLS.
         var stackMappings: Set<UInt64> = []
         var threadLocals: [(Int32, UInt64)] = []
+        // Stacks inside heap blocks: kept whole when the blocks are cut out of the other ranges.
+        var stacksInBlocks: [RootRange] = []
         for task in threads {
             do {
                 let (registers, _) = try view.userRegisters(of: task, current: current)
                 set.registerWords += registers.generalPurpose
                 set.threads.append(task.pid)
                 let rsp = registers.rsp
-                if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw"),
-                   let stack = Range.ordered(max(m.start, rsp > 128 ? rsp - 128 : 0) & ~7, m.end) {
-                    stackMappings.insert(m.start)
-                    set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
+                let belowRedZone = rsp > Self.redZoneBytes ? rsp - Self.redZoneBytes : 0
+                if let blocks, let hit = blocks.block(containing: rsp) {
+                    let block = blocks.range(of: hit.block)
+                    if let stack = Range.ordered(max(block.lowerBound, belowRedZone & ~7), block.upperBound) {
+                        stacksInBlocks.append(RootRange(stack, .stack(thread: task.pid)))
+                    }
+                } else if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw") {
+                    var low = max(m.start, belowRedZone) & ~7
+                    if let exitFrame, let entry = exitEntry(exitFrame, rsp: rsp, stackEnd: m.end, space: space) {
+                        low = entry
+                        set.exitEntries[task.pid] = entry
+                    }
+                    if let stack = Range.ordered(low, m.end) {
+                        stackMappings.insert(m.start)
+                        set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
+                    }
                 }
                 let fs = try view.fsBase(of: task, current: current)
                 if fs != 0 { threadLocals.append((task.pid, fs)) }
@@ -80,10 +103,35 @@ public struct ProcessRoots {
                 set.ranges.append(RootRange(r.clamped(to: whole), .relocationReadOnly(path: path)))
             }
         }
+        if let blocks {
+            set.ranges = set.ranges.flatMap { root in blocks.uncovered(root.range).map { RootRange($0, root.kind) } }
+        }
+        set.ranges += stacksInBlocks
         set.readOnlyData = LeakCheckHeuristics.merged(
             mappings.filter { $0.fileObject != 0 && $0.permissions.hasPrefix("r--") }.compactMap { Range.ordered($0.start, $0.end) }
                 + relro.map(\.0))
         return set
+    }
+
+    /// The x86-64 System V red zone: a leaf function may keep data this far below its stack pointer.
+    public static let redZoneBytes: UInt64 = 128
+
+    /// `exit`'s entry stack pointer on the stack from `rsp` up to `stackEnd`, when the thread is in `exit`.
+    func exitEntry(_ frame: ExitFrame, rsp: UInt64, stackEnd: UInt64, space: AddressSpace) -> UInt64? {
+        let start = rsp & ~7
+        guard start < stackEnd else { return nil }
+        let count = Int(min((stackEnd - start) / 8, UInt64(ExitFrame.searchWords)))
+        var words: [UInt64] = []
+        // Page by page, so an unreadable page ends the search instead of failing it.
+        var address = start
+        while words.count < count {
+            let inPage = Int(min(UInt64(count - words.count), (4096 - (address & 0xFFF)) / 8))
+            guard let read = try? space.readWords(at: GuestVirtualAddress(address), count: inPage) else { break }
+            words += read
+            address &+= UInt64(inPage) * 8
+        }
+        guard let entry = frame.entryStackPointer(stackPointer: start, words: words), entry > start, entry <= stackEnd else { return nil }
+        return entry
     }
 
     /// An anonymous mapping that starts a glibc arena heap: aligned to HEAP_MAX_SIZE, and its
