@@ -46,6 +46,9 @@ extension ReachabilityScanner {
                 rootsFound = false
             }
             notes += roots.missingThreads.map(\.description)
+            if !roots.threadsWithoutVectorRegisters.isEmpty {
+                notes.append("vector registers of thread(s) \(roots.threadsWithoutVectorRegisters.map(String.init).joined(separator: ", ")) could not be read")
+            }
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData

@@ -14,7 +14,8 @@ extension HeapBlockIndex {
         var cursor = range.lowerBound
         while i < starts.count, starts[i] < range.upperBound {
             let blockEnd = end(of: i)
-            if blockEnd > cursor {
+            // A zero-size block covers no byte.
+            if blockEnd > cursor, blockEnd > starts[i] {
                 if starts[i] > cursor { pieces.append(cursor..<starts[i]) }
                 cursor = blockEnd
             }

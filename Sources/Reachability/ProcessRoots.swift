@@ -4,7 +4,8 @@ import X86
 /// Finds the roots of one guest process, the way LeakSanitizer and valgrind choose them:
 ///
 /// - the user registers of every thread (the vCPU's for a thread running in user mode, else the
-///   `pt_regs` saved at kernel entry);
+///   `pt_regs` saved at kernel entry), and its vector registers (xmm, ymm: the vCPU's, else the
+///   kernel's saved `fpstate`);
 /// - each live thread's stack from its stack pointer (minus the red zone) to the end of the mapping;
 ///   at exit, the exiting thread's stack only from where `exit` was entered (`ExitFrame`); a thread
 ///   whose stack pointer lies inside a live heap block (a stack the program allocated) has the part
@@ -51,6 +52,12 @@ public struct ProcessRoots {
             do {
                 let (registers, _) = try view.userRegisters(of: task, current: current)
                 set.registerWords += registers.generalPurpose
+                // Vector registers too; a thread whose saved state cannot be read keeps its other roots.
+                if let vector = try? view.vectorRegisterWords(of: task, current: current) {
+                    set.registerWords += vector
+                } else {
+                    set.threadsWithoutVectorRegisters.append(task.pid)
+                }
                 set.threads.append(task.pid)
                 let rsp = registers.rsp
                 let belowRedZone = rsp > Self.redZoneBytes ? rsp - Self.redZoneBytes : 0

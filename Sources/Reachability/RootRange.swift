@@ -30,6 +30,8 @@ public struct ProcessRootSet: Sendable {
     /// Threads whose registers were found, and threads whose were not (with why).
     public var threads: [Int32] = []
     public var missingThreads: [MissingThread] = []
+    /// Threads whose saved vector registers could not be read (their other roots were taken).
+    public var threadsWithoutVectorRegisters: [Int32] = []
     /// Read-only data of the mapped files (read-only file mappings and RELRO), sorted and merged:
     /// where a vtable can be (the `multipleinheritance` heuristic).
     public var readOnlyData: [Range<UInt64>] = []

@@ -1,4 +1,5 @@
 import Reachability
+import X86
 import Testing
 
 /// The pure parts of the root rules: where an exiting thread's live stack begins, the stack a
@@ -44,5 +45,48 @@ import Testing
         #expect(HeapBlockIndex(blocks: []).uncovered(0x10..<0x20) == [0x10..<0x20])
         // A hostile block whose end would wrap covers the rest of the range.
         #expect(HeapBlockIndex(blocks: [(.max - 8, 64)]).uncovered((.max - 32)..<(.max)) == [(.max - 32)..<(.max - 8)])
+    }
+}
+
+/// Vector registers from XSAVE areas (the vCPU's standard form and the kernel's compacted one).
+@Suite struct XSAVEAreaTests {
+    static func area(size: Int = 832, present: UInt64, compacted: UInt64 = 0, xmm: [Int: UInt64] = [:], ymm: [Int: UInt64] = [:]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: size)
+        func put(_ offset: Int, _ value: UInt64) {
+            for k in 0..<8 where offset + k < size { bytes[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+        }
+        put(512, present)
+        put(520, compacted)
+        for (word, value) in xmm { put(160 + 8 * word, value) }
+        for (word, value) in ymm { put(576 + 8 * word, value) }
+        return bytes
+    }
+
+    @Test func xmmAndYmmWordsWhenInUse() {
+        let words = XSAVEArea.vectorRegisterWords(Self.area(present: 0b111, xmm: [10: 0x4C52A0], ymm: [31: 0x7F00_0000_1000]))
+        #expect(words.count == 64)
+        #expect(words[10] == 0x4C52A0)       // xmm5, low half
+        #expect(words[63] == 0x7F00_0000_1000)
+    }
+
+    @Test func componentsInTheirInitialStateGiveNothing() {
+        // Stale bytes where the registers are in their initial state (zero) are not roots.
+        #expect(XSAVEArea.vectorRegisterWords(Self.area(present: 0b001, xmm: [0: 0x4C52A0], ymm: [0: 0x4C52A0])) == [])
+        #expect(XSAVEArea.vectorRegisterWords(Self.area(present: 0b010, xmm: [0: 0x4C52A0], ymm: [0: 0x4C52A0])).count == 32)
+    }
+
+    @Test func compactedFormHasAVXAt576OnlyWhenStored() {
+        let stored = Self.area(present: 0b110, compacted: 1 << 63 | 0b110, ymm: [0: 0x1234_5000])
+        #expect(XSAVEArea.vectorRegisterWords(stored).count == 64)
+        let absent = Self.area(present: 0b110, compacted: 1 << 63 | 0b010, ymm: [0: 0x1234_5000])
+        #expect(XSAVEArea.vectorRegisterWords(absent).count == 32)
+    }
+
+    @Test func shortOrHostileAreasNeverTrap() {
+        #expect(XSAVEArea.vectorRegisterWords([]) == [])
+        #expect(XSAVEArea.vectorRegisterWords([UInt8](repeating: 0xFF, count: 519)) == [])
+        // The header says everything is in use, but the area ends early: only what is there.
+        #expect(XSAVEArea.vectorRegisterWords(Self.area(size: 600, present: .max)).count == 32 + 3)
+        #expect(XSAVEArea.vectorRegisterWords([UInt8](repeating: 0xFF, count: 4096)).count == 64)
     }
 }

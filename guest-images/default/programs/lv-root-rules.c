@@ -72,7 +72,15 @@ __attribute__((noinline)) static void *lv_xmm_thread(void *unused)
     void *volatile p = malloc(56); /* LV-ALLOC roots-xmm */
     if (p == NULL)
         lv_fail("malloc");
-    __asm__ volatile("movq %0, %%xmm5" : : "m"(p) : "xmm5");
+    // Into xmm5; then no general register keeps a copy (malloc's result may linger in rax).
+    __asm__ volatile("movq %0, %%xmm5\n\t"
+                     "xor %%eax, %%eax\n\txor %%ecx, %%ecx\n\txor %%edx, %%edx\n\txor %%esi, %%esi\n\t"
+                     "xor %%edi, %%edi\n\txor %%r8d, %%r8d\n\txor %%r9d, %%r9d\n\txor %%r10d, %%r10d\n\t"
+                     "xor %%r11d, %%r11d\n\txor %%ebx, %%ebx\n\txor %%r12d, %%r12d\n\txor %%r13d, %%r13d\n\t"
+                     "xor %%r14d, %%r14d\n\txor %%r15d, %%r15d"
+                     : : "m"(p)
+                     : "xmm5", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "rbx", "r12", "r13", "r14", "r15",
+                       "memory");
     p = NULL;
     lv_xmm_holding = 1;
     while (!lv_xmm_stop)
