@@ -11,8 +11,8 @@ import X86
 ///   whose stack pointer lies inside a live heap block (a stack the program allocated) has the part
 ///   of that block from its stack pointer (minus the red zone) to the block's end;
 /// - each thread's static TLS and thread control block around its FS base;
-/// - every other readable, writable mapping: data and bss of the loaded objects, anonymous memory
-///   (including glibc's cached stacks of exited threads);
+/// - every other readable, writable mapping: data and bss of the loaded objects, anonymous memory;
+///   of glibc's cached stacks of exited threads, only the thread control block and static TLS;
 /// - the PT_GNU_RELRO part of each loaded object.
 ///
 /// Left out: every live heap block, wherever it lies (glibc's mmapped chunks included), except the
@@ -103,6 +103,12 @@ public struct ProcessRoots {
             if m.path == "[vvar]" || m.path == "[vdso]" || m.path == "[vsyscall]" || stackMappings.contains(m.start) { continue }
             if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
             if m.permissions.hasPrefix("rw") {
+                if set.missingThreads.isEmpty, let previous = mapping(containing: m.start &- 1),
+                   Self.isCachedThreadStack(m, after: previous), let top = cachedThreadTop(m, threadLocalBytes, space: space) {
+                    // No live thread runs on it: only its thread control block and static TLS at the top.
+                    set.ranges.append(RootRange(top, .threadLocal(thread: 0)))
+                    continue
+                }
                 set.ranges.append(RootRange(whole, .writable(path: m.path)))
                 continue
             }
@@ -118,6 +124,40 @@ public struct ProcessRoots {
             mappings.filter { $0.fileObject != 0 && $0.permissions.hasPrefix("r--") }.compactMap { Range.ordered($0.start, $0.end) }
                 + relro.map(\.0))
         return set
+    }
+
+    /// glibc's stack of a thread (an anonymous read-write mapping right above its anonymous
+    /// `PROT_NONE` guard) that no live thread of the process runs on: a thread that exited, whose
+    /// stack glibc keeps cached. Its frames are dead; only its thread control block and static TLS
+    /// at the top can hold live pointers (valgrind never scans stack memory below a stack pointer).
+    static func isCachedThreadStack(_ m: GuestMapping, after previous: GuestMapping) -> Bool {
+        m.fileObject == 0 && m.path.isEmpty && previous.end == m.start && previous.fileObject == 0 && previous.path.isEmpty
+            && previous.permissions.hasPrefix("---")
+    }
+
+    /// glibc's minimum static TLS surplus (2.36): the part of static TLS past the modules' blocks.
+    static let minimumSurplusBytes: UInt64 = 1664
+
+    /// The thread control block and static TLS of a cached thread stack: glibc puts `struct pthread`
+    /// at the top, and its `tcbhead_t` starts with two pointers to itself (`tcb` at 0, `self` at 16),
+    /// the thread pointer. Static TLS lies below it (at least the modules' blocks and the minimum
+    /// surplus; the dead stack starts below all of static TLS). nil when no thread pointer is found
+    /// (then the mapping is not taken for a glibc stack).
+    func cachedThreadTop(_ m: GuestMapping, _ threadLocalBytes: UInt64, space: AddressSpace) -> Range<UInt64>? {
+        let searched: UInt64 = 8192
+        let low = max(m.start, m.end > searched ? m.end - searched : 0) & ~7
+        guard low < m.end, let words = try? space.readWords(at: GuestVirtualAddress(low), count: Int((m.end - low) / 8)) else { return nil }
+        // The thread pointer is below the top by sizeof(struct pthread), rounded down to the TLS alignment.
+        var i = words.count - 3
+        while i >= 0 {
+            let address = low &+ UInt64(i) * 8
+            if words[i] == address, words[i + 2] == address {
+                let below = min(threadLocalBytes &+ Self.minimumSurplusBytes, 1 << 24)
+                return Range.ordered(max(m.start, address > below ? (address - below) & ~7 : 0), m.end)
+            }
+            i -= 1
+        }
+        return nil
     }
 
     /// The x86-64 System V red zone: a leaf function may keep data this far below its stack pointer.
@@ -141,12 +181,20 @@ public struct ProcessRoots {
         return entry
     }
 
+    /// `sizeof(heap_info)` on x86-64: 48 bytes since glibc 2.35 (which added `pagesize`), 32 before.
+    static let heapInfoSizes: Set<UInt64> = [32, 48]
+
     /// An anonymous mapping that starts a glibc arena heap: aligned to HEAP_MAX_SIZE, and its
-    /// `heap_info.ar_ptr` points at an arena placed right after a `heap_info` (32 bytes) at such an
-    /// alignment (its own, for an arena's first heap; the arena's first heap, for later ones).
+    /// `heap_info.ar_ptr` points at an arena placed right after a `heap_info` (`heapInfoSizes`) at
+    /// such an alignment (its own, for an arena's first heap; the arena's first heap, for later ones).
     func isArenaHeap(_ m: GuestMapping, space: AddressSpace) -> Bool {
         guard m.fileObject == 0, m.path.isEmpty, m.start & (Self.arenaHeapAlignment - 1) == 0,
               let arena = try? space.load(UInt64.self, at: GuestVirtualAddress(m.start)) else { return false }
-        return arena & (Self.arenaHeapAlignment - 1) == 32 && arena < 0x0000_8000_0000_0000
+        return Self.isArenaPointer(arena)
+    }
+
+    /// Whether a `heap_info.ar_ptr` value is an arena right after a `heap_info` at a heap's alignment.
+    static func isArenaPointer(_ arena: UInt64) -> Bool {
+        heapInfoSizes.contains(arena & (arenaHeapAlignment - 1)) && arena < 0x0000_8000_0000_0000
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+import LeakAnalysis
 import Reachability
 import Testing
 
@@ -166,5 +168,28 @@ import Testing
         let c = Self.mark([(0x2000, 39), (0x9000, 16)], words: [0x2000: 31, 0x9000: 0x2008], roots: [], heuristics: .all)
         #expect(c[0x9000]! == (.directLeak, nil))
         #expect(c[0x2000]! == (.indirectLeak, nil))
+    }
+}
+
+/// How reports count blocks reachable via a heuristic (valgrind's "of which reachable via heuristic").
+@Suite struct HeuristicReportTests {
+    @Test func totalsAddUpPerHeuristicAndTheTextSaysSo() throws {
+        var a = ClassTotals()
+        a.addReachable(via: .length64, bytes: 39)
+        a.addReachable(via: .stdString, bytes: 33)
+        var b = ClassTotals()
+        b.addReachable(via: .stdString, bytes: 80)
+        let sum = a + b + ClassTotals()
+        #expect(sum.reachableViaHeuristic == ["stdstring": BlockTotal(blocks: 2, bytes: 113), "length64": BlockTotal(blocks: 1, bytes: 39)])
+        #expect(ClassTotals().reachableViaHeuristic == nil)
+
+        var report = try ReportFixtures.leakTree()
+        report.summary.classes.reachableViaHeuristic = sum.reachableViaHeuristic
+        let text = LeakReportText.render(report)
+        #expect(text.contains("(of which reachable via heuristic: stdstring 113 byte(s) in 2 object(s), length64 39 byte(s) in 1 object(s))"))
+        // The JSON carries it and reads back; a report without any has no such key.
+        let json = try JSONEncoder().encode(report)
+        #expect(try JSONDecoder().decode(LeakReport.self, from: json) == report)
+        #expect(!String(decoding: try JSONEncoder().encode(try ReportFixtures.leakTree()), as: UTF8.self).contains("reachableViaHeuristic"))
     }
 }

@@ -1,4 +1,5 @@
-import Reachability
+@testable import Introspection
+@testable import Reachability
 import X86
 import Testing
 
@@ -33,6 +34,28 @@ import Testing
         #expect(exit.entryStackPointer(stackPointer: rsp, words: [0x408E20, 0x408E3B, 0x1234]) == nil)
         // Hostile: a return address near the top of the address space does not wrap.
         #expect(exit.entryStackPointer(stackPointer: .max - 15, words: [0x408E25]) == nil)
+    }
+
+    @Test func aCachedThreadStackIsAnAnonymousMappingAboveAGuard() {
+        func mapping(_ start: UInt64, _ end: UInt64, _ permissions: String, path: String = "", file: UInt64 = 0) -> GuestMapping {
+            GuestMapping(start: start, end: end, permissions: permissions, fileOffset: 0, deviceMajor: 0, deviceMinor: 0, inode: 0,
+                         path: path, fileObject: file)
+        }
+        let guard_ = mapping(0x7F00_0000_0000, 0x7F00_0000_1000, "---p")
+        let stack = mapping(0x7F00_0000_1000, 0x7F00_0080_1000, "rw-p")
+        #expect(ProcessRoots.isCachedThreadStack(stack, after: guard_))
+        #expect(!ProcessRoots.isCachedThreadStack(stack, after: mapping(0x7F00_0000_0000, 0x7F00_0000_0800, "---p")))  // not adjacent
+        #expect(!ProcessRoots.isCachedThreadStack(stack, after: mapping(0x7F00_0000_0000, 0x7F00_0000_1000, "r--p")))
+        #expect(!ProcessRoots.isCachedThreadStack(stack, after: mapping(0x7F00_0000_0000, 0x7F00_0000_1000, "---p", path: "/lib/x", file: 1)))
+        #expect(!ProcessRoots.isCachedThreadStack(mapping(0x7F00_0000_1000, 0x7F00_0080_1000, "rw-p", path: "[stack]"), after: guard_))
+    }
+
+    /// glibc 2.36 (measured: a thread's first malloc, its heap's first word is heap + 48).
+    @Test func arenaHeapsOfGlibc235AndLaterAreRecognized() {
+        #expect(ProcessRoots.isArenaPointer(0x7F55_2C00_0030))   // glibc ≥ 2.35: heap_info is 48 bytes
+        #expect(ProcessRoots.isArenaPointer(0x7F55_2C00_0020))   // older glibc: 32 bytes
+        #expect(!ProcessRoots.isArenaPointer(0x7F55_2C00_0040))
+        #expect(!ProcessRoots.isArenaPointer(0xFFFF_8000_0000_0030))
     }
 
     @Test func blocksAreCutOutOfRootRanges() {
