@@ -135,27 +135,31 @@ public struct ProcessRoots {
             && previous.permissions.hasPrefix("---")
     }
 
-    /// glibc's minimum static TLS surplus (2.36): the part of static TLS past the modules' blocks.
-    static let minimumSurplusBytes: UInt64 = 1664
-
     /// The thread control block and static TLS of a cached thread stack: glibc puts `struct pthread`
     /// at the top, and its `tcbhead_t` starts with two pointers to itself (`tcb` at 0, `self` at 16),
-    /// the thread pointer. Static TLS lies below it (at least the modules' blocks and the minimum
-    /// surplus; the dead stack starts below all of static TLS). nil when no thread pointer is found
-    /// (then the mapping is not taken for a glibc stack).
+    /// the thread pointer. The modules' static TLS blocks lie below it (their PT_TLS sizes, rounded
+    /// up, plus 64 bytes of alignment); below them the surplus for modules loaded later (800 bytes in
+    /// a static glibc 2.36 program, measured) and then the dead stack, whose top is only a few hundred
+    /// bytes lower: the surplus is left out. nil when no thread pointer is found (then the mapping is
+    /// not taken for a glibc stack).
     func cachedThreadTop(_ m: GuestMapping, _ threadLocalBytes: UInt64, space: AddressSpace) -> Range<UInt64>? {
-        let searched: UInt64 = 8192
-        let low = max(m.start, m.end > searched ? m.end - searched : 0) & ~7
-        guard low < m.end, let words = try? space.readWords(at: GuestVirtualAddress(low), count: Int((m.end - low) / 8)) else { return nil }
-        // The thread pointer is below the top by sizeof(struct pthread), rounded down to the TLS alignment.
-        var i = words.count - 3
-        while i >= 0 {
-            let address = low &+ UInt64(i) * 8
-            if words[i] == address, words[i + 2] == address {
-                let below = min(threadLocalBytes &+ Self.minimumSurplusBytes, 1 << 24)
-                return Range.ordered(max(m.start, address > below ? (address - below) & ~7 : 0), m.end)
+        // The thread pointer is below the top by sizeof(struct pthread), rounded down to the TLS
+        // alignment: searched page by page from the top (a page never touched is not present).
+        var pageEnd = m.end & ~0xFFF
+        for _ in 0..<2 {
+            guard pageEnd >= m.start &+ 4096, pageEnd > 4096 else { return nil }
+            let page = pageEnd - 4096
+            guard let words = try? space.readWords(at: GuestVirtualAddress(page), count: 512) else { return nil }
+            var i = 512 - 3
+            while i >= 0 {
+                let address = page &+ UInt64(i) * 8
+                if words[i] == address, words[i + 2] == address {
+                    let below = min((threadLocalBytes &+ 63) & ~63, 1 << 24) &+ 64
+                    return Range.ordered(max(m.start, address > below ? (address - below) & ~7 : 0), m.end)
+                }
+                i -= 1
             }
-            i -= 1
+            pageEnd = page
         }
         return nil
     }
