@@ -7,7 +7,8 @@
 //               then main returns. LeakSanitizer's rule (scan the exiting
 //               thread's stack only from exit's frame) and valgrind call it
 //               definitely lost; a scan from the stack pointer at exit_group
-//               finds the stale copies that __run_exit_handlers' frame keeps.
+//               finds the stale copies that exit's and __run_exit_handlers'
+//               frames keep (exit's `sub $8, %rsp` slot is planted on purpose).
 //   big-chunk   leaks a 256 KiB block (glibc serves it with mmap) that holds the
 //               only pointer to a 40-byte block: 1 definite leak (262144), 1
 //               indirect (40). A heap block is never a root, mmapped or not.
@@ -39,13 +40,23 @@ __attribute__((noinline)) static void lv_plant_stale(void *p)
     __asm__ volatile("" : : "r"(copies) : "memory");
 }
 
-__attribute__((noinline)) static void lv_exit_stale(void)
+// Writes the pointer 8 bytes below its return-address slot: the slot that exit()'s
+// `sub $8, %rsp` later takes for its frame without writing it, when the caller
+// calls exit() next from the same stack depth.
+__attribute__((naked, noinline)) static void lv_plant_below_frame(void *p)
+{
+    (void)p;
+    __asm__("movq %rdi, -8(%rsp)\n\tret");
+}
+
+__attribute__((noinline)) static void *lv_exit_stale(void)
 {
     void *p = malloc(48); /* LV-ALLOC roots-exit-stale */
     if (p == NULL)
         lv_fail("malloc");
     memset(p, 0x5a, 48);
     lv_plant_stale(p);
+    return p;
 }
 
 __attribute__((noinline)) static void lv_big_chunk(void)
@@ -115,8 +126,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "exit-stale") == 0) {
         // Last: nothing may run over the dead frames between this and exit().
         lv_say("lv-prog %s done\n", LV_NAME);
-        lv_exit_stale();
-        return 0;
+        lv_plant_below_frame(lv_exit_stale());
+        exit(0);
     } else if (strcmp(argv[1], "big-chunk") == 0) {
         lv_big_chunk();
         lv_scrub_stack();
