@@ -32,12 +32,17 @@ public struct BlockVerdict: Sendable, Equatable, Codable {
     /// Tracker time of the last write seen to any page the block lies on (at least its allocation
     /// time); pages shared with other blocks make this an upper bound on the block's own last write.
     public var lastWritten: UInt64
+    /// For a still reachable block that only an interior pointer matching a leak-check heuristic
+    /// reaches (valgrind's "reachable via heuristic"): that heuristic.
+    public var viaHeuristic: LeakCheckHeuristic?
 
-    public init(reachability: ReachabilityClass, leader: UInt64?, indirectBytes: UInt64, lastWritten: UInt64) {
+    public init(reachability: ReachabilityClass, leader: UInt64?, indirectBytes: UInt64, lastWritten: UInt64,
+                viaHeuristic: LeakCheckHeuristic? = nil) {
         self.reachability = reachability
         self.leader = leader
         self.indirectBytes = indirectBytes
         self.lastWritten = lastWritten
+        self.viaHeuristic = viaHeuristic
     }
 }
 

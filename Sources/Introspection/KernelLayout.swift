@@ -55,6 +55,20 @@ public struct KernelLayout: Sendable {
         public var size = 0, bp = 0, returnAddress = 0
     }
 
+    /// x86 `struct fpstate` (5.16 and later): a task's saved FPU and vector state.
+    public struct FPUState: Sendable {
+        /// `task_struct.thread.fpu.fpstate` (a pointer), `task_struct.thread_info.flags`,
+        /// `fpstate.regs` (the XSAVE area) and `fpstate.size` (its bytes).
+        public var taskPointer = 0, threadInfoFlags = 0, regs = 0, size = 0
+
+        init(btf: BTF) throws(BTFError) {
+            taskPointer = try btf.member("task_struct", path: "thread.fpu.fpstate").offset
+            threadInfoFlags = try btf.member("task_struct", path: "thread_info.flags").offset
+            regs = try btf.member("fpstate", path: "regs").offset
+            size = try btf.member("fpstate", path: "size").offset
+        }
+    }
+
     public var task = TaskStruct()
     public var orc: ORCEntry?
     public var switchFrame = SwitchFrame()
@@ -65,6 +79,8 @@ public struct KernelLayout: Sendable {
     public var ptRegs = PTRegs()
     /// `struct module` and friends; a kernel without them fails only in `loadedModules()`.
     public var module: Result<Module, BTFError> = .failure(.noSuchType("module"))
+    /// nil: the kernel's BTF has no `struct fpstate` (vector registers of threads off a vCPU are not read).
+    public var fpuState: FPUState?
     /// Page-cache structures; a kernel without them fails only when a `PageCacheLocator` is made.
     public var pageCache: Result<PageCache, BTFError> = .failure(.noSuchType("xa_node"))
     /// Allocator structures for kernel tracking; a kernel without them fails only when tracked.
@@ -158,5 +174,6 @@ public struct KernelLayout: Sendable {
         module = Result { () throws(BTFError) in try Module(btf: btf) }
         kmem = Result { () throws(BTFError) in try Kmem(btf: btf) }
         roots = Result { () throws(BTFError) in try Roots(btf: btf) }
+        fpuState = try? FPUState(btf: btf)
     }
 }

@@ -66,8 +66,18 @@ public struct ClassTotals: Sendable, Codable, Equatable {
     public var possiblyLost = BlockTotal()
     public var stillReachable = BlockTotal()
     public var notScanned = BlockTotal()
+    /// Of the still reachable blocks, those only an interior pointer matching a leak-check heuristic
+    /// reaches, by heuristic name (valgrind's "of which reachable via heuristic"); nil when none.
+    public var reachableViaHeuristic: [String: BlockTotal]?
 
     public init() {}
+
+    /// Counts a still reachable block that `heuristic` made reachable.
+    public mutating func addReachable(via heuristic: LeakCheckHeuristic, bytes: UInt64) {
+        var byName = reachableViaHeuristic ?? [:]
+        byName[heuristic.rawValue] = (byName[heuristic.rawValue] ?? BlockTotal()) + BlockTotal(blocks: 1, bytes: bytes)
+        reachableViaHeuristic = byName
+    }
 
     public subscript(_ reachability: ReachabilityClass?) -> BlockTotal {
         get {
@@ -94,6 +104,9 @@ public struct ClassTotals: Sendable, Codable, Equatable {
         var r = a
         for c in [ReachabilityClass.directLeak, .indirectLeak, .possiblyLost, .reachable] as [ReachabilityClass?] + [nil] {
             r[c] = a[c] + b[c]
+        }
+        if let other = b.reachableViaHeuristic {
+            r.reachableViaHeuristic = (a.reachableViaHeuristic ?? [:]).merging(other) { $0 + $1 }
         }
         return r
     }

@@ -39,6 +39,7 @@ public struct LeakReportBuilder: Sendable {
                 let reachability = scan?.verdicts[address]?.reachability
                 grouped[Key(function: block.function, stack: block.stack, reachability: reachability), default: []].append((address, block))
                 classes[reachability] = classes[reachability] + BlockTotal(blocks: 1, bytes: block.size)
+                if let via = scan?.verdicts[address]?.viaHeuristic { classes.addReachable(via: via, bytes: block.size) }
             }
             let staleAfter = ScanLimits.nanoseconds(staleAfterSeconds)
             var groups = grouped.map { key, members in
@@ -89,18 +90,24 @@ public struct LeakReportBuilder: Sendable {
                                            peakLiveBytes: space.counters.peakLiveBytes, groups: groups, findings: findings,
                                            scan: scanReport, growth: growth, refusedBlocks: space.counters.refusedBlocks))
         }
+        var summaryClasses = processes.reduce(ClassTotals()) { total, process in
+            process.groups.reduce(total) { t, g in
+                var t = t
+                t[g.reachability] = t[g.reachability] + BlockTotal(blocks: g.blocks, bytes: g.bytes)
+                return t
+            }
+        }
+        for process in processes {
+            for (name, total) in process.scan?.classes.reachableViaHeuristic ?? [:] {
+                summaryClasses.reachableViaHeuristic = (summaryClasses.reachableViaHeuristic ?? [:]).merging([name: total]) { $0 + $1 }
+            }
+        }
         let summary = LeakReport.Summary(outstandingBlocks: processes.reduce(0) { $0 + $1.outstandingBlocks },
                                          outstandingBytes: UInt64.saturatedSum(processes.map(\.outstandingBytes)),
                                          allocationSites: processes.reduce(0) { $0 + $1.groups.count },
                                          processes: processes.count,
                                          findings: processes.reduce(0) { $0 + $1.findings.count },
-                                         classes: processes.reduce(ClassTotals()) { total, process in
-                                             process.groups.reduce(total) { t, g in
-                                                 var t = t
-                                                 t[g.reachability] = t[g.reachability] + BlockTotal(blocks: g.blocks, bytes: g.bytes)
-                                                 return t
-                                             }
-                                         })
+                                         classes: summaryClasses)
         var report = LeakReport(seconds: seconds, processes: processes, summary: summary)
         report.notes = Self.notes(report)
         return report

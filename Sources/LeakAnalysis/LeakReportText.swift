@@ -84,7 +84,14 @@ public enum LeakReportText {
         var parts = [("definitely lost", c.definitelyLost), ("indirectly lost", c.indirectlyLost),
                      ("possibly lost", c.possiblyLost), ("still reachable", c.stillReachable)]
         if c.notScanned.blocks > 0 { parts.append(("not scanned", c.notScanned)) }
-        return parts.map { "\($0.0): \(bytes($0.1.bytes)) byte(s) in \($0.1.blocks) object(s)" }.joined(separator: "; ")
+        var line = parts.map { "\($0.0): \(bytes($0.1.bytes)) byte(s) in \($0.1.blocks) object(s)" }.joined(separator: "; ")
+        if let via = c.reachableViaHeuristic, !via.isEmpty {
+            let order = LeakCheckHeuristic.allCases.map(\.rawValue)
+            let sorted = via.sorted { (order.firstIndex(of: $0.key) ?? order.count, $0.key) < (order.firstIndex(of: $1.key) ?? order.count, $1.key) }
+            line += " (of which reachable via heuristic: "
+                + sorted.map { "\($0.key) \(bytes($0.value.bytes)) byte(s) in \($0.value.blocks) object(s)" }.joined(separator: ", ") + ")"
+        }
+        return line
     }
 
     /// The first words of a group's paragraph, by class (LeakSanitizer's for leaks).

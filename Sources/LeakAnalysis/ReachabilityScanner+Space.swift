@@ -32,18 +32,28 @@ extension ReachabilityScanner {
             let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
             var roots = ProcessRootSet()
             var rootsFound = true
+            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
+            var exitFrame: ExitFrame?
+            if kind == Self.exitKind, !threads.isEmpty, let mappings = try? view.mappings(ofMM: mm) {
+                exitFrame = s.exitLocator?.exitFrame(mappings: mappings, space: space)
+            }
             do {
-                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space)
+                roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space,
+                                                   blocks: index, exitFrame: exitFrame)
             } catch {
                 // Without the mappings there are no memory roots: every block would look leaked.
                 notes.append("roots could not be collected (\(error))")
                 rootsFound = false
             }
             notes += roots.missingThreads.map(\.description)
-            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
+            if !roots.threadsWithoutVectorRegisters.isEmpty {
+                notes.append("vector registers of thread(s) \(roots.threadsWithoutVectorRegisters.map(String.init).joined(separator: ", ")) could not be read")
+            }
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
+            var heuristics = s.heuristics
+            heuristics.readOnlyData = roots.readOnlyData
             let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
-                                                       rootWords: roots.registerWords, memory: &source)
+                                                       rootWords: roots.registerWords, memory: &source, heuristics: heuristics)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let now = clock.now
             let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
@@ -66,6 +76,9 @@ extension ReachabilityScanner {
         return scan
     }
 
+    /// The `kind` of the scan of a process as it exits.
+    public static let exitKind = "at exit"
+
     /// Each classified block's class, and when its pages were last written: the latest harvest that
     /// saw any of them written, at least its allocation time (without a write history, or when the
     /// budget ran out before its pages were found: now, never stale). Blocks an incomplete scan did
@@ -84,8 +97,9 @@ extension ReachabilityScanner {
                 written = now
             }
             let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
+            let via = reachability == .reachable && i < result.viaHeuristic.count ? result.viaHeuristic[i] : nil
             verdicts[start] = BlockVerdict(reachability: reachability, leader: leader,
-                                           indirectBytes: result.indirectBytes[i], lastWritten: written)
+                                           indirectBytes: result.indirectBytes[i], lastWritten: written, viaHeuristic: via)
         }
         return verdicts
     }

@@ -23,6 +23,10 @@ public final class ReachabilityScanner: Sendable {
         var pagesDirtiedSinceScan = 0
         var notes: [String] = []
         var limits = ScanLimits()
+        /// valgrind's leak-check heuristics in use (all four by default, as in valgrind).
+        var heuristics = LeakCheckHeuristics.all
+        /// Finds `exit` in exiting processes (nil: no host files known, the stack rule without it).
+        var exitLocator: ExitFunctionLocator?
         /// Where the next round starts in the list of processes, so a round cut short by its
         /// limits does not always leave out the same ones.
         var nextRoundStart = 0
@@ -49,6 +53,19 @@ public final class ReachabilityScanner: Sendable {
     public var limits: ScanLimits {
         get { state.withLock { $0.limits } }
         set { state.withLock { $0.limits = newValue } }
+    }
+
+    /// Which interior pointers count as start pointers (valgrind's `--leak-check-heuristics`) in
+    /// every later scan.
+    public var heuristics: LeakCheckHeuristics {
+        get { state.withLock { $0.heuristics } }
+        set { state.withLock { $0.heuristics = newValue } }
+    }
+
+    /// Looks up libc's `exit` in the host copies of the guest's files, so that an exiting thread's
+    /// stack is scanned only from where `exit` was entered (`ExitFrame`).
+    public func useSymbolFiles(_ files: GuestSymbolFiles) {
+        state.withLock { $0.exitLocator = ExitFunctionLocator(files: files) }
     }
 
     /// Uses the guest's page-write log: scans then re-read only frames written since they were read.

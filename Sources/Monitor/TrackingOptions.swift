@@ -10,6 +10,8 @@ public struct TrackingOptions: Sendable {
     public var staleAfterSeconds: Double = 60
     /// Limits of every scan (pause, total time, memory).
     public var scanLimits = ScanLimits()
+    /// valgrind's leak-check heuristics every scan uses (`--leak-check-heuristics`; all by default).
+    public var heuristics = LeakCheckHeuristics.all
     /// Scan the live processes this often (nil: only as they exit and when asked).
     public var scanInterval: Double?
     /// List still-reachable blocks in the text report.

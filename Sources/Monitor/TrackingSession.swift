@@ -57,6 +57,7 @@ public final class TrackingSession: Sendable {
         let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
                                     staleAfter: options.staleAfterSeconds, clock: clock)
         tracking.scanner.limits = options.scanLimits
+        tracking.scanner.heuristics = options.heuristics
         if let restoring {
             try tracking.restore(restoring)
             output.line("tracking continues from the snapshot at \(String(format: "%.1f", clock.seconds)) s: \(restoring.tracker.breakpointCount)"

@@ -31,12 +31,13 @@ public struct UserTracking: Sendable {
         self.ledger = ledger
         self.clock = clock
         self.scanner = scanner
+        scanner.useSymbolFiles(files)
         var onExit: (@Sendable (AddressSpaceExit) -> Void)?
         if scansAtExit {
             let exits = self.exits
             onExit = { exit in
                 _ = scanner.scan(space: exit.root, mm: exit.mm, threads: exit.threads, view: exit.view,
-                                 current: exit.current, kind: "at exit")
+                                 current: exit.current, kind: ReachabilityScanner.exitKind)
                 exits.notify()
             }
         }

@@ -6,10 +6,14 @@ public protocol CandidateSource {
     /// Set once the source stopped serving words (its budget ran out) or failed to read some: a
     /// marking over it may have missed pointers, so only what it proved reachable is known.
     var isIncomplete: Bool { get }
+    /// The whole 8-byte word at `address` (any value, not only candidates), or nil when it cannot
+    /// be read: what the leak-check heuristics look at in a block.
+    mutating func word(at address: UInt64) -> UInt64?
 }
 
 extension CandidateSource {
     public var isIncomplete: Bool { false }
+    public mutating func word(at address: UInt64) -> UInt64? { nil }
 }
 
 /// Candidate words from explicit (address, value) pairs: for tests and for register roots.
@@ -25,6 +29,8 @@ public struct WordListSource: CandidateSource {
     }
 
     public var isIncomplete: Bool { rangeLimit.map { rangesServed > $0 } ?? false }
+
+    public mutating func word(at address: UInt64) -> UInt64? { words[address] }
 
     public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
         rangesServed += 1

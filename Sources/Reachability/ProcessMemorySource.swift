@@ -142,6 +142,14 @@ public struct ProcessMemorySource: CandidateSource {
         }
     }
 
+    /// The word at a user address (8-byte aligned, in user space), read from guest memory now; nil
+    /// when it is unaligned, outside user space, not present or unreadable, or the budget ran out.
+    public mutating func word(at address: UInt64) -> UInt64? {
+        guard address & 7 == 0, UserSpace.contains(start: address, size: 8), mayContinue() else { return nil }
+        guard let frame = frame(ofPage: address & ~0xFFF).frame else { return nil }
+        return try? space.memory.load(UInt64.self, at: GuestPhysicalAddress(frame << 12 | (address & 0xFFF)))
+    }
+
     /// Frames of the present pages a range spans, or nil if the budget ran out before all were found.
     public mutating func frames(of requested: Range<UInt64>) -> [UInt64]? {
         let range = UserSpace.clip(requested)

@@ -4,14 +4,19 @@ import X86
 /// Finds the roots of one guest process, the way LeakSanitizer and valgrind choose them:
 ///
 /// - the user registers of every thread (the vCPU's for a thread running in user mode, else the
-///   `pt_regs` saved at kernel entry);
+///   `pt_regs` saved at kernel entry), and its vector registers (xmm, ymm: the vCPU's, else the
+///   kernel's saved `fpstate`);
 /// - each live thread's stack from its stack pointer (minus the red zone) to the end of the mapping;
+///   at exit, the exiting thread's stack only from where `exit` was entered (`ExitFrame`); a thread
+///   whose stack pointer lies inside a live heap block (a stack the program allocated) has the part
+///   of that block from its stack pointer (minus the red zone) to the block's end;
 /// - each thread's static TLS and thread control block around its FS base;
-/// - every other readable, writable mapping: data and bss of the loaded objects, anonymous memory
-///   (including glibc's cached stacks of exited threads);
+/// - every other readable, writable mapping: data and bss of the loaded objects, anonymous memory;
+///   of glibc's cached stacks of exited threads, only the thread control block and static TLS;
 /// - the PT_GNU_RELRO part of each loaded object.
 ///
-/// Left out: the brk heap and glibc's arena heaps, which hold the live blocks themselves (scanned
+/// Left out: every live heap block, wherever it lies (glibc's mmapped chunks included), except the
+/// live part of a stack in it; the brk heap and glibc's arena heaps, which hold the live blocks themselves (scanned
 /// only when reached) and the allocator's free chunks (stale data, never roots); dead stack below a
 /// live thread's stack pointer; `[vvar]`/`[vdso]`.
 public struct ProcessRoots {
@@ -25,9 +30,14 @@ public struct ProcessRoots {
 
     public init() {}
 
-    /// The threads of `mm` among `tasks`, or the given exiting task when `tasks` is empty.
+    /// The roots of the threads `threads` of `mm`.
+    /// - Parameters:
+    ///   - blocks: the live blocks, cut out of every root range (nil: none known).
+    ///   - exitFrame: at exit, where `exit` lies: a thread that called it has its stack scanned
+    ///     only from `exit`'s entry stack pointer.
     public func collect(view: KernelView, mm: UInt64, threads: [GuestTask], current: [Int: UInt64],
-                        space: AddressSpace) throws(IntrospectionError) -> ProcessRootSet {
+                        space: AddressSpace, blocks: HeapBlockIndex? = nil,
+                        exitFrame: ExitFrame? = nil) throws(IntrospectionError) -> ProcessRootSet {
         var set = ProcessRootSet()
         let mappings = try view.mappings(ofMM: mm)
         func mapping(containing address: UInt64) -> GuestMapping? {
@@ -36,16 +46,36 @@ public struct ProcessRoots {
         // Threads: registers, stack, TLS.
         var stackMappings: Set<UInt64> = []
         var threadLocals: [(Int32, UInt64)] = []
+        // Stacks inside heap blocks: kept whole when the blocks are cut out of the other ranges.
+        var stacksInBlocks: [RootRange] = []
         for task in threads {
             do {
                 let (registers, _) = try view.userRegisters(of: task, current: current)
                 set.registerWords += registers.generalPurpose
+                // Vector registers too; a thread whose saved state cannot be read keeps its other roots.
+                if let vector = try? view.vectorRegisterWords(of: task, current: current) {
+                    set.registerWords += vector
+                } else {
+                    set.threadsWithoutVectorRegisters.append(task.pid)
+                }
                 set.threads.append(task.pid)
                 let rsp = registers.rsp
-                if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw"),
-                   let stack = Range.ordered(max(m.start, rsp > 128 ? rsp - 128 : 0) & ~7, m.end) {
-                    stackMappings.insert(m.start)
-                    set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
+                let belowRedZone = rsp > Self.redZoneBytes ? rsp - Self.redZoneBytes : 0
+                if let blocks, let hit = blocks.block(containing: rsp) {
+                    let block = blocks.range(of: hit.block)
+                    if let stack = Range.ordered(max(block.lowerBound, belowRedZone & ~7), block.upperBound) {
+                        stacksInBlocks.append(RootRange(stack, .stack(thread: task.pid)))
+                    }
+                } else if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw") {
+                    var low = max(m.start, belowRedZone) & ~7
+                    if let exitFrame, let entry = exitEntry(exitFrame, rsp: rsp, stackEnd: m.end, space: space) {
+                        low = entry
+                        set.exitEntries[task.pid] = entry
+                    }
+                    if let stack = Range.ordered(low, m.end) {
+                        stackMappings.insert(m.start)
+                        set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
+                    }
                 }
                 let fs = try view.fsBase(of: task, current: current)
                 if fs != 0 { threadLocals.append((task.pid, fs)) }
@@ -73,6 +103,12 @@ public struct ProcessRoots {
             if m.path == "[vvar]" || m.path == "[vdso]" || m.path == "[vsyscall]" || stackMappings.contains(m.start) { continue }
             if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
             if m.permissions.hasPrefix("rw") {
+                if set.missingThreads.isEmpty, let previous = mapping(containing: m.start &- 1),
+                   Self.isCachedThreadStack(m, after: previous), let top = cachedThreadTop(m, threadLocalBytes, space: space) {
+                    // No live thread runs on it: only its thread control block and static TLS at the top.
+                    set.ranges.append(RootRange(top, .threadLocal(thread: 0)))
+                    continue
+                }
                 set.ranges.append(RootRange(whole, .writable(path: m.path)))
                 continue
             }
@@ -80,15 +116,89 @@ public struct ProcessRoots {
                 set.ranges.append(RootRange(r.clamped(to: whole), .relocationReadOnly(path: path)))
             }
         }
+        if let blocks {
+            set.ranges = set.ranges.flatMap { root in blocks.uncovered(root.range).map { RootRange($0, root.kind) } }
+        }
+        set.ranges += stacksInBlocks
+        set.readOnlyData = LeakCheckHeuristics.merged(
+            mappings.filter { $0.fileObject != 0 && $0.permissions.hasPrefix("r--") }.compactMap { Range.ordered($0.start, $0.end) }
+                + relro.map(\.0))
         return set
     }
 
+    /// glibc's stack of a thread (an anonymous read-write mapping right above its anonymous
+    /// `PROT_NONE` guard) that no live thread of the process runs on: a thread that exited, whose
+    /// stack glibc keeps cached. Its frames are dead; only its thread control block and static TLS
+    /// at the top can hold live pointers (valgrind never scans stack memory below a stack pointer).
+    static func isCachedThreadStack(_ m: GuestMapping, after previous: GuestMapping) -> Bool {
+        m.fileObject == 0 && m.path.isEmpty && previous.end == m.start && previous.fileObject == 0 && previous.path.isEmpty
+            && previous.permissions.hasPrefix("---")
+    }
+
+    /// The thread control block and static TLS of a cached thread stack: glibc puts `struct pthread`
+    /// at the top, and its `tcbhead_t` starts with two pointers to itself (`tcb` at 0, `self` at 16),
+    /// the thread pointer. The modules' static TLS blocks lie below it (their PT_TLS sizes, rounded
+    /// up, plus 64 bytes of alignment); below them the surplus for modules loaded later (800 bytes in
+    /// a static glibc 2.36 program, measured) and then the dead stack, whose top is only a few hundred
+    /// bytes lower: the surplus is left out. nil when no thread pointer is found (then the mapping is
+    /// not taken for a glibc stack).
+    func cachedThreadTop(_ m: GuestMapping, _ threadLocalBytes: UInt64, space: AddressSpace) -> Range<UInt64>? {
+        // The thread pointer is below the top by sizeof(struct pthread), rounded down to the TLS
+        // alignment: searched page by page from the top (a page never touched is not present).
+        var pageEnd = m.end & ~0xFFF
+        for _ in 0..<2 {
+            guard pageEnd >= m.start &+ 4096, pageEnd > 4096 else { return nil }
+            let page = pageEnd - 4096
+            guard let words = try? space.readWords(at: GuestVirtualAddress(page), count: 512) else { return nil }
+            var i = 512 - 3
+            while i >= 0 {
+                let address = page &+ UInt64(i) * 8
+                if words[i] == address, words[i + 2] == address {
+                    let below = min((threadLocalBytes &+ 63) & ~63, 1 << 24) &+ 64
+                    return Range.ordered(max(m.start, address > below ? (address - below) & ~7 : 0), m.end)
+                }
+                i -= 1
+            }
+            pageEnd = page
+        }
+        return nil
+    }
+
+    /// The x86-64 System V red zone: a leaf function may keep data this far below its stack pointer.
+    public static let redZoneBytes: UInt64 = 128
+
+    /// `exit`'s entry stack pointer on the stack from `rsp` up to `stackEnd`, when the thread is in `exit`.
+    func exitEntry(_ frame: ExitFrame, rsp: UInt64, stackEnd: UInt64, space: AddressSpace) -> UInt64? {
+        let start = rsp & ~7
+        guard start < stackEnd else { return nil }
+        let count = Int(min((stackEnd - start) / 8, UInt64(ExitFrame.searchWords)))
+        var words: [UInt64] = []
+        // Page by page, so an unreadable page ends the search instead of failing it.
+        var address = start
+        while words.count < count {
+            let inPage = Int(min(UInt64(count - words.count), (4096 - (address & 0xFFF)) / 8))
+            guard let read = try? space.readWords(at: GuestVirtualAddress(address), count: inPage) else { break }
+            words += read
+            address &+= UInt64(inPage) * 8
+        }
+        guard let entry = frame.entryStackPointer(stackPointer: start, words: words), entry > start, entry <= stackEnd else { return nil }
+        return entry
+    }
+
+    /// `sizeof(heap_info)` on x86-64: 48 bytes since glibc 2.35 (which added `pagesize`), 32 before.
+    static let heapInfoSizes: Set<UInt64> = [32, 48]
+
     /// An anonymous mapping that starts a glibc arena heap: aligned to HEAP_MAX_SIZE, and its
-    /// `heap_info.ar_ptr` points at an arena placed right after a `heap_info` (32 bytes) at such an
-    /// alignment (its own, for an arena's first heap; the arena's first heap, for later ones).
+    /// `heap_info.ar_ptr` points at an arena placed right after a `heap_info` (`heapInfoSizes`) at
+    /// such an alignment (its own, for an arena's first heap; the arena's first heap, for later ones).
     func isArenaHeap(_ m: GuestMapping, space: AddressSpace) -> Bool {
         guard m.fileObject == 0, m.path.isEmpty, m.start & (Self.arenaHeapAlignment - 1) == 0,
               let arena = try? space.load(UInt64.self, at: GuestVirtualAddress(m.start)) else { return false }
-        return arena & (Self.arenaHeapAlignment - 1) == 32 && arena < 0x0000_8000_0000_0000
+        return Self.isArenaPointer(arena)
+    }
+
+    /// Whether a `heap_info.ar_ptr` value is an arena right after a `heap_info` at a heap's alignment.
+    static func isArenaPointer(_ arena: UInt64) -> Bool {
+        heapInfoSizes.contains(arena & (arenaHeapAlignment - 1)) && arena < 0x0000_8000_0000_0000
     }
 }

@@ -9,6 +9,10 @@
 ///    under it. A direct leak reached by a later clique joins that clique (so in a cycle exactly
 ///    one block is direct: the lowest one not reached from another leak).
 ///
+/// With leak-check heuristics (valgrind's `--leak-check-heuristics`), an interior pointer from a
+/// root or a reachable block that matches one counts as a start pointer: the block is reachable
+/// *via* that heuristic until a real start pointer from a root or reachable block is found.
+///
 /// When the memory source stops early (its budget ran out, or pages could not be read) the marking
 /// may have missed pointers: only the blocks it proved reachable get a class; the others are left
 /// unclassified, never called leaks.
@@ -19,8 +23,10 @@ public struct ReachabilityMarker {
     /// - Parameters:
     ///   - rootRanges: memory that holds roots (stacks, TLS, writable data of loaded objects).
     ///   - rootWords: root values not in memory (thread registers).
+    ///   - heuristics: which interior pointers count as start pointers (none by default).
     public func classify(_ index: HeapBlockIndex, rootRanges: [Range<UInt64>], rootWords: [UInt64],
-                         memory: inout some CandidateSource) -> ReachabilityResult {
+                         memory: inout some CandidateSource,
+                         heuristics: LeakCheckHeuristics = .none) -> ReachabilityResult {
         let n = index.count
         var result = ReachabilityResult(classes: [ReachabilityClass?](repeating: .directLeak, count: n),
                                         leaders: [Int](repeating: -1, count: n),
@@ -29,29 +35,64 @@ public struct ReachabilityMarker {
         let span = index.span
         // 0 unreached, 1 possible, 2 reachable.
         var state = [UInt8](repeating: 0, count: n)
+        var via = [LeakCheckHeuristic?](repeating: nil, count: n)
+        // Interior pointers already tried against the heuristics (a value names one block and offset).
+        var tried: [UInt64: LeakCheckHeuristic?] = [:]
+        // Interior pointers from roots or reachable blocks, tried once the range being scanned is done
+        // (the heuristics read the block from `memory`, which cannot be read while it serves words).
+        var interior: [(value: UInt64, block: Int)] = []
         var work: [Int] = []
         func reach(_ value: UInt64, definite: Bool) {
             guard span.contains(value), let hit = index.block(containing: value) else { return }
             let b = hit.block
             if hit.atStart && definite {
                 if state[b] != 2 { state[b] = 2; work.append(b) }
+                via[b] = nil
+            } else if definite, !heuristics.enabled.isEmpty {
+                if state[b] != 2 { interior.append((value, b)) }
             } else if state[b] == 0 {
                 state[b] = 1; work.append(b)
             }
         }
+        func tryHeuristics() {
+            for (value, b) in interior where state[b] != 2 {
+                let found: LeakCheckHeuristic?
+                if let known = tried[value] {
+                    found = known
+                } else {
+                    let start = index.starts[b], size = index.sizes[b]
+                    found = heuristics.match(offset: value &- start, blockSize: size) { k in
+                        let (end, overflow) = k.addingReportingOverflow(8)
+                        guard !overflow, end <= size else { return nil }
+                        return memory.word(at: start &+ k)
+                    }
+                    tried[value] = found
+                }
+                if let found {
+                    state[b] = 2; via[b] = found; work.append(b)
+                } else if state[b] == 0 {
+                    state[b] = 1; work.append(b)
+                }
+            }
+            interior.removeAll(keepingCapacity: true)
+        }
         for value in rootWords { reach(value, definite: true) }
+        tryHeuristics()
         for range in rootRanges {
             memory.forEachCandidate(in: range) { reach($0, definite: true) }
+            tryHeuristics()
         }
         while let b = work.popLast(), !memory.isIncomplete {
             let definite = state[b] == 2
             memory.forEachCandidate(in: index.range(of: b)) { reach($0, definite: definite) }
+            tryHeuristics()
         }
         guard !memory.isIncomplete else {
             // Only a chain of start pointers found in memory that was read proves anything.
             result.complete = false
             result.leakGroupingComplete = false
             for b in 0..<n { result.classes[b] = state[b] == 2 ? .reachable : nil }
+            result.viaHeuristic = via
             return result
         }
         // Cliques of leaked blocks.
@@ -85,6 +126,7 @@ public struct ReachabilityMarker {
         }
         // Leaks are proven (the marking was complete); a grouping cut short only leaves more of them direct.
         result.leakGroupingComplete = !memory.isIncomplete
+        result.viaHeuristic = via
         for b in 0..<n {
             switch state[b] {
             case 2: result.classes[b] = .reachable
@@ -111,6 +153,9 @@ public struct ReachabilityResult: Sendable {
     public var leaders: [Int]
     /// For a direct leak, the bytes of the indirect leaks it leads to (saturated at 2^64 − 1).
     public var indirectBytes: [UInt64]
+    /// For a reachable block that no start pointer from a root or reachable block reaches: the
+    /// heuristic whose interior pointer made it reachable; else nil (empty: no heuristics found any).
+    public var viaHeuristic: [LeakCheckHeuristic?] = []
     /// Whether the marking read everything it needed: only then are leaks (and possibly lost blocks) proven.
     public var complete = true
     /// Whether every leak was followed when grouping leaks into cliques (else some indirect leaks
@@ -124,6 +169,7 @@ public struct ReachabilityResult: Sendable {
         result.classes = classes.map { $0 == .reachable ? .reachable : nil }
         result.leaders = leaders.map { _ in -1 }
         result.indirectBytes = indirectBytes.map { _ in 0 }
+        result.viaHeuristic = viaHeuristic.indices.map { classes[$0] == .reachable ? viaHeuristic[$0] : nil }
         result.complete = false
         result.leakGroupingComplete = false
         return result

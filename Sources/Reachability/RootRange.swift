@@ -3,7 +3,8 @@ import Introspection
 /// One piece of memory a scan treats as roots, and why.
 public struct RootRange: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
-        /// A live thread's stack, from its stack pointer (less the 128-byte red zone) up.
+        /// A live thread's stack, from its stack pointer (less the 128-byte red zone) up; at exit,
+        /// from `exit`'s entry stack pointer; in a heap block, up to the block's end.
         case stack(thread: Int32)
         /// A thread's static TLS block and thread control block, around its FS base.
         case threadLocal(thread: Int32)
@@ -29,6 +30,13 @@ public struct ProcessRootSet: Sendable {
     /// Threads whose registers were found, and threads whose were not (with why).
     public var threads: [Int32] = []
     public var missingThreads: [MissingThread] = []
+    /// Threads whose saved vector registers could not be read (their other roots were taken).
+    public var threadsWithoutVectorRegisters: [Int32] = []
+    /// Read-only data of the mapped files (read-only file mappings and RELRO), sorted and merged:
+    /// where a vtable can be (the `multipleinheritance` heuristic).
+    public var readOnlyData: [Range<UInt64>] = []
+    /// Threads in `exit` whose stack was scanned only from `exit`'s entry stack pointer (by thread).
+    public var exitEntries: [Int32: UInt64] = [:]
 
     public init() {}
 

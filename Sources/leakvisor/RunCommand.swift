@@ -139,6 +139,11 @@ struct RunCommand: ParsableCommand {
         valueName: "duration"))
     var staleAfter = DurationArgument(seconds: 60)
 
+    @Option(name: .customLong("leak-check-heuristics"), help: ArgumentHelp(
+        "With --track: which interior pointers count as references, as valgrind's option: all (the default), none, or a comma-separated list of stdstring, length64, newarray, multipleinheritance. A block such a pointer reaches is still reachable, and the report says via which heuristic.",
+        valueName: "list"))
+    var leakCheckHeuristics: String?
+
     @Flag(help: "With --track: also list still-reachable blocks in the text report (they are always counted, and always in the JSON).")
     var showReachable = false
 
@@ -185,7 +190,7 @@ struct RunCommand: ParsableCommand {
     /// --restore, unless the snapshot was saved tracking.
     var trackingOnlyOptionsGiven: Bool {
         reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil
-            || !suppressionFiles.isEmpty || journal != nil || noJournal || metricsListen != nil
+            || !suppressionFiles.isEmpty || journal != nil || noJournal || metricsListen != nil || leakCheckHeuristics != nil
     }
 
     func validate() throws {
@@ -195,10 +200,13 @@ struct RunCommand: ParsableCommand {
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
         if track == nil && restore == nil && trackingOnlyOptionsGiven {
             throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode, --suppressions,"
-                                  + " --journal, --no-journal and --metrics-listen need --track (or --restore of a tracked guest's snapshot)")
+                                  + " --journal, --no-journal, --metrics-listen and --leak-check-heuristics need --track (or --restore of a tracked guest's snapshot)")
         }
         if let metricsListen {
             do { _ = try ListenAddress(parsing: metricsListen) } catch { throw ValidationError(error.description) }
+        }
+        if let leakCheckHeuristics {
+            do { _ = try LeakCheckHeuristics(parsing: leakCheckHeuristics) } catch { throw ValidationError(error.description) }
         }
         if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
@@ -212,6 +220,7 @@ struct RunCommand: ParsableCommand {
         var tracking = TrackingOptions()
         tracking.staleAfterSeconds = staleAfter.seconds
         tracking.scanLimits = scanLimits
+        if let leakCheckHeuristics { tracking.heuristics = try LeakCheckHeuristics(parsing: leakCheckHeuristics) }
         tracking.scanInterval = scanEvery?.seconds
         tracking.showReachable = showReachable
         tracking.includeImageTools = reportAllProcesses

@@ -21,7 +21,7 @@ modules=(virtio virtio_ring virtio_mmio virtio_blk virtio_pci virtio_pci_legacy_
 programs=(lv-exit lv-payload lv-hello lv-exitcode lv-compute lv-syscalls)
 # Leak-detection test programs (expected results: programs/LEAK-PROGRAMS.md).
 leak_programs=(lv-leak-basic lv-alloc-clean lv-leak-threads lv-leak-realloc lv-leak-loop lv-leak-tree lv-leak-cxx
-               lv-leak-hold lv-grow-cache)
+               lv-leak-hold lv-grow-cache lv-root-rules lv-heuristics)
 # Hostile-guest programs: attack the monitor from user space (programs/LEAK-PROGRAMS.md).
 hostile_programs=(lv-hostile)
 # Benchmarks (allocator breakpoints; reachability scans), built like the leak programs
@@ -143,8 +143,8 @@ leak_header=$here/programs/lv-prog.h
 stale() { [ ! -x "$1" ] || [ "$2" -nt "$1" ] || [ "$leak_header" -nt "$1" ]; }
 for p in "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; do
     case $p in
-    lv-leak-cxx | lv-bench-realistic) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
-    lv-leak-threads) src=$here/programs/$p.c cc=(gcc -pthread) ;;
+    lv-leak-cxx | lv-bench-realistic | lv-heuristics) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
+    lv-leak-threads | lv-root-rules) src=$here/programs/$p.c cc=(gcc -pthread) ;;
     *) src=$here/programs/$p.c cc=(gcc) ;;
     esac
     if stale "$out/guest-bin/$p" "$src"; then
