@@ -233,10 +233,3 @@ extension KernelAllocationTrackerTests {
 extension CraftedKernelMemory {
     func putBytes(_ bytes: [UInt8], at virtual: UInt64) throws { try memory.write(bytes, at: try physical(virtual)) }
 }
-
-extension Result {
-    var isSuccess: Bool {
-        if case .success = self { return true }
-        return false
-    }
-}

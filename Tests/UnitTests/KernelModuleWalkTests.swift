@@ -139,7 +139,3 @@ struct KernelModuleWalkTests {
         #expect(throws: IntrospectionError.self) { try view.moduleDetails(of: try #require(try view.loadedModules().first)) }
     }
 }
-
-extension Result {
-    var isSuccess: Bool { if case .success = self { true } else { false } }
-}
