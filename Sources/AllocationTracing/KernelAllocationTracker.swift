@@ -16,7 +16,7 @@ import X86
 public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
     public let ledger: KernelObjectLedger
     public let clock: TrackerClock
-    let kernel: GuestKernel
+    public let kernel: GuestKernel
     let patcher = KernelTextPatcher()
     let counters = Mutex(KernelTrackerCounters())
     /// The arming outcome (nil: not armed yet) and who to tell of it.

@@ -9,8 +9,9 @@ public protocol InspectableGuest: AnyObject, Sendable {
     /// Stops every vCPU, runs `body` on the consistent guest they leave behind, and resumes them;
     /// fails if the vCPUs do not stop within `timeout` seconds.
     func withGuestPaused<T>(timeout: Double, _ body: (PausedGuest) throws -> T) throws -> T
-    /// Starts logging which frames the guest writes and returns the log (harvested by the caller).
+    /// Starts logging which frames the guest writes (or joins the log already on) and returns a
+    /// reader of it with intervals of its own (harvested by the caller).
     func startWriteLog() throws -> any GuestWriteTracking
-    /// Stops the write log started by `startWriteLog`.
-    func stopWriteLog() throws
+    /// Leaves the log `reader` came from; the log stops when its last reader leaves.
+    func stopWriteLog(_ reader: any GuestWriteTracking) throws
 }

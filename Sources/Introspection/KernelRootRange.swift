@@ -56,6 +56,9 @@ public struct KernelRootSet: Sendable {
     public var vmallocAreas = 0, vmallocAreasSkipped = 0
     /// A few free frames (reference count 0), highest first: memory nothing should point into.
     public var freeFrameSample: [UInt64] = []
+    /// Addresses of words that record where a vmalloc area starts (`vmap_area.va_start`,
+    /// `vm_struct.addr`), ascending: bookkeeping, not references, so a scan ignores them.
+    public var ignoredWords: [UInt64] = []
     /// What could not be enumerated: a root set with problems misses roots, so a scan over it must
     /// not report leaks.
     public var problems: [String] = []

@@ -6,6 +6,9 @@ struct VmallocWalk {
     var ranges: [Range<UInt64>] = []
     var skipped = 0
     var backingFrames = Set<UInt64>()
+    /// Addresses of `vmap_area.va_start` and `vm_struct.addr` of every area: the kernel's own
+    /// record of where each area starts, not a reference (kmemleak's `min_count` 2 for vmalloc).
+    var bookkeepingWords: [UInt64] = []
 }
 
 /// What the `struct page` walk found: slab pages and other kernel-owned pages, in the direct map.
@@ -55,6 +58,7 @@ extension KernelView {
             let start = try u64(try member(area, l.areaStart, "vmap_area.va_start"), "vmap_area.va_start")
             let end = try u64(try member(area, l.areaEnd, "vmap_area.va_end"), "vmap_area.va_end")
             let vm = try u64(try member(area, l.areaVM, "vmap_area.vm"), "vmap_area.vm")
+            walk.bookkeepingWords.append(try member(area, l.areaStart, "vmap_area.va_start"))
             link = try kernelPointer(link, "vmap_area.list.next")
             guard start < end, end - start <= limits.maximumAreaBytes, start >= 0xFFFF_8000_0000_0000 else {
                 throw .inconsistent("vmap_area 0x\(String(area, radix: 16)) spans 0x\(String(start, radix: 16))..0x\(String(end, radix: 16))")
@@ -64,6 +68,7 @@ extension KernelView {
                 continue
             }
             let address = try u64(try member(vm, l.vmAddress, "vm_struct.addr"), "vm_struct.addr")
+            walk.bookkeepingWords.append(try member(vm, l.vmAddress, "vm_struct.addr"))
             var size = try u64(try member(vm, l.vmSize, "vm_struct.size"), "vm_struct.size")
             let flags = try u64(try member(vm, l.vmFlags, "vm_struct.flags"), "vm_struct.flags")
             if flags & Self.vmNoGuard == 0, size >= 4096 { size -= 4096 }

@@ -58,6 +58,7 @@ extension KernelView {
             roots.vmallocAreas = walk.ranges.count
             roots.vmallocAreasSkipped = walk.skipped
             excludedFrames.formUnion(walk.backingFrames)
+            roots.ignoredWords = walk.bookkeepingWords.sorted()
         }
         attempt("struct page walk") { () throws(IntrospectionError) in
             let walk = try pageRoots(excluding: excludedFrames)

@@ -106,7 +106,10 @@ extension KernelView {
     /// A kernel address as a frame: symbol+offset, and file:line from `lines` (the debug vmlinux,
     /// linked at unslid addresses) or, in a loaded module, from the host's `.ko` of that module
     /// (`GuestKernel.moduleDirectories`). A return address is looked up at the call (pc − 1).
-    public func kernelFrame(_ pc: UInt64, isReturnAddress: Bool, method: String, lines: Symbolizer?) -> GuestStackFrame? {
+    /// `outerLine`: where the code was inlined into the named function, when it was (the line of
+    /// `kmalloc()` in the caller rather than the line inside slab.h).
+    public func kernelFrame(_ pc: UInt64, isReturnAddress: Bool, method: String, lines: Symbolizer?,
+                            outerLine: Bool = false) -> GuestStackFrame? {
         guard let symbol = locate(kernelAddress: pc) else { return nil }
         let lookup = pc &- (isReturnAddress ? 1 : 0)
         let location: SymbolizedLocation?
@@ -115,8 +118,10 @@ extension KernelView {
         } else {
             location = lines?.symbolize(pc: lookup &- slide)
         }
+        let outer = outerLine && location?.outerLine != nil
         return GuestStackFrame(pc: pc, function: symbol.name, offset: symbol.offset, module: symbol.module ?? "vmlinux",
-                               file: location?.file, line: location?.line, method: method)
+                               file: outer ? location?.outerFile : location?.file, line: outer ? location?.outerLine : location?.line,
+                               method: method)
     }
 
     /// Whether the bytes before `address` are a near call (E8 rel32, FF /2 with ModRM forms).

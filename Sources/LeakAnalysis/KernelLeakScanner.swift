@@ -51,6 +51,7 @@ public struct KernelLeakScanner: Sendable {
         var result = scan(objects: objects, roots: roots, memory: &source, freedSlots: freedSlots, extraRoots: extraRoots,
                           now: now, writtenFrames: writtenFrames)
         result.statistics.rootSeconds = rootSeconds
+        result.statistics.bytesScanned = source.bytesScanned
         if source.unreadablePages > 0 { result.problems.append("\(source.unreadablePages) mapped kernel page(s) could not be read") }
         if source.stop != nil { result.problems.append("the scan stopped at its time limit") }
         return result
@@ -103,10 +104,11 @@ public struct KernelLeakScanner: Sendable {
         for i in objects.indices where written[i] { rootRanges.append(KernelRootRange(objectRanges[i], .extra)) }
         statistics.writtenObjects = written.filter { $0 }.count
 
-        var source = InteriorPointerSource(memory, index: index)
+        // Where each vmalloc area starts, as the kernel records it, is no reference to the area.
+        var source = InteriorPointerSource(MaskedWordSource(memory, ignoring: roots.ignoredWords), index: index)
         let marked = ReachabilityMarker().classify(index, rootRanges: rootRanges.map(\.range),
                                                    rootWords: roots.registerWords.map(source.normalized), memory: &source)
-        memory = source.base
+        memory = source.base.base
         let complete = problems.isEmpty && marked.complete && !memory.isIncomplete
         let result = complete ? marked : marked.provenReachableOnly()
         if !marked.complete || memory.isIncomplete { problems.append("kernel memory could not all be read") }

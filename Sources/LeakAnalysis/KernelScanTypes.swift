@@ -64,6 +64,17 @@ public struct KernelObjectVerdict: Sendable, Equatable {
     public var reported: Bool
     /// For an unreferenced object not reported: why not.
     public var holds: [KernelLeakHold]
+
+    public init(object: KernelScanObject, reachability: ReachabilityClass?, leader: UInt64?, indirectBytes: UInt64,
+                unreferencedScans: Int, reported: Bool, holds: [KernelLeakHold]) {
+        self.object = object
+        self.reachability = reachability
+        self.leader = leader
+        self.indirectBytes = indirectBytes
+        self.unreferencedScans = unreferencedScans
+        self.reported = reported
+        self.holds = holds
+    }
 }
 
 /// The figures of one kernel scan.

@@ -14,6 +14,8 @@ public struct LeakReport: Sendable, Codable, Equatable {
     public var notes: [String] = []
     /// What suppressions removed from the report, per suppression (nil: none were applied).
     public var suppressed: [SuppressedCount]? = nil
+    /// The guest kernel's objects (`--track kernel` / `all`; nil otherwise).
+    public var kernel: KernelReport? = nil
 
     public struct Summary: Sendable, Codable, Equatable {
         public var outstandingBlocks: Int

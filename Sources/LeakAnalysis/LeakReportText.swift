@@ -57,6 +57,7 @@ public enum LeakReportText {
             }
             out += "\n"
         }
+        if let kernel = report.kernel { out += kernelSection(kernel, seconds: report.seconds, maxFrames: maxFrames) }
         let s = report.summary
         for note in report.notes { out += "leakvisor: note: \(note)\n" }
         if let suppressed = report.suppressed { out += suppressionsUsed(suppressed) }

@@ -35,11 +35,12 @@ public final class InspectionService: Sendable {
         let tracking = currentTracking()
         switch request {
         case .report(let all):
-            // The kernel ledger's summary goes to the monitor's output (the report answers for user space).
+            // The kernel ledger's summary goes to the monitor's output; its leaks are in the report.
             kernelTracking?.printSummary()
+            kernelTracking?.scanNow(reason: "leakvisor report")
             guard let tracking else {
-                if kernelTracking != nil {
-                    return ControlResponse(error: "this monitor tracks kernel allocations only (--track kernel): their summary went to the monitor's output")
+                if let kernelTracking {
+                    return ControlResponse(report: LeakReport.kernelOnly(kernelTracking.report(), seconds: kernelTracking.tracker.clock.seconds))
                 }
                 return ControlResponse(error: "this monitor is not tracking allocations (run it with --track user, or leakvisor attach)")
             }

@@ -3,6 +3,7 @@ import AllocationTracing
 import Foundation
 import GuestInterface
 import Introspection
+import Synchronization
 
 /// Kernel allocation tracking of one running guest (`--track kernel` / `all`): the tracker the
 /// guest's vCPUs call (through a `TrapHandlerChain` beside the user tracker), the line said when
@@ -10,6 +11,10 @@ import Introspection
 public final class KernelTrackingSession: Sendable {
     public let tracker: KernelAllocationTracker
     let output: SessionOutput
+    /// The kernel leak scans: the guest, its write log, the scanner's state, the latest verdicts.
+    let scans = Mutex(KernelScanState())
+    /// One scan at a time (timer, `leakvisor report` and the end of the run may ask together).
+    let scanning = Mutex(())
 
     /// Loads the guest kernel's symbols and BTF (or takes `kernel` already loaded) and makes the tracker.
     public static func prepare(vmlinux: String, kernelSymbolFile: String?, kernel: GuestKernel? = nil,
@@ -26,9 +31,10 @@ public final class KernelTrackingSession: Sendable {
         self.tracker = tracker
         self.output = output
         let say = output.line
-        tracker.onArmed { outcome in
+        tracker.onArmed { [weak self] outcome in
             switch outcome {
             case .success(let summary):
+                defer { self?.startScanning() }
                 say("kernel armed: tracepoints \(summary.tracepoints.joined(separator: ", ")) enabled, \(summary.jumpSites) jump-label"
                     + " site(s) patched, entry hooks on \(summary.entryHooks.joined(separator: ", "))")
                 for note in summary.notes { say("kernel tracking: \(note)") }
@@ -49,9 +55,18 @@ public final class KernelTrackingSession: Sendable {
         output.text(summary().text)
     }
 
-    /// Puts back every kernel byte the tracker changed, with the guest paused.
+    /// Puts back every kernel byte the tracker changed, with the guest paused, and stops the scans.
     public func detach(_ guest: any InspectableGuest) throws -> KernelRestoreSummary {
-        try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
+        try scanning.withLock { _ in
+            var summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
+            stopScanning()
+            do {
+                if let reader = scans.withLock({ s in defer { s.writeLog = nil }; return s.writeLog }) { try guest.stopWriteLog(reader) }
+            } catch {
+                summary.notes.append("the page-write log could not be turned off: \(error)")
+            }
+            return summary
+        }
     }
 }
 

@@ -29,6 +29,8 @@ public final class TrackingSession: Sendable {
     let exitSamplePending = Mutex(false)
     /// The live metrics: scans are counted here as they happen, the rest is read at each scrape.
     public let metrics = MetricsExporter()
+    /// The kernel tracking beside this one (`--track all`): its section goes into every report.
+    public let kernelTracking: KernelTrackingSession?
 
     /// A timer source, handed between threads only under the mutex.
     final class TimerBox: @unchecked Sendable {
@@ -70,8 +72,9 @@ public final class TrackingSession: Sendable {
     /// A session over `guest`, whose vCPUs call `tracking.tracker`. Make it before the guest runs:
     /// it starts scanning when the tracker reports that it armed.
     public init(tracking: UserTracking, guest: any InspectableGuest, files: GuestSymbolFiles, options: TrackingOptions,
-                output: SessionOutput) {
+                output: SessionOutput, kernelTracking: KernelTrackingSession? = nil) {
         self.tracking = tracking
+        self.kernelTracking = kernelTracking
         self.guest = guest
         self.options = options
         self.output = output
@@ -108,7 +111,8 @@ public final class TrackingSession: Sendable {
         if final { tracker.ledger.retireAll(as: .guestStopped, time: UInt64(tracker.seconds * 1e9)) }
         var builder = self.builder
         if !(allProcesses ?? options.includeImageTools) { builder.excludedCommands = Self.imageTools }
-        let report = builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
+        var report = builder.build(tracker.ledger.snapshot(), seconds: tracker.seconds)
+        report.kernel = kernelTracking?.report()
         return options.reportFilter?(report) ?? report
     }
 
@@ -140,9 +144,8 @@ public final class TrackingSession: Sendable {
         try scanning.withLock { _ in
             var summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
             stopScanning()
-            scanner.stopUsingWriteLog()
             do {
-                try guest.stopWriteLog()
+                if let reader = scanner.stopUsingWriteLog() { try guest.stopWriteLog(reader) }
             } catch {
                 summary.notes.append("the page-write log could not be turned off: \(error)")
             }

@@ -4,11 +4,11 @@ import GuestMemory
 extension Machine: InspectableGuest {
     public func startWriteLog() throws -> any GuestWriteTracking {
         try pageWrites.enable()
-        return pageWrites
+        return writeLogReaders.join()
     }
 
-    public func stopWriteLog() throws {
-        try pageWrites.disable()
+    public func stopWriteLog(_ reader: any GuestWriteTracking) throws {
+        if writeLogReaders.leave(reader) == 0 { try pageWrites.disable() }
     }
 }
 

@@ -17,6 +17,8 @@ public final class Machine: @unchecked Sendable {
     public let memory: GuestMemory
     /// Which guest frames were written between harvests. Off until its `enable()`.
     public let pageWrites: DirtyPageLog
+    /// The scanners that read `pageWrites`, each with its own intervals.
+    let writeLogReaders: WriteLogReaders
     /// Set when the machine continues a snapshot instead of booting: what the restore left out.
     public let restore: RestoreSummary?
     let kvm: KVMSystem
@@ -93,6 +95,7 @@ public final class Machine: @unchecked Sendable {
         let tscKHz = (try? cpus[0].tscKHz()) ?? 0
         try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
+        writeLogReaders = WriteLogReaders(source: pageWrites)
 
         var disks: [VirtioBlock] = []
         for disk in config.disks {

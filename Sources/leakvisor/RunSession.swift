@@ -128,8 +128,10 @@ struct RunSession {
         // `run()` starts the vCPUs that may arm it. With both, each trap goes to the one that owns it.
         config.trapHandler = TrapHandlerChain.combining([userTracking?.tracker, kernelTracking?.tracker])
         let (machine, _) = try makeMachine(start, config: config, identity: identity, policy: policy)
+        kernelTracking?.scan(machine, every: trackingOptions.scanInterval)
         let tracking = userTracking.map {
-            TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput)
+            TrackingSession(tracking: $0, guest: machine, files: symbolFiles(), options: trackingOptions, output: Self.sessionOutput,
+                            kernelTracking: kernelTracking)
         }
         let attachment = TrackingAttachment(session: tracking, makeSession: attachedSessionMaker(machine: machine))
         let signals = SignalForwarding(machine: machine, tracking: attachment)
@@ -141,13 +143,14 @@ struct RunSession {
         let outcome = machine.run()
         progress.stop()
         let status = report(outcome, machine: machine)
+        kernelTracking?.stopScanning()
         kernelTracking?.printSummary()
-        // The session made at the start, or by `leakvisor attach` while the guest ran.
-        guard let tracking = attachment.current else { return status }
-        let (written, final) = tracking.finish()
+        // The session made at the start, or by `leakvisor attach` while the guest ran; or the kernel's alone.
+        let finished = attachment.current.map { $0.finish() } ?? kernelTracking.map { $0.finish(jsonPath: trackingOptions.jsonPath) }
+        guard let (written, final) = finished else { return status }
         if !written { return status == 0 ? 125 : status }
-        if let code = options.errorExitcode, final.summary.classes.definitelyLost.blocks > 0 {
-            MonitorOutput.say("\(final.summary.classes.definitelyLost.blocks) definite leak(s): exit status \(code) (--error-exitcode)")
+        if let code = options.errorExitcode, final.definiteLeaks > 0 {
+            MonitorOutput.say("\(final.definiteLeaks) definite leak(s): exit status \(code) (--error-exitcode)")
             return code
         }
         return status

@@ -126,7 +126,7 @@ final class CraftedInspectableGuest: InspectableGuest {
     }
 
     func startWriteLog() throws -> any GuestWriteTracking { writeLog }
-    func stopWriteLog() throws {}
+    func stopWriteLog(_ reader: any GuestWriteTracking) throws {}
 }
 
 /// A page-write log that reports exactly the frames the test marks written (or fails when told).

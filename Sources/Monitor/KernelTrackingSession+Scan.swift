@@ -1,0 +1,154 @@
+import AllocationLedger
+import Foundation
+import GuestInterface
+import GuestMemory
+import Introspection
+import LeakAnalysis
+import Reachability
+
+/// What the kernel leak scans keep between scans.
+struct KernelScanState: Sendable {
+    var scanner = KernelLeakScanner()
+    var guest: (any InspectableGuest)?
+    var interval: Double?
+    var writeLog: (any GuestWriteTracking)?
+    var latest: KernelReportBuilder.LatestScan?
+    /// Kernel addresses symbolized during pauses (module frames need the paused guest's memory),
+    /// valid while the module list they were read under stays the same.
+    var frames: [UInt64: ReportFrame] = [:]
+    var moduleList: [String] = []
+    var timer: TrackingSession.TimerBox?
+    /// The text of the latest progress line, to stay quiet while nothing changes.
+    var lastLine = ""
+}
+
+extension KernelTrackingSession {
+    /// Scans `guest` for kernel leaks once the tracker armed: every `interval` seconds (nil: only
+    /// when asked), with kmemleak's `rules`. Call before the guest runs.
+    public func scan(_ guest: any InspectableGuest, every interval: Double?, rules: KernelLeakRules = KernelLeakRules()) {
+        scans.withLock {
+            $0.guest = guest
+            $0.interval = interval
+            $0.scanner.rules = rules
+        }
+    }
+
+    /// After arming: the guest's write log (objects written since the last scan are not reported)
+    /// and the timer.
+    func startScanning() {
+        let (guest, interval) = scans.withLock { ($0.guest, $0.interval) }
+        guard let guest else { return }
+        do {
+            let reader = try guest.startWriteLog()
+            scans.withLock { $0.writeLog = reader }
+        } catch {
+            output.line("kernel scans: page-write log unavailable (\(error)); objects written between scans cannot be told apart")
+        }
+        guard let interval else { return }
+        let source = DispatchSource.makeTimerSource(queue: .global())
+        source.schedule(deadline: .now() + interval, repeating: interval)
+        source.setEventHandler { [weak self] in self?.scanNow(reason: "every \(TrackingSession.seconds(interval))") }
+        source.resume()
+        scans.withLock { $0.timer = TrackingSession.TimerBox(source) }
+    }
+
+    /// Stops the periodic scans (the end of a run, detach).
+    public func stopScanning() {
+        scans.withLock { $0.timer?.source.cancel(); $0.timer = nil }
+    }
+
+    /// Scans the kernel now, with the guest paused: the ledger's live objects against the kernel's
+    /// roots and the loaded modules' data; says a progress line when the outcome changed.
+    public func scanNow(reason: String) {
+        guard case .success? = tracker.armingOutcome, tracker.patchesInPlace > 0 else { return }
+        scanning.withLock { _ in
+            guard let guest = scans.withLock({ $0.guest }) else { return }
+            let started = ScanBudget.monotonicNanoseconds()
+            do {
+                let line = try guest.withGuestPaused(timeout: 30) { paused in try scanPaused(paused, started: started, reason: reason) }
+                if let line { output.line(line) }
+            } catch {
+                output.line("kernel scan (\(reason)) failed: \(error)")
+            }
+        }
+    }
+
+    /// The scan proper, in the pause; returns the progress line to say (nil: nothing new).
+    private func scanPaused(_ paused: PausedGuest, started: UInt64, reason: String) throws -> String? {
+        let view = try KernelView(kernel: tracker.kernel, memory: paused.memory, vcpus: paused.vcpus)
+        let ledger = tracker.ledger
+        let objects = ledger.liveObjects()
+        let modules = (try? view.loadedModules()) ?? []
+        var state = scans.withLock { s in defer { s.scanner = KernelLeakScanner(rules: s.scanner.rules) }; return s }
+        let written: Set<UInt64>?
+        do { written = try state.writeLog.map { Set(try $0.harvest().frames) } } catch { written = nil }
+        let budget = ScanBudget(deadline: ScanBudget.monotonicNanoseconds() &+ 25_000_000_000)
+        let result = state.scanner.scan(view: view, objects: objects.map(Self.scanObject), freedSlots: ledger.freedSlots,
+                                        extraRoots: modules.flatMap(\.dataRanges), now: tracker.clock.seconds,
+                                        writtenFrames: written, budget: budget)
+        // Name the call sites and stacks of what is unreferenced while the module memory is at hand.
+        let moduleList = modules.map { "\($0.name)@\($0.address)" }
+        if moduleList != state.moduleList { state.frames = [:]; state.moduleList = moduleList }
+        let lines = view.kernelLineTable()
+        for verdict in result.verdicts where verdict.reachability == .directLeak || verdict.reachability == .indirectLeak {
+            guard let object = ledger.object(at: verdict.object.address) else { continue }
+            for pc in [object.callSite] + ledger.stack(object.stack) where state.frames[pc] == nil {
+                let f = view.kernelFrame(pc, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
+                state.frames[pc] = ReportFrame(pc: pc, function: f?.function, offset: f?.offset, file: f?.file, line: f?.line, module: f?.module)
+            }
+        }
+        let s = result.statistics
+        let pause = Double(ScanBudget.monotonicNanoseconds() &- started) / 1e9
+        state.latest = KernelReportBuilder.LatestScan(verdicts: result.verdicts, report: KernelScanReport(
+            seconds: tracker.clock.seconds, scans: state.scanner.scans, objects: s.objects, rootBytes: s.totalRootBytes,
+            bytesScanned: s.bytesScanned, writtenObjects: s.writtenObjects, pauseSeconds: pause, complete: result.complete,
+            problems: result.problems))
+        let reported = result.reported
+        let held = result.verdicts.filter { !$0.reported && ($0.reachability == .directLeak || $0.reachability == .indirectLeak) }.count
+        let summary = "\(reported.count) reported leak(s) of \(UInt64.saturatedSum(reported.map(\.object.size))) byte(s), \(held) held"
+            + (result.complete ? "" : ", INCOMPLETE (\(result.problems.prefix(2).joined(separator: "; ")))")
+        let say = summary != state.lastLine || !reason.hasPrefix("every")
+        state.lastLine = summary
+        scans.withLock { s in
+            let (guest, interval, writeLog, timer) = (s.guest, s.interval, s.writeLog, s.timer)
+            s = state
+            (s.guest, s.interval, s.writeLog, s.timer) = (guest, interval, writeLog, timer)
+        }
+        guard say else { return nil }
+        return "kernel scan \(state.scanner.scans) (\(reason)): \(s.objects) object(s), \(summary); \(s.totalRootBytes / 1024) KiB of roots,"
+            + " \(s.writtenObjects) object(s) written since the previous scan; pause " + String(format: "%.0f ms", pause * 1000)
+    }
+
+    static func scanObject(_ o: KernelObject) -> KernelScanObject {
+        KernelScanObject(address: o.address, size: o.allocatedSize, allocatedAt: Double(o.time) / 1e9)
+    }
+
+    /// The kernel section of a report now, from the ledger and the latest scan.
+    public func report() -> KernelReport {
+        let (frames, latest) = scans.withLock { ($0.frames, $0.latest) }
+        let tracker = self.tracker
+        let builder = KernelReportBuilder { pc, _ in
+            if let known = frames[pc] { return known }
+            let slide = tracker.slide
+            guard let (symbol, offset) = tracker.kernel.symbols.symbol(containing: pc &- slide) else { return ReportFrame(pc: pc) }
+            return ReportFrame(pc: pc, function: symbol.name, offset: offset, module: "vmlinux")
+        }
+        return builder.build(ledger: tracker.ledger.snapshot(), latest: latest, seconds: tracker.clock.seconds)
+    }
+
+    /// The end of a `--track kernel` run (no user session to carry the kernel section): prints the
+    /// report and writes it as JSON to `jsonPath` when given; false if it could not be written.
+    public func finish(jsonPath: String?) -> (written: Bool, report: LeakReport) {
+        stopScanning()
+        let report = scanning.withLock { _ in LeakReport.kernelOnly(self.report(), seconds: tracker.clock.seconds) }
+        output.text(LeakReportText.render(report))
+        guard let jsonPath else { return (true, report) }
+        do {
+            try ReportFile.writeJSON(report, to: jsonPath)
+            return (true, report)
+        } catch {
+            output.line("cannot write the report to \(jsonPath): \(error)")
+            return (false, report)
+        }
+    }
+}
