@@ -102,8 +102,50 @@ public final class Symbolizer {
             }
         }
         guard let outermost else { return (false, nil, nil, nil) }
+        // dwarf_getscopes follows an inlined instance into its abstract definition, so a nest of
+        // inlined calls (kzalloc → kmalloc) shows only the innermost: the call site in the
+        // function itself comes from the concrete nest under the CU, when it can be walked.
         // SAFETY: outermost < count (set inside the loop above).
-        let site = scopes + outermost
+        var site = (scopes + outermost).pointee
+        if let concrete = outermostInlinedInstance(unit: unit, pc: pc &- bias) { site = concrete }
+        return withUnsafeMutablePointer(to: &site) { callSite(of: $0, unit: unit, name: name) }
+    }
+
+    /// The outermost `DW_TAG_inlined_subroutine` containing `pc` under the subprogram that
+    /// contains it, found by walking the CU's concrete DIE tree (bounded: depth 64, 200,000 DIEs).
+    private static func outermostInlinedInstance(unit: UnsafeMutablePointer<Dwarf_Die>, pc: UInt64) -> Dwarf_Die? {
+        var current = unit.pointee
+        var visited = 0
+        var inSubprogram = false
+        for _ in 0..<64 {
+            var child = Dwarf_Die()
+            guard dwarf_child(&current, &child) == 0 else { return nil }
+            var next: Dwarf_Die?
+            repeat {
+                visited += 1
+                guard visited <= 200_000 else { return nil }
+                let tag = dwarf_tag(&child)
+                let scoped = tag == Int32(DW_TAG_subprogram) || tag == Int32(DW_TAG_inlined_subroutine) || tag == Int32(DW_TAG_lexical_block)
+                if scoped, dwarf_haspc(&child, pc) == 1 {
+                    if inSubprogram, tag == Int32(DW_TAG_inlined_subroutine) { return child }
+                    if tag == Int32(DW_TAG_subprogram) { inSubprogram = true }
+                    next = child
+                    break
+                }
+                var sibling = Dwarf_Die()
+                guard dwarf_siblingof(&child, &sibling) == 0 else { break }
+                child = sibling
+            } while true
+            guard let next else { return nil }
+            current = next
+        }
+        return nil
+    }
+
+    /// `DW_AT_call_file` and `DW_AT_call_line` of an inlined instance.
+    private static func callSite(of site: UnsafeMutablePointer<Dwarf_Die>, unit: UnsafeMutablePointer<Dwarf_Die>, name: String?)
+        -> (isInline: Bool, name: String?, callFile: String?, callLine: Int?)
+    {
         var attribute = Dwarf_Attribute()
         var value: Dwarf_Word = 0
         var callLine: Int?

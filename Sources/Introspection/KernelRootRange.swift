@@ -54,6 +54,8 @@ public struct KernelRootSet: Sendable {
     public var pageCensus = KernelPageCensus()
     /// vmalloc areas taken as roots, and those skipped (task stacks, I/O mappings).
     public var vmallocAreas = 0, vmallocAreasSkipped = 0
+    /// Stacks of exited tasks kept for reuse (`cached_stacks`): skipped, their contents are stale.
+    public var cachedStacks = 0
     /// A few free frames (reference count 0), highest first: memory nothing should point into.
     public var freeFrameSample: [UInt64] = []
     /// Addresses of words that record where a vmalloc area starts (`vmap_area.va_start`,

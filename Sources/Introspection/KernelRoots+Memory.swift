@@ -38,6 +38,28 @@ extension KernelView {
         return base
     }
 
+    /// The stacks of exited tasks that `kernel/fork.c` keeps for reuse (per-CPU `cached_stacks`,
+    /// `NR_CACHED_STACKS` = 2 `vm_struct` pointers): dead memory whose stale contents would keep
+    /// objects "reachable"; their start addresses. Empty when the kernel has no such variable.
+    func cachedStackAreas(limits: KernelRootLimits) throws(IntrospectionError) -> Set<UInt64> {
+        guard let variable = kernel.symbols.perCPUOffset(of: "cached_stacks") else { return [] }
+        let l = try rootsLayout()
+        let offsets = try symbol("__per_cpu_offset").rawValue
+        let cpuCount = Int(try u32(try symbol("nr_cpu_ids").rawValue, "nr_cpu_ids"))
+        guard cpuCount >= 1, cpuCount <= limits.maximumCPUs else {
+            throw .inconsistent("nr_cpu_ids is \(cpuCount) (at most \(limits.maximumCPUs) accepted)")
+        }
+        let possible = try cpuMask("__cpu_possible_mask", bits: cpuCount)
+        var areas = Set<UInt64>()
+        for cpu in 0..<cpuCount where possible[cpu] {
+            let base = try u64(try member(offsets, cpu * 8, "__per_cpu_offset[\(cpu)]"), "__per_cpu_offset[\(cpu)]")
+            for vm in try words(try member(base, Int(truncatingIfNeeded: variable), "cached_stacks"), 2, "cached_stacks") where vm != 0 {
+                areas.insert(try u64(try member(vm, l.vmAddress, "vm_struct.addr"), "vm_struct.addr of a cached stack"))
+            }
+        }
+        return areas
+    }
+
     /// Every busy vmalloc area on `vmap_area_list`, as roots: the area of its `vm_struct` less the
     /// guard page, or the `vmap_area` itself when it has none (vm_map_ram). Skipped: I/O
     /// mappings (not RAM) and the task stacks in `stackBases` (their live part is a root already).

@@ -53,7 +53,10 @@ extension KernelView {
             }
         }
         attempt("vmalloc areas") { () throws(IntrospectionError) in
-            let walk = try vmallocRoots(skipping: stackBases, limits: limits)
+            // Cached stacks of exited tasks are dead memory, not roots (they stay vmalloc areas).
+            let cached = (try? cachedStackAreas(limits: limits)) ?? []
+            roots.cachedStacks = cached.count
+            let walk = try vmallocRoots(skipping: stackBases.union(cached), limits: limits)
             roots.ranges += walk.ranges.map { KernelRootRange($0, .vmallocArea) }
             roots.vmallocAreas = walk.ranges.count
             roots.vmallocAreasSkipped = walk.skipped

@@ -19,6 +19,8 @@ public struct KernelLeakScanner: Sendable {
     struct ObjectState: Sendable {
         var unreferencedScans = 0
         var reported = false
+        /// A hash of the object's pointer-like words at the last scan that read them.
+        var checksum: UInt64?
     }
     private var states: [ObjectKey: ObjectState] = [:]
     /// Scans done so far.
@@ -92,14 +94,27 @@ public struct KernelLeakScanner: Sendable {
         statistics.rootRanges = rootRanges.count
         // kmemleak's rule for objects modified since the last scan: they are in use, so what they
         // point to is too (their contents are roots; they themselves are not reported this scan).
+        // Modified means its pointer-like words changed (kmemleak's checksum): a write to another
+        // object on the same page does not count. The dirty log says which objects need a new
+        // checksum; one not seen before counts as modified when its page was written.
         var written = [Bool](repeating: false, count: objects.count)
-        if let writtenFrames {
-            for i in objects.indices {
-                let r = objectRanges[i]
+        var checksums = [UInt64?](repeating: nil, count: objects.count)
+        for i in objects.indices {
+            let r = objectRanges[i]
+            let previous = states[ObjectKey(objects[i])]?.checksum
+            var touched = false
+            if let writtenFrames {
                 // A frame list that cannot be had counts as written: never report on a guess.
                 let frames = memory.frames(of: r.isEmpty ? r.lowerBound..<r.lowerBound.addingSaturated(1) : r)
-                written[i] = frames.map { $0.contains(where: writtenFrames.contains) } ?? true
+                touched = frames.map { $0.contains(where: writtenFrames.contains) } ?? true
+                if !touched, previous != nil {
+                    checksums[i] = previous
+                    continue
+                }
             }
+            let sum = Self.checksum(of: r, in: &memory)
+            checksums[i] = sum
+            written[i] = previous.map { $0 != sum } ?? touched
         }
         for i in objects.indices where written[i] { rootRanges.append(KernelRootRange(objectRanges[i], .extra)) }
         statistics.writtenObjects = written.filter { $0 }.count
@@ -136,6 +151,7 @@ public struct KernelLeakScanner: Sendable {
                 // Not proven either way: the state stands, nothing new is reported.
                 if !state.reported { holds.append(.scanIncomplete) }
             }
+            state.checksum = checksums[i]
             nextStates[key] = state
             let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
             verdicts.append(KernelObjectVerdict(object: object, reachability: reachability, leader: leader,
@@ -152,6 +168,17 @@ public struct KernelLeakScanner: Sendable {
         statistics.objects = objects.count
         statistics.markSeconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
         return KernelScanResult(verdicts: verdicts, statistics: statistics, complete: complete, problems: problems)
+    }
+
+    /// FNV-1a over the pointer-like words of `range` and their count.
+    static func checksum(of range: Range<UInt64>, in memory: inout some KernelMemoryReading) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        var count: UInt64 = 0
+        memory.forEachCandidate(in: range) { word in
+            hash = (hash ^ word) &* 0x0000_0100_0000_01B3
+            count &+= 1
+        }
+        return (hash ^ count) &* 0x0000_0100_0000_01B3
     }
 
     /// Objects in address order, one per address (the latest allocation wins: a slot reused

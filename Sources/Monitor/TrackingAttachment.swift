@@ -6,8 +6,8 @@ import Synchronization
 /// `leakvisor attach` later: the control socket, signals and the final report all ask it here.
 public final class TrackingAttachment: Sendable {
     /// Makes a new session for `attach` (loads the guest kernel's symbols and BTF: seconds) from the
-    /// request's `track` ("user" or "user-malloc") and the absolute path of the final JSON report.
-    public typealias SessionMaker = @Sendable (_ track: String, _ reportPath: String?) throws -> TrackingSession
+    /// request's `track` and the absolute path of the final JSON report.
+    public typealias SessionMaker = @Sendable (_ track: AttachTrack, _ reportPath: String?) throws -> TrackingSession
 
     private let session: Mutex<TrackingSession?>
     /// One attach at a time (a second waits, then finds the first's session).
@@ -29,7 +29,7 @@ public final class TrackingAttachment: Sendable {
         case reportPathFixed(String?)
         public var description: String {
             switch self {
-            case .unknownTrack(let t): return "--track \(t): attach tracks user or user-malloc"
+            case .unknownTrack(let t): return "--track \(t): attach tracks \(AttachTrack.choices)"
             case .relativeReportPath(let p): return "--report \(p): the path must be absolute"
             case .reportPathFixed(let p): return "the final report goes to \(p ?? "no file") as set when tracking started; --report cannot change it"
             }
@@ -38,11 +38,11 @@ public final class TrackingAttachment: Sendable {
 
     /// Arms tracking: a new session on the first attach, the existing one (after detach) again.
     public func attach(track: String, reportPath: String?) throws -> AttachSummary {
-        guard track == "user" || track == "user-malloc" else { throw RequestError.unknownTrack(track) }
+        guard let track = AttachTrack(rawValue: track) else { throw RequestError.unknownTrack(track) }
         if let reportPath, !reportPath.hasPrefix("/") { throw RequestError.relativeReportPath(reportPath) }
         return try attaching.withLock { _ in
             if let existing = current {
-                existing.tracker.setIncludesOperators(track == "user")
+                existing.tracker.setIncludesOperators(track.includesOperators)
                 if let reportPath, reportPath != existing.options.jsonPath { throw RequestError.reportPathFixed(existing.options.jsonPath) }
                 return try existing.attach(reattached: true)
             }

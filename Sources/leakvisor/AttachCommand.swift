@@ -1,6 +1,7 @@
 import ArgumentParser
 import Control
 import Foundation
+import Monitor
 
 /// `leakvisor attach`: start tracking allocations in a guest that `leakvisor run` started without --track.
 struct AttachCommand: ParsableCommand {
@@ -28,7 +29,7 @@ struct AttachCommand: ParsableCommand {
     var report: String?
 
     func validate() throws {
-        guard track == "user" || track == "user-malloc" else { throw ValidationError("--track is user or user-malloc") }
+        guard AttachTrack(rawValue: track) != nil else { throw ValidationError("--track is \(AttachTrack.choices)") }
     }
 
     func run() throws {

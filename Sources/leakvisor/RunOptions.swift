@@ -48,7 +48,7 @@ struct RunOptions {
     /// unless --no-journal.
     func trackingOptions(for track: TrackTarget) -> TrackingOptions {
         var options = tracking
-        options.includeOperators = track != .userMalloc
+        options.includeOperators = track.includesOperators
         if writesJournal {
             options.journalPath = journalPath ?? JournalLocation.defaultPath()
             options.runIdentity = JournalLocation.identity(options: self)
@@ -68,4 +68,6 @@ enum TrackTarget: String, CaseIterable {
 
     var tracksUser: Bool { self != .kernel }
     var tracksKernel: Bool { self == .kernel || self == .all }
+    /// Whether C++ `new`/`delete` are armed with the user allocators (all but `user-malloc`).
+    var includesOperators: Bool { self != .userMalloc }
 }

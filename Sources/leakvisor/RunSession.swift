@@ -220,7 +220,7 @@ struct RunSession {
         return { track, reportPath in
             guard let vmlinux else { throw TrackingError.noKernelImage }
             var options = base
-            options.includeOperators = track != "user-malloc"
+            options.includeOperators = track.includesOperators
             options.jsonPath = reportPath
             let tracking = try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: symbolFile, files: files, options: options,
                                                        output: Self.sessionOutput)

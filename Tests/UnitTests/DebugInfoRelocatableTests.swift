@@ -54,22 +54,23 @@ struct DebugInfoRelocatableTests {
         }
     }
 
-    /// Code of the inline `kmalloc()` inside lv_leak_kmalloc: the innermost line is in slab.h, the
-    /// outer line is the module's allocating line (tag `LV-KALLOC kmalloc`).
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: Self.kernelModule)))
-    func inlinedAllocatorCodeNamesTheCallersLine() throws {
+    /// Code of the inline `kmalloc()` inside lv_leak_kmalloc, and of `kmalloc()` inlined into the
+    /// inline `kzalloc()` inside lv_leak_kzalloc: the innermost line is in slab.h, the outer line
+    /// is the module's allocating line (tags `LV-KALLOC kmalloc` / `kzalloc`), however deep the nest.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Self.kernelModule)), arguments: ["kmalloc", "kzalloc"])
+    func inlinedAllocatorCodeNamesTheCallersLine(tag: String) throws {
         let symbolizer = try Symbolizer()
         let layout = try symbolizer.addRelocatableModule(name: "lv_leak_kmod", hostPath: Self.kernelModule, base: 0x100_0000_0000)
         let symbols = try ELFFile(path: Self.kernelModule).symbolTable()
-        let start = try #require(symbols.address(of: "lv_leak_kmalloc"))
+        let start = try #require(symbols.address(of: "lv_leak_\(tag)"))
         let source = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../guest-images/default/kmod/lv_leak_kmod.c").standardized, encoding: .utf8)
         let tagLine = try #require(source.split(separator: "\n", omittingEmptySubsequences: false)
-            .firstIndex { $0.contains("/* LV-KALLOC kmalloc */") }) + 1
+            .firstIndex { $0.contains("/* LV-KALLOC \(tag) */") }) + 1
         var inlined = 0
         for offset in start..<(start + 0x40) {
             guard let pc = layout.address(section: ".text", offset: offset), let location = symbolizer.symbolize(pc: pc),
-                  location.function == "lv_leak_kmalloc", location.isInline, location.inlinedFunction == "kmalloc" else { continue }
+                  location.function == "lv_leak_\(tag)", location.isInline, location.inlinedFunction == "kmalloc" else { continue }
             inlined += 1
             #expect(location.file?.hasSuffix("slab.h") == true, "\(location)")
             #expect(location.outerLine == tagLine && location.outerFile?.hasSuffix("lv_leak_kmod.c") == true, "\(location)")

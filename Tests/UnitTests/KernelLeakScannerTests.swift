@@ -142,6 +142,30 @@ struct KernelWords: KernelMemoryReading {
         #expect(v[busy.address]?.reported == true)
     }
 
+    @Test func aWriteNextToAnObjectDoesNotHoldItOnlyAChangeOfItsPointersDoes() {
+        var scanner = KernelLeakScanner(rules: KernelLeakRules(minimumAge: 0, consecutiveScans: 2))
+        // Two small objects on one page: the page is written every scan (the neighbour is busy).
+        let leak = KernelScanObject(address: Self.heap, size: 96, allocatedAt: 0)
+        let next = KernelScanObject(address: Self.heap + 96, size: 96, allocatedAt: 0)
+        let page: Set<UInt64> = [Self.heap >> 12]
+        var words: [UInt64: UInt64] = [leak.address: next.address]
+        var v = scan(&scanner, [leak, next], words, written: page)
+        #expect(v[leak.address]?.holds == [.fewerScans, .writtenSinceLastScan])
+        #expect(v[next.address]?.reachability == .reachable)
+        // Same pointers, page written again: no longer held; the chain is one direct, one indirect.
+        v = scan(&scanner, [leak, next], words, written: page)
+        #expect(v[leak.address]?.reported == true && v[leak.address]?.holds == [])
+        #expect(v[next.address]?.reachability == .indirectLeak && v[next.address]?.reported == false)
+        v = scan(&scanner, [leak, next], words, written: page)
+        #expect(v[next.address]?.reported == true)
+        // Its pointer changes: held again, and what it points to now is reachable.
+        words[leak.address] = next.address + 8
+        words[leak.address + 8] = 0xFFFF_8880_0000_0000
+        v = scan(&scanner, [leak, next], words, written: page)
+        #expect(v[leak.address]?.holds.isEmpty == true && v[leak.address]?.reported == true)
+        #expect(v[next.address]?.reachability == .reachable)
+    }
+
     @Test func anIncompleteScanReportsNothingNew() {
         var scanner = KernelLeakScanner(rules: KernelLeakRules(minimumAge: 0, consecutiveScans: 2))
         let a = Self.object(1), b = Self.object(2), c = Self.object(3)
