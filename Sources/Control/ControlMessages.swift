@@ -24,6 +24,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case snapshot(path: String)
     /// The guest kernel's loaded modules.
     case modules
+    /// Every word of the kernel's roots and tracked objects that points into the object at (or
+    /// the byte at) `address` (`inspect kernel-refs`).
+    case kernelReferrers(address: UInt64)
 }
 
 /// A snapshot the monitor saved on request.
@@ -54,6 +57,7 @@ public struct ControlResponse: Codable, Sendable {
     public var attached: AttachSummary?
     public var modules: [LoadedKernelModule]?
     public var kernelRoots: KernelRootsSummary?
+    public var kernelReferrers: KernelReferrerSearch?
 
     public init(error: String? = nil, processes: [GuestProcess]? = nil, mappings: [GuestMapping]? = nil,
                 stacks: [GuestThreadStack]? = nil, symbol: GuestStackFrame? = nil, report: LeakReport? = nil,

@@ -19,10 +19,24 @@ public struct KernelReport: Sendable, Codable, Equatable {
     public var held: BlockTotal
     /// Reported leaks, largest first.
     public var groups: [KernelObjectGroup]
+    /// The call sites with the most outstanding bytes (at most 20), each with its objects by class.
+    public var outstandingSites: [KernelSiteSummary]
     public var findings: [KernelFindingReport]
     /// The latest kernel scan (nil: none ran).
     public var scan: KernelScanReport?
     public var notes: [String]
+}
+
+/// The outstanding objects of one call site and allocator, by class in the latest scan.
+public struct KernelSiteSummary: Sendable, Codable, Equatable {
+    public var allocator: KernelAllocator
+    public var cache: String?
+    public var callSite: ReportFrame
+    public var objects: Int
+    public var bytes: UInt64
+    /// As `KernelReport.classes` (reported leaks only as lost; held objects counted in `held`).
+    public var classes: ClassTotals
+    public var held: BlockTotal
 }
 
 /// Leaked kernel objects that share allocator, cache, call site, stack and class.

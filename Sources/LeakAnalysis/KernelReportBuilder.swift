@@ -31,29 +31,45 @@ public struct KernelReportBuilder: Sendable {
         struct Key: Hashable { let allocator: KernelAllocator; let cache: UInt32?; let site: UInt64; let stack: UInt32; let direct: Bool }
         var groups: [Key: [(KernelObject, KernelObjectVerdict)]] = [:]
         var outstanding: UInt64 = 0
+        struct SiteKey: Hashable { let allocator: KernelAllocator; let cache: UInt32?; let site: UInt64 }
+        var sites: [SiteKey: (objects: Int, bytes: UInt64, classes: ClassTotals, held: BlockTotal)] = [:]
         for object in ledger.objects {
             outstanding = outstanding.addingSaturated(object.allocatedSize)
             let one = BlockTotal(blocks: 1, bytes: object.allocatedSize)
+            let siteKey = SiteKey(allocator: object.allocator, cache: object.cache, site: object.callSite)
+            var site = sites[siteKey] ?? (0, 0, ClassTotals(), BlockTotal())
+            site.objects += 1
+            site.bytes = site.bytes.addingSaturated(object.allocatedSize)
+            defer { sites[siteKey] = site }
             // A verdict about an earlier object at this address does not apply.
             guard let v = verdicts[object.address], v.object.allocatedAt.bitPattern == (Double(object.time) / 1e9).bitPattern,
                   let reachability = v.reachability else {
                 classes.notScanned = classes.notScanned + one
+                site.classes.notScanned = site.classes.notScanned + one
                 continue
             }
             switch reachability {
             case .directLeak, .indirectLeak:
                 if v.reported {
                     classes[reachability] = classes[reachability] + one
+                    site.classes[reachability] = site.classes[reachability] + one
                     let key = Key(allocator: object.allocator, cache: object.cache, site: object.callSite, stack: object.stack,
                                   direct: reachability == .directLeak)
                     groups[key, default: []].append((object, v))
                 } else {
                     held = held + one
+                    site.held = site.held + one
                 }
             case .reachable, .possiblyLost:
                 classes.stillReachable = classes.stillReachable + one
+                site.classes.stillReachable = site.classes.stillReachable + one
             }
         }
+        let topSites = sites.sorted { ($0.value.bytes, $0.value.objects, $1.key.site) > ($1.value.bytes, $1.value.objects, $0.key.site) }
+            .prefix(20).map { key, value in
+                KernelSiteSummary(allocator: key.allocator, cache: ledger.cacheName(key.cache), callSite: frame(key.site, true),
+                                  objects: value.objects, bytes: value.bytes, classes: value.classes, held: value.held)
+            }
         let made = groups.map { key, members in group(key.allocator, cache: ledger.cacheName(key.cache), site: key.site,
                                                       stack: ledger.stack(key.stack), members: members) }
             .sorted { ($0.bytes.addingSaturated($0.indirectBytes), $0.objects, $1.callSite.pc) > ($1.bytes.addingSaturated($1.indirectBytes), $1.objects, $0.callSite.pc) }
@@ -69,7 +85,8 @@ public struct KernelReportBuilder: Sendable {
         if latest == nil { notes.append("no kernel scan ran (give --scan-every, or ask with leakvisor report)") }
         return KernelReport(allocations: c.totalAllocations, frees: c.totalFrees, outstandingObjects: ledger.objects.count,
                             outstandingBytes: outstanding, freesOfObjectsFromBeforeTracking: c.freedAllocatedBeforeTracking,
-                            classes: classes, held: held, groups: made, findings: findings, scan: latest?.report, notes: notes)
+                            classes: classes, held: held, groups: made, outstandingSites: Array(topSites), findings: findings,
+                            scan: latest?.report, notes: notes)
     }
 
     func group(_ allocator: KernelAllocator, cache: String?, site: UInt64, stack: [UInt64],

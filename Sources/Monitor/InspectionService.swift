@@ -90,6 +90,10 @@ public final class InspectionService: Sendable {
                     return ControlResponse(symbol: frame)
                 case .kernelRoots:
                     return ControlResponse(kernelRoots: KernelRootsSummary.measure(view: view))
+                case .kernelReferrers(let address):
+                    var response = ControlResponse()
+                    response.kernelReferrers = referrers(of: address, view: view)
+                    return response
                 case .report, .detach, .snapshot, .attach:
                     return ControlResponse(error: "unreachable")
                 }
@@ -104,5 +108,15 @@ public final class InspectionService: Sendable {
         let loaded = try GuestKernel.load(vmlinux: vmlinuxPath, symbolFile: kernelSymbolFile)
         kernel.withLock { $0 = loaded }
         return loaded
+    }
+
+    /// The referrers of the tracked object holding `address` (its whole range), or of that byte.
+    func referrers(of address: UInt64, view: KernelView) -> KernelReferrerSearch {
+        let objects = kernelTracking?.tracker.ledger.liveObjects() ?? []
+        let holder = objects.last { $0.address <= address && address - $0.address < max($0.allocatedSize, 1) }
+        let target = holder.map { $0.address..<$0.address &+ max($0.allocatedSize, 1) } ?? address..<address &+ 1
+        let modules = (try? view.loadedModules()) ?? []
+        return KernelReferrerSearch.search(target: target, tracked: holder != nil, view: view,
+                                           objects: objects.map(KernelTrackingSession.scanObject), extraRoots: modules.flatMap(\.dataRanges))
     }
 }

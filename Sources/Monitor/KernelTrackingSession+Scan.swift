@@ -90,9 +90,14 @@ extension KernelTrackingSession {
         let moduleList = modules.map { "\($0.name)@\($0.address)" }
         if moduleList != state.moduleList { state.frames = [:]; state.moduleList = moduleList }
         let lines = view.kernelLineTable()
+        for object in objects where state.frames[object.callSite] == nil {
+            let f = view.kernelFrame(object.callSite, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
+            state.frames[object.callSite] = ReportFrame(pc: object.callSite, function: f?.function, offset: f?.offset, file: f?.file,
+                                                        line: f?.line, module: f?.module)
+        }
         for verdict in result.verdicts where verdict.reachability == .directLeak || verdict.reachability == .indirectLeak {
             guard let object = ledger.object(at: verdict.object.address) else { continue }
-            for pc in [object.callSite] + ledger.stack(object.stack) where state.frames[pc] == nil {
+            for pc in ledger.stack(object.stack) where state.frames[pc] == nil {
                 let f = view.kernelFrame(pc, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
                 state.frames[pc] = ReportFrame(pc: pc, function: f?.function, offset: f?.offset, file: f?.file, line: f?.line, module: f?.module)
             }

@@ -72,6 +72,11 @@ public struct KernelMemorySource: KernelMemoryReading {
     }
 
     public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
+        forEachWord(in: range) { _, value in if value >= 0xFFFF_8000_0000_0000 { body(value) } }
+    }
+
+    /// Every aligned word of `range` that can be read, with its address (pages not present skipped).
+    public mutating func forEachWord(in range: Range<UInt64>, _ body: (_ address: UInt64, _ value: UInt64) -> Void) {
         var address = (range.lowerBound &+ 7) & ~7
         guard address >= range.lowerBound else { return }
         while address < range.upperBound, range.upperBound - address >= 8 {
@@ -95,7 +100,7 @@ public struct KernelMemorySource: KernelMemoryReading {
             }
             if read {
                 bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
-                for i in 0..<words where buffer[i] >= 0xFFFF_8000_0000_0000 { body(buffer[i]) }
+                for i in 0..<words { body(address &+ UInt64(i) * 8, buffer[i]) }
             } else {
                 unreadablePages += 1
             }

@@ -7,8 +7,8 @@ import Reachability
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking, and of reachability scans.",
-        subcommands: [BootBench.self, TrackingBench.self, ScanBench.self],
+        abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking (user and kernel), and of reachability scans.",
+        subcommands: [BootBench.self, TrackingBench.self, KernelBench.self, ScanBench.self],
         defaultSubcommand: BootBench.self)
 
     /// Runs a benchmark; a failed benchmark boot is reported as before (a usage-style error).
@@ -111,6 +111,43 @@ struct TrackingBench: ParsableCommand {
         options.cpus = cpus
         options.timeout = timeout
         try BenchCommand.running { try TrackingBenchmark(options: options, image: image).run() }
+    }
+}
+
+/// `leakvisor bench kernel`: the cost of `--track kernel`, in one boot.
+struct KernelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernel",
+        abstract: "Measure kernel allocation tracking: a fork/exec and file workload tracked vs untracked, traps per event, a kernel scan.",
+        discussion: """
+            Boots the default image once with the kernel allocation tracker armed and runs --rounds rounds of a \
+            busybox workload (a file created, read and removed, a pipe, 3 fork/execs), timed on the host between \
+            console markers; then, with the guest paused, one kernel leak scan of the ledger; then detaches (every \
+            kernel byte put back) and runs the same rounds untracked. Prints both times and their ratio, the \
+            kernel's allocation and free events, traps per event, the cost per trap next to a bare exit round \
+            trip, and the scan's size and time.
+            """)
+
+    @Option(help: "Rounds of the workload in each phase.")
+    var rounds: Int = 60
+
+    @Option(help: "Guest vCPUs.")
+    var cpus: Int = 2
+
+    @Option(help: "Stop the boot after this many seconds.")
+    var timeout: Double = 2400
+
+    func validate() throws {
+        if rounds < 1 || rounds > 100_000 { throw ValidationError("--rounds must be 1...100000") }
+    }
+
+    func run() throws {
+        let image = try GuestImageLocator.requireDefaultDirectory()
+        var options = KernelTrackingBenchmarkOptions()
+        options.rounds = rounds
+        options.cpus = cpus
+        options.timeout = timeout
+        try BenchCommand.running { try KernelTrackingBenchmark(options: options, image: image).run() }
     }
 }
 

@@ -19,7 +19,7 @@ struct InspectCommand: ParsableCommand {
             the guest kernel's own data structures (located through the kernel's kallsyms and BTF), and \
             resumes it. Nothing runs inside the guest.
             """,
-        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self, Modules.self, KernelRoots.self])
+        subcommands: [Processes.self, Maps.self, Stack.self, Sym.self, Modules.self, KernelRoots.self, KernelRefs.self])
 
     struct Common: ParsableArguments {
         @Option(help: "PID of the leakvisor monitor to ask (default: the only one running).")
@@ -173,6 +173,37 @@ extension InspectCommand {
                 show("  " + p.name.padding(toLength: 14, withPad: " ", startingAt: 0) + pad(p.objects, 6) + " objects: \(p.reachable) reachable, "
                      + "\(p.direct) direct, \(p.indirect) indirect, \(p.unclassified) unclassified")
             }
+            for problem in s.problems { show("Problem: " + problem) }
+        }
+    }
+}
+
+extension InspectCommand {
+    struct KernelRefs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kernel-refs",
+            abstract: "Show every word of the guest kernel's roots and tracked objects that points into an object: why it is (not) reachable.",
+            discussion: "With --track kernel or all, the address may be anywhere in a tracked object: its whole range is searched for. Otherwise the search is for pointers to that byte. The roots are searched whole (the conservative kinds too, before the scan would take the objects out of them).")
+        @Argument(help: "A kernel address (hex with 0x, or decimal).") var address: String
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let text = address.lowercased()
+            guard let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text) else {
+                throw ValidationError("\(address) is not an address")
+            }
+            guard let s = try common.ask(.kernelReferrers(address: value)).kernelReferrers else { return }
+            if common.json { return try common.printJSON(s) }
+            show("0x\(String(s.target, radix: 16)) (\(s.size) byte(s), \(s.tracked ? "a tracked object" : "not a tracked object")):"
+                 + " \(s.referrers.count + s.moreReferrers) word(s) point into it; \(s.bytesSearched) bytes searched")
+            for r in s.referrers {
+                var line = "  0x\(String(r.address, radix: 16)) = 0x\(String(r.value, radix: 16))"
+                if let root = r.root { line += " in root \(root)" }
+                if let object = r.object { line += " in object 0x\(String(object, radix: 16)) (+0x\(String(r.address &- object, radix: 16)) of \(r.objectSize ?? 0))" }
+                if r.bookkeeping { line += " (vmalloc bookkeeping: ignored)" }
+                show(line)
+            }
+            if s.moreReferrers > 0 { show("  ... \(s.moreReferrers) more") }
             for problem in s.problems { show("Problem: " + problem) }
         }
     }
