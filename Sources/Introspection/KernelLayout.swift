@@ -87,6 +87,8 @@ public struct KernelLayout: Sendable {
     public var kmem: Result<Kmem, BTFError> = .failure(.noSuchType("kmem_cache"))
     /// Page and vmalloc structures for kernel roots; a kernel without them fails only when its roots are asked for.
     public var roots: Result<Roots, BTFError> = .failure(.noSuchType("vmap_area"))
+    /// SLUB's free lists; without them every slab slot not tracked is a root (free ones included).
+    public var slub: Result<Slub, BTFError> = .failure(.noSuchType("slab"))
 
     public init(btf: BTF) throws(BTFError) {
         func at(_ type: String, _ path: String) throws(BTFError) -> Int { try btf.member(type, path: path).offset }
@@ -174,6 +176,7 @@ public struct KernelLayout: Sendable {
         module = Result { () throws(BTFError) in try Module(btf: btf) }
         kmem = Result { () throws(BTFError) in try Kmem(btf: btf) }
         roots = Result { () throws(BTFError) in try Roots(btf: btf) }
+        slub = Result { () throws(BTFError) in try Slub(btf: btf) }
         fpuState = try? FPUState(btf: btf)
     }
 }

@@ -56,10 +56,16 @@ public struct KernelRootSet: Sendable {
     public var vmallocAreas = 0, vmallocAreasSkipped = 0
     /// Stacks of exited tasks kept for reuse (`cached_stacks`): skipped, their contents are stale.
     public var cachedStacks = 0
+    /// Free slots on SLUB's free lists (within the slab roots): stale memory, left out of the roots by a scan.
+    public var freeSlabSlots: [Range<UInt64>] = []
+    /// Free lists that ended early (corrupt or racing values), and caveats that do not make the set incomplete.
+    public var brokenFreeLists = 0
+    public var problemsNotes: [String] = []
     /// A few free frames (reference count 0), highest first: memory nothing should point into.
     public var freeFrameSample: [UInt64] = []
-    /// Addresses of words that record where a vmalloc area starts (`vmap_area.va_start`,
-    /// `vm_struct.addr`), ascending: bookkeeping, not references, so a scan ignores them.
+    /// Addresses of words that record where a vmalloc range starts or ends (`vmap_area.va_start`
+    /// and `va_end` of busy, free and lazily freed ranges, `vm_struct.addr`), ascending:
+    /// bookkeeping, not references, so a scan ignores them.
     public var ignoredWords: [UInt64] = []
     /// What could not be enumerated: a root set with problems misses roots, so a scan over it must
     /// not report leaks.

@@ -14,6 +14,8 @@ struct VmallocWalk {
 /// What the `struct page` walk found: slab pages and other kernel-owned pages, in the direct map.
 struct PageWalk {
     var slab: [Range<UInt64>] = []
+    /// Each slab: the address of its `struct page` (its `struct slab`) and its memory.
+    var slabs: [(page: UInt64, range: Range<UInt64>)] = []
     var kernel: [Range<UInt64>] = []
     var census = KernelPageCensus()
     var freeFrames: [UInt64] = []
@@ -60,6 +62,28 @@ extension KernelView {
         return areas
     }
 
+    /// The `va_start` and `va_end` words of every `vmap_area` on the lists of free and of lazily
+    /// freed ranges (`free_vmap_area_list`, `purge_vmap_area_list`): where ranges begin and end,
+    /// which equal the start of a busy area next to them. Lists the kernel lacks are skipped.
+    func freeVmapAreaWords(limits: KernelRootLimits) throws(IntrospectionError) -> [UInt64] {
+        let l = try rootsLayout()
+        var words: [UInt64] = []
+        for name in ["free_vmap_area_list", "purge_vmap_area_list"] {
+            guard let head = try? symbol(name).rawValue else { continue }
+            var link = try kernelPointer(head, "\(name).next")
+            var seen = 0
+            while link != head {
+                seen += 1
+                guard seen <= limits.maximumVmallocAreas * 4 else { throw .inconsistent("\(name) loops or is too long") }
+                let area = link &- UInt64(l.areaList)
+                words.append(try member(area, l.areaStart, "vmap_area.va_start"))
+                words.append(try member(area, l.areaEnd, "vmap_area.va_end"))
+                link = try kernelPointer(link, "vmap_area.list.next")
+            }
+        }
+        return words
+    }
+
     /// Every busy vmalloc area on `vmap_area_list`, as roots: the area of its `vm_struct` less the
     /// guard page, or the `vmap_area` itself when it has none (vm_map_ram). Skipped: I/O
     /// mappings (not RAM) and the task stacks in `stackBases` (their live part is a root already).
@@ -81,6 +105,7 @@ extension KernelView {
             let end = try u64(try member(area, l.areaEnd, "vmap_area.va_end"), "vmap_area.va_end")
             let vm = try u64(try member(area, l.areaVM, "vmap_area.vm"), "vmap_area.vm")
             walk.bookkeepingWords.append(try member(area, l.areaStart, "vmap_area.va_start"))
+            walk.bookkeepingWords.append(try member(area, l.areaEnd, "vmap_area.va_end"))
             link = try kernelPointer(link, "vmap_area.list.next")
             guard start < end, end - start <= limits.maximumAreaBytes, start >= 0xFFFF_8000_0000_0000 else {
                 throw .inconsistent("vmap_area 0x\(String(area, radix: 16)) spans 0x\(String(start, radix: 16))..0x\(String(end, radix: 16))")
@@ -181,6 +206,7 @@ extension KernelView {
                 if flags >> UInt64(l.slabBit) & 1 == 1 {
                     walk.census.slab += Int(extent)
                     slab.add(range)
+                    walk.slabs.append((vmemmap &+ frame &* stride, range))
                 } else if refCount == 0 {
                     walk.census.free += Int(extent)
                     if walk.freeFrames.count == 256 { walk.freeFrames.removeFirst(128) }

@@ -61,13 +61,23 @@ extension KernelView {
             roots.vmallocAreas = walk.ranges.count
             roots.vmallocAreasSkipped = walk.skipped
             excludedFrames.formUnion(walk.backingFrames)
-            roots.ignoredWords = walk.bookkeepingWords.sorted()
+            let free = (try? freeVmapAreaWords(limits: limits)) ?? []
+            roots.ignoredWords = (walk.bookkeepingWords + free).sorted()
         }
         attempt("struct page walk") { () throws(IntrospectionError) in
             let walk = try pageRoots(excluding: excludedFrames)
             roots.pageCensus = walk.census
             roots.freeFrameSample = Array(walk.freeFrames.suffix(64).reversed())
             roots.ranges += walk.slab.map { KernelRootRange($0, .slabPage) }
+            // Free slots hold stale pointers (to objects long gone, to vmalloc ranges reused since):
+            // a scan takes them out of the slab roots. Without the free lists, they stay roots.
+            do {
+                let free = try slubFreeSlots(of: walk.slabs, limits: limits)
+                roots.freeSlabSlots = free.ranges
+                roots.brokenFreeLists = free.brokenLists
+            } catch {
+                roots.problemsNotes.append("SLUB free lists not read (\(error)): free slots are roots")
+            }
             roots.ranges += walk.kernel.map { KernelRootRange($0, .kernelPage) }
         }
         return roots

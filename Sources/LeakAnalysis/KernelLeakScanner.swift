@@ -82,7 +82,7 @@ public struct KernelLeakScanner: Sendable {
         let exact = roots.ranges.filter { !$0.kind.isConservative } + extraRoots.filter { !$0.isEmpty }.map { KernelRootRange($0, .extra) }
         let conservative = roots.ranges.filter(\.kind.isConservative)
         statistics.conservativeBytesBeforeSubtraction = UInt64.saturatedSum(conservative.map(\.range.length))
-        let freed = freedSlots.map { $0.key..<$0.key.addingSaturated($0.value) }
+        let freed = freedSlots.map { $0.key..<$0.key.addingSaturated($0.value) } + roots.freeSlabSlots
         var rootRanges = exact
         for kind in KernelRootRange.Kind.allCases where kind.isConservative {
             let pieces = RangeSubtraction.subtract(objectRanges + freed, from: conservative.filter { $0.kind == kind }.map(\.range))

@@ -13,6 +13,8 @@ public struct KernelReferrer: Codable, Sendable, Equatable {
     public var objectSize: UInt64?
     /// A vmalloc area's own record of its start (`vmap_area.va_start`, `vm_struct.addr`): never a reference.
     public var bookkeeping: Bool
+    /// In a free slot on a SLUB free list: stale, never a reference.
+    public var freeSlot: Bool = false
 }
 
 /// What `leakvisor inspect kernel-refs` answers: every word of the kernel's roots and of the
@@ -39,6 +41,15 @@ public struct KernelReferrerSearch: Codable, Sendable, Equatable {
         var source = KernelMemorySource(space: view.space, directMapBase: try? view.directMapBase())
         let index = HeapBlockIndex(blocks: KernelLeakScanner.deduplicated(objects).map { ($0.address, $0.size) })
         let ignored = Set(roots.ignoredWords)
+        let freeSlots = RangeSubtraction.merge(roots.freeSlabSlots)
+        func inFreeSlot(_ address: UInt64) -> Bool {
+            var low = 0, high = freeSlots.count
+            while low < high {
+                let mid = (low + high) / 2
+                if freeSlots[mid].upperBound <= address { low = mid + 1 } else { high = mid }
+            }
+            return low < freeSlots.count && freeSlots[low].contains(address)
+        }
         var found: [UInt64: KernelReferrer] = [:]
         var ranges = roots.ranges.map { ($0.range, Optional($0.kind.rawValue)) } + extraRoots.map { ($0, Optional("module data")) }
         ranges += (0..<index.count).map { (index.range(of: $0), nil) }
@@ -46,7 +57,7 @@ public struct KernelReferrerSearch: Codable, Sendable, Equatable {
             source.forEachWord(in: range) { address, value in
                 guard target.contains(value), !(target.contains(address)) else { return }
                 var referrer = found[address] ?? KernelReferrer(address: address, value: value, root: nil, object: nil, objectSize: nil,
-                                                               bookkeeping: ignored.contains(address))
+                                                               bookkeeping: ignored.contains(address), freeSlot: inFreeSlot(address))
                 if let kind { referrer.root = kind }
                 if let start = index.startOfBlock(containing: address), let i = index.starts.firstIndex(of: start) {
                     referrer.object = start

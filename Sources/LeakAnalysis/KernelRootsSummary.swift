@@ -23,6 +23,10 @@ public struct KernelRootsSummary: Codable, Sendable, Equatable {
     /// Seconds the root enumeration took.
     public var seconds = 0.0
     public var problems: [String] = []
+    /// Free SLUB slots taken out of the slab roots, and free lists that ended early.
+    public var freeSlabSlots = 0
+    public var freeSlabBytes: UInt64 = 0
+    public var brokenFreeLists = 0
     public var probes: [Probe] = []
     /// The probe scan: seconds, root bytes after the probe objects were taken out, bytes read.
     public var probeSeconds = 0.0
@@ -56,7 +60,10 @@ public struct KernelRootsSummary: Codable, Sendable, Equatable {
         s.census = roots.pageCensus
         s.threadSize = view.threadSize()
         s.guestRAMBytes = view.memory.totalSize
-        s.problems = roots.problems
+        s.problems = roots.problems + roots.problemsNotes
+        s.freeSlabSlots = roots.freeSlabSlots.count
+        s.freeSlabBytes = UInt64.saturatedSum(roots.freeSlabSlots.map { $0.upperBound - $0.lowerBound })
+        s.brokenFreeLists = roots.brokenFreeLists
 
         let tasks = (try? view.tasks()) ?? []
         s.tasks = tasks.count

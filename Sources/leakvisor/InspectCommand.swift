@@ -165,6 +165,7 @@ extension InspectCommand {
             show("  " + "total".padding(toLength: 14, withPad: " ", startingAt: 0) + pad(UInt64.saturatedSum(s.bytes.values), 12) + " bytes")
             let c = s.census
             show("Page census: \(c.frames) frames: slab \(c.slab), free \(c.free), user \(c.user), kernel \(c.kernel), excluded \(c.excluded)")
+            show("Free slab slots (stale, not roots): \(s.freeSlabSlots) of \(s.freeSlabBytes) bytes; free lists ended early: \(s.brokenFreeLists)")
             show("Tasks: \(s.tasks) on the task list, \(s.stacks) stack root(s); vmalloc areas: \(s.vmallocAreas)"
                  + " (\(s.vmallocAreasSkipped) skipped); register words: \(s.registerWords)")
             show("Probe scan (" + String(format: "%.3f s", s.probeSeconds) + ", \(s.probeComplete ? "complete" : "incomplete"),"
@@ -201,6 +202,7 @@ extension InspectCommand {
                 if let root = r.root { line += " in root \(root)" }
                 if let object = r.object { line += " in object 0x\(String(object, radix: 16)) (+0x\(String(r.address &- object, radix: 16)) of \(r.objectSize ?? 0))" }
                 if r.bookkeeping { line += " (vmalloc bookkeeping: ignored)" }
+                if r.freeSlot { line += " (free slab slot: ignored)" }
                 show(line)
             }
             if s.moreReferrers > 0 { show("  ... \(s.moreReferrers) more") }
