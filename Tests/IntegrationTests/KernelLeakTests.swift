@@ -73,6 +73,11 @@ struct KernelLeakTests {
         // The final report: the same leaks, as JSON and as text.
         let final = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any] ?? [:]
         let finalKernel = final["kernel"] as? [String: Any] ?? [:]
+        let schema = LeakVisorProcess.packageRoot.appendingPathComponent("docs/schemas/leak-report-v2.schema.json").path
+        #expect(try HostTools.schemaErrors(report.path, schema: schema) == "")
+        // The module's sites are among the top outstanding ones, each with its class.
+        let sites = (finalKernel["outstandingSites"] as? [[String: Any]] ?? []).compactMap { ($0["callSite"] as? [String: Any])?["function"] as? String }
+        #expect(sites.contains("lv_leak_vmalloc"), "\(sites)")
         #expect(Self.groups(finalKernel) == expected, "final report: \(Self.describe(finalKernel))")
         let classes = finalKernel["classes"] as? [String: Any] ?? [:]
         #expect((classes["definitelyLost"] as? [String: Any])?["blocks"] as? Int == 5, "\(classes)")

@@ -112,4 +112,55 @@ import X86
         #expect(c.frames == 4096 && c.slab == 2 && c.kernel == 3 && c.user == 3 && c.free == 4096 - 8 && c.excluded == 0)
         #expect(roots.freeFrameSample.first == 4095 && roots.freeFrameSample.count == 64)
     }
+
+    /// SLUB's free lists over a crafted slab: each slab's `freelist` and the holding CPU's
+    /// `kmem_cache_cpu.freelist`, hardened pointers decoded; a chain that leaves its slab stops.
+    @Test func freeSlabSlotsComeFromBothFreeLists() throws {
+        var guest = try CraftedKernelMemory()
+        let k = guest.kernel.symbols
+        let names = ["vmemmap_base", "page_offset_base", "vmap_area_list", "__per_cpu_offset", "nr_cpu_ids", "__cpu_possible_mask"]
+        let addresses = try names.map { try #require(k.address(of: $0), "\($0)") }
+        let pages = Set(addresses.map { $0 & ~(CraftedKernelMemory.twoMiB - 1) }).sorted()
+        for (i, page) in pages.enumerated() { try guest.map(page, to: 0xA0_0000 + UInt64(i) * CraftedKernelMemory.twoMiB) }
+        try guest.map(Self.vmemmap, to: 0x80_0000)
+        try guest.map(Self.directMap, to: 0)
+        try guest.put64(Self.vmemmap, at: addresses[0])
+        try guest.put64(Self.directMap, at: addresses[1])
+        try guest.put64(addresses[2], at: addresses[2])
+        let perCPUBase = Self.directMap + 0x6_0000
+        try guest.put64(perCPUBase, at: addresses[3])
+        try guest.put32(1, at: addresses[4])
+        try guest.put64(1, at: addresses[5])
+        let l = try guest.kernel.layout.roots.get(), s = try guest.kernel.layout.slub.get()
+        let random: UInt64 = 0x1234_5678_9ABC_DEF0
+        #expect(s.cacheRandom != nil)
+        // An order-1 slab of 256-byte objects at frame 0x100, free pointer at +128.
+        let slabPage = Self.vmemmap + 0x100 * UInt64(l.pageSize), slab = Self.directMap + 0x10_0000
+        try guest.put64(UInt64(1) << UInt64(l.slabBit) | UInt64(1) << UInt64(l.headBit), at: slabPage + UInt64(l.pageFlags))
+        try guest.put32(1, at: slabPage + UInt64(l.pageRefCount))
+        try guest.put32(0xFFFF_FFFF, at: slabPage + UInt64(l.pageType))
+        try guest.put8(1, at: slabPage + UInt64(l.folioOrder))
+        try guest.put64(slabPage | 1, at: slabPage + UInt64(l.pageSize) + UInt64(l.pageCompoundHead))
+        let cache = Self.directMap + 0x5_0000
+        try guest.put32(256, at: cache + UInt64(s.cacheSize))
+        try guest.put32(128, at: cache + UInt64(s.cacheOffset))
+        try guest.put64(random, at: cache + UInt64(try #require(s.cacheRandom)))
+        try guest.put64(0x100, at: cache + UInt64(s.cacheCPUSlab))
+        try guest.put64(cache, at: slabPage + UInt64(s.slabCache))
+        try guest.put64(slab + 0x100, at: slabPage + UInt64(s.slabFreelist))
+        try guest.put64(32 << 16 | 20, at: slabPage + UInt64(s.slabCounters))
+        try guest.put64(slabPage, at: perCPUBase + 0x100 + UInt64(s.cpuSlab))
+        try guest.put64(slab + 0x400, at: perCPUBase + 0x100 + UInt64(s.cpuFreelist))
+        func link(_ object: UInt64, to next: UInt64) throws {
+            let slot = object + 128
+            try guest.put64(next ^ random ^ slot.byteSwapped, at: slot)
+        }
+        try link(slab + 0x100, to: slab + 0x300)
+        try link(slab + 0x300, to: 0)
+        try link(slab + 0x400, to: slab + 0x10_0000)  // leaves the slab: the chain stops there
+        let roots = try guest.view().kernelRoots()
+        #expect(roots.freeSlabSlots.sorted { $0.lowerBound < $1.lowerBound }
+                == [slab + 0x100..<slab + 0x200, slab + 0x300..<slab + 0x400, slab + 0x400..<slab + 0x500], "\(roots.problemsNotes)")
+        #expect(roots.brokenFreeLists == 1)
+    }
 }
