@@ -56,6 +56,10 @@ public struct KernelRootSet: Sendable {
     public var vmallocAreas = 0, vmallocAreasSkipped = 0
     /// Stacks of exited tasks kept for reuse (`cached_stacks`): skipped, their contents are stale.
     public var cachedStacks = 0
+    /// Those stacks (THREAD_SIZE each). `cached_stacks` holds their `vm_struct`s, a reference
+    /// through bookkeeping a scan does not follow: a scan counts them referenced, and never reads
+    /// their stale contents.
+    public var cachedStackRanges: [Range<UInt64>] = []
     /// Free slots on SLUB's free lists (within the slab roots): stale memory, left out of the roots by a scan.
     public var freeSlabSlots: [Range<UInt64>] = []
     /// Free lists that ended early (corrupt or racing values), and caveats that do not make the set incomplete.

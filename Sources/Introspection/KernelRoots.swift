@@ -56,6 +56,8 @@ extension KernelView {
             // Cached stacks of exited tasks are dead memory, not roots (they stay vmalloc areas).
             let cached = (try? cachedStackAreas(limits: limits)) ?? []
             roots.cachedStacks = cached.count
+            let size = threadSize()
+            roots.cachedStackRanges = cached.sorted().map { $0..<$0 &+ size }
             let walk = try vmallocRoots(skipping: stackBases.union(cached), limits: limits)
             roots.ranges += walk.ranges.map { KernelRootRange($0, .vmallocArea) }
             roots.vmallocAreas = walk.ranges.count

@@ -120,9 +120,12 @@ public struct KernelLeakScanner: Sendable {
         statistics.writtenObjects = written.filter { $0 }.count
 
         // Where each vmalloc area starts, as the kernel records it, is no reference to the area.
-        var source = InteriorPointerSource(MaskedWordSource(memory, ignoring: roots.ignoredWords), index: index)
+        // Cached stacks are referenced (through their vm_structs), but their contents are stale.
+        var source = InteriorPointerSource(MaskedWordSource(memory, ignoring: roots.ignoredWords, ignoringRanges: roots.cachedStackRanges),
+                                           index: index)
+        let rootWords = roots.registerWords + roots.cachedStackRanges.map(\.lowerBound)
         let marked = ReachabilityMarker().classify(index, rootRanges: rootRanges.map(\.range),
-                                                   rootWords: roots.registerWords.map(source.normalized), memory: &source)
+                                                   rootWords: rootWords.map(source.normalized), memory: &source)
         memory = source.base.base
         let complete = problems.isEmpty && marked.complete && !memory.isIncomplete
         let result = complete ? marked : marked.provenReachableOnly()

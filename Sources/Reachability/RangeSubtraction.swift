@@ -3,7 +3,11 @@ public enum RangeSubtraction {
     /// `ranges` with every byte of `holes` removed. Holes may be unsorted, overlap or be empty;
     /// the result keeps the order of `ranges` and drops empty pieces.
     public static func subtract(_ holes: [Range<UInt64>], from ranges: [Range<UInt64>]) -> [Range<UInt64>] {
-        let merged = merge(holes)
+        subtract(merged: merge(holes), from: ranges)
+    }
+
+    /// `subtract` with holes already as `merge` returns them (for many calls with the same holes).
+    public static func subtract(merged: [Range<UInt64>], from ranges: [Range<UInt64>]) -> [Range<UInt64>] {
         guard !merged.isEmpty else { return ranges.filter { !$0.isEmpty } }
         var result: [Range<UInt64>] = []
         for range in ranges where !range.isEmpty {

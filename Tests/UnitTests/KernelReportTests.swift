@@ -30,6 +30,21 @@ import Testing
         #expect(result.verdicts.first { $0.object == area }?.reachability == .reachable)
     }
 
+    @Test func aCachedStackIsReferencedButItsStaleContentsAreNot() {
+        // A cached stack (a tracked vmalloc object only its vm_struct names) holds the one pointer
+        // to a leaked object: the stack is referenced, the object is a leak.
+        let stack = KernelScanObject(address: Self.vmalloc, size: 16384, allocatedAt: 0)
+        let leak = KernelScanObject(address: Self.heap, size: 64, allocatedAt: 0)
+        var roots = KernelRootSet()
+        roots.ranges = [KernelRootRange(Self.data..<Self.data + 0x100, .imageData)]
+        roots.cachedStackRanges = [Self.vmalloc..<Self.vmalloc + 16384]
+        var scanner = KernelLeakScanner(rules: KernelLeakRules(minimumAge: 0, consecutiveScans: 1))
+        var memory = KernelWords([Self.vmalloc + 0x3F00: Self.heap])
+        let result = scanner.scan(objects: [stack, leak], roots: roots, memory: &memory, now: 10, writtenFrames: nil)
+        #expect(result.verdicts.first { $0.object == stack }?.reachability == .reachable)
+        #expect(result.verdicts.first { $0.object == leak }?.reachability == .directLeak)
+    }
+
     @Test func maskedWordsAreSkippedAtRangeEdgesToo() {
         let words: [UInt64: UInt64] = [Self.data: 1 | Self.heap, Self.data + 8: 2 | Self.heap, Self.data + 16: 3 | Self.heap]
         for (ignored, left) in [([Self.data], [2, 3]), ([Self.data + 16], [1, 2]), ([Self.data, Self.data + 8, Self.data + 16], []),
