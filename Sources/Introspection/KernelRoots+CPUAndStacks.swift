@@ -13,11 +13,6 @@ extension KernelView {
     /// and the dynamic part of the first chunk, where alloc_percpu memory starts out). Without
     /// `pcpu_unit_size` the static part (`__per_cpu_start`..`__per_cpu_end`) alone.
     func perCPURoots(limits: KernelRootLimits) throws(IntrospectionError) -> [Range<UInt64>] {
-        let offsets = try symbol("__per_cpu_offset").rawValue
-        let cpuCount = Int(try u32(try symbol("nr_cpu_ids").rawValue, "nr_cpu_ids"))
-        guard cpuCount >= 1, cpuCount <= limits.maximumCPUs else {
-            throw .inconsistent("nr_cpu_ids is \(cpuCount) (at most \(limits.maximumCPUs) accepted)")
-        }
         let staticStart = kernel.symbols.perCPUOffset(of: "__per_cpu_start") ?? 0
         let staticEnd = kernel.symbols.perCPUOffset(of: "__per_cpu_end")
         var unitSize: UInt64
@@ -32,11 +27,9 @@ extension KernelView {
         guard unitSize > 0, unitSize <= limits.maximumUnitBytes else {
             throw .inconsistent("per-CPU unit of \(unitSize) bytes (at most \(limits.maximumUnitBytes) accepted)")
         }
-        let possible = try cpuMask("__cpu_possible_mask", bits: cpuCount)
         var units: [Range<UInt64>] = []
-        for cpu in 0..<cpuCount where possible[cpu] {
-            let slot = try member(offsets, cpu * 8, "__per_cpu_offset[\(cpu)]")
-            let base = try u64(slot, "__per_cpu_offset[\(cpu)]") &+ staticStart
+        for (cpu, offset) in try possibleCPUOffsets(limits: limits) {
+            let base = offset &+ staticStart
             let (end, overflow) = base.addingReportingOverflow(unitSize)
             guard base >= 0xFFFF_8000_0000_0000, !overflow else {
                 throw .inconsistent("per-CPU unit of CPU \(cpu) at 0x\(String(base, radix: 16)) is not in the kernel half")
@@ -45,6 +38,21 @@ extension KernelView {
         }
         guard !units.isEmpty else { throw .inconsistent("no possible CPU") }
         return units
+    }
+
+    /// `__per_cpu_offset[cpu]` of every possible CPU (bounded by `limits.maximumCPUs`).
+    func possibleCPUOffsets(limits: KernelRootLimits) throws(IntrospectionError) -> [(cpu: Int, offset: UInt64)] {
+        let offsets = try symbol("__per_cpu_offset").rawValue
+        let cpuCount = Int(try u32(try symbol("nr_cpu_ids").rawValue, "nr_cpu_ids"))
+        guard cpuCount >= 1, cpuCount <= limits.maximumCPUs else {
+            throw .inconsistent("nr_cpu_ids is \(cpuCount) (at most \(limits.maximumCPUs) accepted)")
+        }
+        let possible = try cpuMask("__cpu_possible_mask", bits: cpuCount)
+        var result: [(cpu: Int, offset: UInt64)] = []
+        for cpu in 0..<cpuCount where possible[cpu] {
+            result.append((cpu, try u64(try member(offsets, cpu * 8, "__per_cpu_offset[\(cpu)]"), "__per_cpu_offset[\(cpu)]")))
+        }
+        return result
     }
 
     /// The first `bits` bits of a `struct cpumask` kernel variable.

@@ -46,15 +46,8 @@ extension KernelView {
     func cachedStackAreas(limits: KernelRootLimits) throws(IntrospectionError) -> Set<UInt64> {
         guard let variable = kernel.symbols.perCPUOffset(of: "cached_stacks") else { return [] }
         let l = try rootsLayout()
-        let offsets = try symbol("__per_cpu_offset").rawValue
-        let cpuCount = Int(try u32(try symbol("nr_cpu_ids").rawValue, "nr_cpu_ids"))
-        guard cpuCount >= 1, cpuCount <= limits.maximumCPUs else {
-            throw .inconsistent("nr_cpu_ids is \(cpuCount) (at most \(limits.maximumCPUs) accepted)")
-        }
-        let possible = try cpuMask("__cpu_possible_mask", bits: cpuCount)
         var areas = Set<UInt64>()
-        for cpu in 0..<cpuCount where possible[cpu] {
-            let base = try u64(try member(offsets, cpu * 8, "__per_cpu_offset[\(cpu)]"), "__per_cpu_offset[\(cpu)]")
+        for (_, base) in try possibleCPUOffsets(limits: limits) {
             for vm in try words(try member(base, Int(truncatingIfNeeded: variable), "cached_stacks"), 2, "cached_stacks") where vm != 0 {
                 areas.insert(try u64(try member(vm, l.vmAddress, "vm_struct.addr"), "vm_struct.addr of a cached stack"))
             }

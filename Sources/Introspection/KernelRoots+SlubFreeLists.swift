@@ -18,16 +18,7 @@ extension KernelView {
         case .success(let layout): l = layout
         case .failure(let error): throw .kernelImage("SLUB free lists: \(error)")
         }
-        let offsets = try symbol("__per_cpu_offset").rawValue
-        let cpuCount = Int(try u32(try symbol("nr_cpu_ids").rawValue, "nr_cpu_ids"))
-        guard cpuCount >= 1, cpuCount <= limits.maximumCPUs else {
-            throw .inconsistent("nr_cpu_ids is \(cpuCount) (at most \(limits.maximumCPUs) accepted)")
-        }
-        let possible = try cpuMask("__cpu_possible_mask", bits: cpuCount)
-        var bases: [UInt64] = []
-        for cpu in 0..<cpuCount where possible[cpu] {
-            bases.append(try u64(try member(offsets, cpu * 8, "__per_cpu_offset[\(cpu)]"), "__per_cpu_offset[\(cpu)]"))
-        }
+        let bases = try possibleCPUOffsets(limits: limits).map(\.offset)
 
         struct Cache { var size: UInt64; var offset: UInt64; var random: UInt64?; var cpuLists: [UInt64: [UInt64]] }
         var caches: [UInt64: Cache?] = [:]

@@ -147,13 +147,6 @@ extension KernelTrackingSession {
         stopScanning()
         let report = scanning.withLock { _ in LeakReport.kernelOnly(self.report(), seconds: tracker.clock.seconds) }
         output.text(LeakReportText.render(report))
-        guard let jsonPath else { return (true, report) }
-        do {
-            try ReportFile.writeJSON(report, to: jsonPath)
-            return (true, report)
-        } catch {
-            output.line("cannot write the report to \(jsonPath): \(error)")
-            return (false, report)
-        }
+        return (output.writeFinalJSON(report, to: jsonPath), report)
     }
 }

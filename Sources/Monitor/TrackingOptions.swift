@@ -40,4 +40,17 @@ public struct SessionOutput: Sendable {
         self.line = line
         self.text = text
     }
+
+    /// Writes the final report as JSON to `path` (atomically) when one is given; says why not and
+    /// returns false when it cannot.
+    func writeFinalJSON(_ report: LeakReport, to path: String?) -> Bool {
+        guard let path else { return true }
+        do {
+            try ReportFile.writeJSON(report, to: path)
+            return true
+        } catch {
+            line("cannot write the report to \(path): \(error)")
+            return false
+        }
+    }
 }

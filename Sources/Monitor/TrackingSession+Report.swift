@@ -22,14 +22,7 @@ extension TrackingSession {
         }
         output.text(LeakReportText.render(report, showReachable: options.showReachable) + trackerSummary())
         if let journal { output.line(journal.summary()) }
-        guard let jsonPath = options.jsonPath else { return (true, report) }
-        do {
-            try ReportFile.writeJSON(report, to: jsonPath)
-            return (true, report)
-        } catch {
-            output.line("cannot write the report to \(jsonPath): \(error)")
-            return (false, report)
-        }
+        return (output.writeFinalJSON(report, to: options.jsonPath), report)
     }
 
     /// The lines after the final report: what was trapped, the tracker's notes, and why tracking
