@@ -88,7 +88,8 @@ extension KernelTrackingSession {
                                         writtenFrames: written, budget: budget)
         // Name the call sites and stacks of what is unreferenced while the module memory is at hand.
         let moduleList = modules.map { "\($0.name)@\($0.address)" }
-        if moduleList != state.moduleList { state.frames = [:]; state.moduleList = moduleList }
+        // A module list that changed, or a long soak's worth of names: symbolize afresh.
+        if moduleList != state.moduleList || state.frames.count > 100_000 { state.frames = [:]; state.moduleList = moduleList }
         let lines = view.kernelLineTable()
         for object in objects where state.frames[object.callSite] == nil {
             let f = view.kernelFrame(object.callSite, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
