@@ -6,18 +6,22 @@ import Introspection
 import LeakAnalysis
 import Reachability
 
-/// What the kernel leak scans keep between scans.
-struct KernelScanState: Sendable {
-    var scanner = KernelLeakScanner()
+/// What the kernel leak scans run on.
+struct KernelScanSetup: Sendable {
     var guest: (any InspectableGuest)?
     var interval: Double?
     var writeLog: (any GuestWriteTracking)?
+    var timer: TrackingSession.TimerBox?
+}
+
+/// What the kernel leak scans keep between scans.
+struct KernelScanResults: Sendable {
+    var scanner = KernelLeakScanner()
     var latest: KernelReportBuilder.LatestScan?
     /// Kernel addresses symbolized during pauses (module frames need the paused guest's memory),
     /// valid while the module list they were read under stays the same.
     var frames: [UInt64: ReportFrame] = [:]
     var moduleList: [String] = []
-    var timer: TrackingSession.TimerBox?
     /// The text of the latest progress line, to stay quiet while nothing changes.
     var lastLine = ""
 }
@@ -29,8 +33,8 @@ extension KernelTrackingSession {
         scans.withLock {
             $0.guest = guest
             $0.interval = interval
-            $0.scanner.rules = rules
         }
+        scanning.withLock { $0.scanner.rules = rules }
     }
 
     /// After arming: the guest's write log (objects written since the last scan are not reported)
@@ -61,11 +65,13 @@ extension KernelTrackingSession {
     /// roots and the loaded modules' data; says a progress line when the outcome changed.
     public func scanNow(reason: String) {
         guard case .success? = tracker.armingOutcome, tracker.patchesInPlace > 0 else { return }
-        scanning.withLock { _ in
+        scanning.withLock { results in
             guard let guest = scans.withLock({ $0.guest }) else { return }
             let started = ScanBudget.monotonicNanoseconds()
             do {
-                let line = try guest.withGuestPaused(timeout: 30) { paused in try scanPaused(paused, started: started, reason: reason) }
+                let line = try guest.withGuestPaused(timeout: 30) { paused in
+                    try scanPaused(paused, into: &results, started: started, reason: reason)
+                }
                 if let line { output.line(line) }
             } catch {
                 output.line("kernel scan (\(reason)) failed: \(error)")
@@ -74,14 +80,14 @@ extension KernelTrackingSession {
     }
 
     /// The scan proper, in the pause; returns the progress line to say (nil: nothing new).
-    private func scanPaused(_ paused: PausedGuest, started: UInt64, reason: String) throws -> String? {
+    private func scanPaused(_ paused: PausedGuest, into state: inout KernelScanResults, started: UInt64,
+                            reason: String) throws -> String? {
         let view = try KernelView(kernel: tracker.kernel, memory: paused.memory, vcpus: paused.vcpus)
         let ledger = tracker.ledger
         let objects = ledger.liveObjects()
         let modules = (try? view.loadedModules()) ?? []
-        var state = scans.withLock { s in defer { s.scanner = KernelLeakScanner(rules: s.scanner.rules) }; return s }
         let written: Set<UInt64>?
-        do { written = try state.writeLog.map { Set(try $0.harvest().frames) } } catch { written = nil }
+        do { written = try scans.withLock({ $0.writeLog }).map { Set(try $0.harvest().frames) } } catch { written = nil }
         let budget = ScanBudget(deadline: ScanBudget.monotonicNanoseconds() &+ 25_000_000_000)
         let result = state.scanner.scan(view: view, objects: objects.map(Self.scanObject), freedSlots: ledger.freedSlots,
                                         extraRoots: modules.flatMap(\.dataRanges), now: tracker.clock.seconds,
@@ -91,17 +97,15 @@ extension KernelTrackingSession {
         // A module list that changed, or a long soak's worth of names: symbolize afresh.
         if moduleList != state.moduleList || state.frames.count > 100_000 { state.frames = [:]; state.moduleList = moduleList }
         let lines = view.kernelLineTable()
-        for object in objects where state.frames[object.callSite] == nil {
-            let f = view.kernelFrame(object.callSite, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
-            state.frames[object.callSite] = ReportFrame(pc: object.callSite, function: f?.function, offset: f?.offset, file: f?.file,
-                                                        line: f?.line, module: f?.module)
+        func name(_ pc: UInt64) {
+            guard state.frames[pc] == nil else { return }
+            let f = view.kernelFrame(pc, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
+            state.frames[pc] = ReportFrame(pc: pc, function: f?.function, offset: f?.offset, file: f?.file, line: f?.line, module: f?.module)
         }
+        for object in objects { name(object.callSite) }
         for verdict in result.verdicts where verdict.reachability == .directLeak || verdict.reachability == .indirectLeak {
             guard let object = ledger.object(at: verdict.object.address) else { continue }
-            for pc in ledger.stack(object.stack) where state.frames[pc] == nil {
-                let f = view.kernelFrame(pc, isReturnAddress: true, method: "kernel symbol", lines: lines, outerLine: true)
-                state.frames[pc] = ReportFrame(pc: pc, function: f?.function, offset: f?.offset, file: f?.file, line: f?.line, module: f?.module)
-            }
+            ledger.stack(object.stack).forEach(name)
         }
         let s = result.statistics
         let pause = Double(ScanBudget.monotonicNanoseconds() &- started) / 1e9
@@ -115,11 +119,6 @@ extension KernelTrackingSession {
             + (result.complete ? "" : ", INCOMPLETE (\(result.problems.prefix(2).joined(separator: "; ")))")
         let say = summary != state.lastLine || !reason.hasPrefix("every")
         state.lastLine = summary
-        scans.withLock { s in
-            let (guest, interval, writeLog, timer) = (s.guest, s.interval, s.writeLog, s.timer)
-            s = state
-            (s.guest, s.interval, s.writeLog, s.timer) = (guest, interval, writeLog, timer)
-        }
         guard say else { return nil }
         return "kernel scan \(state.scanner.scans) (\(reason)): \(s.objects) object(s), \(summary); \(s.totalRootBytes / 1024) KiB of roots,"
             + " \(s.writtenObjects) object(s) written since the previous scan; pause " + String(format: "%.0f ms", pause * 1000)
@@ -129,9 +128,14 @@ extension KernelTrackingSession {
         KernelScanObject(address: o.address, size: o.allocatedSize, allocatedAt: Double(o.time) / 1e9)
     }
 
-    /// The kernel section of a report now, from the ledger and the latest scan.
+    /// The kernel section of a report now, from the ledger and the latest scan (waits for a scan
+    /// in progress).
     public func report() -> KernelReport {
-        let (frames, latest) = scans.withLock { ($0.frames, $0.latest) }
+        report(from: scanning.withLock { $0 })
+    }
+
+    func report(from results: KernelScanResults) -> KernelReport {
+        let (frames, latest) = (results.frames, results.latest)
         let tracker = self.tracker
         let builder = KernelReportBuilder { pc, _ in
             if let known = frames[pc] { return known }
@@ -146,7 +150,7 @@ extension KernelTrackingSession {
     /// report and writes it as JSON to `jsonPath` when given; false if it could not be written.
     public func finish(jsonPath: String?) -> (written: Bool, report: LeakReport) {
         stopScanning()
-        let report = scanning.withLock { _ in LeakReport.kernelOnly(self.report(), seconds: tracker.clock.seconds) }
+        let report = scanning.withLock { LeakReport.kernelOnly(self.report(from: $0), seconds: tracker.clock.seconds) }
         output.text(LeakReportText.render(report))
         return (output.writeFinalJSON(report, to: jsonPath), report)
     }

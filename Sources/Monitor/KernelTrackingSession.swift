@@ -11,10 +11,11 @@ import Synchronization
 public final class KernelTrackingSession: Sendable {
     public let tracker: KernelAllocationTracker
     let output: SessionOutput
-    /// The kernel leak scans: the guest, its write log, the scanner's state, the latest verdicts.
-    let scans = Mutex(KernelScanState())
-    /// One scan at a time (timer, `leakvisor report` and the end of the run may ask together).
-    let scanning = Mutex(())
+    /// What the kernel leak scans run on: the guest, the interval, its write log, the timer.
+    let scans = Mutex(KernelScanSetup())
+    /// What they keep between scans (the scanner's state, the latest verdicts, names), held for a
+    /// whole scan: one scan at a time (timer, `leakvisor report`, detach and the end of the run).
+    let scanning = Mutex(KernelScanResults())
 
     /// Loads the guest kernel's symbols and BTF (or takes `kernel` already loaded) and makes the tracker.
     public static func prepare(vmlinux: String, kernelSymbolFile: String?, kernel: GuestKernel? = nil,
