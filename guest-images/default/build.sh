@@ -158,6 +158,28 @@ for p in "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; 
 done
 log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]})"
 
+# --- Leak-check corpus (issue 17) ---------------------------------------------
+# corpus/CORPUS.md: each case at -O0 and -O2, dynamically linked, so that valgrind on the host
+# (scripts/corpus-valgrind.sh) and LeakVisor in the guest (bundled with --add) run the same
+# binaries → build/default/corpus/NAME-O0, NAME-O2.
+mkdir -p "$out/corpus"
+corpus_built=0
+for src in "$here"/corpus/*.c "$here"/corpus/*.cpp; do
+    name=$(basename "${src%.*}")
+    case $src in
+    *.cpp) cc=(g++ -std=gnu++17) ;;
+    *) cc=(gcc) ;;
+    esac
+    for level in O0 O2; do
+        bin=$out/corpus/$name-$level
+        if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/corpus/corpus.h" -nt "$bin" ]; then
+            "${cc[@]}" "-$level" -g -pthread -Wall -Wextra -Werror -o "$bin" "$src"
+            corpus_built=$((corpus_built + 1))
+        fi
+    done
+done
+log "corpus: $corpus_built of $(find "$out/corpus" -type f | wc -l) builds rebuilt"
+
 # --- Test kernel module -------------------------------------------------------
 # lv_leak_kmod (kmod/, expected results in kmod/KMOD-LEAKS.md), built with kbuild against
 # Debian's headers package for the exact kernel in version (scripts/setup.sh installs it), with
