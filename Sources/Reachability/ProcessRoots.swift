@@ -104,9 +104,14 @@ public struct ProcessRoots {
             if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
             if m.permissions.hasPrefix("rw") {
                 if set.missingThreads.isEmpty, let previous = mapping(containing: m.start &- 1),
-                   Self.isCachedThreadStack(m, after: previous), let top = cachedThreadTop(m, threadLocalBytes, space: space) {
-                    // No live thread runs on it: only its thread control block and static TLS at the top.
-                    set.ranges.append(RootRange(top, .threadLocal(thread: 0)))
+                   Self.isCachedThreadStack(m, after: previous),
+                   let cached = cachedThreadRoots(m.start..<m.end, threadLocalBytes: threadLocalBytes, readPage: { page in
+                       try? space.readWords(at: GuestVirtualAddress(page), count: 512)
+                   }) {
+                    // No live thread runs on it: only its thread control block and static TLS at the top,
+                    // and whatever anonymous memory the kernel merged into the mapping above the stack.
+                    set.ranges.append(RootRange(cached.threadTop, .threadLocal(thread: 0)))
+                    if let above = cached.above { set.ranges.append(RootRange(above, .writable(path: m.path))) }
                     continue
                 }
                 set.ranges.append(RootRange(whole, .writable(path: m.path)))
@@ -135,34 +140,43 @@ public struct ProcessRoots {
             && previous.permissions.hasPrefix("---")
     }
 
-    /// The thread control block and static TLS of a cached thread stack: glibc puts `struct pthread`
-    /// at the top, and its `tcbhead_t` starts with two pointers to itself (`tcb` at 0, `self` at 16),
-    /// the thread pointer. The modules' static TLS blocks lie below it (their PT_TLS sizes, rounded
-    /// up, plus 64 bytes of alignment); below them the surplus for modules loaded later (800 bytes in
-    /// a static glibc 2.36 program, measured) and then the dead stack, whose top is only a few hundred
-    /// bytes lower: the surplus is left out. nil when no thread pointer is found (then the mapping is
-    /// not taken for a glibc stack).
-    func cachedThreadTop(_ m: GuestMapping, _ threadLocalBytes: UInt64, space: AddressSpace) -> Range<UInt64>? {
-        // The thread pointer is below the top by sizeof(struct pthread), rounded down to the TLS
-        // alignment: searched page by page from the top (a page never touched is not present).
-        var pageEnd = m.end & ~0xFFF
-        for _ in 0..<2 {
-            guard pageEnd >= m.start &+ 4096, pageEnd > 4096 else { return nil }
-            let page = pageEnd - 4096
-            guard let words = try? space.readWords(at: GuestVirtualAddress(page), count: 512) else { return nil }
-            var i = 512 - 3
-            while i >= 0 {
+    /// The thread control block and static TLS of a cached thread stack in the mapping `range`, and
+    /// the part of the mapping above the stack. glibc puts `struct pthread` at the top of the stack
+    /// it allocates, and its `tcbhead_t` starts with two pointers to itself (`tcb` at 0, `self` at
+    /// 16), the thread pointer; the stack ends at the page boundary at or above the end of
+    /// `struct pthread`. The kernel may have merged anonymous memory mapped right above the stack
+    /// (another thread's static TLS, a loader's data) into the same mapping, so the thread pointer
+    /// is searched from the bottom up, in the pages that are present (a dead stack has few): the
+    /// lowest one is this stack's own. The modules' static TLS blocks lie below it (their PT_TLS
+    /// sizes, rounded up, plus 64 bytes of alignment); below them the surplus for modules loaded
+    /// later (800 bytes in a static glibc 2.36 program, measured) and then the dead stack, whose top
+    /// is only a few hundred bytes lower: the surplus is left out. nil when no thread pointer is
+    /// found in the first `searchPages` pages (then the mapping is not taken for a glibc stack).
+    /// `readPage` gives a present page's 512 words (nil: not present or unreadable).
+    func cachedThreadRoots(_ range: Range<UInt64>, threadLocalBytes: UInt64,
+                           readPage: (UInt64) -> [UInt64]?) -> (threadTop: Range<UInt64>, above: Range<UInt64>?)? {
+        var page = (range.lowerBound &+ 0xFFF) & ~0xFFF
+        var pages = 0
+        while page >= range.lowerBound, range.upperBound >= 4096, page <= range.upperBound &- 4096, pages < Self.cachedStackSearchPages {
+            defer { page &+= 4096; pages += 1 }
+            guard let words = readPage(page), words.count == 512 else { continue }
+            for i in 0..<(512 - 2) {
                 let address = page &+ UInt64(i) * 8
-                if words[i] == address, words[i + 2] == address {
-                    let below = min((threadLocalBytes &+ 63) & ~63, 1 << 24) &+ 64
-                    return Range.ordered(max(m.start, address > below ? (address - below) & ~7 : 0), m.end)
-                }
-                i -= 1
+                guard address != 0, words[i] == address, words[i + 2] == address else { continue }
+                let below = min((threadLocalBytes &+ 63) & ~63, 1 << 24) &+ 64
+                let low = max(range.lowerBound, address > below ? (address - below) & ~7 : 0)
+                let (tcbEnd, overflow) = address.addingReportingOverflow(threadControlBlockBytes)
+                let stackTop = overflow ? range.upperBound : min(range.upperBound, (tcbEnd &+ 0xFFF) & ~0xFFF)
+                guard let top = Range.ordered(low, stackTop) else { return nil }
+                return (top, top.upperBound < range.upperBound ? top.upperBound..<range.upperBound : nil)
             }
-            pageEnd = page
         }
         return nil
     }
+
+    /// How far up a cached thread stack the thread pointer is searched: 64 MiB of pages (most not
+    /// present, and skipped at the cost of a page-table walk).
+    static let cachedStackSearchPages = 16_384
 
     /// The x86-64 System V red zone: a leaf function may keep data this far below its stack pointer.
     public static let redZoneBytes: UInt64 = 128

@@ -50,6 +50,35 @@ import Testing
         #expect(!ProcessRoots.isCachedThreadStack(mapping(0x7F00_0000_1000, 0x7F00_0080_1000, "rw-p", path: "[stack]"), after: guard_))
     }
 
+    /// An 8 MiB cached stack the guest kernel merged with 3 pages of anonymous memory above it
+    /// (measured with lsan-create-thread-leak: Linux 6.1 merges them, newer kernels do not). Present
+    /// pages: a dead frame with a stale pointer, the page of the thread's `struct pthread`, and the
+    /// main thread's TCB in the merged pages above. The roots are this thread's TLS and TCB up to the
+    /// stack's top, and the merged pages; never the dead frame, never the main thread's TCB as this one's.
+    @Test func aCachedStackMergedWithTheMappingAboveKeepsItsOwnTopAndThePagesAbove() {
+        let start: UInt64 = 0x7FFF_F75D_2000, stackTop: UInt64 = 0x7FFF_F7DD_2000, end: UInt64 = 0x7FFF_F7DD_5000
+        let threadPointer = stackTop - 0x940, mainThreadPointer: UInt64 = 0x7FFF_F7DD_2740
+        var pages: [UInt64: [UInt64]] = [:]
+        func put(_ value: UInt64, at address: UInt64) {
+            pages[address & ~0xFFF, default: Array(repeating: 0, count: 512)][Int(address & 0xFFF) / 8] = value
+        }
+        put(0x7FFF_E800_0F60, at: stackTop - 0x1208)               // a stale pointer in a dead frame
+        put(threadPointer, at: threadPointer); put(threadPointer, at: threadPointer + 16)
+        put(mainThreadPointer, at: mainThreadPointer); put(mainThreadPointer, at: mainThreadPointer + 16)
+        let roots = ProcessRoots()
+        let found = roots.cachedThreadRoots(start..<end, threadLocalBytes: 0x90, readPage: { pages[$0] })
+        #expect(found?.threadTop == (threadPointer - 0x100)..<stackTop)
+        #expect(found?.above == stackTop..<end)
+        // Not merged: the stack's own top ends the mapping, nothing above.
+        let alone = roots.cachedThreadRoots(start..<stackTop, threadLocalBytes: 0x90, readPage: { pages[$0] })
+        #expect(alone?.threadTop == (threadPointer - 0x100)..<stackTop && alone?.above == nil)
+        // No thread pointer (not a glibc stack) or nothing readable: not taken for a cached stack.
+        #expect(roots.cachedThreadRoots(start..<end, threadLocalBytes: 0x90, readPage: { _ in nil }) == nil)
+        #expect(roots.cachedThreadRoots(0..<0x2000, threadLocalBytes: 0x90, readPage: { _ in Array(repeating: 0, count: 512) }) == nil)
+        // Hostile: a mapping at the top of the address space and a short page never trap.
+        #expect(roots.cachedThreadRoots((UInt64.max - 0x2FFF)..<UInt64.max, threadLocalBytes: .max, readPage: { _ in [0] }) == nil)
+    }
+
     /// glibc 2.36 (measured: a thread's first malloc, its heap's first word is heap + 48).
     @Test func arenaHeapsOfGlibc235AndLaterAreRecognized() {
         #expect(ProcessRoots.isArenaPointer(0x7F55_2C00_0030))   // glibc ≥ 2.35: heap_info is 48 bytes
