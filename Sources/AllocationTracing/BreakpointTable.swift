@@ -53,7 +53,7 @@ enum BreakpointState: Equatable, Sendable, CustomStringConvertible {
 
 /// A kernel function whose ftrace `nopl` the monitor replaced with `out 0xEB, al`.
 struct KernelHook: Sendable, Codable {
-    enum Kind: String, Sendable, Codable { case mmapRegion = "mmap_region", exitMmap = "exit_mmap" }
+    enum Kind: String, Sendable, Codable { case mmapRegion = "mmap_region", exitMmap = "exit_mmap", doExit = "do_exit" }
     let kind: Kind
     let address: GuestVirtualAddress
     let physical: GuestPhysicalAddress

@@ -44,15 +44,23 @@ final class PageCachePatcher: Sendable {
         table.withLock { t in (t.sites.count, Array(Set(t.sites.values.map(\.guestPath))).sorted()) }
     }
 
-    /// Replaces the ftrace `nopl` of `mmap_region` and `exit_mmap` with `out 0xEB, al`.
+    /// Replaces the ftrace `nopl` of `mmap_region` and `exit_mmap` (required) and of `do_exit`
+    /// (optional: without it, an exit scan has only the last thread's registers; a note says so)
+    /// with `out 0xEB, al`.
     func armKernelHooks(view: KernelView, memory: GuestMemory) throws(TrackerError) -> Int {
         var count = 0
-        for kind in [KernelHook.Kind.mmapRegion, .exitMmap] {
+        for kind in [KernelHook.Kind.mmapRegion, .exitMmap, .doExit] {
             let address: GuestVirtualAddress, physical: GuestPhysicalAddress, bytes: [UInt8]
-            do { address = try view.symbol(kind.rawValue) } catch { throw .kernel(error) }
-            do { physical = try view.space.translate(address).physicalAddress } catch { throw .translation(error) }
-            do { bytes = try memory.read(at: physical, count: 5) } catch { throw .memory(error) }
-            guard bytes == Self.ftraceNop else { throw .kernelHook(kind.rawValue, firstBytes: bytes) }
+            do throws(TrackerError) {
+                do { address = try view.symbol(kind.rawValue) } catch { throw .kernel(error) }
+                do { physical = try view.space.translate(address).physicalAddress } catch { throw .translation(error) }
+                do { bytes = try memory.read(at: physical, count: 5) } catch { throw .memory(error) }
+                guard bytes == Self.ftraceNop else { throw .kernelHook(kind.rawValue, firstBytes: bytes) }
+            } catch {
+                guard kind == .doExit else { throw error }
+                notes.add("exit scans see only the last thread's registers: do_exit cannot be hooked (\(error))")
+                continue
+            }
             rememberPage(physical, memory: memory)
             do { try memory.write(KernelHookPort.instruction, at: physical) } catch { throw .memory(error) }
             table.withLock {

@@ -1,3 +1,4 @@
+import Reachability
 import AllocationLedger
 import GuestInterface
 import GuestMemory
@@ -77,7 +78,8 @@ extension UserAllocationTracker {
         counters.withLock { $0.exitHooks += 1 }
         guard let view = try? KernelView(kernel: patcher.kernel, memory: memory, vcpus: [trap.state]),
               let root = try? view.pageTableRoot(ofMM: mm) else { return }
-        if let exitObserver { exitObserver(exitingSpace(mm: mm, root: root, view: view, vcpu: trap.state.index)) }
+        let exited = exitedThreads.withLock { $0.take(mm: mm) }
+        if let exitObserver { exitObserver(exitingSpace(mm: mm, root: root, view: view, vcpu: trap.state.index, exited: exited)) }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }
         spaces.withLock { $0.forget(root) }
@@ -87,13 +89,26 @@ extension UserAllocationTracker {
     /// An address space as it is torn down: its memory is intact and nothing else uses it. On
     /// exit the exiting thread (the last one) gives registers and stack; on exec the old image has
     /// no thread left.
-    func exitingSpace(mm: UInt64, root: PageTableRoot, view: KernelView, vcpu: Int) -> AddressSpaceExit {
+    func exitingSpace(mm: UInt64, root: PageTableRoot, view: KernelView, vcpu: Int, exited: [ThreadRootState] = []) -> AddressSpaceExit {
         var threads: [GuestTask] = []
         let current = (try? view.currentTasks()) ?? [:]
         if let address = current[vcpu], let task = try? view.task(at: address), task.flags & Self.taskExiting != 0 {
             threads = [task]
         }
-        return AddressSpaceExit(root: root, mm: mm, threads: threads, view: view, current: current)
+        // On exec there is no exiting thread, and the old image's threads are not roots of it.
+        return AddressSpaceExit(root: root, mm: mm, threads: threads, exitedThreads: threads.isEmpty ? [] : exited,
+                                view: view, current: current)
+    }
+
+    /// The `do_exit` hook: a thread dies. When it dies in its group's exit (not on its own), its
+    /// registers, stack pointer and thread pointer are kept for its address space's exit scan.
+    func threadExiting(trap: GuestTrap, memory: GuestMemory) {
+        guard let view = try? KernelView(kernel: patcher.kernel, memory: memory, vcpus: [trap.state]),
+              let current = try? view.currentTasks(), let address = current[trap.state.index],
+              let task = try? view.task(at: address), task.mm != 0, !task.isKernelThread,
+              (try? view.isInGroupExit(task)) == true,
+              let state = try? ThreadRootState.read(task, view: view, current: current) else { return }
+        exitedThreads.withLock { $0.add(state, mm: task.mm) }
     }
 
     /// PF_EXITING in `task_struct.flags`.

@@ -25,6 +25,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let counters = Mutex(TrackerCounters())
     /// Guards which address spaces predate arming, were abandoned, or had a trampoline fault noted.
     let spaces = Mutex(TrackedSpaces())
+    /// Guards the threads that died in their group's exit, by `mm`, until the space's exit scan.
+    let exitedThreads = Mutex(ExitedThreads())
     /// Guards the arming outcome and who to tell of it.
     let arming = Mutex(ArmingProgress())
     /// Whether breakpoints or trampolines may be in the guest (false after `disarm`).
@@ -135,6 +137,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         switch hook.kind {
         case .mmapRegion: mapped(file: trap.state.registers.rdi, trap: trap, memory: memory)
         case .exitMmap: exiting(mm: trap.state.registers.rdi, trap: trap, memory: memory)
+        case .doExit: threadExiting(trap: trap, memory: memory)
         }
         trap.resume.rip = hook.address.rawValue &+ 5     // past the whole 5-byte nopl the hook replaced
         return true

@@ -6,6 +6,9 @@ public struct KernelLayout: Sendable {
     public struct TaskStruct: Sendable {
         public var tasks = 0, pid = 0, tgid = 0, comm = 0, commLength = 0, state = 0, exitState = 0
         public var flags = 0, mm = 0, realParent = 0, stack = 0, threadGroup = 0, threadSP = 0, threadFSBase = 0
+        /// `task_struct.signal` and `signal_struct.flags` (nil when the BTF lacks them: group exits
+        /// are then not told apart).
+        public var signal: Int?, signalFlags: Int?
     }
     public struct MMStruct: Sendable {
         public var mapleRoot = 0, pgd = 0, argStart = 0, argEnd = 0, startStack = 0, startBrk = 0, brk = 0
@@ -107,6 +110,8 @@ public struct KernelLayout: Sendable {
         task.threadGroup = try at("task_struct", "thread_group")
         task.threadSP = try at("task_struct", "thread.sp")
         task.threadFSBase = try at("task_struct", "thread.fsbase")
+        task.signal = try? at("task_struct", "signal")
+        task.signalFlags = try? at("signal_struct", "flags")
 
         mm.mapleRoot = try at("mm_struct", "mm_mt") + (try at("maple_tree", "ma_root"))
         mm.pgd = try at("mm_struct", "pgd")

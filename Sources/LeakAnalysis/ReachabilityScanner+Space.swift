@@ -8,11 +8,13 @@ import X86
 /// The scan of one address space: roots, marking, verdicts and what the report says of it.
 extension ReachabilityScanner {
     /// Scans one address space. `threads` are the process's threads (for an exiting process: the
-    /// exiting task alone; for an exec: none). The scan stops at `deadline` (monotonic ns; default:
-    /// the scan time limit from now) or at the memory limit, with an incomplete result. Returns nil
-    /// when the space has no live blocks.
+    /// exiting task alone, and `exitedThreads` the group's threads that died in the exit before it;
+    /// for an exec: none). The scan stops at `deadline` (monotonic ns; default: the scan time limit
+    /// from now) or at the memory limit, with an incomplete result. Returns nil when the space has
+    /// no live blocks.
     @discardableResult
-    public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], view: KernelView, current: [Int: UInt64],
+    public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], exitedThreads: [ThreadRootState] = [],
+                     view: KernelView, current: [Int: UInt64],
                      kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil) -> SpaceScan? {
         let blocks = ledger.liveBlocks(of: root)
         guard !blocks.isEmpty else { return nil }
@@ -34,12 +36,12 @@ extension ReachabilityScanner {
             var rootsFound = true
             let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
             var exitFrame: ExitFrame?
-            if kind == Self.exitKind, !threads.isEmpty, let mappings = try? view.mappings(ofMM: mm) {
+            if kind == Self.exitKind, !threads.isEmpty || !exitedThreads.isEmpty, let mappings = try? view.mappings(ofMM: mm) {
                 exitFrame = s.exitLocator?.exitFrame(mappings: mappings, space: space)
             }
             do {
                 roots = try ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space,
-                                                   blocks: index, exitFrame: exitFrame)
+                                                   blocks: index, exitFrame: exitFrame, exitedThreads: exitedThreads)
             } catch {
                 // Without the mappings there are no memory roots: every block would look leaked.
                 notes.append("roots could not be collected (\(error))")

@@ -36,8 +36,8 @@ public struct UserTracking: Sendable {
         if scansAtExit {
             let exits = self.exits
             onExit = { exit in
-                _ = scanner.scan(space: exit.root, mm: exit.mm, threads: exit.threads, view: exit.view,
-                                 current: exit.current, kind: ReachabilityScanner.exitKind)
+                _ = scanner.scan(space: exit.root, mm: exit.mm, threads: exit.threads, exitedThreads: exit.exitedThreads,
+                                 view: exit.view, current: exit.current, kind: ReachabilityScanner.exitKind)
                 exits.notify()
             }
         }

@@ -5,7 +5,8 @@ import X86
 ///
 /// - the user registers of every thread (the vCPU's for a thread running in user mode, else the
 ///   `pt_regs` saved at kernel entry), and its vector registers (xmm, ymm: the vCPU's, else the
-///   kernel's saved `fpstate`);
+///   kernel's saved `fpstate`); at exit, also those of the threads that were alive when the group's
+///   exit began, as they were when each died;
 /// - each live thread's stack from its stack pointer (minus the red zone) to the end of the mapping;
 ///   at exit, the exiting thread's stack only from where `exit` was entered (`ExitFrame`); a thread
 ///   whose stack pointer lies inside a live heap block (a stack the program allocated) has the part
@@ -35,9 +36,11 @@ public struct ProcessRoots {
     ///   - blocks: the live blocks, cut out of every root range (nil: none known).
     ///   - exitFrame: at exit, where `exit` lies: a thread that called it has its stack scanned
     ///     only from `exit`'s entry stack pointer.
+    ///   - exitedThreads: at exit, the threads that were alive when the group's exit began and died
+    ///     before this scan, as they were when they died (a thread also in `threads` is read live).
     public func collect(view: KernelView, mm: UInt64, threads: [GuestTask], current: [Int: UInt64],
-                        space: AddressSpace, blocks: HeapBlockIndex? = nil,
-                        exitFrame: ExitFrame? = nil) throws(IntrospectionError) -> ProcessRootSet {
+                        space: AddressSpace, blocks: HeapBlockIndex? = nil, exitFrame: ExitFrame? = nil,
+                        exitedThreads: [ThreadRootState] = []) throws(IntrospectionError) -> ProcessRootSet {
         var set = ProcessRootSet()
         let mappings = try view.mappings(ofMM: mm)
         func mapping(containing address: UInt64) -> GuestMapping? {
@@ -48,40 +51,38 @@ public struct ProcessRoots {
         var threadLocals: [(Int32, UInt64)] = []
         // Stacks inside heap blocks: kept whole when the blocks are cut out of the other ranges.
         var stacksInBlocks: [RootRange] = []
+        var states: [ThreadRootState] = []
         for task in threads {
-            do {
-                let (registers, _) = try view.userRegisters(of: task, current: current)
-                set.registerWords += registers.generalPurpose
-                // Vector registers too; a thread whose saved state cannot be read keeps its other roots.
-                if let vector = try? view.vectorRegisterWords(of: task, current: current) {
-                    set.registerWords += vector
-                } else {
-                    set.threadsWithoutVectorRegisters.append(task.pid)
-                }
-                set.threads.append(task.pid)
-                let rsp = registers.rsp
-                let belowRedZone = rsp > Self.redZoneBytes ? rsp - Self.redZoneBytes : 0
-                if let blocks, let hit = blocks.block(containing: rsp) {
-                    let block = blocks.range(of: hit.block)
-                    if let stack = Range.ordered(max(block.lowerBound, belowRedZone & ~7), block.upperBound) {
-                        stacksInBlocks.append(RootRange(stack, .stack(thread: task.pid)))
-                    }
-                } else if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw") {
-                    var low = max(m.start, belowRedZone) & ~7
-                    if let exitFrame, let entry = exitEntry(exitFrame, rsp: rsp, stackEnd: m.end, space: space) {
-                        low = entry
-                        set.exitEntries[task.pid] = entry
-                    }
-                    if let stack = Range.ordered(low, m.end) {
-                        stackMappings.insert(m.start)
-                        set.ranges.append(RootRange(stack, .stack(thread: task.pid)))
-                    }
-                }
-                let fs = try view.fsBase(of: task, current: current)
-                if fs != 0 { threadLocals.append((task.pid, fs)) }
-            } catch {
+            do { states.append(try ThreadRootState.read(task, view: view, current: current)) } catch {
                 set.missingThreads.append(MissingThread(pid: task.pid, error: error))
             }
+        }
+        let live = Set(threads.map(\.pid))
+        states += exitedThreads.filter { !live.contains($0.pid) }
+        for thread in states {
+            set.registerWords += thread.generalPurpose
+            // Vector registers too; a thread whose saved state cannot be read keeps its other roots.
+            if let vector = thread.vector { set.registerWords += vector } else { set.threadsWithoutVectorRegisters.append(thread.pid) }
+            set.threads.append(thread.pid)
+            let rsp = thread.stackPointer
+            let belowRedZone = rsp > Self.redZoneBytes ? rsp - Self.redZoneBytes : 0
+            if let blocks, let hit = blocks.block(containing: rsp) {
+                let block = blocks.range(of: hit.block)
+                if let stack = Range.ordered(max(block.lowerBound, belowRedZone & ~7), block.upperBound) {
+                    stacksInBlocks.append(RootRange(stack, .stack(thread: thread.pid)))
+                }
+            } else if let m = mapping(containing: rsp), m.permissions.hasPrefix("rw") {
+                var low = max(m.start, belowRedZone) & ~7
+                if let exitFrame, let entry = exitEntry(exitFrame, rsp: rsp, stackEnd: m.end, space: space) {
+                    low = entry
+                    set.exitEntries[thread.pid] = entry
+                }
+                if let stack = Range.ordered(low, m.end) {
+                    stackMappings.insert(m.start)
+                    set.ranges.append(RootRange(stack, .stack(thread: thread.pid)))
+                }
+            }
+            if thread.threadPointer != 0 { threadLocals.append((thread.pid, thread.threadPointer)) }
         }
         // Loaded objects: RELRO ranges and TLS sizes, from their program headers.
         var threadLocalBytes: UInt64 = 0

@@ -52,6 +52,15 @@ struct CorpusTests {
         #expect(share >= 0.95, "only \(exact) of \(corpus.expected.count) builds match:\n\(lines.joined(separator: "\n"))")
     }
 
+    /// The reference is valgrind's answer on this machine, not a table that drifted from it:
+    /// scripts/corpus-valgrind.sh --check runs valgrind over every build and compares.
+    @Test(.enabled(if: HostTools.which("valgrind") != nil, "needs valgrind (scripts/setup.sh)"))
+    func valgrindStillGivesTheCommittedClasses() throws {
+        let script = LeakVisorProcess.packageRoot.appendingPathComponent("scripts/corpus-valgrind.sh").path
+        let result = try HostTools.run("/bin/bash", [script, "--check"])
+        #expect(result.status == 0, "\(result.output.suffix(4000))")
+    }
+
     /// `LV-RAN /corpus/NAME STATUS` lines: each build's exit status.
     static func exitStatuses(_ console: String) -> [String: Int] {
         var result: [String: Int] = [:]
