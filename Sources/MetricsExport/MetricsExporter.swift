@@ -2,7 +2,8 @@ import Prometheus
 import LeakAnalysis
 import Synchronization
 
-/// A tracking session's metrics in the Prometheus text exposition format (0.0.4), through
+/// A tracking session's metrics in the Prometheus text exposition format (0.0.4; or OpenMetrics
+/// 1.0.0, converted from it, for scrapers that ask for it), through
 /// swift-prometheus's registry: scans are recorded as they happen (`recordScan`), everything else
 /// is set from a `MetricsSample` at each scrape (`exposition(of:)`). Per-process series follow the
 /// sample: a process no longer in it loses its series; at most `processSeriesLimit` are kept.
@@ -12,8 +13,8 @@ public final class MetricsExporter: Sendable {
     public static let processSeriesLimit = 200
     /// Upper bounds of the scan pause histogram's buckets, in seconds.
     public static let pauseBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
-    /// The content type of `exposition(of:)`.
-    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    /// The content type of `exposition(of:)` in the default format.
+    public static let contentType = MetricsFormat.prometheus.contentType
 
     let registry = PrometheusCollectorRegistry()
     let scans: Counter
@@ -83,12 +84,14 @@ public final class MetricsExporter: Sendable {
         collectionSeconds.set(seconds.isFinite ? max(0, seconds) : 0)
     }
 
-    /// The text exposition of every metric, with the per-scrape ones set from `sample`.
-    public func exposition(of sample: MetricsSample) -> [UInt8] {
-        state.withLock { s in
+    /// The text exposition of every metric in `format`, with the per-scrape ones set from `sample`.
+    public func exposition(of sample: MetricsSample, format: MetricsFormat = .prometheus) -> [UInt8] {
+        let text = state.withLock { s in
             update(&s, sample)
             return registry.emitToBuffer()
         }
+        guard format == .openMetrics else { return text }
+        return Array(OpenMetricsText.from(prometheus: String(decoding: text, as: UTF8.self)).utf8)
     }
 
     private func update(_ s: inout State, _ sample: MetricsSample) {

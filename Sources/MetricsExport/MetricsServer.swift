@@ -33,8 +33,9 @@ public final class MetricsServer: Sendable {
     private let listener: TCPSocket
     private let connections: Connections
 
-    /// Binds `address` and starts serving; `body` is called once per scrape of /metrics.
-    public init(address: ListenAddress, limits: Limits = Limits(), body: @escaping @Sendable () -> Body) throws(MetricsError) {
+    /// Binds `address` and starts serving; `body` is called once per scrape of /metrics, in the
+    /// format the scraper's `Accept` header asks for.
+    public init(address: ListenAddress, limits: Limits = Limits(), body: @escaping @Sendable (MetricsFormat) -> Body) throws(MetricsError) {
         listener = try TCPSocket.listen(on: address)
         self.address = address.with(port: listener.boundPort() ?? address.port)
         let connections = Connections(limits: limits, body: body)
@@ -57,10 +58,10 @@ public final class MetricsServer: Sendable {
 /// What the client threads share: the limits, how many are open, and the body source.
 private final class Connections: Sendable {
     let limits: MetricsServer.Limits
-    let body: @Sendable () -> MetricsServer.Body
+    let body: @Sendable (MetricsFormat) -> MetricsServer.Body
     let open = Mutex(0)
 
-    init(limits: MetricsServer.Limits, body: @escaping @Sendable () -> MetricsServer.Body) {
+    init(limits: MetricsServer.Limits, body: @escaping @Sendable (MetricsFormat) -> MetricsServer.Body) {
         self.limits = limits
         self.body = body
     }
@@ -126,7 +127,7 @@ private final class Connections: Sendable {
         guard request.path == "/metrics" else {
             return Self.response(status: "404 Not Found", text: "not found; metrics are at /metrics\n", headOnly: request.method == "HEAD")
         }
-        let body = self.body()
+        let body = self.body(MetricsFormat(accept: request.accept))
         return Self.response(status: "200 OK", contentType: body.contentType, body: body.bytes, headOnly: request.method == "HEAD")
     }
 

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// Live metrics end to end: a tracked guest leaking in a loop with periodic scans, scraped while
-/// it runs by curl and checked by `promtool check metrics` (Debian's prometheus); its outstanding
+/// it runs by curl and checked by `promtool check metrics` (Debian's prometheus), and once as
+/// OpenMetrics by python3-prometheus-client's strict parser; its outstanding
 /// bytes grow between scrapes, and once the program exited the scrape says what the final report says.
 @Suite(.enabled(if: LeakVisorProcess.executable != nil && LeakVisorProcess.imageBuilt
                     && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
@@ -16,18 +17,43 @@ struct MetricsTests {
         var samples: [String: Double] = [:]
         var seconds: Double
 
-        init(_ url: String) throws {
-            let curl = try Self.run("/usr/bin/curl", ["-sS", "--fail", "--max-time", "10", "-w", "%{stderr}%{time_total}", url])
-            seconds = Double(curl.error.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
+        /// `openMetrics`: ask as Prometheus does (OpenMetrics first) and check the answer with the
+        /// strict OpenMetrics parser of Debian's python3-prometheus-client instead of promtool.
+        init(_ url: String, openMetrics: Bool = false) throws {
+            let accept = openMetrics ? ["-H", "Accept: " + Self.prometheusAccept] : []
+            let curl = try Self.run("/usr/bin/curl", ["-sS", "--fail", "--max-time", "10", "-w", "%{stderr}%{time_total} %{content_type}"]
+                                    + accept + [url])
+            let written = curl.error.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 1)
+            seconds = written.first.flatMap { Double($0) } ?? .nan
             text = String(decoding: curl.output, as: UTF8.self)
             #expect(curl.status == 0 && !seconds.isNaN, "curl: \(curl.error)")
-            let check = try Self.run("/usr/bin/promtool", ["check", "metrics"], input: curl.output)
-            #expect(check.status == 0, "promtool: \(String(decoding: check.output, as: UTF8.self)) \(check.error)")
+            let type = written.count > 1 ? String(written[1]) : ""
+            if openMetrics {
+                #expect(type.hasPrefix("application/openmetrics-text; version=1.0.0"), "content type \(type)")
+                let check = try Self.run("/usr/bin/python3", ["-c", Self.openMetricsCheck], input: curl.output)
+                #expect(check.status == 0, "OpenMetrics parser: \(String(decoding: check.output, as: UTF8.self)) \(check.error)")
+            } else {
+                #expect(type.hasPrefix("text/plain; version=0.0.4"), "content type \(type)")
+                let check = try Self.run("/usr/bin/promtool", ["check", "metrics"], input: curl.output)
+                #expect(check.status == 0, "promtool: \(String(decoding: check.output, as: UTF8.self)) \(check.error)")
+            }
             for line in text.split(separator: "\n") where !line.hasPrefix("#") {
                 guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
                 samples[String(line[..<space])] = value
             }
         }
+
+        /// The Accept header Prometheus 2.x sends when it scrapes.
+        static let prometheusAccept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+            + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        /// Parses stdin with prometheus_client's OpenMetrics parser (it rejects a missing `# EOF`,
+        /// counters named wrongly, blank lines...); prints the families and samples it read.
+        static let openMetricsCheck = """
+            import sys
+            from prometheus_client.openmetrics.parser import text_string_to_metric_families
+            families = list(text_string_to_metric_families(sys.stdin.read()))
+            print(len(families), "families", sum(len(f.samples) for f in families), "samples")
+            """
 
         /// The series of lv-leak-loop's process (one, by its label), as (labels, bytes).
         func loop(_ metric: String = "leakvisor_process_outstanding_bytes") -> (String, Double)? {
@@ -76,6 +102,10 @@ struct MetricsTests {
         let first = try Scrape(url)
         #expect(guest.waitFor("lv-prog lv-leak-loop iteration 50", timeout: 300))
         let second = try Scrape(url)
+        // As Prometheus itself scrapes: OpenMetrics, with the same series.
+        let open = try Scrape(url, openMetrics: true)
+        #expect(open.text.hasSuffix("# EOF\n") && open.text.contains("# TYPE leakvisor_scans counter\n"), "\(open.text.suffix(2000))")
+        #expect(open.loop() != nil && (open.samples["leakvisor_scans_total"] ?? 0) >= 1, "\(open.text.prefix(3000))")
         let (labels, before) = try #require(first.loop(), "lv-leak-loop's series: \(first.text.prefix(3000))")
         let after = try #require(second.loop()?.1)
         #expect(labels.contains("state=\"live\""))

@@ -15,7 +15,7 @@ import Testing
     }
 
     static func server(_ limits: MetricsServer.Limits = MetricsServer.Limits(), scrapes: ScrapeCount? = nil) throws -> MetricsServer {
-        try MetricsServer(address: ListenAddress(parsing: "127.0.0.1:0"), limits: limits) {
+        try MetricsServer(address: ListenAddress(parsing: "127.0.0.1:0"), limits: limits) { _ in
             scrapes?.value.withLock { $0 += 1 }
             return body
         }
@@ -114,9 +114,9 @@ import Testing
     @Test func anAddressInUseIsATypedError() throws {
         let server = try Self.server()
         defer { server.stop() }
-        #expect(throws: MetricsError.self) { try MetricsServer(address: server.address) { Self.body } }
+        #expect(throws: MetricsError.self) { try MetricsServer(address: server.address) { _ in Self.body } }
         do {
-            _ = try MetricsServer(address: server.address) { Self.body }
+            _ = try MetricsServer(address: server.address) { _ in Self.body }
         } catch {
             #expect(error.description.contains("cannot listen for metrics at \(server.address)"), "\(error)")
         }
@@ -152,6 +152,8 @@ import Testing
         #expect(HTTPRequestHead.parse(Array("GET /metrics HTTP/1.1\r\n".utf8)) == .incomplete)
         #expect(HTTPRequestHead.parse(Array("GET /metrics HTTP/1.1\r\nA: b\r\n\r\n".utf8)) == .request(HTTPRequestHead(method: "GET", path: "/metrics")))
         #expect(HTTPRequestHead.parse(Array("GET /a?b?c HTTP/1.0\n\n".utf8)) == .request(HTTPRequestHead(method: "GET", path: "/a")))
+        #expect(HTTPRequestHead.parse(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nACCEPT:  application/openmetrics-text \r\n\r\n".utf8))
+                == .request(HTTPRequestHead(method: "GET", path: "/metrics", accept: "application/openmetrics-text")))
         #expect(HTTPRequestHead.parse(Array("GET  /metrics HTTP/1.1\r\n\r\n".utf8)) == .malformed)
         #expect(HTTPRequestHead.parse(Array("get /metrics HTTP/1.1\r\n\r\n".utf8)) == .malformed)
         #expect(HTTPRequestHead.parse(Array("GET metrics HTTP/1.1\r\n\r\n".utf8)) == .malformed)
@@ -159,5 +161,44 @@ import Testing
         #expect(HTTPRequestHead.parse([0xff, 0xfe, 0x20, 0x2f, 0x20, 0x0a, 0x0a]) == .malformed)
         #expect(HTTPRequestHead.parse([]) == .incomplete)
         #expect(HTTPRequestHead.parse([0x0a, 0x0a]) == .malformed)
+    }
+
+    /// Prometheus's own Accept header asks for OpenMetrics first; curl's default and a missing
+    /// header get Prometheus text; a quality of 0 or a preferred text/plain keep Prometheus text.
+    @Test func theAcceptHeaderChoosesTheFormat() {
+        let prometheusServer = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+            + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        #expect(MetricsFormat(accept: prometheusServer) == .openMetrics)
+        #expect(MetricsFormat(accept: nil) == .prometheus)
+        #expect(MetricsFormat(accept: "*/*") == .prometheus)
+        #expect(MetricsFormat(accept: "application/openmetrics-text; q=0") == .prometheus)
+        #expect(MetricsFormat(accept: "text/plain, application/openmetrics-text; q=0.5") == .prometheus)
+        #expect(MetricsFormat(accept: ";;,,q=") == .prometheus)
+    }
+
+    /// Counters lose `_total` in their family's TYPE and HELP lines only, blank lines go, `# EOF` ends it.
+    @Test func openMetricsTextNamesCounterFamiliesWithoutTotal() {
+        let text = """
+            # HELP lv_scans_total Scans.
+            # TYPE lv_scans_total counter
+            lv_scans_total 3
+
+            # TYPE lv_bytes gauge
+            lv_bytes{class="definitely_lost"} 32
+            # TYPE lv_total_bytes gauge
+            lv_total_bytes 1
+
+            """
+        #expect(OpenMetricsText.from(prometheus: text) == """
+            # HELP lv_scans Scans.
+            # TYPE lv_scans counter
+            lv_scans_total 3
+            # TYPE lv_bytes gauge
+            lv_bytes{class="definitely_lost"} 32
+            # TYPE lv_total_bytes gauge
+            lv_total_bytes 1
+            # EOF
+
+            """)
     }
 }
