@@ -1,5 +1,6 @@
 import Foundation
 import GuestImage
+import SnapshotFile
 import VMM
 
 /// Why a benchmark could not give its figures.
@@ -40,6 +41,23 @@ public enum BenchmarkBoot {
         config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: config.initrd ?? [])
         config.payload = try GuestPayload.archive(command: ["sh", "-c", command], additions: [], unixTime: Int(Date().timeIntervalSince1970))
         return config
+    }
+
+    /// A machine for `config`: restored from the snapshot cache (`LEAKVISOR_SNAPSHOT_DIR` or its
+    /// default, as `leakvisor run` uses it) when a snapshot of this image and machine shape waiting
+    /// for its payload is there, else booted cold (minutes on kvm_pvm). Says which.
+    public static func machine(_ config: MachineConfiguration) throws -> Machine {
+        let policy = HostDetection.detect()
+        let identity = SnapshotCache.identity(of: config)
+        let path = SnapshotCache(directory: SnapshotCache.defaultDirectory()).path(for: config, identity: identity, policy: policy)
+        if config.trapHandlerAwaitsPayload, FileManager.default.fileExists(atPath: path),
+           let snapshot = try? SnapshotReader.read(path, expecting: identity), snapshot.contents.monitorStateSaysGuestAwaitsPayload,
+           let machine = try? Machine(restoring: snapshot, config, policy: policy) {
+            say("restored the snapshot \(path)")
+            return machine
+        }
+        say("booting cold (no snapshot of this image and machine shape in the snapshot cache; several minutes on kvm_pvm)")
+        return try Machine(config, policy: policy)
     }
 
     static func readFile(_ path: String) throws(BenchmarkError) -> [UInt8] {

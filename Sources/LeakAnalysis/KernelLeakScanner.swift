@@ -42,18 +42,24 @@ public struct KernelLeakScanner: Sendable {
     ///   - now: the caller's clock, in the seconds of `KernelScanObject.allocatedAt`.
     ///   - writtenFrames: guest-physical frames written since the previous scan (dirty log); nil
     ///     when unknown (then the written rule does not apply).
-    ///   - budget: when the scan must stop (it is then incomplete).
+    ///   - cache: candidate words of the frames earlier scans read (`CandidateWindow.kernel`), kept
+    ///     across scans by the caller: `writtenFrames` must name every frame written since the
+    ///     cache was last used. Written frames are dropped and read again (all when
+    ///     `writtenFrames` is nil); nil: every scan reads all it marks through.
+    ///   - budget: when the scan must stop (it is then incomplete), and the bytes the cache may hold.
     public mutating func scan(view: KernelView, objects: [KernelScanObject], freedSlots: [UInt64: UInt64] = [:],
                               extraRoots: [Range<UInt64>] = [], now: Double, writtenFrames: Set<UInt64>?,
-                              budget: ScanBudget = .unlimited) -> KernelScanResult {
+                              cache: FrameCandidateCache? = nil, budget: ScanBudget = .unlimited) -> KernelScanResult {
         let started = DispatchTime.now().uptimeNanoseconds
         let roots = view.kernelRoots()
         let rootSeconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
-        var source = KernelMemorySource(space: view.space, directMapBase: try? view.directMapBase(), budget: budget)
+        Self.prepare(cache, written: writtenFrames, memoryBytes: budget.memoryBytes)
+        var source = KernelMemorySource(space: view.space, directMapBase: try? view.directMapBase(), cache: cache, budget: budget)
         var result = scan(objects: objects, roots: roots, memory: &source, freedSlots: freedSlots, extraRoots: extraRoots,
                           now: now, writtenFrames: writtenFrames)
         result.statistics.rootSeconds = rootSeconds
         result.statistics.bytesScanned = source.bytesScanned
+        result.statistics.cache = Self.finish(source.cache)
         if source.unreadablePages > 0 { result.problems.append("\(source.unreadablePages) mapped kernel page(s) could not be read") }
         if source.stop != nil { result.problems.append("the scan stopped at its time limit") }
         return result
@@ -171,6 +177,22 @@ public struct KernelLeakScanner: Sendable {
         statistics.objects = objects.count
         statistics.markSeconds = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
         return KernelScanResult(verdicts: verdicts, statistics: statistics, complete: complete, problems: problems)
+    }
+
+    /// Before a scan: drops from `cache` the frames written since it was last used (everything when
+    /// that is unknown, or when it holds more than half of `memoryBytes`), and zeroes its counters.
+    static func prepare(_ cache: FrameCandidateCache?, written: Set<UInt64>?, memoryBytes: UInt64) {
+        guard let cache else { return }
+        if let written, cache.storedBytes <= memoryBytes / 2 { cache.invalidate(written) } else { cache.invalidateAll() }
+        cache.resetCounters()
+    }
+
+    /// After a scan: keeps in `cache` only the frames this scan used (it follows the roots and
+    /// objects, and does not grow without bound), and returns its figures.
+    static func finish(_ cache: FrameCandidateCache?) -> KernelScanStatistics.CacheFigures? {
+        guard let cache else { return nil }
+        cache.retainTouched()
+        return KernelScanStatistics.CacheFigures(framesRead: cache.framesRead, framesReused: cache.framesReused, storedBytes: cache.storedBytes)
     }
 
     /// FNV-1a over the pointer-like words of `range` and their count.

@@ -101,9 +101,15 @@ public struct KernelScanReport: Sendable, Codable, Equatable {
     public var pauseSeconds: Double
     public var complete: Bool
     public var problems: [String]
+    /// Frames read from guest memory and frames the frame cache served; absent when the scan had
+    /// no cache (and in reports written before it had one).
+    public var pagesRead: Int?
+    public var pagesReused: Int?
+    /// Bytes the frame cache holds after the scan.
+    public var cacheBytes: UInt64?
 
     public init(seconds: Double, scans: Int, objects: Int, rootBytes: UInt64, bytesScanned: UInt64, writtenObjects: Int,
-                pauseSeconds: Double, complete: Bool, problems: [String]) {
+                pauseSeconds: Double, complete: Bool, problems: [String], cache: KernelScanStatistics.CacheFigures? = nil) {
         self.seconds = seconds
         self.scans = scans
         self.objects = objects
@@ -113,6 +119,7 @@ public struct KernelScanReport: Sendable, Codable, Equatable {
         self.pauseSeconds = pauseSeconds
         self.complete = complete
         self.problems = problems
+        (pagesRead, pagesReused, cacheBytes) = (cache?.framesRead, cache?.framesReused, cache?.storedBytes)
     }
 }
 

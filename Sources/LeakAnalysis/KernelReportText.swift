@@ -11,7 +11,8 @@ extension LeakReportText {
         if let scan = k.scan {
             out += "\(tag) kernel scan \(scan.scans) at \(String(format: "%.1f", scan.seconds)) s: \(scan.objects) object(s),"
                 + " \(scan.rootBytes) root byte(s), \(scan.bytesScanned) byte(s) scanned, \(scan.writtenObjects) object(s) written"
-                + " since the previous scan; pause \(String(format: "%.0f", scan.pauseSeconds * 1000)) ms\n"
+                + " since the previous scan" + (scan.pagesRead.map { "; \($0) page(s) read, \(scan.pagesReused ?? 0) reused" } ?? "")
+                + "; pause \(String(format: "%.0f", scan.pauseSeconds * 1000)) ms\n"
             if !scan.complete {
                 out += "\(tag) scan INCOMPLETE: nothing new reported (\(scan.problems.prefix(3).joined(separator: "; ")))\n"
             }

@@ -96,6 +96,20 @@ public struct KernelScanStatistics: Sendable, Equatable {
     /// Seconds spent enumerating roots, and marking plus verdicts.
     public var rootSeconds = 0.0
     public var markSeconds = 0.0
+    /// The frame cache's part, when the scan had one.
+    public var cache: CacheFigures?
+
+    /// Frames a scan read from guest memory and frames the cache served, and what the cache
+    /// holds after the scan.
+    public struct CacheFigures: Sendable, Equatable {
+        public var framesRead: Int
+        public var framesReused: Int
+        public var storedBytes: UInt64
+
+        public init(framesRead: Int, framesReused: Int, storedBytes: UInt64) {
+            (self.framesRead, self.framesReused, self.storedBytes) = (framesRead, framesReused, storedBytes)
+        }
+    }
 
     public init() {}
 

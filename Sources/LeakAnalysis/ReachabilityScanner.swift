@@ -15,7 +15,7 @@ import X86
 /// lock is never held while waiting for a pause, so a vCPU in the exit hook cannot deadlock with one.
 public final class ReachabilityScanner: Sendable {
     struct State: Sendable {
-        let cache = FrameCandidateCache()
+        let cache = FrameCandidateCache(window: .user)
         var history = PageWriteHistory()
         var writes: (any GuestWriteTracking)?
         /// Frames the previous scans used: what the concurrent phase refreshes.

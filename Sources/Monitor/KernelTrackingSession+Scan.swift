@@ -17,6 +17,9 @@ struct KernelScanSetup: Sendable {
 /// What the kernel leak scans keep between scans.
 struct KernelScanResults: Sendable {
     var scanner = KernelLeakScanner()
+    /// Kernel-half candidate words of the frames the latest scan read; each scan drops the frames
+    /// the write log says were written since the previous one (all of them without a log).
+    let cache = FrameCandidateCache(window: .kernel)
     var latest: KernelReportBuilder.LatestScan?
     /// Kernel addresses symbolized during pauses (module frames need the paused guest's memory),
     /// valid while the module list they were read under stays the same.
@@ -86,12 +89,14 @@ extension KernelTrackingSession {
         let ledger = tracker.ledger
         let objects = ledger.liveObjects()
         let modules = (try? view.loadedModules()) ?? []
+        // The frames written since the previous scan: for the written rule and the frame cache. No
+        // log, or a harvest that failed: nil, and the scan reads everything (nothing is missed).
         let written: Set<UInt64>?
         do { written = try scans.withLock({ $0.writeLog }).map { Set(try $0.harvest().frames) } } catch { written = nil }
         let budget = ScanBudget(deadline: ScanBudget.monotonicNanoseconds() &+ 25_000_000_000)
         let result = state.scanner.scan(view: view, objects: objects.map(Self.scanObject), freedSlots: ledger.freedSlots,
                                         extraRoots: modules.flatMap(\.dataRanges), now: tracker.clock.seconds,
-                                        writtenFrames: written, budget: budget)
+                                        writtenFrames: written, cache: state.cache, budget: budget)
         // Name the call sites and stacks of what is unreferenced while the module memory is at hand.
         let moduleList = modules.map { "\($0.name)@\($0.address)" }
         // A module list that changed, or a long soak's worth of names: symbolize afresh.
@@ -112,7 +117,7 @@ extension KernelTrackingSession {
         state.latest = KernelReportBuilder.LatestScan(verdicts: result.verdicts, report: KernelScanReport(
             seconds: tracker.clock.seconds, scans: state.scanner.scans, objects: s.objects, rootBytes: s.totalRootBytes,
             bytesScanned: s.bytesScanned, writtenObjects: s.writtenObjects, pauseSeconds: pause, complete: result.complete,
-            problems: result.problems))
+            problems: result.problems, cache: s.cache))
         let reported = result.reported
         let held = result.verdicts.filter { !$0.reported && ($0.reachability == .directLeak || $0.reachability == .indirectLeak) }.count
         let summary = "\(reported.count) reported leak(s) of \(UInt64.saturatedSum(reported.map(\.object.size))) byte(s), \(held) held"
@@ -121,7 +126,9 @@ extension KernelTrackingSession {
         state.lastLine = summary
         guard say else { return nil }
         return "kernel scan \(state.scanner.scans) (\(reason)): \(s.objects) object(s), \(summary); \(s.totalRootBytes / 1024) KiB of roots,"
-            + " \(s.writtenObjects) object(s) written since the previous scan; pause " + String(format: "%.0f ms", pause * 1000)
+            + " \(s.writtenObjects) object(s) written since the previous scan"
+            + (s.cache.map { "; \($0.framesRead) page(s) read, \($0.framesReused) reused (cache \($0.storedBytes >> 20) MiB)" } ?? "")
+            + "; pause " + String(format: "%.0f ms", pause * 1000)
     }
 
     static func scanObject(_ o: KernelObject) -> KernelScanObject {

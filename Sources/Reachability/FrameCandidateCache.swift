@@ -1,19 +1,34 @@
 import GuestMemory
 
-/// What a scan has read of each guest-physical page frame: the words that could be user-space
-/// pointers, with their slot in the page. A frame's entry stays valid until the frame is written;
-/// the owner drops written frames (from the dirty log) before it trusts the cache again, so a
-/// rescan reads only frames written since the last scan.
+/// The values a frame cache keeps: the window [base, base + span) of 64-bit words that could be
+/// pointers of one half of the address space. At most 2^55 wide, so a kept word packs its offset
+/// from `base` and its slot in one `UInt64`.
+public struct CandidateWindow: Sendable, Equatable {
+    public let base: UInt64
+    public let span: UInt64
+
+    /// User-space pointers: [4 KiB, 2^47).
+    public static let user = CandidateWindow(base: 0x1000, span: 0x0000_8000_0000_0000 - 0x1000)
+    /// Kernel-half pointers: [0xFFFF_8000_0000_0000, 2^64).
+    public static let kernel = CandidateWindow(base: 0xFFFF_8000_0000_0000, span: 1 << 47)
+
+    public func contains(_ value: UInt64) -> Bool { value &- base < span }
+}
+
+/// What a scan has read of each guest-physical page frame: the words that could be pointers (in
+/// its `window`), with their slot in the page. A frame's entry stays valid until the frame is
+/// written; the owner drops written frames (from the dirty log) before it trusts the cache again,
+/// so a rescan reads only frames written since the last scan.
 ///
-/// Not thread-safe: the scanner owns it under its lock.
+/// Not thread-safe: its owner calls it under a lock of its own.
 // SAFETY: @unchecked because its dictionaries are mutated without a lock of its own; every use goes
-// through one owner at a time (`ReachabilityScanner` calls it only inside its `Mutex`, tests and
-// benchmarks from one thread), so no two threads ever touch it at once.
+// through one owner at a time (`ReachabilityScanner` calls it only inside its `Mutex`, a kernel
+// tracking session only inside the lock a kernel scan holds, tests and benchmarks from one
+// thread), so no two threads ever touch it at once.
 public final class FrameCandidateCache: @unchecked Sendable {
-    /// Words outside [minimum, limit) are not kept: no user-space block lives there.
-    static let minimum: UInt64 = 0x1000
-    static let limit: UInt64 = 0x0000_8000_0000_0000
-    /// A kept word: the value in the low 55 bits (user addresses need 47), the slot (0...511) above.
+    public let window: CandidateWindow
+    /// A kept word: the value's offset from the window's base in the low 55 bits, the slot (0...511)
+    /// above. A frame's words are kept in slot order, so its list is ascending.
     static let slotShift: UInt64 = 55
     static let valueMask: UInt64 = (1 << 55) - 1
 
@@ -31,12 +46,16 @@ public final class FrameCandidateCache: @unchecked Sendable {
     public private(set) var framesRead = 0
     public private(set) var framesReused = 0
 
-    public init() {}
+    public init(window: CandidateWindow = .user) {
+        precondition(window.span <= Self.valueMask + 1, "a candidate window is at most 2^55 wide")
+        self.window = window
+    }
 
     public var cachedFrames: Int { frames.count }
 
-    /// The candidate words of a frame, read now if the cache has no valid copy.
-    public func candidates(frame: UInt64, memory: GuestMemory) throws(GuestMemoryError) -> [UInt64] {
+    /// The kept words of a frame, read now if the cache has no valid copy. A frame read while the
+    /// cache holds `limit` bytes or more is returned without being kept.
+    public func candidates(frame: UInt64, memory: GuestMemory, keepingWithin limit: UInt64 = .max) throws(GuestMemoryError) -> [UInt64] {
         touched.insert(frame)
         if let kept = frames[frame] {
             framesReused += 1
@@ -48,18 +67,40 @@ public final class FrameCandidateCache: @unchecked Sendable {
         defer { page.deallocate() }
         try memory.readWords(at: GuestPhysicalAddress(frame << 12), into: page)
         var kept: [UInt64] = []
+        let (base, span) = (window.base, window.span)
         for slot in 0..<512 {
-            let value = page[slot]
-            if value >= Self.minimum, value < Self.limit { kept.append(value | UInt64(slot) << Self.slotShift) }
+            let offset = page[slot] &- base
+            if offset < span { kept.append(offset | UInt64(slot) << Self.slotShift) }
         }
+        framesRead += 1
+        guard storedBytes < limit else { return kept }
         if let old = frames.updateValue(kept, forKey: frame) { storedBytes -= Self.bytes(of: old) }
         storedBytes += Self.bytes(of: kept)
-        framesRead += 1
         return kept
     }
 
+    /// Calls `body` with the value of each kept word of a frame (`kept`, as `candidates` returned
+    /// it) whose slot lies in `slots` (word indices 0...512 of the page): a binary search for the
+    /// first, so a small range of a page costs its own words only.
+    public func forEachValue(of kept: [UInt64], slots: Range<UInt64>, _ body: (UInt64) -> Void) {
+        let base = window.base
+        var low = 0, high = kept.count
+        if slots.lowerBound > 0 {
+            let first = slots.lowerBound << Self.slotShift
+            while low < high {
+                let middle = (low + high) / 2
+                if kept[middle] < first { low = middle + 1 } else { high = middle }
+            }
+        }
+        let end = slots.upperBound
+        while low < kept.count, kept[low] >> Self.slotShift < end {
+            body(base &+ (kept[low] & Self.valueMask))
+            low += 1
+        }
+    }
+
     /// Forgets frames that were written (their next use reads them again).
-    public func invalidate(_ written: [UInt64]) {
+    public func invalidate(_ written: some Sequence<UInt64>) {
         for frame in written {
             if let old = frames.removeValue(forKey: frame) { storedBytes -= Self.bytes(of: old) }
         }
@@ -72,7 +113,7 @@ public final class FrameCandidateCache: @unchecked Sendable {
     }
 
     /// Keeps only the frames the scans since the last call used, so the cache holds what the
-    /// scanned processes map, not everything they ever mapped.
+    /// scanned memory maps, not everything it ever mapped.
     public func retainTouched() {
         frames = frames.filter { touched.contains($0.key) }
         storedBytes = frames.values.reduce(0) { $0 + Self.bytes(of: $1) }

@@ -13,7 +13,9 @@ public protocol KernelMemoryReading: CandidateSource {
 /// (`directMapBase` + physical), everything else (kernel image, vmalloc, modules) through the
 /// kernel's page tables, one translation per page per scan. Pages that are not present hold no
 /// words (nothing to miss); pages that are mapped but cannot be read make the source incomplete.
-/// Only kernel-half words are served (no kernel object lives below).
+/// Only kernel-half words are served (no kernel object lives below). With a frame cache (of the
+/// kernel window), candidates come from it: a frame is read once and kept until its owner drops it
+/// as written; without one, every range is read now.
 public struct KernelMemorySource: KernelMemoryReading {
     let space: AddressSpace
     let memory: GuestMemory
@@ -21,8 +23,12 @@ public struct KernelMemorySource: KernelMemoryReading {
     let directMapBase: UInt64?
     let directMapSize: UInt64
     public var budget: ScanBudget
+    /// Candidate words by frame, kept across scans (nil: every range is read directly).
+    public let cache: FrameCandidateCache?
     /// 4 KiB page → frame (nil: not present), for this scan.
     private var pages: [UInt64: UInt64?] = [:]
+    /// Frame → its kept words, once this scan has fetched them (the cache is asked once per frame).
+    private var frameWords: [UInt64: [UInt64]] = [:]
     private var buffer = [UInt64](repeating: 0, count: 512)
     public private(set) var stop: ScanStop?
     /// Mapped pages (or page tables) that could not be read.
@@ -30,11 +36,14 @@ public struct KernelMemorySource: KernelMemoryReading {
     public private(set) var notPresentPages = 0
     public private(set) var bytesScanned: UInt64 = 0
 
-    public init(space: AddressSpace, directMapBase: UInt64?, budget: ScanBudget = .unlimited) {
+    /// - Parameter cache: a cache of the kernel window; one of another window is not used. Frames
+    ///   are kept in it while it holds less than `budget.memoryBytes`.
+    public init(space: AddressSpace, directMapBase: UInt64?, cache: FrameCandidateCache? = nil, budget: ScanBudget = .unlimited) {
         self.space = space
         self.memory = space.memory
         self.directMapBase = directMapBase
         self.directMapSize = space.memory.regions.map(\.end.rawValue).max() ?? 0
+        self.cache = cache?.window == .kernel ? cache : nil
         self.budget = budget
     }
 
@@ -71,42 +80,74 @@ public struct KernelMemorySource: KernelMemoryReading {
         }
     }
 
-    public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
-        forEachWord(in: range) { _, value in if value >= 0xFFFF_8000_0000_0000 { body(value) } }
+    /// One step of a walk over the aligned words of a range, from the aligned `address` to `end`:
+    /// the frame of its page (nil: not present or unreadable), how many words of the range lie
+    /// there, and where the walk goes on. Nil when the walk is over (or the budget ran out).
+    mutating func step(at address: UInt64, end: UInt64) -> (frame: UInt64?, words: Int, next: UInt64)? {
+        guard address < end, end - address >= 8, mayContinue() else { return nil }
+        let page = address & ~0xFFF
+        let (found, skip) = frame(ofPage: page)
+        guard let frame = found else {
+            // Move to the first aligned word past what the missing entry maps.
+            let (next, overflow) = page.addingReportingOverflow(skip)
+            guard !overflow, next > address else { return nil }
+            return (nil, 0, next)
+        }
+        let words = Int(min((page &+ 4096) &- address, end - address) / 8)
+        guard words > 0 else { return nil }
+        let (next, overflow) = address.addingReportingOverflow(UInt64(words) * 8)
+        return (frame, words, overflow ? end : next)
     }
 
-    /// Every aligned word of `range` that can be read, with its address (pages not present skipped).
-    public mutating func forEachWord(in range: Range<UInt64>, _ body: (_ address: UInt64, _ value: UInt64) -> Void) {
-        var address = (range.lowerBound &+ 7) & ~7
-        guard address >= range.lowerBound else { return }
-        while address < range.upperBound, range.upperBound - address >= 8 {
-            guard mayContinue() else { return }
-            let page = address & ~0xFFF
-            let (found, skip) = frame(ofPage: page)
-            guard let frame = found else {
-                // Move to the first aligned word past what the missing entry maps.
-                let (next, overflow) = page.addingReportingOverflow(skip)
-                guard !overflow, next > address else { return }
-                address = next
-                continue
+    /// The first aligned word of `range`, nil when there is none.
+    static func firstWord(of range: Range<UInt64>) -> UInt64? {
+        let address = (range.lowerBound &+ 7) & ~7
+        return address >= range.lowerBound ? address : nil
+    }
+
+    public mutating func forEachCandidate(in range: Range<UInt64>, _ body: (UInt64) -> Void) {
+        guard let cache, var address = Self.firstWord(of: range) else {
+            forEachWord(in: range) { _, value in if CandidateWindow.kernel.contains(value) { body(value) } }
+            return
+        }
+        while let (frame, words, next) = step(at: address, end: range.upperBound) {
+            defer { address = next }
+            guard let frame else { continue }
+            let kept: [UInt64]
+            if let known = frameWords[frame] {
+                kept = known
+            } else {
+                do { kept = try cache.candidates(frame: frame, memory: memory, keepingWithin: budget.memoryBytes) } catch {
+                    unreadablePages += 1
+                    continue
+                }
+                frameWords[frame] = kept
             }
-            let words = Int(min((page &+ 4096) &- address, range.upperBound - address) / 8)
-            guard words > 0 else { return }
+            bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
+            let slot = (address & 0xFFF) >> 3
+            cache.forEachValue(of: kept, slots: slot..<slot + UInt64(words), body)
+        }
+    }
+
+    /// Every aligned word of `range` that can be read, with its address (pages not present
+    /// skipped), read from guest memory now (never from the cache).
+    public mutating func forEachWord(in range: Range<UInt64>, _ body: (_ address: UInt64, _ value: UInt64) -> Void) {
+        guard var address = Self.firstWord(of: range) else { return }
+        while let (frame, words, next) = step(at: address, end: range.upperBound) {
+            defer { address = next }
+            guard let frame else { continue }
             let physical = GuestPhysicalAddress((frame << 12) | (address & 0xFFF))
             let read: Bool = buffer.withUnsafeMutableBufferPointer { all in
                 // SAFETY: the slice is the first `words` (at most 512) elements of a 512-element buffer.
                 let part = UnsafeMutableBufferPointer(rebasing: all[0..<words])
                 do { try memory.readWords(at: physical, into: part); return true } catch { return false }
             }
-            if read {
-                bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
-                for i in 0..<words { body(address &+ UInt64(i) * 8, buffer[i]) }
-            } else {
+            guard read else {
                 unreadablePages += 1
+                continue
             }
-            let (next, overflow) = address.addingReportingOverflow(UInt64(words) * 8)
-            guard !overflow else { return }
-            address = next
+            bytesScanned = bytesScanned.addingSaturated(UInt64(words) * 8)
+            for i in 0..<words { body(address &+ UInt64(i) * 8, buffer[i]) }
         }
     }
 

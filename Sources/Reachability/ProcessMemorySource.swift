@@ -131,14 +131,9 @@ public struct ProcessMemorySource: CandidateSource {
             guard let words = found else { continue }
             let low = max(range.lowerBound, page), high = min(range.upperBound, page + 4096)
             bytesScanned = bytesScanned.addingSaturated(high - low)
-            if low == page, high == page + 4096 {
-                for w in words { body(w & FrameCandidateCache.valueMask) }
-            } else {
-                for w in words {
-                    let address = page + (w >> FrameCandidateCache.slotShift) * 8
-                    if address >= low, address + 8 <= high { body(w & FrameCandidateCache.valueMask) }
-                }
-            }
+            // The slots wholly inside [low, high).
+            let first = (low - page + 7) / 8, end = (high - page) / 8
+            if first < end { cache.forEachValue(of: words, slots: first..<end, body) }
         }
     }
 

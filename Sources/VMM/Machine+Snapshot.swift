@@ -24,6 +24,13 @@ public struct RestoreSummary: Sendable {
     public let monitor: MachineSnapshotState
 }
 
+extension SnapshotContents {
+    /// Whether the saving guest was waiting for its payload (so a restore can give it a command).
+    public var monitorStateSaysGuestAwaitsPayload: Bool {
+        (try? MachineSnapshotState.decode(monitorState))?.guestAwaitsPayload ?? false
+    }
+}
+
 /// The machine-level monitor state in a snapshot file (its monitor section, JSON): what the
 /// restoring monitor must know beyond KVM and the devices. Gate breakpoints are not saved: each
 /// vCPU's assistant places them again from the guest's IDT after the restore.

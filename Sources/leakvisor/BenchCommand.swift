@@ -122,10 +122,12 @@ struct KernelBench: ParsableCommand {
         discussion: """
             Boots the default image once with the kernel allocation tracker armed and runs --rounds rounds of a \
             busybox workload (a file created, read and removed, a pipe, 3 fork/execs), timed on the host between \
-            console markers; then, with the guest paused, one kernel leak scan of the ledger; then detaches (every \
-            kernel byte put back) and runs the same rounds untracked. Prints both times and their ratio, the \
-            kernel's allocation and free events, traps per event, the cost per trap next to a bare exit round \
-            trip, and the scan's size and time.
+            console markers; then --scans kernel leak scans of the ledger while the guest idles, --scan-interval \
+            apart (the first full, the later ones incremental through the guest's write log and a frame cache); \
+            then detaches (every kernel byte put back) and runs the same rounds untracked. Prints both times and \
+            their ratio, the kernel's allocation and free events, traps per event, the cost per trap next to a bare \
+            exit round trip, and each scan's pause, size, and pages read and reused. Restores the cached snapshot \
+            of the image (as `leakvisor run` does) when there is one, else boots cold.
             """)
 
     @Option(help: "Rounds of the workload in each phase.")
@@ -137,8 +139,16 @@ struct KernelBench: ParsableCommand {
     @Option(help: "Stop the boot after this many seconds.")
     var timeout: Double = 2400
 
+    @Option(help: "Kernel leak scans after the tracked phase (the first full, the others incremental).")
+    var scans: Int = 5
+
+    @Option(help: "Seconds the guest runs between two of those scans.")
+    var scanInterval: Double = 2
+
     func validate() throws {
         if rounds < 1 || rounds > 100_000 { throw ValidationError("--rounds must be 1...100000") }
+        if scans < 1 || scans > 1000 { throw ValidationError("--scans must be 1...1000") }
+        if !(scanInterval >= 0 && scanInterval <= 3600) { throw ValidationError("--scan-interval must be 0...3600 seconds") }
     }
 
     func run() throws {
@@ -147,6 +157,8 @@ struct KernelBench: ParsableCommand {
         options.rounds = rounds
         options.cpus = cpus
         options.timeout = timeout
+        options.scans = scans
+        options.scanInterval = scanInterval
         try BenchCommand.running { try KernelTrackingBenchmark(options: options, image: image).run() }
     }
 }

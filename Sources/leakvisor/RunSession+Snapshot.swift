@@ -154,10 +154,3 @@ extension RunSession {
         }
     }
 }
-
-extension SnapshotContents {
-    /// Whether the saving guest was waiting for its payload (so a restore can give it a command).
-    var monitorStateSaysGuestAwaitsPayload: Bool {
-        (try? MachineSnapshotState.decode(monitorState))?.guestAwaitsPayload ?? false
-    }
-}

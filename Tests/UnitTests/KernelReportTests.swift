@@ -1,8 +1,10 @@
 import AllocationLedger
+import Foundation
 import GuestMemory
 import Introspection
 import LeakAnalysis
 import Reachability
+import ReportFormats
 import Testing
 
 /// The kernel section of a report made from a ledger and a scan, the vmalloc bookkeeping words a
@@ -112,5 +114,22 @@ import Testing
         #expect(text.contains("Direct leak of 192 (96 direct, 96 indirect) byte(s) in 1 kernel object(s) (88 requested) allocated by kmalloc"))
         #expect(text.contains("KERNEL LEAK SUMMARY: definitely lost: 96 byte(s) in 1 object(s); indirectly lost: 96 byte(s) in 1 object(s)"))
     }
-}
 
+    @Test(.enabled(if: JSONSchemaValidator.available, "needs python3-jsonschema (scripts/setup.sh)"))
+    func aKernelScanWithFrameCacheFiguresValidatesAgainstTheSchema() throws {
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/schemas/leak-report-v2.schema.json").path
+        let builder = KernelReportBuilder { pc, _ in ReportFrame(pc: pc) }
+        for cache in [nil, KernelScanStatistics.CacheFigures(framesRead: 12, framesReused: 10_700, storedBytes: 9 << 20)] {
+            let scan = KernelScanReport(seconds: 2, scans: 2, objects: 0, rootBytes: 1000, bytesScanned: 2000, writtenObjects: 0,
+                                        pauseSeconds: 0.3, complete: true, problems: [], cache: cache)
+            let kernel = builder.build(ledger: KernelObjectLedger().snapshot(), latest: .init(verdicts: [], report: scan), seconds: 3)
+            let report = LeakReport.kernelOnly(kernel, seconds: 3)
+            #expect(try JSONSchemaValidator.errors(try ReportRenderer.render(report, as: .json), schema: schema) == [])
+            let text = LeakReportText.kernelSection(kernel, seconds: 3)
+            #expect(text.contains("12 page(s) read, 10700 reused") == (cache != nil))
+            let decoded = try JSONDecoder().decode(LeakReport.self, from: try ReportRenderer.render(report, as: .json))
+            #expect(decoded.kernel?.scan == scan)
+        }
+    }
+}
