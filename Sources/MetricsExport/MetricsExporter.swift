@@ -13,8 +13,6 @@ public final class MetricsExporter: Sendable {
     public static let processSeriesLimit = 200
     /// Upper bounds of the scan pause histogram's buckets, in seconds.
     public static let pauseBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
-    /// The content type of `exposition(of:)` in the default format.
-    public static let contentType = MetricsFormat.prometheus.contentType
 
     let registry = PrometheusCollectorRegistry()
     let scans: Counter

@@ -6,7 +6,7 @@ import Testing
 /// The metrics server with real TCP clients on loopback: scrapes, errors, and hostile clients
 /// (oversized, slow, too many).
 @Suite struct MetricsServerTests {
-    static let body = MetricsServer.Body(contentType: MetricsExporter.contentType, bytes: Array("leakvisor_up 1\n".utf8))
+    static let body = MetricsServer.Body(contentType: MetricsFormat.prometheus.contentType, bytes: Array("leakvisor_up 1\n".utf8))
 
     /// How many times the server made its body.
     final class ScrapeCount: Sendable {
