@@ -103,19 +103,28 @@ let package = Package(
         ]),
         // Initramfs assembly: cpio writer, host files and their shared libraries.
         .target(name: "GuestImage"),
+        // Thin unsafe layer over libvirt's C API (libvirt-dev): connections, domains, the QEMU monitor. No logic.
+        .target(name: "CLibvirt", linkerSettings: [.linkedLibrary("virt"), .linkedLibrary("virt-qemu")]),
+        // libvirt domains for `leakvisor attach --connect`: lookup, state, pause, the QEMU monitor, the QEMU process.
+        .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+        // A client of the GDB remote protocol (QEMU's gdbstub): framing, stop replies, QEMU's x86-64 registers.
+        .target(name: "GDBRemote", dependencies: ["X86"]),
+        // A guest that a QEMU process runs, as an `InspectableGuest` and `TrapHandlerHost`: RAM through the
+        // process's shared mapping, vCPUs and breakpoints through its gdbstub.
+        .target(name: "QEMUBackend", dependencies: ["GDBRemote", "GuestInterface", "GuestMemory", "X86"]),
         .executableTarget(
             name: "leakvisor",
             dependencies: [
                 "VMM", "GuestImage", "X86", "Introspection", "DebugInfo", "Control", "GuestInterface", "AllocationLedger", "SnapshotFile",
                 "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks", "ReportFormats", "LeakSuppressions",
-                "LeakJournal", "MetricsExport",
+                "LeakJournal", "MetricsExport", "Libvirt", "QEMUBackend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "UnitTests", dependencies: [
             "KVM", "GuestMemory", "X86", "BTF", "Boot", "Devices", "VMM", "GuestImage", "Introspection", "DebugInfo", "Control",
             "GuestInterface", "AllocationLedger", "AllocationTracing", "LeakAnalysis", "Reachability", "Monitor", "Benchmarks",
             "KVMState", "SnapshotFile", "BinaryCoding", "ReportFormats", "LeakSuppressions", "LeakJournal", "MetricsExport",
-            "leakvisor",
+            "leakvisor", "GDBRemote", "QEMUBackend", "Libvirt",
             .product(name: "GRDB", package: "GRDB.swift"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GuestImage"]),

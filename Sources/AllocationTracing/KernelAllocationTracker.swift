@@ -87,6 +87,8 @@ public final class KernelAllocationTracker: GuestTrapHandler, Sendable {
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool { false }
 
+    public var kernelHookSites: [UInt64] { patcher.hookAddresses() }
+
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let registers = trap.state.registers
         guard let hook = patcher.hook(at: registers.rip) else { return false }

@@ -86,6 +86,9 @@ final class KernelTextPatcher: Sendable {
     /// What the hook at `address` traps, if it is one of ours.
     func hook(at address: UInt64) -> KernelEventHook? { table.withLock { $0.hooks[address] } }
 
+    /// The addresses of the hooks planted now, ascending.
+    func hookAddresses() -> [UInt64] { table.withLock { $0.hooks.keys.sorted() } }
+
     var patchCount: Int { table.withLock { $0.patches.count } }
 
     /// How many patches of each kind are in place.

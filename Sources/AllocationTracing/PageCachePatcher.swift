@@ -39,6 +39,9 @@ final class PageCachePatcher: Sendable {
     /// The kernel hook at `address`, if it is one of ours.
     func hook(at address: GuestVirtualAddress) -> KernelHook? { table.withLock { $0.hooks[address] } }
 
+    /// The addresses of the kernel hooks planted now, ascending.
+    func hookAddresses() -> [UInt64] { table.withLock { $0.hooks.keys.map(\.rawValue).sorted() } }
+
     /// How many breakpoints are armed and in which guest files.
     func armedSites() -> (count: Int, files: [String]) {
         table.withLock { t in (t.sites.count, Array(Set(t.sites.values.map(\.guestPath))).sorted()) }

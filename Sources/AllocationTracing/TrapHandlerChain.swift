@@ -35,4 +35,6 @@ public final class TrapHandlerChain: GuestTrapHandler, Sendable {
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         handlers.contains { $0.kernelHook(&trap, memory: memory) }
     }
+
+    public var kernelHookSites: [UInt64] { handlers.flatMap(\.kernelHookSites) }
 }

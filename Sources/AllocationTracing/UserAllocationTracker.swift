@@ -132,6 +132,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         return complete(&trap, memory: memory)
     }
 
+    public var kernelHookSites: [UInt64] { patcher.hookAddresses() }
+
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         guard let hook = patcher.hook(at: GuestVirtualAddress(trap.state.registers.rip)) else { return false }
         switch hook.kind {

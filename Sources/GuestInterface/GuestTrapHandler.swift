@@ -70,6 +70,9 @@ public protocol GuestTrapHandler: AnyObject, Sendable {
     func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool
     /// Kernel code wrote to `KernelHookPort.port`; `trap.state.registers.rip` is the hook site.
     func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool
+    /// The kernel virtual addresses of the hooks planted now. A backend whose hypervisor does not
+    /// exit on the hook's `out` (a QEMU process) stops there with a breakpoint of its own instead.
+    var kernelHookSites: [UInt64] { get }
 }
 
 /// The I/O port whose writes mark the monitor's kernel hooks: a 2-byte `out imm8, al` planted over

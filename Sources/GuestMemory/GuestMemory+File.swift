@@ -11,6 +11,17 @@ extension GuestMemory {
     /// touch and copied on first write; writes never reach the file. `fd` may be closed afterwards.
     /// A file shorter than the layout is `fileTooShort` (mapping past its end would SIGBUS later).
     public convenience init(privateMappingOf fd: Int32, at offset: UInt64, layout: [GuestRAMExtent]) throws(GuestMemoryFileError) {
+        try self.init(mapping: fd, at: offset, layout: layout, shared: false)
+    }
+
+    /// Maps guest RAM that another process shares through `fd` (open for reading and writing: a
+    /// hypervisor's memfd or RAM file) with MAP_SHARED: reads see the guest's bytes as it writes
+    /// them, and writes reach the guest. The regions of `layout` lie one after the other from `offset`.
+    public convenience init(sharedMappingOf fd: Int32, at offset: UInt64, layout: [GuestRAMExtent]) throws(GuestMemoryFileError) {
+        try self.init(mapping: fd, at: offset, layout: layout, shared: true)
+    }
+
+    private convenience init(mapping fd: Int32, at offset: UInt64, layout: [GuestRAMExtent], shared: Bool) throws(GuestMemoryFileError) {
         let total = try GuestRAMExtent.validate(layout)
         guard offset % GuestRAMExtent.pageSize == 0 else { throw .invalidLayout("file offset \(offset) is not page-aligned") }
         let (end, overflow) = offset.addingReportingOverflow(total)
@@ -23,7 +34,7 @@ extension GuestMemory {
         var at = offset
         for extent in layout {
             regions.append(try GuestRAMRegion(start: GuestPhysicalAddress(extent.start), size: extent.size,
-                                              privateMappingOf: fd, offset: at))
+                                              mappingOf: fd, offset: at, shared: shared))
             at += extent.size  // cannot overflow: at + size <= end, checked above
         }
         self.init(regions: regions)

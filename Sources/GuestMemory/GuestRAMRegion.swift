@@ -1,6 +1,7 @@
 import Glibc
 
-/// One contiguous range of guest RAM backed by an anonymous shared host mapping.
+/// One contiguous range of guest RAM backed by a host mapping: anonymous shared (our own VMs), a
+/// snapshot file's private mapping, or another hypervisor's shared RAM.
 // SAFETY: @unchecked Sendable: start, size and the mapping address never change; the bytes behind it are shared with the guest by design and accessed only through bounds-checked copies.
 public final class GuestRAMRegion: @unchecked Sendable {
     public let start: GuestPhysicalAddress
@@ -20,15 +21,15 @@ public final class GuestRAMRegion: @unchecked Sendable {
         self.hostAddress = p
     }
 
-    /// A region backed by a private (copy-on-write) mapping of `size` bytes of file `fd` at `offset`:
-    /// reads see the file, writes stay in this process. The caller has checked that the file holds
-    /// them and that `offset` is page-aligned.
-    init(start: GuestPhysicalAddress, size: UInt64, privateMappingOf fd: Int32, offset: UInt64) throws(GuestMemoryFileError) {
+    /// A region backed by a mapping of `size` bytes of file `fd` at `offset`: private (copy-on-write:
+    /// reads see the file, writes stay in this process) or shared (writes reach the file and every
+    /// process mapping it). The caller has checked that the file holds them and that `offset` is page-aligned.
+    init(start: GuestPhysicalAddress, size: UInt64, mappingOf fd: Int32, offset: UInt64, shared: Bool) throws(GuestMemoryFileError) {
         guard size > 0, start.adding(size) != nil, let length = Int(exactly: size), let fileOffset = off_t(exactly: offset) else {
             throw .invalidLayout("region at \(start) of \(size) bytes from file offset \(offset)")
         }
-        // SAFETY: a private mapping of `length` bytes owned by this object (unmapped in deinit).
-        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, fileOffset)
+        // SAFETY: a mapping of `length` bytes owned by this object (unmapped in deinit).
+        let p = mmap(nil, length, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE, fd, fileOffset)
         guard let p, p != MAP_FAILED else { throw .mapFailed(bytes: size, errno: errno) }
         self.start = start
         self.size = size

@@ -139,9 +139,7 @@ public final class VCPUAssistant {
         guard let gate = try? space.readWords(at: GuestVirtualAddress(idtBase).advanced(by: vector * 16), count: 2) else {
             return nil
         }
-        let (lo, hi) = (gate[0], gate[1])
-        guard (lo >> 47) & 1 == 1 else { return nil }
-        return (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000) | ((hi & 0xFFFF_FFFF) << 32)
+        return IDTGate.handler(low: gate[0], high: gate[1])
     }
 
     /// The guest took its payload on this vCPU, in user mode (an MMIO exit from `lv-payload`):
@@ -175,12 +173,13 @@ public final class VCPUAssistant {
             // Exception frame: [error code,] rip, cs, rflags, rsp, ss. #BP pushes no error code.
             let vector = gateVectors[gate]
             let hasErrorCode = vector != Self.vectorBreakpoint
-            guard let frame = try? space.readWords(at: GuestVirtualAddress(regs.rsp), count: hasErrorCode ? 6 : 5) else {
+            guard let words = try? space.readWords(at: GuestVirtualAddress(regs.rsp), count: ExceptionFrame.wordCount(hasErrorCode: hasErrorCode)),
+                  let frame = ExceptionFrame(words, hasErrorCode: hasErrorCode) else {
                 // The guest kernel's stack is not readable: not ours to interpret; the guest goes on.
                 try passThrough(vcpu)
                 return true
             }
-            let (rip, cs, rflags, rsp) = hasErrorCode ? (frame[1], frame[2], frame[3], frame[4]) : (frame[0], frame[1], frame[2], frame[3])
+            let (rip, cs, rflags, rsp) = (frame.rip, frame.cs, frame.rflags, frame.rsp)
             func userState() throws(KVMError) -> VCPUSnapshot {
                 var user = GeneralRegisters(regs)
                 user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
@@ -213,7 +212,7 @@ public final class VCPUAssistant {
             if cs & 3 == 3, let handler = trapHandler, vector != Self.vectorGeneralProtection {
                 // #BP is a trap (rip after the int3); a fetch fault reports the faulting address.
                 var trap = GuestTrap(state: try userState(), fsBase: sregs.fs.base,
-                                     errorCode: hasErrorCode ? frame[0] : nil, faultAddress: sregs.cr2)
+                                     errorCode: frame.errorCode, faultAddress: sregs.cr2)
                 let owned = vector == Self.vectorBreakpoint ? handler.userBreakpoint(&trap, memory: memory)
                     : handler.userFetchFault(&trap, memory: memory)
                 if owned {

@@ -17,7 +17,33 @@ struct AttachCommand: ParsableCommand {
             heap, mmapped chunks). Then the guest resumes, tracked as with `run --track`: `leakvisor report` \
             and SIGUSR1 give the report, the monitor prints it when the guest ends, and `leakvisor \
             detach` stops tracking. Attach again after detach re-arms (docs/attach.md).
+
+            With a DOMAIN, attaches to a libvirt-managed QEMU domain instead (`--connect`, default \
+            qemu:///system), in the foreground: guest RAM through the QEMU process's shared RAM \
+            mapping (the domain needs <memoryBacking><source type='memfd'/><access mode='shared'/>), \
+            vCPUs and breakpoints through a gdbstub that LeakVisor starts in that QEMU through libvirt. \
+            SIGINT, SIGTERM or --duration detach (every byte put back) and print the report; SIGUSR1 \
+            prints one meanwhile; the end of the domain ends the attach with the report so far. Run \
+            as root (the QEMU process's memory). --vmlinux names the guest kernel's image.
             """)
+
+    @Argument(help: ArgumentHelp("A libvirt domain to attach to (instead of a leakvisor monitor).", valueName: "domain"))
+    var domain: String?
+
+    @Option(help: ArgumentHelp("libvirt URI of DOMAIN.", valueName: "uri"))
+    var connect: String?
+
+    @Option(help: ArgumentHelp("With DOMAIN: the guest kernel's image with symbols (default: the default image's vmlinux).", valueName: "file"))
+    var vmlinux: String?
+
+    @Option(name: .customLong("symbols"), help: ArgumentHelp("With DOMAIN: a directory holding host copies of the guest's files (repeatable; default: the default image's rootfs).", valueName: "dir"))
+    var symbolDirectories: [String] = []
+
+    @Option(help: ArgumentHelp("With DOMAIN: scan every this long (e.g. 30s) besides at process exits and SIGUSR1.", valueName: "duration"))
+    var scanEvery: DurationArgument?
+
+    @Option(help: ArgumentHelp("With DOMAIN: detach and report after this long (e.g. 10m) if no signal came first.", valueName: "duration"))
+    var duration: DurationArgument?
 
     @OptionGroup var common: InspectCommand.Common
 
@@ -30,14 +56,35 @@ struct AttachCommand: ParsableCommand {
 
     func validate() throws {
         guard AttachTrack(rawValue: track) != nil else { throw ValidationError("--track is \(AttachTrack.choices)") }
+        if domain == nil {
+            if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil {
+                throw ValidationError("--connect, --vmlinux, --symbols, --scan-every and --duration go with a libvirt DOMAIN")
+            }
+        } else {
+            if common.session != nil { throw ValidationError("--session names a leakvisor monitor; a DOMAIN is attached to directly") }
+        }
     }
 
     func run() throws {
+        if let domain, let kind = AttachTrack(rawValue: track) {
+            let attach = LibvirtAttach(uri: connect ?? "qemu:///system", domainName: domain, track: kind,
+                                       reportPath: report.map { HostPathArgument.absolute($0) }, vmlinux: vmlinux.map { HostPathArgument.absolute($0) },
+                                       symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, duration: duration?.seconds,
+                                       json: common.json)
+            let status = try attach.run()
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         let path = report.map { HostPathArgument.absolute($0) }
         guard let summary = try common.ask(.attach(track: track, reportPath: path)).attached else {
             throw InspectCommand.InspectFailure.answered("the monitor sent no answer")
         }
         if common.json { return try common.printJSON(summary) }
+        Self.describe(summary)
+    }
+
+    /// The attach summary in words.
+    static func describe(_ summary: AttachSummary) {
         let heaps = summary.preexisting
         print((summary.reattached ? "re-attached" : "attached") + ": \(summary.arming.sites) allocator breakpoint(s)"
               + (summary.arming.files.isEmpty ? "" : " in \(summary.arming.files.joined(separator: ", "))")

@@ -18,6 +18,7 @@ struct AttachPiecesTests {
         func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool { false }
         func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool { false }
         func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool { false }
+        var kernelHookSites: [UInt64] { [] }
     }
 
     @Test func everyInstallIsAChangeTheVCPUsSee() {

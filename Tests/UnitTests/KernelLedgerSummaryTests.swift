@@ -51,6 +51,7 @@ struct KernelLedgerSummaryTests {
             trap.resume.rip = rip + 5
             return true
         }
+        var kernelHookSites: [UInt64] { [rip] }
     }
 
     @Test func theChainOffersEachTrapUntilAHandlerOwnsIt() throws {

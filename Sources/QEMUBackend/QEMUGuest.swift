@@ -1,0 +1,167 @@
+import GDBRemote
+import Glibc
+import GuestInterface
+import GuestMemory
+import Synchronization
+import X86
+
+/// A guest that a QEMU process runs (under libvirt or not), driven from outside: its RAM through
+/// the process's shared RAM mapping, its vCPUs through QEMU's gdbstub (all-stop), and the
+/// monitor's traps through gdbstub breakpoints on the guest's #BP and #PF handlers and on the
+/// tracker's kernel hook sites (QEMU does not exit to us on the hooks' `out`). An
+/// `InspectableGuest` and a `TrapHandlerHost`, so the tracker, ledger and scanner serve it as
+/// they serve our own machine. No page-write log: every scan reads what it covers.
+///
+/// One thread runs `serve` (the event loop: continue, wait for a stop, hand traps to the
+/// handler); `withGuestPaused` from any other thread asks it to park the guest.
+public final class QEMUGuest: TrapHandlerHost, Sendable {
+    public let memory: GuestMemory
+    let gdb: GDBRemoteConnection
+    /// IDTR base (a guest-virtual address, as QEMU's monitor reports it).
+    let idtBase: UInt64
+    /// IA32_LSTAR, which the gdbstub does not show: worked out by the caller from the kernel image.
+    let systemCallEntry = Atomic<UInt64>(0)
+    let state = Mutex(LoopState())
+    /// One pause at a time.
+    let pausing = Mutex(())
+    public let statistics = Mutex(Statistics())
+
+    /// What the event loop and pause requests share.
+    struct LoopState {
+        var handler: (any GuestTrapHandler)?
+        /// The vCPUs' threads as the stub names them, in vCPU order.
+        var threads: [String] = []
+        var loopActive = false
+        /// `c` sent and no stop reply yet.
+        var running = false
+        var pauseRequested = false
+        var parked: [VCPUSnapshot]?
+        var stopRequested = false
+        /// Breakpoints placed through the stub, by guest-virtual address.
+        var placed: Set<UInt64> = []
+        /// Handlers of the #BP and #PF gates, once read.
+        var gates: (breakpoint: UInt64, pageFault: UInt64)?
+    }
+
+    /// What the backend did, for the closing figures.
+    public struct Statistics: Sendable {
+        public var stops = 0
+        public var userTrapsHandled = 0
+        public var kernelHooksHandled = 0
+        public var gatesPassedByEmulation = 0
+        public var gatesPassedByStepping = 0
+        public var exceptionsNotDelivered = 0
+        public var pagesRewritten = 0
+    }
+
+    /// Connects to the gdbstub at `port` (QEMU stops the guest when a debugger connects) over
+    /// `memory`, the QEMU process's RAM; the guest stays stopped until `serve` runs.
+    public init(memory: GuestMemory, gdbPort: UInt16, idtBase: UInt64) throws(QEMUBackendError) {
+        self.memory = memory
+        self.idtBase = idtBase
+        do {
+            gdb = try GDBRemoteConnection(port: gdbPort)
+            // Stop the guest (a stub may or may not stop it on connect) and drain the stop replies.
+            try gdb.interrupt()
+            while try gdb.receive(timeout: 0.5) != nil {}
+            // Memory requests name guest-physical addresses: writes then reach every vCPU's view and
+            // drop the translations QEMU's TCG made of the code they change.
+            try gdb.require("Qqemu.PhyMemMode:1")
+            var threads: [String] = []
+            var reply = try gdb.require("qfThreadInfo")
+            while reply.first == "m" {
+                threads += reply.dropFirst().split(separator: ",").map(String.init)
+                reply = try gdb.require("qsThreadInfo")
+            }
+            guard !threads.isEmpty else { throw GDBRemoteError.refused(request: "qfThreadInfo", reply: reply) }
+            state.withLock { $0.threads = threads }
+        } catch let error as GDBRemoteError {
+            throw .gdb(error)
+        } catch {
+            throw .gdb(.closed)
+        }
+        memory.recordHostWrites(true)
+    }
+
+    /// Sets IA32_LSTAR as the kernel set it (the gdbstub does not read MSRs).
+    public func setSystemCallEntry(_ value: UInt64) { systemCallEntry.store(value, ordering: .relaxed) }
+
+    public var vcpuCount: Int { state.withLock { $0.threads.count } }
+
+    /// The guest's #BP handler (from its IDT), the anchor of its kernel's KASLR slide.
+    public func breakpointHandler() throws(QEMUBackendError) -> UInt64 { try gateHandlers().breakpoint }
+
+    // MARK: TrapHandlerHost
+
+    public func installTrapHandler(_ handler: (any GuestTrapHandler)?) {
+        state.withLock { $0.handler = handler }
+    }
+
+    /// No page-write log through a gdbstub: scans read everything they cover.
+    public func startWriteLog() throws -> any GuestWriteTracking {
+        throw QEMUBackendError.gdb(.refused(request: "dirty-page log", reply: ""))
+    }
+
+    public func stopWriteLog(_ reader: any GuestWriteTracking) throws {}
+
+    public func withGuestPaused<T>(timeout: Double, _ body: (PausedGuest) throws -> T) throws -> T {
+        try pausing.withLock { _ in
+            let direct = try state.withLock { s throws -> Bool in
+                guard s.loopActive else { return true }
+                s.pauseRequested = true
+                if s.running { try mapped { () throws(GDBRemoteError) in try gdb.interrupt() } }
+                return false
+            }
+            if direct {
+                // No event loop: the guest is stopped (before `serve` or after it returned).
+                let vcpus = try captureVCPUs()
+                defer { try? afterPause() }
+                return try body(PausedGuest(memory: memory, vcpus: vcpus))
+            }
+            defer { state.withLock { $0.pauseRequested = false } }
+            let deadline = Self.now() + timeout
+            while true {
+                if let vcpus = state.withLock({ $0.parked }) { return try body(PausedGuest(memory: memory, vcpus: vcpus)) }
+                if state.withLock({ !$0.loopActive }) { return try body(PausedGuest(memory: memory, vcpus: try captureVCPUs())) }
+                guard Self.now() < deadline else { throw QEMUBackendError.pauseTimedOut(seconds: timeout) }
+                usleep(200)
+            }
+        }
+    }
+
+    /// Every vCPU's state now (the guest must be stopped).
+    func captureVCPUs() throws(QEMUBackendError) -> [VCPUSnapshot] {
+        let threads = state.withLock { $0.threads }
+        var vcpus: [VCPUSnapshot] = []
+        for (index, thread) in threads.enumerated() {
+            let registers = try registers(of: thread)
+            vcpus.append(snapshot(index: index, registers, general: registers.general, privilegeLevel: registers.privilegeLevel))
+        }
+        return vcpus
+    }
+
+    func registers(of thread: String) throws(QEMUBackendError) -> QEMUX86Registers {
+        try mapped { () throws(GDBRemoteError) in
+            try gdb.require("Hg\(thread)")
+            return try QEMUX86Registers(hex: try gdb.require("g"))
+        }
+    }
+
+    func snapshot(index: Int, _ registers: QEMUX86Registers, general: GeneralRegisters, privilegeLevel: Int) -> VCPUSnapshot {
+        VCPUSnapshot(index: index, registers: general, cr3: registers.cr3, cr4: registers.cr4, efer: registers.efer,
+                     privilegeLevel: privilegeLevel, systemCallEntry: systemCallEntry.load(ordering: .relaxed),
+                     gsBase: registers.gsBase, kernelGSBase: registers.kernelGSBase, fsBase: registers.fsBase,
+                     vectorRegisters: registers.vectorWords)
+    }
+
+    @discardableResult
+    func mapped<T>(_ body: () throws(GDBRemoteError) -> T) throws(QEMUBackendError) -> T {
+        do { return try body() } catch { throw .gdb(error) }
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,148 @@
+import AllocationTracing
+import Control
+import Foundation
+import GuestMemory
+import Introspection
+import Libvirt
+import Monitor
+import QEMUBackend
+
+/// `leakvisor attach --connect URI DOMAIN`: tracks a libvirt-managed QEMU domain from outside, in
+/// the foreground. Guest RAM through the QEMU process's shared RAM mapping, vCPUs and breakpoints
+/// through a gdbstub started in that QEMU through libvirt; the tracker, ledger and scanner are the
+/// same as for our own VMs. Ends on SIGINT/SIGTERM or `--duration` (detach first: every byte put
+/// back), or when the domain ends; then prints the report and writes `--report`.
+struct LibvirtAttach {
+    var uri: String
+    var domainName: String
+    var track: AttachTrack
+    var reportPath: String?
+    var vmlinux: String?
+    var symbolDirectories: [String]
+    var scanInterval: Double?
+    var duration: Double?
+    var json: Bool
+
+    static let output = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
+
+    enum Failure: Error, CustomStringConvertible {
+        case notRunning(String, LibvirtDomain.State)
+        case noKernelImage
+        case unknownKernel
+        case monitor(String)
+        var description: String {
+            switch self {
+            case .notRunning(let name, let state): return "domain '\(name)' is \(state), not running"
+            case .noKernelImage: return "no guest kernel image with symbols: give --vmlinux (the default image's vmlinux was not found)"
+            case .unknownKernel:
+                return "the guest's #BP handler does not fit the kernel image given (--vmlinux must be the image of the kernel the domain runs)"
+            case .monitor(let output): return "the QEMU monitor refused to start a gdbstub: \(output.prefix(300))"
+            }
+        }
+    }
+
+    func run() throws -> Int32 {
+        let started = ContinuousClock.now
+        let connection = try LibvirtConnection(uri: uri)
+        let domain = try connection.domain(named: domainName)
+        let state = try domain.state()
+        guard state == .running else { throw Failure.notRunning(domainName, state) }
+        guard let vmlinux = vmlinux ?? GuestImageLocator.defaultDirectory()?.appendingPathComponent("vmlinux").path,
+              FileManager.default.fileExists(atPath: vmlinux) else { throw Failure.noKernelImage }
+
+        let memory = try QEMUDomainMemory.map(domain)
+        let port = try Self.freeLocalPort()
+        let answer = try domain.humanMonitorCommand("gdbserver tcp:127.0.0.1:\(port)")
+        guard answer.contains("\(port)") else { throw Failure.monitor(answer) }
+        defer { _ = try? domain.humanMonitorCommand("gdbserver none") }
+        let idtBase = try QEMUDomainMemory.idtBase(domain)
+        let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase)
+        var released = false
+        defer { if !released { guest.release() } }
+
+        var options = TrackingOptions()
+        options.includeOperators = track.includesOperators
+        options.jsonPath = reportPath
+        options.scanInterval = scanInterval
+        let backendNote = "backend: libvirt domain '\(domainName)' at \(uri), QEMU process \(try domain.qemuProcessID()); "
+            + "RAM through its shared mapping, vCPUs and breakpoints through its gdbstub; no dirty-page log (docs/attach.md)"
+        options.reportFilter = { report in
+            var report = report
+            report.notes.append(backendNote)
+            return report
+        }
+        let files = symbolFiles()
+        let tracking = try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: nil, files: files, options: options, output: Self.output)
+        guard let entry = tracking.kernel.systemCallEntry(breakpointHandler: try guest.breakpointHandler()) else { throw Failure.unknownKernel }
+        guest.setSystemCallEntry(entry)
+        let session = TrackingSession(tracking: tracking, guest: guest, files: files, options: options, output: Self.output)
+        let summary = try session.attach(kernelSeconds: 0, reattached: false)
+        let attachSeconds = (ContinuousClock.now - started) / .seconds(1)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        } else {
+            AttachCommand.describe(summary)
+        }
+        MonitorOutput.say(String(format: "attached to libvirt domain '%@' in %.1f s (%d vCPU(s)); SIGINT or SIGTERM detaches and reports",
+                                 domainName, attachSeconds, guest.vcpuCount))
+
+        let signals = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { guest.requestStop() }
+            source.resume()
+            return source
+        }
+        signal(SIGUSR1, SIG_IGN)
+        let report = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        report.setEventHandler { session.printReport(final: false) }
+        report.resume()
+        defer { (signals + [report]).forEach { $0.cancel() } }
+        if let duration { DispatchQueue.global().asyncAfter(deadline: .now() + duration) { guest.requestStop() } }
+
+        let ending = guest.serve()
+        switch ending {
+        case .stopRequested:
+            let detached = try session.detach()
+            MonitorOutput.say("detached: \(detached.bytesRestored) byte(s) and \(detached.returnAddressesRestored) return address(es) put back; "
+                              + "\(detached.pagesIdentical) of \(detached.pagesCompared) page(s) written into are as before")
+            guest.release()
+            released = true
+        case .ended(let why):
+            MonitorOutput.say("the domain ended: \(why); reporting what was seen")
+            released = true
+        }
+        let stats = guest.statistics.withLock { $0 }
+        MonitorOutput.say("QEMU backend: \(stats.stops) stop(s), \(stats.userTrapsHandled) user trap(s), \(stats.kernelHooksHandled) kernel hook(s), "
+                          + "\(stats.gatesPassedByEmulation + stats.gatesPassedByStepping) exception(s) passed to the guest, "
+                          + "\(stats.pagesRewritten) page(s) rewritten through the gdbstub")
+        let (written, _) = session.finish()
+        return written ? 0 : 1
+    }
+
+    func symbolFiles() -> GuestSymbolFiles {
+        var files = GuestSymbolFiles(roots: symbolDirectories.map { HostPathArgument.absolute($0) },
+                                     hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
+        if let rootfs = GuestImageLocator.defaultDirectory()?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
+        return files
+    }
+
+    /// A TCP port on the loopback interface that nothing listens on now.
+    static func freeLocalPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRINUSE) }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
