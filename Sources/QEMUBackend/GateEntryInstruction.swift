@@ -6,6 +6,11 @@ public struct GateEntryInstruction: Equatable, Sendable {
     /// RFLAGS bits the instruction clears (AC for `clac`, DF for `cld`).
     public let clearedFlags: UInt64
 
+    public init(length: Int, clearedFlags: UInt64) {
+        self.length = length
+        self.clearedFlags = clearedFlags
+    }
+
     /// Decodes `bytes` (at least the instruction's); nil for anything else.
     public init?(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return nil }

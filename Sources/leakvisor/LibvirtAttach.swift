@@ -85,6 +85,7 @@ struct LibvirtAttach {
         } else {
             AttachCommand.describe(summary)
         }
+        fflush(nil)   // every output stream: the summary reaches a pipe before the guest goes on
         MonitorOutput.say(String(format: "attached to libvirt domain '%@' in %.1f s (%d vCPU(s)); SIGINT or SIGTERM detaches and reports",
                                  domainName, attachSeconds, guest.vcpuCount))
 

@@ -59,6 +59,9 @@ final class LiveGuest: Sendable {
 
     func type(_ text: String) { input.write(Data(text.utf8)) }
 
+    /// Sends `signal` to the monitor.
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
     /// Waits for the monitor to end (killing it after `timeout`) and returns what it printed.
     func finish(timeout: Double) -> LeakVisorProcess.Result {
         let deadline = Date(timeIntervalSinceNow: timeout)

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+/// `leakvisor attach DOMAIN` on a libvirt-managed QEMU domain (issue 16, item 3), against the real
+/// libvirtd and QEMU of Debian's packages: the default image booted by QEMU under TCG, with shared
+/// memfd RAM and its serial console on a socket of ours. lv-leak-tree --block allocates untracked
+/// and blocks; the attach finds its blocks in glibc's heap; lv-leak-loop runs tracked; SIGINT
+/// detaches (every byte put back) and the report is the one AttachTests expects of our own VMs.
+/// Then a second attach ends cleanly when the domain is destroyed under it, with its report.
+@Suite(.serialized)
+struct LibvirtAttachTests {
+    static let uri = "qemu:///system"
+
+    static func virsh(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try HostTools.run("/usr/bin/virsh", ["-c", uri] + arguments)
+    }
+
+    /// A transient TCG domain of the default image running `script` (lvrun= on its command line).
+    static func domainXML(name: String, directory: URL, console: String, script: String) -> String {
+        func escaped(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        return """
+            <domain type='qemu'>
+              <name>\(name)</name>
+              <memory unit='MiB'>512</memory>
+              <vcpu>1</vcpu>
+              <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+              <os>
+                <type arch='x86_64' machine='pc'>hvm</type>
+                <kernel>\(directory.path)/bzImage</kernel>
+                <initrd>\(directory.path)/initramfs.cpio</initrd>
+                <cmdline>console=ttyS0 quiet loglevel=3 panic=-1 nowatchdog lvrun=&quot;\(escaped(script))&quot;</cmdline>
+              </os>
+              <features><acpi/></features>
+              <on_poweroff>destroy</on_poweroff>
+              <devices>
+                <serial type='unix'><source mode='connect' path='\(console)'/></serial>
+                <memballoon model='none'/>
+              </devices>
+            </domain>
+            """
+    }
+
+    @Test func attachToALibvirtDomain() throws {
+        #expect(LeakVisorProcess.imageBuilt, "the default image is not built (scripts/setup.sh)")
+        let up = try HostTools.run("/bin/bash", [LeakVisorProcess.packageRoot.appendingPathComponent("scripts/libvirt-up.sh").path])
+        try #require(up.status == 0, "libvirtd: \(up.output)")
+        // A slot for the domain: it is a guest like ours.
+        let slot = GuestSlots.take(if: true)
+        defer { slot.give() }
+
+        let name = "lv-attach-test-\(getpid())"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        chmod(directory.path, 0o755)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for file in ["bzImage", "initramfs.cpio"] {
+            try FileManager.default.copyItem(at: LeakVisorProcess.imageDirectory.appendingPathComponent(file),
+                                             to: directory.appendingPathComponent(file))
+        }
+        let report = directory.appendingPathComponent("report.json")
+        let console = try ConsoleSocket(path: directory.appendingPathComponent("console.sock").path)
+        let script = "lv-leak-tree --block & read answer; kill -USR1 $!; wait; lv-leak-loop 5 0; echo LV-LOOP-DONE; read answer; "
+            + "echo LV-DONE $answer; read answer"
+        let xml = directory.appendingPathComponent("domain.xml")
+        try Self.domainXML(name: name, directory: directory, console: console.path, script: script).write(to: xml, atomically: true, encoding: .utf8)
+        let created = try Self.virsh(["create", xml.path])
+        try #require(created.status == 0, "virsh create: \(created.output)")
+        defer { _ = try? Self.virsh(["destroy", name]) }
+        let blocked = console.waitFor("lv-leak-tree blocked", timeout: 600)
+        try #require(blocked, "lv-leak-tree never blocked: \(console.text.suffix(2000))")
+
+        // Clear errors first: an unknown domain, a --session with a domain.
+        let unknown = try LeakVisorProcess.run(["attach", "lv-no-such-domain-\(getpid())"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no domain 'lv-no-such-domain"), "\(unknown.stderr)")
+
+        let attach = try LiveGuest(["attach", name, "--json", "--report", report.path])
+        let attached = waitFor({ attach.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
+        try #require(attached, "attach: \(attach.monitorOutput.suffix(3000))")
+
+        console.type("go\n")
+        #expect(console.waitFor("LV-LOOP-DONE", timeout: 600), "\(console.text.suffix(2000))")
+        attach.signal(SIGINT)
+        let result = attach.finish(timeout: 300)
+        #expect(result.status == 0, "\(result.stderr.suffix(3000))")
+        // The attach summary (--json): the blocks glibc had handed out before, the breakpoints armed.
+        let summary = try JSONSerialization.jsonObject(with: Data((result.stdout.split(separator: "\n").first ?? "").utf8)) as? [String: Any] ?? [:]
+        let preexisting = summary["preexisting"] as? [String: Any] ?? [:]
+        #expect((preexisting["blocks"] as? Int ?? 0) >= 17, "\(summary)")
+        #expect((summary["arming"] as? [String: Any])?["sites"] as? Int ?? 0 > 0, "\(summary)")
+        // Detach put back every byte: every page written into is as before.
+        let detached = result.stderr.split(separator: "\n").first { $0.contains("detached: ") }.map(String.init) ?? ""
+        let pages = detached.split(separator: ";").last?.split(separator: " ").compactMap { Int($0) } ?? []
+        #expect(pages.count == 2 && pages[0] == pages[1] && pages[0] > 0, "\(result.stderr.suffix(3000))")
+        #expect(result.stderr.contains("SUMMARY: LeakVisor:"), "\(result.stderr.suffix(2000))")
+        try AttachTests().checkReport(report)
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any] ?? [:]
+        #expect((root["notes"] as? [String] ?? []).contains { $0.hasPrefix("backend: libvirt domain '\(name)'") }, "\(root["notes"] ?? "")")
+
+        // The guest goes on as before the attach.
+        console.type("finished\n")
+        #expect(console.waitFor("LV-DONE finished", timeout: 300), "\(console.text.suffix(2000))")
+
+        // A second attach; the domain destroyed under it ends it with the report so far.
+        let again = try LiveGuest(["attach", name])
+        let reattached = waitFor({ again.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
+        #expect(reattached, "\(again.monitorOutput.suffix(3000))")
+        let destroyed = try Self.virsh(["destroy", name])
+        #expect(destroyed.status == 0, "\(destroyed.output)")
+        let ended = again.finish(timeout: 120)
+        #expect(ended.status == 0 && ended.stderr.contains("the domain ended") && ended.stderr.contains("SUMMARY: LeakVisor:"),
+                "\(ended.stderr.suffix(3000))")
+    }
+
+    func waitFor(_ condition: () -> Bool, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(200_000)
+        }
+        return condition()
+    }
+}
