@@ -12,6 +12,9 @@ extension QEMUGuest {
         case stopRequested
         /// The QEMU process ended or closed the stub (domain destroyed, shut down, migrated away).
         case ended(String)
+        /// The guest stopped for a reason of someone else's (libvirt's suspend, a migration's
+        /// stop): it stays stopped; detach, then `release(resume: false)`.
+        case pausedOutside
     }
 
     /// Asks `serve` to stop the guest and return.
@@ -50,7 +53,10 @@ extension QEMUGuest {
                 case .ended(let why): return .ended("QEMU reported \(why)")
                 case .stopped(_, let thread):
                     statistics.withLock { $0.stops += 1 }
-                    try handleStop(thread: thread)
+                    let started = Self.now()
+                    let ours = try handleStop(thread: thread)
+                    statistics.withLock { $0.handlingSeconds += Self.now() - started }
+                    if !ours && !state.withLock({ $0.pauseRequested || $0.stopRequested }) { return .pausedOutside }
                 }
             }
         } catch QEMUBackendError.gdb(.closed) {
@@ -60,13 +66,16 @@ extension QEMUGuest {
         }
     }
 
-    /// Removes every breakpoint of ours, lets the guest run and leaves the stub (after `serve`).
-    public func release() {
+    /// Removes every breakpoint of ours and leaves the stub (after `serve`): the guest runs on, or
+    /// stays stopped without `resume` (someone else paused it).
+    public func release(resume: Bool = true) {
         let placed = state.withLock { s -> Set<UInt64> in defer { s.placed = [] }; return s.placed }
         for address in placed { _ = try? gdb.request("z0,\(String(address, radix: 16)),1") }
         try? afterPause()
         memory.recordHostWrites(false)
         _ = try? gdb.request("Qqemu.PhyMemMode:0")
+        guard resume else { return }
+        // Detaching resumes the guest (QEMU: `D` continues all vCPUs).
         try? gdb.send("D")
         _ = try? gdb.receive(timeout: 2)
     }

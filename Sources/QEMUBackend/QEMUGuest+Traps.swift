@@ -6,23 +6,24 @@ import X86
 extension QEMUGuest {
     /// A stop reported for `thread`: a gate breakpoint (a user `int3` or a fault at the return
     /// trampoline on its way into the guest kernel), a kernel hook site, or anything else (an
-    /// interrupt for a pause: nothing to do).
-    func handleStop(thread: String?) throws(QEMUBackendError) {
+    /// interrupt: nothing to do). Returns whether the thread stopped at a breakpoint of ours.
+    @discardableResult
+    func handleStop(thread: String?) throws(QEMUBackendError) -> Bool {
         let (threads, placed, gates, handler) = state.withLock { ($0.threads, $0.placed, $0.gates, $0.handler) }
-        guard let thread = thread ?? threads.first, let index = threads.firstIndex(of: thread) ?? threads.indices.first else { return }
+        guard let thread = thread ?? threads.first, let index = threads.firstIndex(of: thread) ?? threads.indices.first else { return false }
         var registers = try registers(of: thread)
         let rip = registers.general.rip
-        guard placed.contains(rip) else { return }
+        guard placed.contains(rip) else { return false }
         if let gates, rip == gates.breakpoint || rip == gates.pageFault {
             let vector = rip == gates.breakpoint ? 3 : 14
             if let handler, try deliverGateTrap(vector: vector, index: index, &registers, handler: handler) {
                 try write(registers, thread: thread)
                 statistics.withLock { $0.userTrapsHandled += 1 }
                 takeDataWrites()
-                return
+                return true
             }
             try passGate(at: rip, thread: thread, &registers)
-            return
+            return true
         }
         // A kernel hook site: the handler runs the hook and says where the thread goes on.
         var trap = GuestTrap(state: snapshot(index: index, registers, general: registers.general, privilegeLevel: registers.privilegeLevel),
@@ -33,9 +34,10 @@ extension QEMUGuest {
             statistics.withLock { $0.kernelHooksHandled += 1 }
             // A hook may have armed new breakpoints (a library mapped): make them visible.
             try afterPause()
-            return
+            return true
         }
         try stepOver(rip, thread: thread)
+        return true
     }
 
     /// Offers a stop at the #BP or #PF gate to the handler. Returns true when the handler owned it

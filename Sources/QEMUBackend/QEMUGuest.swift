@@ -52,6 +52,8 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
         public var gatesPassedByStepping = 0
         public var exceptionsNotDelivered = 0
         public var pagesRewritten = 0
+        /// Time from each stop's reply to the guest going on (registers, handler, writes).
+        public var handlingSeconds = 0.0
     }
 
     /// Connects to the gdbstub at `port` (QEMU stops the guest when a debugger connects) over

@@ -6,7 +6,8 @@ import Testing
 /// memfd RAM and its serial console on a socket of ours. lv-leak-tree --block allocates untracked
 /// and blocks; the attach finds its blocks in glibc's heap; lv-leak-loop runs tracked; SIGINT
 /// detaches (every byte put back) and the report is the one AttachTests expects of our own VMs.
-/// Then a second attach ends cleanly when the domain is destroyed under it, with its report.
+/// Then an attach ends cleanly when the domain is suspended under it (left paused) and when it is
+/// destroyed under it, each with its report.
 @Suite(.serialized)
 struct LibvirtAttachTests {
     static let uri = "qemu:///system"
@@ -103,7 +104,19 @@ struct LibvirtAttachTests {
         console.type("finished\n")
         #expect(console.waitFor("LV-DONE finished", timeout: 300), "\(console.text.suffix(2000))")
 
-        // A second attach; the domain destroyed under it ends it with the report so far.
+        // Paused outside LeakVisor under an attach (virsh suspend): the attach detaches and ends, the
+        // domain stays paused; resumed, it goes on.
+        let paused = try LiveGuest(["attach", name])
+        #expect(waitFor({ paused.monitorOutput.contains("attached to libvirt domain") }, timeout: 300), "\(paused.monitorOutput.suffix(3000))")
+        let suspend = try Self.virsh(["suspend", name])
+        #expect(suspend.status == 0, "\(suspend.output)")
+        let pausedEnd = paused.finish(timeout: 120)
+        #expect(pausedEnd.status == 0 && pausedEnd.stderr.contains("paused outside LeakVisor"), "\(pausedEnd.stderr.suffix(3000))")
+        let state = try Self.virsh(["domstate", name])
+        #expect(state.output.contains("paused"), "\(state.output)")
+        #expect(try Self.virsh(["resume", name]).status == 0)
+
+        // Another attach; the domain destroyed under it ends it with the report so far.
         let again = try LiveGuest(["attach", name])
         let reattached = waitFor({ again.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
         #expect(reattached, "\(again.monitorOutput.suffix(3000))")
