@@ -101,7 +101,11 @@ public final class GDBRemoteConnection: Sendable {
                 if errno == EINTR || errno == EAGAIN { continue }
                 throw .io(operation: "recv", errno: errno)
             }
-            buffer.withLock { $0 += chunk.prefix(count) }
+            let overflowing = buffer.withLock { bytes -> Bool in
+                bytes += chunk.prefix(count)
+                return bytes.count > 2 * Self.maximumPacket + 16
+            }
+            if overflowing { throw .malformed("more than \(2 * Self.maximumPacket) bytes without a complete packet") }
         }
     }
 
