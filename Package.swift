@@ -111,7 +111,9 @@ let package = Package(
         .target(name: "GDBRemote", dependencies: ["X86"]),
         // A guest that a QEMU process runs, as an `InspectableGuest` and `TrapHandlerHost`: RAM through the
         // process's shared mapping, vCPUs and breakpoints through its gdbstub.
-        .target(name: "QEMUBackend", dependencies: ["GDBRemote", "GuestInterface", "GuestMemory", "X86"]),
+        .target(name: "QEMUBackend", dependencies: ["GDBRemote", "GuestInterface", "GuestMemory", "X86", "CUserfaultfd"]),
+        // Thin unsafe layer over Linux's userfaultfd (a QEMU process's private RAM mirrored page by page). No logic.
+        .target(name: "CUserfaultfd"),
         .executableTarget(
             name: "leakvisor",
             dependencies: [

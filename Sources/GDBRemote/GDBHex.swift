@@ -1,6 +1,6 @@
 /// Hexadecimal byte strings as the remote protocol writes memory and registers.
-enum GDBHex {
-    static func decode(_ text: String) -> [UInt8]? {
+public enum GDBHex {
+    public static func decode(_ text: String) -> [UInt8]? {
         let utf8 = Array(text.utf8)
         guard utf8.count % 2 == 0 else { return nil }
         var bytes = [UInt8]()
@@ -14,7 +14,7 @@ enum GDBHex {
         return bytes
     }
 
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var text = ""
         for byte in bytes { text += GDBPacket.hex2(byte) }
         return text

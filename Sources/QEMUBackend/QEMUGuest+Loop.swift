@@ -48,6 +48,7 @@ extension QEMUGuest {
                     reply = try mapped { () throws(GDBRemoteError) in try gdb.receive(timeout: 1) }
                 }
                 state.withLock { $0.running = false }
+                mirror?.guestStopped()
                 guard let reply, let stop = GDBStopReply(reply) else { continue }
                 switch stop {
                 case .ended(let why): return .ended("QEMU reported \(why)")

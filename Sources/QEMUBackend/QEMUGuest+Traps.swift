@@ -19,7 +19,7 @@ extension QEMUGuest {
             if let handler, try deliverGateTrap(vector: vector, index: index, &registers, handler: handler) {
                 try write(registers, thread: thread)
                 statistics.withLock { $0.userTrapsHandled += 1 }
-                takeDataWrites()
+                try takeDataWrites()
                 return true
             }
             try passGate(at: rip, thread: thread, &registers)
@@ -107,8 +107,10 @@ extension QEMUGuest {
     }
 
     /// A user trap writes only data (a return address on the thread's stack): nothing QEMU
-    /// translated changes, so the frames it wrote need no rewrite.
-    func takeDataWrites() {
-        _ = memory.takeHostWrittenFrames()
+    /// translated changes, so the frames it wrote need no rewrite through the stub; mirrored
+    /// private RAM gets them back directly.
+    func takeDataWrites() throws(QEMUBackendError) {
+        let frames = memory.takeHostWrittenFrames()
+        try mirror?.commit(frames: frames)
     }
 }

@@ -19,6 +19,8 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
     let gdb: GDBRemoteConnection
     /// IDTR base (a guest-virtual address, as QEMU's monitor reports it).
     let idtBase: UInt64
+    /// Private guest RAM mirrored locally (nil: `memory` maps the QEMU process's shared RAM).
+    let mirror: QEMUPrivateRAM?
     /// IA32_LSTAR, which the gdbstub does not show: worked out by the caller from the kernel image.
     let systemCallEntry = Atomic<UInt64>(0)
     let state = Mutex(LoopState())
@@ -58,14 +60,16 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
 
     /// Connects to the gdbstub at `port` (QEMU stops the guest when a debugger connects) over
     /// `memory`, the QEMU process's RAM; the guest stays stopped until `serve` runs.
-    public init(memory: GuestMemory, gdbPort: UInt16, idtBase: UInt64) throws(QEMUBackendError) {
+    public init(memory: GuestMemory, gdbPort: UInt16, idtBase: UInt64, mirror: QEMUPrivateRAM? = nil) throws(QEMUBackendError) {
         self.memory = memory
         self.idtBase = idtBase
+        self.mirror = mirror
         do {
             gdb = try GDBRemoteConnection(port: gdbPort)
             // Stop the guest (a stub may or may not stop it on connect) and drain the stop replies.
             try gdb.interrupt()
             while try gdb.receive(timeout: 0.5) != nil {}
+            mirror?.guestStopped()
             // Memory requests name guest-physical addresses: writes then reach every vCPU's view and
             // drop the translations QEMU's TCG made of the code they change.
             try gdb.require("Qqemu.PhyMemMode:1")
@@ -83,6 +87,16 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
             throw .gdb(.closed)
         }
         memory.recordHostWrites(true)
+    }
+
+    /// Checks that `memory` is this guest's RAM: the page-table root of the first vCPU reads the
+    /// same through the gdbstub (physical mode) and through `memory`.
+    public func checkRAM() throws(QEMUBackendError) {
+        guard let thread = state.withLock({ $0.threads.first }) else { return }
+        let root = try registers(of: thread).cr3 & 0x000F_FFFF_FFFF_F000
+        let direct = try? memory.read(at: GuestPhysicalAddress(root), count: 256)
+        let reply = try mapped { () throws(GDBRemoteError) in try gdb.require("m\(String(root, radix: 16)),100") }
+        guard let direct, GDBHex.decode(reply) == direct else { throw .ramMismatch(pageTableRoot: root) }
     }
 
     /// Sets IA32_LSTAR as the kernel set it (the gdbstub does not read MSRs).

@@ -17,6 +17,21 @@ public enum QEMURAMLayout {
         return extents
     }
 
+    /// The start of the one private anonymous mapping of exactly `size` bytes in a `/proc/PID/maps`
+    /// listing (QEMU's default RAM block), or nil when there is none or more than one.
+    public static func privateRAMStart(in maps: String, bytes size: UInt64) -> UInt64? {
+        var found: [UInt64] = []
+        for line in maps.split(whereSeparator: \.isNewline) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 5, fields[1] == "rw-p", fields[4] == "0" else { continue }
+            let bounds = fields[0].split(separator: "-")
+            guard bounds.count == 2, let start = UInt64(bounds[0], radix: 16), let end = UInt64(bounds[1], radix: 16),
+                  end > start, end - start == size else { continue }
+            found.append(start)
+        }
+        return found.count == 1 ? found[0] : nil
+    }
+
     /// The shared mapping of `size` bytes in a `/proc/PID/maps` listing: its `start-end` range
     /// (the name of its `/proc/PID/map_files` entry), or nil. Only shared writable mappings of
     /// exactly the RAM's size qualify (QEMU's memfd or file-backed RAM block).

@@ -19,9 +19,9 @@ struct AttachCommand: ParsableCommand {
             detach` stops tracking. Attach again after detach re-arms (docs/attach.md).
 
             With a DOMAIN, attaches to a libvirt-managed QEMU domain instead (`--connect`, default \
-            qemu:///system), in the foreground: guest RAM through the QEMU process's shared RAM \
-            mapping (the domain needs <memoryBacking><source type='memfd'/><access mode='shared'/>), \
-            vCPUs and breakpoints through a gdbstub that LeakVisor starts in that QEMU through libvirt. \
+            qemu:///system), in the foreground: guest RAM from the QEMU process (its shared RAM mapped, \
+            or its private RAM mirrored page by page through /proc/PID/mem), vCPUs and breakpoints \
+            through a gdbstub that LeakVisor starts in that QEMU through libvirt. \
             SIGINT, SIGTERM or --duration detach (every byte put back) and print the report; SIGUSR1 \
             prints one meanwhile; the end of the domain ends the attach with the report so far. Run \
             as root (the QEMU process's memory). --vmlinux names the guest kernel's image.

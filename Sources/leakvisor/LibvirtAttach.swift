@@ -50,13 +50,14 @@ struct LibvirtAttach {
         guard let vmlinux = vmlinux ?? GuestImageLocator.defaultDirectory()?.appendingPathComponent("vmlinux").path,
               FileManager.default.fileExists(atPath: vmlinux) else { throw Failure.noKernelImage }
 
-        let memory = try QEMUDomainMemory.map(domain)
+        let (memory, mirror) = try QEMUDomainMemory.map(domain)
         let port = try Self.freeLocalPort()
         let answer = try domain.humanMonitorCommand("gdbserver tcp:127.0.0.1:\(port)")
         guard answer.contains("\(port)") else { throw Failure.monitor(answer) }
         defer { _ = try? domain.humanMonitorCommand("gdbserver none") }
         let idtBase = try QEMUDomainMemory.idtBase(domain)
-        let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase)
+        let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase, mirror: mirror)
+        try guest.checkRAM()
         var released = false
         defer { if !released { guest.release() } }
 
@@ -65,7 +66,8 @@ struct LibvirtAttach {
         options.jsonPath = reportPath
         options.scanInterval = scanInterval
         let backendNote = "backend: libvirt domain '\(domainName)' at \(uri), QEMU process \(try domain.qemuProcessID()); "
-            + "RAM through its shared mapping, vCPUs and breakpoints through its gdbstub; no dirty-page log (docs/attach.md)"
+            + (mirror == nil ? "RAM through its shared mapping" : "its private RAM mirrored page by page through /proc/PID/mem")
+            + ", vCPUs and breakpoints through its gdbstub; no dirty-page log (docs/attach.md)"
         options.reportFilter = { report in
             var report = report
             report.notes.append(backendNote)
@@ -89,18 +91,8 @@ struct LibvirtAttach {
         MonitorOutput.say(String(format: "attached to libvirt domain '%@' in %.1f s (%d vCPU(s)); SIGINT or SIGTERM detaches and reports",
                                  domainName, attachSeconds, guest.vcpuCount))
 
-        let signals = [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { guest.requestStop() }
-            source.resume()
-            return source
-        }
-        signal(SIGUSR1, SIG_IGN)
-        let report = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
-        report.setEventHandler { session.printReport(final: false) }
-        report.resume()
-        defer { (signals + [report]).forEach { $0.cancel() } }
+        let signals = SignalForwarding(stop: { guest.requestStop() }, report: { session.printReport(final: false) })
+        defer { signals.cancel() }
         if let duration { DispatchQueue.global().asyncAfter(deadline: .now() + duration) { guest.requestStop() } }
 
         let ending = guest.serve()

@@ -3,23 +3,29 @@ import GuestMemory
 import Libvirt
 import QEMUBackend
 
-/// What `attach --connect` needs of a domain's QEMU before the gdbstub: its RAM, mapped shared
-/// from the QEMU process (`/proc/PID/map_files`), and the IDT base its monitor reports.
+/// What `attach DOMAIN` needs of a domain's QEMU before the gdbstub: its RAM (the QEMU process's
+/// shared mapping through `/proc/PID/map_files`, or its private RAM mirrored), and the IDT base
+/// its monitor reports.
 enum QEMUDomainMemory {
-    /// Maps the domain's RAM: the QEMU process's shared mapping of exactly the domain's memory
-    /// size, placed as the domain's machine type places RAM.
-    static func map(_ domain: LibvirtDomain) throws -> GuestMemory {
+    /// The domain's RAM: the QEMU process's shared mapping of exactly the domain's memory size
+    /// (memfd or file backing), mapped here; else its one private mapping of that size, mirrored
+    /// page by page (`QEMUPrivateRAM`). Placed as the domain's machine type places RAM.
+    static func map(_ domain: LibvirtDomain) throws -> (memory: GuestMemory, mirror: QEMUPrivateRAM?) {
         let pid = try domain.qemuProcessID()
         let (bytes, _) = try domain.info()
         let maps = (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? ""
-        guard let range = QEMURAMLayout.sharedRAMRange(in: maps, bytes: bytes) else { throw QEMUBackendError.noSharedRAM(pid: pid, bytes: bytes) }
+        let layout = QEMURAMLayout.extents(ramBytes: bytes, machine: machineType(try domain.xml()))
+        guard let range = QEMURAMLayout.sharedRAMRange(in: maps, bytes: bytes) else {
+            guard let start = QEMURAMLayout.privateRAMStart(in: maps, bytes: bytes) else { throw QEMUBackendError.noSharedRAM(pid: pid, bytes: bytes) }
+            let mirror = try QEMUPrivateRAM(pid: pid, blockAddress: start, layout: layout)
+            return (mirror.memory, mirror)
+        }
         let path = "/proc/\(pid)/map_files/\(range)"
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw QEMUBackendError.open(path: path, errno: errno) }
         defer { close(fd) }
-        let layout = QEMURAMLayout.extents(ramBytes: bytes, machine: machineType(try domain.xml()))
         do {
-            return try GuestMemory(sharedMappingOf: fd, at: 0, layout: layout)
+            return (try GuestMemory(sharedMappingOf: fd, at: 0, layout: layout), nil)
         } catch {
             throw QEMUBackendError.ramMapping(path: path, error)
         }

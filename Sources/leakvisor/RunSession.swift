@@ -134,7 +134,7 @@ struct RunSession {
                             kernelTracking: kernelTracking)
         }
         let attachment = TrackingAttachment(session: tracking, makeSession: attachedSessionMaker(machine: machine))
-        let signals = SignalForwarding(machine: machine, tracking: attachment)
+        let signals = SignalForwarding(stop: { machine.interrupt() }, report: { attachment.current?.printReport(final: false) })
         defer { signals.cancel() }
         let control = startControlServer(machine: machine, tracking: attachment, kernelTracking: kernelTracking, identity: identity)
         defer { control?.stop() }
@@ -253,29 +253,4 @@ struct RunSession {
             return 125
         }
     }
-}
-
-/// Ctrl-C and SIGTERM stop the guest cleanly instead of killing the monitor mid-run (the
-/// allocation report is still printed); SIGUSR1 prints the allocation report now.
-final class SignalForwarding {
-    private let sources: [any DispatchSourceSignal]
-
-    init(machine: Machine, tracking: TrackingAttachment) {
-        var sources = [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { machine.interrupt() }
-            source.resume()
-            return source
-        }
-        // Also without --track: `leakvisor attach` may make a session later.
-        signal(SIGUSR1, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
-        source.setEventHandler { tracking.current?.printReport(final: false) }
-        source.resume()
-        sources.append(source)
-        self.sources = sources
-    }
-
-    func cancel() { sources.forEach { $0.cancel() } }
 }

@@ -6,8 +6,9 @@ import Testing
 /// memfd RAM and its serial console on a socket of ours. lv-leak-tree --block allocates untracked
 /// and blocks; the attach finds its blocks in glibc's heap; lv-leak-loop runs tracked; SIGINT
 /// detaches (every byte put back) and the report is the one AttachTests expects of our own VMs.
-/// Then an attach ends cleanly when the domain is suspended under it (left paused) and when it is
-/// destroyed under it, each with its report.
+/// Twice: a domain with libvirt's default private RAM (mirrored page by page) and one with shared
+/// memfd RAM (mapped). Then an attach ends cleanly when the domain is suspended under it (left
+/// paused) or destroyed under it, each with its report.
 @Suite(.serialized)
 struct LibvirtAttachTests {
     static let uri = "qemu:///system"
@@ -17,7 +18,7 @@ struct LibvirtAttachTests {
     }
 
     /// A transient TCG domain of the default image running `script` (lvrun= on its command line).
-    static func domainXML(name: String, directory: URL, console: String, script: String) -> String {
+    static func domainXML(name: String, directory: URL, console: String, script: String, sharedRAM: Bool) -> String {
         func escaped(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: "\"", with: "&quot;")
@@ -27,7 +28,7 @@ struct LibvirtAttachTests {
               <name>\(name)</name>
               <memory unit='MiB'>512</memory>
               <vcpu>1</vcpu>
-              <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+              \(sharedRAM ? "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>" : "")
               <os>
                 <type arch='x86_64' machine='pc'>hvm</type>
                 <kernel>\(directory.path)/bzImage</kernel>
@@ -44,7 +45,17 @@ struct LibvirtAttachTests {
             """
     }
 
-    @Test func attachToALibvirtDomain() throws {
+    /// libvirt's default: private RAM, mirrored page by page; the attach ended by `virsh suspend`.
+    @Test func attachToADomainWithPrivateRAM() throws {
+        try attach(sharedRAM: false)
+    }
+
+    /// Shared memfd RAM, mapped directly; the attach ended by `virsh destroy`.
+    @Test func attachToADomainWithSharedRAM() throws {
+        try attach(sharedRAM: true)
+    }
+
+    func attach(sharedRAM: Bool) throws {
         #expect(LeakVisorProcess.imageBuilt, "the default image is not built (scripts/setup.sh)")
         let up = try HostTools.run("/bin/bash", [LeakVisorProcess.packageRoot.appendingPathComponent("scripts/libvirt-up.sh").path])
         try #require(up.status == 0, "libvirtd: \(up.output)")
@@ -52,7 +63,7 @@ struct LibvirtAttachTests {
         let slot = GuestSlots.take(if: true)
         defer { slot.give() }
 
-        let name = "lv-attach-test-\(getpid())"
+        let name = "lv-attach-test-\(getpid())-\(sharedRAM ? "shared" : "private")"
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         chmod(directory.path, 0o755)
@@ -66,14 +77,14 @@ struct LibvirtAttachTests {
         let script = "lv-leak-tree --block & read answer; kill -USR1 $!; wait; lv-leak-loop 5 0; echo LV-LOOP-DONE; read answer; "
             + "echo LV-DONE $answer; read answer"
         let xml = directory.appendingPathComponent("domain.xml")
-        try Self.domainXML(name: name, directory: directory, console: console.path, script: script).write(to: xml, atomically: true, encoding: .utf8)
+        try Self.domainXML(name: name, directory: directory, console: console.path, script: script, sharedRAM: sharedRAM).write(to: xml, atomically: true, encoding: .utf8)
         let created = try Self.virsh(["create", xml.path])
         try #require(created.status == 0, "virsh create: \(created.output)")
         defer { _ = try? Self.virsh(["destroy", name]) }
         let blocked = console.waitFor("lv-leak-tree blocked", timeout: 600)
         try #require(blocked, "lv-leak-tree never blocked: \(console.text.suffix(2000))")
 
-        // Clear errors first: an unknown domain, a --session with a domain.
+        // A clear error first: an unknown domain.
         let unknown = try LeakVisorProcess.run(["attach", "lv-no-such-domain-\(getpid())"])
         #expect(unknown.status != 0 && unknown.stderr.contains("no domain 'lv-no-such-domain"), "\(unknown.stderr)")
 
@@ -98,33 +109,37 @@ struct LibvirtAttachTests {
         #expect(result.stderr.contains("SUMMARY: LeakVisor:"), "\(result.stderr.suffix(2000))")
         try AttachTests().checkReport(report)
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any] ?? [:]
-        #expect((root["notes"] as? [String] ?? []).contains { $0.hasPrefix("backend: libvirt domain '\(name)'") }, "\(root["notes"] ?? "")")
+        let ram = sharedRAM ? "RAM through its shared mapping" : "its private RAM mirrored page by page"
+        #expect((root["notes"] as? [String] ?? []).contains { $0.hasPrefix("backend: libvirt domain '\(name)'") && $0.contains(ram) },
+                "\(root["notes"] ?? "")")
 
         // The guest goes on as before the attach.
         console.type("finished\n")
         #expect(console.waitFor("LV-DONE finished", timeout: 300), "\(console.text.suffix(2000))")
 
-        // Paused outside LeakVisor under an attach (virsh suspend): the attach detaches and ends, the
-        // domain stays paused; resumed, it goes on.
-        let paused = try LiveGuest(["attach", name])
-        #expect(waitFor({ paused.monitorOutput.contains("attached to libvirt domain") }, timeout: 300), "\(paused.monitorOutput.suffix(3000))")
-        let suspend = try Self.virsh(["suspend", name])
-        #expect(suspend.status == 0, "\(suspend.output)")
-        let pausedEnd = paused.finish(timeout: 120)
-        #expect(pausedEnd.status == 0 && pausedEnd.stderr.contains("paused outside LeakVisor"), "\(pausedEnd.stderr.suffix(3000))")
-        let state = try Self.virsh(["domstate", name])
-        #expect(state.output.contains("paused"), "\(state.output)")
-        #expect(try Self.virsh(["resume", name]).status == 0)
-
-        // Another attach; the domain destroyed under it ends it with the report so far.
-        let again = try LiveGuest(["attach", name])
-        let reattached = waitFor({ again.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
-        #expect(reattached, "\(again.monitorOutput.suffix(3000))")
-        let destroyed = try Self.virsh(["destroy", name])
-        #expect(destroyed.status == 0, "\(destroyed.output)")
-        let ended = again.finish(timeout: 120)
-        #expect(ended.status == 0 && ended.stderr.contains("the domain ended") && ended.stderr.contains("SUMMARY: LeakVisor:"),
-                "\(ended.stderr.suffix(3000))")
+        if !sharedRAM {
+            // Paused outside LeakVisor under an attach (virsh suspend): the attach detaches and ends, the
+            // domain stays paused; resumed, it goes on.
+            let paused = try LiveGuest(["attach", name])
+            #expect(waitFor({ paused.monitorOutput.contains("attached to libvirt domain") }, timeout: 300), "\(paused.monitorOutput.suffix(3000))")
+            let suspend = try Self.virsh(["suspend", name])
+            #expect(suspend.status == 0, "\(suspend.output)")
+            let pausedEnd = paused.finish(timeout: 120)
+            #expect(pausedEnd.status == 0 && pausedEnd.stderr.contains("paused outside LeakVisor"), "\(pausedEnd.stderr.suffix(3000))")
+            let state = try Self.virsh(["domstate", name])
+            #expect(state.output.contains("paused"), "\(state.output)")
+            #expect(try Self.virsh(["resume", name]).status == 0)
+        } else {
+            // Another attach; the domain destroyed under it ends it with the report so far.
+            let again = try LiveGuest(["attach", name])
+            let reattached = waitFor({ again.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
+            #expect(reattached, "\(again.monitorOutput.suffix(3000))")
+            let destroyed = try Self.virsh(["destroy", name])
+            #expect(destroyed.status == 0, "\(destroyed.output)")
+            let ended = again.finish(timeout: 120)
+            #expect(ended.status == 0 && ended.stderr.contains("the domain ended") && ended.stderr.contains("SUMMARY: LeakVisor:"),
+                    "\(ended.stderr.suffix(3000))")
+        }
     }
 
     func waitFor(_ condition: () -> Bool, timeout: Double) -> Bool {

@@ -28,6 +28,20 @@ import X86
         #expect(QEMURAMLayout.sharedRAMRange(in: "7ff46bfff000-7ff48bfff000 rw-p 00000000 00:00 0", bytes: 512 << 20) == nil)
     }
 
+    /// QEMU's default RAM block: the one private anonymous mapping of the RAM's size (as measured).
+    @Test func findsThePrivateRAMBlock() {
+        let maps = [
+            "7f63ae800000-7f63afc9c000 r--p 00000000 fe:00 5374174                    /work/qemu-try/initramfs.cpio",
+            "7f63afe00000-7f63cfe00000 rw-p 00000000 00:00 0",
+            "7f63d0000000-7f640ffff000 rwxp 00000000 00:00 0",
+        ].joined(separator: "\n")
+        #expect(QEMURAMLayout.privateRAMStart(in: maps, bytes: 512 << 20) == 0x7F63_AFE0_0000)
+        // Two candidates: ambiguous, none chosen.
+        #expect(QEMURAMLayout.privateRAMStart(in: maps + "\n7f0000000000-7f0020000000 rw-p 00000000 00:00 0", bytes: 512 << 20) == nil)
+        // A file-backed mapping of that size is not RAM.
+        #expect(QEMURAMLayout.privateRAMStart(in: "7f63afe00000-7f63cfe00000 rw-p 00000000 fe:00 12 /x", bytes: 512 << 20) == nil)
+    }
+
     /// Linux 6.1's #BP and #PF entries as read from the guest: `nopl (%rax)` (an alternative for
     /// `clac`), then `cld`.
     @Test func decodesTheGateEntriesLinuxStartsWith() {
