@@ -36,7 +36,7 @@ import X86
         #expect(try GDBPacket.scan(bytes2[...], limit: 100) == .packet("#", consumed: bytes2.count))
     }
 
-    @Test func refusesBadChecksumsAndOversizedPackets() {
+    @Test func refusesBadChecksumsAndOversizedPackets() throws {
         #expect(throws: GDBRemoteError.self) { try GDBPacket.scan(Array("$OK#00".utf8)[...], limit: 100) }
         // A well-formed packet longer than the limit.
         let long = GDBPacket.frame("OKOKOK")
