@@ -27,7 +27,7 @@ struct LibvirtAttachTests {
             <domain type='qemu'>
               <name>\(name)</name>
               <memory unit='MiB'>512</memory>
-              <vcpu>1</vcpu>
+              <vcpu>\(sharedRAM ? 1 : 2)</vcpu>
               \(sharedRAM ? "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>" : "")
               <os>
                 <type arch='x86_64' machine='pc'>hvm</type>
@@ -45,12 +45,12 @@ struct LibvirtAttachTests {
             """
     }
 
-    /// libvirt's default: private RAM, mirrored page by page; the attach ended by `virsh suspend`.
+    /// libvirt's default: private RAM, mirrored page by page; two vCPUs; the attach ended by `virsh suspend`.
     @Test func attachToADomainWithPrivateRAM() throws {
         try attach(sharedRAM: false)
     }
 
-    /// Shared memfd RAM, mapped directly; the attach ended by `virsh destroy`.
+    /// Shared memfd RAM, mapped directly; one vCPU; the attach ended by `virsh destroy`.
     @Test func attachToADomainWithSharedRAM() throws {
         try attach(sharedRAM: true)
     }
