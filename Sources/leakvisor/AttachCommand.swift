@@ -45,6 +45,12 @@ struct AttachCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With DOMAIN: detach and report after this long (e.g. 10m) if no signal came first.", valueName: "duration"))
     var duration: DurationArgument?
 
+    @Option(help: ArgumentHelp("With DOMAIN: write the soak journal (SQLite) here: every scan's report, so that `leakvisor report --journal FILE` rebuilds it even after the monitor was killed. Default: $XDG_STATE_HOME/leakvisor/journals/attach-DATE-TIME-PID.sqlite (docs/journal.md).", valueName: "file"))
+    var journal: String?
+
+    @Flag(name: .customLong("no-journal"), help: "With DOMAIN: write no journal.")
+    var noJournal = false
+
     @OptionGroup var common: InspectCommand.Common
 
     @Option(help: ArgumentHelp("user: malloc family and C++ new/delete; user-malloc: the malloc family only. (Kernel allocations are tracked only from the start of a run: `run --track kernel` or `all`.)", valueName: "what"))
@@ -57,11 +63,12 @@ struct AttachCommand: ParsableCommand {
     func validate() throws {
         guard AttachTrack(rawValue: track) != nil else { throw ValidationError("--track is \(AttachTrack.choices)") }
         if domain == nil {
-            if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil {
-                throw ValidationError("--connect, --vmlinux, --symbols, --scan-every and --duration go with a libvirt DOMAIN")
+            if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil || journal != nil || noJournal {
+                throw ValidationError("--connect, --vmlinux, --symbols, --scan-every, --duration, --journal and --no-journal go with a libvirt DOMAIN")
             }
         } else {
             if common.session != nil { throw ValidationError("--session names a leakvisor monitor; a DOMAIN is attached to directly") }
+            if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         }
     }
 
@@ -70,6 +77,7 @@ struct AttachCommand: ParsableCommand {
             let attach = LibvirtAttach(uri: connect ?? "qemu:///system", domainName: domain, track: kind,
                                        reportPath: report.map { HostPathArgument.absolute($0) }, vmlinux: vmlinux.map { HostPathArgument.absolute($0) },
                                        symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, duration: duration?.seconds,
+                                       journalPath: noJournal ? nil : (journal.map { HostPathArgument.absolute($0) } ?? JournalLocation.defaultPath(prefix: "attach")),
                                        json: common.json)
             let status = try attach.run()
             if status != 0 { throw ExitCode(status) }

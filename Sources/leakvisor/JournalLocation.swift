@@ -7,9 +7,10 @@ enum JournalLocation {
     /// This build's version, as journals record it.
     static let leakvisorVersion = "0.15-dev"
 
-    /// $XDG_STATE_HOME/leakvisor/journals (else ~/.local/state/leakvisor/journals)/run-DATE-TIME-PID.sqlite,
-    /// in UTC so that names sort by start time.
-    static func defaultPath(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    /// $XDG_STATE_HOME/leakvisor/journals (else ~/.local/state/leakvisor/journals)/PREFIX-DATE-TIME-PID.sqlite
+    /// (PREFIX: `run`, or `attach` for a libvirt attach), in UTC so that names sort by start time.
+    static func defaultPath(prefix: String = "run", now: Date = Date(),
+                            environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         let base: String
         if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
             base = state
@@ -20,7 +21,7 @@ enum JournalLocation {
         format.locale = Locale(identifier: "en_US_POSIX")
         format.timeZone = TimeZone(identifier: "UTC")
         format.dateFormat = "yyyyMMdd-HHmmss"
-        return "\(base)/leakvisor/journals/run-\(format.string(from: now))-\(getpid()).sqlite"
+        return "\(base)/leakvisor/journals/\(prefix)-\(format.string(from: now))-\(getpid()).sqlite"
     }
 
     /// The run's identity: this program, its command line, the guest's kernel and image.

@@ -3,6 +3,7 @@ import Control
 import Foundation
 import GuestMemory
 import Introspection
+import LeakJournal
 import Libvirt
 import Monitor
 import QEMUBackend
@@ -21,6 +22,8 @@ struct LibvirtAttach {
     var symbolDirectories: [String]
     var scanInterval: Double?
     var duration: Double?
+    /// The soak journal's path (nil: none).
+    var journalPath: String?
     var json: Bool
 
     static let output = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
@@ -65,6 +68,9 @@ struct LibvirtAttach {
         options.includeOperators = track.includesOperators
         options.jsonPath = reportPath
         options.scanInterval = scanInterval
+        options.journalPath = journalPath
+        options.runIdentity = RunIdentity(leakvisorVersion: JournalLocation.leakvisorVersion, commandLine: CommandLine.arguments,
+                                          kernel: vmlinux, image: "libvirt \(uri) domain \(domainName)")
         let backendNote = "backend: libvirt domain '\(domainName)' at \(uri), QEMU process \(try domain.qemuProcessID()); "
             + (mirror == nil ? "RAM through its shared mapping" : "its private RAM mirrored page by page through /proc/PID/mem")
             + ", vCPUs and breakpoints through its gdbstub; no dirty-page log (docs/attach.md)"

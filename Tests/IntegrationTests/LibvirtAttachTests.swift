@@ -88,7 +88,8 @@ struct LibvirtAttachTests {
         let unknown = try LeakVisorProcess.run(["attach", "lv-no-such-domain-\(getpid())"])
         #expect(unknown.status != 0 && unknown.stderr.contains("no domain 'lv-no-such-domain"), "\(unknown.stderr)")
 
-        let attach = try LiveGuest(["attach", name, "--json", "--report", report.path])
+        let journal = directory.appendingPathComponent("attach.sqlite")
+        let attach = try LiveGuest(["attach", name, "--json", "--report", report.path, "--journal", journal.path])
         let attached = waitFor({ attach.monitorOutput.contains("attached to libvirt domain") }, timeout: 300)
         try #require(attached, "attach: \(attach.monitorOutput.suffix(3000))")
 
@@ -108,6 +109,11 @@ struct LibvirtAttachTests {
         #expect(pages.count == 2 && pages[0] == pages[1] && pages[0] > 0, "\(result.stderr.suffix(3000))")
         #expect(result.stderr.contains("SUMMARY: LeakVisor:"), "\(result.stderr.suffix(2000))")
         try AttachTests().checkReport(report)
+        // The soak journal holds the same final report, readable with no guest.
+        let fromJournal = directory.appendingPathComponent("from-journal.json")
+        let rebuilt = try LeakVisorProcess.run(["report", "--journal", journal.path, "--format", "json", "-o", fromJournal.path])
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        try AttachTests().checkReport(fromJournal)
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any] ?? [:]
         let ram = sharedRAM ? "RAM through its shared mapping" : "its private RAM mirrored page by page"
         #expect((root["notes"] as? [String] ?? []).contains { $0.hasPrefix("backend: libvirt domain '\(name)'") && $0.contains(ram) },
