@@ -58,6 +58,7 @@ extension QEMUGuest {
                     let ours = try handleStop(thread: thread)
                     statistics.withLock { $0.handlingSeconds += Self.now() - started }
                     if !ours && !state.withLock({ $0.pauseRequested || $0.stopRequested }) { return .pausedOutside }
+                    if ours, let afterStop = state.withLock({ $0.afterStop }) { afterStop(lastStopWasHook.load(ordering: .relaxed)) }
                 }
             }
         } catch QEMUBackendError.gdb(.closed) {

@@ -14,6 +14,7 @@ extension QEMUGuest {
         var registers = try registers(of: thread)
         let rip = registers.general.rip
         guard placed.contains(rip) else { return false }
+        lastStopWasHook.store(false, ordering: .relaxed)
         if let gates, rip == gates.breakpoint || rip == gates.pageFault {
             let vector = rip == gates.breakpoint ? 3 : 14
             if let handler, try deliverGateTrap(vector: vector, index: index, &registers, handler: handler) {
@@ -32,6 +33,7 @@ extension QEMUGuest {
             registers.general = trap.resume
             try write(registers, thread: thread)
             statistics.withLock { $0.kernelHooksHandled += 1 }
+            lastStopWasHook.store(true, ordering: .relaxed)
             // A hook may have armed new breakpoints (a library mapped): make them visible.
             try afterPause()
             return true

@@ -20,9 +20,11 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
     /// IDTR base (a guest-virtual address, as QEMU's monitor reports it).
     let idtBase: UInt64
     /// Private guest RAM mirrored locally (nil: `memory` maps the QEMU process's shared RAM).
-    let mirror: QEMUPrivateRAM?
+    public let mirror: QEMUPrivateRAM?
     /// IA32_LSTAR, which the gdbstub does not show: worked out by the caller from the kernel image.
     let systemCallEntry = Atomic<UInt64>(0)
+    /// Whether the stop handled last was a kernel hook's.
+    let lastStopWasHook = Atomic(false)
     let state = Mutex(LoopState())
     /// One pause at a time.
     let pausing = Mutex(())
@@ -43,6 +45,8 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
         var placed: Set<UInt64> = []
         /// Handlers of the #BP and #PF gates, once read.
         var gates: (breakpoint: UInt64, pageFault: UInt64)?
+        /// Told after each stop of ours was handled (true for a kernel hook), the guest still stopped.
+        var afterStop: (@Sendable (_ kernelHook: Bool) -> Void)?
     }
 
     /// What the backend did, for the closing figures.
@@ -103,6 +107,27 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
     public func setSystemCallEntry(_ value: UInt64) { systemCallEntry.store(value, ordering: .relaxed) }
 
     public var vcpuCount: Int { state.withLock { $0.threads.count } }
+
+    /// The breakpoints this backend has placed through the gdbstub now (guest-virtual addresses).
+    public var breakpointAddresses: [UInt64] { state.withLock { $0.placed.sorted() } }
+
+    /// Calls `body` after each stop of ours is handled, with the guest still stopped (true for a kernel hook).
+    public func setAfterStop(_ body: (@Sendable (_ kernelHook: Bool) -> Void)?) { state.withLock { $0.afterStop = body } }
+
+    /// Takes over breakpoints an earlier monitor placed (`addresses`, still in QEMU after it died) and
+    /// handles the vCPUs stopped at them, with the handler installed: each thread goes on as if that
+    /// monitor had handled it (recovery after a crash; then `withGuestPaused` to disarm and `release`).
+    public func adopt(breakpoints addresses: [UInt64]) throws(QEMUBackendError) {
+        // Also those it would have placed: the gates and the handler's hook sites.
+        let gates = try gateHandlers()
+        var all = Set(addresses).union([gates.breakpoint, gates.pageFault])
+        all.formUnion(state.withLock { $0.handler?.kernelHookSites ?? [] })
+        state.withLock { $0.placed = all }
+        for thread in state.withLock({ $0.threads }) {
+            let rip = try registers(of: thread).general.rip
+            if all.contains(rip) { try handleStop(thread: thread) }
+        }
+    }
 
     /// The guest's #BP handler (from its IDT), the anchor of its kernel's KASLR slide.
     public func breakpointHandler() throws(QEMUBackendError) -> UInt64 { try gateHandlers().breakpoint }

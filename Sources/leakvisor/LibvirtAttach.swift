@@ -30,6 +30,8 @@ struct LibvirtAttach {
 
     enum Failure: Error, CustomStringConvertible {
         case notRunning(String, LibvirtDomain.State)
+        case unrecovered(String)
+        case noRecord(String)
         case noKernelImage
         case unknownKernel
         case monitor(String)
@@ -40,6 +42,9 @@ struct LibvirtAttach {
             case .unknownKernel:
                 return "the guest's #BP handler does not fit the kernel image given (--vmlinux must be the image of the kernel the domain runs)"
             case .monitor(let output): return "the QEMU monitor refused to start a gdbstub: \(output.prefix(300))"
+            case .unrecovered(let name):
+                return "an earlier attach to '\(name)' did not detach (its monitor was killed?): `leakvisor detach \(name)` puts back what it changed first"
+            case .noRecord(let name): return "no record of an attach to '\(name)' that did not detach: nothing to put back"
             }
         }
     }
@@ -48,19 +53,19 @@ struct LibvirtAttach {
         let started = ContinuousClock.now
         let connection = try LibvirtConnection(uri: uri)
         let domain = try connection.domain(named: domainName)
+        if let record = AttachRecord.load(domain: domainName) {
+            guard record.qemuProcessID != (try? domain.qemuProcessID()) else { throw Failure.unrecovered(domainName) }
+            AttachRecord.remove(domain: domainName)   // about an earlier run of the domain
+        }
         let state = try domain.state()
         guard state == .running else { throw Failure.notRunning(domainName, state) }
         guard let vmlinux = vmlinux ?? GuestImageLocator.defaultDirectory()?.appendingPathComponent("vmlinux").path,
               FileManager.default.fileExists(atPath: vmlinux) else { throw Failure.noKernelImage }
+        let pid = try domain.qemuProcessID()
 
-        let (memory, mirror) = try QEMUDomainMemory.map(domain)
-        let port = try Self.freeLocalPort()
-        let answer = try domain.humanMonitorCommand("gdbserver tcp:127.0.0.1:\(port)")
-        guard answer.contains("\(port)") else { throw Failure.monitor(answer) }
+        let (guest, port) = try Self.openGuest(domain)
         defer { _ = try? domain.humanMonitorCommand("gdbserver none") }
-        let idtBase = try QEMUDomainMemory.idtBase(domain)
-        let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase, mirror: mirror)
-        try guest.checkRAM()
+        let mirror = guest.mirror
         var released = false
         defer { if !released { guest.release() } }
 
@@ -71,7 +76,7 @@ struct LibvirtAttach {
         options.journalPath = journalPath
         options.runIdentity = RunIdentity(leakvisorVersion: JournalLocation.leakvisorVersion, commandLine: CommandLine.arguments,
                                           kernel: vmlinux, image: "libvirt \(uri) domain \(domainName)")
-        let backendNote = "backend: libvirt domain '\(domainName)' at \(uri), QEMU process \(try domain.qemuProcessID()); "
+        let backendNote = "backend: libvirt domain '\(domainName)' at \(uri), QEMU process \(pid); "
             + (mirror == nil ? "RAM through its shared mapping" : "its private RAM mirrored page by page through /proc/PID/mem")
             + ", vCPUs and breakpoints through its gdbstub; no dirty-page log (docs/attach.md)"
         options.reportFilter = { report in
@@ -85,6 +90,12 @@ struct LibvirtAttach {
         guest.setSystemCallEntry(entry)
         let session = TrackingSession(tracking: tracking, guest: guest, files: files, options: options, output: Self.output)
         let summary = try session.attach(kernelSeconds: 0, reattached: false)
+        // While attached, what to put back if this monitor dies (`leakvisor detach DOMAIN`).
+        let recorder = AttachRecorder(uri: uri, domain: domainName, qemuProcessID: pid, gdbPort: port, vmlinux: vmlinux,
+                                      tracker: session.tracker, guest: guest)
+        recorder.save()
+        guest.setAfterStop { kernelHook in recorder.save(ifOlderThan: kernelHook ? 0 : 1) }
+        defer { AttachRecord.remove(domain: domainName) }
         let attachSeconds = (ContinuousClock.now - started) / .seconds(1)
         if json {
             let encoder = JSONEncoder()
@@ -127,6 +138,25 @@ struct LibvirtAttach {
                           + String(format: "%.0f µs per stop handled", stats.stops > 0 ? stats.handlingSeconds / Double(stats.stops) * 1e6 : 0))
         let (written, _) = session.finish()
         return written ? 0 : 1
+    }
+
+    /// The domain's guest through the QEMU backend: its RAM, a gdbstub started on a free local port
+    /// (the caller stops it with `gdbserver none`), the IDT; the RAM checked against the stub.
+    /// With `existingPort`, the gdbstub an earlier monitor started is used if it still listens
+    /// there (QEMU 7.2 cannot replace a gdbstub: "duplicate yank instance").
+    static func openGuest(_ domain: LibvirtDomain, existingPort: UInt16? = nil) throws -> (guest: QEMUGuest, port: UInt16) {
+        let (memory, mirror) = try QEMUDomainMemory.map(domain)
+        let idtBase = try QEMUDomainMemory.idtBase(domain)
+        if let existingPort, let guest = try? QEMUGuest(memory: memory, gdbPort: existingPort, idtBase: idtBase, mirror: mirror) {
+            try guest.checkRAM()
+            return (guest, existingPort)
+        }
+        let port = try freeLocalPort()
+        let answer = try domain.humanMonitorCommand("gdbserver tcp:127.0.0.1:\(port)")
+        guard answer.contains("Waiting for gdb connection") else { throw Failure.monitor(answer) }
+        let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase, mirror: mirror)
+        try guest.checkRAM()
+        return (guest, port)
     }
 
     func symbolFiles() -> GuestSymbolFiles {

@@ -106,13 +106,35 @@ struct DetachCommand: ParsableCommand {
             log are turned off; the guest runs on untracked. The ledger is kept: `leakvisor report` \
             still works, and the monitor still prints the report at exit. `leakvisor attach` re-arms \
             (docs/attach.md).
+
+            With a libvirt DOMAIN: puts back what an `attach DOMAIN` whose monitor died (kill -9, a \
+            crash) had changed, from the record it kept on disk: the breakpoints and patched bytes, \
+            the return addresses of calls in flight it knew of, and its gdbstub breakpoints; the \
+            guest runs on. (A live `attach DOMAIN` detaches on SIGINT or SIGTERM.)
             """)
 
     @OptionGroup var common: InspectCommand.Common
 
+    @Argument(help: ArgumentHelp("A libvirt domain whose attach did not detach (its monitor died).", valueName: "domain"))
+    var domain: String?
+
+    @Option(help: ArgumentHelp("libvirt URI of DOMAIN (default qemu:///system).", valueName: "uri"))
+    var connect: String?
+
+    func validate() throws {
+        if domain == nil && connect != nil { throw ValidationError("--connect goes with a libvirt DOMAIN") }
+        if domain != nil && common.session != nil { throw ValidationError("--session names a leakvisor monitor, not a DOMAIN") }
+    }
+
     func run() throws {
-        guard let summary = try common.ask(.detach).detached else {
-            throw InspectCommand.InspectFailure.answered("the monitor sent no answer")
+        let summary: ArmingSummary
+        if let domain {
+            summary = try LibvirtRecovery(uri: connect ?? "qemu:///system", domainName: domain).run()
+        } else {
+            guard let answer = try common.ask(.detach).detached else {
+                throw InspectCommand.InspectFailure.answered("the monitor sent no answer")
+            }
+            summary = answer
         }
         if common.json { return try common.printJSON(summary) }
         print("restored \(summary.bytesRestored) byte(s) and \(summary.returnAddressesRestored) return address(es)"

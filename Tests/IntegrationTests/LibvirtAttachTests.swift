@@ -45,7 +45,8 @@ struct LibvirtAttachTests {
             """
     }
 
-    /// libvirt's default: private RAM, mirrored page by page; two vCPUs; the attach ended by `virsh suspend`.
+    /// libvirt's default: private RAM, mirrored page by page; two vCPUs; an attach ended by `virsh suspend`,
+    /// one by kill -9 and recovered with `leakvisor detach DOMAIN`.
     @Test func attachToADomainWithPrivateRAM() throws {
         try attach(sharedRAM: false)
     }
@@ -75,7 +76,7 @@ struct LibvirtAttachTests {
         let report = directory.appendingPathComponent("report.json")
         let console = try ConsoleSocket(path: directory.appendingPathComponent("console.sock").path)
         let script = "lv-leak-tree --block & read answer; kill -USR1 $!; wait; lv-leak-loop 5 0; echo LV-LOOP-DONE; read answer; "
-            + "echo LV-DONE $answer; read answer"
+            + "echo LV-DONE $answer; read answer; lv-bench-malloc 3000; echo BENCH-DONE status=$?; read answer"
         let xml = directory.appendingPathComponent("domain.xml")
         try Self.domainXML(name: name, directory: directory, console: console.path, script: script, sharedRAM: sharedRAM).write(to: xml, atomically: true, encoding: .utf8)
         let created = try Self.virsh(["create", xml.path])
@@ -135,6 +136,25 @@ struct LibvirtAttachTests {
             let state = try Self.virsh(["domstate", name])
             #expect(state.output.contains("paused"), "\(state.output)")
             #expect(try Self.virsh(["resume", name]).status == 0)
+
+            // The monitor killed while attached (kill -9) leaves the domain stopped at its gdbstub
+            // breakpoints and its int3s in place; `leakvisor detach DOMAIN` puts everything back from
+            // the record the attach kept, and the program in the middle of its allocator calls goes on.
+            let killed = try LiveGuest(["attach", name])
+            #expect(waitFor({ killed.monitorOutput.contains("attached to libvirt domain") }, timeout: 300), "\(killed.monitorOutput.suffix(3000))")
+            console.type("bench\n")
+            #expect(console.waitFor("lv-bench-malloc ready", timeout: 120), "\(console.text.suffix(2000))")
+            usleep(2_000_000)
+            killed.signal(SIGKILL)
+            _ = killed.finish(timeout: 30)
+            let refused = try LeakVisorProcess.run(["attach", name])
+            #expect(refused.status != 0 && refused.stderr.contains("leakvisor detach \(name)"), "\(refused.stderr)")
+            let recovered = try LeakVisorProcess.run(["detach", name])
+            #expect(recovered.status == 0 && recovered.stdout.contains("restored "), "\(recovered.stdout) \(recovered.stderr)")
+            #expect(console.waitFor("BENCH-DONE status=0", timeout: 300), "\(console.text.suffix(2000))")
+            #expect(try Self.virsh(["domstate", name]).output.contains("running"))
+            let again = try LeakVisorProcess.run(["detach", name])
+            #expect(again.status != 0 && again.stderr.contains("nothing to put back"), "\(again.stderr)")
         } else {
             // Another attach; the domain destroyed under it ends it with the report so far.
             let again = try LiveGuest(["attach", name])
