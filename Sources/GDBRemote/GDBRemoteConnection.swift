@@ -23,7 +23,7 @@ public final class GDBRemoteConnection: Sendable {
             close(fd)
             throw .connect(host: host, port: port, errno: EINVAL)
         }
-        let deadline = Self.now() + timeout
+        let deadline = ContinuousClock.now + .seconds(timeout)
         while true {
             let result = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -31,7 +31,7 @@ public final class GDBRemoteConnection: Sendable {
             if result == 0 { break }
             let error = errno
             // The stub may still be starting: retry refused connections until the deadline.
-            guard error == ECONNREFUSED || error == EINTR, Self.now() < deadline else {
+            guard error == ECONNREFUSED || error == EINTR, ContinuousClock.now < deadline else {
                 close(fd)
                 throw .connect(host: host, port: port, errno: error)
             }
@@ -68,7 +68,7 @@ public final class GDBRemoteConnection: Sendable {
 
     /// The next packet from the stub, or nil when none came within `timeout` seconds (nil: wait forever).
     public func receive(timeout: Double?) throws(GDBRemoteError) -> String? {
-        let deadline = timeout.map { Self.now() + $0 }
+        let deadline = timeout.map { ContinuousClock.now + .seconds($0) }
         while true {
             let scanned = try buffer.withLock { bytes throws(GDBRemoteError) -> String? in
                 guard case .packet(let payload, let consumed) = try GDBPacket.scan(bytes[...], limit: Self.maximumPacket) else { return nil }
@@ -81,7 +81,7 @@ public final class GDBRemoteConnection: Sendable {
             }
             let wait: Int32
             if let deadline {
-                let left = deadline - Self.now()
+                let left = (deadline - ContinuousClock.now) / .seconds(1)
                 if left <= 0 { return nil }
                 wait = Int32(min(left * 1000, 1000).rounded(.up))
             } else {
@@ -126,11 +126,5 @@ public final class GDBRemoteConnection: Sendable {
                 sent += n
             }
         }
-    }
-
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

@@ -54,9 +54,9 @@ extension QEMUGuest {
                 case .ended(let why): return .ended("QEMU reported \(why)")
                 case .stopped(_, let thread):
                     statistics.withLock { $0.stops += 1 }
-                    let started = Self.now()
+                    let started = ContinuousClock.now
                     let ours = try handleStop(thread: thread)
-                    statistics.withLock { $0.handlingSeconds += Self.now() - started }
+                    statistics.withLock { $0.handlingSeconds += (ContinuousClock.now - started) / .seconds(1) }
                     if !ours && !state.withLock({ $0.pauseRequested || $0.stopRequested }) { return .pausedOutside }
                     if ours, let afterStop = state.withLock({ $0.afterStop }) { afterStop(lastStopWasHook.load(ordering: .relaxed)) }
                 }
@@ -102,7 +102,7 @@ extension QEMUGuest {
             let address = GuestPhysicalAddress(frame << 12)
             guard let bytes = try? memory.read(at: address, count: 4096) else { continue }
             for chunk in stride(from: 0, to: 4096, by: 1024) {
-                let hex = bytes[chunk..<chunk + 1024].map { String(format2: $0) }.joined()
+                let hex = GDBHex.encode(bytes[chunk..<chunk + 1024])
                 try mapped { () throws(GDBRemoteError) in try gdb.require("M\(String(frame << 12 + UInt64(chunk), radix: 16)),400:\(hex)") }
             }
         }
@@ -146,12 +146,5 @@ extension QEMUGuest {
         let gates = (breakpoint: try handler(3), pageFault: try handler(14))
         state.withLock { $0.gates = gates }
         return gates
-    }
-}
-
-extension String {
-    init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self = String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
     }
 }

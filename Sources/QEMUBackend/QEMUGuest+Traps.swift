@@ -51,11 +51,7 @@ extension QEMUGuest {
         let space = AddressSpace(memory: memory, cr3: registers.cr3, cr4: registers.cr4)
         guard let words = try? space.readWords(at: GuestVirtualAddress(kernel.rsp), count: ExceptionFrame.wordCount(hasErrorCode: hasErrorCode)),
               let frame = ExceptionFrame(words, hasErrorCode: hasErrorCode), frame.fromUserMode else { return false }
-        var user = kernel
-        // #BP is a trap (the frame's rip is past the int3); a fetch fault names the faulting address.
-        user.rip = vector == 3 ? frame.rip &- 1 : frame.rip
-        user.rsp = frame.rsp
-        user.rflags = frame.rflags
+        let user = frame.interruptedRegisters(kernel, breakpoint: vector == 3)
         var trap = GuestTrap(state: snapshot(index: index, registers, general: user, privilegeLevel: 3), fsBase: registers.fsBase,
                              errorCode: frame.errorCode, faultAddress: registers.cr2)
         let owned = vector == 3 ? handler.userBreakpoint(&trap, memory: memory) : handler.userFetchFault(&trap, memory: memory)

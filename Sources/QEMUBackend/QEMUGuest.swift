@@ -160,11 +160,11 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
                 return try body(PausedGuest(memory: memory, vcpus: vcpus))
             }
             defer { state.withLock { $0.pauseRequested = false } }
-            let deadline = Self.now() + timeout
+            let deadline = ContinuousClock.now + .seconds(timeout)
             while true {
                 if let vcpus = state.withLock({ $0.parked }) { return try body(PausedGuest(memory: memory, vcpus: vcpus)) }
                 if state.withLock({ !$0.loopActive }) { return try body(PausedGuest(memory: memory, vcpus: try captureVCPUs())) }
-                guard Self.now() < deadline else { throw QEMUBackendError.pauseTimedOut(seconds: timeout) }
+                guard ContinuousClock.now < deadline else { throw QEMUBackendError.pauseTimedOut(seconds: timeout) }
                 usleep(200)
             }
         }
@@ -198,11 +198,5 @@ public final class QEMUGuest: TrapHandlerHost, Sendable {
     @discardableResult
     func mapped<T>(_ body: () throws(GDBRemoteError) -> T) throws(QEMUBackendError) -> T {
         do { return try body() } catch { throw .gdb(error) }
-    }
-
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 }

@@ -181,10 +181,7 @@ public final class VCPUAssistant {
             }
             let (rip, cs, rflags, rsp) = (frame.rip, frame.cs, frame.rflags, frame.rsp)
             func userState() throws(KVMError) -> VCPUSnapshot {
-                var user = GeneralRegisters(regs)
-                user.rip = vector == Self.vectorBreakpoint ? rip &- 1 : rip
-                user.rsp = rsp
-                user.rflags = rflags
+                let user = frame.interruptedRegisters(GeneralRegisters(regs), breakpoint: vector == Self.vectorBreakpoint)
                 return try VCPUSnapshot.capture(vcpu, registers: user, sregs: sregs, privilegeLevel: 3, systemCallEntry: lstar)
             }
             if cs & 3 == 3 { sawUserSpace = true }

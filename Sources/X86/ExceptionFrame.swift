@@ -21,4 +21,15 @@ public struct ExceptionFrame: Sendable, Equatable {
 
     /// Whether the exception interrupted user-mode code (CPL 3).
     public var fromUserMode: Bool { cs & 3 == 3 }
+
+    /// The interrupted code's registers: `current` (the general registers, unchanged by the
+    /// exception's delivery) with rip, rsp and rflags from the frame; for #BP, a trap, rip back at
+    /// the `int3` itself.
+    public func interruptedRegisters(_ current: GeneralRegisters, breakpoint: Bool) -> GeneralRegisters {
+        var registers = current
+        registers.rip = breakpoint ? rip &- 1 : rip
+        registers.rsp = rsp
+        registers.rflags = rflags
+        return registers
+    }
 }

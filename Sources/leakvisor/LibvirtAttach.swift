@@ -53,17 +53,18 @@ struct LibvirtAttach {
         let started = ContinuousClock.now
         let connection = try LibvirtConnection(uri: uri)
         let domain = try connection.domain(named: domainName)
+        let processID = Result { try domain.qemuProcessID() }
         if let record = AttachRecord.load(domain: domainName) {
-            guard record.qemuProcessID != (try? domain.qemuProcessID()) else { throw Failure.unrecovered(domainName) }
+            guard record.qemuProcessID != (try? processID.get()) else { throw Failure.unrecovered(domainName) }
             AttachRecord.remove(domain: domainName)   // about an earlier run of the domain
         }
         let state = try domain.state()
         guard state == .running else { throw Failure.notRunning(domainName, state) }
         guard let vmlinux = vmlinux ?? GuestImageLocator.defaultDirectory()?.appendingPathComponent("vmlinux").path,
               FileManager.default.fileExists(atPath: vmlinux) else { throw Failure.noKernelImage }
-        let pid = try domain.qemuProcessID()
+        let pid = try processID.get()
 
-        let (guest, port) = try Self.openGuest(domain)
+        let (guest, port) = try Self.openGuest(domain, qemuProcessID: pid)
         defer { _ = try? domain.humanMonitorCommand("gdbserver none") }
         let mirror = guest.mirror
         var released = false
@@ -84,7 +85,7 @@ struct LibvirtAttach {
             report.notes.append(backendNote)
             return report
         }
-        let files = symbolFiles()
+        let files = GuestSymbolFiles.forCommandLine(directories: symbolDirectories)
         let tracking = try TrackingSession.prepare(vmlinux: vmlinux, kernelSymbolFile: nil, files: files, options: options, output: Self.output)
         guard let entry = tracking.kernel.systemCallEntry(breakpointHandler: try guest.breakpointHandler()) else { throw Failure.unknownKernel }
         guest.setSystemCallEntry(entry)
@@ -144,8 +145,9 @@ struct LibvirtAttach {
     /// (the caller stops it with `gdbserver none`), the IDT; the RAM checked against the stub.
     /// With `existingPort`, the gdbstub an earlier monitor started is used if it still listens
     /// there (QEMU 7.2 cannot replace a gdbstub: "duplicate yank instance").
-    static func openGuest(_ domain: LibvirtDomain, existingPort: UInt16? = nil) throws -> (guest: QEMUGuest, port: UInt16) {
-        let (memory, mirror) = try QEMUDomainMemory.map(domain)
+    static func openGuest(_ domain: LibvirtDomain, qemuProcessID: Int32,
+                          existingPort: UInt16? = nil) throws -> (guest: QEMUGuest, port: UInt16) {
+        let (memory, mirror) = try QEMUDomainMemory.map(domain, qemuProcessID: qemuProcessID)
         let idtBase = try QEMUDomainMemory.idtBase(domain)
         if let existingPort, let guest = try? QEMUGuest(memory: memory, gdbPort: existingPort, idtBase: idtBase, mirror: mirror) {
             try guest.checkRAM()
@@ -157,13 +159,6 @@ struct LibvirtAttach {
         let guest = try QEMUGuest(memory: memory, gdbPort: port, idtBase: idtBase, mirror: mirror)
         try guest.checkRAM()
         return (guest, port)
-    }
-
-    func symbolFiles() -> GuestSymbolFiles {
-        var files = GuestSymbolFiles(roots: symbolDirectories.map { HostPathArgument.absolute($0) },
-                                     hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
-        if let rootfs = GuestImageLocator.defaultDirectory()?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
-        return files
     }
 
     /// A TCP port on the loopback interface that nothing listens on now.

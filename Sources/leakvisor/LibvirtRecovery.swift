@@ -16,11 +16,12 @@ struct LibvirtRecovery {
     func run() throws -> ArmingSummary {
         guard let record = AttachRecord.load(domain: domainName) else { throw LibvirtAttach.Failure.noRecord(domainName) }
         let domain = try LibvirtConnection(uri: uri).domain(named: domainName)
-        guard try domain.qemuProcessID() == record.qemuProcessID else {
+        let pid = try domain.qemuProcessID()
+        guard pid == record.qemuProcessID else {
             AttachRecord.remove(domain: domainName)
             throw LibvirtAttach.Failure.noRecord(domainName + "' (the domain was restarted since: its QEMU process is another")
         }
-        let (guest, _) = try LibvirtAttach.openGuest(domain, existingPort: record.gdbPort)
+        let (guest, _) = try LibvirtAttach.openGuest(domain, qemuProcessID: pid, existingPort: record.gdbPort)
         defer { _ = try? domain.humanMonitorCommand("gdbserver none") }
         let tracking = try TrackingSession.prepare(vmlinux: record.vmlinux, kernelSymbolFile: nil, files: GuestSymbolFiles(roots: []),
                                                    options: TrackingOptions(), output: SessionOutput(line: { _ in }, text: { _ in }))

@@ -10,8 +10,7 @@ enum QEMUDomainMemory {
     /// The domain's RAM: the QEMU process's shared mapping of exactly the domain's memory size
     /// (memfd or file backing), mapped here; else its one private mapping of that size, mirrored
     /// page by page (`QEMUPrivateRAM`). Placed as the domain's machine type places RAM.
-    static func map(_ domain: LibvirtDomain) throws -> (memory: GuestMemory, mirror: QEMUPrivateRAM?) {
-        let pid = try domain.qemuProcessID()
+    static func map(_ domain: LibvirtDomain, qemuProcessID pid: Int32) throws -> (memory: GuestMemory, mirror: QEMUPrivateRAM?) {
         let (bytes, _) = try domain.info()
         let maps = (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? ""
         let layout = QEMURAMLayout.extents(ramBytes: bytes, machine: machineType(try domain.xml()))

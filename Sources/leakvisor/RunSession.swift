@@ -163,14 +163,12 @@ struct RunSession {
 
     /// Where the host copies of the guest's files are: --symbols, the image's rootfs, --add, host libraries.
     func symbolFiles() -> GuestSymbolFiles {
-        var files = GuestSymbolFiles(roots: options.symbolDirectories.map { HostPathArgument.absolute($0) },
-                                     hostCopies: ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"])
         // --root with the recipe's Debian disk: its tree holds the host copies of the disk's files.
-        if let root = options.root, let build = GuestImageLocator.defaultDirectory()?.deletingLastPathComponent().path,
-           let tree = RootDisk.recipeTree(forImage: root.path, buildDirectory: build) {
-            files.roots.append(tree)
+        var tree: String?
+        if let root = options.root, let build = GuestImageLocator.defaultDirectory()?.deletingLastPathComponent().path {
+            tree = RootDisk.recipeTree(forImage: root.path, buildDirectory: build)
         }
-        if let rootfs = GuestImageLocator.defaultDirectory()?.appendingPathComponent("rootfs").path { files.roots.append(rootfs) }
+        var files = GuestSymbolFiles.forCommandLine(directories: options.symbolDirectories, extraRoots: tree.map { [$0] } ?? [])
         for spec in (try? options.additions.map(HostFileSpec.init(parsing:))) ?? [] {
             files.explicit[spec.guest] = HostPathArgument.absolute(spec.host)
         }
