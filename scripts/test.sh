@@ -31,5 +31,7 @@ if ! wait "$cold_boot"; then
     echo "[test] the cold boot failed:" >&2; cat "$LEAKVISOR_SUITE_TERMINAL_LOG" >&2; exit 1
 fi
 tr '\r' '\n' <"$LEAKVISOR_SUITE_TERMINAL_LOG" | { grep "leakvisor: boot: user space\|leakvisor: snapshot:" || true; } | sed 's/^/[test] /'
+# libvirtd for the libvirt attach tests, started here rather than from inside the test process.
+scripts/libvirt-up.sh || echo "[test] libvirtd did not start: the libvirt attach tests will say so" >&2
 echo "[test] running the test suite (at ${SECONDS} s)"
 swift test --skip-build

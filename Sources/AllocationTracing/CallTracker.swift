@@ -63,6 +63,19 @@ struct CallTracker: Sendable, Codable {
         lastRelease[entry.thread] = nil
     }
 
+    /// Undoes `redirected(entry, ...)` when the trampoline could not be written after all.
+    mutating func withdraw(_ entry: CallEntry) {
+        pending[StackSlot(root: entry.thread.root, address: entry.rsp)] = nil
+        if outermost[entry.thread] == entry.rsp { outermost[entry.thread] = nil }
+    }
+
+    /// Takes in calls a journal kept (`CallsInFlight`) that this tracker does not know: only so
+    /// that `drain` hands them to detach, which puts back a return address only where the slot
+    /// still holds the trampoline (a call that returned since is left alone).
+    mutating func adopt(_ journaled: [StackSlot: PendingCall]) {
+        pending.merge(journaled) { known, _ in known }
+    }
+
     /// Decides a fault at the return trampoline (`TrampolineReturn.decide`): `slotWord` is the word
     /// at rsp - 8 read with the thread's rights (nil: unreadable), `storedPointer` reads
     /// posix_memalign's `*memptr` likewise. An accepted return ends the call; a rejected one

@@ -42,8 +42,16 @@ extension UserAllocationTracker {
             case .redirect(let slot):
                 // Only where the thread itself may write (never a read-only or copy-on-write page):
                 // otherwise this call is not tracked.
-                try user.writeWord(slot, CallTracker.trampoline)
-                calls.withLock { $0.redirected(entry, context: context) }
+                // Write-ahead: the call is known (and journaled) before its slot holds the
+                // trampoline, so a monitor killed in between can still be recovered.
+                let inFlight = calls.withLock { c in c.redirected(entry, context: context); return CallsInFlight(pending: c.pending) }
+                callJournal.withLock { $0 }?(inFlight)
+                do {
+                    try user.writeWord(slot, CallTracker.trampoline)
+                } catch {
+                    calls.withLock { $0.withdraw(entry) }
+                    throw error
+                }
                 counters.withLock { $0.entries += 1 }
             }
         }

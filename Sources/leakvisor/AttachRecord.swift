@@ -5,7 +5,8 @@ import Foundation
 /// breakpoints and the tracker's state (every byte it patched, the return addresses it replaced).
 /// If the monitor dies, `leakvisor detach DOMAIN` reads it to put everything back; a clean end
 /// removes it. Written atomically after the attach, after each kernel hook and at most every
-/// second after other traps (calls in flight newer than that are not in it).
+/// second after other traps; the calls in flight newer than that are in its journal of calls
+/// (`DOMAIN.calls.json`), written before each trampoline is.
 struct AttachRecord: Codable {
     var uri: String
     var domain: String
@@ -37,7 +38,23 @@ struct AttachRecord: Codable {
         try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
+    /// The journal of calls in flight beside the record: `DOMAIN.calls.json`.
+    static func callsPath(domain: String) -> String {
+        String(path(domain: domain).dropLast(".json".count)) + ".calls.json"
+    }
+
+    /// Writes the calls in flight atomically (write-ahead of each trampoline: `setCallJournal`).
+    static func saveCalls(_ calls: CallsInFlight, domain: String) throws {
+        try JSONEncoder().encode(calls).write(to: URL(fileURLWithPath: callsPath(domain: domain)), options: .atomic)
+    }
+
+    static func loadCalls(domain: String) -> CallsInFlight? {
+        guard let data = FileManager.default.contents(atPath: callsPath(domain: domain)) else { return nil }
+        return try? JSONDecoder().decode(CallsInFlight.self, from: data)
+    }
+
     static func remove(domain: String) {
         try? FileManager.default.removeItem(atPath: path(domain: domain))
+        try? FileManager.default.removeItem(atPath: callsPath(domain: domain))
     }
 }

@@ -18,6 +18,21 @@ final class AttachRecorder: Sendable {
         (self.uri, self.domain, self.qemuProcessID, self.gdbPort, self.vmlinux) = (uri, domain, qemuProcessID, gdbPort, vmlinux)
     }
 
+    /// From now on, keeps the journal of calls in flight beside the record, written before each
+    /// trampoline is (the record itself may be up to a second old).
+    func journalCalls() {
+        let domain = domain, failed = Atomic<Bool>(false)
+        tracker.setCallJournal { calls in
+            do {
+                try AttachRecord.saveCalls(calls, domain: domain)
+            } catch {
+                if !failed.exchange(true, ordering: .relaxed) {
+                    MonitorOutput.say("note: cannot write the journal of calls \(AttachRecord.callsPath(domain: domain)): \(error)")
+                }
+            }
+        }
+    }
+
     /// Saves now, or only when the last save is at least `seconds` old.
     func save(ifOlderThan seconds: Double = 0) {
         let now = ContinuousClock.now

@@ -95,8 +95,12 @@ struct LibvirtAttach {
         let recorder = AttachRecorder(uri: uri, domain: domainName, qemuProcessID: pid, gdbPort: port, vmlinux: vmlinux,
                                       tracker: session.tracker, guest: guest)
         recorder.save()
+        recorder.journalCalls()
         guest.setAfterStop { kernelHook in recorder.save(ifOlderThan: kernelHook ? 0 : 1) }
-        defer { AttachRecord.remove(domain: domainName) }
+        defer {
+            session.tracker.setCallJournal(nil)
+            AttachRecord.remove(domain: domainName)
+        }
         let attachSeconds = (ContinuousClock.now - started) / .seconds(1)
         if json {
             let encoder = JSONEncoder()

@@ -31,6 +31,8 @@ struct LibvirtRecovery {
         guest.setSystemCallEntry(entry)
         let tracker = tracking.tracker
         tracker.restore(record.tracker)
+        // Calls that began after the record's last save: their trampolines may be in the guest.
+        if let journaled = AttachRecord.loadCalls(domain: domainName) { tracker.adopt(journaled) }
         guest.installTrapHandler(tracker)
         try guest.adopt(breakpoints: record.breakpoints)
         let summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }

@@ -214,4 +214,32 @@ extension CallTrackerTests {
         #expect(drained.count == 1 && drained.first?.value.returnAddress == Self.program)
         #expect(process.tracker.pending.isEmpty && process.tracker.outermost.isEmpty)
     }
+    /// The journal of a libvirt attach (`CallsInFlight`): a recovery takes in the journaled calls
+    /// the older full record lacks, keeps what it knows, and detach drains them all.
+    @Test func journaledCallsAreAdoptedWithoutReplacingKnownOnes() throws {
+        let other = ThreadKey(root: PageTableRoot(cr3: 0x9999_0000), fsBase: 1, task: 2)
+        var journaled = MiniProcess()
+        try journaled.call("malloc", rdi: 8, rsp: Self.slot, returnAddress: Self.program)
+        try journaled.call("calloc", rdi: 2, rsi: 8, rsp: Self.slot, returnAddress: Self.programElsewhere, thread: other)
+        var recovered = MiniProcess()
+        try recovered.call("malloc", rdi: 8, rsp: Self.slot, returnAddress: Self.programElsewhere)
+        recovered.tracker.adopt(journaled.tracker.pending)
+        let drained = recovered.tracker.drain()
+        #expect(drained.count == 2)
+        // The main thread's call is the one the recovering tracker knew; the other thread's is new.
+        #expect(drained.values.map(\.returnAddress).sorted() == [Self.programElsewhere, Self.programElsewhere])
+        #expect(drained.values.map(\.function).sorted { $0.rawValue < $1.rawValue } == [.calloc, .malloc])
+    }
+
+    /// A trampoline that could not be written: the call is withdrawn as if never made.
+    @Test func aWithdrawnCallLeavesNothingInFlight() throws {
+        var process = MiniProcess()
+        try process.call("malloc", rdi: 8, rsp: Self.slot, returnAddress: Self.program)
+        var registers = GeneralRegisters()
+        (registers.rdi, registers.rsp) = (8, Self.slot)
+        let entryPoint = try #require(AllocatorSymbols.entryPoint(named: "malloc"))
+        process.tracker.withdraw(CallEntry(function: entryPoint.function, arguments: CallArguments(entryPoint.convention, registers: registers),
+                                           thread: MiniProcess.main, rsp: Self.slot, returnAddress: Self.program, site: 0))
+        #expect(process.tracker.pending.isEmpty && process.tracker.outermostSlot(of: MiniProcess.main) == nil)
+    }
 }
