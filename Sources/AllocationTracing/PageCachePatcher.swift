@@ -18,6 +18,10 @@ final class PageCachePatcher: Sendable {
     /// Guards the host files' allocator sites; held for the whole of arming a file (so one file is
     /// armed at a time, whichever vCPU asks) and by detach (which waits for arming in progress).
     let catalog: Mutex<SiteCatalog>
+    /// Whether the C++ operators are armed: the catalog's setting, readable while a file is armed.
+    let includesOperators: Atomic<Bool>
+    /// Called after new breakpoints are entered in the table and before they are written.
+    let writeAhead = Mutex<(@Sendable () -> Void)?>(nil)
 
     static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
 
@@ -26,11 +30,13 @@ final class PageCachePatcher: Sendable {
         self.files = files
         self.notes = notes
         self.catalog = Mutex(SiteCatalog(includesOperators: includeOperators))
+        self.includesOperators = Atomic(includeOperators)
     }
 
     /// Changes which entry points are armed from now on.
     func setIncludesOperators(_ value: Bool) {
         catalog.withLock { $0.includesOperators = value }
+        includesOperators.store(value, ordering: .relaxed)
     }
 
     /// The breakpoint whose `int3` is at `physical`, if it is one of ours.
@@ -117,17 +123,29 @@ final class PageCachePatcher: Sendable {
             }
         }
         var missing: [AllocatorSite] = []
-        var armedCount = 0
+        var prepared: [ArmedSite] = []
         for site in wanted {
             guard let page = try? locator.cachedPage(inMapping: mapping, pageIndex: site.fileOffset >> 12) else {
                 missing.append(site)
                 continue
             }
-            switch armSite(site, physical: GuestPhysicalAddress(page.rawValue | (site.fileOffset & 0xFFF)), path: path,
-                           inode: inode, mapping: mapping, memory: memory) {
-            case .armed: armedCount += 1
+            switch prepareSite(site, physical: GuestPhysicalAddress(page.rawValue | (site.fileOffset & 0xFFF)), path: path,
+                               inode: inode, mapping: mapping, memory: memory) {
+            case .armed(let armed): prepared.append(armed)
             case .unreadable: missing.append(site)
             case .alreadyArmed, .differs: break
+            }
+        }
+        // Write-ahead: the table holds every breakpoint about to be written, and whoever keeps it
+        // on disk is told, before the first `int3` reaches the guest.
+        if !prepared.isEmpty { writeAhead.withLock { $0 }?() }
+        var armedCount = 0
+        for armed in prepared {
+            if (try? memory.write([0xCC], at: armed.physical)) != nil {
+                armedCount += 1
+            } else {
+                table.withLock { $0.forget(armed) }
+                missing.append(armed.site)
             }
         }
         table.withLock { t in
@@ -137,12 +155,13 @@ final class PageCachePatcher: Sendable {
         return armedCount
     }
 
-    enum SiteArming { case armed, alreadyArmed, differs, unreadable }
+    enum SiteArming { case armed(ArmedSite), alreadyArmed, differs, unreadable }
 
-    /// Writes the `int3` of `site` at `physical` (in the file's page `site.fileOffset >> 12`) if
-    /// the guest's bytes there are the host copy's first instruction.
-    private func armSite(_ site: AllocatorSite, physical: GuestPhysicalAddress, path: String, inode: UInt64,
-                         mapping: UInt64, memory: GuestMemory) -> SiteArming {
+    /// Enters the breakpoint of `site` at `physical` (in the file's page `site.fileOffset >> 12`)
+    /// in the table, not yet in the guest, if the guest's bytes there are the host copy's first
+    /// instruction.
+    private func prepareSite(_ site: AllocatorSite, physical: GuestPhysicalAddress, path: String, inode: UInt64,
+                             mapping: UInt64, memory: GuestMemory) -> SiteArming {
         guard let bytes = try? memory.read(at: physical, count: site.instruction.length) else { return .unreadable }
         if bytes.first == 0xCC, table.withLock({ $0.sites[physical] != nil }) { return .alreadyArmed }
         guard bytes == site.instruction.bytes else {
@@ -150,11 +169,10 @@ final class PageCachePatcher: Sendable {
             return .differs
         }
         rememberPage(physical, memory: memory)
-        guard (try? memory.write([0xCC], at: physical)) != nil else { return .unreadable }
         let armed = ArmedSite(site: site, physical: physical, original: bytes[0], guestPath: path,
                               inode: inode, mapping: mapping)
         table.withLock { $0.sites[physical] = armed }
-        return .armed
+        return .armed(armed)
     }
 
     /// Checks every breakpoint of the file `inode` against its page cache now (the file is being
@@ -186,14 +204,27 @@ final class PageCachePatcher: Sendable {
             case .evicted: lost.append(armed.site)
             case .moved(let frame):
                 let physical = GuestPhysicalAddress(frame.rawValue | (armed.site.fileOffset & 0xFFF))
-                if armSite(armed.site, physical: physical, path: armed.guestPath, inode: inode, mapping: armed.mapping,
-                           memory: memory) == .unreadable { lost.append(armed.site) }
+                if !rearm(armed, at: physical, memory: memory) { lost.append(armed.site) }
             case .overwritten:
-                if armSite(armed.site, physical: armed.physical, path: armed.guestPath, inode: inode,
-                           mapping: armed.mapping, memory: memory) == .unreadable { lost.append(armed.site) }
+                if !rearm(armed, at: armed.physical, memory: memory) { lost.append(armed.site) }
             }
         }
         return lost
+    }
+
+    /// Arms `armed`'s site again at `physical` (table, write-ahead, `int3`): false when its bytes
+    /// cannot be read or written.
+    private func rearm(_ armed: ArmedSite, at physical: GuestPhysicalAddress, memory: GuestMemory) -> Bool {
+        switch prepareSite(armed.site, physical: physical, path: armed.guestPath, inode: armed.inode, mapping: armed.mapping,
+                           memory: memory) {
+        case .armed(let again):
+            writeAhead.withLock { $0 }?()
+            if (try? memory.write([0xCC], at: again.physical)) != nil { return true }
+            table.withLock { $0.forget(again) }
+            return false
+        case .unreadable: return false
+        case .alreadyArmed, .differs: return true
+        }
     }
 
     /// The frame the page cache of `armed`'s file holds at its page index now (nil: not cached),

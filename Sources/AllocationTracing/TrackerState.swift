@@ -40,7 +40,7 @@ extension UserAllocationTracker {
         return TrackerState(arming: arming, breakpoints: patcher.table.withLock { $0 }, calls: calls.withLock { $0 },
                             spaces: spaces.withLock { $0 }, identified: identifier.spaces.withLock { $0 },
                             counters: statistics, notes: notes.all,
-                            includesOperators: patcher.catalog.withLock { $0.includesOperators })
+                            includesOperators: patcher.includesOperators.load(ordering: .relaxed))
     }
 
     /// Continues from a saved state: the guest restored with it has these breakpoints and calls in

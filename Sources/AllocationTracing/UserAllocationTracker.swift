@@ -31,7 +31,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let arming = Mutex(ArmingProgress())
     /// Whether breakpoints or trampolines may be in the guest (false after `disarm`).
     let trapping = Atomic<Bool>(true)
-    /// Told of the calls in flight before each trampoline is written (`setCallJournal`).
+    /// Told of the calls in flight before each trampoline is written (`setJournal`).
     let callJournal = Mutex<(@Sendable (CallsInFlight) -> Void)?>(nil)
 
     /// Told of each tracked address space as it is torn down, before the ledger retires it (the

@@ -4,9 +4,9 @@ import Foundation
 /// What a libvirt attach has changed in its domain, kept on disk while it lasts: the gdbstub
 /// breakpoints and the tracker's state (every byte it patched, the return addresses it replaced).
 /// If the monitor dies, `leakvisor detach DOMAIN` reads it to put everything back; a clean end
-/// removes it. Written atomically after the attach, after each kernel hook and at most every
-/// second after other traps; the calls in flight newer than that are in its journal of calls
-/// (`DOMAIN.calls.json`), written before each trampoline is.
+/// removes it. Written atomically after the attach, before new breakpoints reach the guest, after
+/// each kernel hook and at most every second after other traps; the calls in flight newer than
+/// that are in its journal of calls (`DOMAIN.calls.json`), written before each trampoline is.
 struct AttachRecord: Codable {
     var uri: String
     var domain: String
@@ -43,7 +43,7 @@ struct AttachRecord: Codable {
         String(path(domain: domain).dropLast(".json".count)) + ".calls.json"
     }
 
-    /// Writes the calls in flight atomically (write-ahead of each trampoline: `setCallJournal`).
+    /// Writes the calls in flight atomically (ahead of each trampoline: `TrackerJournal.calls`).
     static func saveCalls(_ calls: CallsInFlight, domain: String) throws {
         try JSONEncoder().encode(calls).write(to: URL(fileURLWithPath: callsPath(domain: domain)), options: .atomic)
     }

@@ -18,11 +18,12 @@ final class AttachRecorder: Sendable {
         (self.uri, self.domain, self.qemuProcessID, self.gdbPort, self.vmlinux) = (uri, domain, qemuProcessID, gdbPort, vmlinux)
     }
 
-    /// From now on, keeps the journal of calls in flight beside the record, written before each
-    /// trampoline is (the record itself may be up to a second old).
-    func journalCalls() {
+    /// From now on, writes ahead of the tracker: the whole record before new breakpoints reach
+    /// the guest, the journal of calls in flight before each trampoline does (between those the
+    /// record is saved at most every second).
+    func journal() {
         let domain = domain, failed = Atomic<Bool>(false)
-        tracker.setCallJournal { calls in
+        tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { calls in
             do {
                 try AttachRecord.saveCalls(calls, domain: domain)
             } catch {
@@ -30,7 +31,7 @@ final class AttachRecorder: Sendable {
                     MonitorOutput.say("note: cannot write the journal of calls \(AttachRecord.callsPath(domain: domain)): \(error)")
                 }
             }
-        }
+        }))
     }
 
     /// Saves now, or only when the last save is at least `seconds` old.

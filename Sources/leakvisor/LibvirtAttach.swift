@@ -95,10 +95,10 @@ struct LibvirtAttach {
         let recorder = AttachRecorder(uri: uri, domain: domainName, qemuProcessID: pid, gdbPort: port, vmlinux: vmlinux,
                                       tracker: session.tracker, guest: guest)
         recorder.save()
-        recorder.journalCalls()
+        recorder.journal()
         guest.setAfterStop { kernelHook in recorder.save(ifOlderThan: kernelHook ? 0 : 1) }
         defer {
-            session.tracker.setCallJournal(nil)
+            session.tracker.setJournal(nil)
             AttachRecord.remove(domain: domainName)
         }
         let attachSeconds = (ContinuousClock.now - started) / .seconds(1)
