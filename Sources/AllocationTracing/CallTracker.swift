@@ -72,8 +72,15 @@ struct CallTracker: Sendable, Codable {
     /// Takes in calls a journal kept (`CallsInFlight`) that this tracker does not know: only so
     /// that `drain` hands them to detach, which puts back a return address only where the slot
     /// still holds the trampoline (a call that returned since is left alone).
-    mutating func adopt(_ journaled: [StackSlot: PendingCall]) {
-        pending.merge(journaled) { known, _ in known }
+    mutating func adopt(_ journaled: [CallsInFlight.Return]) {
+        for entry in journaled {
+            let root = PageTableRoot(cr3: entry.root)
+            let slot = StackSlot(root: root, address: entry.slot)
+            guard pending[slot] == nil else { continue }
+            // Only the return is known: enough for `drain`, never matched against a return.
+            pending[slot] = PendingCall(function: .malloc, size: 0, oldPointer: 0, resultPointer: 0, returnAddress: entry.returnAddress,
+                                        stack: [], thread: 0, time: 0, owner: ThreadKey(root: root, fsBase: 0, task: 0))
+        }
     }
 
     /// Decides a fault at the return trampoline (`TrampolineReturn.decide`): `slotWord` is the word

@@ -1,10 +1,26 @@
-/// The allocator calls in flight, each with the return slot the monitor pointed at the trampoline
-/// and the return address it replaced: what a crash-safe journal keeps so that a monitor killed
-/// between two full saves of `TrackerState` can still be undone (`UserAllocationTracker.adopt`).
-public struct CallsInFlight: Sendable, Codable, Equatable {
-    var pending: [StackSlot: PendingCall]
+/// The return addresses the monitor replaced with the trampoline for the allocator calls in
+/// flight: all a recovery needs to undo them (detach writes each back where its slot still holds
+/// the trampoline), kept by a crash-safe journal between two full saves of `TrackerState`.
+public struct CallsInFlight: Sendable, Equatable {
+    /// One replaced return address: the address space (its page-table root), the stack slot, and
+    /// the word the slot held.
+    public struct Return: Sendable, Equatable, Hashable {
+        public var root: UInt64
+        public var slot: UInt64
+        public var returnAddress: UInt64
 
-    public var count: Int { pending.count }
+        public init(root: UInt64, slot: UInt64, returnAddress: UInt64) {
+            (self.root, self.slot, self.returnAddress) = (root, slot, returnAddress)
+        }
+    }
+
+    public var returns: [Return]
+
+    public init(returns: [Return]) { self.returns = returns }
+
+    init(_ pending: [StackSlot: PendingCall]) {
+        returns = pending.map { Return(root: $0.key.root.tableAddress.rawValue, slot: $0.key.address, returnAddress: $0.value.returnAddress) }
+    }
 }
 
 /// Write-ahead hooks for whoever keeps the tracker's state on disk while the guest may outlive
@@ -34,6 +50,6 @@ extension UserAllocationTracker {
     /// `disarm`): detach then puts their return addresses back where the slots still hold the
     /// trampoline.
     public func adopt(_ journaled: CallsInFlight) {
-        calls.withLock { $0.adopt(journaled.pending) }
+        calls.withLock { $0.adopt(journaled.returns) }
     }
 }

@@ -44,7 +44,7 @@ extension UserAllocationTracker {
                 // otherwise this call is not tracked.
                 // Write-ahead: the call is known (and journaled) before its slot holds the
                 // trampoline, so a monitor killed in between can still be recovered.
-                let inFlight = calls.withLock { c in c.redirected(entry, context: context); return CallsInFlight(pending: c.pending) }
+                let inFlight = calls.withLock { c in c.redirected(entry, context: context); return CallsInFlight(c.pending) }
                 callJournal.withLock { $0 }?(inFlight)
                 do {
                     try user.writeWord(slot, CallTracker.trampoline)

@@ -1,12 +1,13 @@
 import AllocationTracing
 import Foundation
+import LeakAnalysis
 
 /// What a libvirt attach has changed in its domain, kept on disk while it lasts: the gdbstub
 /// breakpoints and the tracker's state (every byte it patched, the return addresses it replaced).
 /// If the monitor dies, `leakvisor detach DOMAIN` reads it to put everything back; a clean end
 /// removes it. Written atomically after the attach, before new breakpoints reach the guest, after
 /// each kernel hook and at most every second after other traps; the calls in flight newer than
-/// that are in its journal of calls (`DOMAIN.calls.json`), written before each trampoline is.
+/// that are in its journal of calls (`DOMAIN.calls`), written before each trampoline is.
 struct AttachRecord: Codable {
     var uri: String
     var domain: String
@@ -31,26 +32,17 @@ struct AttachRecord: Codable {
         return try? JSONDecoder().decode(AttachRecord.self, from: data)
     }
 
-    /// Writes the record atomically (a temporary file renamed over the old one).
+    /// Writes the record atomically (a temporary file renamed over the old one), not flushed to
+    /// the disk: it is there for a monitor that dies, not a host that does.
     func save() throws {
         let path = Self.path(domain: domain)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try ReportFile.write(try JSONEncoder().encode(self), to: path, durable: false)
     }
 
-    /// The journal of calls in flight beside the record: `DOMAIN.calls.json`.
+    /// The journal of calls in flight beside the record: `DOMAIN.calls` (`CallJournalFile`).
     static func callsPath(domain: String) -> String {
-        String(path(domain: domain).dropLast(".json".count)) + ".calls.json"
-    }
-
-    /// Writes the calls in flight atomically (ahead of each trampoline: `TrackerJournal.calls`).
-    static func saveCalls(_ calls: CallsInFlight, domain: String) throws {
-        try JSONEncoder().encode(calls).write(to: URL(fileURLWithPath: callsPath(domain: domain)), options: .atomic)
-    }
-
-    static func loadCalls(domain: String) -> CallsInFlight? {
-        guard let data = FileManager.default.contents(atPath: callsPath(domain: domain)) else { return nil }
-        return try? JSONDecoder().decode(CallsInFlight.self, from: data)
+        String(path(domain: domain).dropLast(".json".count)) + ".calls"
     }
 
     static func remove(domain: String) {

@@ -22,13 +22,22 @@ final class AttachRecorder: Sendable {
     /// the guest, the journal of calls in flight before each trampoline does (between those the
     /// record is saved at most every second).
     func journal() {
-        let domain = domain, failed = Atomic<Bool>(false)
+        let path = AttachRecord.callsPath(domain: domain)
+        let file: CallJournalFile
+        do {
+            file = try CallJournalFile(path: path)
+        } catch {
+            MonitorOutput.say("note: cannot write the journal of calls \(path): \(error); a monitor killed now may leave return addresses behind")
+            tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { _ in }))
+            return
+        }
+        let failed = Atomic<Bool>(false)
         tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { calls in
             do {
-                try AttachRecord.saveCalls(calls, domain: domain)
+                try file.write(calls)
             } catch {
                 if !failed.exchange(true, ordering: .relaxed) {
-                    MonitorOutput.say("note: cannot write the journal of calls \(AttachRecord.callsPath(domain: domain)): \(error)")
+                    MonitorOutput.say("note: cannot write the journal of calls \(path): \(error)")
                 }
             }
         }))
@@ -51,3 +60,4 @@ final class AttachRecorder: Sendable {
         }
     }
 }
+

@@ -32,7 +32,7 @@ struct LibvirtRecovery {
         let tracker = tracking.tracker
         tracker.restore(record.tracker)
         // Calls that began after the record's last save: their trampolines may be in the guest.
-        if let journaled = AttachRecord.loadCalls(domain: domainName) { tracker.adopt(journaled) }
+        if let journaled = CallJournalFile.read(path: AttachRecord.callsPath(domain: domainName)) { tracker.adopt(journaled) }
         guest.installTrapHandler(tracker)
         try guest.adopt(breakpoints: record.breakpoints)
         let summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
