@@ -17,8 +17,9 @@ final class PageCachePatcher: Sendable {
     let table = Mutex(BreakpointTable())
     /// Guards the host files' allocator sites; held for the whole of arming a file (so one file is
     /// armed at a time, whichever vCPU asks) and by detach (which waits for arming in progress).
-    let catalog: Mutex<SiteCatalog>
-    /// Whether the C++ operators are armed: the catalog's setting, readable while a file is armed.
+    let catalog = Mutex(SiteCatalog())
+    /// Whether the C++ operators are armed, or only the C allocator's entry points (outside the
+    /// catalog's lock: the state is saved while a file is armed).
     let includesOperators: Atomic<Bool>
     /// Called after new breakpoints are entered in the table and before they are written.
     let writeAhead = Mutex<(@Sendable () -> Void)?>(nil)
@@ -29,13 +30,11 @@ final class PageCachePatcher: Sendable {
         self.kernel = kernel
         self.files = files
         self.notes = notes
-        self.catalog = Mutex(SiteCatalog(includesOperators: includeOperators))
         self.includesOperators = Atomic(includeOperators)
     }
 
     /// Changes which entry points are armed from now on.
     func setIncludesOperators(_ value: Bool) {
-        catalog.withLock { $0.includesOperators = value }
         includesOperators.store(value, ordering: .relaxed)
     }
 
@@ -116,7 +115,8 @@ final class PageCachePatcher: Sendable {
                 table.withLock { $0.files[inode] = .nothingToArm }
                 return 0
             }
-            wanted = catalog.sites(inHostFile: host, guestPath: path, note: notes.add)
+            wanted = catalog.sites(inHostFile: host, guestPath: path, includesOperators: includesOperators.load(ordering: .relaxed),
+                                   note: notes.add)
             if wanted.isEmpty {
                 table.withLock { $0.files[inode] = .nothingToArm }
                 return 0

@@ -2,17 +2,14 @@
 /// them to arm: all, or only the C allocator's (C++ `new`/`delete` are then seen as the
 /// `malloc`/`free` they call: fewer traps, no mismatch findings).
 struct SiteCatalog: Sendable {
-    var includesOperators: Bool
     /// Armable sites by host path (empty: none, or the file could not be read).
     private var byHostPath: [String: [AllocatorSite]] = [:]
 
-    init(includesOperators: Bool) {
-        self.includesOperators = includesOperators
-    }
-
-    /// The sites of the host file `host` (a copy of the guest's `guestPath`) to arm; the first look
-    /// at a file notes, through `note`, what cannot be armed in it.
-    mutating func sites(inHostFile host: String, guestPath: String, note: (String) -> Void) -> [AllocatorSite] {
+    /// The sites of the host file `host` (a copy of the guest's `guestPath`) to arm, the C++
+    /// operators' only with `includesOperators`; the first look at a file notes, through `note`,
+    /// what cannot be armed in it.
+    mutating func sites(inHostFile host: String, guestPath: String, includesOperators: Bool,
+                        note: (String) -> Void) -> [AllocatorSite] {
         let all = allSites(inHostFile: host, guestPath: guestPath, note: note)
         return includesOperators ? all : all.filter { $0.entryPoint.function.family == .malloc }
     }

@@ -4,7 +4,7 @@
 public struct CallsInFlight: Sendable, Equatable {
     /// One replaced return address: the address space (its page-table root), the stack slot, and
     /// the word the slot held.
-    public struct Return: Sendable, Equatable, Hashable {
+    public struct Return: Sendable, Equatable {
         public var root: UInt64
         public var slot: UInt64
         public var returnAddress: UInt64

@@ -34,7 +34,11 @@ public enum ReportFile {
             }
             return true
         }
-        guard written, !durable || fsync(fd) == 0 else { close(fd); throw failure("write") }
+        guard written, !durable || fsync(fd) == 0 else {
+            let error = failure("write")   // errno before close can change it
+            close(fd)
+            throw error
+        }
         close(fd)
         guard rename(temporary, path) == 0 else { throw failure("rename") }
     }

@@ -23,18 +23,17 @@ final class AttachRecorder: Sendable {
     /// record is saved at most every second).
     func journal() {
         let path = AttachRecord.callsPath(domain: domain)
-        let file: CallJournalFile
+        let file: CallJournalFile?
         do {
             file = try CallJournalFile(path: path)
         } catch {
             MonitorOutput.say("note: cannot write the journal of calls \(path): \(error); a monitor killed now may leave return addresses behind")
-            tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { _ in }))
-            return
+            file = nil
         }
         let failed = Atomic<Bool>(false)
         tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { calls in
             do {
-                try file.write(calls)
+                try file?.write(calls)
             } catch {
                 if !failed.exchange(true, ordering: .relaxed) {
                     MonitorOutput.say("note: cannot write the journal of calls \(path): \(error)")
@@ -60,4 +59,3 @@ final class AttachRecorder: Sendable {
         }
     }
 }
-

@@ -11,9 +11,10 @@ import Synchronization
 /// describes the guest: the trampoline is written only after the journal).
 final class CallJournalFile: Sendable {
     static let magic: UInt32 = 0x4A43_564C   // "LVCJ"
-    /// Bytes per slot: a header, 24 bytes per call in flight and the checksum.
+    /// Bytes per slot: a header (magic, sequence, count), 24 bytes per call in flight and the checksum.
     static let slotSize = 64 * 1024
-    static let capacity = (slotSize - 20) / 24
+    static let headerSize = 16, entrySize = 24, checksumSize = 4
+    static let capacity = (slotSize - headerSize - checksumSize) / entrySize
 
     private let descriptor: Int32
     /// Guards the sequence number and orders the writes.
@@ -63,8 +64,8 @@ final class CallJournalFile: Sendable {
     static func decode(_ slot: ArraySlice<UInt8>) -> (sequence: UInt64, calls: CallsInFlight)? {
         var reader = LittleEndianReader(Array(slot))
         guard reader.u32() == magic, let sequence = reader.u64(), let count = reader.u32(), Int(count) <= capacity else { return nil }
-        let length = 16 + Int(count) * 24
-        guard slot.count >= length + 4 else { return nil }
+        let length = headerSize + Int(count) * entrySize
+        guard slot.count >= length + checksumSize else { return nil }
         var returns: [CallsInFlight.Return] = []
         for _ in 0..<count {
             guard let root = reader.u64(), let address = reader.u64(), let returnAddress = reader.u64() else { return nil }

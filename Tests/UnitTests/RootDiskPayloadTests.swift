@@ -69,12 +69,12 @@ struct RootDiskPayloadTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("lv-ld.so.cache-\(getpid())")
         try Data("glibc-ld.so.cache1.1".utf8).write(to: data)
         defer { try? FileManager.default.removeItem(at: data) }
-        var catalog = SiteCatalog(includesOperators: true)
+        var catalog = SiteCatalog()
         var notes: [String] = []
-        #expect(catalog.sites(inHostFile: data.path, guestPath: "/etc/ld.so.cache", note: { notes.append($0) }).isEmpty)
+        #expect(catalog.sites(inHostFile: data.path, guestPath: "/etc/ld.so.cache", includesOperators: true, note: { notes.append($0) }).isEmpty)
         #expect(notes.isEmpty, "\(notes)")
         // A host copy that cannot be read at all is still noted.
-        #expect(catalog.sites(inHostFile: data.path + ".missing", guestPath: "/usr/lib/x.so", note: { notes.append($0) }).isEmpty)
+        #expect(catalog.sites(inHostFile: data.path + ".missing", guestPath: "/usr/lib/x.so", includesOperators: true, note: { notes.append($0) }).isEmpty)
         #expect(notes.count == 1, "\(notes)")
     }
 }
