@@ -69,17 +69,20 @@ struct CallTracker: Sendable, Codable {
         if outermost[entry.thread] == entry.rsp { outermost[entry.thread] = nil }
     }
 
-    /// Takes in calls a journal kept (`CallsInFlight`) that this tracker does not know: only so
-    /// that `drain` hands them to detach, which puts back a return address only where the slot
-    /// still holds the trampoline (a call that returned since is left alone).
+    /// Takes in the calls a journal kept (`CallsInFlight`), restored from an older full save: the
+    /// journal is rewritten at every redirect, so for each slot it names it is the newer word (a
+    /// slot the older save knows with another return address or thread was reused since). A call
+    /// known only from the journal is `journaledOnly`: `drain` hands it to detach (which puts back
+    /// a return address only where the slot still holds the trampoline), and its owner's return
+    /// through the trampoline is taken (a thread stopped there during a recovery goes home).
     mutating func adopt(_ journaled: [CallsInFlight.Return]) {
         for entry in journaled {
             let root = PageTableRoot(cr3: entry.root)
             let slot = StackSlot(root: root, address: entry.slot)
-            guard pending[slot] == nil else { continue }
-            // Only the return is known: enough for `drain`, never matched against a return.
+            let owner = ThreadKey(root: root, fsBase: entry.fsBase, task: entry.task)
+            if let known = pending[slot], known.returnAddress == entry.returnAddress, known.owner == owner { continue }
             pending[slot] = PendingCall(function: .malloc, size: 0, oldPointer: 0, resultPointer: 0, returnAddress: entry.returnAddress,
-                                        stack: [], thread: 0, time: 0, owner: ThreadKey(root: root, fsBase: 0, task: 0))
+                                        stack: [], thread: 0, time: 0, owner: owner, journaledOnly: true)
         }
     }
 

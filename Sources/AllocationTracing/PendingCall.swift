@@ -15,6 +15,9 @@ struct PendingCall: Sendable, Equatable, Codable {
     var time: UInt64
     /// The thread that made the call: only it can return from it.
     var owner: ThreadKey
+    /// True for a call known only from the journal of calls in flight (a recovery,
+    /// `CallTracker.adopt`): only its return is known, so its return records nothing.
+    var journaledOnly: Bool? = nil
 }
 
 /// Which guest thread trapped: address space (page-table root), thread pointer (FS base, which

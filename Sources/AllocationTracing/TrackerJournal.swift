@@ -2,15 +2,18 @@
 /// flight: all a recovery needs to undo them (detach writes each back where its slot still holds
 /// the trampoline), kept by a crash-safe journal between two full saves of `TrackerState`.
 public struct CallsInFlight: Sendable, Equatable {
-    /// One replaced return address: the address space (its page-table root), the stack slot, and
-    /// the word the slot held.
+    /// One replaced return address: the address space (its page-table root), the stack slot, the
+    /// word the slot held, and the thread that made the call (FS base and kernel task), which alone
+    /// may return through it (a recovery lets a thread stopped at that return go home).
     public struct Return: Sendable, Equatable {
         public var root: UInt64
         public var slot: UInt64
         public var returnAddress: UInt64
+        public var fsBase: UInt64
+        public var task: UInt64
 
-        public init(root: UInt64, slot: UInt64, returnAddress: UInt64) {
-            (self.root, self.slot, self.returnAddress) = (root, slot, returnAddress)
+        public init(root: UInt64, slot: UInt64, returnAddress: UInt64, fsBase: UInt64, task: UInt64) {
+            (self.root, self.slot, self.returnAddress, self.fsBase, self.task) = (root, slot, returnAddress, fsBase, task)
         }
     }
 
@@ -19,7 +22,10 @@ public struct CallsInFlight: Sendable, Equatable {
     public init(returns: [Return]) { self.returns = returns }
 
     init(_ pending: [StackSlot: PendingCall]) {
-        returns = pending.map { Return(root: $0.key.root.tableAddress.rawValue, slot: $0.key.address, returnAddress: $0.value.returnAddress) }
+        returns = pending.map {
+            Return(root: $0.key.root.tableAddress.rawValue, slot: $0.key.address, returnAddress: $0.value.returnAddress,
+                   fsBase: $0.value.owner.fsBase, task: $0.value.owner.task)
+        }
     }
 }
 
@@ -46,9 +52,9 @@ extension UserAllocationTracker {
         patcher.writeAhead.withLock { $0 = journal?.breakpoints }
     }
 
-    /// Takes in journaled calls the restored state does not hold (after `restore`, before
-    /// `disarm`): detach then puts their return addresses back where the slots still hold the
-    /// trampoline.
+    /// Takes in the journaled calls (after `restore`, before `disarm`): the journal is newer than
+    /// the restored state for every slot it names. Detach then puts their return addresses back
+    /// where the slots still hold the trampoline.
     public func adopt(_ journaled: CallsInFlight) {
         calls.withLock { $0.adopt(journaled.returns) }
     }

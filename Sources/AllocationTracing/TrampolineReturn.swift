@@ -75,6 +75,8 @@ enum TrampolineReturn {
         guard let call else { return .failure(.noPendingCall) }
         guard call.owner == fault.thread else { return .failure(.otherThread) }
         guard slotWord == trampoline else { return .failure(.slotOverwritten) }
+        // A call a recovery knows only from the journal: the thread goes home, nothing is recorded.
+        if call.journaledOnly == true { return .success([]) }
         let result = fault.result
         switch call.function {
         case .realloc, .reallocarray:

@@ -18,9 +18,14 @@ extension QEMUGuest {
         if let gates, rip == gates.breakpoint || rip == gates.pageFault {
             let vector = rip == gates.breakpoint ? 3 : 14
             if let handler, try deliverGateTrap(vector: vector, index: index, &registers, handler: handler) {
+                // Memory first, registers last: the registers say the trap was handled (the
+                // displaced instruction done, e.g. malloc's `push rbp`), so they must never reach
+                // QEMU before what the handler wrote (a monitor killed in between would leave the
+                // thread past a push whose value never landed). Stopped before the register write,
+                // the thread is still at the gate and a recovery handles the trap again.
+                try takeDataWrites()
                 try write(registers, thread: thread)
                 statistics.withLock { $0.userTrapsHandled += 1 }
-                try takeDataWrites()
                 return true
             }
             try passGate(at: rip, thread: thread, &registers)
@@ -31,11 +36,12 @@ extension QEMUGuest {
                              fsBase: registers.fsBase)
         if registers.privilegeLevel == 0, let handler, handler.kernelHook(&trap, memory: memory) {
             registers.general = trap.resume
+            // A hook may have armed new breakpoints (a library mapped): make them visible, before
+            // the registers move the thread on (as for a user trap above).
+            try afterPause()
             try write(registers, thread: thread)
             statistics.withLock { $0.kernelHooksHandled += 1 }
             lastStopWasHook.store(true, ordering: .relaxed)
-            // A hook may have armed new breakpoints (a library mapped): make them visible.
-            try afterPause()
             return true
         }
         try stepOver(rip, thread: thread)

@@ -27,16 +27,22 @@ final class AttachRecorder: Sendable {
         do {
             file = try CallJournalFile(path: path)
         } catch {
-            MonitorOutput.say("note: cannot write the journal of calls \(path): \(error); a monitor killed now may leave return addresses behind")
+            MonitorOutput.say("note: cannot write the journal of calls \(path): \(error); the attach record is saved before each call instead")
             file = nil
         }
         let failed = Atomic<Bool>(false)
-        tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { calls in
+        tracker.setJournal(TrackerJournal(breakpoints: { [self] in save() }, calls: { [self] calls in
+            // No journal file: the whole record then, before each trampoline (slower, never wrong).
+            guard let file else { return save() }
             do {
-                try file?.write(calls)
+                try file.write(calls)
             } catch {
+                // The journal must never be older than the record (a recovery prefers its word):
+                // emptied, and the whole record saved now instead.
+                file.invalidate()
+                save()
                 if !failed.exchange(true, ordering: .relaxed) {
-                    MonitorOutput.say("note: cannot write the journal of calls \(path): \(error)")
+                    MonitorOutput.say("note: cannot write the journal of calls \(path): \(error); the attach record is saved instead")
                 }
             }
         }))

@@ -11,9 +11,10 @@ import Synchronization
 /// describes the guest: the trampoline is written only after the journal).
 final class CallJournalFile: Sendable {
     static let magic: UInt32 = 0x4A43_564C   // "LVCJ"
-    /// Bytes per slot: a header (magic, sequence, count), 24 bytes per call in flight and the checksum.
+    /// Bytes per slot: a header (magic, sequence, count), 40 bytes per call in flight (address
+    /// space, slot, return address, FS base, task) and the checksum.
     static let slotSize = 64 * 1024
-    static let headerSize = 16, entrySize = 24, checksumSize = 4
+    static let headerSize = 16, entrySize = 40, checksumSize = 4
     static let capacity = (slotSize - headerSize - checksumSize) / entrySize
 
     private let descriptor: Int32
@@ -46,6 +47,12 @@ final class CallJournalFile: Sendable {
         }
     }
 
+    /// Empties the file, so that no older slot outlives a write that failed: a recovery takes the
+    /// journal's word over the record's for every slot it names, so a stale journal must not remain.
+    func invalidate() {
+        sequence.withLock { _ in _ = ftruncate(descriptor, 0) }
+    }
+
     static func encode(_ calls: CallsInFlight, sequence: UInt64) -> [UInt8] {
         var writer = LittleEndianWriter()
         writer.u32(magic)
@@ -55,6 +62,8 @@ final class CallJournalFile: Sendable {
             writer.u64(entry.root)
             writer.u64(entry.slot)
             writer.u64(entry.returnAddress)
+            writer.u64(entry.fsBase)
+            writer.u64(entry.task)
         }
         writer.u32(CRC32.checksum(writer.bytes))
         return writer.bytes
@@ -68,8 +77,9 @@ final class CallJournalFile: Sendable {
         guard slot.count >= length + checksumSize else { return nil }
         var returns: [CallsInFlight.Return] = []
         for _ in 0..<count {
-            guard let root = reader.u64(), let address = reader.u64(), let returnAddress = reader.u64() else { return nil }
-            returns.append(CallsInFlight.Return(root: root, slot: address, returnAddress: returnAddress))
+            guard let root = reader.u64(), let address = reader.u64(), let returnAddress = reader.u64(),
+                  let fsBase = reader.u64(), let task = reader.u64() else { return nil }
+            returns.append(CallsInFlight.Return(root: root, slot: address, returnAddress: returnAddress, fsBase: fsBase, task: task))
         }
         let body = slot.prefix(length)
         guard reader.u32() == CRC32.checksum(body) else { return nil }

@@ -7,8 +7,11 @@ import Testing
 /// read back, a write cut short or a corrupt slot leaves the one before, garbage gives nothing.
 struct CallJournalFileTests {
     static func calls(_ n: Int) -> CallsInFlight {
-        CallsInFlight(returns: (0..<n).map { CallsInFlight.Return(root: 0x1000 * UInt64($0 + 1), slot: 0x7ffe_0000 + UInt64($0) * 8,
-                                                                   returnAddress: 0x40_1000 + UInt64($0)) })
+        CallsInFlight(returns: (0..<UInt64(n)).map { (i: UInt64) -> CallsInFlight.Return in
+            let task: UInt64 = 0xFFFF_8880_0300_0000 + i * 0x4000
+            return CallsInFlight.Return(root: 0x1000 * (i + 1), slot: 0x7ffe_0000 + i * 8, returnAddress: 0x40_1000 + i,
+                                        fsBase: 0x7f00_0000_0740 + i, task: task)
+        })
     }
 
     static func path() -> String {
@@ -32,10 +35,24 @@ struct CallJournalFileTests {
         try file.write(Self.calls(3))
         // The newest slot (sequence 2, at offset 0) loses its last bytes, as a killed write would.
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let length = 20 + 3 * 24
+        let length = CallJournalFile.headerSize + 3 * CallJournalFile.entrySize + CallJournalFile.checksumSize
         for i in (length - 10)..<length { bytes[i] = 0 }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(CallJournalFile.read(path: path) == Self.calls(2))
+    }
+
+    /// After a write that failed the journal is emptied: no older slot may outlive it, since a
+    /// recovery takes the journal's word over the record's.
+    @Test func anInvalidatedJournalHoldsNothing() throws {
+        let path = Self.path()
+        defer { unlink(path) }
+        let file = try CallJournalFile(path: path)
+        try file.write(Self.calls(2))
+        try file.write(Self.calls(3))
+        file.invalidate()
+        #expect(CallJournalFile.read(path: path) == nil)
+        try file.write(Self.calls(1))
+        #expect(CallJournalFile.read(path: path) == Self.calls(1))
     }
 
     @Test func hostileBytesGiveNothing() throws {
