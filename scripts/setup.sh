@@ -7,7 +7,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
-          zlib1g-dev)
+          zlib1g-dev
+          # The allocators real services use, for the guest's test programs (lv-leak-jemalloc, ...).
+          libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev)
 # The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema
 # validation, `go tool pprof`, headless Chromium, real valgrind XML to compare with; and
 # curl, `promtool check metrics` (Debian's prometheus) and the OpenMetrics parser of

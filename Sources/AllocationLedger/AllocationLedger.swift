@@ -55,9 +55,11 @@ public final class AllocationLedger: Sendable {
 
     /// Records a release. `strict` says whether the ledger saw the space from its start, so that a
     /// release of an address it never saw is a finding rather than a block from before tracking.
+    /// `checksFamily` false: the entry point also stands for other families' deallocators (an
+    /// alias), so no mismatched-release finding.
     @discardableResult
     public func release(in space: PageTableRoot, address: UInt64, function: AllocatorFunction, stack: [UInt64],
-                        thread: Int32, time: UInt64, strict: Bool) -> ReleaseOutcome {
+                        thread: Int32, time: UInt64, strict: Bool, checksFamily: Bool = true) -> ReleaseOutcome {
         state.withLock { s in
             var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
             defer { s.live[space] = ledger }
@@ -67,7 +69,7 @@ public final class AllocationLedger: Sendable {
             }
             let id = s.stacks.intern(stack)
             if let block = ledger.remove(address, stack: id) {
-                if block.function.family != function.family, function != .realloc, function != .reallocarray {
+                if checksFamily, block.function.family != function.family, function != .realloc, function != .reallocarray {
                     ledger.record(LedgerFinding(kind: .mismatchedRelease, address: address, releasedBy: function,
                                                 allocatedBy: block.function, thread: thread, time: time, stack: id))
                 }

@@ -13,6 +13,13 @@ public struct AllocatorSite: Sendable, Equatable, Codable {
     /// The first instruction, which the `int3` displaces.
     public var instruction: PrologueInstruction
 
+    /// True when names of another family share this address (tcmalloc's and mimalloc's `free`
+    /// is also `operator delete` and `delete[]`, their `operator new` also `new[]`): which one the
+    /// program called cannot be told, so a release here is never a mismatched deallocation.
+    public var aliasesOtherFamilies: Bool {
+        aliases.contains { AllocatorSymbols.entryPoint(named: $0).map { $0.function.family != entryPoint.function.family } ?? false }
+    }
+
     public init(
         symbol: String, aliases: [String], entryPoint: AllocatorEntryPoint, address: UInt64, fileOffset: UInt64,
         instruction: PrologueInstruction

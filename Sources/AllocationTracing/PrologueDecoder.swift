@@ -20,6 +20,12 @@ struct PrologueDecoder {
             return instruction(.endbr64, length: 4)
         case 0x90:
             return instruction(.nop, length: 1)
+        case 0xEB:
+            guard let displacement = byte(1) else { return nil }
+            return instruction(.jump(displacement: Int32(Int8(bitPattern: displacement))), length: 2)
+        case 0xE9:
+            guard let displacement = int32(at: 1) else { return nil }
+            return instruction(.jump(displacement: displacement), length: 5)
         case 0x66:
             if byte(1) == 0x90 { return instruction(.nop, length: 2) }
             return multiByteNop(at: 1)
@@ -62,9 +68,47 @@ struct PrologueDecoder {
         let extendReg = (prefix >> 2) & 1
         let extendRM = prefix & 1
         switch opcode {
+        case 0xB8...0xBF where !wide:
+            guard let register = GeneralRegisterName(number: (opcode - 0xB8) | extendRM << 3), let immediate = int32(at: index + 1) else { return nil }
+            return instruction(.moveImmediate(register, UInt32(bitPattern: immediate)), length: index + 5)
+        case 0x8D where wide:
+            // lea r64, [base + disp8|disp32], no SIB (r/m 4) and no rip-relative form
+            guard let modrm = byte(index + 1), modrm >> 6 == 1 || modrm >> 6 == 2, modrm & 7 != 4,
+                  let destination = GeneralRegisterName(number: (modrm >> 3) & 7 | extendReg << 3),
+                  let base = GeneralRegisterName(number: modrm & 7 | extendRM << 3) else { return nil }
+            if modrm >> 6 == 1 {
+                guard let displacement = byte(index + 2) else { return nil }
+                return instruction(.loadEffectiveAddress(destination: destination, base: base, displacement: Int32(Int8(bitPattern: displacement))),
+                                   length: index + 3)
+            }
+            guard let displacement = int32(at: index + 2) else { return nil }
+            return instruction(.loadEffectiveAddress(destination: destination, base: base, displacement: displacement), length: index + 6)
         case 0x50...0x57:
             guard let register = GeneralRegisterName(number: (opcode - 0x50) | extendRM << 3) else { return nil }
             return instruction(.push(register), length: index + 1)
+        case 0x8B where wide && byte(index + 1).map({ $0 >> 6 == 0 && $0 & 7 == 5 }) == true:
+            // mov r64, [rip + disp32]
+            guard let modrm = byte(index + 1), let destination = GeneralRegisterName(number: (modrm >> 3) & 7 | extendReg << 3),
+                  let displacement = int32(at: index + 2) else { return nil }
+            return instruction(.loadRIPRelative(destination: destination, displacement: displacement), length: index + 6)
+        case 0x31, 0x33:
+            guard let modrm = byte(index + 1), modrm >> 6 == 3,
+                  let reg = GeneralRegisterName(number: (modrm >> 3) & 7 | extendReg << 3),
+                  let rm = GeneralRegisterName(number: modrm & 7 | extendRM << 3) else { return nil }
+            let width: PrologueInstruction.OperandWidth = wide ? .qword : .dword
+            let (destination, source) = opcode == 0x31 ? (rm, reg) : (reg, rm)
+            return instruction(.exclusiveOr(destination: destination, source: source, width: width), length: index + 2)
+        case 0x81 where byte(index + 1).map({ $0 >> 6 == 3 && ($0 >> 3) & 7 == 7 }) == true,
+             0x83 where byte(index + 1).map({ $0 >> 6 == 3 && ($0 >> 3) & 7 == 7 }) == true:
+            // cmp r/m, imm32 | imm8 with a register operand
+            guard let modrm = byte(index + 1), let register = GeneralRegisterName(number: modrm & 7 | extendRM << 3) else { return nil }
+            let width: PrologueInstruction.OperandWidth = wide ? .qword : .dword
+            if opcode == 0x83 {
+                guard let immediate = byte(index + 2) else { return nil }
+                return instruction(.compareRegister(register, immediate: Int32(Int8(bitPattern: immediate)), width: width), length: index + 3)
+            }
+            guard let immediate = int32(at: index + 2) else { return nil }
+            return instruction(.compareRegister(register, immediate: immediate, width: width), length: index + 6)
         case 0x89, 0x8B, 0x85:
             guard let modrm = byte(index + 1), modrm >> 6 == 3,
                 let reg = GeneralRegisterName(number: (modrm >> 3) & 7 | extendReg << 3),

@@ -4,8 +4,8 @@ import X86
 
 extension PrologueInstruction {
     /// Executes the instruction as the CPU would in 64-bit user mode: `registers.rip` is the
-    /// instruction's address on entry and the next instruction's on return; `test`, `cmp` and `sub`
-    /// set CF, PF, AF, ZF, SF and OF and leave the other RFLAGS bits unchanged (`test` clears AF,
+    /// instruction's address on entry and the next instruction's (or the jump's target) on return;
+    /// `test`, `xor`, `cmp` and `sub` set CF, PF, AF, ZF, SF and OF and leave the other RFLAGS bits unchanged (`test` clears AF,
     /// which the architecture leaves undefined). Memory is addressed by user virtual address. No
     /// debug trap is raised for a set TF, as the CPU would after the instruction.
     ///
@@ -46,6 +46,28 @@ extension PrologueInstruction {
             let (result, flags) = ArithmeticFlags.subtraction(registers.rsp, UInt64(bitPattern: immediate), width: 64)
             next.rsp = result
             next.rflags = flags.applied(to: registers.rflags)
+        case .compareRegister(let register, let immediate, let width):
+            let mask = ArithmeticFlags.widthMask(width.rawValue)
+            let operand = UInt64(bitPattern: Int64(immediate)) & mask
+            let flags = ArithmeticFlags.subtraction(register.value(in: registers) & mask, operand, width: width.rawValue).flags
+            next.rflags = flags.applied(to: registers.rflags)
+        case .exclusiveOr(let destination, let source, let width):
+            let result = (destination.value(in: registers) ^ source.value(in: registers)) & ArithmeticFlags.widthMask(width.rawValue)
+            destination.set(result, in: &next)   // a 32-bit result clears the upper half
+            next.rflags = ArithmeticFlags.logical(result, width: width.rawValue).applied(to: registers.rflags)
+        case .loadRIPRelative(let destination, let displacement):
+            let address = next.rip &+ UInt64(bitPattern: Int64(displacement))
+            let data = try readMemory(address, 8)
+            guard data.count == 8 else {
+                throw AllocationTrackingError.shortMemoryRead(address: address, requested: 8, received: data.count)
+            }
+            destination.set(data.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }, in: &next)
+        case .jump(let displacement):
+            next.rip = next.rip &+ UInt64(bitPattern: Int64(displacement))
+        case .moveImmediate(let register, let immediate):
+            register.set(UInt64(immediate), in: &next)
+        case .loadEffectiveAddress(let destination, let base, let displacement):
+            destination.set(base.value(in: registers) &+ UInt64(bitPattern: Int64(displacement)), in: &next)
         }
         registers = next
     }

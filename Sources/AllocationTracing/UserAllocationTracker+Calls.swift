@@ -17,7 +17,8 @@ extension UserAllocationTracker {
         let entry = CallEntry(function: site.entryPoint.function,
                               arguments: CallArguments(site.entryPoint.convention, registers: registers),
                               thread: ThreadKey(root: root, fsBase: trap.fsBase, task: task),
-                              rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip)
+                              rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip,
+                              checksFamily: !site.aliasesOtherFamilies)
         // The word in the slot of the thread's outermost call, read with its rights (not needed
         // for a tail call, whose return address is already the trampoline).
         let outerSlotWord = entry.returnAddress == CallTracker.trampoline ? nil

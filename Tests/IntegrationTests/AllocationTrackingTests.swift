@@ -11,6 +11,9 @@ import Testing
                 "needs .build/debug/leakvisor and the default guest image (scripts/setup.sh)"))
 struct AllocationTrackingTests {
     static let dynamicPrograms = ["lv-leak-basic", "lv-alloc-clean", "lv-leak-threads", "lv-leak-cxx"]
+    /// The same leaks through Debian's jemalloc, tcmalloc and mimalloc (lv-leak-allocators.c),
+    /// bundled with their libraries.
+    static let otherAllocators = ["jemalloc", "tcmalloc", "mimalloc"]
     static let libc = "/lib/x86_64-linux-gnu/libc.so.6"
     static let armedFiles = [libc, "/usr/bin/lv-leak-basic"]
 
@@ -38,12 +41,16 @@ struct AllocationTrackingTests {
         for name in Self.dynamicPrograms {
             arguments += ["--add", bin.appendingPathComponent("\(name)-dynamic").path + ":/\(name)-dynamic"]
         }
+        for allocator in Self.otherAllocators {
+            arguments += ["--add", bin.appendingPathComponent("lv-leak-\(allocator)").path + ":/lv-leak-\(allocator)"]
+        }
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid()).json")
         defer { try? FileManager.default.removeItem(at: report) }
         arguments += ["--report", report.path]
         let script = """
             lv-leak-basic; /lv-leak-basic-dynamic; /lv-alloc-clean-dynamic; lv-leak-realloc
             lv-leak-threads; /lv-leak-threads-dynamic; lv-leak-cxx; /lv-leak-cxx-dynamic; lv-leak-loop 25 0; lv-leak-tree
+            /lv-leak-jemalloc; /lv-leak-tcmalloc; /lv-leak-mimalloc
             echo LV-ARMED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-ARMED-END
             echo LV-READY
             read answer
@@ -127,9 +134,36 @@ struct AllocationTrackingTests {
         expect("/lv-leak-cxx-dynamic", cxx + [dynamicPool], findings: mismatch)
         let loopLine = try at("loop-leak-32", "lv-leak-loop.c")
         expect("/usr/bin/lv-leak-loop", Array(repeating: Block("malloc", 32, "lv_loop_leak_32", line: loopLine), count: 25) + Self.staticBaseline)
+        // Another allocator than glibc's: its standard names and its own API (mallocx/rallocx/sdallocx,
+        // tc_malloc/tc_realloc/tc_free_sized, mi_zalloc/mi_realloc/mi_free_size), with valgrind's classes.
+        let a = "lv-leak-allocators.c"
+        let viaAllocator = [Block("malloc", 100, "lv_leak_malloc_100", line: try at("alloc-malloc-100", a)),
+                            Block("calloc", 200, "lv_leak_calloc_200", line: try at("alloc-calloc-200", a)),
+                            Block("realloc", 300, "lv_leak_own_300", line: try at("alloc-own-realloc-300", a)),
+                            Block("malloc", 48, "lv_leak_tree", line: try at("alloc-tree-root", a)),
+                            Block("malloc", 24, "lv_leak_tree", line: try at("alloc-tree-child", a))]
+        let wantedClasses = [100: "definitely lost", 200: "definitely lost", 300: "definitely lost", 48: "definitely lost", 24: "indirectly lost"]
+        let classes = try Self.classesBySize(Data(contentsOf: report))
+        for allocator in Self.otherAllocators {
+            expect("/lv-leak-\(allocator)", viaAllocator)
+            #expect(classes["/lv-leak-\(allocator)"] == wantedClasses, "\(allocator): \(classes["/lv-leak-\(allocator)"] ?? [:])")
+        }
         let tree = final["/usr/bin/lv-leak-tree"]
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.count == 16)
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.reduce(0) { $0 + $1.size } == 640)
+    }
+
+    /// Per executable, the reachability class of each block size it holds (sizes unique in it).
+    static func classesBySize(_ json: Data) throws -> [String: [Int: String]] {
+        let root = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+        var result: [String: [Int: String]] = [:]
+        for process in root["processes"] as? [[String: Any]] ?? [] {
+            guard let executable = process["executable"] as? String else { continue }
+            for group in process["groups"] as? [[String: Any]] ?? [] {
+                for size in blockSizes(group) { result[executable, default: [:]][size] = group["reachability"] as? String ?? "not scanned" }
+            }
+        }
+        return result
     }
 
     /// Per executable, its outstanding blocks (one entry per block) and findings, from a JSON report.

@@ -139,7 +139,7 @@ private func registers(rip: UInt64 = 0x7F12_3450_0930, rflags: UInt64 = Flag.oth
     /// Encodings outside the supported set, including near misses of supported ones.
     @Test(arguments: [
         [0xE8, 0x00, 0x00, 0x00, 0x00],  // call rel32
-        [0x48, 0x8B, 0x05, 0x10, 0x00, 0x00, 0x00],  // mov rax, [rip+0x10]: memory operand
+        [0x48, 0x8B, 0x04, 0x24],  // mov rax, [rsp]: memory operand through a SIB
         [0x48, 0x89, 0x45, 0xF8],  // mov [rbp-8], rax
         [0x48, 0x85, 0x07],  // test [rdi], rax
         [0x89, 0xE5],  // mov ebp, esp: 32-bit mov
@@ -162,7 +162,7 @@ private func registers(rip: UInt64 = 0x7F12_3450_0930, rflags: UInt64 = Flag.oth
         [0x48, 0x83, 0xED, 0x08],  // sub rbp, 8
         [0x83, 0xEC, 0x08],  // sub esp, 8
         [0x48, 0x83, 0xC4, 0x08],  // add rsp, 8
-        [0xC3], [0xCC], [0x0F, 0x05], [0x31, 0xC0], [0x53 - 0x10],
+        [0xC3], [0xCC], [0x0F, 0x05], [0x31, 0x00], [0x53 - 0x10],
     ] as [[UInt8]])
     func rejectsUnsupportedEncodings(bytes: [UInt8]) {
         #expect(PrologueInstruction.decode(bytes) == nil)
@@ -428,5 +428,90 @@ private func registers(rip: UInt64 = 0x7F12_3450_0930, rflags: UInt64 = Flag.oth
             checked += 1
         }
         #expect(checked == lines.count)
+    }
+}
+
+/// The first instructions of jemalloc's, tcmalloc's and mimalloc's entry points (Debian 12's
+/// packages): decoded from their real bytes and executed as the CPU would.
+@Suite struct VendorPrologueInstructionTests {
+    @Test(arguments: [
+        ([0x48, 0x81, 0xFF, 0x00, 0x10, 0x00, 0x00], "cmp rdi, 0x1000"),  // jemalloc malloc
+        ([0x48, 0x83, 0xFE, 0x08], "cmp rsi, 0x8"),
+        ([0x41, 0x83, 0xF8, 0xFF], "cmp r8d, 0xffffffff"),
+        ([0x31, 0xC9], "xor ecx, ecx"),  // jemalloc rallocx
+        ([0x48, 0x33, 0xC7], "xor rax, rdi"),
+        ([0x45, 0x31, 0xC0], "xor r8d, r8d"),
+        ([0x48, 0x8B, 0x05, 0x59, 0xB1, 0x1B, 0x00], "mov rax, qword ptr [rip+0x1bb159]"),  // tcmalloc free
+        ([0x4C, 0x8B, 0x1D, 0xF0, 0xFF, 0xFF, 0xFF], "mov r11, qword ptr [rip-0x10]"),
+        ([0xB8, 0x16, 0x00, 0x00, 0x00], "mov eax, 0x16"),  // mimalloc mi_posix_memalign
+        ([0x41, 0xB9, 0x01, 0x00, 0x00, 0x00], "mov r9d, 0x1"),
+        ([0x48, 0x8D, 0x46, 0xFF], "lea rax, [rsi-0x1]"),  // tcmalloc posix_memalign
+        ([0x4C, 0x8D, 0x87, 0x00, 0x01, 0x00, 0x00], "lea r8, [rdi+0x100]"),
+        ([0xE9, 0x7B, 0x58, 0xFF, 0xFF], "jmp $-0xa780"),  // mimalloc valloc
+        ([0xEB, 0x10], "jmp $+0x12"),
+    ] as [([UInt8], String)])
+    func decodes(bytes: [UInt8], text: String) throws {
+        let instruction = try decoded(bytes)
+        #expect(instruction.length == bytes.count)
+        #expect(instruction.description == text)
+        #expect(PrologueInstruction.decode(bytes + [0xCC, 0xCC]) == instruction)
+        for length in 0..<bytes.count { #expect(PrologueInstruction.decode(Array(bytes.prefix(length))) == nil) }
+    }
+
+    @Test(arguments: [
+        [0x48, 0x8D, 0x04, 0x24],  // lea rax, [rsp]: SIB
+        [0x48, 0x8D, 0x05, 0, 0, 0, 0],  // lea rax, [rip+0]
+        [0x48, 0x8D, 0xC0],  // lea with a register operand (invalid)
+        [0x8D, 0x46, 0xFF],  // lea eax: 32-bit
+        [0x48, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0],  // movabs rax, imm64
+        [0x81, 0x3F, 0, 0, 0, 0],  // cmp dword [rdi], imm32: memory operand
+        [0x48, 0x81, 0xEF, 0, 0, 0, 0],  // sub rdi, imm32 (/5)
+        [0x31, 0x07],  // xor [rdi], eax
+        [0x8B, 0x05, 0, 0, 0, 0],  // mov eax, [rip]: 32-bit load
+        [0xE8, 0, 0, 0, 0],  // call
+    ] as [[UInt8]])
+    func rejectsNearMisses(bytes: [UInt8]) {
+        #expect(PrologueInstruction.decode(bytes + [UInt8](repeating: 0, count: 8)) == nil)
+    }
+
+    @Test func compareRegisterSetsFlagsOnTheOperandWidth() throws {
+        let small = try run([0x48, 0x81, 0xFF, 0x00, 0x10, 0x00, 0x00], registers { $0.rdi = 0x20 })
+        #expect(small.rflags & Flag.status == Flag.cf | Flag.sf)   // 0x20 - 0x1000 borrows
+        #expect(small.rdi == 0x20 && small.rip == registers().rip + 7)
+        let equal = try run([0x41, 0x83, 0xF8, 0xFF], registers { $0.r8 = 0xDEAD_0000_FFFF_FFFF })
+        #expect(equal.rflags & Flag.status == Flag.zf | Flag.pf)   // r8d == 0xffffffff: upper half ignored
+    }
+
+    @Test func exclusiveOrZeroExtendsAThirtyTwoBitResult() throws {
+        let after = try run([0x31, 0xC9], registers { $0.rcx = 0xFFFF_FFFF_1234_5678; $0.rflags = Flag.others | Flag.cf | Flag.of })
+        #expect(after.rcx == 0)
+        #expect(after.rflags & Flag.status == Flag.zf | Flag.pf)
+        let wide = try run([0x48, 0x33, 0xC7], registers { $0.rax = 0xF0F0_0000_0000_0001; $0.rdi = 0x0F0F_0000_0000_0001 })
+        #expect(wide.rax == 0xFFFF_0000_0000_0000 && wide.rflags & Flag.status == Flag.sf | Flag.pf)
+    }
+
+    @Test func ripRelativeLoadReadsEightBytesAfterTheInstruction() throws {
+        let memory = TestMemory()
+        let before = registers()
+        memory.store([1, 2, 3, 4, 5, 6, 7, 8], at: before.rip + 7 + 0x10)
+        let after = try run([0x48, 0x8B, 0x05, 0x10, 0x00, 0x00, 0x00], before, memory: memory)
+        #expect(after.rax == 0x0807_0605_0403_0201 && after.rflags == before.rflags && after.rip == before.rip + 7)
+        memory.shortReads = true
+        var state = before
+        #expect(throws: (any Error).self) {
+            try decoded([0x48, 0x8B, 0x05, 0x10, 0x00, 0x00, 0x00]).execute(&state, readMemory: memory.read, writeMemory: memory.write)
+        }
+        #expect(state == before)
+    }
+
+    @Test func moveImmediateLeaAndJumps() throws {
+        let before = registers { $0.rax = .max; $0.rsi = 0x40; $0.r9 = .max }
+        #expect(try run([0xB8, 0x16, 0x00, 0x00, 0x00], before).rax == 0x16)
+        #expect(try run([0x41, 0xB9, 0x01, 0x00, 0x00, 0x00], before).r9 == 1)
+        let lea = try run([0x48, 0x8D, 0x46, 0xFF], before)
+        #expect(lea.rax == 0x3F && lea.rflags == before.rflags && lea.rip == before.rip + 4)
+        #expect(try run([0xE9, 0x7B, 0x58, 0xFF, 0xFF], before).rip == before.rip + 5 - 0xA785)
+        #expect(try run([0xEB, 0x10], before).rip == before.rip + 0x12)
+        #expect(try run([0xEB, 0xFE], before).rip == before.rip)
     }
 }

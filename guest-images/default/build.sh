@@ -156,7 +156,16 @@ for p in "${leak_programs[@]}" "${bench_programs[@]}" "${hostile_programs[@]}"; 
         built=$((built + 1))
     fi
 done
-log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]})"
+# The same leaks through jemalloc, tcmalloc and mimalloc (Debian's packages, linked dynamically:
+# host-bin/lv-leak-NAME, run in the guest with `--add`, which bundles the allocator's library).
+for allocator in jemalloc:jemalloc:JEMALLOC tcmalloc:tcmalloc_minimal:TCMALLOC mimalloc:mimalloc:MIMALLOC; do
+    IFS=: read -r name library define <<<"$allocator"
+    if stale "$out/host-bin/lv-leak-$name" "$here/programs/lv-leak-allocators.c"; then
+        gcc "${leak_cflags[@]}" "-DLV_$define" -o "$out/host-bin/lv-leak-$name" "$here/programs/lv-leak-allocators.c" "-l$library"
+        built=$((built + 1))
+    fi
+done
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]} lv-leak-jemalloc lv-leak-tcmalloc lv-leak-mimalloc)"
 
 # --- Leak-check corpus (issue 17) ---------------------------------------------
 # corpus/CORPUS.md: each case at -O0 and -O2, dynamically linked, so that valgrind on the host
