@@ -36,16 +36,9 @@ public enum AllocatorSymbols {
 
     private static let catalog: [(name: String, entryPoint: AllocatorEntryPoint)] = {
         typealias C = AllocatorConvention
-        func entry(_ name: String, _ function: AllocatorFunction, _ convention: C) -> (String, AllocatorEntryPoint) {
-            (name, AllocatorEntryPoint(function: function, convention: convention))
-        }
-        let malloc = C(size: .register(.rdi), result: .returnRegister)
-        let calloc = C(size: .product(count: .rdi, size: .rsi), result: .returnRegister)
-        let realloc = C(size: .register(.rsi), oldPointer: .rdi, result: .returnRegister)
-        let reallocarray = C(size: .product(count: .rsi, size: .rdx), oldPointer: .rdi, result: .returnRegister)
-        let free = C(oldPointer: .rdi)
-        let posixMemalign = C(size: .register(.rdx), alignment: .rsi, result: .storedThrough(.rdi))
-        let memalign = C(size: .register(.rsi), alignment: .rdi, result: .returnRegister)
+        typealias S = StandardConvention
+        let (malloc, calloc, realloc, reallocarray, free) = (S.malloc, S.calloc, S.realloc, S.reallocarray, S.free)
+        let (posixMemalign, memalign) = (S.posixMemalign, S.memalign)
         var entries = [
             entry("malloc", .malloc, malloc),
             entry("calloc", .calloc, calloc),
@@ -97,16 +90,9 @@ public enum AllocatorSymbols {
     /// at the same address is the one a site is known by).
     private static func vendorEntries() -> [(String, AllocatorEntryPoint)] {
         typealias C = AllocatorConvention
-        func entry(_ name: String, _ function: AllocatorFunction, _ convention: C) -> (String, AllocatorEntryPoint) {
-            (name, AllocatorEntryPoint(function: function, convention: convention))
-        }
-        let malloc = C(size: .register(.rdi), result: .returnRegister)
-        let calloc = C(size: .product(count: .rdi, size: .rsi), result: .returnRegister)
-        let realloc = C(size: .register(.rsi), oldPointer: .rdi, result: .returnRegister)
-        let reallocarray = C(size: .product(count: .rsi, size: .rdx), oldPointer: .rdi, result: .returnRegister)
-        let free = C(oldPointer: .rdi)
-        let posixMemalign = C(size: .register(.rdx), alignment: .rsi, result: .storedThrough(.rdi))
-        let memalign = C(size: .register(.rsi), alignment: .rdi, result: .returnRegister)
+        typealias S = StandardConvention
+        let (malloc, calloc, realloc, reallocarray, free) = (S.malloc, S.calloc, S.realloc, S.reallocarray, S.free)
+        let (posixMemalign, memalign) = (S.posixMemalign, S.memalign)
         // (size, alignment): mimalloc's `_aligned` variants and the aligned `new`.
         let sizeThenAlignment = C(size: .register(.rdi), alignment: .rsi, result: .returnRegister)
         var entries: [(String, AllocatorEntryPoint)] = []
@@ -168,4 +154,22 @@ public enum AllocatorSymbols {
         ]
         return entries
     }
+}
+
+/// The argument conventions of the standard names (System V AMD64), which jemalloc, tcmalloc and
+/// mimalloc keep for their own variants.
+private enum StandardConvention {
+    typealias C = AllocatorConvention
+    static let malloc = C(size: .register(.rdi), result: .returnRegister)
+    static let calloc = C(size: .product(count: .rdi, size: .rsi), result: .returnRegister)
+    static let realloc = C(size: .register(.rsi), oldPointer: .rdi, result: .returnRegister)
+    static let reallocarray = C(size: .product(count: .rsi, size: .rdx), oldPointer: .rdi, result: .returnRegister)
+    static let free = C(oldPointer: .rdi)
+    static let posixMemalign = C(size: .register(.rdx), alignment: .rsi, result: .storedThrough(.rdi))
+    static let memalign = C(size: .register(.rsi), alignment: .rdi, result: .returnRegister)
+}
+
+/// A catalogue entry: a name and what it stands for.
+private func entry(_ name: String, _ function: AllocatorFunction, _ convention: AllocatorConvention) -> (String, AllocatorEntryPoint) {
+    (name, AllocatorEntryPoint(function: function, convention: convention))
 }
