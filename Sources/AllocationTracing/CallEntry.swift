@@ -38,9 +38,6 @@ struct CallEntry: Sendable, Equatable {
     var returnAddress: UInt64
     /// Where the breakpoint is (rip at the `int3`): tells entry points apart for forwarded releases.
     var site: UInt64
-    /// False at an address that names of several families share (`AllocatorSite.aliasesOtherFamilies`):
-    /// the release cannot be a mismatched one.
-    var checksFamily = true
 }
 
 /// What a recorded call is dated and attributed with; the adapter captures it only for the calls

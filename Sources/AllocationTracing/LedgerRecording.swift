@@ -2,10 +2,11 @@ import AllocationLedger
 import X86
 
 extension AllocationLedger {
-    /// Records the release an entry decided (`EntryDecision.release`), attributed to that entry.
-    func recordRelease(of address: UInt64, by entry: CallEntry, context: CallContext, strict: Bool) {
+    /// Records the release an entry decided (`EntryDecision.release`), attributed to that entry
+    /// (`checksFamily`: as for `release`).
+    func recordRelease(of address: UInt64, by entry: CallEntry, context: CallContext, strict: Bool, checksFamily: Bool) {
         release(in: entry.thread.root, address: address, function: entry.function, stack: context.stack,
-                thread: context.thread, time: context.time, strict: strict, checksFamily: entry.checksFamily)
+                thread: context.thread, time: context.time, strict: strict, checksFamily: checksFamily)
     }
 
     /// Applies the effects of a call's accepted return, attributed to the call (its entry's stack,

@@ -5,8 +5,8 @@ import X86
 extension PrologueInstruction {
     /// Executes the instruction as the CPU would in 64-bit user mode: `registers.rip` is the
     /// instruction's address on entry and the next instruction's (or the jump's target) on return;
-    /// `test`, `xor`, `cmp` and `sub` set CF, PF, AF, ZF, SF and OF and leave the other RFLAGS bits unchanged (`test` clears AF,
-    /// which the architecture leaves undefined). Memory is addressed by user virtual address. No
+    /// `test`, `xor`, `cmp` and `sub` set CF, PF, AF, ZF, SF and OF and leave the other RFLAGS bits
+    /// unchanged (`test` and `xor` clear AF, which the architecture leaves undefined). Memory is addressed by user virtual address. No
     /// debug trap is raised for a set TF, as the CPU would after the instruction.
     ///
     /// Errors from `readMemory` or `writeMemory` propagate, and a read returning fewer bytes than
@@ -32,13 +32,7 @@ extension PrologueInstruction {
             let flags = ArithmeticFlags.logical(first.value(in: registers) & second.value(in: registers), width: width.rawValue)
             next.rflags = flags.applied(to: registers.rflags)
         case .compareRIPRelative(let width, let displacement, let immediate):
-            let address = next.rip &+ UInt64(bitPattern: Int64(displacement))
-            let count = width.rawValue / 8
-            let data = try readMemory(address, count)
-            guard data.count == count else {
-                throw AllocationTrackingError.shortMemoryRead(address: address, requested: count, received: data.count)
-            }
-            let value = data.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+            let value = try Self.readValue(at: next.rip &+ UInt64(bitPattern: Int64(displacement)), count: width.rawValue / 8, readMemory)
             let operand = UInt64(bitPattern: Int64(immediate)) & ArithmeticFlags.widthMask(width.rawValue)
             let flags = ArithmeticFlags.subtraction(value, operand, width: width.rawValue).flags
             next.rflags = flags.applied(to: registers.rflags)
@@ -56,12 +50,7 @@ extension PrologueInstruction {
             destination.set(result, in: &next)   // a 32-bit result clears the upper half
             next.rflags = ArithmeticFlags.logical(result, width: width.rawValue).applied(to: registers.rflags)
         case .loadRIPRelative(let destination, let displacement):
-            let address = next.rip &+ UInt64(bitPattern: Int64(displacement))
-            let data = try readMemory(address, 8)
-            guard data.count == 8 else {
-                throw AllocationTrackingError.shortMemoryRead(address: address, requested: 8, received: data.count)
-            }
-            destination.set(data.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }, in: &next)
+            destination.set(try Self.readValue(at: next.rip &+ UInt64(bitPattern: Int64(displacement)), count: 8, readMemory), in: &next)
         case .jump(let displacement):
             next.rip = next.rip &+ UInt64(bitPattern: Int64(displacement))
         case .moveImmediate(let register, let immediate):
@@ -70,5 +59,15 @@ extension PrologueInstruction {
             destination.set(base.value(in: registers) &+ UInt64(bitPattern: Int64(displacement)), in: &next)
         }
         registers = next
+    }
+
+    /// The `count` bytes at `address` as a little-endian value; a short read throws
+    /// `AllocationTrackingError.shortMemoryRead`.
+    private static func readValue(at address: UInt64, count: Int, _ readMemory: (UInt64, Int) throws -> [UInt8]) throws -> UInt64 {
+        let data = try readMemory(address, count)
+        guard data.count == count else {
+            throw AllocationTrackingError.shortMemoryRead(address: address, requested: count, received: data.count)
+        }
+        return data.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
     }
 }

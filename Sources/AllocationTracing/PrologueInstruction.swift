@@ -78,9 +78,8 @@ public struct PrologueInstruction: Sendable, Equatable, CustomStringConvertible 
             return "test \(Self.name(first, width)), \(Self.name(second, width))"
         case .compareRIPRelative(let width, let displacement, let immediate):
             let size = width == .byte ? "byte" : "dword"
-            let offset = displacement < 0 ? "-0x" + String(displacement.magnitude, radix: 16) : "+0x" + String(displacement, radix: 16)
             let value = UInt64(bitPattern: Int64(immediate)) & ArithmeticFlags.widthMask(width.rawValue)
-            return "cmp \(size) ptr [rip\(offset)], 0x\(String(value, radix: 16))"
+            return "cmp \(size) ptr [rip\(Self.signedHex(displacement))], 0x\(String(value, radix: 16))"
         case .subtractFromStackPointer(let immediate):
             return "sub rsp, 0x\(String(UInt64(bitPattern: immediate), radix: 16))"
         case .compareRegister(let register, let immediate, let width):

@@ -17,8 +17,7 @@ extension UserAllocationTracker {
         let entry = CallEntry(function: site.entryPoint.function,
                               arguments: CallArguments(site.entryPoint.convention, registers: registers),
                               thread: ThreadKey(root: root, fsBase: trap.fsBase, task: task),
-                              rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip,
-                              checksFamily: !site.aliasesOtherFamilies)
+                              rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip)
         // The word in the slot of the thread's outermost call, read with its rights (not needed
         // for a tail call, whose return address is already the trampoline).
         let outerSlotWord = entry.returnAddress == CallTracker.trampoline ? nil
@@ -38,7 +37,9 @@ extension UserAllocationTracker {
             case .nested, .forwardedRelease:
                 counters.withLock { $0.nestedEntries += 1 }
             case .release(let address):
-                ledger.recordRelease(of: address, by: entry, context: context, strict: isStrict(root))
+                // At an address that is also another family's deallocator, no mismatch can be told.
+                ledger.recordRelease(of: address, by: entry, context: context, strict: isStrict(root),
+                                     checksFamily: !site.aliasesOtherFamilies)
                 counters.withLock { $0.releases += 1 }
             case .redirect(let slot):
                 // Only where the thread itself may write (never a read-only or copy-on-write page):

@@ -39,7 +39,7 @@ struct MiniProcess {
         case .nested, .forwardedRelease:
             counters.nestedEntries += 1
         case .release(let address):
-            ledger.recordRelease(of: address, by: entry, context: context, strict: true)
+            ledger.recordRelease(of: address, by: entry, context: context, strict: true, checksFamily: true)
             counters.releases += 1
         case .redirect(let slot):
             words[slot] = Self.trampoline
