@@ -17,9 +17,10 @@ import X86
 /// - the PT_GNU_RELRO part of each loaded object.
 ///
 /// Left out: every live heap block, wherever it lies (glibc's mmapped chunks included), except the
-/// live part of a stack in it; the brk heap and glibc's arena heaps, which hold the live blocks themselves (scanned
-/// only when reached) and the allocator's free chunks (stale data, never roots); dead stack below a
-/// live thread's stack pointer; `[vvar]`/`[vdso]`.
+/// live part of a stack in it; the brk heap, glibc's arena heaps and any other allocator's anonymous
+/// memory (`AllocatorArena`), which hold the live blocks themselves (scanned only when reached) and
+/// the allocator's free chunks and metadata (stale data, never roots); dead stack below a live
+/// thread's stack pointer; `[vvar]`/`[vdso]`.
 public struct ProcessRoots {
     /// glibc's `sizeof(struct pthread)` (2.36, x86-64), as `_thread_db_sizeof_pthread` gives it:
     /// the thread control block at the FS base.
@@ -103,6 +104,15 @@ public struct ProcessRoots {
             guard let whole = Range.ordered(m.start, m.end) else { continue }
             if m.path == "[vvar]" || m.path == "[vdso]" || m.path == "[vsyscall]" || stackMappings.contains(m.start) { continue }
             if m.path == "[heap]" || isArenaHeap(m, space: space) { continue }
+            if m.fileObject == 0, m.path.isEmpty, let blocks,
+               AllocatorArena.holdsAllocatorBlocks(whole, blocks: blocks, header: { start in
+                   guard start >= 16, let words = try? space.readWords(at: GuestVirtualAddress(start - 16), count: 2),
+                         words.count == 2 else { return nil }
+                   return (words[0], words[1])
+               }) {
+                set.allocatorArenas.append(whole)
+                continue
+            }
             if m.permissions.hasPrefix("rw") {
                 if set.missingThreads.isEmpty, let previous = mapping(containing: m.start &- 1),
                    Self.isCachedThreadStack(m, after: previous),
