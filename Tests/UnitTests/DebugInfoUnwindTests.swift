@@ -156,6 +156,38 @@ struct DebugInfoUnwindTests {
         #expect(backtrace.frames.count < 16)
     }
 
+    /// The compact CFI tables and `CallFrameWalker` find the same frames as libdw's unwinder, from
+    /// libc's `read` up through the fixture's functions (CFI or frame pointers) to `_start`.
+    @Test(arguments: CallChainVariant.all)
+    func callFrameTablesWalkLikeLibdw(variant: CallChainVariant) throws {
+        let scratch = try DebugInfoScratch()
+        let regsnap = try scratch.build("regsnap.c", output: "regsnap", flags: ["-O1"])
+        let program = try scratch.build("callchain.c", output: "callchain", flags: variant.flags)
+        if variant.stripDebugFrame {
+            try DebugInfoShell.check("objcopy", ["--remove-section=.debug_frame", program])
+        }
+        let snapshot = try withBlockedProcess(program) { pid in
+            try DebugInfoProcessSnapshot.take(pid: pid, regsnap: regsnap, scratch: scratch)
+        }
+        let libdw = try StackUnwinder(symbolizer: try snapshot.symbolizer())
+            .unwind(registers: snapshot.registers, readMemory: snapshot.read).frames.map(\.pc)
+        var tables: [String: CallFrameTable] = [:]
+        for path in Set(snapshot.mappings.map(\.path)) {
+            if let file = try? ELFFile(path: path) { tables[path] = CallFrameTable(file: file) }
+        }
+        let rule = { (pc: UInt64) -> CallFrameRule? in
+            guard let mapping = snapshot.mappings.filter({ $0.start <= pc }).max(by: { $0.start < $1.start }) else { return nil }
+            return tables[mapping.path]?.rule(atFileOffset: pc - mapping.start + mapping.offset)
+        }
+        let registers = snapshot.registers
+        let walk = CallFrameWalker(maximumFrames: 64).walk(
+            pc: registers.rip, stackPointer: registers.dwarfRegisters[7], framePointer: registers.dwarfRegisters[6],
+            rule: rule, read: snapshot.read)
+        #expect(walk.frames == libdw, "walker \(walk.frames.map(hex)) libdw \(libdw.map(hex))")
+        #expect(walk.counts.callFrameInformation >= (variant.callerMethod == .cfi ? 4 : 1))
+        if variant.callerMethod == .cfi { #expect(walk.counts.framePointer == 0) } else { #expect(walk.counts.framePointer >= 3) }
+    }
+
     /// Runs `program` with a pipe on stdin, waits until it blocks reading it, and calls `body` with
     /// its pid; the program is ended afterwards.
     private func withBlockedProcess<T>(_ program: String, _ body: (Int32) throws -> T) throws -> T {
