@@ -1,4 +1,5 @@
 import AllocationLedger
+import DebugInfo
 import GuestInterface
 import GuestMemory
 import Introspection
@@ -9,7 +10,10 @@ import X86
 /// call's stack; and names each address space's process to the ledger at its first event, with
 /// its file mappings (read again when a return address falls outside them: a library was loaded).
 final class ProcessIdentifier: Sendable {
-    static let maximumFrames = 24
+    /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
+    static let defaultStackDepth = 12
+    /// The most `--stack-depth` accepts.
+    public static let maximumStackDepth = 256
     static let maximumModuleRefreshes = 32
 
     let kernel: GuestKernel
@@ -17,9 +21,14 @@ final class ProcessIdentifier: Sendable {
     /// Guards the file-mapping ranges known per address space.
     let spaces = Mutex([PageTableRoot: SpaceInfo]())
 
-    init(kernel: GuestKernel, ledger: AllocationLedger) {
+    /// The CFI tables of the files each address space maps.
+    let unwind: UnwindTables
+    let stackDepth = Atomic<Int>(ProcessIdentifier.defaultStackDepth)
+
+    init(kernel: GuestKernel, ledger: AllocationLedger, files: GuestSymbolFiles) {
         self.kernel = kernel
         self.ledger = ledger
+        self.unwind = UnwindTables(files: files)
     }
 
     /// The kernel's view at a user trap and the vCPU's `current` task (0 when it cannot be read).
@@ -28,37 +37,31 @@ final class ProcessIdentifier: Sendable {
         return (view, (try? view.currentTasks()[trap.state.index]) ?? 0)
     }
 
-    /// The allocator's own address, its return address, then the caller's frame-pointer chain
-    /// (bounded, increasing, inside 8 MiB of the stack). Callers built without frame pointers end
-    /// the chain early; the first two frames are always exact.
-    static func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
-                             user: UserMemory) -> [UInt64] {
-        var stack = [site, returnAddress]
-        var frame = framePointer
-        var previous = stackPointer
-        while stack.count < maximumFrames, frame > previous, frame &- stackPointer < 8 << 20, frame & 7 == 0,
-              let words = try? user.words(frame, count: 2) {
-            let (next, pc) = (words[0], words[1])
-            guard pc >= 0x1000, pc < 0x8000_0000_0000 else { break }
-            stack.append(pc)
-            previous = frame
-            frame = next
-        }
-        return stack
+    /// The allocator's own address, its return address, then the callers, found with the CFI
+    /// tables of the files mapped where each frame's code lies and along the frame-pointer chain
+    /// where a file has no CFI or no host copy (`CallFrameWalker`), at most `stackDepth` frames.
+    /// The first two frames are always exact.
+    func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
+                      root: PageTableRoot, user: UserMemory) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
+        let walker = CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed))
+        return walker.walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
+                           rule: unwind.rules(of: root), read: { try? user.word($0) })
     }
 
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
-    /// address space also names its process and records its file mappings; later, re-reads the
-    /// mappings when one of the two exact frames lies outside them (a library was loaded).
-    func identify(view: KernelView?, current: UInt64, root: PageTableRoot, stack: [UInt64]) -> Int32 {
-        guard let view, current != 0 else { return 0 }
+    /// address space also names its process and records its file mappings (and the CFI tables of
+    /// its code); later, re-reads the mappings when one of the two exact frames lies outside them
+    /// (a library was loaded). Returns the tables built and the time that took, for the counters.
+    func identify(view: KernelView?, current: UInt64, root: PageTableRoot, stack: [UInt64]) -> (thread: Int32, tablesBuilt: Int, nanoseconds: UInt64) {
+        guard let view, current != 0 else { return (0, 0, 0) }
         let known = spaces.withLock { $0[root] }
         let exact = stack.prefix(2)
-        if let known, exact.allSatisfy(known.covers) || known.refreshes >= Self.maximumModuleRefreshes {
-            return (try? view.threadID(ofTask: current)) ?? 0
+        if let known, exact.allSatisfy(known.covers) || known.refreshes >= Self.maximumModuleRefreshes, unwind.knows(root) {
+            return ((try? view.threadID(ofTask: current)) ?? 0, 0, 0)
         }
-        guard let task = try? view.task(at: current) else { return 0 }
+        guard let task = try? view.task(at: current) else { return (0, 0, 0) }
         let modules = (try? view.mappings(ofMM: task.mm)) ?? []
+        let built = unwind.update(root, mappings: modules)
         let ranges = modules.filter { $0.path.hasPrefix("/") }.map { $0.start..<$0.end }
         if known == nil {
             let leader = (try? view.process(task.tgid)) ?? task
@@ -70,12 +73,13 @@ final class ProcessIdentifier: Sendable {
             ledger.updateModules(root, modules)
         }
         spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: min(known?.refreshes ?? -1, Self.maximumModuleRefreshes) + 1) }
-        return task.pid
+        return (task.pid, built.built, built.nanoseconds)
     }
 
     /// Forgets an address space torn down.
     func forget(_ root: PageTableRoot) {
         spaces.withLock { _ = $0.removeValue(forKey: root) }
+        unwind.forget(root)
     }
 }
 

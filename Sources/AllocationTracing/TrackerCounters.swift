@@ -13,4 +13,36 @@ public struct TrackerCounters: Sendable, Codable {
     public var mmapHooks = 0
     public var exitHooks = 0
     public var sitesArmed = 0
+    /// Allocator stacks walked, the frames found past the exact two (through CFI rules or frame
+    /// pointers), and the host time the walks took, guest reads included.
+    public var stackWalks = 0
+    public var stackFramesByCFI = 0
+    public var stackFramesByFramePointer = 0
+    public var stackWalkNanoseconds: UInt64 = 0
+    /// CFI tables built (one per host file) and the time that took.
+    public var unwindTablesBuilt = 0
+    public var unwindTableNanoseconds: UInt64 = 0
+
+    /// Reads a record written by any version: a count it does not hold is zero.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func count(_ key: CodingKeys) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? 0 }
+        func nanoseconds(_ key: CodingKeys) throws -> UInt64 { try c.decodeIfPresent(UInt64.self, forKey: key) ?? 0 }
+        entries = try count(.entries)
+        nestedEntries = try count(.nestedEntries)
+        returns = try count(.returns)
+        releases = try count(.releases)
+        unreadableCalls = try count(.unreadableCalls)
+        faultsDelivered = try count(.faultsDelivered)
+        trampolineFaultsDeclined = try count(.trampolineFaultsDeclined)
+        mmapHooks = try count(.mmapHooks)
+        exitHooks = try count(.exitHooks)
+        sitesArmed = try count(.sitesArmed)
+        stackWalks = try count(.stackWalks)
+        stackFramesByCFI = try count(.stackFramesByCFI)
+        stackFramesByFramePointer = try count(.stackFramesByFramePointer)
+        stackWalkNanoseconds = try nanoseconds(.stackWalkNanoseconds)
+        unwindTablesBuilt = try count(.unwindTablesBuilt)
+        unwindTableNanoseconds = try nanoseconds(.unwindTableNanoseconds)
+    }
 }

@@ -29,10 +29,22 @@ extension UserAllocationTracker {
         if decision == .nested {
             counters.withLock { $0.nestedEntries += 1 }
         } else {
-            let stack = ProcessIdentifier.captureStack(site: registers.rip, returnAddress: entry.returnAddress,
-                                                       framePointer: registers.rbp, stackPointer: entry.rsp, user: user)
-            let tid = identifier.identify(view: view, current: task, root: root, stack: stack)
-            let context = CallContext(stack: stack, thread: tid, time: clock.now)
+            // The process's mappings (and CFI tables) first: the walk looks its rules up there.
+            let identity = identifier.identify(view: view, current: task, root: root, stack: [registers.rip, entry.returnAddress])
+            let walkStarted = clock.now
+            let (stack, found) = identifier.captureStack(site: registers.rip, returnAddress: entry.returnAddress,
+                                                         framePointer: registers.rbp, stackPointer: entry.rsp, root: root, user: user)
+            let walkEnded = clock.now
+            counters.withLock { c in
+                c.stackWalks += 1
+                c.stackFramesByCFI += found.callFrameInformation
+                c.stackFramesByFramePointer += found.framePointer
+                c.stackWalkNanoseconds &+= walkEnded &- walkStarted
+                c.unwindTablesBuilt += identity.tablesBuilt
+                c.unwindTableNanoseconds &+= identity.nanoseconds
+            }
+            let tid = identity.thread
+            let context = CallContext(stack: stack, thread: tid, time: walkEnded)
             switch decision {
             case .nested, .forwardedRelease:
                 counters.withLock { $0.nestedEntries += 1 }

@@ -50,8 +50,13 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         self.clock = clock
         self.notes = TrackerNotes()
         self.patcher = PageCachePatcher(kernel: kernel, files: files, notes: notes, includeOperators: includeOperators)
-        self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger)
+        self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger, files: files)
         self.exitObserver = onAddressSpaceExit
+    }
+
+    /// Frames each allocation stack keeps from now on, the allocator's own included (2...256).
+    public func setStackDepth(_ frames: Int) {
+        identifier.stackDepth.store(min(max(2, frames), ProcessIdentifier.maximumStackDepth), ordering: .relaxed)
     }
 
     /// Changes which entry points the next `arm` arms (after `disarm`).

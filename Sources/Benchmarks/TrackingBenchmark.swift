@@ -107,6 +107,11 @@ public struct TrackingBenchmark: Sendable {
             }
             let perEvent = extra / Double(max(trapped, 1)) / 1000
             say(String(format: "  cost per trapped event: %.1f us", perEvent) + (bareExit.map { String(format: " (%.1f bare exits)", perEvent / $0) } ?? ""))
+            say(Self.stackWalkLine(end, since: start))
+        }
+        if let last = counts.last, last.unwindTablesBuilt > 0 {
+            say(String(format: "CFI tables: %d built (one per host file), %.1f ms in all", last.unwindTablesBuilt,
+                       Double(last.unwindTableNanoseconds) / 1e6))
         }
         // The ledger's own cost per live block, measured on a ledger holding 100,000 blocks.
         let ledger = AllocationLedger()
@@ -117,6 +122,20 @@ public struct TrackingBenchmark: Sendable {
         let use = ledger.memoryUse()
         say(String(format: "ledger: %.1f bytes per live block (100,000 blocks, dictionary slots included); %d interned stacks, %d bytes of frames",
                    use.bytesPerBlock, use.stacks, use.stackFrameBytes))
+    }
+}
+
+extension TrackingBenchmark {
+    /// The allocation stack walks between two counter readings: host time per walk (guest reads
+    /// included) and the frames found per walk past the exact two, by CFI or by frame pointers.
+    static func stackWalkLine(_ end: TrackerCounters, since start: TrackerCounters) -> String {
+        let walks = end.stackWalks - start.stackWalks
+        guard walks > 0 else { return "  stack walks: none" }
+        let cfi = end.stackFramesByCFI - start.stackFramesByCFI, pointers = end.stackFramesByFramePointer - start.stackFramesByFramePointer
+        let nanoseconds = Double(end.stackWalkNanoseconds &- start.stackWalkNanoseconds)
+        return String(format: "  stack walks: %d, %.2f us each (host time, guest reads included), %.1f frames past the caller each (%.0f%% by CFI, the rest by frame pointers)",
+                      walks, nanoseconds / Double(walks) / 1000, Double(cfi + pointers) / Double(walks),
+                      cfi + pointers > 0 ? 100 * Double(cfi) / Double(cfi + pointers) : 0)
     }
 }
 

@@ -8,36 +8,64 @@ final class DwflSession {
     let dwfl: OpaquePointer
     private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     private var unwindAttachment: UnwindAttachment?
+    /// What `debuginfo_path` points to: the colon-separated directories, owned by the session; nil
+    /// without separate debug files.
+    private let debugPath: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
     /// Number of modules reported so far.
     private(set) var moduleCount = 0
 
-    init() throws(DebugInfoError) {
+    /// - Parameter debugDirectories: absolute directories laid out like `/usr/lib/debug`, where a
+    ///   module without DWARF of its own finds it by build ID (`.build-id/xx/rest.debug`, Debian's
+    ///   `-dbgsym` layout). Without them DWARF is read from the module's own file only. Never
+    ///   debuginfod: nothing is fetched over the network.
+    init(debugDirectories: [String] = []) throws(DebugInfoError) {
         DebugInfo.ensureLibraryInitialised()
-        // SAFETY: libdwfl keeps this pointer for the session's life; it is freed in deinit only
-        // after dwfl_end.
+        // SAFETY: libdwfl keeps these pointers for the session's life; they are freed in deinit
+        // only after dwfl_end.
         callbacks = .allocate(capacity: 1)
-        // Modules come from dwfl_report_elf, so find_elf is never needed; DWARF is read from the
-        // module's own file only (no separate debug files, no debuginfod network lookups).
-        callbacks.initialize(
-            to: Dwfl_Callbacks(
-                find_elf: { _, _, _, _, _, _ in -1 },
-                find_debuginfo: { _, _, _, _, _, _, _, _ in -1 },
-                section_address: dwfl_offline_section_address,
-                debuginfo_path: nil))
+        let directories = debugDirectories.filter { $0.hasPrefix("/") && !$0.contains(":") }
+        if directories.isEmpty {
+            debugPath = nil
+        } else {
+            let slot = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 1)
+            slot.initialize(to: strdup(directories.joined(separator: ":")))
+            debugPath = slot
+        }
+        // Modules come from dwfl_report_elf, so find_elf is never needed.
+        if debugPath == nil {
+            callbacks.initialize(
+                to: Dwfl_Callbacks(
+                    find_elf: { _, _, _, _, _, _ in -1 }, find_debuginfo: { _, _, _, _, _, _, _, _ in -1 },
+                    section_address: dwfl_offline_section_address, debuginfo_path: nil))
+        } else {
+            callbacks.initialize(
+                to: Dwfl_Callbacks(
+                    find_elf: { _, _, _, _, _, _ in -1 }, find_debuginfo: dwfl_build_id_find_debuginfo,
+                    section_address: dwfl_offline_section_address, debuginfo_path: debugPath))
+        }
         guard let handle = dwfl_begin(callbacks) else {
-            callbacks.deinitialize(count: 1)
-            callbacks.deallocate()
+            Self.release(callbacks, debugPath)
             throw .libraryFailure(operation: "dwfl_begin", reason: dwflMessage())
         }
         dwfl = handle
+    }
+
+    private static func release(_ callbacks: UnsafeMutablePointer<Dwfl_Callbacks>,
+                                _ debugPath: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+        callbacks.deinitialize(count: 1)
+        callbacks.deallocate()
+        if let debugPath {
+            free(debugPath.pointee)
+            debugPath.deinitialize(count: 1)
+            debugPath.deallocate()
+        }
     }
 
     deinit {
         // dwfl_end runs the detach callbacks, so the attachment must outlive it.
         dwfl_end(dwfl)
         unwindAttachment = nil
-        callbacks.deinitialize(count: 1)
-        callbacks.deallocate()
+        Self.release(callbacks, debugPath)
     }
 
     /// Reports the ELF file at `path` placed with `bias` (ignored by libdwfl for ET_EXEC).

@@ -12,8 +12,10 @@ public final class Symbolizer {
     let session: DwflSession
     public internal(set) var modules: [SymbolizerModule] = []
 
-    public init() throws(DebugInfoError) {
-        session = try DwflSession()
+    /// - Parameter debugDirectories: directories laid out like `/usr/lib/debug` where a file
+    ///   without DWARF finds its separate debug file by build ID (Debian's `-dbgsym` packages).
+    public init(debugDirectories: [String] = []) throws(DebugInfoError) {
+        session = try DwflSession(debugDirectories: debugDirectories)
     }
 
     /// Reports the host file `hostPath` as mapped in the address space with `loadBias` = runtime

@@ -50,7 +50,7 @@ public struct GuestStackReader {
     /// A libdwfl session with every ELF file the process maps (from its VMAs) at its load bias.
     func symbolizer(for task: GuestTask) throws(IntrospectionError) -> Symbolizer {
         let symbolizer: Symbolizer
-        do { symbolizer = try Symbolizer() } catch { throw .libdwfl(error) }
+        do { symbolizer = try files.makeSymbolizer() } catch { throw .libdwfl(error) }
         files.addModules(of: try view.mappings(of: task), to: symbolizer)
         return symbolizer
     }

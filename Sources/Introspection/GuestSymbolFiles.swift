@@ -37,6 +37,19 @@ public struct GuestSymbolFiles: Sendable {
         return nil
     }
 
+    /// Where separate debug files are looked up by build ID: `usr/lib/debug` under each root
+    /// (a `--symbols` tree with Debian's `-dbgsym` packages unpacked in it), and the host's own
+    /// `/usr/lib/debug` when guest files are copies of the host's.
+    public var debugDirectories: [String] {
+        roots.filter { !$0.isEmpty }.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/usr/lib/debug" }
+            + (hostCopies.isEmpty ? [] : ["/usr/lib/debug"])
+    }
+
+    /// A symbolizer that finds separate debug files in `debugDirectories`.
+    public func makeSymbolizer() throws(DebugInfoError) -> Symbolizer {
+        try Symbolizer(debugDirectories: debugDirectories)
+    }
+
     /// Adds every ELF file of `mappings` that has a host copy to `symbolizer`, at the load bias
     /// its first mapping gives, once per file.
     public func addModules(of mappings: [GuestMapping], to symbolizer: Symbolizer) {

@@ -11,7 +11,7 @@ public final class FrameSymbolizer {
 
     public init(modules: [GuestMapping], files: GuestSymbolFiles) {
         self.modules = modules
-        let symbolizer = try? Symbolizer()
+        let symbolizer = try? files.makeSymbolizer()
         if let symbolizer { files.addModules(of: modules, to: symbolizer) }
         self.symbolizer = symbolizer
     }

@@ -34,6 +34,11 @@ extension TrackingSession {
             + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "")
             + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
             + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
+        if s.stackWalks > 0 {
+            let frames = s.stackFramesByCFI + s.stackFramesByFramePointer
+            text += "leakvisor: stacks: \(s.stackWalks) walked, " + String(format: "%.1f", Double(frames) / Double(s.stackWalks))
+                + " frame(s) past the caller on average (\(s.stackFramesByCFI) through CFI from \(s.unwindTablesBuilt) file(s), \(s.stackFramesByFramePointer) through frame pointers)\n"
+        }
         for note in tracker.diagnostics.prefix(20) { text += "leakvisor: note: \(note)\n" }
         if case .failure(let error)? = tracker.armingOutcome {
             if case TrackerError.disarmed = error {

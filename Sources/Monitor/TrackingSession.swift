@@ -58,6 +58,7 @@ public final class TrackingSession: Sendable {
         let clock = restoring.map { TrackerClock(continuingFrom: $0.elapsedNanoseconds) } ?? TrackerClock()
         let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
                                     staleAfter: options.staleAfterSeconds, clock: clock)
+        tracking.tracker.setStackDepth(options.stackDepth)
         tracking.scanner.limits = options.scanLimits
         tracking.scanner.heuristics = options.heuristics
         if let restoring {

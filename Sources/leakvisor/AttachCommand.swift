@@ -60,11 +60,17 @@ struct AttachCommand: ParsableCommand {
                                valueName: "file"))
     var report: String?
 
+    @Option(help: ArgumentHelp("With DOMAIN: frames kept per allocation stack (2 to 256; default 12, as valgrind's --num-callers).",
+                               valueName: "N"))
+    var stackDepth: Int?
+
     func validate() throws {
         guard AttachTrack(rawValue: track) != nil else { throw ValidationError("--track is \(AttachTrack.choices)") }
+        if let stackDepth, stackDepth < 2 || stackDepth > 256 { throw ValidationError("--stack-depth must be between 2 and 256") }
         if domain == nil {
-            if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil || journal != nil || noJournal {
-                throw ValidationError("--connect, --vmlinux, --symbols, --scan-every, --duration, --journal and --no-journal go with a libvirt DOMAIN")
+            if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil || journal != nil || noJournal
+                || stackDepth != nil {
+                throw ValidationError("--connect, --vmlinux, --symbols, --scan-every, --stack-depth, --duration, --journal and --no-journal go with a libvirt DOMAIN (a run's own --stack-depth applies to `attach --session`)")
             }
         } else {
             if common.session != nil { throw ValidationError("--session names a leakvisor monitor; a DOMAIN is attached to directly") }
@@ -76,7 +82,7 @@ struct AttachCommand: ParsableCommand {
         if let domain, let kind = AttachTrack(rawValue: track) {
             let attach = LibvirtAttach(uri: connect ?? "qemu:///system", domainName: domain, track: kind,
                                        reportPath: report.map { HostPathArgument.absolute($0) }, vmlinux: vmlinux.map { HostPathArgument.absolute($0) },
-                                       symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, duration: duration?.seconds,
+                                       symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, stackDepth: stackDepth ?? 12, duration: duration?.seconds,
                                        journalPath: noJournal ? nil : (journal.map { HostPathArgument.absolute($0) } ?? JournalLocation.defaultPath(prefix: "attach")),
                                        json: common.json)
             let status = try attach.run()

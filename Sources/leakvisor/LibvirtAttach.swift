@@ -21,6 +21,7 @@ struct LibvirtAttach {
     var vmlinux: String?
     var symbolDirectories: [String]
     var scanInterval: Double?
+    var stackDepth = 12
     var duration: Double?
     /// The soak journal's path (nil: none).
     var journalPath: String?
@@ -74,6 +75,7 @@ struct LibvirtAttach {
         options.includeOperators = track.includesOperators
         options.jsonPath = reportPath
         options.scanInterval = scanInterval
+        options.stackDepth = stackDepth
         options.journalPath = journalPath
         options.runIdentity = RunIdentity(leakvisorVersion: JournalLocation.leakvisorVersion, commandLine: CommandLine.arguments,
                                           kernel: vmlinux, image: "libvirt \(uri) domain \(domainName)")

@@ -145,6 +145,11 @@ struct RunCommand: ParsableCommand {
         valueName: "duration"))
     var staleAfter = DurationArgument(seconds: 60)
 
+    @Option(help: ArgumentHelp(
+        "With --track: frames kept per allocation stack, the allocator's own included (2 to 256; default 12, as valgrind's --num-callers). Callers are found with each file's DWARF CFI (.eh_frame), and with frame pointers in code without it.",
+        valueName: "N"))
+    var stackDepth = 12
+
     @Option(name: .customLong("leak-check-heuristics"), help: ArgumentHelp(
         "With --track: which interior pointers count as references, as valgrind's option: all (the default), none, or a comma-separated list of stdstring, length64, newarray, multipleinheritance. A block such a pointer reaches is still reachable, and the report says via which heuristic.",
         valueName: "list"))
@@ -217,6 +222,7 @@ struct RunCommand: ParsableCommand {
         if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
+        if stackDepth < 2 || stackDepth > 256 { throw ValidationError("--stack-depth must be between 2 and 256") }
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
@@ -225,6 +231,7 @@ struct RunCommand: ParsableCommand {
     func plainOptions() throws -> RunOptions {
         var tracking = TrackingOptions()
         tracking.staleAfterSeconds = staleAfter.seconds
+        tracking.stackDepth = stackDepth
         tracking.scanLimits = scanLimits
         if let leakCheckHeuristics { tracking.heuristics = try LeakCheckHeuristics(parsing: leakCheckHeuristics) }
         tracking.scanInterval = scanEvery?.seconds

@@ -37,20 +37,22 @@ struct AllocationTrackingTests {
 
     @Test func theLedgerMatchesEachProgramExactlyAndDetachRestoresTheGuest() throws {
         let bin = LeakVisorProcess.imageDirectory.appendingPathComponent("host-bin")
-        var arguments = ["run", "--track", "user", "--timeout", "2400", "--interactive"]
+        // Stacks 16 frames deep (valgrind's default is 12): lv-leak-deep's chains are compared with valgrind's.
+        var arguments = ["run", "--track", "user", "--timeout", "2400", "--interactive", "--stack-depth", "16"]
         for name in Self.dynamicPrograms {
             arguments += ["--add", bin.appendingPathComponent("\(name)-dynamic").path + ":/\(name)-dynamic"]
         }
         for allocator in Self.otherAllocators {
             arguments += ["--add", bin.appendingPathComponent("lv-leak-\(allocator)").path + ":/lv-leak-\(allocator)"]
         }
+        arguments += ["--add", bin.appendingPathComponent("lv-leak-deep").path + ":/lv-leak-deep"]
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid()).json")
         defer { try? FileManager.default.removeItem(at: report) }
         arguments += ["--report", report.path]
         let script = """
             lv-leak-basic; /lv-leak-basic-dynamic; /lv-alloc-clean-dynamic; lv-leak-realloc
             lv-leak-threads; /lv-leak-threads-dynamic; lv-leak-cxx; /lv-leak-cxx-dynamic; lv-leak-loop 25 0; lv-leak-tree
-            /lv-leak-jemalloc; /lv-leak-tcmalloc; /lv-leak-mimalloc
+            /lv-leak-jemalloc; /lv-leak-tcmalloc; /lv-leak-mimalloc; /lv-leak-deep
             echo LV-ARMED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-ARMED-END
             echo LV-READY
             read answer
@@ -148,6 +150,8 @@ struct AllocationTrackingTests {
         expect("/lv-leak-tcmalloc", viaAllocator + [dynamicPool, Block("operator new", 8, "_ZN15MallocExtension8RegisterEPS_"),
                                                     Block("operator new", 16, "_ZN13TCMallocGuardC1Ev")])
         expect("/lv-leak-mimalloc", viaAllocator)
+        expect("/lv-leak-deep", [Block("malloc", 64, "lv_deep_1", line: try at("deep-malloc-64", "lv-leak-deep.c")),
+                                 Block("calloc", 96, "lv_shallow_1", line: try at("deep-calloc-96", "lv-leak-deep.c"))])
         // Classes, exact for the three: the allocators' own anonymous memory (jemalloc's tcache bins with
         // stale pointers to regions they handed out, its extent headers naming each slab's first region)
         // is not a root (AllocatorArena).
@@ -157,9 +161,84 @@ struct AllocationTrackingTests {
             let found = (classes["/lv-leak-\(allocator)"] ?? [:]).filter { wantedClasses[$0.key] != nil }
             #expect(found == wantedClasses, "\(allocator): \(classes["/lv-leak-\(allocator)"] ?? [:])")
         }
+        try checkDeepStacks(report: report, program: bin.appendingPathComponent("lv-leak-deep").path)
         let tree = final["/usr/bin/lv-leak-tree"]
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.count == 16)
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.reduce(0) { $0 + $1.size } == 640)
+    }
+
+    /// lv-leak-deep (-O2, no frame pointers): each leak's stack, 16 frames deep, is found through
+    /// CFI exactly as valgrind finds it (function and line of every frame, up to `main`, where
+    /// valgrind stops), and the shallow one goes on below `main` into libc.
+    func checkDeepStacks(report: URL, program: String) throws {
+        let stacks = try Self.stacksBySize(Data(contentsOf: report), executable: "/lv-leak-deep")
+        let d = "lv-leak-deep.c"
+        let deep = ["malloc", "lv_deep_1"] + (2...15).map { "lv_deep_\($0)" }
+        #expect(stacks[64]?.map(\.function) == deep, "\(stacks)")
+        #expect(stacks[64]?[1].line == (try tagLine("deep-malloc-64", d)))
+        let shallow = ["calloc", "lv_shallow_1", "lv_shallow_2", "lv_shallow_3", "main"]
+        #expect(stacks[96].map { Array($0.prefix(5).map(\.function)) } == shallow, "\(stacks)")
+        #expect(stacks[96]?[1].line == (try tagLine("deep-calloc-96", d)))
+        #expect((stacks[96]?.count ?? 0) > 5, "below main: \(stacks[96] ?? [])")
+        // valgrind on the host, on the same file, with the same depth.
+        guard let valgrind = HostTools.which("valgrind") else {
+            Issue.record("valgrind is not installed (scripts/setup.sh)")
+            return
+        }
+        let xml = FileManager.default.temporaryDirectory.appendingPathComponent("lv-deep-\(getpid()).xml")
+        defer { try? FileManager.default.removeItem(at: xml) }
+        _ = try HostTools.run(valgrind, ["--xml=yes", "--xml-file=\(xml.path)", "--leak-check=full", "--num-callers=16", program])
+        let theirs = Self.valgrindLeakStacks(try String(contentsOf: xml, encoding: .utf8))
+        for size in [64, 96] {
+            let wanted = theirs[size] ?? []
+            #expect(!wanted.isEmpty, "valgrind found no \(size)-byte leak")
+            let ours = (stacks[size] ?? []).prefix(wanted.count)
+            #expect(ours.map(\.function) == wanted.map(\.function), "\(size): ours \(Array(ours)), valgrind's \(wanted)")
+            // Lines of the program's own frames (valgrind has none for the allocator's).
+            #expect(ours.dropFirst().map(\.line) == wanted.dropFirst().map(\.line), "\(size): ours \(Array(ours)), valgrind's \(wanted)")
+        }
+    }
+
+    struct Frame: Equatable, CustomStringConvertible {
+        var function: String
+        var line: Int?
+        var description: String { "\(function):\(line.map(String.init) ?? "-")" }
+    }
+
+    /// One executable's groups in a JSON report, by block size: the frames' functions and lines, the
+    /// first named by the allocator function the ledger recorded (libc's symbol table has several
+    /// names at calloc's address, `__libc_calloc` among them; valgrind names its own replacement).
+    static func stacksBySize(_ json: Data, executable: String) throws -> [Int: [Frame]] {
+        let root = try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:]
+        var result: [Int: [Frame]] = [:]
+        for process in root["processes"] as? [[String: Any]] ?? [] where process["executable"] as? String == executable {
+            for group in process["groups"] as? [[String: Any]] ?? [] {
+                var frames = (group["frames"] as? [[String: Any]] ?? []).map { Frame(function: callerName($0), line: $0["line"] as? Int) }
+                if !frames.isEmpty, let allocator = group["function"] as? String { frames[0].function = allocator }
+                for size in blockSizes(group) { result[size] = frames }
+            }
+        }
+        return result
+    }
+
+    /// valgrind's XML: each definite leak's stack (function and line per frame) by its size.
+    static func valgrindLeakStacks(_ xml: String) -> [Int: [Frame]] {
+        func field(_ name: String, in text: Substring) -> String? {
+            guard let open = text.range(of: "<\(name)>"), let close = text.range(of: "</\(name)>", range: open.upperBound..<text.endIndex)
+            else { return nil }
+            return String(text[open.upperBound..<close.lowerBound])
+        }
+        var result: [Int: [Frame]] = [:]
+        for error in xml.components(separatedBy: "<error>").dropFirst() {
+            let text = Substring(error)
+            guard field("kind", in: text) == "Leak_DefinitelyLost", let bytes = field("leakedbytes", in: text).flatMap({ Int($0) }),
+                  let stack = field("stack", in: text) else { continue }
+            result[bytes] = stack.components(separatedBy: "<frame>").dropFirst().map { frame in
+                let f = Substring(frame)
+                return Frame(function: field("fn", in: f) ?? "?", line: field("line", in: f).flatMap { Int($0) })
+            }
+        }
+        return result
     }
 
     /// Per executable, the reachability class of each block size it holds (sizes unique in it).

@@ -33,6 +33,38 @@ struct DebugInfoSymbolizerTests {
         #expect(symbolizer.symbolize(pc: 0) == nil)
     }
 
+    /// A stripped file whose DWARF lies in a `-dbgsym`-style tree (`usr/lib/debug/.build-id/xx/rest.debug`):
+    /// file and line come back with the tree given, function names only without it.
+    @Test func separateDebugFileFoundByBuildID() throws {
+        let scratch = try DebugInfoScratch()
+        let path = try scratch.build("symbols.c", output: "symbols", flags: ["-g", "-O1", "-Wl,--build-id"])
+        let function = try #require(try ELFFile(path: path).symbolTable().symbol(named: "global_function"))
+        let id = try #require(try ELFFile(path: path).buildID).map { String(format: "%02x", $0) }.joined()
+        let root = scratch.path + "/symbols-root"
+        let directory = root + "/usr/lib/debug/.build-id/" + id.prefix(2)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DebugInfoShell.check("objcopy", ["--only-keep-debug", path, directory + "/" + id.dropFirst(2) + ".debug"])
+        try DebugInfoShell.check("strip", ["--strip-debug", path])
+        #expect(try ELFFile(path: path).section(named: ".debug_info") == nil)
+
+        let wanted = try DebugInfoFixtures.line(of: "global-function", in: "symbols.c")
+        let withTree = try Symbolizer(debugDirectories: [root + "/usr/lib/debug"])
+        try withTree.addModule(name: "/usr/bin/symbols", hostPath: path, loadBias: bias)
+        let found = try #require(withTree.symbolize(pc: bias + function.address))
+        #expect(found.function == "global_function")
+        #expect(found.line == wanted)
+        #expect(found.file.map { URL(fileURLWithPath: $0).lastPathComponent } == "symbols.c")
+
+        let without = try Symbolizer()
+        try without.addModule(name: "/usr/bin/symbols", hostPath: path, loadBias: bias)
+        #expect(without.symbolize(pc: bias + function.address)?.line == nil)
+        #expect(without.symbolize(pc: bias + function.address)?.function == "global_function")
+        // Relative or colon-holding directories are never searched.
+        let refused = try Symbolizer(debugDirectories: ["usr/lib/debug", root + "/usr/lib/debug:/etc"])
+        try refused.addModule(name: "/usr/bin/symbols", hostPath: path, loadBias: bias)
+        #expect(refused.symbolize(pc: bias + function.address)?.line == nil)
+    }
+
     @Test func inlinedCodeIsReported() throws {
         let scratch = try DebugInfoScratch()
         let path = try scratch.build("symbols.c", output: "symbols", flags: ["-g", "-O1"])

@@ -165,7 +165,14 @@ for allocator in jemalloc:jemalloc:JEMALLOC tcmalloc:tcmalloc_minimal:TCMALLOC m
         built=$((built + 1))
     fi
 done
-log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]} lv-leak-jemalloc lv-leak-tcmalloc lv-leak-mimalloc)"
+# Leaks at the bottom of long call chains, built like Debian's packages (-O2 -g, no frame
+# pointers): stacks only DWARF CFI can follow (host-bin/lv-leak-deep, run with `--add`; valgrind
+# on the host runs the same file).
+if stale "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"; then
+    gcc -O2 -g -fstack-protector-strong -Wall -Wextra -Werror -o "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"
+    built=$((built + 1))
+fi
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]} lv-leak-jemalloc lv-leak-tcmalloc lv-leak-mimalloc lv-leak-deep)"
 
 # --- Leak-check corpus (issue 17) ---------------------------------------------
 # corpus/CORPUS.md: each case at -O0 and -O2, dynamically linked, so that valgrind on the host
