@@ -114,15 +114,8 @@ struct DebugInfoUnwindTests {
     @Test(arguments: CallChainVariant.all)
     func unwindsABlockedProcess(variant: CallChainVariant) throws {
         let scratch = try DebugInfoScratch()
-        let regsnap = try scratch.build("regsnap.c", output: "regsnap", flags: ["-O1"])
-        let program = try scratch.build("callchain.c", output: "callchain", flags: variant.flags)
-        if variant.stripDebugFrame {
-            try DebugInfoShell.check("objcopy", ["--remove-section=.debug_frame", program])
-        }
-
-        let snapshot = try withBlockedProcess(program) { pid in
-            try DebugInfoProcessSnapshot.take(pid: pid, regsnap: regsnap, scratch: scratch)
-        }
+        defer { withExtendedLifetime(scratch) {} }
+        let snapshot = try blockedCallChain(variant, in: scratch)
         let symbolizer = try snapshot.symbolizer()
         let unwinder = try StackUnwinder(symbolizer: symbolizer)
         let backtrace = unwinder.unwind(registers: snapshot.registers, readMemory: snapshot.read)
@@ -161,14 +154,8 @@ struct DebugInfoUnwindTests {
     @Test(arguments: CallChainVariant.all)
     func callFrameTablesWalkLikeLibdw(variant: CallChainVariant) throws {
         let scratch = try DebugInfoScratch()
-        let regsnap = try scratch.build("regsnap.c", output: "regsnap", flags: ["-O1"])
-        let program = try scratch.build("callchain.c", output: "callchain", flags: variant.flags)
-        if variant.stripDebugFrame {
-            try DebugInfoShell.check("objcopy", ["--remove-section=.debug_frame", program])
-        }
-        let snapshot = try withBlockedProcess(program) { pid in
-            try DebugInfoProcessSnapshot.take(pid: pid, regsnap: regsnap, scratch: scratch)
-        }
+        defer { withExtendedLifetime(scratch) {} }
+        let snapshot = try blockedCallChain(variant, in: scratch)
         let libdw = try StackUnwinder(symbolizer: try snapshot.symbolizer())
             .unwind(registers: snapshot.registers, readMemory: snapshot.read).frames.map(\.pc)
         var tables: [String: CallFrameTable] = [:]
@@ -186,6 +173,19 @@ struct DebugInfoUnwindTests {
         #expect(walk.frames == libdw, "walker \(walk.frames.map(hex)) libdw \(libdw.map(hex))")
         #expect(walk.counts.callFrameInformation >= (variant.callerMethod == .cfi ? 4 : 1))
         if variant.callerMethod == .cfi { #expect(walk.counts.framePointer == 0) } else { #expect(walk.counts.framePointer >= 3) }
+    }
+
+    /// The call-chain fixture built as `variant` says in `scratch` (which must outlive the
+    /// snapshot's use: its mappings name files there), run until it blocks in `read`, and taken.
+    private func blockedCallChain(_ variant: CallChainVariant, in scratch: DebugInfoScratch) throws -> DebugInfoProcessSnapshot {
+        let regsnap = try scratch.build("regsnap.c", output: "regsnap", flags: ["-O1"])
+        let program = try scratch.build("callchain.c", output: "callchain", flags: variant.flags)
+        if variant.stripDebugFrame {
+            try DebugInfoShell.check("objcopy", ["--remove-section=.debug_frame", program])
+        }
+        return try withBlockedProcess(program) { pid in
+            try DebugInfoProcessSnapshot.take(pid: pid, regsnap: regsnap, scratch: scratch)
+        }
     }
 
     /// Runs `program` with a pipe on stdin, waits until it blocks reading it, and calls `body` with
