@@ -13,7 +13,7 @@ final class ProcessIdentifier: Sendable {
     /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
     static let defaultStackDepth = 12
     /// The most `--stack-depth` accepts.
-    public static let maximumStackDepth = 256
+    static let maximumStackDepth = 256
     static let maximumModuleRefreshes = 32
 
     let kernel: GuestKernel
@@ -44,8 +44,9 @@ final class ProcessIdentifier: Sendable {
     func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
                       root: PageTableRoot, user: UserMemory) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
         let walker = CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed))
+        var stack = UserStackReader(user)
         return walker.walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
-                           rule: unwind.rules(of: root), read: { try? user.word($0) })
+                           rule: unwind.rules(of: root), read: { stack.word($0) })
     }
 
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an

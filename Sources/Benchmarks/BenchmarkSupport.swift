@@ -35,11 +35,12 @@ enum BuildKind {
 public enum BenchmarkBoot {
     /// A machine booting `kernel` with the image's initramfs and `command` (a shell command line)
     /// as the guest command (in the payload its init fetches).
-    public static func configuration(kernel: URL, image: URL, command: String) throws -> MachineConfiguration {
+    /// `additions` are host files for the guest, `HOST:GUEST` as `run --add` takes them.
+    public static func configuration(kernel: URL, image: URL, command: String, additions: [String] = []) throws -> MachineConfiguration {
         var config = MachineConfiguration(kernel: try readFile(kernel.path), kernelName: kernel.path)
         config.initrd = try readFile(image.appendingPathComponent("initramfs.cpio").path)
         config.trapHandlerAwaitsPayload = GuestPayload.fetcherIsPresent(in: config.initrd ?? [])
-        config.payload = try GuestPayload.archive(command: ["sh", "-c", command], additions: [], unixTime: Int(Date().timeIntervalSince1970))
+        config.payload = try GuestPayload.archive(command: ["sh", "-c", command], additions: additions, unixTime: Int(Date().timeIntervalSince1970))
         return config
     }
 

@@ -13,6 +13,9 @@ public struct TrackingBenchmarkOptions: Sendable {
     public var pairs = 2000
     /// Items for lv-bench-realistic (about 46 allocator calls per item).
     public var items = 40
+    /// Requests of each of SET and GET for redis-benchmark against Debian's redis-server in the
+    /// guest (0, or redis not installed on the host: no redis run).
+    public var redisRequests = 500
     public var cpus = 2
     /// Stop the boot after this many seconds.
     public var timeout: Double = 2400
@@ -34,13 +37,18 @@ public struct TrackingBenchmark: Sendable {
 
     public func run() throws {
         let (pairs, items, cpus) = (options.pairs, options.items, options.cpus)
-        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
+        let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
+        if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }
+        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; " + $0.script } ?? "")
         let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
-        var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command)
+        var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command,
+                                                     additions: redis?.additions ?? [])
         config.vcpuCount = cpus
         config.timeoutSeconds = options.timeout
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
-        let files = GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path])
+        let files = GuestSymbolFiles(explicit: Dictionary(uniqueKeysWithValues: RedisBenchmarkRun.tools.map { ($0, $0) }),
+                                     roots: [image.appendingPathComponent("rootfs").path],
+                                     hostCopies: ["/lib/", "/usr/lib/"])
         let tracker = UserAllocationTracker(kernel: kernel, files: files)
         config.trapHandler = tracker
         let output = ConsoleTranscript()
@@ -54,8 +62,8 @@ public struct TrackingBenchmark: Sendable {
                 if p.count < reached { p.append(tracker.statistics) }
             }
         }
-        say("booting the default image with \(cpus) vCPUs and --track user (several minutes on kvm_pvm)")
-        let machine = try Machine(config)
+        say("starting the default image with \(cpus) vCPUs and --track user")
+        let machine = try BenchmarkBoot.machine(config)
         // At each marker: untrack, and after the first re-arm with the C allocator only; then let
         // the guest go on.
         DispatchQueue.global().async {
@@ -79,6 +87,7 @@ public struct TrackingBenchmark: Sendable {
             throw BenchmarkError.runFailed("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
         report(TrackingBenchResults(parsing: text), counts: counts)
+        if let redis { redis.report(text) }
     }
 
     func report(_ results: TrackingBenchResults, counts: [TrackerCounters]) {
@@ -153,5 +162,49 @@ struct TrackingBenchResults {
             }
         }
         syscallNanoseconds = BenchFigures(parsing: text).syscallNanoseconds
+    }
+}
+
+/// redis-benchmark against Debian's redis-server in the guest (over a Unix socket), in each of the
+/// benchmark's three phases; its throughput tracked against untracked.
+struct RedisBenchmarkRun {
+    static let tools = ["/usr/bin/redis-server", "/usr/bin/redis-benchmark", "/usr/bin/redis-cli"]
+    let requests: Int
+
+    /// nil when the host has no redis to put in the guest.
+    init?(requests: Int) {
+        guard Self.tools.allSatisfy({ FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+        self.requests = requests
+    }
+
+    var additions: [String] { Self.tools.map { "\($0):\($0)" } }
+
+    var script: String {
+        let socket = "/tmp/lv-bench-redis.sock"
+        return "redis-server --port 0 --unixsocket \(socket) --save '' --appendonly no --logfile /dev/null & "
+            + "i=0; while [ ! -S \(socket) ] && [ $i -lt 600 ]; do sleep 1; i=$((i+1)); done; "
+            + "redis-benchmark -s \(socket) -n \(requests) -c 4 -t set,get -q | tr '\\r' '\\n' | grep 'requests per second'; "
+            + "redis-cli -s \(socket) shutdown nosave; wait; rm -f \(socket)"
+    }
+
+    /// Requests per second of SET and GET in each phase, in order.
+    static func throughput(_ text: String) -> [String: [Double]] {
+        var result: [String: [Double]] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let words = line.split(separator: " ")
+            guard words.count >= 4, words[0] == "SET:" || words[0] == "GET:", words[2] == "requests", let rps = Double(words[1]) else { continue }
+            result[String(words[0].dropLast()), default: []].append(rps)
+        }
+        return result
+    }
+
+    func report(_ text: String) {
+        let runs = Self.throughput(text)
+        say("redis-benchmark (Debian's redis-server on jemalloc, \(requests) requests each, 4 clients, a Unix socket):")
+        for test in ["SET", "GET"] {
+            guard let r = runs[test], r.count >= 3 else { say("  \(test): no result lines"); continue }
+            say(String(format: "  %@: --track user %.0f%% of untracked throughput, --track user-malloc %.0f%% (guest-time requests per second: %.0f, %.0f, untracked %.0f)",
+                       test, 100 * r[0] / r[2], 100 * r[1] / r[2], r[0], r[1], r[2]))
+        }
     }
 }

@@ -82,9 +82,11 @@ struct TrackingBench: ParsableCommand {
             Boots the default image once and runs lv-bench-malloc (malloc/free pairs) and \
             lv-bench-realistic (a C++ map/string workload) three times: tracked with every entry point \
             (--track user), tracked with the C allocator only (--track user-malloc), and untracked \
-            (after detaching, which restores the guest); then lv-syscalls. Prints times, ratios, trapped \
-            events per allocation, cost per event next to a bare exit round trip (a tiny VM doing `out` \
-            in a loop), and the ledger's memory per live block.
+            (after detaching, which restores the guest), each time also redis-benchmark against Debian's \
+            redis-server (the host's, put in the guest; on jemalloc); then lv-syscalls. Prints times, \
+            ratios, trapped events per allocation, cost per event next to a bare exit round trip (a tiny \
+            VM doing `out` in a loop), the allocation stack walks' cost, redis's throughput tracked \
+            against untracked, and the ledger's memory per live block.
             """)
 
     @Option(help: "malloc/free pairs for lv-bench-malloc.")
@@ -92,6 +94,9 @@ struct TrackingBench: ParsableCommand {
 
     @Option(help: "Items for lv-bench-realistic (about 46 allocator calls per item).")
     var items: Int = 40
+
+    @Option(help: "Requests of each of SET and GET for redis-benchmark against redis-server in the guest (Debian's, from the host; 0: no redis run).")
+    var redisRequests: Int = 500
 
     @Option(help: "Guest vCPUs.")
     var cpus: Int = 2
@@ -101,6 +106,7 @@ struct TrackingBench: ParsableCommand {
 
     func validate() throws {
         if pairs < 1 || items < 1 { throw ValidationError("--pairs and --items must be positive") }
+        if redisRequests < 0 { throw ValidationError("--redis-requests must be 0 or more") }
     }
 
     func run() throws {
@@ -108,6 +114,7 @@ struct TrackingBench: ParsableCommand {
         var options = TrackingBenchmarkOptions()
         options.pairs = pairs
         options.items = items
+        options.redisRequests = redisRequests
         options.cpus = cpus
         options.timeout = timeout
         try BenchCommand.running { try TrackingBenchmark(options: options, image: image).run() }

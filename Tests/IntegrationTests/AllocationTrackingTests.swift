@@ -46,6 +46,10 @@ struct AllocationTrackingTests {
             arguments += ["--add", bin.appendingPathComponent("lv-leak-\(allocator)").path + ":/lv-leak-\(allocator)"]
         }
         arguments += ["--add", bin.appendingPathComponent("lv-leak-deep").path + ":/lv-leak-deep"]
+        // jemalloc linked into the executable, and preloaded under a glibc program (a second copy
+        // of lv-leak-basic-dynamic, so that the report tells the two runs apart).
+        arguments += ["--add", bin.appendingPathComponent("lv-leak-jemalloc-static").path + ":/lv-leak-jemalloc-static",
+                      "--add", bin.appendingPathComponent("lv-leak-basic-dynamic").path + ":/lv-leak-basic-preload"]
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid()).json")
         defer { try? FileManager.default.removeItem(at: report) }
         arguments += ["--report", report.path]
@@ -53,6 +57,7 @@ struct AllocationTrackingTests {
             lv-leak-basic; /lv-leak-basic-dynamic; /lv-alloc-clean-dynamic; lv-leak-realloc
             lv-leak-threads; /lv-leak-threads-dynamic; lv-leak-cxx; /lv-leak-cxx-dynamic; lv-leak-loop 25 0; lv-leak-tree
             /lv-leak-jemalloc; /lv-leak-tcmalloc; /lv-leak-mimalloc; /lv-leak-deep
+            /lv-leak-jemalloc-static; LD_PRELOAD=/lib/x86_64-linux-gnu/libjemalloc.so.2 /lv-leak-basic-preload
             echo LV-ARMED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-ARMED-END
             echo LV-READY
             read answer
@@ -151,6 +156,8 @@ struct AllocationTrackingTests {
         expect("/lv-leak-tcmalloc", viaAllocator + [dynamicPool, Block("operator new", 8, "_ZN15MallocExtension8RegisterEPS_"),
                                                     Block("operator new", 16, "_ZN13TCMallocGuardC1Ev")])
         expect("/lv-leak-mimalloc", viaAllocator)
+        expect("/lv-leak-jemalloc-static", viaAllocator)
+        expect("/lv-leak-basic-preload", basic + [dynamicPool])
         expect("/lv-leak-deep", [Block("malloc", 64, "lv_deep_1", line: try at("deep-malloc-64", "lv-leak-deep.c")),
                                  Block("calloc", 96, "lv_shallow_1", line: try at("deep-calloc-96", "lv-leak-deep.c"))])
         // Classes, exact for the three: the allocators' own anonymous memory (jemalloc's tcache bins with
@@ -158,11 +165,14 @@ struct AllocationTrackingTests {
         // is not a root (AllocatorArena).
         let wantedClasses = [100: "definitely lost", 200: "definitely lost", 300: "definitely lost", 48: "definitely lost", 24: "indirectly lost"]
         let classes = try Self.classesBySize(Data(contentsOf: report))
-        for allocator in Self.otherAllocators {
+        for allocator in Self.otherAllocators + ["jemalloc-static"] {
             let found = (classes["/lv-leak-\(allocator)"] ?? [:]).filter { wantedClasses[$0.key] != nil }
             #expect(found == wantedClasses, "\(allocator): \(classes["/lv-leak-\(allocator)"] ?? [:])")
         }
         try checkDeepStacks(report: report, program: bin.appendingPathComponent("lv-leak-deep").path)
+        let preloaded = classes["/lv-leak-basic-preload"] ?? [:]
+        #expect(preloaded[100] == "definitely lost" && preloaded[200] == "definitely lost" && preloaded[300] == "definitely lost",
+                "lv-leak-basic under jemalloc: \(preloaded)")
         let tree = final["/usr/bin/lv-leak-tree"]
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.count == 16)
         #expect(tree?.blocks.filter { $0.caller.hasPrefix("lv_") }.reduce(0) { $0 + $1.size } == 640)

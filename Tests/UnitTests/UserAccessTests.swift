@@ -55,6 +55,25 @@ struct UserAccessTests {
         #expect(throws: UserAccessFault.nonCanonical(address: UInt64.max - 3)) { try user.check(UInt64.max - 3, count: 8, .read) }
     }
 
+    /// The stack walk's page-cached reads give what the checked reads give, and nothing where the
+    /// thread could not read (a supervisor or absent page, a word straddling into one).
+    @Test func stackReaderReadsOnlyWhatTheThreadCould() throws {
+        let user = self.user
+        try memory.store(UInt64(0x1122_3344_5566_7788), at: GuestPhysicalAddress(0x10_0000 + 0x18))
+        try memory.store(UInt64(0xAABB), at: GuestPhysicalAddress(0x10_1000 + 0xFF8))
+        try memory.store(UInt64(0xCCDD), at: GuestPhysicalAddress(0x10_2000))
+        var reader = UserStackReader(user)
+        #expect(reader.word(Self.writable + 0x18) == 0x1122_3344_5566_7788)
+        #expect(reader.word(Self.writable + 0x18) == (try user.word(Self.writable + 0x18)))
+        #expect(reader.word(Self.readOnly + 0xFF8) == 0xAABB)
+        #expect(reader.word(Self.supervisor) == nil)
+        #expect(reader.word(Self.absent + 8) == nil)
+        #expect(reader.word(Self.readOnly + 0xFFC) == nil)          // runs into the supervisor page
+        #expect(reader.word(Self.writable + 0xFFC) == (try user.word(Self.writable + 0xFFC)))
+        #expect(reader.word(0x8000_0000_0000) == nil)
+        #expect(reader.word(UInt64.max - 3) == nil)
+    }
+
     /// The payload copy (`AddressSpace.writeUser`) stores only where the thread itself could.
     @Test func payloadCopiesGoOnlyWhereTheThreadCouldWrite() throws {
         let space = AddressSpace(memory: memory, cr3: 0x1000, cr4: 0)

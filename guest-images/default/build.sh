@@ -172,7 +172,14 @@ if stale "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"; then
     gcc -O2 -g -fstack-protector-strong -Wall -Wextra -Werror -o "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"
     built=$((built + 1))
 fi
-log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]} lv-leak-jemalloc lv-leak-tcmalloc lv-leak-mimalloc lv-leak-deep)"
+# jemalloc linked statically into the executable (libjemalloc_pic.a): its malloc interposes on
+# glibc's for the whole process, libc's own calls included.
+if stale "$out/host-bin/lv-leak-jemalloc-static" "$here/programs/lv-leak-allocators.c"; then
+    gcc "${leak_cflags[@]}" -DLV_JEMALLOC -o "$out/host-bin/lv-leak-jemalloc-static" "$here/programs/lv-leak-allocators.c" \
+        -Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic -lm
+    built=$((built + 1))
+fi
+log "programs: $built rebuilt (${programs[*]} ${leak_programs[*]} ${bench_programs[*]} ${hostile_programs[*]} lv-leak-jemalloc lv-leak-tcmalloc lv-leak-mimalloc lv-leak-jemalloc-static lv-leak-deep)"
 
 # --- Leak-check corpus (issue 17) ---------------------------------------------
 # corpus/CORPUS.md: each case at -O0 and -O2, dynamically linked, so that valgrind on the host
