@@ -39,7 +39,7 @@ public struct TrackingBenchmark: Sendable {
         let (pairs, items, cpus) = (options.pairs, options.items, options.cpus)
         let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
         if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }
-        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; " + $0.script } ?? "")
+        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; echo LV-BENCH-REDIS; " + $0.script } ?? "")
         let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
         var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command,
                                                      additions: redis?.additions ?? [])
@@ -52,14 +52,16 @@ public struct TrackingBenchmark: Sendable {
         let tracker = UserAllocationTracker(kernel: kernel, files: files)
         config.trapHandler = tracker
         let output = ConsoleTranscript()
-        // Trap counts at the end of each tracked phase (taken as the marker arrives): every entry
-        // point, then the C allocator only.
-        let phases = Mutex([TrackerCounters]())
+        // Trap counts at the end of each tracked phase and, with redis, where redis begins in it
+        // (taken as each marker arrives): every entry point, then the C allocator only.
+        let marks = Mutex([String: [TrackerCounters]]())
         config.consoleOutput = { bytes in
             let text = output.appending(bytes)
-            let reached = text.components(separatedBy: "LV-BENCH-NEXT ").count - 1
-            phases.withLock { p in
-                if p.count < reached { p.append(tracker.statistics) }
+            for marker in ["LV-BENCH-REDIS", "LV-BENCH-NEXT "] {
+                let reached = text.components(separatedBy: marker).count - 1
+                marks.withLock { m in
+                    if m[marker, default: []].count < reached { m[marker, default: []].append(tracker.statistics) }
+                }
             }
         }
         say("starting the default image with \(cpus) vCPUs and --track user")
@@ -82,15 +84,19 @@ public struct TrackingBenchmark: Sendable {
         let outcome = machine.run()
         output.close()
         let text = output.text
-        let counts = phases.withLock { $0 }
-        guard case .exited(0) = outcome.ending, counts.count == 2 else {
+        let ends = marks.withLock { $0["LV-BENCH-NEXT "] ?? [] }, redisBegins = marks.withLock { $0["LV-BENCH-REDIS"] ?? [] }
+        guard case .exited(0) = outcome.ending, ends.count == 2, redis == nil || redisBegins.count >= 2 else {
             throw BenchmarkError.runFailed("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
-        report(TrackingBenchResults(parsing: text), counts: counts)
-        if let redis { redis.report(text) }
+        // The benchmark programs' windows (to where redis begins), then redis's (to the phase's end).
+        let programsEnd = redis == nil ? ends : Array(redisBegins.prefix(2))
+        report(TrackingBenchResults(parsing: text), windows: [(TrackerCounters(), programsEnd[0]), (ends[0], programsEnd[1])])
+        if let redis { redis.report(text, windows: [(programsEnd[0], ends[0]), (programsEnd[1], ends[1])]) }
     }
 
-    func report(_ results: TrackingBenchResults, counts: [TrackerCounters]) {
+    /// `windows`: the tracker's counts at the start and end of the benchmark programs in each
+    /// tracked phase (every entry point, then the C allocator only).
+    func report(_ results: TrackingBenchResults, windows: [(start: TrackerCounters, end: TrackerCounters)]) {
         let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
         let allocations = Double(options.pairs + 23 * options.items)
@@ -100,7 +106,7 @@ public struct TrackingBenchmark: Sendable {
         if let syscall = results.syscallNanoseconds {
             say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))
         }
-        let modes = [("--track user", counts[0], TrackerCounters()), ("--track user-malloc", counts[1], counts[0])]
+        let modes = [("--track user", windows[0].end, windows[0].start), ("--track user-malloc", windows[1].end, windows[1].start)]
         for (index, (mode, end, start)) in modes.enumerated() {
             let entries = end.entries - start.entries, returns = end.returns - start.returns
             let releases = end.releases - start.releases, nested = end.nestedEntries - start.nestedEntries
@@ -118,7 +124,7 @@ public struct TrackingBenchmark: Sendable {
             say(String(format: "  cost per trapped event: %.1f us", perEvent) + (bareExit.map { String(format: " (%.1f bare exits)", perEvent / $0) } ?? ""))
             say(Self.stackWalkLine(end, since: start))
         }
-        if let last = counts.last, last.unwindTablesBuilt > 0 {
+        if let last = windows.last?.end, last.unwindTablesBuilt > 0 {
             say(String(format: "CFI tables: %d built (one per host file), %.1f ms in all", last.unwindTablesBuilt,
                        Double(last.unwindTableNanoseconds) / 1e6))
         }
@@ -198,9 +204,18 @@ struct RedisBenchmarkRun {
         return result
     }
 
-    func report(_ text: String) {
+    /// `windows`: the tracker's counts where redis began and ended in each tracked phase.
+    func report(_ text: String, windows: [(start: TrackerCounters, end: TrackerCounters)]) {
         let runs = Self.throughput(text)
         say("redis-benchmark (Debian's redis-server on jemalloc, \(requests) requests each, 4 clients, a Unix socket):")
+        for (mode, window) in zip(["--track user", "--track user-malloc"], windows) {
+            let (end, start) = (window.end, window.start)
+            let trapped = (end.entries - start.entries) + (end.returns - start.returns) + (end.releases - start.releases)
+                + (end.nestedEntries - start.nestedEntries)
+            say(String(format: "  %@: %d trapped events (server, benchmark client, redis-cli), %.1f per request", mode, trapped,
+                       Double(trapped) / Double(2 * requests)))
+            say("  " + TrackingBenchmark.stackWalkLine(end, since: start))
+        }
         for test in ["SET", "GET"] {
             guard let r = runs[test], r.count >= 3 else { say("  \(test): no result lines"); continue }
             say(String(format: "  %@: --track user %.0f%% of untracked throughput, --track user-malloc %.0f%% (guest-time requests per second: %.0f, %.0f, untracked %.0f)",
