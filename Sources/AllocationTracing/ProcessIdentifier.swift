@@ -50,19 +50,19 @@ final class ProcessIdentifier: Sendable {
     }
 
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
-    /// address space also names its process and records its file mappings (and the CFI tables of
-    /// its code); later, re-reads the mappings when one of the two exact frames lies outside them
-    /// (a library was loaded). Returns the tables built and the time that took, for the counters.
-    func identify(view: KernelView?, current: UInt64, root: PageTableRoot, stack: [UInt64]) -> (thread: Int32, tablesBuilt: Int, nanoseconds: UInt64) {
-        guard let view, current != 0 else { return (0, 0, 0) }
+    /// address space also names its process and records its file mappings (where a stack walk
+    /// finds its CFI tables); later, re-reads the mappings when one of the two exact frames lies
+    /// outside them (a library was loaded).
+    func identify(view: KernelView?, current: UInt64, root: PageTableRoot, stack: [UInt64]) -> Int32 {
+        guard let view, current != 0 else { return 0 }
         let known = spaces.withLock { $0[root] }
         let exact = stack.prefix(2)
         if let known, exact.allSatisfy(known.covers) || known.refreshes >= Self.maximumModuleRefreshes, unwind.knows(root) {
-            return ((try? view.threadID(ofTask: current)) ?? 0, 0, 0)
+            return (try? view.threadID(ofTask: current)) ?? 0
         }
-        guard let task = try? view.task(at: current) else { return (0, 0, 0) }
+        guard let task = try? view.task(at: current) else { return 0 }
         let modules = (try? view.mappings(ofMM: task.mm)) ?? []
-        let built = unwind.update(root, mappings: modules)
+        unwind.update(root, mappings: modules)
         let ranges = modules.filter { $0.path.hasPrefix("/") }.map { $0.start..<$0.end }
         if known == nil {
             let leader = (try? view.process(task.tgid)) ?? task
@@ -74,7 +74,7 @@ final class ProcessIdentifier: Sendable {
             ledger.updateModules(root, modules)
         }
         spaces.withLock { $0[root] = SpaceInfo(ranges: ranges, refreshes: min(known?.refreshes ?? -1, Self.maximumModuleRefreshes) + 1) }
-        return (task.pid, built.built, built.nanoseconds)
+        return task.pid
     }
 
     /// Forgets an address space torn down.

@@ -29,21 +29,22 @@ extension UserAllocationTracker {
         if decision == .nested {
             counters.withLock { $0.nestedEntries += 1 }
         } else {
-            // The process's mappings (and CFI tables) first: the walk looks its rules up there.
-            let identity = identifier.identify(view: view, current: task, root: root, stack: [registers.rip, entry.returnAddress])
+            // The process's mappings first: the walk looks its CFI rules up in the files mapped there.
+            let tid = identifier.identify(view: view, current: task, root: root, stack: [registers.rip, entry.returnAddress])
             let walkStarted = clock.now
             let (stack, found) = identifier.captureStack(site: registers.rip, returnAddress: entry.returnAddress,
                                                          framePointer: registers.rbp, stackPointer: entry.rsp, root: root, user: user)
             let walkEnded = clock.now
+            let built = identifier.unwind.takeBuilt()
             counters.withLock { c in
                 c.stackWalks += 1
                 c.stackFramesByCFI += found.callFrameInformation
                 c.stackFramesByFramePointer += found.framePointer
-                c.stackWalkNanoseconds &+= walkEnded &- walkStarted
-                c.unwindTablesBuilt += identity.tablesBuilt
-                c.unwindTableNanoseconds &+= identity.nanoseconds
+                // A table built during the walk is counted as such, not as the walk's cost.
+                c.stackWalkNanoseconds &+= (walkEnded &- walkStarted) &- min(built.nanoseconds, walkEnded &- walkStarted)
+                c.unwindTablesBuilt += built.tables
+                c.unwindTableNanoseconds &+= built.nanoseconds
             }
-            let tid = identity.thread
             let context = CallContext(stack: stack, thread: tid, time: walkEnded)
             switch decision {
             case .nested, .forwardedRelease:
