@@ -47,11 +47,7 @@ final class UnwindTables: Sendable {
     func rules(of root: PageTableRoot) -> (UInt64) -> CallFrameRule? {
         let modules = bySpace.withLock { $0[root] } ?? []
         return { pc in
-            var low = 0, high = modules.count
-            while low < high {
-                let mid = (low + high) / 2
-                if modules[mid].range.lowerBound <= pc { low = mid + 1 } else { high = mid }
-            }
+            let low = partitionPoint(count: modules.count) { modules[$0].range.lowerBound <= pc }
             guard low > 0 else { return nil }
             let m = modules[low - 1]
             guard m.range.contains(pc), let host = m.hostPath else { return nil }

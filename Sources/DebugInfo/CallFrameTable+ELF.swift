@@ -102,11 +102,7 @@ extension CallFrameTable {
 
     /// The first FDE start above `address`.
     private static func nextStart(after address: UInt64, in starts: [UInt64]) -> UInt64? {
-        var low = 0, high = starts.count
-        while low < high {
-            let mid = (low + high) / 2
-            if starts[mid] <= address { low = mid + 1 } else { high = mid }
-        }
+        let low = partitionPoint(count: starts.count) { starts[$0] <= address }
         return low < starts.count ? starts[low] : nil
     }
 

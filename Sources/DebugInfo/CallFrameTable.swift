@@ -22,11 +22,7 @@ public struct CallFrameTable: Sendable {
 
     /// The rule at a file offset, or nil where the file has no CFI.
     public func rule(atFileOffset offset: UInt64) -> CallFrameRule? {
-        var low = 0, high = rows.count
-        while low < high {
-            let mid = (low + high) / 2
-            if rows[mid].start <= offset { low = mid + 1 } else { high = mid }
-        }
+        let low = partitionPoint(count: rows.count) { rows[$0].start <= offset }
         guard low > 0, offset < rows[low - 1].end else { return nil }
         return rows[low - 1].rule
     }
