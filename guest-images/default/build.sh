@@ -172,6 +172,17 @@ if stale "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"; then
     gcc -O2 -g -fstack-protector-strong -Wall -Wextra -Werror -o "$out/host-bin/lv-leak-deep" "$here/programs/lv-leak-deep.c"
     built=$((built + 1))
 fi
+# The benchmark programs built with LeakSanitizer, for `bench tracking`'s host peers.
+for p in lv-bench-malloc lv-bench-realistic; do
+    case $p in
+    lv-bench-realistic) src=$here/programs/$p.cpp cc=(g++ -std=gnu++17) ;;
+    *) src=$here/programs/$p.c cc=(gcc) ;;
+    esac
+    if stale "$out/host-bin/$p-lsan" "$src"; then
+        "${cc[@]}" "${leak_cflags[@]}" -fsanitize=leak -o "$out/host-bin/$p-lsan" "$src"
+        built=$((built + 1))
+    fi
+done
 # jemalloc linked statically into the executable (libjemalloc_pic.a): its malloc interposes on
 # glibc's for the whole process, libc's own calls included.
 if stale "$out/host-bin/lv-leak-jemalloc-static" "$here/programs/lv-leak-allocators.c"; then
