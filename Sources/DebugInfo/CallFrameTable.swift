@@ -26,7 +26,4 @@ public struct CallFrameTable: Sendable {
         guard low > 0, offset < rows[low - 1].end else { return nil }
         return rows[low - 1].rule
     }
-
-    /// Bytes the table takes (16 a row, packed as the ORC tables are).
-    public var approximateBytes: Int { rows.count * 16 }
 }

@@ -110,7 +110,6 @@ public struct ProcessRoots {
                          words.count == 2 else { return nil }
                    return (words[0], words[1])
                }) {
-                set.allocatorArenas.append(whole)
                 continue
             }
             if m.permissions.hasPrefix("rw") {

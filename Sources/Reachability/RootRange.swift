@@ -37,8 +37,6 @@ public struct ProcessRootSet: Sendable {
     public var readOnlyData: [Range<UInt64>] = []
     /// Threads in `exit` whose stack was scanned only from `exit`'s entry stack pointer (by thread).
     public var exitEntries: [Int32: UInt64] = [:]
-    /// Anonymous mappings left out as another allocator's memory (`AllocatorArena`).
-    public var allocatorArenas: [Range<UInt64>] = []
 
     public init() {}
 
