@@ -12,9 +12,6 @@ extension CallFrameTable {
         self.init(rows: Self.rows(of: file))
     }
 
-    /// DWARF register numbers on x86-64.
-    static let dwarfFramePointer: Int32 = 6, dwarfStackPointer: UInt64 = 7, dwarfReturnAddress: Int32 = 16
-
     private static func rows(of file: ELFFile) -> [CallFrameRow] {
         guard let cfi = dwarf_getcfi_elf(file.elf) else { return [] }
         defer { dwarf_cfi_end(cfi) }
@@ -53,22 +50,23 @@ extension CallFrameTable {
         var ops: UnsafeMutablePointer<Dwarf_Op>?
         var count = 0
         guard dwarf_frame_cfa(frame, &ops, &count) == 0, count == 1, let op = ops?.pointee else { return nil }
+        let (stackPointer, framePointer) = (UInt64(RegisterSet.dwarfStackPointer), UInt64(RegisterSet.dwarfFramePointer))
         let base: CallFrameRule.Base, offset: Int64
         switch Int(op.atom) {
-        case DW_OP_breg7: (base, offset) = (.stackPointer, Int64(bitPattern: op.number))
-        case DW_OP_breg6: (base, offset) = (.framePointer, Int64(bitPattern: op.number))
-        case DW_OP_bregx where op.number == dwarfStackPointer: (base, offset) = (.stackPointer, Int64(bitPattern: op.number2))
-        case DW_OP_bregx where op.number == 6: (base, offset) = (.framePointer, Int64(bitPattern: op.number2))
+        case DW_OP_breg0 + Int(stackPointer): (base, offset) = (.stackPointer, Int64(bitPattern: op.number))
+        case DW_OP_breg0 + Int(framePointer): (base, offset) = (.framePointer, Int64(bitPattern: op.number))
+        case DW_OP_bregx where op.number == stackPointer: (base, offset) = (.stackPointer, Int64(bitPattern: op.number2))
+        case DW_OP_bregx where op.number == framePointer: (base, offset) = (.framePointer, Int64(bitPattern: op.number2))
         default: return nil
         }
         guard let cfaOffset = Int32(exactly: offset) else { return nil }
-        guard case .saved(let returnAddress)? = register(dwarfReturnAddress, frame) else {
-            if case .undefined? = register(dwarfReturnAddress, frame) {
-                return CallFrameRule(base: base, cfaOffset: cfaOffset, returnAddress: nil)
-            }
-            return nil
+        let returnAddress: Int32
+        switch register(RegisterSet.dwarfReturnAddress, frame) {
+        case .saved(let at)?: returnAddress = at
+        case .undefined?: return CallFrameRule(base: base, cfaOffset: cfaOffset, returnAddress: nil)
+        case .unchanged?, nil: return nil
         }
-        switch register(dwarfFramePointer, frame) {
+        switch register(RegisterSet.dwarfFramePointer, frame) {
         case .saved(let at)?: return CallFrameRule(base: base, cfaOffset: cfaOffset, returnAddress: returnAddress, savedFramePointer: at)
         case .unchanged?, .undefined?: return CallFrameRule(base: base, cfaOffset: cfaOffset, returnAddress: returnAddress)
         case nil: return nil
@@ -79,13 +77,13 @@ extension CallFrameTable {
 
     /// Where CFI keeps a register of the caller: same value, undefined, or saved at CFA + n; nil for
     /// anything else (a value expression, another register).
-    private static func register(_ number: Int32, _ frame: OpaquePointer) -> RegisterRule? {
+    private static func register(_ number: UInt32, _ frame: OpaquePointer) -> RegisterRule? {
         var memory = (Dwarf_Op(), Dwarf_Op(), Dwarf_Op())
         return withUnsafeMutableBytes(of: &memory) { raw -> RegisterRule? in
             let buffer = raw.baseAddress!.assumingMemoryBound(to: Dwarf_Op.self)
             var ops: UnsafeMutablePointer<Dwarf_Op>?
             var count = 0
-            guard dwarf_frame_register(frame, number, buffer, &ops, &count) == 0 else { return nil }
+            guard dwarf_frame_register(frame, Int32(number), buffer, &ops, &count) == 0 else { return nil }
             guard count > 0, let ops else { return count == 0 ? (ops == nil ? .unchanged : .undefined) : nil }
             let list = (0..<count).map { ops[$0] }
             guard Int(list[0].atom) == DW_OP_call_frame_cfa else { return nil }

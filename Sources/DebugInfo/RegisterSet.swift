@@ -38,7 +38,8 @@ public struct RegisterSet: Sendable, Hashable {
         [rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip]
     }
 
-    /// DWARF register numbers of the frame and stack pointers.
+    /// DWARF register numbers of the frame and stack pointers, and the return-address column.
     static let dwarfFramePointer: UInt32 = 6
     static let dwarfStackPointer: UInt32 = 7
+    static let dwarfReturnAddress: UInt32 = 16
 }
