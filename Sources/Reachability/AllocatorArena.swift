@@ -1,3 +1,5 @@
+import DebugInfo
+
 /// Anonymous memory that an allocator other than glibc's `[heap]` and arena heaps carves its
 /// blocks from (jemalloc's extents, tcmalloc's spans, mimalloc's segments, glibc's main arena when
 /// `brk` failed). Outside the live blocks it holds only the allocator's own free regions and
@@ -43,15 +45,7 @@ public enum AllocatorArena {
 extension HeapBlockIndex {
     /// The indices of the blocks that start inside `range`.
     public func indices(startingIn range: Range<UInt64>) -> Range<Int> {
-        func firstIndex(atOrAbove address: UInt64) -> Int {
-            var low = 0, high = starts.count
-            while low < high {
-                let mid = (low + high) / 2
-                if starts[mid] < address { low = mid + 1 } else { high = mid }
-            }
-            return low
-        }
-        let first = firstIndex(atOrAbove: range.lowerBound)
-        return first..<max(first, firstIndex(atOrAbove: range.upperBound))
+        let first = partitionPoint(count: starts.count) { starts[$0] < range.lowerBound }
+        return first..<max(first, partitionPoint(count: starts.count) { starts[$0] < range.upperBound })
     }
 }
