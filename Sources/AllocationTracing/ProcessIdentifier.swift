@@ -10,10 +10,6 @@ import X86
 /// call's stack; and names each address space's process to the ledger at its first event, with
 /// its file mappings (read again when a return address falls outside them: a library was loaded).
 final class ProcessIdentifier: Sendable {
-    /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
-    static let defaultStackDepth = 12
-    /// The most `--stack-depth` accepts.
-    static let maximumStackDepth = 256
     static let maximumModuleRefreshes = 32
 
     let kernel: GuestKernel
@@ -23,7 +19,7 @@ final class ProcessIdentifier: Sendable {
 
     /// The CFI tables of the files each address space maps.
     let unwind: UnwindTables
-    let stackDepth = Atomic<Int>(ProcessIdentifier.defaultStackDepth)
+    let stackDepth = Atomic<Int>(UserAllocationTracker.defaultStackDepth)
 
     init(kernel: GuestKernel, ledger: AllocationLedger, files: GuestSymbolFiles) {
         self.kernel = kernel

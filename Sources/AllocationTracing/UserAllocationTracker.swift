@@ -54,9 +54,15 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         self.exitObserver = onAddressSpaceExit
     }
 
-    /// Frames each allocation stack keeps from now on, the allocator's own included (2...256).
+    /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
+    public static let defaultStackDepth = 12
+    /// The stack depths `setStackDepth` (and `--stack-depth`) accept.
+    public static let stackDepths = 2...256
+
+    /// Frames each allocation stack keeps from now on, the allocator's own included (clamped to
+    /// `stackDepths`).
     public func setStackDepth(_ frames: Int) {
-        identifier.stackDepth.store(min(max(2, frames), ProcessIdentifier.maximumStackDepth), ordering: .relaxed)
+        identifier.stackDepth.store(min(max(Self.stackDepths.lowerBound, frames), Self.stackDepths.upperBound), ordering: .relaxed)
     }
 
     /// Changes which entry points the next `arm` arms (after `disarm`).

@@ -1,3 +1,4 @@
+import AllocationTracing
 import LeakAnalysis
 import LeakJournal
 import Reachability
@@ -7,7 +8,7 @@ public struct TrackingOptions: Sendable {
     /// Arm C++ `new`/`delete` too (else only the C allocator).
     public var includeOperators = true
     /// Frames kept per allocation stack, the allocator's own included (`--stack-depth`; valgrind's 12).
-    public var stackDepth = 12
+    public var stackDepth = UserAllocationTracker.defaultStackDepth
     /// Seconds without a write after which a referenced block counts as stale.
     public var staleAfterSeconds: Double = 60
     /// Limits of every scan (pause, total time, memory).

@@ -1,3 +1,4 @@
+import AllocationTracing
 import ArgumentParser
 import Control
 import Foundation
@@ -66,7 +67,7 @@ struct AttachCommand: ParsableCommand {
 
     func validate() throws {
         guard AttachTrack(rawValue: track) != nil else { throw ValidationError("--track is \(AttachTrack.choices)") }
-        if let stackDepth, stackDepth < 2 || stackDepth > 256 { throw ValidationError("--stack-depth must be between 2 and 256") }
+        if let stackDepth { try StackDepthArgument.validate(stackDepth) }
         if domain == nil {
             if connect != nil || vmlinux != nil || !symbolDirectories.isEmpty || scanEvery != nil || duration != nil || journal != nil || noJournal
                 || stackDepth != nil {
@@ -82,7 +83,7 @@ struct AttachCommand: ParsableCommand {
         if let domain, let kind = AttachTrack(rawValue: track) {
             let attach = LibvirtAttach(uri: connect ?? "qemu:///system", domainName: domain, track: kind,
                                        reportPath: report.map { HostPathArgument.absolute($0) }, vmlinux: vmlinux.map { HostPathArgument.absolute($0) },
-                                       symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, stackDepth: stackDepth ?? 12, duration: duration?.seconds,
+                                       symbolDirectories: symbolDirectories, scanInterval: scanEvery?.seconds, stackDepth: stackDepth ?? UserAllocationTracker.defaultStackDepth, duration: duration?.seconds,
                                        journalPath: noJournal ? nil : (journal.map { HostPathArgument.absolute($0) } ?? JournalLocation.defaultPath(prefix: "attach")),
                                        json: common.json)
             let status = try attach.run()

@@ -21,7 +21,7 @@ struct LibvirtAttach {
     var vmlinux: String?
     var symbolDirectories: [String]
     var scanInterval: Double?
-    var stackDepth = 12
+    var stackDepth: Int
     var duration: Double?
     /// The soak journal's path (nil: none).
     var journalPath: String?

@@ -1,3 +1,4 @@
+import AllocationTracing
 import ArgumentParser
 import Foundation
 import GuestImage
@@ -148,7 +149,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp(
         "With --track: frames kept per allocation stack, the allocator's own included (2 to 256; default 12, as valgrind's --num-callers). Callers are found with each file's DWARF CFI (.eh_frame), and with frame pointers in code without it.",
         valueName: "N"))
-    var stackDepth = 12
+    var stackDepth = UserAllocationTracker.defaultStackDepth
 
     @Option(name: .customLong("leak-check-heuristics"), help: ArgumentHelp(
         "With --track: which interior pointers count as references, as valgrind's option: all (the default), none, or a comma-separated list of stdstring, length64, newarray, multipleinheritance. A block such a pointer reaches is still reachable, and the report says via which heuristic.",
@@ -222,7 +223,7 @@ struct RunCommand: ParsableCommand {
         if journal != nil && noJournal { throw ValidationError("--journal and --no-journal exclude each other") }
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
-        if stackDepth < 2 || stackDepth > 256 { throw ValidationError("--stack-depth must be between 2 and 256") }
+        try StackDepthArgument.validate(stackDepth)
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
