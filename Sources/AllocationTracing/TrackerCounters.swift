@@ -23,6 +23,9 @@ public struct TrackerCounters: Sendable, Codable {
     public var unwindTablesBuilt = 0
     public var unwindTableNanoseconds: UInt64 = 0
 
+    /// Every trap at an allocator entry or return: entries, returns, releases, nested or forwarded calls.
+    public var trappedEvents: Int { entries + returns + releases + nestedEntries }
+
     /// Reads a record written by any version: a count it does not hold is zero.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -122,7 +122,7 @@ public struct TrackingBenchmark: Sendable {
         for (index, (mode, end, start)) in modes.enumerated() {
             let entries = end.entries - start.entries, returns = end.returns - start.returns
             let releases = end.releases - start.releases, nested = end.nestedEntries - start.nestedEntries
-            let trapped = entries + returns + releases + nested
+            let trapped = end.trappedEvents - start.trappedEvents
             say("\(mode): \(trapped) trapped events (\(entries) allocation entries, \(returns) returns, \(releases) releases, \(nested) nested or forwarded)"
                 + String(format: ", %.2f per allocation", Double(trapped) / allocations))
             var extra = 0.0
@@ -222,8 +222,7 @@ struct RedisBenchmarkRun {
         say("redis-benchmark (Debian's redis-server on jemalloc, \(requests) requests each, 4 clients, a Unix socket):")
         for (mode, window) in zip(["--track user", "--track user-malloc"], windows) {
             let (end, start) = (window.end, window.start)
-            let trapped = (end.entries - start.entries) + (end.returns - start.returns) + (end.releases - start.releases)
-                + (end.nestedEntries - start.nestedEntries)
+            let trapped = end.trappedEvents - start.trappedEvents
             say(String(format: "  %@: %d trapped events (server, benchmark client, redis-cli), %.1f per request", mode, trapped,
                        Double(trapped) / Double(2 * requests)))
             say("  " + TrackingBenchmark.stackWalkLine(end, since: start))

@@ -47,5 +47,10 @@ import Testing
         #expect(line.contains("stack walks: 100, 25.00 us each"), "\(line)")
         #expect(line.contains("8.0 frames past the caller each (94% by CFI"), "\(line)")
         #expect(TrackingBenchmark.stackWalkLine(start, since: start) == "  stack walks: none")
+        end.entries = 3
+        end.returns = 3
+        end.releases = 2
+        end.nestedEntries = 1
+        #expect(end.trappedEvents == 9)
     }
 }
