@@ -19,6 +19,14 @@ public final class AllocationLedger: Sendable {
         var live: [PageTableRoot: AddressSpaceLedger] = [:]
         var ended: [AddressSpaceLedger] = []
         var stacks = StackTable()
+        /// Counts every change to any space's live blocks; per space, the count at its last change.
+        var blockChanges: UInt64 = 0
+        var changedAt: [PageTableRoot: UInt64] = [:]
+
+        mutating func blocksChanged(in space: PageTableRoot) {
+            blockChanges &+= 1
+            changedAt[space] = blockChanges
+        }
     }
 
     let state = Mutex(State())
@@ -49,6 +57,7 @@ public final class AllocationLedger: Sendable {
             }
             s.live[space, default: AddressSpaceLedger(pageTableRoot: space)]
                 .insert(address, LiveBlock(size: size, time: time, stack: id, thread: thread, function: function))
+            s.blocksChanged(in: space)
             return .recorded
         }
     }
@@ -69,6 +78,7 @@ public final class AllocationLedger: Sendable {
             }
             let id = s.stacks.intern(stack)
             if let block = ledger.remove(address, stack: id) {
+                s.blocksChanged(in: space)
                 if checksFamily, block.function.family != function.family, function != .realloc, function != .reallocarray {
                     ledger.record(LedgerFinding(kind: .mismatchedRelease, address: address, releasedBy: function,
                                                 allocatedBy: block.function, thread: thread, time: time, stack: id))
@@ -108,6 +118,12 @@ public final class AllocationLedger: Sendable {
         state.withLock { s in s.live[space]?.blocks ?? [:] }
     }
 
+    /// The live blocks of a space, and a version that differs whenever they have changed since
+    /// (for scans that keep what they resolved against them).
+    public func liveBlocksAndVersion(of space: PageTableRoot) -> (blocks: [UInt64: LiveBlock], version: UInt64) {
+        state.withLock { s in (s.live[space]?.blocks ?? [:], s.changedAt[space] ?? 0) }
+    }
+
     /// The page-table roots of the live spaces that have at least one outstanding block.
     public func scannableSpaces() -> Set<PageTableRoot> {
         state.withLock { s in Set(s.live.values.filter { !$0.blocks.isEmpty }.map(\.pageTableRoot)) }
@@ -116,6 +132,7 @@ public final class AllocationLedger: Sendable {
     /// Ends a live address space: its outstanding blocks become its "at exit" record.
     public func retire(_ space: PageTableRoot, as end: AddressSpaceEnd, time: UInt64) {
         state.withLock { s in
+            s.blocksChanged(in: space)
             guard var ledger = s.live.removeValue(forKey: space) else { return }
             ledger.close(end, at: time)
             s.ended.append(ledger)
@@ -125,7 +142,8 @@ public final class AllocationLedger: Sendable {
     /// Ends every live space (the guest stopped).
     public func retireAll(as end: AddressSpaceEnd, time: UInt64) {
         state.withLock { s in
-            for (_, var ledger) in s.live.sorted(by: { $0.key < $1.key }) {
+            for (root, var ledger) in s.live.sorted(by: { $0.key < $1.key }) {
+                s.blocksChanged(in: root)
                 ledger.close(end, at: time)
                 s.ended.append(ledger)
             }

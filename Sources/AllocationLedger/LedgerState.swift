@@ -37,6 +37,7 @@ extension AllocationLedger {
         state.withLock { s in
             s.ended = saved.ended
             s.live = live
+            for root in live.keys { s.blocksChanged(in: root) }
             s.stacks = table
         }
     }

@@ -62,6 +62,10 @@ public struct ScanFigures: Sendable, Codable, Equatable {
     /// Time the guest was held for the exact part, and the whole scan's time.
     public var pauseSeconds: Double
     public var totalSeconds: Double
+    /// Blocks whose references were resolved from memory, and blocks whose references kept from an
+    /// earlier scan were still valid (nil in scans recorded before they were counted).
+    public var blocksResolved: Int?
+    public var blocksReused: Int?
 
     public init(kind: String, threads: Int, rootBytes: UInt64, bytesScanned: UInt64, pagesRead: Int, pagesReused: Int,
                 pagesDirtied: Int, pauseSeconds: Double, totalSeconds: Double) {

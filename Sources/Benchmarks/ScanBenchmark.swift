@@ -58,8 +58,8 @@ public struct ScanBenchmark: Sendable {
         let output = ConsoleTranscript()
         let phases = Mutex([Phase]())
         config.consoleOutput = { bytes in output.append(bytes) }
-        say("booting the default image (several minutes on kvm_pvm); lv-scan-bench \(mib) MiB in \(blockBytes)-byte blocks")
-        let machine = try Machine(config)
+        say("lv-scan-bench \(mib) MiB in \(blockBytes)-byte blocks, \(options.memoryMiB) MiB guest")
+        let machine = try BenchmarkBoot.machine(config)
         // Made before `run()`: the tracker arms once the vCPUs run.
         tracker.onArmed { [weak machine] _ in
             guard let machine else { return }

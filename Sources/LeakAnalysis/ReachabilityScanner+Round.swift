@@ -38,6 +38,8 @@ extension ReachabilityScanner {
         var scans: [SpaceScan] = []
         let first = state.withLock { s in
             s.lastFrames = []
+            // Spaces that ended, or have no blocks left, need no kept references.
+            s.tables = s.tables.filter { wanted.contains($0.key) }
             return s.nextRoundStart
         }
         for k in processes.indices {

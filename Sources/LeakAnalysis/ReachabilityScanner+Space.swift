@@ -16,7 +16,7 @@ extension ReachabilityScanner {
     public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], exitedThreads: [ThreadRootState] = [],
                      view: KernelView, current: [Int: UInt64],
                      kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil) -> SpaceScan? {
-        let blocks = ledger.liveBlocks(of: root)
+        let (blocks, version) = ledger.liveBlocksAndVersion(of: root)
         guard !blocks.isEmpty else { return nil }
         let started = clock.now
         let scan: SpaceScan = state.withLock { s in
@@ -26,15 +26,22 @@ extension ReachabilityScanner {
             s.notes = []
             var budget = ScanBudget(memoryBytes: s.limits.memoryBytes)
             budget.deadline = deadline ?? budget.deadline(after: s.limits.scanSeconds)
-            if s.cache.storedBytes > s.limits.memoryBytes / 2 {
+            if s.storedBytes > s.limits.memoryBytes / 2 {
                 // What earlier scans left would take most of this scan's memory: start afresh.
-                s.cache.invalidateAll()
+                s.invalidateAll()
+                s.tables = [:]
                 s.lastFrames = []
+            }
+            let table = s.tables[root] ?? BlockReferenceTable()
+            s.tables[root] = table
+            table.resetCounters()
+            if table.version != version {
+                table.update(blocks: blocks.map { ($0.key, $0.value.size, $0.value.time) }, version: version)
             }
             let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
             var roots = ProcessRootSet()
             var rootsFound = true
-            let index = HeapBlockIndex(blocks: blocks.map { ($0.key, $0.value.size) })
+            let index = table.index
             var exitFrame: ExitFrame?
             if kind == Self.exitKind, !threads.isEmpty || !exitedThreads.isEmpty, let mappings = try? view.mappings(ofMM: mm) {
                 exitFrame = s.exitLocator?.exitFrame(mappings: mappings, space: space)
@@ -52,26 +59,37 @@ extension ReachabilityScanner {
                 notes.append("vector registers of thread(s) \(roots.threadsWithoutVectorRegisters.map(String.init).joined(separator: ", ")) could not be read")
             }
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
+            source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData
             let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
-                                                       rootWords: roots.registerWords, memory: &source, heuristics: heuristics)
+                                                       rootWords: roots.registerWords, memory: &source, heuristics: heuristics,
+                                                       references: table)
+            table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let now = clock.now
-            let verdicts = Self.verdicts(index, result, blocks: blocks, source: &source,
-                                         history: s.writes == nil ? nil : s.history, now: now)
+            let verdicts = Self.verdicts(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: now)
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
             s.lastFrames.formUnion(source.touchedFrames)
-            let kind = kind != "periodic" ? kind : s.cache.framesReused == 0 ? "full" : "incremental"
-            let figures = ScanFigures(kind: kind, threads: roots.threads.count, rootBytes: roots.rootBytes,
+            let reused = s.cache.framesReused > 0 || table.blocksReused > 0
+            let kind = kind != "periodic" ? kind : reused ? "incremental" : "full"
+            var figures = ScanFigures(kind: kind, threads: roots.threads.count, rootBytes: roots.rootBytes,
                                       bytesScanned: source.bytesScanned, pagesRead: s.cache.framesRead,
                                       pagesReused: s.cache.framesReused, pagesDirtied: s.pagesDirtiedSinceScan,
                                       pauseSeconds: Double(now &- (pauseStarted ?? started)) / 1e9,
                                       totalSeconds: Double(now &- started) / 1e9)
+            figures.blocksResolved = table.blocksResolved
+            figures.blocksReused = table.blocksReused
             s.pagesDirtiedSinceScan = 0
             // Exit scans between periodic ones would otherwise keep the frames of every exited
-            // process: past half the memory limit, keep only what the scans since the last trim used.
-            if s.cache.storedBytes > s.limits.memoryBytes / 2 { s.cache.retainTouched() }
+            // process: past half the memory limit, keep only what the scans since the last trim
+            // used, and only this space's references.
+            if s.storedBytes > s.limits.memoryBytes / 2 {
+                s.cache.retainTouched()
+                s.tables = [root: table]
+            }
+            // The space of an exiting process ends with this scan.
+            if kind == Self.exitKind { s.tables[root] = nil }
             return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
         }
         ledger.record(scan, for: root, staleAfter: staleAfter)
@@ -85,15 +103,23 @@ extension ReachabilityScanner {
     /// saw any of them written, at least its allocation time (without a write history, or when the
     /// budget ran out before its pages were found: now, never stale). Blocks an incomplete scan did
     /// not classify get no verdict.
-    static func verdicts(_ index: HeapBlockIndex, _ result: ReachabilityResult, blocks: [UInt64: LiveBlock],
-                         source: inout ProcessMemorySource, history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+    static func verdicts(_ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+                         history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+        let index = table.index
         var verdicts: [UInt64: BlockVerdict] = [:]
         verdicts.reserveCapacity(index.count)
         for i in 0..<index.count {
             guard let reachability = result.classes[i] else { continue }
             let start = index.starts[i]
-            var written = blocks[start]?.time ?? 0
-            if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
+            var written = table.times[i]
+            if let history, let kept = table.frames(of: i) {
+                var last = kept.lastWrite
+                if last == .max {
+                    last = kept.frames.reduce(0) { max($0, history.lastWrite(of: $1) ?? 0) }
+                    table.setLastWrite(last, of: i)
+                }
+                written = max(written, last)
+            } else if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
                 for frame in frames { written = max(written, history.lastWrite(of: frame) ?? 0) }
             } else {
                 written = now

@@ -16,6 +16,8 @@ import X86
 public final class ReachabilityScanner: Sendable {
     struct State: Sendable {
         let cache = FrameCandidateCache(window: .user)
+        /// Per live address space: what its blocks point at, kept between its scans.
+        var tables: [PageTableRoot: BlockReferenceTable] = [:]
         var history = PageWriteHistory()
         var writes: (any GuestWriteTracking)?
         /// Frames the previous scans used: what the concurrent phase refreshes.
@@ -30,6 +32,15 @@ public final class ReachabilityScanner: Sendable {
         /// Where the next round starts in the list of processes, so a round cut short by its
         /// limits does not always leave out the same ones.
         var nextRoundStart = 0
+
+        /// Forgets every cached frame and every kept reference: the next scan reads everything.
+        func invalidateAll() {
+            cache.invalidateAll()
+            for table in tables.values { table.invalidateAll() }
+        }
+
+        /// Bytes the frame cache and the reference tables hold.
+        var storedBytes: UInt64 { tables.values.reduce(cache.storedBytes) { $0.addingSaturated($1.storedBytes) } }
     }
 
     let state = Mutex(State())
@@ -82,16 +93,17 @@ public final class ReachabilityScanner: Sendable {
     /// Takes the frames written since the last harvest: drops them from the cache, dates them.
     func harvest(_ s: inout State) {
         guard let writes = s.writes else {
-            s.cache.invalidateAll()
+            s.invalidateAll()
             return
         }
         do {
             let written = try writes.harvest()
             s.cache.invalidate(written.frames)
+            for table in s.tables.values { table.invalidate(written.frames) }
             s.history.record(written.frames, at: clock.now)
             s.pagesDirtiedSinceScan += written.frames.count
         } catch {
-            s.cache.invalidateAll()
+            s.invalidateAll()
             // Both harvests of a round (while running, then paused) may fail alike: say it once.
             let note = "dirty log unavailable (\(error)): full scan"
             if !s.notes.contains(note) { s.notes.append(note) }
@@ -117,7 +129,7 @@ public final class ReachabilityScanner: Sendable {
     /// everything in its pause, a full scan (for benchmarks).
     public func forgetCache() {
         state.withLock { s in
-            s.cache.invalidateAll()
+            s.invalidateAll()
             s.lastFrames = []
         }
     }

@@ -9,11 +9,17 @@ public protocol CandidateSource {
     /// The whole 8-byte word at `address` (any value, not only candidates), or nil when it cannot
     /// be read: what the leak-check heuristics look at in a block.
     mutating func word(at address: UInt64) -> UInt64?
+    /// What the words of `range` depend on, one pair per 4 KiB page: the guest-physical frame it
+    /// maps to (`UInt64.max`: not present), then the page-table frame that holds its entry. What is
+    /// derived from the range stays true until one of them is written. Nil when the source cannot
+    /// say (then nothing derived from it is kept between scans).
+    mutating func dependencies(of range: Range<UInt64>) -> [UInt64]?
 }
 
 extension CandidateSource {
     public var isIncomplete: Bool { false }
     public mutating func word(at address: UInt64) -> UInt64? { nil }
+    public mutating func dependencies(of range: Range<UInt64>) -> [UInt64]? { nil }
 }
 
 /// Candidate words from explicit (address, value) pairs: for tests and for register roots.

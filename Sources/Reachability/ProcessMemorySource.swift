@@ -14,10 +14,12 @@ public struct ProcessMemorySource: CandidateSource {
     let space: AddressSpace
     let cache: FrameCandidateCache
     public let budget: ScanBudget
-    /// 4 KiB page → frame (nil: not present), for this scan.
-    private var smallPages: [UInt64: UInt64?] = [:]
-    /// Huge page base → its first frame and size (2 MiB or 1 GiB), for this scan.
-    private var hugePages: [UInt64: (frame: UInt64, size: UInt64)] = [:]
+    /// 4 KiB page → frame (nil: not present) and the page-table frame holding its entry, for this scan.
+    private var smallPages: [UInt64: (frame: UInt64?, table: UInt64)] = [:]
+    /// Huge page base → its first frame, size (2 MiB or 1 GiB) and the table holding its entry, for this scan.
+    private var hugePages: [UInt64: (frame: UInt64, size: UInt64, table: UInt64)] = [:]
+    /// Page-table frames above the leaf entries that this scan's walks read.
+    public private(set) var upperTables: Set<UInt64> = []
     /// Virtual page → its frame and candidate words, once this scan has fetched them.
     private var pageWords: [UInt64: (frame: UInt64, words: [UInt64])] = [:]
     /// Page steps taken: a present page, or a run of absent ones skipped at once.
@@ -41,10 +43,13 @@ public struct ProcessMemorySource: CandidateSource {
 
     public var isIncomplete: Bool { stop != nil || unreadablePages > 0 }
 
-    /// Memory the scan holds: the frame cache's words and this scan's own maps.
+    /// Bytes the scanner holds besides the frame cache (kept references), counted against the budget.
+    public var heldElsewhere: UInt64 = 0
+
+    /// Memory the scan holds: the frame cache's words, what is held elsewhere and this scan's own maps.
     public var memoryInUse: UInt64 {
         let entries = UInt64(smallPages.count + hugePages.count + pageWords.count)
-        return cache.storedBytes.addingSaturated(entries &* Self.mapEntryBytes)
+        return cache.storedBytes.addingSaturated(heldElsewhere).addingSaturated(entries &* Self.mapEntryBytes)
     }
 
     /// Whether the scan may take another step; records why not.
@@ -61,36 +66,60 @@ public struct ProcessMemorySource: CandidateSource {
     /// The frame behind a user page (below `UserSpace.end`), or nil when there is none; `skip` is
     /// how far the caller may move on: past everything a missing table entry would have mapped.
     mutating func frame(ofPage page: UInt64) -> (frame: UInt64?, skip: UInt64) {
-        if let known = smallPages[page] { return (known, 4096) }
+        let mapped = mapping(ofPage: page)
+        return (mapped.frame, mapped.skip)
+    }
+
+    /// `frame(ofPage:)`, with the page-table frame that holds the page's entry (or the entry found
+    /// not present); nil when a table could not be read.
+    mutating func mapping(ofPage page: UInt64) -> (frame: UInt64?, table: UInt64?, skip: UInt64) {
+        if let known = smallPages[page] { return (known.frame, known.table, 4096) }
         for size in [PageSize.twoMiB.bytes, PageSize.oneGiB.bytes] {
             if let huge = hugePages[page & ~(size - 1)], page & ~(huge.size - 1) == page & ~(size - 1) {
-                return (huge.frame &+ ((page & (huge.size - 1)) >> 12), 4096)
+                return (huge.frame &+ ((page & (huge.size - 1)) >> 12), huge.table, 4096)
             }
         }
+        var tables: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+        var count = 0
         do {
-            let t = try space.translate(GuestVirtualAddress(page))
+            let t = try space.walker.translate(GuestVirtualAddress(page)) { table in
+                withUnsafeMutableBytes(of: &tables) { $0.storeBytes(of: table, toByteOffset: 8 * min(count, 4), as: UInt64.self) }
+                count += 1
+            }
+            let leaf = noteTables(tables, count: count)
             let frame = t.physicalAddress.rawValue >> 12
             let size = t.pageSize.bytes
             if size > 4096 {
-                hugePages[page & ~(size - 1)] = (frame &- ((page & (size - 1)) >> 12), size)
+                hugePages[page & ~(size - 1)] = (frame &- ((page & (size - 1)) >> 12), size, leaf)
             } else {
-                smallPages[page] = frame
+                smallPages[page] = (frame, leaf)
             }
-            return (frame, 4096)
+            return (frame, leaf, 4096)
         } catch {
             switch error {
             case .notPresent(_, let level, _):
-                smallPages[page] = .some(nil)
-                return (nil, Self.remainder(of: page, entryLevel: level))
+                let leaf = noteTables(tables, count: count)
+                smallPages[page] = (nil, leaf)
+                return (nil, leaf, Self.remainder(of: page, entryLevel: level))
             case .tableOutsideMemory(_, let level, _, _), .reservedPageSize(_, let level, _):
                 unreadablePages += 1
-                return (nil, Self.remainder(of: page, entryLevel: level))
+                return (nil, nil, Self.remainder(of: page, entryLevel: level))
             case .rootOutsideMemory:
                 unreadablePages += 1
-                return (nil, UserSpace.end)
+                return (nil, nil, UserSpace.end)
             case .nonCanonical:
-                return (nil, UserSpace.end)
+                return (nil, nil, UserSpace.end)
             }
+        }
+    }
+
+    /// Keeps the upper-level tables of a walk (all but the last); returns the last: the table
+    /// holding the leaf entry.
+    private mutating func noteTables(_ tables: (UInt64, UInt64, UInt64, UInt64, UInt64), count: Int) -> UInt64 {
+        withUnsafeBytes(of: tables) { raw in
+            let n = min(count, 5)
+            for k in 0..<max(n - 1, 0) { upperTables.insert(raw.load(fromByteOffset: 8 * k, as: UInt64.self)) }
+            return n > 0 ? raw.load(fromByteOffset: 8 * (n - 1), as: UInt64.self) : 0
         }
     }
 
@@ -143,6 +172,22 @@ public struct ProcessMemorySource: CandidateSource {
         guard address & 7 == 0, UserSpace.contains(start: address, size: 8), mayContinue() else { return nil }
         guard let frame = frame(ofPage: address & ~0xFFF).frame else { return nil }
         return try? space.memory.load(UInt64.self, at: GuestPhysicalAddress(frame << 12 | (address & 0xFFF)))
+    }
+
+    public mutating func dependencies(of requested: Range<UInt64>) -> [UInt64]? {
+        let range = UserSpace.clip(requested)
+        guard range.length == requested.length else { return nil }
+        var result: [UInt64] = []
+        var page = range.lowerBound & ~0xFFF
+        while page < range.upperBound {
+            guard mayContinue() else { return nil }
+            let mapped = mapping(ofPage: page)
+            guard let table = mapped.table else { return nil }
+            result.append(mapped.frame ?? BlockReferences.notPresent)
+            result.append(table)
+            page += 4096
+        }
+        return result
     }
 
     /// Frames of the present pages a range spans, or nil if the budget ran out before all were found.

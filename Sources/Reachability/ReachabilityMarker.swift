@@ -24,9 +24,16 @@ public struct ReachabilityMarker {
     ///   - rootRanges: memory that holds roots (stacks, TLS, writable data of loaded objects).
     ///   - rootWords: root values not in memory (thread registers).
     ///   - heuristics: which interior pointers count as start pointers (none by default).
+    ///   - references: what earlier scans resolved of each block, kept for later ones; its index
+    ///     must be `index`. A block's kept references are used instead of its memory; a block
+    ///     without them is read from `memory` and, when `memory` can say what they depend on,
+    ///     they are kept.
     public func classify(_ index: HeapBlockIndex, rootRanges: [Range<UInt64>], rootWords: [UInt64],
                          memory: inout some CandidateSource,
-                         heuristics: LeakCheckHeuristics = .none) -> ReachabilityResult {
+                         heuristics: LeakCheckHeuristics = .none,
+                         references: BlockReferenceTable? = nil) -> ReachabilityResult {
+        assert(references.map { $0.index.starts == index.starts } ?? true, "the reference table's index is another")
+        let table = references
         let n = index.count
         var result = ReachabilityResult(classes: [ReachabilityClass?](repeating: .directLeak, count: n),
                                         leaders: [Int](repeating: -1, count: n),
@@ -42,10 +49,43 @@ public struct ReachabilityMarker {
         // (the heuristics read the block from `memory`, which cannot be read while it serves words).
         var interior: [(value: UInt64, block: Int)] = []
         var work: [Int] = []
+        // A block's references: kept ones, or resolved now from memory (and kept when they can be).
+        func hits(of b: Int) -> [UInt64] {
+            if let table {
+                if let kept = table.entry(b) {
+                    table.countReuse()
+                    return kept
+                }
+                if let kept = table.suspectEntry(b) {
+                    if let now = memory.dependencies(of: index.range(of: b)), now[...] == BlockReferences.dependencies(kept) {
+                        table.confirm(b)
+                        table.countReuse()
+                        return kept
+                    }
+                }
+            }
+            var hits: [UInt64] = [], misses: [UInt64] = []
+            memory.forEachCandidate(in: index.range(of: b)) { value in
+                if span.contains(value), let hit = index.block(containing: value) {
+                    hits.append(value)
+                    hits.append(UInt64(hit.block) << 1 | (hit.atStart ? 1 : 0))
+                } else if table != nil {
+                    misses.append(value)
+                }
+            }
+            guard let table else { return BlockReferences.make(hits: hits, dependencies: [], misses: []) }
+            table.countResolution()
+            let dependencies = memory.isIncomplete ? nil : memory.dependencies(of: index.range(of: b))
+            let words = BlockReferences.make(hits: hits, dependencies: dependencies ?? [], misses: misses)
+            if dependencies != nil, !memory.isIncomplete { table.store(words, for: b) }
+            return words
+        }
         func reach(_ value: UInt64, definite: Bool) {
             guard span.contains(value), let hit = index.block(containing: value) else { return }
-            let b = hit.block
-            if hit.atStart && definite {
+            reach(value, block: hit.block, atStart: hit.atStart, definite: definite)
+        }
+        func reach(_ value: UInt64, block b: Int, atStart: Bool, definite: Bool) {
+            if atStart && definite {
                 if state[b] != 2 { state[b] = 2; work.append(b) }
                 via[b] = nil
             } else if definite, !heuristics.enabled.isEmpty {
@@ -84,7 +124,7 @@ public struct ReachabilityMarker {
         }
         while let b = work.popLast(), !memory.isIncomplete {
             let definite = state[b] == 2
-            memory.forEachCandidate(in: index.range(of: b)) { reach($0, definite: definite) }
+            BlockReferences.forEachHit(hits(of: b)) { reach($0, block: $1, atStart: $2, definite: definite) }
             tryHeuristics()
         }
         guard !memory.isIncomplete else {
@@ -103,9 +143,7 @@ public struct ReachabilityMarker {
             claimed[leader] = true
             var stack = [leader]
             while let b = stack.popLast() {
-                memory.forEachCandidate(in: index.range(of: b)) { value in
-                    guard span.contains(value), let hit = index.block(containing: value) else { return }
-                    let t = hit.block
+                BlockReferences.forEachHit(hits(of: b)) { _, t, _ in
                     guard leak[t], t != leader, result.leaders[t] == -1 else { return }
                     if claimed[t] {
                         // A former clique leader: it and everything it had claimed join this clique.

@@ -17,6 +17,13 @@ public struct PageTableWalker: Sendable {
     }
 
     public func translate(_ va: GuestVirtualAddress) throws(TranslationError) -> Translation {
+        try translate(va) { _ in }
+    }
+
+    /// Translates `va` and calls `visit` with the guest-physical frame number of each table the
+    /// walk reads an entry of, root first, in walk order: the last one holds the leaf entry (or the
+    /// entry found not present). A guest write to none of them leaves the translation as it is.
+    public func translate(_ va: GuestVirtualAddress, visitingTables visit: (UInt64) -> Void) throws(TranslationError) -> Translation {
         guard va.isCanonical(in: mode) else { throw .nonCanonical(va, mode: mode) }
         var table = root.tableAddress
         var pointer: GuestPhysicalAddress?     // the entry that led to `table`; nil for the root
@@ -25,6 +32,7 @@ public struct PageTableWalker: Sendable {
         while true {
             let index = (va.rawValue >> UInt64(12 + 9 * (level - 1))) & 0x1FF
             let entryAddress = GuestPhysicalAddress(table.rawValue + index * 8)
+            visit(table.rawValue >> 12)
             let entry: PageTableEntry
             do {
                 entry = PageTableEntry(rawValue: try memory.load(UInt64.self, at: entryAddress))

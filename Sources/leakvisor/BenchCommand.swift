@@ -199,7 +199,8 @@ struct ScanBench: ParsableCommand {
     @Option(help: "Pages the program dirties before the last scan, per thousand.")
     var permille: Int = 10
 
-    @Option(help: "Guest memory in MiB.")
+    @Option(name: .customLong("memory-mib"),
+            help: "Guest memory in MiB (at least 2 x --mib + 128). 512, the default, restores the snapshot cache's snapshot when there is one; another size boots cold.")
     var memoryMiB: Int = 512
 
     @Option(help: "Stop the boot after this many seconds.")
@@ -216,7 +217,7 @@ struct ScanBench: ParsableCommand {
 
     func validate() throws {
         if mib < 1 || mib > 1024 || blockBytes < 64 || permille < 0 || permille > 1000 { throw ValidationError("out-of-range option") }
-        if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mi-b must be at least 2 x --mib + 128") }
+        if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mib must be at least 2 x --mib + 128") }
     }
 
     func run() throws {

@@ -76,16 +76,20 @@ import X86
         let second = try #require(unreported.scans.first)
         #expect(unreported.pagesRefreshed == 0)
         #expect(second.figures.kind == "incremental")
-        #expect(second.figures.pagesRead == 0 && second.figures.pagesReused == 5 && second.figures.pagesDirtied == 0)
+        // The roots' two pages come from the frame cache; the three blocks' references are kept.
+        #expect(second.figures.pagesRead == 0 && second.figures.pagesReused == 2 && second.figures.pagesDirtied == 0)
+        #expect(second.figures.blocksReused == 3 && second.figures.blocksResolved == 0)
         #expect(classes(second) == classes(first))
 
-        // Reported: the concurrent phase reads that one frame again, the pause reuses all five.
+        // Reported: the concurrent phase reads that one frame again, the pause reuses the roots'
+        // two frames and every block's references (no block lies on that frame).
         s.guest.writeLog.markWritten([CraftedProcessGuest.frame(of: secondPage)])
         let reported = s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5)
         let third = try #require(reported.scans.first)
         #expect(reported.pagesRefreshed == 1)
         #expect(third.figures.kind == "incremental")
-        #expect(third.figures.pagesRead == 0 && third.figures.pagesReused == 5 && third.figures.pagesDirtied == 1)
+        #expect(third.figures.pagesRead == 0 && third.figures.pagesReused == 2 && third.figures.pagesDirtied == 1)
+        #expect(third.figures.blocksReused == 3 && third.figures.blocksResolved == 0)
         #expect(classes(third) == [Self.reachable: .reachable, Self.leaked: .reachable, Self.indirect: .reachable])
 
         // With the cache forgotten, the next round reads everything again in its pause.
@@ -196,5 +200,62 @@ import X86
         #expect(try written > #require(allocated[Self.reachable]) && written <= second.time)
         #expect(second.verdicts[Self.leaked]?.lastWritten == allocated[Self.leaked])
         #expect(second.verdicts[Self.indirect]?.lastWritten == allocated[Self.indirect])
+    }
+
+    /// A write to a block's frame: that block alone is resolved again, and the change is seen.
+    @Test func aRescanResolvesAgainOnlyTheBlocksOnWrittenFrames() throws {
+        let s = try setup()
+        let first = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(first.figures.blocksResolved == 3 && first.figures.blocksReused == 0)
+        // `leaked` drops its pointer to `indirect`, which becomes a leak of its own.
+        try s.process.putUser(0, at: Self.leaked)
+        s.guest.writeLog.markWritten([CraftedProcessGuest.frame(of: Self.leaked)])
+        let second = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(second.figures.kind == "incremental")
+        #expect(second.figures.blocksResolved == 1 && second.figures.blocksReused == 2)
+        #expect(classes(second) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .directLeak])
+    }
+
+    /// A block allocated where a kept block already held a stale pointer: the kept references of
+    /// that block are resolved again against the new index, so the new block is found referenced.
+    @Test func aNewBlockWhereAKeptWordPointsIsFoundReferenced() throws {
+        let s = try setup()
+        let late = CraftedProcessGuest.heap + 0x3000
+        try s.process.putUser(late, at: Self.leaked + 8)
+        let first = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(classes(first) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .indirectLeak])
+        s.ledger.allocate(in: s.process.root, address: late, size: 16, function: .malloc, stack: [0x40_1000], thread: 42, time: 1)
+        let second = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        // `leaked` (its miss now hits) and the new block are resolved; the other two are kept.
+        #expect(second.figures.blocksResolved == 2 && second.figures.blocksReused == 2)
+        #expect(classes(second) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .indirectLeak,
+                                    late: .indirectLeak])
+        #expect(second.verdicts[Self.leaked]?.indirectBytes == 48 + 16)
+        // A freed block: references to it are resolved again (the freed block is gone from them).
+        _ = s.ledger.release(in: s.process.root, address: Self.indirect, function: .free, stack: [0x40_1000], thread: 42,
+                             time: 2, strict: true)
+        let third = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(third.figures.blocksResolved == 1 && third.figures.blocksReused == 2)
+        #expect(classes(third) == [Self.reachable: .reachable, Self.leaked: .directLeak, late: .indirectLeak])
+    }
+
+    /// The heap's mapping moved to other frames (a page-table write the log reports): every block
+    /// on it is checked, found translated elsewhere, and read again from the new frames.
+    @Test func aChangedTranslationIsSeenThroughTheWrittenPageTable() throws {
+        let s = try setup()
+        _ = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        // A copy of the heap's 2 MiB page elsewhere, in which `leaked` no longer points at `indirect`.
+        let moved: UInt64 = 0xA0_0000
+        for offset in stride(from: UInt64(0), to: 0x4000, by: 8) {
+            let word = try s.process.memory.load(UInt64.self, at: GuestPhysicalAddress(CraftedProcessGuest.heapPhysical + offset))
+            try s.process.memory.store(word, at: GuestPhysicalAddress(moved + offset))
+        }
+        try s.process.memory.store(UInt64(0), at: GuestPhysicalAddress(moved + Self.leaked - CraftedProcessGuest.heap))
+        let pd = CraftedProcessGuest.kernelWindowPhysical + CraftedProcessGuest.pdOffset
+        try s.process.memory.store(moved | 0x87, at: GuestPhysicalAddress(pd + 8 * (CraftedProcessGuest.heap >> 21)))
+        s.guest.writeLog.markWritten([pd >> 12])
+        let second = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(second.figures.blocksResolved == 3 && second.figures.blocksReused == 0)
+        #expect(classes(second) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .directLeak])
     }
 }

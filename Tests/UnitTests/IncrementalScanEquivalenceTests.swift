@@ -1,0 +1,103 @@
+import AllocationLedger
+import GuestMemory
+import LeakAnalysis
+import Reachability
+import Testing
+import X86
+
+/// Incremental scans give what a scan from nothing gives: over a crafted process whose heap and
+/// ledger change at random between scans (words written, blocks allocated where stale pointers
+/// already point, blocks freed), the scanner that keeps frames and references between scans and a
+/// new scanner that reads everything agree on every block's class, leader and indirect bytes.
+@Suite struct IncrementalScanEquivalenceTests {
+    /// The heap is 16 KiB; blocks start on 64-byte slots and are at most 56 bytes long.
+    static let slots = 256
+
+    struct Verdict: Equatable, CustomStringConvertible {
+        var reachability: ReachabilityClass
+        var leader: UInt64?
+        var indirectBytes: UInt64
+        var description: String { "\(reachability) \(leader.map { String($0, radix: 16) } ?? "-") \(indirectBytes)" }
+    }
+
+    static func verdicts(_ scan: SpaceScan?) -> [UInt64: Verdict] {
+        (scan?.verdicts ?? [:]).mapValues { Verdict(reachability: $0.reachability, leader: $0.leader, indirectBytes: $0.indirectBytes) }
+    }
+
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func randomChangesGiveTheResultOfAFreshScan(seed: UInt64) throws {
+        var random = DeterministicRandom(seed: seed)
+        let process = try CraftedProcessGuest()
+        let guest = CraftedInspectableGuest(process)
+        let ledger = AllocationLedger()
+        let clock = TrackerClock()
+        let incremental = ReachabilityScanner(kernel: process.kernel, ledger: ledger, clock: clock, staleAfter: .max)
+        try incremental.useWriteLog(of: guest)
+        var live: [UInt64: UInt64] = [:]     // start → size
+        func slot(_ k: UInt64) -> UInt64 { CraftedProcessGuest.heap + 64 * (k % UInt64(Self.slots)) }
+        /// A word worth writing: a pointer to a slot's start or into it, or a small integer.
+        func word() -> UInt64 {
+            switch random.next() % 4 {
+            case 0, 1: return slot(random.next())
+            case 2: return slot(random.next()) + 8 * (1 + random.next() % 6)
+            default: return random.next() % 4096
+            }
+        }
+        func write(_ value: UInt64, at address: UInt64) throws {
+            try process.putUser(value, at: address)
+            guest.writeLog.markWritten([CraftedProcessGuest.frame(of: address)])
+        }
+        func allocate(_ start: UInt64) {
+            guard live[start] == nil else { return }
+            let size = 8 * (1 + random.next() % 7)
+            live[start] = size
+            ledger.allocate(in: process.root, address: start, size: size, function: .malloc, stack: [0x40_1000], thread: 42,
+                            time: clock.now)
+        }
+        for _ in 0..<60 { allocate(slot(random.next())) }
+        for (start, size) in live {
+            for k in 0..<size / 8 where random.next() % 3 == 0 { try write(word(), at: start + 8 * k) }
+        }
+        for k in 0..<16 { try write(word(), at: CraftedProcessGuest.data + 8 * UInt64(k)) }
+
+        var reused = 0, resolved = 0
+        for round in 0..<40 {
+            // One to four changes, each of a random kind.
+            for _ in 0...(random.next() % 4) {
+                switch random.next() % 6 {
+                case 0, 1:
+                    if let (start, size) = live.randomElement(using: &random) {
+                        try write(word(), at: start + 8 * (random.next() % (size / 8)))
+                    }
+                case 2:
+                    try write(word(), at: CraftedProcessGuest.data + 8 * (random.next() % 16))
+                case 3:
+                    allocate(slot(random.next()))
+                case 4:
+                    if let (start, _) = live.randomElement(using: &random) {
+                        live[start] = nil
+                        ledger.release(in: process.root, address: start, function: .free, stack: [0x40_1000], thread: 42,
+                                       time: clock.now, strict: true)
+                    }
+                default:
+                    break   // nothing changed: a rescan from the cache alone
+                }
+            }
+            let kept = incremental.scanLiveProcesses(of: guest, pauseTimeout: 5).scans.first
+            let fresh = ReachabilityScanner(kernel: process.kernel, ledger: ledger, clock: clock, staleAfter: .max)
+            let full = fresh.scanLiveProcesses(of: guest, pauseTimeout: 5).scans.first
+            #expect(kept?.complete == true && full?.complete == true)
+            let (a, b) = (Self.verdicts(kept), Self.verdicts(full))
+            let differing = Set(a.keys).union(b.keys).filter { a[$0] != b[$0] }.sorted()
+                .map { "\(String($0, radix: 16)): kept \(a[$0].map(String.init(describing:)) ?? "none"), fresh \(b[$0].map(String.init(describing:)) ?? "none")" }
+            #expect(!a.isEmpty && differing.isEmpty, "seed \(seed), round \(round): \(differing)")
+            if round > 0 { #expect(kept?.figures.kind == "incremental") }
+            reused += kept?.figures.blocksReused ?? 0
+            resolved += kept?.figures.blocksResolved ?? 0
+        }
+        // Most blocks' references were kept from one scan to the next.
+        #expect(reused > 2 * resolved, "reused \(reused), resolved \(resolved)")
+    }
+}
+
+extension DeterministicRandom: RandomNumberGenerator {}
