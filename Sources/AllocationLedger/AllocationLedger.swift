@@ -48,7 +48,7 @@ public final class AllocationLedger: Sendable {
         state.withLock { s in
             let id = s.stacks.intern(stack)
             guard UserSpace.contains(start: address, size: size), size <= LiveBlock.sizeMask else {
-                var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
+                var ledger = s.live.removeValue(forKey: space) ?? AddressSpaceLedger(pageTableRoot: space)
                 ledger.counters.refusedBlocks += 1
                 ledger.record(LedgerFinding(kind: .implausibleBlock, address: address, releasedBy: function, allocatedBy: nil,
                                             thread: thread, time: time, stack: id, size: size))
@@ -70,7 +70,9 @@ public final class AllocationLedger: Sendable {
     public func release(in space: PageTableRoot, address: UInt64, function: AllocatorFunction, stack: [UInt64],
                         thread: Int32, time: UInt64, strict: Bool, checksFamily: Bool = true) -> ReleaseOutcome {
         state.withLock { s in
-            var ledger = s.live[space] ?? AddressSpaceLedger(pageTableRoot: space)
+            // Taken out of the map while it changes, so that its blocks stay uniquely referenced
+            // (a copy left in the map would make every release copy all of them).
+            var ledger = s.live.removeValue(forKey: space) ?? AddressSpaceLedger(pageTableRoot: space)
             defer { s.live[space] = ledger }
             guard address != 0 else {
                 ledger.counters.nullReleases += 1

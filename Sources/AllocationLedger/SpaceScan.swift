@@ -1,3 +1,4 @@
+import Foundation
 import Reachability
 
 /// What one reachability scan found in one address space: a verdict per live block (by address)
@@ -66,6 +67,8 @@ public struct ScanFigures: Sendable, Codable, Equatable {
     /// earlier scan were still valid (nil in scans recorded before they were counted).
     public var blocksResolved: Int?
     public var blocksReused: Int?
+    /// Where the scan's time went (nil in scans recorded before it was measured).
+    public var phases: ScanPhases?
 
     public init(kind: String, threads: Int, rootBytes: UInt64, bytesScanned: UInt64, pagesRead: Int, pagesReused: Int,
                 pagesDirtied: Int, pauseSeconds: Double, totalSeconds: Double) {
@@ -88,4 +91,25 @@ public struct SiteSample: Sendable, Equatable, Codable {
     public var bytes: UInt64
     /// Blocks not written for at least the stale threshold at that scan.
     public var staleBlocks: Int
+}
+
+/// Seconds each step of a scan took: the block index (and the kept references carried over to
+/// it), the roots, the marking (reading and resolving what was not kept included), the verdicts.
+public struct ScanPhases: Sendable, Codable, Equatable {
+    public var index: Double
+    public var roots: Double
+    public var marking: Double
+    public var verdicts: Double
+
+    public init(index: Double, roots: Double, marking: Double, verdicts: Double) {
+        self.index = index
+        self.roots = roots
+        self.marking = marking
+        self.verdicts = verdicts
+    }
+
+    public var description: String {
+        String(format: "index %.1f ms, roots %.1f ms, marking %.1f ms, verdicts %.1f ms",
+               index * 1000, roots * 1000, marking * 1000, verdicts * 1000)
+    }
 }

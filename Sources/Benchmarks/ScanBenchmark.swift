@@ -48,6 +48,8 @@ public struct ScanBenchmark: Sendable {
         var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image,
                                                      command: "lv-scan-bench \(mib) \(blockBytes)")
         config.memorySize = UInt64(options.memoryMiB) << 20
+        // As `leakvisor run` starts it, so that its snapshot fits.
+        config.vcpuCount = 2
         config.timeoutSeconds = options.timeout
         let kernel = try GuestKernel.load(vmlinux: image.appendingPathComponent("vmlinux").path, symbolFile: nil)
         let tracking = UserTracking(kernel: kernel, files: GuestSymbolFiles(roots: [image.appendingPathComponent("rootfs").path]),
@@ -105,6 +107,9 @@ public struct ScanBenchmark: Sendable {
                        p.name, Double(f.bytesScanned) / 1048576, f.totalSeconds, Double(f.bytesScanned) / 1073741824 / max(f.totalSeconds, 1e-9),
                        f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.scan.verdicts.count, direct,
                        p.scan.complete ? "" : "; INCOMPLETE: " + p.scan.notes.joined(separator: "; ")))
+            if let phases = f.phases {
+                say("    \(phases.description); blocks resolved \(f.blocksResolved ?? 0), kept \(f.blocksReused ?? 0)")
+            }
         }
         say("guest: \(dirtiedLine)")
         let full = (results[0].scan.figures.totalSeconds + results[1].scan.figures.totalSeconds) / 2

@@ -38,6 +38,7 @@ extension ReachabilityScanner {
             if table.version != version {
                 table.update(blocks: blocks.map { ($0.key, $0.value.size, $0.value.time) }, version: version)
             }
+            let indexed = clock.now
             let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
             var roots = ProcessRootSet()
             var rootsFound = true
@@ -58,6 +59,7 @@ extension ReachabilityScanner {
             if !roots.threadsWithoutVectorRegisters.isEmpty {
                 notes.append("vector registers of thread(s) \(roots.threadsWithoutVectorRegisters.map(String.init).joined(separator: ", ")) could not be read")
             }
+            let rooted = clock.now
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
             source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
             var heuristics = s.heuristics
@@ -67,8 +69,9 @@ extension ReachabilityScanner {
                                                        references: table)
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
+            let marking = clock.now
+            let verdicts = Self.verdicts(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
             let now = clock.now
-            let verdicts = Self.verdicts(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: now)
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
             s.lastFrames.formUnion(source.touchedFrames)
             let reused = s.cache.framesReused > 0 || table.blocksReused > 0
@@ -80,6 +83,8 @@ extension ReachabilityScanner {
                                       totalSeconds: Double(now &- started) / 1e9)
             figures.blocksResolved = table.blocksResolved
             figures.blocksReused = table.blocksReused
+            figures.phases = ScanPhases(index: Double(indexed &- started) / 1e9, roots: Double(rooted &- indexed) / 1e9,
+                                        marking: Double(marking &- rooted) / 1e9, verdicts: Double(now &- marking) / 1e9)
             s.pagesDirtiedSinceScan = 0
             // Exit scans between periodic ones would otherwise keep the frames of every exited
             // process: past half the memory limit, keep only what the scans since the last trim

@@ -99,7 +99,9 @@ public final class ReachabilityScanner: Sendable {
         do {
             let written = try writes.harvest()
             s.cache.invalidate(written.frames)
-            for table in s.tables.values { table.invalidate(written.frames) }
+            // Blocks whose references were dropped are read again: the concurrent phase reads
+            // their frames first.
+            for table in s.tables.values { s.lastFrames.formUnion(table.invalidate(written.frames)) }
             s.history.record(written.frames, at: clock.now)
             s.pagesDirtiedSinceScan += written.frames.count
         } catch {

@@ -125,11 +125,15 @@ public final class BlockReferenceTable: @unchecked Sendable {
     public func noteUpperTables(_ tables: Set<UInt64>) { upperTables.formUnion(tables) }
 
     /// Frames that were written: entries that read them are dropped, entries mapped by them are
-    /// checked again before use (all of them when an upper-level table was written).
-    public func invalidate(_ written: some Sequence<UInt64>) {
+    /// checked again before use (all of them when an upper-level table was written). Returns the
+    /// written frames that dropped entries had read (worth reading again before the next scan).
+    @discardableResult
+    public func invalidate(_ written: some Sequence<UInt64>) -> [UInt64] {
         var allSuspect = false
+        var dropped: [UInt64] = []
         for frame in written {
             if let blocks = byFrame.removeValue(forKey: frame) {
+                dropped.append(frame)
                 for b in blocks where Int(b) < entries.count {
                     if let old = entries[Int(b)] { storedBytes -= Self.bytes(of: old) }
                     entries[Int(b)] = nil
@@ -143,6 +147,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
         if allSuspect {
             for b in suspect.indices where entries[b] != nil { suspect[b] = true }
         }
+        return dropped
     }
 
     /// Forgets every entry (the index stays).

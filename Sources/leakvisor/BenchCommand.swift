@@ -7,8 +7,8 @@ import Reachability
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking (user and kernel), and of reachability scans.",
-        subcommands: [BootBench.self, TrackingBench.self, KernelBench.self, ScanBench.self],
+        abstract: "Benchmarks: boot and guest speed (default), the cost of allocation tracking (user and kernel), of the ledger, and of reachability scans.",
+        subcommands: [BootBench.self, TrackingBench.self, KernelBench.self, ScanBench.self, LedgerBench.self],
         defaultSubcommand: BootBench.self)
 
     /// Runs a benchmark; a failed benchmark boot is reported as before (a usage-style error).
@@ -231,5 +231,30 @@ struct ScanBench: ParsableCommand {
         options.scanLimits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
                                         memoryBytes: scanMemoryLimit.bytes)
         try BenchCommand.running { try ScanBenchmark(options: options, image: image).run() }
+    }
+}
+
+/// `leakvisor bench ledger`: the ledger's own cost per allocator event at growing numbers of live
+/// blocks, on the host (no guest).
+struct LedgerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger",
+        abstract: "Measure the allocation ledger's cost per event as live blocks grow (host only, seconds).",
+        discussion: """
+            Fills one address space's ledger with 1,000 to 1,000,000 live blocks and times release + \
+            allocate pairs at each size: what every trapped allocator event pays for bookkeeping, \
+            besides the trap. A cost that grows with the live blocks is a defect. \
+            `swift build -c release` first for release figures.
+            """)
+
+    @Option(help: "Release + allocate pairs timed at each size.")
+    var pairs: Int = 20_000
+
+    func validate() throws {
+        if pairs < 1 || pairs > 10_000_000 { throw ValidationError("--pairs must be in 1...10000000") }
+    }
+
+    func run() throws {
+        LedgerBenchmark(pairs: pairs).run()
     }
 }
