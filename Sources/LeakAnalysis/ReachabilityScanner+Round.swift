@@ -40,6 +40,7 @@ extension ReachabilityScanner {
             s.lastFrames = []
             // Spaces that ended, or have no blocks left, need no kept references.
             s.tables = s.tables.filter { wanted.contains($0.key) }
+            s.verdicts = s.verdicts.filter { wanted.contains($0.key) }
             return s.nextRoundStart
         }
         for k in processes.indices {

@@ -30,6 +30,7 @@ extension ReachabilityScanner {
                 // What earlier scans left would take most of this scan's memory: start afresh.
                 s.invalidateAll()
                 s.tables = [:]
+                s.verdicts = [:]
                 s.lastFrames = []
             }
             let table = s.tables[root] ?? BlockReferenceTable()
@@ -70,7 +71,9 @@ extension ReachabilityScanner {
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
-            let verdicts = Self.verdicts(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
+            var kept = s.verdicts[root] ?? SpaceVerdicts()
+            let verdicts = kept.update(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
+            s.verdicts[root] = kept
             let now = clock.now
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
             s.lastFrames.formUnion(source.touchedFrames)
@@ -92,9 +95,13 @@ extension ReachabilityScanner {
             if s.storedBytes > s.limits.memoryBytes / 2 {
                 s.cache.retainTouched()
                 s.tables = [root: table]
+                s.verdicts = s.verdicts.filter { $0.key == root }
             }
             // The space of an exiting process ends with this scan.
-            if kind == Self.exitKind { s.tables[root] = nil }
+            if kind == Self.exitKind {
+                s.tables[root] = nil
+                s.verdicts[root] = nil
+            }
             return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
         }
         ledger.record(scan, for: root, staleAfter: staleAfter)
@@ -103,39 +110,6 @@ extension ReachabilityScanner {
 
     /// The `kind` of the scan of a process as it exits.
     public static let exitKind = "at exit"
-
-    /// Each classified block's class, and when its pages were last written: the latest harvest that
-    /// saw any of them written, at least its allocation time (without a write history, or when the
-    /// budget ran out before its pages were found: now, never stale). Blocks an incomplete scan did
-    /// not classify get no verdict.
-    static func verdicts(_ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
-                         history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
-        let index = table.index
-        var verdicts: [UInt64: BlockVerdict] = [:]
-        verdicts.reserveCapacity(index.count)
-        for i in 0..<index.count {
-            guard let reachability = result.classes[i] else { continue }
-            let start = index.starts[i]
-            var written = table.times[i]
-            if let history, let kept = table.frames(of: i) {
-                var last = kept.lastWrite
-                if last == .max {
-                    last = kept.frames.reduce(0) { max($0, history.lastWrite(of: $1) ?? 0) }
-                    table.setLastWrite(last, of: i)
-                }
-                written = max(written, last)
-            } else if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
-                for frame in frames { written = max(written, history.lastWrite(of: frame) ?? 0) }
-            } else {
-                written = now
-            }
-            let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
-            let via = reachability == .reachable && i < result.viaHeuristic.count ? result.viaHeuristic[i] : nil
-            verdicts[start] = BlockVerdict(reachability: reachability, leader: leader,
-                                           indirectBytes: result.indirectBytes[i], lastWritten: written, viaHeuristic: via)
-        }
-        return verdicts
-    }
 
     /// What the report should say about how far a scan got.
     static func notes(_ result: ReachabilityResult, source: ProcessMemorySource, limits: ScanLimits, pauseLimited: Bool) -> [String] {

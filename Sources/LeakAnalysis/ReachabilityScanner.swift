@@ -18,6 +18,8 @@ public final class ReachabilityScanner: Sendable {
         let cache = FrameCandidateCache(window: .user)
         /// Per live address space: what its blocks point at, kept between its scans.
         var tables: [PageTableRoot: BlockReferenceTable] = [:]
+        /// Per live address space: its verdicts as of its last scan.
+        var verdicts: [PageTableRoot: SpaceVerdicts] = [:]
         var history = PageWriteHistory()
         var writes: (any GuestWriteTracking)?
         /// Frames the previous scans used: what the concurrent phase refreshes.
@@ -33,10 +35,12 @@ public final class ReachabilityScanner: Sendable {
         /// limits does not always leave out the same ones.
         var nextRoundStart = 0
 
-        /// Forgets every cached frame and every kept reference: the next scan reads everything.
-        func invalidateAll() {
+        /// Forgets every cached frame, kept reference and kept verdict: the next scan reads and
+        /// builds everything.
+        mutating func invalidateAll() {
             cache.invalidateAll()
             for table in tables.values { table.invalidateAll() }
+            verdicts = [:]
         }
 
         /// Bytes the frame cache and the reference tables hold.

@@ -10,34 +10,83 @@ import DebugInfo
 /// walks went through) is written. When the ledger's blocks change, entries are carried over to
 /// the new index only when none of their values can resolve differently there.
 ///
+/// The entries live one after another in one array (`BlockReferences` layout each), so that the
+/// marking reads them without a reference count per block; dropped ones are compacted away.
+///
 /// Not thread-safe: its owner uses it under a lock of its own.
 // SAFETY: @unchecked because its arrays and maps are mutated without a lock of its own; every use
-// goes through one owner at a time (`ReachabilityScanner` inside its `Mutex`, tests from one thread).
+// goes through one owner at a time (`ReachabilityScanner` inside its `Mutex`, a marking's own
+// transient table, tests from one thread).
 public final class BlockReferenceTable: @unchecked Sendable {
     /// The index the entries are resolved against, and the ledger version it was built from.
     public private(set) var index: HeapBlockIndex
     public private(set) var version: UInt64?
     /// Allocation time of each block (a freed and reallocated block is another block).
     public private(set) var times: [UInt64]
-    /// Per block: nil, or its references (`BlockReferences` layout).
-    private var entries: [[UInt64]?]
+    /// Lowest block start to highest block end (words outside it hit no block).
+    private(set) var span: Range<UInt64> = 0..<0
+    /// Whether blocks of the index overlap (a hostile or confused ledger).
+    private var overlapping = false
+    /// Whether entries are kept at all: a transient table (a marking without one) reuses its
+    /// storage for each block.
+    let keeps: Bool
+    /// Per block: where its entry starts in `words`, or -1.
+    private var offsets: [Int]
     /// Blocks whose translation must be checked before their entry is trusted again.
     private var suspect: [Bool]
-    /// Data frame → blocks whose entry read it; table frame → blocks whose pages it maps.
-    private var byFrame: [UInt64: [Int32]] = [:]
-    private var byTable: [UInt64: [Int32]] = [:]
+    /// The entries, one after another; dropped ones stay as garbage until `compact`.
+    private(set) var words: [UInt64] = []
+    private var liveWords = 0
+    /// Frame → the virtual page whose entry read it (and further pages, for a frame mapped twice).
+    private var pageOfFrame: [UInt64: UInt64] = [:]
+    private var morePagesOfFrame: [UInt64: [UInt64]] = [:]
+    /// Table frame holding leaf entries → the lowest and highest virtual page it was seen mapping.
+    private var pagesOfTable: [UInt64: ClosedRange<UInt64>] = [:]
     /// Upper-level table frames (above the leaf entries) the space's walks went through.
     private var upperTables: Set<UInt64> = []
-    public private(set) var storedBytes: UInt64 = 0
+    /// A block being resolved: its hits (pairs) and misses so far.
+    private var pendingHits: [UInt64] = []
+    private var pendingMisses: [UInt64] = []
     /// Entries used as kept and entries resolved, since `resetCounters`.
     public private(set) var blocksReused = 0
     public private(set) var blocksResolved = 0
 
-    public init() {
+    /// A table that keeps entries between scans.
+    public convenience init() { self.init(keeping: true) }
+
+    init(keeping: Bool) {
+        keeps = keeping
         index = HeapBlockIndex(blocks: [])
         times = []
-        entries = []
+        offsets = []
         suspect = []
+    }
+
+    /// A table for one marking over `index` that keeps nothing.
+    static func transient(for index: HeapBlockIndex) -> BlockReferenceTable {
+        let table = BlockReferenceTable(keeping: false)
+        table.setIndex(index, times: [UInt64](repeating: 0, count: index.count))
+        return table
+    }
+
+    /// Bytes the kept entries and their maps take.
+    public var storedBytes: UInt64 {
+        UInt64(words.count) * 8 + UInt64(offsets.count) * 9
+            + UInt64(pageOfFrame.count + pagesOfTable.count + upperTables.count) * 48
+    }
+
+    private func setIndex(_ newIndex: HeapBlockIndex, times newTimes: [UInt64]) {
+        index = newIndex
+        times = newTimes
+        span = newIndex.span
+        overlapping = newIndex.hasOverlaps
+        offsets = [Int](repeating: -1, count: newIndex.count)
+        suspect = [Bool](repeating: false, count: newIndex.count)
+        words = []
+        liveWords = 0
+        pageOfFrame = [:]
+        morePagesOfFrame = [:]
+        pagesOfTable = [:]
     }
 
     /// Makes `blocks` (start, size, allocation time; any order) the index, unless `version` says the
@@ -48,26 +97,19 @@ public final class BlockReferenceTable: @unchecked Sendable {
         guard version != self.version else { return }
         let sorted = blocks.sorted { $0.start < $1.start }
         let newIndex = HeapBlockIndex(blocks: sorted.map { ($0.start, $0.size) })
-        let newTimes = sorted.map(\.time)
-        let old = (index: index, times: times, entries: entries, suspect: suspect)
-        index = newIndex
-        times = newTimes
+        let old = (index: index, times: times, offsets: offsets, suspect: suspect, words: words)
+        setIndex(newIndex, times: sorted.map(\.time))
         self.version = version
-        entries = [[UInt64]?](repeating: nil, count: newIndex.count)
-        suspect = [Bool](repeating: false, count: newIndex.count)
-        byFrame = [:]
-        byTable = [:]
-        storedBytes = 0
-        guard !old.entries.isEmpty, !newIndex.hasOverlaps else { return }
+        guard keeps, old.words.count > 0, !overlapping else { return }
         // Old block → new block, for the blocks still there; and the new blocks' ranges, sorted.
-        var map = [Int32](repeating: -1, count: old.index.count)
+        var map = [Int](repeating: -1, count: old.index.count)
         var added: [Range<UInt64>] = []
         var i = 0
         for j in 0..<newIndex.count {
             let start = newIndex.starts[j]
             while i < old.index.count, old.index.starts[i] < start { i += 1 }
-            if i < old.index.count, old.index.starts[i] == start, old.index.sizes[i] == newIndex.sizes[j], old.times[i] == newTimes[j] {
-                map[i] = Int32(j)
+            if i < old.index.count, old.index.starts[i] == start, old.index.sizes[i] == newIndex.sizes[j], old.times[i] == times[j] {
+                map[i] = j
             } else {
                 added.append(newIndex.range(of: j))
             }
@@ -76,50 +118,94 @@ public final class BlockReferenceTable: @unchecked Sendable {
             let k = partitionPoint(count: added.count) { added[$0].upperBound <= value }
             return k < added.count && added[k].contains(value)
         }
-        for (o, entry) in old.entries.enumerated() {
-            guard var words = entry, map[o] >= 0 else { continue }
+        for o in old.offsets.indices where old.offsets[o] >= 0 && map[o] >= 0 {
+            let offset = old.offsets[o]
             var keep = true
-            BlockReferences.withLayout(words) { hits, _, misses in
-                for k in stride(from: hits.startIndex, to: hits.endIndex, by: 2) where map[Int(hits[k + 1] >> 1)] < 0 || inAdded(hits[k]) {
+            var k = BlockReferences.hitsStart(offset)
+            for _ in 0..<BlockReferences.counts(in: old.words, at: offset).hits {
+                if map[Int(old.words[k + 1] >> 1)] < 0 || inAdded(old.words[k]) {
                     keep = false
-                    return
+                    break
                 }
-                for value in misses where inAdded(value) {
+                k += 2
+            }
+            if keep {
+                for value in BlockReferences.misses(in: old.words, at: offset) where inAdded(value) {
                     keep = false
-                    return
+                    break
                 }
             }
             guard keep else { continue }
-            BlockReferences.retarget(&words) { UInt64(map[Int($0)]) }
-            store(words, for: Int(map[o]))
-            suspect[Int(map[o])] = old.suspect[o]
+            let b = map[o]
+            let entry = BlockReferences.entry(in: old.words, at: offset)
+            offsets[b] = words.count
+            words += entry
+            liveWords += entry.count
+            BlockReferences.retarget(&words, at: offsets[b]) { map[$0] }
+            suspect[b] = old.suspect[o]
+            register(b)
         }
     }
 
-    /// The kept references of block `b`, or nil when it has none that can be trusted without a check.
-    func entry(_ b: Int) -> [UInt64]? { suspect[b] ? nil : entries[b] }
+    // MARK: The marking's use
 
-    /// The kept references of block `b` whose translation must be checked first, if any.
-    func suspectEntry(_ b: Int) -> [UInt64]? { suspect[b] ? entries[b] : nil }
+    /// Where block `b`'s kept entry starts, when it can be trusted without a check.
+    @inline(__always)
+    func trustedEntry(_ b: Int) -> Int? {
+        let offset = offsets[b]
+        return offset >= 0 && !suspect[b] ? offset : nil
+    }
 
-    /// Keeps block `b`'s references (`BlockReferences` layout).
-    func store(_ words: [UInt64], for b: Int) {
-        if let old = entries[b] { storedBytes -= Self.bytes(of: old) }
-        entries[b] = words
-        suspect[b] = false
-        storedBytes += Self.bytes(of: words)
-        let block = Int32(b)
-        BlockReferences.forEachDependency(words) { frame, table in
-            if frame != BlockReferences.notPresent { byFrame[frame, default: []].append(block) }
-            byTable[table, default: []].append(block)
-        }
+    /// Where block `b`'s kept entry starts when its translation must be checked first.
+    func suspectEntry(_ b: Int) -> Int? { suspect[b] && offsets[b] >= 0 ? offsets[b] : nil }
+
+    /// Whether `dependencies` are those of the entry at `offset`.
+    func entry(at offset: Int, hasDependencies dependencies: [UInt64]) -> Bool {
+        BlockReferences.dependencies(in: words, at: offset).elementsEqual(dependencies)
     }
 
     /// A suspect entry whose translation was found unchanged.
-    func confirm(_ b: Int) { suspect[b] = false }
+    func confirm(_ b: Int) {
+        suspect[b] = false
+        blocksReused += 1
+    }
 
     func countReuse() { blocksReused += 1 }
-    func countResolution() { blocksResolved += 1 }
+
+    /// Starts resolving a block: `addHit` and `addMiss` collect, `finish` stores.
+    @inline(__always)
+    func beginResolution() {
+        pendingHits.removeAll(keepingCapacity: true)
+        pendingMisses.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    func addHit(_ value: UInt64, block: Int, atStart: Bool) {
+        pendingHits.append(value)
+        pendingHits.append(UInt64(block) << 1 | (atStart ? 1 : 0))
+    }
+
+    @inline(__always)
+    func addMiss(_ value: UInt64) { if keeps { pendingMisses.append(value) } }
+
+    /// Stores what was collected for block `b` and returns where its entry starts. It is kept for
+    /// later scans when `dependencies` are known; else (or in a transient table) it serves this
+    /// use only.
+    func finishResolution(of b: Int, dependencies: [UInt64]?) -> Int {
+        blocksResolved += 1
+        if !keeps { words.removeAll(keepingCapacity: true) }
+        let offset = words.count
+        BlockReferences.append(to: &words, hits: pendingHits, dependencies: dependencies ?? [], misses: pendingMisses)
+        guard keeps, dependencies != nil else { return offset }
+        drop(b)
+        offsets[b] = offset
+        liveWords += words.count - offset
+        suspect[b] = false
+        register(b)
+        return offset
+    }
+
+    // MARK: Invalidation
 
     /// Adds upper-level tables that walks of this space went through.
     public func noteUpperTables(_ tables: Set<UInt64>) { upperTables.formUnion(tables) }
@@ -132,32 +218,34 @@ public final class BlockReferenceTable: @unchecked Sendable {
         var allSuspect = false
         var dropped: [UInt64] = []
         for frame in written {
-            if let blocks = byFrame.removeValue(forKey: frame) {
+            if let page = pageOfFrame.removeValue(forKey: frame) {
                 dropped.append(frame)
-                for b in blocks where Int(b) < entries.count {
-                    if let old = entries[Int(b)] { storedBytes -= Self.bytes(of: old) }
-                    entries[Int(b)] = nil
+                for page in [page] + (morePagesOfFrame.removeValue(forKey: frame) ?? []) {
+                    forEachBlock(overlapping: page...(page + 4095)) { drop($0) }
                 }
             }
-            if let blocks = byTable[frame] {
-                for b in blocks where Int(b) < suspect.count { suspect[Int(b)] = true }
+            if let pages = pagesOfTable[frame] {
+                forEachBlock(overlapping: pages.lowerBound...(pages.upperBound + 4095)) { if offsets[$0] >= 0 { suspect[$0] = true } }
             }
             if upperTables.contains(frame) { allSuspect = true }
         }
         if allSuspect {
-            for b in suspect.indices where entries[b] != nil { suspect[b] = true }
+            for b in offsets.indices where offsets[b] >= 0 { suspect[b] = true }
         }
+        compactIfWasteful()
         return dropped
     }
 
     /// Forgets every entry (the index stays).
     public func invalidateAll() {
-        entries = [[UInt64]?](repeating: nil, count: index.count)
+        offsets = [Int](repeating: -1, count: index.count)
         suspect = [Bool](repeating: false, count: index.count)
-        byFrame = [:]
-        byTable = [:]
+        words = []
+        liveWords = 0
+        pageOfFrame = [:]
+        morePagesOfFrame = [:]
+        pagesOfTable = [:]
         upperTables = []
-        storedBytes = 0
     }
 
     public func resetCounters() {
@@ -165,23 +253,79 @@ public final class BlockReferenceTable: @unchecked Sendable {
         blocksResolved = 0
     }
 
-    /// Frames block `b`'s kept entry was read from (nil: no entry), and the latest write the
-    /// write history knew of them when the entry was made (`UInt64.max`: not looked up yet).
-    public func frames(of b: Int) -> (frames: [UInt64], lastWrite: UInt64)? {
-        guard let words = entries[b] else { return nil }
-        var frames: [UInt64] = []
-        BlockReferences.forEachDependency(words) { frame, _ in if frame != BlockReferences.notPresent { frames.append(frame) } }
-        return (frames, BlockReferences.lastWrite(words))
+    /// The latest write the write history knew of block `b`'s frames when its entry was made, or
+    /// nil without an entry; looked up (and kept) with `history` the first time.
+    public func lastWrite(of b: Int, history: PageWriteHistory) -> UInt64? {
+        let offset = offsets[b]
+        guard offset >= 0 else { return nil }
+        if words[offset + 1] == BlockReferences.notLookedUp {
+            var last: UInt64 = 0
+            BlockReferences.forEachDependency(in: words, at: offset) { frame, _ in
+                if frame != BlockReferences.notPresent { last = max(last, history.lastWrite(of: frame) ?? 0) }
+            }
+            words[offset + 1] = last
+        }
+        return words[offset + 1]
     }
 
-    /// Records the latest write of block `b`'s frames (from the write history) in its entry.
-    public func setLastWrite(_ time: UInt64, of b: Int) {
-        guard entries[b] != nil else { return }
-        BlockReferences.setLastWrite(&entries[b]!, time)
+    // MARK: Bookkeeping
+
+    /// Records what block `b`'s entry depends on, for `invalidate`.
+    private func register(_ b: Int) {
+        var page = index.starts[b] & ~0xFFF
+        BlockReferences.forEachDependency(in: words, at: offsets[b]) { frame, table in
+            if frame != BlockReferences.notPresent {
+                if let known = pageOfFrame[frame] {
+                    if known != page, !(morePagesOfFrame[frame]?.contains(page) ?? false) { morePagesOfFrame[frame, default: []].append(page) }
+                } else {
+                    pageOfFrame[frame] = page
+                }
+            }
+            if let pages = pagesOfTable[table] {
+                if !pages.contains(page) { pagesOfTable[table] = min(pages.lowerBound, page)...max(pages.upperBound, page) }
+            } else {
+                pagesOfTable[table] = page...page
+            }
+            page &+= 4096
+        }
     }
 
-    /// Estimated bytes of an entry (its words and the array's header) and of its reverse-map slots.
-    static func bytes(of words: [UInt64]) -> UInt64 { UInt64(words.count) * 8 + 48 }
+    private func drop(_ b: Int) {
+        guard offsets[b] >= 0 else { return }
+        liveWords -= BlockReferences.length(in: words, at: offsets[b])
+        offsets[b] = -1
+        suspect[b] = false
+    }
+
+    /// Calls `body` with every block that has a byte in `pages`.
+    private func forEachBlock(overlapping pages: ClosedRange<UInt64>, _ body: (Int) -> Void) {
+        let starts = index.starts
+        var i = partitionPoint(count: starts.count) { starts[$0] <= pages.upperBound }
+        // Without overlapping blocks, ends only fall going down: stop at the first that ends
+        // before the pages (with them, look at every block below).
+        while i > 0 {
+            i -= 1
+            if index.end(of: i) > pages.lowerBound || index.starts[i] >= pages.lowerBound {
+                body(i)
+            } else if !overlapping {
+                break
+            }
+        }
+    }
+
+    /// Rewrites `words` without the dropped entries once they are most of it.
+    private func compactIfWasteful() {
+        guard words.count > 4096, liveWords < words.count / 2 else { return }
+        var compacted: [UInt64] = []
+        compacted.reserveCapacity(liveWords)
+        for b in offsets.indices where offsets[b] >= 0 {
+            let entry = BlockReferences.entry(in: words, at: offsets[b])
+            offsets[b] = compacted.count
+            compacted += entry
+        }
+        words = compacted
+        liveWords = compacted.count
+    }
 }
 
 extension HeapBlockIndex {

@@ -33,13 +33,13 @@ public struct ReachabilityMarker {
                          heuristics: LeakCheckHeuristics = .none,
                          references: BlockReferenceTable? = nil) -> ReachabilityResult {
         assert(references.map { $0.index.starts == index.starts } ?? true, "the reference table's index is another")
-        let table = references
         let n = index.count
         var result = ReachabilityResult(classes: [ReachabilityClass?](repeating: .directLeak, count: n),
                                         leaders: [Int](repeating: -1, count: n),
                                         indirectBytes: [UInt64](repeating: 0, count: n))
         guard n > 0 else { return result }
-        let span = index.span
+        let table = references ?? BlockReferenceTable.transient(for: index)
+        let span = table.span
         // 0 unreached, 1 possible, 2 reachable.
         var state = [UInt8](repeating: 0, count: n)
         var via = [LeakCheckHeuristic?](repeating: nil, count: n)
@@ -49,36 +49,41 @@ public struct ReachabilityMarker {
         // (the heuristics read the block from `memory`, which cannot be read while it serves words).
         var interior: [(value: UInt64, block: Int)] = []
         var work: [Int] = []
-        // A block's references: kept ones, or resolved now from memory (and kept when they can be).
-        func hits(of b: Int) -> [UInt64] {
-            if let table {
-                if let kept = table.entry(b) {
-                    table.countReuse()
-                    return kept
-                }
-                if let kept = table.suspectEntry(b) {
-                    if let now = memory.dependencies(of: index.range(of: b)), now[...] == BlockReferences.dependencies(kept) {
-                        table.confirm(b)
-                        table.countReuse()
-                        return kept
-                    }
-                }
+        // Where a block's references start in the table's words: kept ones, or resolved now from
+        // memory (and kept when what they depend on is known).
+        func referencesOffset(of b: Int) -> Int {
+            if let kept = table.trustedEntry(b) {
+                table.countReuse()
+                return kept
             }
-            var hits: [UInt64] = [], misses: [UInt64] = []
-            memory.forEachCandidate(in: index.range(of: b)) { value in
+            let range = index.range(of: b)
+            if let kept = table.suspectEntry(b), let now = memory.dependencies(of: range), table.entry(at: kept, hasDependencies: now) {
+                table.confirm(b)
+                return kept
+            }
+            table.beginResolution()
+            memory.forEachCandidate(in: range) { value in
                 if span.contains(value), let hit = index.block(containing: value) {
-                    hits.append(value)
-                    hits.append(UInt64(hit.block) << 1 | (hit.atStart ? 1 : 0))
-                } else if table != nil {
-                    misses.append(value)
+                    table.addHit(value, block: hit.block, atStart: hit.atStart)
+                } else {
+                    table.addMiss(value)
                 }
             }
-            guard let table else { return BlockReferences.make(hits: hits, dependencies: [], misses: []) }
-            table.countResolution()
-            let dependencies = memory.isIncomplete ? nil : memory.dependencies(of: index.range(of: b))
-            let words = BlockReferences.make(hits: hits, dependencies: dependencies ?? [], misses: misses)
-            if dependencies != nil, !memory.isIncomplete { table.store(words, for: b) }
-            return words
+            let dependencies = table.keeps && !memory.isIncomplete ? memory.dependencies(of: range) : nil
+            return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies)
+        }
+        // Each pointer in block `b` to a block: its value, the block, whether it is the block's start.
+        func forEachHit(of b: Int, _ body: (UInt64, Int, Bool) -> Void) {
+            let offset = referencesOffset(of: b)
+            let count = BlockReferences.counts(in: table.words, at: offset).hits
+            table.words.withUnsafeBufferPointer { words in
+                var k = BlockReferences.hitsStart(offset)
+                for _ in 0..<count {
+                    let target = words[k + 1]
+                    body(words[k], Int(target >> 1), target & 1 != 0)
+                    k += 2
+                }
+            }
         }
         func reach(_ value: UInt64, definite: Bool) {
             guard span.contains(value), let hit = index.block(containing: value) else { return }
@@ -124,7 +129,7 @@ public struct ReachabilityMarker {
         }
         while let b = work.popLast(), !memory.isIncomplete {
             let definite = state[b] == 2
-            BlockReferences.forEachHit(hits(of: b)) { reach($0, block: $1, atStart: $2, definite: definite) }
+            forEachHit(of: b) { reach($0, block: $1, atStart: $2, definite: definite) }
             tryHeuristics()
         }
         guard !memory.isIncomplete else {
@@ -143,7 +148,7 @@ public struct ReachabilityMarker {
             claimed[leader] = true
             var stack = [leader]
             while let b = stack.popLast() {
-                BlockReferences.forEachHit(hits(of: b)) { _, t, _ in
+                forEachHit(of: b) { _, t, _ in
                     guard leak[t], t != leader, result.leaders[t] == -1 else { return }
                     if claimed[t] {
                         // A former clique leader: it and everything it had claimed join this clique.

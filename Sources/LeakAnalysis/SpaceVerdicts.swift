@@ -1,0 +1,52 @@
+import AllocationLedger
+import Reachability
+
+/// One address space's verdicts as of its last scan, kept so that a rescan changes only the
+/// entries of blocks whose verdict changed instead of building them all again.
+struct SpaceVerdicts: Sendable {
+    /// The ledger version (block index) `perBlock` is aligned with.
+    private var version: UInt64?
+    private var perBlock: [BlockVerdict?] = []
+    private(set) var byAddress: [UInt64: BlockVerdict] = [:]
+
+    /// The verdicts of `result` over `table`'s index: each classified block's class, and when its
+    /// pages were last written (the latest harvest that saw any of them written, at least its
+    /// allocation time; without a write history, or when its pages could not be found: `now`, never
+    /// stale). Blocks an incomplete scan did not classify get no verdict.
+    mutating func update(_ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+                         history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+        let index = table.index
+        if version == nil || version != table.version || perBlock.count != index.count {
+            version = table.version
+            perBlock = [BlockVerdict?](repeating: nil, count: index.count)
+            byAddress = [:]
+            byAddress.reserveCapacity(index.count)
+        }
+        for i in 0..<index.count {
+            let verdict = Self.verdict(of: i, table, result, source: &source, history: history, now: now)
+            guard verdict != perBlock[i] else { continue }
+            perBlock[i] = verdict
+            byAddress[index.starts[i]] = verdict
+        }
+        return byAddress
+    }
+
+    static func verdict(of i: Int, _ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+                        history: PageWriteHistory?, now: UInt64) -> BlockVerdict? {
+        guard let reachability = result.classes[i] else { return nil }
+        let index = table.index
+        let start = index.starts[i]
+        var written = table.times[i]
+        if let history, let last = table.lastWrite(of: i, history: history) {
+            written = max(written, last)
+        } else if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
+            for frame in frames { written = max(written, history.lastWrite(of: frame) ?? 0) }
+        } else {
+            written = now
+        }
+        let leader = result.leaders[i] >= 0 ? index.starts[result.leaders[i]] : nil
+        let via = reachability == .reachable && i < result.viaHeuristic.count ? result.viaHeuristic[i] : nil
+        return BlockVerdict(reachability: reachability, leader: leader, indirectBytes: result.indirectBytes[i],
+                            lastWritten: written, viaHeuristic: via)
+    }
+}
