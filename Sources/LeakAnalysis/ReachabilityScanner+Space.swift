@@ -33,8 +33,8 @@ extension ReachabilityScanner {
                 s.verdicts = [:]
                 s.lastFrames = []
             }
-            let table = s.tables[root] ?? BlockReferenceTable()
-            s.tables[root] = table
+            // Out of the map while in use, so that it is changed in place.
+            var table = s.tables.removeValue(forKey: root) ?? BlockReferenceTable()
             table.resetCounters()
             if table.version != version {
                 table.update(blocks: blocks.map { ($0.key, $0.value.size, $0.value.time) }, version: version)
@@ -62,17 +62,16 @@ extension ReachabilityScanner {
             }
             let rooted = clock.now
             var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
-            source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
+            source.heldElsewhere = (s.storedBytes &- s.cache.storedBytes).addingSaturated(table.storedBytes)
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData
-            let marked = ReachabilityMarker().classify(index, rootRanges: roots.ranges.map(\.range),
-                                                       rootWords: roots.registerWords, memory: &source, heuristics: heuristics,
-                                                       references: table)
+            let marked = ReachabilityMarker().classify(rootRanges: roots.ranges.map(\.range), rootWords: roots.registerWords,
+                                                       memory: &source, heuristics: heuristics, references: &table)
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
             var kept = s.verdicts[root] ?? SpaceVerdicts()
-            let verdicts = kept.update(table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
+            let verdicts = kept.update(&table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
             s.verdicts[root] = kept
             let now = clock.now
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
@@ -92,6 +91,7 @@ extension ReachabilityScanner {
             // Exit scans between periodic ones would otherwise keep the frames of every exited
             // process: past half the memory limit, keep only what the scans since the last trim
             // used, and only this space's references.
+            s.tables[root] = table
             if s.storedBytes > s.limits.memoryBytes / 2 {
                 s.cache.retainTouched()
                 s.tables = [root: table]

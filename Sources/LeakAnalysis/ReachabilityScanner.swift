@@ -39,7 +39,7 @@ public final class ReachabilityScanner: Sendable {
         /// builds everything.
         mutating func invalidateAll() {
             cache.invalidateAll()
-            for table in tables.values { table.invalidateAll() }
+            for root in Array(tables.keys) { tables[root]?.invalidateAll() }
             verdicts = [:]
         }
 
@@ -105,7 +105,9 @@ public final class ReachabilityScanner: Sendable {
             s.cache.invalidate(written.frames)
             // Blocks whose references were dropped are read again: the concurrent phase reads
             // their frames first.
-            for table in s.tables.values { s.lastFrames.formUnion(table.invalidate(written.frames)) }
+            for root in Array(s.tables.keys) {
+                if let dropped = s.tables[root]?.invalidate(written.frames) { s.lastFrames.formUnion(dropped) }
+            }
             s.history.record(written.frames, at: clock.now)
             s.pagesDirtiedSinceScan += written.frames.count
         } catch {

@@ -13,7 +13,7 @@ struct SpaceVerdicts: Sendable {
     /// pages were last written (the latest harvest that saw any of them written, at least its
     /// allocation time; without a write history, or when its pages could not be found: `now`, never
     /// stale). Blocks an incomplete scan did not classify get no verdict.
-    mutating func update(_ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+    mutating func update(_ table: inout BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
                          history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
         let index = table.index
         if version == nil || version != table.version || perBlock.count != index.count {
@@ -23,7 +23,7 @@ struct SpaceVerdicts: Sendable {
             byAddress.reserveCapacity(index.count)
         }
         for i in 0..<index.count {
-            let verdict = Self.verdict(of: i, table, result, source: &source, history: history, now: now)
+            let verdict = Self.verdict(of: i, &table, result, source: &source, history: history, now: now)
             guard verdict != perBlock[i] else { continue }
             perBlock[i] = verdict
             byAddress[index.starts[i]] = verdict
@@ -31,7 +31,7 @@ struct SpaceVerdicts: Sendable {
         return byAddress
     }
 
-    static func verdict(of i: Int, _ table: BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+    static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
                         history: PageWriteHistory?, now: UInt64) -> BlockVerdict? {
         guard let reachability = result.classes[i] else { return nil }
         let index = table.index

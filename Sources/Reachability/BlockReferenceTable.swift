@@ -13,11 +13,8 @@ import DebugInfo
 /// The entries live one after another in one array (`BlockReferences` layout each), so that the
 /// marking reads them without a reference count per block; dropped ones are compacted away.
 ///
-/// Not thread-safe: its owner uses it under a lock of its own.
-// SAFETY: @unchecked because its arrays and maps are mutated without a lock of its own; every use
-// goes through one owner at a time (`ReachabilityScanner` inside its `Mutex`, a marking's own
-// transient table, tests from one thread).
-public final class BlockReferenceTable: @unchecked Sendable {
+/// A value type, so that the marking works on it in place with no dynamic exclusivity checks.
+public struct BlockReferenceTable: Sendable {
     /// The index the entries are resolved against, and the ledger version it was built from.
     public private(set) var index: HeapBlockIndex
     public private(set) var version: UInt64?
@@ -52,7 +49,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
     public private(set) var blocksResolved = 0
 
     /// A table that keeps entries between scans.
-    public convenience init() { self.init(keeping: true) }
+    public init() { self.init(keeping: true) }
 
     init(keeping: Bool) {
         keeps = keeping
@@ -64,7 +61,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
 
     /// A table for one marking over `index` that keeps nothing.
     static func transient(for index: HeapBlockIndex) -> BlockReferenceTable {
-        let table = BlockReferenceTable(keeping: false)
+        var table = BlockReferenceTable(keeping: false)
         table.setIndex(index, times: [UInt64](repeating: 0, count: index.count))
         return table
     }
@@ -75,7 +72,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
             + UInt64(pageOfFrame.count + pagesOfTable.count + upperTables.count) * 48
     }
 
-    private func setIndex(_ newIndex: HeapBlockIndex, times newTimes: [UInt64]) {
+    private mutating func setIndex(_ newIndex: HeapBlockIndex, times newTimes: [UInt64]) {
         index = newIndex
         times = newTimes
         span = newIndex.span
@@ -93,7 +90,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
     /// ledger has not changed since the current one was built. Entries of blocks that are still
     /// there (same start, size and time) are kept when none of their values falls in a block that
     /// is new (so it resolves as before) and none of their targets is gone; the others are dropped.
-    public func update(blocks: [(start: UInt64, size: UInt64, time: UInt64)], version: UInt64) {
+    public mutating func update(blocks: [(start: UInt64, size: UInt64, time: UInt64)], version: UInt64) {
         guard version != self.version else { return }
         let sorted = blocks.sorted { $0.start < $1.start }
         let newIndex = HeapBlockIndex(blocks: sorted.map { ($0.start, $0.size) })
@@ -165,33 +162,33 @@ public final class BlockReferenceTable: @unchecked Sendable {
     }
 
     /// A suspect entry whose translation was found unchanged.
-    func confirm(_ b: Int) {
+    mutating func confirm(_ b: Int) {
         suspect[b] = false
         blocksReused += 1
     }
 
-    func countReuse() { blocksReused += 1 }
+    mutating func countReuse() { blocksReused += 1 }
 
     /// Starts resolving a block: `addHit` and `addMiss` collect, `finish` stores.
     @inline(__always)
-    func beginResolution() {
+    mutating func beginResolution() {
         pendingHits.removeAll(keepingCapacity: true)
         pendingMisses.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)
-    func addHit(_ value: UInt64, block: Int, atStart: Bool) {
+    mutating func addHit(_ value: UInt64, block: Int, atStart: Bool) {
         pendingHits.append(value)
         pendingHits.append(UInt64(block) << 1 | (atStart ? 1 : 0))
     }
 
     @inline(__always)
-    func addMiss(_ value: UInt64) { if keeps { pendingMisses.append(value) } }
+    mutating func addMiss(_ value: UInt64) { if keeps { pendingMisses.append(value) } }
 
     /// Stores what was collected for block `b` and returns where its entry starts. It is kept for
     /// later scans when `dependencies` are known; else (or in a transient table) it serves this
     /// use only.
-    func finishResolution(of b: Int, dependencies: [UInt64]?) -> Int {
+    mutating func finishResolution(of b: Int, dependencies: [UInt64]?) -> Int {
         blocksResolved += 1
         if !keeps { words.removeAll(keepingCapacity: true) }
         let offset = words.count
@@ -208,24 +205,24 @@ public final class BlockReferenceTable: @unchecked Sendable {
     // MARK: Invalidation
 
     /// Adds upper-level tables that walks of this space went through.
-    public func noteUpperTables(_ tables: Set<UInt64>) { upperTables.formUnion(tables) }
+    public mutating func noteUpperTables(_ tables: Set<UInt64>) { upperTables.formUnion(tables) }
 
     /// Frames that were written: entries that read them are dropped, entries mapped by them are
     /// checked again before use (all of them when an upper-level table was written). Returns the
     /// written frames that dropped entries had read (worth reading again before the next scan).
     @discardableResult
-    public func invalidate(_ written: some Sequence<UInt64>) -> [UInt64] {
+    public mutating func invalidate(_ written: some Sequence<UInt64>) -> [UInt64] {
         var allSuspect = false
         var dropped: [UInt64] = []
         for frame in written {
             if let page = pageOfFrame.removeValue(forKey: frame) {
                 dropped.append(frame)
                 for page in [page] + (morePagesOfFrame.removeValue(forKey: frame) ?? []) {
-                    forEachBlock(overlapping: page...(page + 4095)) { drop($0) }
+                    for b in blocks(overlapping: page...(page + 4095)) { drop(b) }
                 }
             }
             if let pages = pagesOfTable[frame] {
-                forEachBlock(overlapping: pages.lowerBound...(pages.upperBound + 4095)) { if offsets[$0] >= 0 { suspect[$0] = true } }
+                for b in blocks(overlapping: pages.lowerBound...(pages.upperBound + 4095)) where offsets[b] >= 0 { suspect[b] = true }
             }
             if upperTables.contains(frame) { allSuspect = true }
         }
@@ -237,7 +234,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
     }
 
     /// Forgets every entry (the index stays).
-    public func invalidateAll() {
+    public mutating func invalidateAll() {
         offsets = [Int](repeating: -1, count: index.count)
         suspect = [Bool](repeating: false, count: index.count)
         words = []
@@ -248,14 +245,14 @@ public final class BlockReferenceTable: @unchecked Sendable {
         upperTables = []
     }
 
-    public func resetCounters() {
+    public mutating func resetCounters() {
         blocksReused = 0
         blocksResolved = 0
     }
 
     /// The latest write the write history knew of block `b`'s frames when its entry was made, or
     /// nil without an entry; looked up (and kept) with `history` the first time.
-    public func lastWrite(of b: Int, history: PageWriteHistory) -> UInt64? {
+    public mutating func lastWrite(of b: Int, history: PageWriteHistory) -> UInt64? {
         let offset = offsets[b]
         guard offset >= 0 else { return nil }
         if words[offset + 1] == BlockReferences.notLookedUp {
@@ -271,7 +268,7 @@ public final class BlockReferenceTable: @unchecked Sendable {
     // MARK: Bookkeeping
 
     /// Records what block `b`'s entry depends on, for `invalidate`.
-    private func register(_ b: Int) {
+    private mutating func register(_ b: Int) {
         var page = index.starts[b] & ~0xFFF
         BlockReferences.forEachDependency(in: words, at: offsets[b]) { frame, table in
             if frame != BlockReferences.notPresent {
@@ -290,15 +287,16 @@ public final class BlockReferenceTable: @unchecked Sendable {
         }
     }
 
-    private func drop(_ b: Int) {
+    private mutating func drop(_ b: Int) {
         guard offsets[b] >= 0 else { return }
         liveWords -= BlockReferences.length(in: words, at: offsets[b])
         offsets[b] = -1
         suspect[b] = false
     }
 
-    /// Calls `body` with every block that has a byte in `pages`.
-    private func forEachBlock(overlapping pages: ClosedRange<UInt64>, _ body: (Int) -> Void) {
+    /// Every block that has a byte in `pages`.
+    private func blocks(overlapping pages: ClosedRange<UInt64>) -> [Int] {
+        var found: [Int] = []
         let starts = index.starts
         var i = partitionPoint(count: starts.count) { starts[$0] <= pages.upperBound }
         // Without overlapping blocks, ends only fall going down: stop at the first that ends
@@ -306,15 +304,16 @@ public final class BlockReferenceTable: @unchecked Sendable {
         while i > 0 {
             i -= 1
             if index.end(of: i) > pages.lowerBound || index.starts[i] >= pages.lowerBound {
-                body(i)
+                found.append(i)
             } else if !overlapping {
                 break
             }
         }
+        return found
     }
 
     /// Rewrites `words` without the dropped entries once they are most of it.
-    private func compactIfWasteful() {
+    private mutating func compactIfWasteful() {
         guard words.count > 4096, liveWords < words.count / 2 else { return }
         var compacted: [UInt64] = []
         compacted.reserveCapacity(liveWords)

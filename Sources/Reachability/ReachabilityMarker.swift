@@ -24,21 +24,24 @@ public struct ReachabilityMarker {
     ///   - rootRanges: memory that holds roots (stacks, TLS, writable data of loaded objects).
     ///   - rootWords: root values not in memory (thread registers).
     ///   - heuristics: which interior pointers count as start pointers (none by default).
-    ///   - references: what earlier scans resolved of each block, kept for later ones; its index
-    ///     must be `index`. A block's kept references are used instead of its memory; a block
-    ///     without them is read from `memory` and, when `memory` can say what they depend on,
-    ///     they are kept.
     public func classify(_ index: HeapBlockIndex, rootRanges: [Range<UInt64>], rootWords: [UInt64],
                          memory: inout some CandidateSource,
-                         heuristics: LeakCheckHeuristics = .none,
-                         references: BlockReferenceTable? = nil) -> ReachabilityResult {
-        assert(references.map { $0.index.starts == index.starts } ?? true, "the reference table's index is another")
+                         heuristics: LeakCheckHeuristics = .none) -> ReachabilityResult {
+        var table = BlockReferenceTable.transient(for: index)
+        return classify(rootRanges: rootRanges, rootWords: rootWords, memory: &memory, heuristics: heuristics, references: &table)
+    }
+
+    /// Classifies every block of `table`'s index, using and keeping what earlier scans resolved of
+    /// each block: a block's kept references are used instead of its memory; a block without them
+    /// is read from `memory` and, when `memory` can say what they depend on, they are kept.
+    public func classify(rootRanges: [Range<UInt64>], rootWords: [UInt64], memory: inout some CandidateSource,
+                         heuristics: LeakCheckHeuristics = .none, references table: inout BlockReferenceTable) -> ReachabilityResult {
+        let index = table.index
         let n = index.count
         var result = ReachabilityResult(classes: [ReachabilityClass?](repeating: .directLeak, count: n),
                                         leaders: [Int](repeating: -1, count: n),
                                         indirectBytes: [UInt64](repeating: 0, count: n))
         guard n > 0 else { return result }
-        let table = references ?? BlockReferenceTable.transient(for: index)
         let span = table.span
         // 0 unreached, 1 possible, 2 reachable.
         var state = [UInt8](repeating: 0, count: n)
