@@ -98,7 +98,7 @@ public struct AddressSpaceLedger: Sendable, Codable {
         guard scan.complete else { return }
         var samples: [UInt32: SiteSample] = [:]
         for (address, block) in blocks {
-            guard let verdict = scan.verdicts[address], !verdict.reachability.isLeak else { continue }
+            guard let verdict = scan.verdict(of: address, block), !verdict.reachability.isLeak else { continue }
             var sample = samples[block.stack] ?? SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0)
             sample.blocks += 1
             sample.bytes = sample.bytes.addingSaturated(block.size)

@@ -23,6 +23,14 @@ public struct SpaceScan: Sendable, Codable {
     }
 }
 
+extension SpaceScan {
+    /// The verdict of the block at `address`, unless the block is newer than the scan (allocated
+    /// after it, possibly where a block it judged was freed): such a block has none yet.
+    public func verdict(of address: UInt64, _ block: LiveBlock) -> BlockVerdict? {
+        block.time <= time ? verdicts[address] : nil
+    }
+}
+
 /// A block's class, and for staleness when its memory was last written.
 public struct BlockVerdict: Sendable, Equatable, Codable {
     public var reachability: ReachabilityClass

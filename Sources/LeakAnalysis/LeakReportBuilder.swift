@@ -36,16 +36,17 @@ public struct LeakReportBuilder: Sendable {
             var grouped: [Key: [(UInt64, LiveBlock)]] = [:]
             var classes = ClassTotals()
             for (address, block) in space.blocks {
-                let reachability = scan?.verdicts[address]?.reachability
+                let verdict = scan?.verdict(of: address, block)
+                let reachability = verdict?.reachability
                 grouped[Key(function: block.function, stack: block.stack, reachability: reachability), default: []].append((address, block))
                 classes[reachability] = classes[reachability] + BlockTotal(blocks: 1, bytes: block.size)
-                if let via = scan?.verdicts[address]?.viaHeuristic { classes.addReachable(via: via, bytes: block.size) }
+                if let via = verdict?.viaHeuristic { classes.addReachable(via: via, bytes: block.size) }
             }
             let staleAfter = ScanLimits.nanoseconds(staleAfterSeconds)
             var groups = grouped.map { key, members in
                 let blocks = members.map(\.1)
                 let sizes = blocks.map(\.size).sorted(by: >)
-                let verdicts = members.compactMap { scan?.verdicts[$0.0] }
+                let verdicts = members.compactMap { scan?.verdict(of: $0.0, $0.1) }
                 return AllocationGroup(function: key.function, blocks: blocks.count, bytes: UInt64.saturatedSum(sizes),
                                        sizes: Array(sizes.prefix(16)),
                                        oldestSeconds: Double(blocks.map(\.time).min() ?? 0) / 1e9,
@@ -117,7 +118,7 @@ public struct LeakReportBuilder: Sendable {
     static func details(_ members: [(UInt64, LiveBlock)], _ scan: SpaceScan?) -> [BlockDetail] {
         members.sorted { ($0.1.time, $0.0) < ($1.1.time, $1.0) }.prefix(BlockDetail.limit).map { address, block in
             BlockDetail(address: address, size: block.size, allocatedSeconds: Double(block.time) / 1e9,
-                        lastWrittenSeconds: scan?.verdicts[address].map { Double($0.lastWritten) / 1e9 })
+                        lastWrittenSeconds: scan?.verdict(of: address, block).map { Double($0.lastWritten) / 1e9 })
         }
     }
 

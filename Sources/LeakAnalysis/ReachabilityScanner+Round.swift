@@ -25,17 +25,21 @@ extension ReachabilityScanner {
         let scans = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
             scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
         }) ?? []
-        return LiveScanRound(scans: scans, pagesRefreshed: refreshed, pauseSeconds: Double(clock.now &- pauseStarted) / 1e9)
+        let pauseSeconds = Double(clock.now &- pauseStarted) / 1e9
+        // The ledger's bookkeeping of the scans (its site history) needs no pause: blocks
+        // allocated since are newer than the scan, and no verdict applies to them.
+        for (root, scan) in scans { ledger.record(scan, for: root, staleAfter: staleAfter) }
+        return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed, pauseSeconds: pauseSeconds)
     }
 
     /// The exact phase: scans every live process that has outstanding blocks ("periodic" names each
     /// scan full or incremental from what the cache could reuse), until `deadline` (monotonic ns).
-    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [SpaceScan] {
+    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [(root: PageTableRoot, scan: SpaceScan)] {
         let wanted = ledger.scannableSpaces()
         guard !wanted.isEmpty, let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus),
               let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
         let processes = Self.userAddressSpaces(among: tasks)
-        var scans: [SpaceScan] = []
+        var scans: [(root: PageTableRoot, scan: SpaceScan)] = []
         let first = state.withLock { s in
             s.lastFrames = []
             // Spaces that ended, or have no blocks left, need no kept references.
@@ -52,8 +56,8 @@ extension ReachabilityScanner {
             }
             guard let root = try? view.pageTableRoot(ofMM: mm), wanted.contains(root) else { continue }
             if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "periodic",
-                               pauseStarted: pauseStarted, deadline: deadline) {
-                scans.append(scan)
+                               pauseStarted: pauseStarted, deadline: deadline, recording: false) {
+                scans.append((root, scan))
                 if !scan.complete { state.withLock { $0.nextRoundStart = (first + k + 1) % processes.count } }
             }
         }

@@ -11,11 +11,12 @@ extension ReachabilityScanner {
     /// exiting task alone, and `exitedThreads` the group's threads that died in the exit before it;
     /// for an exec: none). The scan stops at `deadline` (monotonic ns; default: the scan time limit
     /// from now) or at the memory limit, with an incomplete result. Returns nil when the space has
-    /// no live blocks.
+    /// no live blocks. The ledger records the scan unless `recording` is false (a round records its
+    /// scans after the pause).
     @discardableResult
     public func scan(space root: PageTableRoot, mm: UInt64, threads: [GuestTask], exitedThreads: [ThreadRootState] = [],
                      view: KernelView, current: [Int: UInt64],
-                     kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil) -> SpaceScan? {
+                     kind: String, pauseStarted: UInt64? = nil, deadline: UInt64? = nil, recording: Bool = true) -> SpaceScan? {
         let (blocks, version) = ledger.liveBlocksAndVersion(of: root)
         guard !blocks.isEmpty else { return nil }
         let started = clock.now
@@ -66,7 +67,7 @@ extension ReachabilityScanner {
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData
             let marked = ReachabilityMarker().classify(rootRanges: roots.ranges.map(\.range), rootWords: roots.registerWords,
-                                                       memory: &source, heuristics: heuristics, references: &table)
+                                                       processMemory: &source, heuristics: heuristics, references: &table)
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
@@ -104,7 +105,7 @@ extension ReachabilityScanner {
             }
             return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
         }
-        ledger.record(scan, for: root, staleAfter: staleAfter)
+        if recording { ledger.record(scan, for: root, staleAfter: staleAfter) }
         return scan
     }
 

@@ -31,6 +31,13 @@ public struct ReachabilityMarker {
         return classify(rootRanges: rootRanges, rootWords: rootWords, memory: &memory, heuristics: heuristics, references: &table)
     }
 
+    /// `classify(rootRanges:rootWords:memory:heuristics:references:)` over a process's memory:
+    /// the same marking, specialized here for the source every process scan uses.
+    public func classify(rootRanges: [Range<UInt64>], rootWords: [UInt64], processMemory memory: inout ProcessMemorySource,
+                         heuristics: LeakCheckHeuristics = .none, references table: inout BlockReferenceTable) -> ReachabilityResult {
+        classify(rootRanges: rootRanges, rootWords: rootWords, memory: &memory, heuristics: heuristics, references: &table)
+    }
+
     /// Classifies every block of `table`'s index, using and keeping what earlier scans resolved of
     /// each block: a block's kept references are used instead of its memory; a block without them
     /// is read from `memory` and, when `memory` can say what they depend on, they are kept.
@@ -43,15 +50,7 @@ public struct ReachabilityMarker {
                                         indirectBytes: [UInt64](repeating: 0, count: n))
         guard n > 0 else { return result }
         let span = table.span
-        // 0 unreached, 1 possible, 2 reachable.
-        var state = [UInt8](repeating: 0, count: n)
-        var via = [LeakCheckHeuristic?](repeating: nil, count: n)
-        // Interior pointers already tried against the heuristics (a value names one block and offset).
-        var tried: [UInt64: LeakCheckHeuristic?] = [:]
-        // Interior pointers from roots or reachable blocks, tried once the range being scanned is done
-        // (the heuristics read the block from `memory`, which cannot be read while it serves words).
-        var interior: [(value: UInt64, block: Int)] = []
-        var work: [Int] = []
+        var marking = Marking(count: n, heuristics: heuristics)
         // Where a block's references start in the table's words: kept ones, or resolved now from
         // memory (and kept when what they depend on is known).
         func referencesOffset(of b: Int) -> Int {
@@ -75,65 +74,33 @@ public struct ReachabilityMarker {
             let dependencies = table.keeps && !memory.isIncomplete ? memory.dependencies(of: range) : nil
             return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies)
         }
+        for value in rootWords { marking.reach(value, index: index, span: span, definite: true) }
+        marking.tryHeuristics(index: index, memory: &memory)
+        for range in rootRanges {
+            memory.forEachCandidate(in: range) { marking.reach($0, index: index, span: span, definite: true) }
+            marking.tryHeuristics(index: index, memory: &memory)
+        }
+        while let b = marking.work.popLast(), !memory.isIncomplete {
+            let definite = marking.state[b] == 2
+            let offset = referencesOffset(of: b)
+            var k = BlockReferences.hitsStart(offset)
+            for _ in 0..<BlockReferences.counts(in: table.words, at: offset).hits {
+                let target = table.words[k + 1]
+                marking.reach(table.words[k], block: Int(target >> 1), atStart: target & 1 != 0, definite: definite)
+                k += 2
+            }
+            marking.tryHeuristics(index: index, memory: &memory)
+        }
+        let state = marking.state, via = marking.via
         // Each pointer in block `b` to a block: its value, the block, whether it is the block's start.
         func forEachHit(of b: Int, _ body: (UInt64, Int, Bool) -> Void) {
             let offset = referencesOffset(of: b)
-            let count = BlockReferences.counts(in: table.words, at: offset).hits
-            table.words.withUnsafeBufferPointer { words in
-                var k = BlockReferences.hitsStart(offset)
-                for _ in 0..<count {
-                    let target = words[k + 1]
-                    body(words[k], Int(target >> 1), target & 1 != 0)
-                    k += 2
-                }
+            var k = BlockReferences.hitsStart(offset)
+            for _ in 0..<BlockReferences.counts(in: table.words, at: offset).hits {
+                let target = table.words[k + 1]
+                body(table.words[k], Int(target >> 1), target & 1 != 0)
+                k += 2
             }
-        }
-        func reach(_ value: UInt64, definite: Bool) {
-            guard span.contains(value), let hit = index.block(containing: value) else { return }
-            reach(value, block: hit.block, atStart: hit.atStart, definite: definite)
-        }
-        func reach(_ value: UInt64, block b: Int, atStart: Bool, definite: Bool) {
-            if atStart && definite {
-                if state[b] != 2 { state[b] = 2; work.append(b) }
-                via[b] = nil
-            } else if definite, !heuristics.enabled.isEmpty {
-                if state[b] != 2 { interior.append((value, b)) }
-            } else if state[b] == 0 {
-                state[b] = 1; work.append(b)
-            }
-        }
-        func tryHeuristics() {
-            for (value, b) in interior where state[b] != 2 {
-                let found: LeakCheckHeuristic?
-                if let known = tried[value] {
-                    found = known
-                } else {
-                    let start = index.starts[b], size = index.sizes[b]
-                    found = heuristics.match(offset: value &- start, blockSize: size) { k in
-                        let (end, overflow) = k.addingReportingOverflow(8)
-                        guard !overflow, end <= size else { return nil }
-                        return memory.word(at: start &+ k)
-                    }
-                    tried[value] = found
-                }
-                if let found {
-                    state[b] = 2; via[b] = found; work.append(b)
-                } else if state[b] == 0 {
-                    state[b] = 1; work.append(b)
-                }
-            }
-            interior.removeAll(keepingCapacity: true)
-        }
-        for value in rootWords { reach(value, definite: true) }
-        tryHeuristics()
-        for range in rootRanges {
-            memory.forEachCandidate(in: range) { reach($0, definite: true) }
-            tryHeuristics()
-        }
-        while let b = work.popLast(), !memory.isIncomplete {
-            let definite = state[b] == 2
-            forEachHit(of: b) { reach($0, block: $1, atStart: $2, definite: definite) }
-            tryHeuristics()
         }
         guard !memory.isIncomplete else {
             // Only a chain of start pointers found in memory that was read proves anything.
@@ -219,5 +186,69 @@ public struct ReachabilityResult: Sendable {
         result.complete = false
         result.leakGroupingComplete = false
         return result
+    }
+}
+
+/// The marking's state: each block's mark, why a heuristic made it reachable, what is left to
+/// scan. Its own value (not variables captured by closures), so the hot loop does plain array work.
+private struct Marking {
+    /// 0 unreached, 1 possibly lost, 2 reachable.
+    var state: [UInt8]
+    var via: [LeakCheckHeuristic?]
+    var work: [Int] = []
+    let heuristics: LeakCheckHeuristics
+    let usesHeuristics: Bool
+    /// Interior pointers from roots or reachable blocks, tried once the range being scanned is done
+    /// (the heuristics read the block from memory, which cannot be read while it serves words).
+    var interior: [(value: UInt64, block: Int)] = []
+    /// Interior pointers already tried against the heuristics (a value names one block and offset).
+    var tried: [UInt64: LeakCheckHeuristic?] = [:]
+
+    init(count: Int, heuristics: LeakCheckHeuristics) {
+        state = [UInt8](repeating: 0, count: count)
+        via = [LeakCheckHeuristic?](repeating: nil, count: count)
+        self.heuristics = heuristics
+        usesHeuristics = !heuristics.enabled.isEmpty
+    }
+
+    mutating func reach(_ value: UInt64, index: HeapBlockIndex, span: Range<UInt64>, definite: Bool) {
+        guard span.contains(value), let hit = index.block(containing: value) else { return }
+        reach(value, block: hit.block, atStart: hit.atStart, definite: definite)
+    }
+
+    @inline(__always)
+    mutating func reach(_ value: UInt64, block b: Int, atStart: Bool, definite: Bool) {
+        if atStart && definite {
+            if state[b] != 2 { state[b] = 2; work.append(b) }
+            if via[b] != nil { via[b] = nil }
+        } else if definite, usesHeuristics {
+            if state[b] != 2 { interior.append((value, b)) }
+        } else if state[b] == 0 {
+            state[b] = 1; work.append(b)
+        }
+    }
+
+    mutating func tryHeuristics(index: HeapBlockIndex, memory: inout some CandidateSource) {
+        guard !interior.isEmpty else { return }
+        for (value, b) in interior where state[b] != 2 {
+            let found: LeakCheckHeuristic?
+            if let known = tried[value] {
+                found = known
+            } else {
+                let start = index.starts[b], size = index.sizes[b]
+                found = heuristics.match(offset: value &- start, blockSize: size) { k in
+                    let (end, overflow) = k.addingReportingOverflow(8)
+                    guard !overflow, end <= size else { return nil }
+                    return memory.word(at: start &+ k)
+                }
+                tried[value] = found
+            }
+            if let found {
+                state[b] = 2; via[b] = found; work.append(b)
+            } else if state[b] == 0 {
+                state[b] = 1; work.append(b)
+            }
+        }
+        interior.removeAll(keepingCapacity: true)
     }
 }

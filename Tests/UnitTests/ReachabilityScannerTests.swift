@@ -258,4 +258,20 @@ import X86
         #expect(second.figures.blocksResolved == 3 && second.figures.blocksReused == 0)
         #expect(classes(second) == [Self.reachable: .reachable, Self.leaked: .directLeak, Self.indirect: .directLeak])
     }
+
+    /// A block freed after a scan and allocated again at the same address is a new block: the
+    /// scan's verdict of the old one does not apply to it.
+    @Test func aBlockAllocatedAfterTheScanWhereAJudgedOneWasHasNoVerdict() throws {
+        let s = try setup()
+        let scan = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        let before = try #require(s.ledger.snapshot().spaces.first?.blocks[Self.leaked])
+        #expect(scan.verdict(of: Self.leaked, before)?.reachability == .directLeak)
+        _ = s.ledger.release(in: s.process.root, address: Self.leaked, function: .free, stack: [0x40_1000], thread: 42,
+                             time: scan.time + 1, strict: true)
+        s.ledger.allocate(in: s.process.root, address: Self.leaked, size: 64, function: .malloc, stack: [0x40_1000], thread: 42,
+                          time: scan.time + 2)
+        let after = try #require(s.ledger.snapshot().spaces.first?.blocks[Self.leaked])
+        #expect(scan.verdict(of: Self.leaked, after) == nil)
+        #expect(scan.verdict(of: Self.reachable, try #require(s.ledger.snapshot().spaces.first?.blocks[Self.reachable]))?.reachability == .reachable)
+    }
 }
