@@ -80,7 +80,7 @@ public struct ReachabilityMarker {
             memory.forEachCandidate(in: range) { marking.reach($0, index: index, span: span, definite: true) }
             marking.tryHeuristics(index: index, memory: &memory)
         }
-        while let b = marking.work.popLast(), !memory.isIncomplete {
+        while let b = marking.next(), !memory.isIncomplete {
             let definite = marking.state[b] == 2
             let offset = referencesOffset(of: b)
             var k = BlockReferences.hitsStart(offset)
@@ -195,7 +195,10 @@ private struct Marking {
     /// 0 unreached, 1 possibly lost, 2 reachable.
     var state: [UInt8]
     var via: [LeakCheckHeuristic?]
+    /// Blocks to scan: those found reachable first, so that a block is rarely scanned first as
+    /// possibly lost and then again as reachable (the result does not depend on the order).
     var work: [Int] = []
+    var possible: [Int] = []
     let heuristics: LeakCheckHeuristics
     let usesHeuristics: Bool
     /// Interior pointers from roots or reachable blocks, tried once the range being scanned is done
@@ -211,6 +214,15 @@ private struct Marking {
         usesHeuristics = !heuristics.enabled.isEmpty
     }
 
+    /// The next block to scan: a reachable one, else one still only possibly lost.
+    mutating func next() -> Int? {
+        if let b = work.popLast() { return b }
+        while let b = possible.popLast() {
+            if state[b] == 1 { return b }
+        }
+        return nil
+    }
+
     mutating func reach(_ value: UInt64, index: HeapBlockIndex, span: Range<UInt64>, definite: Bool) {
         guard span.contains(value), let hit = index.block(containing: value) else { return }
         reach(value, block: hit.block, atStart: hit.atStart, definite: definite)
@@ -224,7 +236,7 @@ private struct Marking {
         } else if definite, usesHeuristics {
             if state[b] != 2 { interior.append((value, b)) }
         } else if state[b] == 0 {
-            state[b] = 1; work.append(b)
+            state[b] = 1; possible.append(b)
         }
     }
 
@@ -246,7 +258,7 @@ private struct Marking {
             if let found {
                 state[b] = 2; via[b] = found; work.append(b)
             } else if state[b] == 0 {
-                state[b] = 1; work.append(b)
+                state[b] = 1; possible.append(b)
             }
         }
         interior.removeAll(keepingCapacity: true)
