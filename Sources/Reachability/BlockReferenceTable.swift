@@ -41,6 +41,8 @@ public struct BlockReferenceTable: Sendable {
     private var pagesOfTable: [UInt64: ClosedRange<UInt64>] = [:]
     /// Upper-level table frames (above the leaf entries) the space's walks went through.
     private var upperTables: Set<UInt64> = []
+    /// The page, frame and table `register` recorded last.
+    private var lastRegistered: (page: UInt64, frame: UInt64, table: UInt64)?
     /// A block being resolved: its hits (pairs) and misses so far.
     private var pendingHits: [UInt64] = []
     private var pendingMisses: [UInt64] = []
@@ -84,6 +86,7 @@ public struct BlockReferenceTable: Sendable {
         pageOfFrame = [:]
         morePagesOfFrame = [:]
         pagesOfTable = [:]
+        lastRegistered = nil
     }
 
     /// Makes `blocks` (start, size, allocation time; any order) the index, unless `version` says the
@@ -212,6 +215,7 @@ public struct BlockReferenceTable: Sendable {
     /// written frames that dropped entries had read (worth reading again before the next scan).
     @discardableResult
     public mutating func invalidate(_ written: some Sequence<UInt64>) -> [UInt64] {
+        lastRegistered = nil
         var allSuspect = false
         var dropped: [UInt64] = []
         for frame in written {
@@ -243,6 +247,7 @@ public struct BlockReferenceTable: Sendable {
         morePagesOfFrame = [:]
         pagesOfTable = [:]
         upperTables = []
+        lastRegistered = nil
     }
 
     public mutating func resetCounters() {
@@ -271,6 +276,10 @@ public struct BlockReferenceTable: Sendable {
     private mutating func register(_ b: Int) {
         var page = index.starts[b] & ~0xFFF
         BlockReferences.forEachDependency(in: words, at: offsets[b]) { frame, table in
+            defer { page &+= 4096 }
+            // Neighbouring blocks share pages: the last one registered is known already.
+            if let last = lastRegistered, last.page == page, last.frame == frame, last.table == table { return }
+            lastRegistered = (page, frame, table)
             if frame != BlockReferences.notPresent {
                 if let known = pageOfFrame[frame] {
                     if known != page, !(morePagesOfFrame[frame]?.contains(page) ?? false) { morePagesOfFrame[frame, default: []].append(page) }
@@ -283,7 +292,6 @@ public struct BlockReferenceTable: Sendable {
             } else {
                 pagesOfTable[table] = page...page
             }
-            page &+= 4096
         }
     }
 

@@ -18,6 +18,9 @@ public struct ProcessMemorySource: CandidateSource {
     private var smallPages: [UInt64: (frame: UInt64?, table: UInt64)] = [:]
     /// Huge page base → its first frame, size (2 MiB or 1 GiB) and the table holding its entry, for this scan.
     private var hugePages: [UInt64: (frame: UInt64, size: UInt64, table: UInt64)] = [:]
+    /// The last 4 KiB page's candidate words and mapping asked for (neighbouring blocks share pages).
+    private var lastWords: (page: UInt64, words: [UInt64])?
+    private var lastMapping: (page: UInt64, frame: UInt64?, table: UInt64)?
     /// Page-table frames above the leaf entries that this scan's walks read.
     public private(set) var upperTables: Set<UInt64> = []
     /// Virtual page → its frame and candidate words, once this scan has fetched them.
@@ -73,7 +76,11 @@ public struct ProcessMemorySource: CandidateSource {
     /// `frame(ofPage:)`, with the page-table frame that holds the page's entry (or the entry found
     /// not present); nil when a table could not be read.
     mutating func mapping(ofPage page: UInt64) -> (frame: UInt64?, table: UInt64?, skip: UInt64) {
-        if let known = smallPages[page] { return (known.frame, known.table, 4096) }
+        if let last = lastMapping, last.page == page { return (last.frame, last.table, 4096) }
+        if let known = smallPages[page] {
+            lastMapping = (page, known.frame, known.table)
+            return (known.frame, known.table, 4096)
+        }
         for size in [PageSize.twoMiB.bytes, PageSize.oneGiB.bytes] {
             if let huge = hugePages[page & ~(size - 1)], page & ~(huge.size - 1) == page & ~(size - 1) {
                 return (huge.frame &+ ((page & (huge.size - 1)) >> 12), huge.table, 4096)
@@ -131,12 +138,18 @@ public struct ProcessMemorySource: CandidateSource {
 
     /// The candidate words of a user page, or nil when it has none; and how far to move on.
     mutating func words(ofPage page: UInt64) -> (words: [UInt64]?, skip: UInt64) {
-        if let known = pageWords[page] { return (known.words, 4096) }
+        // Neighbouring blocks share pages: the last page asked for is kept at hand.
+        if let last = lastWords, last.page == page { return (last.words, 4096) }
+        if let known = pageWords[page] {
+            lastWords = (page, known.words)
+            return (known.words, 4096)
+        }
         let (frame, skip) = frame(ofPage: page)
         guard let frame else { return (nil, skip) }
         do {
             let read = try cache.candidates(frame: frame, memory: space.memory)
             pageWords[page] = (frame, read)
+            lastWords = (page, read)
             return (read, 4096)
         } catch {
             unreadablePages += 1
