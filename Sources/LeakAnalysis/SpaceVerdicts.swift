@@ -4,8 +4,10 @@ import Reachability
 /// One address space's verdicts as of its last scan, kept so that a rescan changes only the
 /// entries of blocks whose verdict changed instead of building them all again.
 struct SpaceVerdicts: Sendable {
-    /// The ledger version (block index) `perBlock` is aligned with.
+    /// The ledger version and block index (with allocation times) `perBlock` is aligned with.
     private var version: UInt64?
+    private var index = HeapBlockIndex(blocks: [])
+    private var times: [UInt64] = []
     private var perBlock: [BlockVerdict?] = []
     private(set) var byAddress: [UInt64: BlockVerdict] = [:]
 
@@ -17,10 +19,7 @@ struct SpaceVerdicts: Sendable {
                          history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
         let index = table.index
         if version == nil || version != table.version || perBlock.count != index.count {
-            version = table.version
-            perBlock = [BlockVerdict?](repeating: nil, count: index.count)
-            byAddress = [:]
-            byAddress.reserveCapacity(index.count)
+            follow(table)
         }
         for i in 0..<index.count {
             let verdict = Self.verdict(of: i, &table, result, source: &source, history: history, now: now)
@@ -29,6 +28,40 @@ struct SpaceVerdicts: Sendable {
             byAddress[index.starts[i]] = verdict
         }
         return byAddress
+    }
+
+    /// Aligns the kept verdicts with `table`'s index: a block still there (same start, size and
+    /// allocation time) keeps its verdict until it is computed again; the verdicts of blocks that
+    /// are gone leave the map.
+    private mutating func follow(_ table: BlockReferenceTable) {
+        let (old, oldTimes, oldVerdicts) = (index, times, perBlock)
+        index = table.index
+        times = table.times
+        version = table.version
+        perBlock = [BlockVerdict?](repeating: nil, count: index.count)
+        guard oldVerdicts.count == old.count, !oldVerdicts.isEmpty else {
+            byAddress = [:]
+            byAddress.reserveCapacity(index.count)
+            return
+        }
+        var i = 0
+        for j in 0..<index.count {
+            while i < old.count, old.starts[i] < index.starts[j] {
+                byAddress[old.starts[i]] = nil
+                i += 1
+            }
+            guard i < old.count, old.starts[i] == index.starts[j] else { continue }
+            if old.sizes[i] == index.sizes[j], oldTimes[i] == times[j] {
+                perBlock[j] = oldVerdicts[i]
+            } else {
+                byAddress[old.starts[i]] = nil
+            }
+            i += 1
+        }
+        while i < old.count {
+            byAddress[old.starts[i]] = nil
+            i += 1
+        }
     }
 
     static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,

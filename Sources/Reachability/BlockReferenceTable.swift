@@ -79,8 +79,13 @@ public struct BlockReferenceTable: Sendable {
         times = newTimes
         span = newIndex.span
         overlapping = newIndex.hasOverlaps
-        offsets = [Int](repeating: -1, count: newIndex.count)
-        suspect = [Bool](repeating: false, count: newIndex.count)
+        removeEntries()
+    }
+
+    /// No entry for any block of the index, and nothing recorded of what entries depended on.
+    private mutating func removeEntries() {
+        offsets = [Int](repeating: -1, count: index.count)
+        suspect = [Bool](repeating: false, count: index.count)
         words = []
         liveWords = 0
         pageOfFrame = [:]
@@ -239,15 +244,8 @@ public struct BlockReferenceTable: Sendable {
 
     /// Forgets every entry (the index stays).
     public mutating func invalidateAll() {
-        offsets = [Int](repeating: -1, count: index.count)
-        suspect = [Bool](repeating: false, count: index.count)
-        words = []
-        liveWords = 0
-        pageOfFrame = [:]
-        morePagesOfFrame = [:]
-        pagesOfTable = [:]
+        removeEntries()
         upperTables = []
-        lastRegistered = nil
     }
 
     public mutating func resetCounters() {
