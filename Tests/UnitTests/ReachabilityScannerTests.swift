@@ -1,9 +1,11 @@
+import Foundation
 import AllocationLedger
 import GuestInterface
 import GuestMemory
 @testable import Introspection
 @testable import LeakAnalysis
 import Reachability
+import ReportFormats
 import Testing
 import X86
 
@@ -273,5 +275,20 @@ import X86
         let after = try #require(s.ledger.snapshot().spaces.first?.blocks[Self.leaked])
         #expect(scan.verdict(of: Self.leaked, after) == nil)
         #expect(scan.verdict(of: Self.reachable, try #require(s.ledger.snapshot().spaces.first?.blocks[Self.reachable]))?.reachability == .reachable)
+    }
+
+    /// A report made from an incremental scan's figures (blocks kept and resolved, the time of
+    /// each step) is valid against the report schema.
+    @Test(.enabled(if: JSONSchemaValidator.available, "needs python3-jsonschema (scripts/setup.sh)"))
+    func aReportWithIncrementalScanFiguresValidatesAgainstTheSchema() throws {
+        let s = try setup()
+        _ = s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5)
+        let rescan = try #require(s.scanner.scanLiveProcesses(of: s.guest, pauseTimeout: 5).scans.first)
+        #expect(rescan.figures.blocksReused == 3 && rescan.figures.phases != nil)
+        let report = LeakReportBuilder(files: GuestSymbolFiles()).build(s.ledger.snapshot(), seconds: 2)
+        #expect(report.processes.first?.scan?.figures.blocksReused == 3)
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/schemas/leak-report-v2.schema.json").path
+        #expect(try JSONSchemaValidator.errors(try ReportRenderer.render(report, as: .json), schema: schema) == [])
     }
 }
