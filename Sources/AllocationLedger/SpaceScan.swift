@@ -103,7 +103,7 @@ public struct SiteSample: Sendable, Equatable, Codable {
 
 /// Seconds each step of a scan took: the block index (and the kept references carried over to
 /// it), the roots, the marking (reading and resolving what was not kept included), the verdicts.
-public struct ScanPhases: Sendable, Codable, Equatable {
+public struct ScanPhases: Sendable, Codable, Equatable, CustomStringConvertible {
     public var index: Double
     public var roots: Double
     public var marking: Double

@@ -31,7 +31,6 @@ extension ReachabilityScanner {
                 // What earlier scans left would take most of this scan's memory: start afresh.
                 s.invalidateAll()
                 s.tables = [:]
-                s.verdicts = [:]
                 s.lastFrames = []
             }
             // Out of the map while in use, so that it is changed in place.
@@ -89,19 +88,15 @@ extension ReachabilityScanner {
             figures.phases = ScanPhases(index: Double(indexed &- started) / 1e9, roots: Double(rooted &- indexed) / 1e9,
                                         marking: Double(marking &- rooted) / 1e9, verdicts: Double(now &- marking) / 1e9)
             s.pagesDirtiedSinceScan = 0
+            // The space of an exiting process ends with this scan: nothing of it is kept.
+            if kind == Self.exitKind { s.verdicts[root] = nil } else { s.tables[root] = table }
             // Exit scans between periodic ones would otherwise keep the frames of every exited
             // process: past half the memory limit, keep only what the scans since the last trim
             // used, and only this space's references.
-            s.tables[root] = table
             if s.storedBytes > s.limits.memoryBytes / 2 {
                 s.cache.retainTouched()
-                s.tables = [root: table]
+                s.tables = s.tables.filter { $0.key == root }
                 s.verdicts = s.verdicts.filter { $0.key == root }
-            }
-            // The space of an exiting process ends with this scan.
-            if kind == Self.exitKind {
-                s.tables[root] = nil
-                s.verdicts[root] = nil
             }
             return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
         }

@@ -44,23 +44,8 @@ struct SpaceVerdicts: Sendable {
             byAddress.reserveCapacity(index.count)
             return
         }
-        var i = 0
-        for j in 0..<index.count {
-            while i < old.count, old.starts[i] < index.starts[j] {
-                byAddress[old.starts[i]] = nil
-                i += 1
-            }
-            guard i < old.count, old.starts[i] == index.starts[j] else { continue }
-            if old.sizes[i] == index.sizes[j], oldTimes[i] == times[j] {
-                perBlock[j] = oldVerdicts[i]
-            } else {
-                byAddress[old.starts[i]] = nil
-            }
-            i += 1
-        }
-        while i < old.count {
-            byAddress[old.starts[i]] = nil
-            i += 1
+        for (i, j) in index.survivors(of: old, olderTimes: oldTimes, times: times).enumerated() {
+            if j >= 0 { perBlock[j] = oldVerdicts[i] } else { byAddress[old.starts[i]] = nil }
         }
     }
 

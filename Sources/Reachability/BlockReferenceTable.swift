@@ -31,7 +31,7 @@ public struct BlockReferenceTable: Sendable {
     private var offsets: [Int]
     /// Blocks whose translation must be checked before their entry is trusted again.
     private var suspect: [Bool]
-    /// The entries, one after another; dropped ones stay as garbage until `compact`.
+    /// The entries, one after another; dropped ones stay as garbage until `compactIfWasteful`.
     private(set) var words: [UInt64] = []
     private var liveWords = 0
     /// Frame → the virtual page whose entry read it (and further pages, for a frame mapped twice).
@@ -107,18 +107,10 @@ public struct BlockReferenceTable: Sendable {
         self.version = version
         guard keeps, old.words.count > 0, !overlapping else { return }
         // Old block → new block, for the blocks still there; and the new blocks' ranges, sorted.
-        var map = [Int](repeating: -1, count: old.index.count)
-        var added: [Range<UInt64>] = []
-        var i = 0
-        for j in 0..<newIndex.count {
-            let start = newIndex.starts[j]
-            while i < old.index.count, old.index.starts[i] < start { i += 1 }
-            if i < old.index.count, old.index.starts[i] == start, old.index.sizes[i] == newIndex.sizes[j], old.times[i] == times[j] {
-                map[i] = j
-            } else {
-                added.append(newIndex.range(of: j))
-            }
-        }
+        let map = newIndex.survivors(of: old.index, olderTimes: old.times, times: times)
+        var survived = [Bool](repeating: false, count: newIndex.count)
+        for j in map where j >= 0 { survived[j] = true }
+        let added = survived.indices.filter { !survived[$0] }.map { newIndex.range(of: $0) }
         func inAdded(_ value: UInt64) -> Bool {
             let k = partitionPoint(count: added.count) { added[$0].upperBound <= value }
             return k < added.count && added[k].contains(value)

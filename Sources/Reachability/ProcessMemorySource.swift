@@ -86,14 +86,17 @@ public struct ProcessMemorySource: CandidateSource {
                 return (huge.frame &+ ((page & (huge.size - 1)) >> 12), huge.table, 4096)
             }
         }
-        var tables: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
-        var count = 0
+        // The walk's last table holds the page's entry; the ones above it are kept for the space.
+        var leaf: UInt64 = 0
+        var upper: [UInt64] = []
+        var walked = 0
+        defer { upperTables.formUnion(upper) }
         do {
             let t = try space.walker.translate(GuestVirtualAddress(page)) { table in
-                withUnsafeMutableBytes(of: &tables) { $0.storeBytes(of: table, toByteOffset: 8 * min(count, 4), as: UInt64.self) }
-                count += 1
+                if walked > 0, !upperTables.contains(leaf) { upper.append(leaf) }
+                leaf = table
+                walked += 1
             }
-            let leaf = noteTables(tables, count: count)
             let frame = t.physicalAddress.rawValue >> 12
             let size = t.pageSize.bytes
             if size > 4096 {
@@ -105,7 +108,6 @@ public struct ProcessMemorySource: CandidateSource {
         } catch {
             switch error {
             case .notPresent(_, let level, _):
-                let leaf = noteTables(tables, count: count)
                 smallPages[page] = (nil, leaf)
                 return (nil, leaf, Self.remainder(of: page, entryLevel: level))
             case .tableOutsideMemory(_, let level, _, _), .reservedPageSize(_, let level, _):
@@ -117,16 +119,6 @@ public struct ProcessMemorySource: CandidateSource {
             case .nonCanonical:
                 return (nil, nil, UserSpace.end)
             }
-        }
-    }
-
-    /// Keeps the upper-level tables of a walk (all but the last); returns the last: the table
-    /// holding the leaf entry.
-    private mutating func noteTables(_ tables: (UInt64, UInt64, UInt64, UInt64, UInt64), count: Int) -> UInt64 {
-        withUnsafeBytes(of: tables) { raw in
-            let n = min(count, 5)
-            for k in 0..<max(n - 1, 0) { upperTables.insert(raw.load(fromByteOffset: 8 * k, as: UInt64.self)) }
-            return n > 0 ? raw.load(fromByteOffset: 8 * (n - 1), as: UInt64.self) : 0
         }
     }
 
