@@ -95,6 +95,7 @@ public final class Machine: @unchecked Sendable {
         let tscKHz = (try? cpus[0].tscKHz()) ?? 0
         try DirtyPageLog.registerSlots(vm: vm, memory: memory, logDirtyPages: false)
         pageWrites = DirtyPageLog(vm: vm, memory: memory)
+        if let region = config.monitorRegion { try Self.register(region, vm: vm, ramEnd: memory.regions.last?.end) }
         writeLogReaders = WriteLogReaders(source: pageWrites)
 
         var disks: [VirtioBlock] = []

@@ -1,4 +1,5 @@
 import GuestInterface
+import GuestMemory
 /// What to boot and how: the inputs of `Machine`.
 public struct MachineConfiguration: Sendable {
     /// Kernel image bytes (ELF vmlinux or bzImage).
@@ -29,6 +30,9 @@ public struct MachineConfiguration: Sendable {
     public var rawConsole = false
     /// Owner of the breakpoints the monitor plants in the guest (allocation tracking), if any.
     public var trapHandler: (any GuestTrapHandler)?
+    /// Guest-physical memory the monitor maps into guest address spaces itself (exitless
+    /// tracking), registered as a memory slot of its own, outside the e820 map.
+    public var monitorRegion: MonitorRegion?
     /// The trap handler starts when the guest takes its payload instead of at its first user-mode
     /// code, so that a snapshot made while the guest waits for its payload holds no breakpoint
     /// (the default image's init fetches one with `lv-payload`).

@@ -1,0 +1,55 @@
+import GuestMemory
+import X86
+
+/// Where the exitless path's pages are in every guest address space, and the event ring's layout
+/// (`docs/exitless-tracking.md`). The stubs have these numbers built in.
+enum ExitlessLayout {
+    /// The code page: the top 2 MiB of the address space (PGD 511, PUD 511, PMD 511, entry 0), the
+    /// one kernel range a `push imm32; ret` reaches from anywhere. Shared by every process.
+    static let codeAddress: UInt64 = 0xFFFF_FFFF_FFE0_0000
+    /// Pages of stubs mapped at `codeAddress` (read and execute only).
+    static let codePages = 4
+    /// The window of one address space: PGD slot 509 (an unused hole above the CPU entry area);
+    /// the ring header in its first page, the records after it.
+    static let windowAddress: UInt64 = 0xFFFF_FE80_0000_0000
+    static let codeSlot = 511
+    static let windowSlot = 509
+
+    /// Bytes of one record: the commit word, the function, four values, two spare.
+    static let recordSize = 64
+    /// Records in one ring (a power of two): 256 KiB of records.
+    static let ringCapacity = 4096
+    /// Pages of one window: the header page and the records.
+    static var windowPages: Int { 1 + ringCapacity * recordSize / 4096 }
+
+    /// Header fields (byte offsets in the window's first page).
+    enum Header {
+        static let magic = 0, head = 8, tail = 16, capacity = 24, recordSize = 32
+        static let magicValue: UInt64 = 0x3130_474E_4952_564C   // "LVRING01"
+    }
+
+    /// Record fields (byte offsets in a record).
+    enum Record {
+        /// `index + 1`, written last: the record is complete.
+        static let commit = 0
+        /// The allocator function (its index in `AllocatorFunction.allCases`).
+        static let function = 8
+        /// A release: the pointer released.
+        static let pointer = 16
+        /// The return address of the call ([rsp] at entry).
+        static let returnAddress = 24
+        /// rsp at entry.
+        static let stackPointer = 32
+        /// The thread pointer (`fs:[0]`, glibc's TCB self-pointer: the FS base).
+        static let threadPointer = 40
+    }
+
+    /// Whether a user page fault at `address` is at the code page or in the window.
+    static func isCode(_ address: UInt64) -> Bool {
+        address >= codeAddress && address < codeAddress + UInt64(codePages) * 4096
+    }
+
+    static func isWindow(_ address: UInt64) -> Bool {
+        address >= windowAddress && address < windowAddress + UInt64(windowPages) * 4096
+    }
+}
