@@ -1,5 +1,6 @@
 import AllocationLedger
 import GuestMemory
+import Synchronization
 
 /// One release a process recorded in its event ring. Every field is what the process wrote:
 /// plain numbers, trusted for nothing but its own accounting.
@@ -9,6 +10,8 @@ struct RingRelease: Sendable, Equatable {
     var returnAddress: UInt64
     var stackPointer: UInt64
     var threadPointer: UInt64
+    /// The instruction after the displaced one in this process (so the entry point is known).
+    var resumeAddress: UInt64
 }
 
 /// Takes the complete records out of one address space's event ring, in the order they were
@@ -48,15 +51,19 @@ struct EventRingReader: Sendable {
         var words = [UInt64](repeating: 0, count: ExitlessLayout.recordSize / 8)
         for _ in 0..<available {
             let slot = header.offset(4096 + Int(tail & (capacity - 1)) * ExitlessLayout.recordSize)
+            // The commit word first, then the fields: a writer stores them before the commit word.
+            guard (try? memory.load(UInt64.self, at: slot)) == tail &+ 1 else { break }
+            atomicMemoryFence(ordering: .acquiring)
             let read: Bool = words.withUnsafeMutableBufferPointer { (buffer) -> Bool in (try? memory.readWords(at: slot, into: buffer)) != nil }
-            guard read, words[ExitlessLayout.Record.commit / 8] == tail &+ 1 else { break }
+            guard read else { break }
             let index = words[ExitlessLayout.Record.function / 8]
             let functions = AllocatorFunction.allCases
             if index < UInt64(functions.count), functions[Int(index)].releases {
                 records.append(RingRelease(function: functions[Int(index)], pointer: words[ExitlessLayout.Record.pointer / 8],
                                            returnAddress: words[ExitlessLayout.Record.returnAddress / 8],
                                            stackPointer: words[ExitlessLayout.Record.stackPointer / 8],
-                                           threadPointer: words[ExitlessLayout.Record.threadPointer / 8]))
+                                           threadPointer: words[ExitlessLayout.Record.threadPointer / 8],
+                                           resumeAddress: words[ExitlessLayout.Record.resume / 8]))
             } else {
                 malformed += 1
             }

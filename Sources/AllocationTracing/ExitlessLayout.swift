@@ -15,7 +15,7 @@ enum ExitlessLayout {
     static let codeSlot = 511
     static let windowSlot = 509
 
-    /// Bytes of one record: the commit word, the function, four values, two spare.
+    /// Bytes of one record: the commit word, the function, five values, one spare.
     static let recordSize = 64
     /// Records in one ring (a power of two): 256 KiB of records.
     static let ringCapacity = 4096
@@ -42,6 +42,8 @@ enum ExitlessLayout {
         static let stackPointer = 32
         /// The thread pointer (`fs:[0]`, glibc's TCB self-pointer: the FS base).
         static let threadPointer = 40
+        /// The instruction after the displaced one, in this process (the entry's address + its length).
+        static let resume = 48
     }
 
     /// Whether a user page fault at `address` is at the code page or in the window.
