@@ -5,7 +5,8 @@ import Synchronization
 /// One release a process recorded in its event ring. Every field is what the process wrote:
 /// plain numbers, trusted for nothing but its own accounting.
 struct RingRelease: Sendable, Equatable {
-    var function: AllocatorFunction
+    /// The stub that wrote it (its index in the tracker's list of stubs).
+    var stub: Int
     var pointer: UInt64
     var returnAddress: UInt64
     var stackPointer: UInt64
@@ -14,20 +15,36 @@ struct RingRelease: Sendable, Equatable {
     var resumeAddress: UInt64
 }
 
-/// Takes the complete records out of one address space's event ring, in the order they were
-/// reserved, and moves the ring's tail past them. The ring is memory the process can write: the
-/// reader keeps its own tail, reads at most a ring's worth, stops at the first record whose commit
-/// word is not its index + 1 (not complete yet, or scribbled on: it waits for the next drain),
-/// and counts records whose function is no release as malformed (skipped).
+/// Takes the complete records out of one address space's event ring and moves the ring's tail
+/// past them. The ring is memory the process can write: the reader keeps its own indices, reads
+/// at most a ring's worth, and takes a record only when its commit word is its index + 1.
+///
+/// A record reserved but not yet committed (its writer was preempted in the stub) is a *hole*:
+/// the records after it are taken anyway, and the hole is looked at again at the next drain. Its
+/// release has not happened yet (the stub commits before the allocator runs), so nothing that
+/// depends on it can have happened either; the tail stays at the oldest hole, so its slot is not
+/// reused. A committed record that names no known stub, or a stub of another function, is
+/// counted as malformed and skipped.
 struct EventRingReader: Sendable {
     /// Guest-physical address of the window's first page (the header); the records follow.
     let header: GuestPhysicalAddress
-    /// The next index to read: the monitor's copy of the tail.
+    /// The oldest index not taken yet: the tail the process sees.
     private(set) var tail: UInt64 = 0
+    /// The next index never looked at.
+    private(set) var next: UInt64 = 0
+    /// Reserved, not yet committed, oldest first.
+    private(set) var holes: [UInt64] = []
     private(set) var malformed = 0
 
     init(header: GuestPhysicalAddress) {
         self.header = header
+    }
+
+    /// The record's function word: the function's index in `AllocatorFunction.allCases` and the
+    /// stub's index above it.
+    static func functionWord(function: AllocatorFunction, stub: Int) -> Int32? {
+        guard let index = AllocatorFunction.allCases.firstIndex(of: function), stub < 1 << 22 else { return nil }
+        return Int32(index | stub << 8)
     }
 
     /// Writes an empty ring's header.
@@ -39,40 +56,54 @@ struct EventRingReader: Sendable {
         try memory.store(UInt64(ExitlessLayout.recordSize), at: header.offset(ExitlessLayout.Header.recordSize))
     }
 
-    /// The complete records since the last drain.
-    mutating func drain(_ memory: GuestMemory) -> [RingRelease] {
+    /// The records committed since the last drain, in index order. `stubs[k]` is the function
+    /// of stub k.
+    mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction]) -> [RingRelease] {
         let capacity = UInt64(ExitlessLayout.ringCapacity)
-        let start = tail
-        guard let head = try? memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.head)) else { return [] }
-        // A head behind the tail, or more than a ring ahead, is the process's doing: read at most
-        // one ring's worth and let the commit words decide.
-        let available = head &- tail <= capacity ? head &- tail : capacity
         var records: [RingRelease] = []
-        var words = [UInt64](repeating: 0, count: ExitlessLayout.recordSize / 8)
-        for _ in 0..<available {
-            let slot = header.offset(4096 + Int(tail & (capacity - 1)) * ExitlessLayout.recordSize)
-            // The commit word first, then the fields: a writer stores them before the commit word.
-            guard (try? memory.load(UInt64.self, at: slot)) == tail &+ 1 else { break }
-            atomicMemoryFence(ordering: .acquiring)
-            let read: Bool = words.withUnsafeMutableBufferPointer { (buffer) -> Bool in (try? memory.readWords(at: slot, into: buffer)) != nil }
-            guard read else { break }
-            let index = words[ExitlessLayout.Record.function / 8]
-            let functions = AllocatorFunction.allCases
-            if index < UInt64(functions.count), functions[Int(index)].releases {
-                records.append(RingRelease(function: functions[Int(index)], pointer: words[ExitlessLayout.Record.pointer / 8],
-                                           returnAddress: words[ExitlessLayout.Record.returnAddress / 8],
-                                           stackPointer: words[ExitlessLayout.Record.stackPointer / 8],
-                                           threadPointer: words[ExitlessLayout.Record.threadPointer / 8],
-                                           resumeAddress: words[ExitlessLayout.Record.resume / 8]))
-            } else {
-                malformed += 1
-            }
-            tail &+= 1
+        var stillOpen: [UInt64] = []
+        for index in holes {
+            if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
         }
-        if tail != start {
+        if let head = try? memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.head)) {
+            // The process may have written any head: look at no index a ring's worth past the tail.
+            let end = min(head, tail &+ capacity)
+            var index = next
+            while index < end {
+                if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
+                index += 1
+            }
+            next = max(next, index)
+        }
+        holes = stillOpen
+        let newTail = holes.first ?? next
+        if newTail != tail {
+            tail = newTail
             try? memory.store(tail, at: header.offset(ExitlessLayout.Header.tail))
         }
         return records
+    }
+
+    /// The record at `index` if committed: [] when malformed (counted), nil when not committed.
+    private mutating func take(_ index: UInt64, _ memory: GuestMemory, _ stubs: [AllocatorFunction]) -> [RingRelease]? {
+        let slot = header.offset(4096 + Int(index & UInt64(ExitlessLayout.ringCapacity - 1)) * ExitlessLayout.recordSize)
+        // The commit word first, then the fields: a writer stores them before the commit word.
+        guard (try? memory.load(UInt64.self, at: slot)) == index &+ 1 else { return nil }
+        atomicMemoryFence(ordering: .acquiring)
+        var words = [UInt64](repeating: 0, count: ExitlessLayout.recordSize / 8)
+        let read: Bool = words.withUnsafeMutableBufferPointer { (buffer) -> Bool in (try? memory.readWords(at: slot, into: buffer)) != nil }
+        let word = words[ExitlessLayout.Record.function / 8]
+        let functions = AllocatorFunction.allCases
+        let stub = Int(truncatingIfNeeded: (word >> 8) & 0x3F_FFFF), function = Int(word & 0xFF)
+        guard read, word >> 30 == 0, stub < stubs.count, function < functions.count, functions[function] == stubs[stub] else {
+            malformed += 1
+            return []
+        }
+        return [RingRelease(stub: stub, pointer: words[ExitlessLayout.Record.pointer / 8],
+                            returnAddress: words[ExitlessLayout.Record.returnAddress / 8],
+                            stackPointer: words[ExitlessLayout.Record.stackPointer / 8],
+                            threadPointer: words[ExitlessLayout.Record.threadPointer / 8],
+                            resumeAddress: words[ExitlessLayout.Record.resume / 8])]
     }
 }
 

@@ -21,12 +21,12 @@ struct ExitlessStub: Sendable, Equatable {
     /// Offset of the `int3` a full ring executes (the monitor resumes one byte after it).
     let fullRingTrap: Int
 
-    /// The stub of a release entry point, or nil when the displaced instruction cannot be
+    /// The stub of a release entry point (`index`: its number in the records it writes), or nil when the displaced instruction cannot be
     /// relocated. `resumeDelta` is (allocator entry + displaced length) − (the address the
     /// padding's `call` pushes), the same in every process.
-    static func release(function: AllocatorFunction, resumeDelta: Int32, displaced: PrologueInstruction,
+    static func release(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, displaced: PrologueInstruction,
                         window: UInt64 = ExitlessLayout.windowAddress) -> ExitlessStub? {
-        guard function.releases, let functionIndex = AllocatorFunction.allCases.firstIndex(of: function),
+        guard function.releases, let functionWord = EventRingReader.functionWord(function: function, stub: index),
               let relocated = relocate(displaced) else { return nil }
         let capacity = Int32(ExitlessLayout.ringCapacity)
         var e = X86Emitter()
@@ -56,7 +56,7 @@ struct ExitlessStub: Sendable, Equatable {
         e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.resume)])                         // mov [rax+resume], r11
         e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])                     // mov r11, fs:[0]
         e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.threadPointer)]) // mov [rax+threadPointer], r11
-        e.emit([0x48, 0xC7, 0x40, UInt8(ExitlessLayout.Record.function)]); e.emit32(Int32(functionIndex)) // mov qword [rax+function], index
+        e.emit([0x48, 0xC7, 0x40, UInt8(ExitlessLayout.Record.function)]); e.emit32(functionWord) // mov qword [rax+function], function | stub << 8
         e.emit([0x4C, 0x89, 0x10])                                             // mov [rax], r10     (commit: index + 1)
         e.emit([0x41, 0x5B])                                                   // pop r11            (resume; rsp as at entry)
         e.emit(relocated)

@@ -30,7 +30,7 @@ import Testing
             bytes.replaceSubrange(f..<(f + function.count), with: function)
             let displaced = try #require(PrologueInstruction.decode(Array(function.prefix(displacedLength))))
             let delta = Int32(f + displaced.length - (padding + 5))
-            var stub = try #require(ExitlessStub.release(function: kind, resumeDelta: delta, displaced: displaced, window: window))
+            var stub = try #require(ExitlessStub.release(function: kind, stub: 0, resumeDelta: delta, displaced: displaced, window: window))
             if ringFullSpins {
                 // The host has no monitor to answer the int3: the full ring spins until drained.
                 var code = stub.code
@@ -78,16 +78,16 @@ import Testing
         let patched = try Patched(function: [0x48, 0x85, 0xFF, 0x48, 0x89, 0xF8, 0xC3], displacedLength: 3, window: host)
         #expect(patched.call(0x1234_5678) == 0x1234_5678)
         var reader = EventRingReader(header: header)
-        let records = reader.drain(region.memory)
+        let records = reader.drain(region.memory, stubs: [.free])
         #expect(records.count == 1)
         let record = try #require(records.first)
-        #expect(record.function == .free)
+        #expect(record.stub == 0)
         #expect(record.pointer == 0x1234_5678)
         #expect(record.resumeAddress == patched.entry + 3)
         #expect(record.returnAddress != 0 && record.stackPointer != 0)
         // glibc's thread pointer: fs:[0] is the TCB's own address, the FS base.
         #expect(record.threadPointer == UInt64(pthread_self()))
-        #expect(reader.drain(region.memory).isEmpty)
+        #expect(reader.drain(region.memory, stubs: [.free]).isEmpty)
         #expect(try region.memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.tail)) == 1)
     }
 
@@ -114,10 +114,10 @@ import Testing
         // push r11; mov r11, rdi
         for bytes: [UInt8] in [[0x41, 0x53], [0x49, 0x89, 0xFB]] {
             let displaced = try #require(PrologueInstruction.decode(bytes))
-            #expect(ExitlessStub.release(function: .free, resumeDelta: 0, displaced: displaced) == nil)
+            #expect(ExitlessStub.release(function: .free, stub: 0, resumeDelta: 0, displaced: displaced) == nil)
         }
         let push = try #require(PrologueInstruction.decode([0x55]))
-        #expect(ExitlessStub.release(function: .malloc, resumeDelta: 0, displaced: push) == nil, "only releases have a stub")
+        #expect(ExitlessStub.release(function: .malloc, stub: 0, resumeDelta: 0, displaced: push) == nil, "only releases have a stub")
     }
 
     @Test func threadsCallingWhileTheRingIsDrainedLoseNothingAndKeepTheirOrder() throws {
@@ -142,7 +142,7 @@ import Testing
         var reader = EventRingReader(header: header)
         var records: [RingRelease] = []
         while done.load(ordering: .acquiring) < threads || records.count < threads * calls {
-            let batch = reader.drain(region.memory)
+            let batch = reader.drain(region.memory, stubs: [.free])
             records += batch
             if batch.isEmpty { usleep(100) }
             if records.count > threads * calls { break }
@@ -163,32 +163,39 @@ import Testing
         #expect(Set(pointers.values.map { $0.first! }).count == threads)
     }
 
-    @Test func aScribbledRingIsReadOnlyAsFarAsItsCommitWordsGo() throws {
+    @Test func aScribbledRingGivesOnlyCommittedRecordsOfKnownStubs() throws {
         let region = try Self.region()
         let (header, _) = try Self.window(region)
         let memory = region.memory
-        func record(_ index: UInt64, commit: UInt64, function: UInt64) throws {
+        func record(_ index: UInt64, commit: UInt64, word: UInt64) throws {
             let slot = header.offset(4096 + Int(index % UInt64(ExitlessLayout.ringCapacity)) * ExitlessLayout.recordSize)
-            try memory.store(function, at: slot.offset(ExitlessLayout.Record.function))
+            try memory.store(word, at: slot.offset(ExitlessLayout.Record.function))
             try memory.store(0xABC0 + index, at: slot.offset(ExitlessLayout.Record.pointer))
             try memory.store(commit, at: slot)
         }
-        let free = UInt64(AllocatorFunction.allCases.firstIndex(of: .free)!)
-        try record(0, commit: 1, function: free)
-        try record(1, commit: 2, function: 999)                                       // no such function
-        try record(2, commit: 3, function: UInt64(AllocatorFunction.allCases.firstIndex(of: .malloc)!)) // not a release
-        try record(3, commit: 77, function: free)                                      // not committed as index 3
-        try memory.store(UInt64.max, at: header.offset(ExitlessLayout.Header.head))     // a head far ahead
+        let free = UInt64(try #require(EventRingReader.functionWord(function: .free, stub: 0)))
+        let delete = UInt64(try #require(EventRingReader.functionWord(function: .operatorDelete, stub: 1)))
+        try record(0, commit: 1, word: free)
+        try record(1, commit: 2, word: 999)                                       // no such function
+        try record(2, commit: 3, word: UInt64(try #require(EventRingReader.functionWord(function: .operatorDelete, stub: 0))))  // stub 0 is free's
+        try record(3, commit: 77, word: free)                                     // not committed as index 3: a hole
+        try record(4, commit: 5, word: delete)                                    // after the hole: taken
+        try record(5, commit: 6, word: free | 1 << 40)                            // junk in the high bits
+        try memory.store(UInt64.max, at: header.offset(ExitlessLayout.Header.head)) // a head far ahead
         var reader = EventRingReader(header: header)
-        let first = reader.drain(memory)
-        #expect(first.map(\.pointer) == [0xABC0])
-        #expect(reader.malformed == 2)
-        #expect(reader.tail == 3)
-        try record(3, commit: 4, function: free)
-        #expect(reader.drain(memory).map(\.pointer) == [0xABC3])
-        // A head behind the tail reads at most a ring's worth, and only committed records.
+        let stubs: [AllocatorFunction] = [.free, .operatorDelete]
+        #expect(reader.drain(memory, stubs: stubs).map(\.pointer) == [0xABC0, 0xABC4])
+        #expect(reader.malformed == 3)
+        #expect(reader.holes.count == ExitlessLayout.ringCapacity - 5, "every index up to a ring's worth not committed yet")
+        #expect(reader.tail == 3, "the tail waits at the oldest hole")
+        #expect(try memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.tail)) == 3)
+        try record(3, commit: 4, word: free)
+        try memory.store(UInt64(6), at: header.offset(ExitlessLayout.Header.head))
+        #expect(reader.drain(memory, stubs: stubs).map(\.pointer) == [0xABC3])
+        #expect(reader.tail == 6)
+        // A head moved back behind the tail reads nothing new.
         try memory.store(UInt64(1), at: header.offset(ExitlessLayout.Header.head))
-        #expect(reader.drain(memory).isEmpty)
-        #expect(reader.tail == 4)
+        #expect(reader.drain(memory, stubs: stubs).isEmpty)
+        #expect(reader.tail == 6)
     }
 }
