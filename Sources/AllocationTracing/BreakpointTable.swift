@@ -60,6 +60,36 @@ struct KernelHook: Sendable, Codable {
     let original: [UInt8]
 }
 
+/// An allocator entry whose `int3` is the exitless path's jumps instead: three byte runs in one
+/// page-cache page (the entry's `jmp rel8`, the padding `call`, the hop), with their originals.
+struct ExitlessArmedSite: Sendable {
+    let site: AllocatorSite
+    let guestPath: String
+    let inode: UInt64
+    let mapping: UInt64
+    /// The page-cache frame holding all three.
+    let frame: GuestPhysicalAddress
+    let patches: ExitlessReleases.Patches
+    var pageIndex: UInt64 { site.fileOffset >> 12 }
+
+    /// Each run: where it is, what the monitor wrote, what was there. The entry first (the order
+    /// of taking them away; writing goes the other way).
+    var runs: [(physical: GuestPhysicalAddress, written: [UInt8], original: [UInt8])] {
+        let p = patches.placement
+        return [(frame.offset(Int(p.entry & 0xFFF)), patches.entry, patches.originalEntry),
+                (frame.offset(Int(p.call & 0xFFF)), patches.call, patches.originalCall),
+                (frame.offset(Int(p.hop & 0xFFF)), patches.hop, patches.originalHop)]
+    }
+
+    /// Where it stands, as `ArmedSite.state`: the frame the page cache holds now, and whether every
+    /// run still holds what the monitor wrote.
+    func state(cachedFrame: GuestPhysicalAddress?, memory: GuestMemory) -> BreakpointState {
+        guard let cachedFrame else { return .evicted }
+        guard cachedFrame == frame else { return .moved(toFrame: cachedFrame) }
+        return runs.allSatisfy({ (try? memory.read(at: $0.physical, count: $0.written.count)) == $0.written }) ? .inPlace : .overwritten
+    }
+}
+
 /// How far arming a file got.
 enum FileArming: Sendable, Codable {
     /// No allocator functions, or no host copy to find them in.
@@ -79,14 +109,28 @@ struct BreakpointTable: Sendable {
     var files: [UInt64: FileArming] = [:]
     /// Each page the monitor wrote into (by its frame), as it was before the first write (checked at detach).
     var pagesBefore: [GuestPhysicalAddress: [UInt8]] = [:]
+    /// Exitless entries by the guest-physical address of their first byte. Not saved: a snapshot
+    /// of a guest tracked with the exitless path is refused.
+    var exitless: [GuestPhysicalAddress: ExitlessArmedSite] = [:]
 
     /// Drops a breakpoint the guest's page cache no longer holds, and the page copy kept for it
     /// when no other breakpoint or hook is in that frame.
     mutating func forget(_ armed: ArmedSite) {
         sites[armed.physical] = nil
-        if !sites.values.contains(where: { $0.frame == armed.frame }),
-           !hooks.values.contains(where: { $0.physical.alignedDown(to: 4096) == armed.frame }) {
-            pagesBefore[armed.frame] = nil
+        forgetPage(armed.frame)
+    }
+
+    /// Drops an exitless entry the guest's page cache no longer holds (as `forget`).
+    mutating func forget(_ armed: ExitlessArmedSite) {
+        exitless[armed.runs[0].physical] = nil
+        forgetPage(armed.frame)
+    }
+
+    /// Drops the copy of `frame` once nothing of the monitor's is left in it.
+    private mutating func forgetPage(_ frame: GuestPhysicalAddress) {
+        if !sites.values.contains(where: { $0.frame == frame }), !exitless.values.contains(where: { $0.frame == frame }),
+           !hooks.values.contains(where: { $0.physical.alignedDown(to: 4096) == frame }) {
+            pagesBefore[frame] = nil
         }
     }
 }

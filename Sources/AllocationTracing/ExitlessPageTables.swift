@@ -64,9 +64,12 @@ struct ExitlessPageTables: Sendable {
 
     var codeMapped: Bool { !codePages.isEmpty }
 
-    /// Maps `code` (at most `ExitlessLayout.codePages` pages) at `ExitlessLayout.codeAddress`
-    /// under the kernel tables that `root`'s PGD entry 511 leads to (shared by every process).
-    mutating func mapCode(_ code: [UInt8], root: PageTableRoot, memory: GuestMemory, region: MonitorRegion) throws(ExitlessMappingError) {
+    /// The code page's frames, in order (contiguous in the region).
+    var codePageFrames: [GuestPhysicalAddress] { Array(codePages.dropFirst()) }
+
+    /// Maps `pages` pages of the region, filled with `int3`, at `ExitlessLayout.codeAddress` under
+    /// the kernel tables that `root`'s PGD entry 511 leads to (shared by every process).
+    mutating func mapCode(pages pageCount: Int, root: PageTableRoot, memory: GuestMemory, region: MonitorRegion) throws(ExitlessMappingError) {
         guard !codeMapped else { return }
         let pgd = Self.entryAddress(root.tableAddress, index: ExitlessLayout.codeSlot)
         let pud = try Self.table(at: pgd, level: "PGD 511", memory: memory)
@@ -75,8 +78,6 @@ struct ExitlessPageTables: Sendable {
         let pmdEntry = Self.entryAddress(pmd, index: 511)
         let old = try Self.load(pmdEntry, memory: memory)
         guard old == 0 else { throw .slotInUse(level: "PMD 511 (top 2 MiB)", value: old) }
-        let pageCount = max(1, (code.count + 4095) / 4096)
-        guard pageCount <= ExitlessLayout.codePages else { throw .regionFull }
         var pages: [GuestPhysicalAddress] = []
         for _ in 0...pageCount {
             guard let page = region.allocatePage() else {
@@ -85,9 +86,14 @@ struct ExitlessPageTables: Sendable {
             }
             pages.append(page)
         }
+        // The stubs are written across page boundaries: the code frames must follow each other.
+        guard zip(pages.dropFirst(), pages.dropFirst(2)).allSatisfy({ $1.rawValue == $0.rawValue + 4096 }) else {
+            pages.forEach(region.freePage)
+            throw .regionFull
+        }
         do {
-            try region.memory.write(code, at: pages[1])
             for k in 0..<pageCount {
+                try region.memory.fill(0xCC, at: pages[1 + k], count: 4096)
                 // Read and execute only; the process cannot change its stubs.
                 try region.memory.store(pages[1 + k].rawValue | Self.present | Self.user, at: pages[0].offset(8 * k))
             }
@@ -98,6 +104,11 @@ struct ExitlessPageTables: Sendable {
         if pudValue & Self.user == 0 {
             try Self.change(pudEntry, to: pudValue | Self.user, from: pudValue, memory: memory, into: &shared)
         }
+    }
+
+    /// Whether the monitor set the U bit on `root`'s PGD entry 511 (or it has a window).
+    func codeGranted(to root: PageTableRoot) -> Bool {
+        codeGrants[root] != nil || windows[root]?.codeGrant != nil
     }
 
     /// Sets the U bit on `root`'s PGD entry 511, so that its user code reaches the code page.

@@ -9,10 +9,10 @@ extension PageCachePatcher {
     /// everything else is restored. Waits for arming in progress. Call with the guest paused.
     func restore(_ guest: PausedGuest) -> (summary: ArmingSummary, pagesBefore: [GuestPhysicalAddress: [UInt8]]) {
         var summary = ArmingSummary()
-        let (sites, hooks, pagesBefore) = catalog.withLock { _ in
+        let (sites, hooks, pagesBefore, exitlessSites) = catalog.withLock { _ in
             table.withLock { t in
                 defer { t = BreakpointTable() }
-                return (Array(t.sites.values), Array(t.hooks.values), t.pagesBefore)
+                return (Array(t.sites.values), Array(t.hooks.values), t.pagesBefore, Array(t.exitless.values))
             }
         }
         // A breakpoint's byte is put back only where the breakpoint still is: in the frame the
@@ -32,6 +32,26 @@ extension PageCachePatcher {
                 summary.bytesChangedByGuest += 1
                 let why = state.map { "\($0)" } ?? "its page cache could not be read"
                 summary.notes.append("\(site.guestPath): \(site.site.symbol) at frame \(hex(site.frame.rawValue)) not restored: \(why)")
+            }
+        }
+        // Exitless entries: the entry's 2 bytes first (one store: no thread starts the path after
+        // it), then the padding call and the hop, each only where it still holds what was written.
+        for armed in exitlessSites {
+            var state: BreakpointState?
+            if let locator, case .success(let cached) = Self.cachedFrame(locator, mapping: armed.mapping, pageIndex: armed.pageIndex) {
+                state = armed.state(cachedFrame: cached, memory: guest.memory)
+            }
+            let runs = armed.runs
+            let entry = UInt16(runs[0].original[0]) | UInt16(runs[0].original[1]) << 8
+            if state == .inPlace, (try? guest.memory.store(entry, at: runs[0].physical)) != nil {
+                summary.bytesRestored += 2
+                for run in runs.dropFirst() {
+                    if (try? guest.memory.write(run.original, at: run.physical)) != nil { summary.bytesRestored += run.original.count }
+                }
+            } else {
+                summary.bytesChangedByGuest += runs.reduce(0) { $0 + $1.written.count }
+                let why = state.map { "\($0)" } ?? "its page cache could not be read"
+                summary.notes.append("\(armed.guestPath): \(armed.site.symbol) (exitless) at frame \(hex(armed.frame.rawValue)) not restored: \(why)")
             }
         }
         for note in summary.notes { notes.add("detach: " + note) }

@@ -23,10 +23,14 @@ final class PageCachePatcher: Sendable {
     let includesOperators: Atomic<Bool>
     /// Called after new breakpoints are entered in the table and before they are written.
     let writeAhead = Mutex<(@Sendable () -> Void)?>(nil)
+    /// The exitless path, when the machine has a monitor region: release entries get its jumps
+    /// instead of an `int3` where their page has room.
+    let exitless: ExitlessReleases?
 
     static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
 
-    init(kernel: GuestKernel, files: GuestSymbolFiles, notes: TrackerNotes, includeOperators: Bool) {
+    init(kernel: GuestKernel, files: GuestSymbolFiles, notes: TrackerNotes, includeOperators: Bool, exitless: ExitlessReleases? = nil) {
+        self.exitless = exitless
         self.kernel = kernel
         self.files = files
         self.notes = notes
@@ -124,10 +128,21 @@ final class PageCachePatcher: Sendable {
         }
         var missing: [AllocatorSite] = []
         var prepared: [ArmedSite] = []
+        var exitlessArmed = 0
+        let hostPath = exitless == nil ? nil : files.hostPath(forGuest: path)
         for site in wanted {
             guard let page = try? locator.cachedPage(inMapping: mapping, pageIndex: site.fileOffset >> 12) else {
                 missing.append(site)
                 continue
+            }
+            if let exitless, let hostPath, site.entryPoint.function.releases {
+                switch armExitless(site, frame: page, hostPath: hostPath, path: path, inode: inode, mapping: mapping,
+                                   view: view, memory: memory, exitless: exitless) {
+                case .armed: exitlessArmed += 1; continue
+                case .alreadyArmed, .differs: continue
+                case .unreadable: missing.append(site); continue
+                case nil: break        // no room: the int3
+                }
             }
             switch prepareSite(site, physical: GuestPhysicalAddress(page.rawValue | (site.fileOffset & 0xFFF)), path: path,
                                inode: inode, mapping: mapping, memory: memory) {
@@ -149,10 +164,45 @@ final class PageCachePatcher: Sendable {
             }
         }
         table.withLock { t in
-            let total = t.sites.values.filter { $0.inode == inode }.count
+            let total = t.sites.values.filter { $0.inode == inode }.count + t.exitless.values.filter { $0.inode == inode }.count
             t.files[inode] = missing.isEmpty ? .armed(sites: total) : .partial(path: path, missing: missing)
         }
-        return armedCount
+        return armedCount + exitlessArmed
+    }
+
+    /// Writes the exitless jumps of `site` into its page-cache page `frame` (hop, padding call,
+    /// then the entry's 2 bytes in one store), if the exitless path prepared it and the guest's
+    /// bytes are the host copy's. Nil when the site is to get its `int3` instead.
+    private func armExitless(_ site: AllocatorSite, frame: GuestPhysicalAddress, hostPath: String, path: String, inode: UInt64,
+                             mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessReleases) -> SiteArming? {
+        let entryPhysical = frame.offset(Int(site.fileOffset & 0xFFF))
+        if table.withLock({ $0.exitless[entryPhysical] != nil }) { return .alreadyArmed }
+        guard let patches = exitless.prepare(site, hostPath: hostPath, root: view.space.root, mode: view.mode, memory: memory,
+                                             note: notes.add) else { return nil }
+        let armed = ExitlessArmedSite(site: site, guestPath: path, inode: inode, mapping: mapping, frame: frame, patches: patches)
+        for run in armed.runs {
+            guard let bytes = try? memory.read(at: run.physical, count: run.original.count) else { return .unreadable }
+            guard bytes == run.original, run.original.count == run.written.count else {
+                notes.add("\(path): \(site.symbol) in the guest differs from the host copy; not armed")
+                return .differs
+            }
+        }
+        rememberPage(entryPhysical, memory: memory)
+        table.withLock { $0.exitless[entryPhysical] = armed }
+        writeAhead.withLock { $0 }?()
+        let runs = armed.runs
+        let entry = UInt16(runs[0].written[0]) | UInt16(runs[0].written[1]) << 8
+        do {
+            try memory.write(runs[2].written, at: runs[2].physical)
+            try memory.write(runs[1].written, at: runs[1].physical)
+            // One 2-byte store: a thread running the entry sees the old or the new instruction.
+            try memory.store(entry, at: runs[0].physical)
+        } catch {
+            for run in runs.reversed() { try? memory.write(run.original, at: run.physical) }
+            table.withLock { $0.forget(armed) }
+            return .unreadable
+        }
+        return .armed(ArmedSite(site: site, physical: entryPhysical, original: 0, guestPath: path, inode: inode, mapping: mapping))
     }
 
     enum SiteArming { case armed(ArmedSite), alreadyArmed, differs, unreadable }
@@ -184,6 +234,16 @@ final class PageCachePatcher: Sendable {
         let sites = table.withLock { $0.sites.values.filter { $0.inode == inode } }
         var cachedFrames: [UInt64: GuestPhysicalAddress?] = [:]     // page index → frame cached there now
         var lost: [AllocatorSite] = []
+        // Exitless entries: all three runs in place, or the entry is armed again (the same padding
+        // and stub) once its page is cached again; nothing is written into a frame that moved.
+        for armed in table.withLock({ $0.exitless.values.filter { $0.inode == inode } }) {
+            guard case .success(let cached) = Self.cachedFrame(locator, mapping: armed.mapping, pageIndex: armed.pageIndex) else { continue }
+            let state = armed.state(cachedFrame: cached, memory: memory)
+            guard state != .inPlace else { continue }
+            table.withLock { $0.forget(armed) }
+            notes.add("\(armed.guestPath): \(armed.site.symbol) (exitless) at frame \(hex(armed.frame.rawValue)): \(state); re-arming")
+            if state != .overwritten { lost.append(armed.site) }
+        }
         for armed in sites {
             let cached: GuestPhysicalAddress?
             if let known = cachedFrames[armed.pageIndex] {
@@ -230,8 +290,12 @@ final class PageCachePatcher: Sendable {
     /// The frame the page cache of `armed`'s file holds at its page index now (nil: not cached),
     /// or the failure to read the page cache.
     static func cachedFrame(_ locator: PageCacheLocator, _ armed: ArmedSite) -> Result<GuestPhysicalAddress?, IntrospectionError> {
+        cachedFrame(locator, mapping: armed.mapping, pageIndex: armed.pageIndex)
+    }
+
+    static func cachedFrame(_ locator: PageCacheLocator, mapping: UInt64, pageIndex: UInt64) -> Result<GuestPhysicalAddress?, IntrospectionError> {
         do {
-            return .success(try locator.cachedPage(inMapping: armed.mapping, pageIndex: armed.pageIndex))
+            return .success(try locator.cachedPage(inMapping: mapping, pageIndex: pageIndex))
         } catch {
             return .failure(error)
         }

@@ -23,8 +23,19 @@ public struct TrackerCounters: Sendable, Codable {
     public var unwindTablesBuilt = 0
     public var unwindTableNanoseconds: UInt64 = 0
 
-    /// Every trap at an allocator entry or return: entries, returns, releases, nested or forwarded calls.
-    public var trappedEvents: Int { entries + returns + releases + nestedEntries }
+    /// Releases recorded through a process's event ring, without a trap (`--exitless`), and ring
+    /// records that were part of another call (a forwarded release).
+    public var ringReleases = 0
+    public var ringNestedEntries = 0
+    /// Traps the exitless path still takes: a window or the code page mapped on first use, a
+    /// full ring drained, a call recorded the trapped way because its window could not be mapped.
+    public var exitlessTraps = 0
+    /// Release entry points whose `int3` is an exitless jump instead.
+    public var exitlessSites = 0
+
+    /// Every trap at an allocator entry or return: entries, returns, releases, nested or forwarded
+    /// calls, and the exitless path's own traps.
+    public var trappedEvents: Int { entries + returns + releases + nestedEntries + exitlessTraps }
 
     /// Reads a record written by any version: a count it does not hold is zero.
     public init(from decoder: any Decoder) throws {
@@ -47,5 +58,9 @@ public struct TrackerCounters: Sendable, Codable {
         stackWalkNanoseconds = try nanoseconds(.stackWalkNanoseconds)
         unwindTablesBuilt = try count(.unwindTablesBuilt)
         unwindTableNanoseconds = try nanoseconds(.unwindTableNanoseconds)
+        ringReleases = try count(.ringReleases)
+        ringNestedEntries = try count(.ringNestedEntries)
+        exitlessTraps = try count(.exitlessTraps)
+        exitlessSites = try count(.exitlessSites)
     }
 }

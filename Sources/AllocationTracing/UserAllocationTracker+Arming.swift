@@ -47,6 +47,9 @@ extension UserAllocationTracker {
         arming.withLock { $0.outcome = .failure(TrackerError.disarmed) }
         trapping.store(false, ordering: .relaxed)
         var (summary, pagesBefore) = patcher.restore(guest)
+        // The exitless path's last records, then its page-table entries and its region taken away.
+        drainRings(memory: guest.memory)
+        patcher.exitless?.unmapAll(memory: guest.memory)
         let pending = calls.withLock { $0.drain() }
         let cr4 = guest.vcpus.first?.cr4 ?? 0
         let efer = guest.vcpus.first?.efer ?? 0
@@ -79,6 +82,9 @@ extension UserAllocationTracker {
         guard let view = try? KernelView(kernel: patcher.kernel, memory: memory, vcpus: [trap.state]),
               let root = try? view.pageTableRoot(ofMM: mm) else { return }
         let exited = exitedThreads.withLock { $0.take(mm: mm) }
+        // The space's last releases first (its threads are gone: its ring is complete).
+        drainRing(root, memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
+        defer { patcher.exitless?.spaceEnded(root, memory: memory) }
         if let exitObserver { exitObserver(exitingSpace(mm: mm, root: root, view: view, vcpu: trap.state.index, exited: exited)) }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }

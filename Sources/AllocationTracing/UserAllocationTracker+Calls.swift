@@ -23,6 +23,7 @@ extension UserAllocationTracker {
         let outerSlotWord = entry.returnAddress == CallTracker.trampoline ? nil
             : calls.withLock { $0.outermostSlot(of: entry.thread) }.flatMap { try? user.word($0) }
         let decision = calls.withLock { $0.enter(entry, outerSlotWord: outerSlotWord) }
+        patcher.exitless?.noteTask(task, root: root, threadPointer: trap.fsBase)
         if Self.tracing {
             Self.trace("vcpu\(trap.state.index) enter \(entry.function.rawValue) cr3=\(hex(root.rawValue)) task=\(hex(task)) fs=\(hex(trap.fsBase)) rsp=\(hex(entry.rsp)) ret=\(hex(entry.returnAddress)) rdi=\(hex(registers.rdi)) rsi=\(hex(registers.rsi))\(entry.returnAddress == CallTracker.trampoline ? " (tail call)" : "")")
         }

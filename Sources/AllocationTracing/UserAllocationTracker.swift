@@ -34,6 +34,12 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// Told of the calls in flight before each trampoline is written (`setJournal`).
     let callJournal = Mutex<(@Sendable (CallsInFlight) -> Void)?>(nil)
 
+    /// CR4 and EFER as user space first ran (the same on every vCPU): for reading a process's
+    /// memory outside one of its traps (draining rings before a scan).
+    let pagingRegisters = Mutex<(cr4: UInt64, efer: UInt64)>((0, 0))
+    /// Held while a ring's records are taken and recorded (`drainRing`).
+    let ringOrder = Mutex(())
+
     /// Told of each tracked address space as it is torn down, before the ledger retires it (the
     /// reachability scanner's final scan of a process).
     let exitObserver: (@Sendable (AddressSpaceExit) -> Void)?
@@ -43,13 +49,16 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     ///   - includeOperators: arm the C++ `operator new`/`delete` too, or only the C allocator's
     ///     entry points (`new`/`delete` are then seen as the `malloc`/`free` they call).
     ///   - onAddressSpaceExit: called on the vCPU thread of each `exit_mmap` hook of a tracked space.
+    ///   - monitorRegion: memory of the machine's own for the exitless release path
+    ///     (`docs/exitless-tracking.md`); nil: every allocator event is a trap.
     public init(kernel: GuestKernel, files: GuestSymbolFiles, ledger: AllocationLedger = AllocationLedger(),
                 clock: TrackerClock = TrackerClock(), includeOperators: Bool = true,
-                onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil) {
+                onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil, monitorRegion: MonitorRegion? = nil) {
         self.ledger = ledger
         self.clock = clock
         self.notes = TrackerNotes()
-        self.patcher = PageCachePatcher(kernel: kernel, files: files, notes: notes, includeOperators: includeOperators)
+        self.patcher = PageCachePatcher(kernel: kernel, files: files, notes: notes, includeOperators: includeOperators,
+                                        exitless: monitorRegion.map { ExitlessReleases(region: $0) })
         self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger, files: files)
         self.exitObserver = onAddressSpaceExit
     }
@@ -88,7 +97,11 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     // MARK: GuestTrapHandler
 
+    /// Whether release entries may get the exitless path (the machine gave a monitor region).
+    public var usesExitlessPath: Bool { patcher.exitless != nil }
+
     public func userSpaceStarted(_ state: VCPUSnapshot, memory: GuestMemory) {
+        pagingRegisters.withLock { $0 = (state.cr4, state.efer) }
         let first = arming.withLock { a -> Bool in
             guard a.outcome == nil else { return false }
             a.outcome = .failure(TrackerError.arming)
@@ -107,6 +120,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
+        drainRing(PageTableRoot(cr3: state.cr3), memory: memory, cr4: state.cr4, efer: state.efer)
+        if exitlessFullRing(&trap) { return true }
         let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
         guard let physical = try? user.physicalAddress(of: state.registers.rip),
               let armed = patcher.site(at: physical) else { return false }
@@ -141,6 +156,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     }
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
+        drainRing(PageTableRoot(cr3: trap.state.cr3), memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
+        if let handled = exitlessFault(&trap, memory: memory) { return handled }
         guard trap.state.registers.rip == CallTracker.trampoline else { return false }
         return complete(&trap, memory: memory)
     }
@@ -149,6 +166,9 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         guard let hook = patcher.hook(at: GuestVirtualAddress(trap.state.registers.rip)) else { return false }
+        if hook.kind != .exitMmap {
+            drainRing(PageTableRoot(cr3: trap.state.cr3), memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
+        }
         switch hook.kind {
         case .mmapRegion: mapped(file: trap.state.registers.rdi, trap: trap, memory: memory)
         case .exitMmap: exiting(mm: trap.state.registers.rdi, trap: trap, memory: memory)

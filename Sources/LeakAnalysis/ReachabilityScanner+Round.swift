@@ -35,6 +35,7 @@ extension ReachabilityScanner {
     /// The exact phase: scans every live process that has outstanding blocks ("periodic" names each
     /// scan full or incremental from what the cache could reuse), until `deadline` (monotonic ns).
     func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [(root: PageTableRoot, scan: SpaceScan)] {
+        beforeScan.withLock { $0 }?(guest.memory)
         let wanted = ledger.scannableSpaces()
         guard !wanted.isEmpty, let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus),
               let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }

@@ -48,6 +48,9 @@ public final class ReachabilityScanner: Sendable {
     }
 
     let state = Mutex(State())
+    /// Called at the start of each round's pause, before the ledger's blocks are read: brings the
+    /// ledger up to date with what the guest recorded without a trap (the exitless path's rings).
+    let beforeScan = Mutex<(@Sendable (GuestMemory) -> Void)?>(nil)
     /// The part of the pause limit kept for the work after the marking (verdicts, ledger update).
     static let pauseReserve = 0.1
     let kernel: GuestKernel
@@ -55,6 +58,11 @@ public final class ReachabilityScanner: Sendable {
     let clock: TrackerClock
     /// Nanoseconds without a write after which a referenced block counts as stale.
     public let staleAfter: UInt64
+
+    /// Sets what runs at the start of each round's pause (`beforeScan`).
+    public func setBeforeScan(_ body: @escaping @Sendable (GuestMemory) -> Void) {
+        beforeScan.withLock { $0 = body }
+    }
 
     /// - Parameter staleAfter: nanoseconds without a write after which a referenced block is stale.
     public init(kernel: GuestKernel, ledger: AllocationLedger, clock: TrackerClock, staleAfter: UInt64) {

@@ -1,3 +1,4 @@
+import GuestMemory
 import AllocationTracing
 import LeakAnalysis
 import LeakJournal
@@ -7,6 +8,10 @@ import Reachability
 public struct TrackingOptions: Sendable {
     /// Arm C++ `new`/`delete` too (else only the C allocator).
     public var includeOperators = true
+    /// Whether releases take the exitless path (`run --exitless`).
+    public var exitless = false
+    /// The machine's monitor region when they do (made with the machine).
+    public var monitorRegion: MonitorRegion?
     /// Frames kept per allocation stack, the allocator's own included (`--stack-depth`; valgrind's 12).
     public var stackDepth = UserAllocationTracker.defaultStackDepth
     /// Seconds without a write after which a referenced block counts as stale.

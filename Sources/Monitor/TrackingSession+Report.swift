@@ -34,6 +34,12 @@ extension TrackingSession {
             + (s.unreadableCalls > 0 ? ", \(s.unreadableCalls) call(s) not tracked (unreadable stack)" : "")
             + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
             + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
+        if tracker.usesExitlessPath {
+            text += "leakvisor: exitless: \(s.ringReleases) release(s) recorded through event rings without a trap (\(s.ringNestedEntries) forwarded),"
+                + " \(tracker.exitlessEntryPoints) release entry point(s) on the exitless path, \(s.exitlessTraps) trap(s) of its own"
+                + " (code page and rings mapped on first use, full rings, fallbacks)"
+                + (tracker.exitlessRefusal.map { "; off: \($0)" } ?? "") + "\n"
+        }
         if s.stackWalks > 0 {
             let frames = s.stackFramesByCFI + s.stackFramesByFramePointer
             text += "leakvisor: stacks: \(s.stackWalks) walked, " + String(format: "%.1f", Double(frames) / Double(s.stackWalks))

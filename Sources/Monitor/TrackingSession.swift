@@ -57,7 +57,7 @@ public final class TrackingSession: Sendable {
         output.line("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         let clock = restoring.map { TrackerClock(continuingFrom: $0.elapsedNanoseconds) } ?? TrackerClock()
         let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
-                                    staleAfter: options.staleAfterSeconds, clock: clock)
+                                    staleAfter: options.staleAfterSeconds, clock: clock, monitorRegion: options.monitorRegion)
         tracking.tracker.setStackDepth(options.stackDepth)
         tracking.scanner.limits = options.scanLimits
         tracking.scanner.heuristics = options.heuristics
@@ -109,6 +109,8 @@ public final class TrackingSession: Sendable {
 
     /// The report now; `final` closes the live address spaces first (the guest stopped).
     public func report(final: Bool, allProcesses: Bool? = nil) -> LeakReport {
+        // Releases the exitless path recorded and no trap has drained yet.
+        tracker.drainRings(memory: guest.memory)
         if final { tracker.ledger.retireAll(as: .guestStopped, time: UInt64(tracker.seconds * 1e9)) }
         var builder = self.builder
         if !(allProcesses ?? options.includeImageTools) { builder.excludedCommands = Self.imageTools }

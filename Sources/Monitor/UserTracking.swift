@@ -1,5 +1,6 @@
 import AllocationLedger
 import AllocationTracing
+import GuestMemory
 import Introspection
 import LeakAnalysis
 
@@ -22,8 +23,9 @@ public struct UserTracking: Sendable {
     ///   - scansAtExit: scan each process as it exits.
     ///   - staleAfter: seconds without a write after which a referenced block counts as stale.
     ///   - clock: the tracker's clock (one that goes on from a snapshot's time when restoring).
+    ///   - monitorRegion: the machine's monitor region, for the exitless release path (nil: traps only).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
-                staleAfter: Double = 60, clock: TrackerClock = TrackerClock()) {
+                staleAfter: Double = 60, clock: TrackerClock = TrackerClock(), monitorRegion: MonitorRegion? = nil) {
         let ledger = AllocationLedger()
         self.kernel = kernel
         let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,
@@ -41,7 +43,13 @@ public struct UserTracking: Sendable {
                 exits.notify()
             }
         }
-        tracker = UserAllocationTracker(kernel: kernel, files: files, ledger: ledger, clock: clock,
-                                        includeOperators: includeOperators, onAddressSpaceExit: onExit)
+        let tracker = UserAllocationTracker(kernel: kernel, files: files, ledger: ledger, clock: clock,
+                                            includeOperators: includeOperators, onAddressSpaceExit: onExit,
+                                            monitorRegion: monitorRegion)
+        self.tracker = tracker
+        if tracker.usesExitlessPath {
+            // A round's verdicts must see every release the rings hold.
+            scanner.setBeforeScan { memory in tracker.drainRings(memory: memory) }
+        }
     }
 }

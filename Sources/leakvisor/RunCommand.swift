@@ -116,6 +116,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "With --track: include the guest image's own tools (busybox init and shell) in reports.")
     var reportAllProcesses = false
 
+    @Flag(help: ArgumentHelp(
+        "With --track user or all (experimental): record frees and C++ deletes without a VM exit, through an event ring in each process that the monitor drains (docs/exitless-tracking.md). Allocations are still trapped.",
+        discussion: "The monitor maps a code page and, per process, a ring at addresses Linux never uses, backed by memory outside the guest's RAM. A release entry keeps its int3 where its page has no padding to hold the jumps. Not with --restore of a tracked snapshot, and `leakvisor snapshot` refuses such a guest."))
+    var exitless = false
+
     @Option(help: ArgumentHelp(
         "With --track: also scan the live processes for unreferenced blocks this often (e.g. 10s, 500ms), pausing the guest only for the exact final part of each scan; repeated scans re-read only guest pages written since (KVM dirty logging). Every process is scanned once more as it exits, with or without this option. With --track kernel or all: the kernel's objects are scanned this often too (the guest paused for each kernel scan: about 0.6 s here for a small guest); without it, only on `leakvisor report`.",
         valueName: "duration"))
@@ -202,7 +207,7 @@ struct RunCommand: ParsableCommand {
     /// --restore, unless the snapshot was saved tracking.
     var trackingOnlyOptionsGiven: Bool {
         reportPath != nil || reportAllProcesses || scanEvery != nil || showReachable || errorExitcode != nil
-            || !suppressionFiles.isEmpty || journal != nil || noJournal || metricsListen != nil || leakCheckHeuristics != nil
+            || !suppressionFiles.isEmpty || journal != nil || noJournal || metricsListen != nil || leakCheckHeuristics != nil || exitless
     }
 
     func validate() throws {
@@ -212,7 +217,7 @@ struct RunCommand: ParsableCommand {
         // A snapshot of a tracked guest (--restore) goes on tracking without --track: checked when it is read.
         if track == nil && restore == nil && trackingOnlyOptionsGiven {
             throw ValidationError("--report, --report-all-processes, --scan-every, --show-reachable, --error-exitcode, --suppressions,"
-                                  + " --journal, --no-journal, --metrics-listen and --leak-check-heuristics need --track (or --restore of a tracked guest's snapshot)")
+                                  + " --journal, --no-journal, --metrics-listen, --leak-check-heuristics and --exitless need --track (or --restore of a tracked guest's snapshot)")
         }
         if let metricsListen {
             do { _ = try ListenAddress(parsing: metricsListen) } catch { throw ValidationError(error.description) }
@@ -238,6 +243,7 @@ struct RunCommand: ParsableCommand {
         tracking.scanInterval = scanEvery?.seconds
         tracking.showReachable = showReachable
         tracking.includeImageTools = reportAllProcesses
+        tracking.exitless = exitless
         tracking.jsonPath = reportPath.map(HostPathArgument.absolute)
         let metricsAddress = try metricsListen.map { text throws(MetricsError) in try ListenAddress(parsing: text) }
         if !suppressionFiles.isEmpty {

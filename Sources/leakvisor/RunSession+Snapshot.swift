@@ -141,6 +141,9 @@ extension RunSession {
     /// is paused and no scan runs, so every restore goes on tracking from that point.
     static func saveOnRequest(_ machine: Machine, tracking: TrackingSession?, path: String, identity: SnapshotIdentity) -> ControlResponse {
         guard path.hasPrefix("/") else { return ControlResponse(error: "the snapshot path must be absolute") }
+        if tracking?.tracker.usesExitlessPath == true {
+            return ControlResponse(error: "this guest is tracked with --exitless, whose pages live outside its RAM: snapshots of it are not supported yet")
+        }
         do {
             let saved = try tracking.map { session in
                 try session.holdingScans {

@@ -1,6 +1,7 @@
 import AllocationTracing
 import Control
 import Foundation
+import GuestMemory
 import GuestImage
 import Introspection
 import LeakAnalysis
@@ -92,6 +93,21 @@ struct RunSession {
         var description: String { "--track needs the guest kernel's vmlinux (give --vmlinux when booting a bzImage)" }
     }
 
+    /// The monitor region of an exitless run: above the machine's RAM (the snapshot's, when restoring).
+    static func monitorRegion(_ start: MachineStart, config: MachineConfiguration, restoredTracking: Bool) throws -> MonitorRegion {
+        struct ExitlessRefused: Error, CustomStringConvertible { var description: String }
+        guard !restoredTracking else {
+            throw ExitlessRefused(description: "--exitless cannot continue a snapshot of a tracked guest (it was saved with breakpoints only)")
+        }
+        var memorySize = config.memorySize
+        if case .restore(let snapshot, _, _) = start { memorySize = snapshot.memory.totalSize }
+        return try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: memorySize), size: Self.monitorRegionBytes)
+    }
+
+    /// The monitor region's size: the code page and about 240 processes' rings (host memory is
+    /// only used as pages are touched).
+    static let monitorRegionBytes: UInt64 = 64 << 20
+
     /// The monitor's output for a tracking session: its lines and reports on stderr.
     static let sessionOutput = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
 
@@ -110,7 +126,12 @@ struct RunSession {
         }
         // A snapshot of a tracked guest goes on being tracked, with or without --track.
         let (track, restoredTracking) = try trackingToContinue(start)
-        let trackingOptions = track.map(options.trackingOptions(for:)) ?? options.tracking
+        var trackingOptions = track.map(options.trackingOptions(for:)) ?? options.tracking
+        if trackingOptions.exitless, track?.tracksUser == true {
+            let region = try Self.monitorRegion(start, config: config, restoredTracking: restoredTracking != nil)
+            config.monitorRegion = region
+            trackingOptions.monitorRegion = region
+        }
         let userTracking = try track.flatMap { track -> UserTracking? in
             guard track.tracksUser else { return nil }
             guard let vmlinux = vmlinuxPath() else { throw TrackingError.noKernelImage }

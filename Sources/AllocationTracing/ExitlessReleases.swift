@@ -1,0 +1,219 @@
+import AllocationLedger
+import DebugInfo
+import Foundation
+import GuestMemory
+import Synchronization
+import X86
+
+/// The exitless release path of one tracker (`run --exitless`, `docs/exitless-tracking.md`):
+/// the shared code page and its stubs, each address space's window and ring, and the draining
+/// of rings into release records. The page-cache patches themselves are the `PageCachePatcher`'s,
+/// like its `int3`s.
+final class ExitlessReleases: Sendable {
+    let region: MonitorRegion
+    private let state = Mutex(State())
+
+    /// One stub in the code page.
+    struct Stub: Sendable, Equatable {
+        let function: AllocatorFunction
+        /// Its entry (what the hop's `push imm32; ret` goes to) and its full-ring `int3`.
+        let address: UInt64
+        let fullRingTrap: UInt64
+        let displaced: PrologueInstruction
+        /// As `ExitlessPlacement.resumeDelta`: from the padding call's pushed address to the resume address.
+        let resumeDelta: Int32
+        /// False where another family's deallocator shares the entry (no mismatch can be told).
+        let checksFamily: Bool
+    }
+
+    /// A prepared site: where to write what in the entry's file page (offsets in the page).
+    struct Patches: Sendable, Equatable {
+        let placement: ExitlessPlacement
+        let stub: Int
+        let entry: [UInt8], call: [UInt8], hop: [UInt8]
+        /// The host file's bytes where `entry`, `call` and `hop` go.
+        let originalEntry: [UInt8], originalCall: [UInt8], originalHop: [UInt8]
+    }
+
+    private struct State {
+        var tables = ExitlessPageTables()
+        var stubs: [Stub] = []
+        var codeUsed = 0
+        var planners: [String: ExitlessPlanner?] = [:]
+        /// The task last seen trapping with this thread pointer in this space (ring records carry
+        /// the thread pointer only; `ThreadKey` also has the task).
+        var tasks: [PageTableRoot: [UInt64: UInt64]] = [:]
+        /// Set when the code page cannot be mapped: no more sites are prepared.
+        var refused: String?
+        /// Spaces whose first fault at the code page was answered (a second one falls back).
+        var codeFaulted: Set<PageTableRoot> = []
+        /// Prepared sites by host file and entry offset: a site armed again (its page was evicted
+        /// and read back) gets the same padding and stub.
+        var prepared: [String: [UInt64: Patches]] = [:]
+        /// Each host file's bytes (the originals of the padding).
+        var fileBytes: [String: [UInt8]] = [:]
+    }
+
+    init(region: MonitorRegion) {
+        self.region = region
+    }
+
+    var stubs: [Stub] { state.withLock { $0.stubs } }
+
+    /// Why the path is off (the code page could not be mapped), if it is.
+    var refusal: String? { state.withLock { $0.refused } }
+
+    // MARK: arming
+
+    /// Prepares `site` of the host file `hostPath` for the exitless path: the code page mapped
+    /// (through `root`'s PGD entry 511, shared by every process), a placement in the entry's page,
+    /// and its stub written. Nil when the site keeps its `int3` (the reason, if worth a note, in `note`).
+    func prepare(_ site: AllocatorSite, hostPath: String, root: PageTableRoot, mode: PageTableMode, memory: GuestMemory,
+                 note: (String) -> Void) -> Patches? {
+        guard site.entryPoint.function.releases else { return nil }
+        return state.withLock { s -> Patches? in
+            if s.refused != nil { return nil }
+            guard mode == .fourLevel else {
+                s.refused = "the guest uses \(mode) paging; the exitless path needs 4-level paging"
+                note("exitless: " + s.refused!)
+                return nil
+            }
+            if !s.tables.codeMapped {
+                do {
+                    try s.tables.mapCode(pages: ExitlessLayout.codePages, root: root, memory: memory, region: region)
+                } catch {
+                    s.refused = "the code page could not be mapped: \(error)"
+                    note("exitless: " + s.refused!)
+                    return nil
+                }
+            }
+            if let again = s.prepared[hostPath]?[site.fileOffset] { return again }
+            if s.planners[hostPath] == nil {
+                let made = Self.planner(hostPath)
+                s.planners[hostPath] = made?.planner
+                s.fileBytes[hostPath] = made?.bytes
+            }
+            guard var planner = s.planners[hostPath] ?? nil,
+                  let placement = planner.place(entry: site.fileOffset, displacedLength: site.instruction.length) else { return nil }
+            s.planners[hostPath] = planner
+            let index = s.stubs.count
+            guard let stub = ExitlessStub.release(function: site.entryPoint.function, stub: index,
+                                                  resumeDelta: placement.resumeDelta, displaced: site.instruction),
+                  s.codeUsed + stub.code.count <= ExitlessLayout.codePages * 4096,
+                  let page = s.tables.codePageFrames.first else { return nil }
+            let address = ExitlessLayout.codeAddress + UInt64(s.codeUsed)
+            guard (try? region.memory.write(stub.code, at: page.offset(s.codeUsed))) != nil else { return nil }
+            s.codeUsed += (stub.code.count + 15) & ~15
+            s.stubs.append(Stub(function: site.entryPoint.function, address: address,
+                                fullRingTrap: address + UInt64(stub.fullRingTrap), displaced: site.instruction,
+                                resumeDelta: placement.resumeDelta, checksFamily: !site.aliasesOtherFamilies))
+            let bytes = placement.patches(stub: address)
+            let file = s.fileBytes[hostPath] ?? []
+            func original(_ offset: UInt64, _ count: Int) -> [UInt8] {
+                offset + UInt64(count) <= UInt64(file.count) ? Array(file[Int(offset)..<Int(offset) + count]) : []
+            }
+            let patches = Patches(placement: placement, stub: index, entry: bytes.entry, call: bytes.call, hop: bytes.hop,
+                                  originalEntry: original(placement.entry, 2), originalCall: original(placement.call, 5),
+                                  originalHop: original(placement.hop, 6))
+            s.prepared[hostPath, default: [:]][site.fileOffset] = patches
+            return patches
+        }
+    }
+
+    private static func planner(_ hostPath: String) -> (planner: ExitlessPlanner, bytes: [UInt8])? {
+        guard let file = try? ELFFile(path: hostPath),
+              let data = try? Data(contentsOf: URL(fileURLWithPath: hostPath)) else { return nil }
+        let bytes = [UInt8](data)
+        let segments = file.loadSegments.filter(\.isExecutable).map { (offset: $0.offset, size: $0.fileSize) }
+        return (ExitlessPlanner(bytes: bytes, segments: segments, table: CallFrameTable(file: file)), bytes)
+    }
+
+    // MARK: traps
+
+    /// What a user page fault at the code page or a window means.
+    enum FaultOutcome: Equatable {
+        /// Not at the code page or a window.
+        case notOurs
+        /// The missing entry is written: the thread retries the access.
+        case mapped
+        /// The space cannot have its window (or the access faulted again after it was mapped):
+        /// the thread is in `stub`, before its record, and the call is to be made the trapped way.
+        case fallback(stub: Stub, atEntry: Bool)
+    }
+
+    /// A user-mode page fault at `address` with the thread at `rip` in space `root`.
+    func fault(at address: UInt64, rip: UInt64, root: PageTableRoot, memory: GuestMemory) -> FaultOutcome {
+        let code = ExitlessLayout.isCode(address), window = ExitlessLayout.isWindow(address)
+        guard code || window else { return .notOurs }
+        return state.withLock { s -> FaultOutcome in
+            // The stub the thread is in: at its entry (a code fault) or past it (a window fault).
+            let stub = s.stubs.last { $0.address <= rip && rip < $0.fullRingTrap }
+            if code {
+                if !s.codeFaulted.contains(root), (try? s.tables.grantCode(to: root, memory: memory)) != nil {
+                    s.codeFaulted.insert(root)
+                    return .mapped
+                }
+                guard let stub, rip == stub.address else { return .notOurs }
+                return .fallback(stub: stub, atEntry: true)
+            }
+            guard let stub else { return .notOurs }
+            if s.tables.windows[root] == nil, (try? s.tables.mapWindow(for: root, memory: memory, region: region)) != nil {
+                return .mapped
+            }
+            return .fallback(stub: stub, atEntry: false)
+        }
+    }
+
+    /// Whether `rip` is a stub's full-ring `int3`.
+    func isFullRingTrap(_ rip: UInt64) -> Bool { state.withLock { s in s.stubs.contains { $0.fullRingTrap == rip } } }
+
+    // MARK: rings
+
+    /// The records `root`'s ring holds now, each with its stub.
+    func drain(_ root: PageTableRoot) -> [(record: RingRelease, stub: Stub)] {
+        state.withLock { s in
+            guard var window = s.tables.windows[root] else { return [] }
+            let records = window.reader.drain(region.memory, stubs: s.stubs.map(\.function))
+            s.tables.windows[root] = window
+            return records.map { ($0, s.stubs[$0.stub]) }
+        }
+    }
+
+    /// The spaces that have a window.
+    var spacesWithWindows: [PageTableRoot] { state.withLock { Array($0.tables.windows.keys) } }
+
+    /// Records ring by ring malformed so far.
+    var malformedRecords: Int { state.withLock { $0.tables.windows.values.reduce(0) { $0 + $1.reader.malformed } } }
+
+    /// The space ends: its window's pages go back to the region (drain it first).
+    func spaceEnded(_ root: PageTableRoot, memory: GuestMemory) {
+        state.withLock { s in
+            s.tables.unmap(root, memory: memory, region: region)
+            s.tasks[root] = nil
+            s.codeFaulted.remove(root)
+        }
+    }
+
+    /// Detach: every entry the path added to guest page tables is cleared, then the region is
+    /// taken away from the guest (drain the rings and restore the page-cache patches first).
+    func unmapAll(memory: GuestMemory) {
+        state.withLock { s in
+            s.tables.unmapAll(memory: memory, region: region)
+            s.tasks = [:]
+            s.codeFaulted = []
+        }
+        region.revoke()
+    }
+
+    // MARK: threads
+
+    /// Remembers the task of a trapping thread, for the ring records of the same thread.
+    func noteTask(_ task: UInt64, root: PageTableRoot, threadPointer: UInt64) {
+        guard task != 0 else { return }
+        state.withLock { $0.tasks[root, default: [:]][threadPointer] = task }
+    }
+
+    func task(root: PageTableRoot, threadPointer: UInt64) -> UInt64 {
+        state.withLock { $0.tasks[root]?[threadPointer] ?? 0 }
+    }
+}

@@ -1,0 +1,125 @@
+import AllocationLedger
+import GuestInterface
+import GuestMemory
+import X86
+
+/// The tracker's side of the exitless path (`ExitlessReleases`): rings drained before any trap of
+/// their space is handled (so the ledger sees every release before the address is handed out
+/// again), the faults that map the code page and windows on first use, the full-ring `int3`, and
+/// the trapped fallback for a space that cannot have a window.
+extension UserAllocationTracker {
+    /// Release entry points armed with the exitless jumps now.
+    public var exitlessEntryPoints: Int { patcher.table.withLock { $0.exitless.count } }
+
+    /// Why the exitless path stopped arming entry points (the code page could not be mapped), if it did.
+    public var exitlessRefusal: String? { patcher.exitless?.refusal }
+
+    /// Takes `root`'s ring records into the ledger. `cr4` and `efer` are the vCPU's (for reading
+    /// the process's memory).
+    func drainRing(_ root: PageTableRoot, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
+        guard let exitless = patcher.exitless else { return }
+        // Taken and recorded under one lock: a vCPU that drains after another must not record an
+        // allocation before the other has recorded the releases it took.
+        ringOrder.withLock { _ in drainRingLocked(root, exitless: exitless, memory: memory, cr4: cr4, efer: efer) }
+    }
+
+    private func drainRingLocked(_ root: PageTableRoot, exitless: ExitlessReleases, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
+        let drained = exitless.drain(root)
+        guard !drained.isEmpty else { return }
+        let user = UserMemory(memory: memory, cr3: root.rawValue, cr4: cr4, efer: efer)
+        let now = clock.now
+        for (record, stub) in drained {
+            let site = record.resumeAddress &- UInt64(stub.displaced.length)
+            recordRelease(stub.function, pointer: record.pointer, returnAddress: record.returnAddress, rsp: record.stackPointer,
+                          threadPointer: record.threadPointer, site: site, checksFamily: stub.checksFamily,
+                          task: exitless.task(root: root, threadPointer: record.threadPointer), thread: 0,
+                          root: root, user: user, time: now, trapped: false)
+        }
+    }
+
+    /// Every space's ring (before a scan's marking, and before the final report). Call with the
+    /// guest paused or stopped.
+    public func drainRings(memory: GuestMemory) {
+        guard let exitless = patcher.exitless else { return }
+        let (cr4, efer) = pagingRegisters.withLock { $0 }
+        for root in exitless.spacesWithWindows { drainRing(root, memory: memory, cr4: cr4, efer: efer) }
+    }
+
+    /// A release the exitless path saw (from a ring, or at a fallback trap): decided by the call
+    /// tracker like a trapped entry, then recorded.
+    func recordRelease(_ function: AllocatorFunction, pointer: UInt64, returnAddress: UInt64, rsp: UInt64, threadPointer: UInt64,
+                       site: UInt64, checksFamily: Bool, task: UInt64, thread: Int32, root: PageTableRoot, user: UserMemory,
+                       time: UInt64, trapped: Bool) {
+        let entry = CallEntry(function: function, arguments: CallArguments(oldPointer: pointer),
+                              thread: ThreadKey(root: root, fsBase: threadPointer, task: task),
+                              rsp: rsp, returnAddress: returnAddress, site: site)
+        let outerSlotWord = calls.withLock { $0.outermostSlot(of: entry.thread) }.flatMap { try? user.word($0) }
+        let decision = calls.withLock { $0.enter(entry, outerSlotWord: outerSlotWord) }
+        switch decision {
+        case .release(let address):
+            ledger.recordRelease(of: address, by: entry, context: CallContext(stack: [site, returnAddress], thread: thread, time: time),
+                                 strict: isStrict(root), checksFamily: checksFamily)
+            counters.withLock { c in if trapped { c.releases += 1 } else { c.ringReleases += 1 } }
+        case .nested, .forwardedRelease, .redirect:
+            counters.withLock { c in if trapped { c.nestedEntries += 1 } else { c.ringNestedEntries += 1 } }
+        }
+        if Self.tracing {
+            Self.trace("ring \(function.rawValue) cr3=\(hex(root.rawValue)) fs=\(hex(threadPointer)) rsp=\(hex(rsp)) ret=\(hex(returnAddress)) ptr=\(hex(pointer)) → \(decision)")
+        }
+    }
+
+    /// A user page fault at the code page or a window: mapped now (the thread retries), or the
+    /// call made the trapped way. Nil when the fault is not the exitless path's.
+    func exitlessFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool? {
+        guard let exitless = patcher.exitless else { return nil }
+        let state = trap.state
+        let root = PageTableRoot(cr3: state.cr3)
+        switch exitless.fault(at: trap.faultAddress, rip: state.registers.rip, root: root, memory: memory) {
+        case .notOurs:
+            return nil
+        case .mapped:
+            counters.withLock { $0.exitlessTraps += 1 }
+            return true
+        case .fallback(let stub, let atEntry):
+            counters.withLock { $0.exitlessTraps += 1 }
+            return fallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
+        }
+    }
+
+    /// The call a stub was about to record, made the trapped way: the release recorded from the
+    /// registers, the displaced instruction run, the thread resumed after it. At the stub's entry
+    /// the stack holds the padding call's return address, past it the resume address; the
+    /// caller's return address is the word after either.
+    private func fallback(_ stub: ExitlessReleases.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
+        let state = trap.state
+        let root = PageTableRoot(cr3: state.cr3)
+        let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
+        var registers = state.registers
+        guard let top = try? user.word(registers.rsp), let returnAddress = try? user.word(registers.rsp &+ 8) else { return false }
+        let resume = atEntry ? UInt64(bitPattern: Int64(bitPattern: top) &+ Int64(stub.resumeDelta)) : top
+        let site = resume &- UInt64(stub.displaced.length)
+        let (view, task) = identifier.kernelContext(of: trap, memory: memory)
+        let tid = view.flatMap { v in task == 0 ? nil : try? v.threadID(ofTask: task) } ?? 0
+        recordRelease(stub.function, pointer: registers.rdi, returnAddress: returnAddress, rsp: registers.rsp &+ 8,
+                      threadPointer: trap.fsBase, site: site, checksFamily: stub.checksFamily, task: task, thread: tid,
+                      root: root, user: user, time: clock.now, trapped: true)
+        registers.rsp &+= 8
+        registers.rip = site
+        do {
+            try stub.displaced.execute(&registers, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
+        } catch {
+            abandon(root, "the exitless fallback at \(hex(site)) could not run the displaced instruction: \(error)")
+            return false
+        }
+        trap.resume = registers
+        return true
+    }
+
+    /// A stub's full-ring `int3`: the ring was drained before this; the stub retries.
+    func exitlessFullRing(_ trap: inout GuestTrap) -> Bool {
+        guard let exitless = patcher.exitless, exitless.isFullRingTrap(trap.state.registers.rip) else { return false }
+        counters.withLock { $0.exitlessTraps += 1 }
+        trap.resume.rip = trap.state.registers.rip &+ 1
+        return true
+    }
+}
