@@ -45,6 +45,8 @@ final class ExitlessReleases: Sendable {
         var tasks: [PageTableRoot: [UInt64: UInt64]] = [:]
         /// Set when the code page cannot be mapped: no more sites are prepared.
         var refused: String?
+        /// Set at detach: the region is gone, no more sites are prepared.
+        var detached = false
         /// Spaces whose first fault at the code page was answered (a second one falls back).
         var codeFaulted: Set<PageTableRoot> = []
         /// Prepared sites by host file and entry offset: a site armed again (its page was evicted
@@ -72,7 +74,7 @@ final class ExitlessReleases: Sendable {
                  note: (String) -> Void) -> Patches? {
         guard site.entryPoint.function.releases else { return nil }
         return state.withLock { s -> Patches? in
-            if s.refused != nil { return nil }
+            if s.refused != nil || s.detached { return nil }
             guard mode == .fourLevel else {
                 s.refused = "the guest uses \(mode) paging; the exitless path needs 4-level paging"
                 note("exitless: " + s.refused!)
@@ -201,6 +203,10 @@ final class ExitlessReleases: Sendable {
             s.tables.unmapAll(memory: memory, region: region)
             s.tasks = [:]
             s.codeFaulted = []
+            // The region's slot is gone: arming again after detach uses `int3`s only.
+            s.detached = true
+            s.stubs = []
+            s.prepared = [:]
         }
         region.revoke()
     }

@@ -3,6 +3,7 @@ import AllocationLedger
 import AllocationTracing
 import Foundation
 import GuestInterface
+import GuestMemory
 import Introspection
 import Synchronization
 import VMM
@@ -25,8 +26,9 @@ public struct TrackingBenchmarkOptions: Sendable {
     public init() {}
 }
 
-/// The cost of `--track user`, in one boot: the two benchmark guest programs tracked, then
-/// (after detaching) untracked, and the guest's syscall round trip; printed on stdout.
+/// The cost of `--track user`, in one boot: the two benchmark guest programs tracked with the
+/// exitless release path, then with traps only (every entry point, then the C allocator's only),
+/// then (after detaching) untracked, and the guest's syscall round trip; printed on stdout.
 public struct TrackingBenchmark: Sendable {
     public let options: TrackingBenchmarkOptions
     /// The default guest image's directory.
@@ -52,7 +54,8 @@ public struct TrackingBenchmark: Sendable {
         let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
         if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; echo LV-BENCH-REDIS; " + $0.script } ?? "")
-        let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs); lv-syscalls 2000"
+        let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs);"
+            + " echo LV-BENCH-NEXT 3; read c; \(programs); lv-syscalls 2000"
         var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command,
                                                      additions: redis?.additions ?? [])
         config.vcpuCount = cpus
@@ -61,7 +64,9 @@ public struct TrackingBenchmark: Sendable {
         let files = GuestSymbolFiles(explicit: Dictionary(uniqueKeysWithValues: RedisBenchmarkRun.tools.map { ($0, $0) }),
                                      roots: [image.appendingPathComponent("rootfs").path],
                                      hostCopies: ["/lib/", "/usr/lib/"])
-        let tracker = UserAllocationTracker(kernel: kernel, files: files)
+        let region = try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: config.memorySize), size: 64 << 20)
+        config.monitorRegion = region
+        let tracker = UserAllocationTracker(kernel: kernel, files: files, monitorRegion: region)
         config.trapHandler = tracker
         let output = ConsoleTranscript()
         // Trap counts at the end of each tracked phase and, with redis, where redis begins in it
@@ -78,15 +83,17 @@ public struct TrackingBenchmark: Sendable {
         }
         say("starting the default image with \(cpus) vCPUs and --track user")
         let machine = try BenchmarkBoot.machine(config)
-        // At each marker: untrack, and after the first re-arm with the C allocator only; then let
-        // the guest go on.
+        // At each marker: untrack (the exitless path's rings drained and its region taken away),
+        // and re-arm with traps only, then with the C allocator only; then let the guest go on.
+        let afterDisarm = Mutex([TrackerCounters]())
         DispatchQueue.global().async {
-            for phase in 1...2 {
+            for phase in 1...3 {
                 guard output.wait(for: "LV-BENCH-NEXT ", occurrences: phase) else { return }
                 _ = try? machine.withGuestPaused { guest in
                     _ = tracker.disarm(guest)
-                    if phase == 1 {
-                        tracker.setIncludesOperators(false)
+                    afterDisarm.withLock { $0.append(tracker.statistics) }
+                    if phase < 3 {
+                        tracker.setIncludesOperators(phase == 1)
                         _ = try tracker.arm(memory: guest.memory, vcpus: guest.vcpus)
                     }
                 }
@@ -97,18 +104,22 @@ public struct TrackingBenchmark: Sendable {
         output.close()
         let text = output.text
         let ends = marks.withLock { $0["LV-BENCH-NEXT "] ?? [] }, redisBegins = marks.withLock { $0["LV-BENCH-REDIS"] ?? [] }
-        guard case .exited(0) = outcome.ending, ends.count == 2, redis == nil || redisBegins.count >= 2 else {
+        guard case .exited(0) = outcome.ending, ends.count == 3, redis == nil || redisBegins.count >= 3 else {
             throw BenchmarkError.runFailed("benchmark boot failed: \(outcome.ending)\n\(text.suffix(2000))")
         }
         // The benchmark programs' windows (to where redis begins), then redis's (to the phase's end).
-        let programsEnd = redis == nil ? ends : Array(redisBegins.prefix(2))
-        report(TrackingBenchResults(parsing: text), windows: [(TrackerCounters(), programsEnd[0]), (ends[0], programsEnd[1])])
-        if let redis { redis.report(text, windows: [(programsEnd[0], ends[0]), (programsEnd[1], ends[1])]) }
+        // A phase starts where the previous one's detach left the counts.
+        let starts = [TrackerCounters()] + afterDisarm.withLock { Array($0.prefix(2)) }
+        let programsEnd = redis == nil ? ends : Array(redisBegins.prefix(3))
+        report(TrackingBenchResults(parsing: text), windows: (0..<3).map { (starts[$0], programsEnd[$0]) },
+               exitlessEnd: afterDisarm.withLock { $0.first })
+        if let redis { redis.report(text, windows: (0..<3).map { (programsEnd[$0], ends[$0]) }) }
     }
 
     /// `windows`: the tracker's counts at the start and end of the benchmark programs in each
-    /// tracked phase (every entry point, then the C allocator only).
-    func report(_ results: TrackingBenchResults, windows: [(start: TrackerCounters, end: TrackerCounters)]) {
+    /// tracked phase (exitless releases, traps only, then the C allocator only); `exitlessEnd`:
+    /// the counts after the exitless phase's detach (its last rings drained).
+    func report(_ results: TrackingBenchResults, windows: [(start: TrackerCounters, end: TrackerCounters)], exitlessEnd: TrackerCounters?) {
         let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
         let allocations = Double(options.pairs + 23 * options.items)
@@ -118,17 +129,21 @@ public struct TrackingBenchmark: Sendable {
         if let syscall = results.syscallNanoseconds {
             say(String(format: "guest syscall round trip (getppid; one exit to the monitor on kvm_pvm): %.1f us", syscall * dilation / 1000))
         }
-        let modes = [("--track user", windows[0].end, windows[0].start), ("--track user-malloc", windows[1].end, windows[1].start)]
+        let modes = [("--track user --exitless", windows[0].end, windows[0].start), ("--track user", windows[1].end, windows[1].start),
+                     ("--track user-malloc", windows[2].end, windows[2].start)]
         for (index, (mode, end, start)) in modes.enumerated() {
             let entries = end.entries - start.entries, returns = end.returns - start.returns
             let releases = end.releases - start.releases, nested = end.nestedEntries - start.nestedEntries
             let trapped = end.trappedEvents - start.trappedEvents
             say("\(mode): \(trapped) trapped events (\(entries) allocation entries, \(returns) returns, \(releases) releases, \(nested) nested or forwarded)"
                 + String(format: ", %.2f per allocation", Double(trapped) / allocations))
+            if index == 0, let exitlessEnd {
+                say("  and \(exitlessEnd.ringReleases) releases (\(exitlessEnd.ringNestedEntries) forwarded) through event rings without a trap, in the whole phase")
+            }
             var extra = 0.0
             for name in ["lv-bench-malloc", "lv-bench-realistic"] {
-                guard let runs = results.elapsed[name], runs.count >= 3 else { say("  \(name): no result lines"); continue }
-                let tracked = Double(runs[index]) * dilation, untracked = Double(runs[2]) * dilation
+                guard let runs = results.elapsed[name], runs.count >= 4 else { say("  \(name): no result lines"); continue }
+                let tracked = Double(runs[index]) * dilation, untracked = Double(runs[3]) * dilation
                 extra += tracked - untracked
                 say(String(format: "  %@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))
             }
@@ -220,7 +235,7 @@ struct RedisBenchmarkRun {
     func report(_ text: String, windows: [(start: TrackerCounters, end: TrackerCounters)]) {
         let runs = Self.throughput(text)
         say("redis-benchmark (Debian's redis-server on jemalloc, \(requests) requests each, 4 clients, a Unix socket):")
-        for (mode, window) in zip(["--track user", "--track user-malloc"], windows) {
+        for (mode, window) in zip(["--track user --exitless", "--track user", "--track user-malloc"], windows) {
             let (end, start) = (window.end, window.start)
             let trapped = end.trappedEvents - start.trappedEvents
             say(String(format: "  %@: %d trapped events (server, benchmark client, redis-cli), %.1f per request", mode, trapped,
@@ -228,9 +243,9 @@ struct RedisBenchmarkRun {
             say("  " + TrackingBenchmark.stackWalkLine(end, since: start))
         }
         for test in ["SET", "GET"] {
-            guard let r = runs[test], r.count >= 3 else { say("  \(test): no result lines"); continue }
-            say(String(format: "  %@: --track user %.0f%% of untracked throughput, --track user-malloc %.0f%% (guest-time requests per second: %.0f, %.0f, untracked %.0f)",
-                       test, 100 * r[0] / r[2], 100 * r[1] / r[2], r[0], r[1], r[2]))
+            guard let r = runs[test], r.count >= 4 else { say("  \(test): no result lines"); continue }
+            say(String(format: "  %@: --track user --exitless %.0f%% of untracked throughput, --track user %.0f%%, --track user-malloc %.0f%% (guest-time requests per second: %.0f, %.0f, %.0f, untracked %.0f)",
+                       test, 100 * r[0] / r[3], 100 * r[1] / r[3], 100 * r[2] / r[3], r[0], r[1], r[2], r[3]))
         }
     }
 }

@@ -6,7 +6,8 @@ import Testing
 /// bytes, allocator, allocating function and line), nothing for a program that frees everything,
 /// no findings from glibc's own frees; then detaches and checks that every byte the monitor
 /// changed is back (the monitor compares the pages, and the guest's md5sum of the armed files
-/// matches the host's copies again).
+/// matches the host's copies again). Run twice: with traps only, and with `--exitless` (frees and
+/// deletes through the event rings), which must give the same report and restore the same bytes.
 @Suite(.enabled(if: LeakVisorProcess.executable != nil && LeakVisorProcess.imageBuilt,
                 "needs .build/debug/leakvisor and the default guest image (scripts/setup.sh)"))
 struct AllocationTrackingTests {
@@ -35,10 +36,12 @@ struct AllocationTrackingTests {
         var description: String { "\(function)(\(size)) in \(caller)\(line.map { ":\($0)" } ?? "")" }
     }
 
-    @Test func theLedgerMatchesEachProgramExactlyAndDetachRestoresTheGuest() throws {
+    @Test(arguments: [false, true])
+    func theLedgerMatchesEachProgramExactlyAndDetachRestoresTheGuest(exitless: Bool) throws {
         let bin = LeakVisorProcess.imageDirectory.appendingPathComponent("host-bin")
         // Stacks 16 frames deep (valgrind's default is 12): lv-leak-deep's chains are compared with valgrind's.
         var arguments = ["run", "--track", "user", "--timeout", "2400", "--interactive", "--stack-depth", "16"]
+        if exitless { arguments.append("--exitless") }
         for name in Self.dynamicPrograms {
             arguments += ["--add", bin.appendingPathComponent("\(name)-dynamic").path + ":/\(name)-dynamic"]
         }
@@ -50,7 +53,7 @@ struct AllocationTrackingTests {
         // of lv-leak-basic-dynamic, so that the report tells the two runs apart).
         arguments += ["--add", bin.appendingPathComponent("lv-leak-jemalloc-static").path + ":/lv-leak-jemalloc-static",
                       "--add", bin.appendingPathComponent("lv-leak-basic-dynamic").path + ":/lv-leak-basic-preload"]
-        let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid()).json")
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("lv-track-\(getpid())-\(exitless).json")
         defer { try? FileManager.default.removeItem(at: report) }
         arguments += ["--report", report.path]
         let script = """
@@ -91,6 +94,14 @@ struct AllocationTrackingTests {
         #expect(result.status == 0, "stderr: \(result.stderr.suffix(3000))")
         #expect(result.stdout.contains("LV-DONE finished"))
         #expect(!result.stdout.contains("Segmentation fault"), "\(result.stdout.suffix(3000))")
+        if exitless {
+            // The releases went through the rings: the glibc, libstdc++ and static programs' frees
+            // and deletes, with at most a handful of traps of the path's own per process.
+            let line = result.stderr.split(separator: "\n").first { $0.contains("leakvisor: exitless: ") }.map(String.init) ?? ""
+            let ringReleases = Int(line.components(separatedBy: "exitless: ").last?.split(separator: " ").first ?? "") ?? 0
+            #expect(ringReleases > 100, "\(line)\n\(result.stderr.suffix(2000))")
+            #expect(!line.contains("; off:"), "\(line)")
+        }
 
         // The guest reads the armed files differently while tracked and like the host after detach.
         let stdout = result.stdout.replacingOccurrences(of: "\r", with: "")
