@@ -4,10 +4,11 @@ import Introspection
 import X86
 
 extension PageCachePatcher {
-    /// Puts back the breakpoints and hooks (only where they still are) and empties the table;
-    /// returns what it did and the copies of the pages written into, for `comparePages` once
-    /// everything else is restored. Waits for arming in progress. Call with the guest paused.
-    func restore(_ guest: PausedGuest) -> (summary: ArmingSummary, pagesBefore: [GuestPhysicalAddress: [UInt8]]) {
+    /// Puts back the breakpoints and hooks (only where they still are) and the exitless entries'
+    /// first bytes, and empties the table; returns what it did, the copies of the pages written
+    /// into (for `comparePages` once everything else is restored), and the exitless entries whose
+    /// padding is still to be put back. Waits for arming in progress. Call with the guest paused.
+    func restore(_ guest: PausedGuest) -> (summary: ArmingSummary, pagesBefore: [GuestPhysicalAddress: [UInt8]], exitlessPadding: [ExitlessArmedSite]) {
         var summary = ArmingSummary()
         let (sites, hooks, pagesBefore, exitlessSites) = catalog.withLock { _ in
             table.withLock { t in
@@ -34,22 +35,21 @@ extension PageCachePatcher {
                 summary.notes.append("\(site.guestPath): \(site.site.symbol) at frame \(hex(site.frame.rawValue)) not restored: \(why)")
             }
         }
-        // Exitless entries: the entry's 2 bytes first (one store: no thread starts the path after
-        // it), then the padding call and the hop, each only where it still holds what was written.
+        // Exitless entries: only the entry's 2 bytes now (one store: no thread starts the path
+        // after it). Their padding runs are put back once no thread is on the path
+        // (`restoreExitlessPadding`): a thread stopped between the entry and its stub still needs them.
+        var padding: [ExitlessArmedSite] = []
         for armed in exitlessSites {
             var state: BreakpointState?
             if let locator, case .success(let cached) = Self.cachedFrame(locator, mapping: armed.mapping, pageIndex: armed.pageIndex) {
                 state = armed.state(cachedFrame: cached, memory: guest.memory)
             }
-            let runs = armed.runs
-            let entry = UInt16(runs[0].original[0]) | UInt16(runs[0].original[1]) << 8
-            if state == .inPlace, (try? guest.memory.store(entry, at: runs[0].physical)) != nil {
+            let entry = armed.runs[0]
+            if state == .inPlace, (try? guest.memory.store(UInt16(entry.original[0]) | UInt16(entry.original[1]) << 8, at: entry.physical)) != nil {
                 summary.bytesRestored += 2
-                for run in runs.dropFirst() {
-                    if (try? guest.memory.write(run.original, at: run.physical)) != nil { summary.bytesRestored += run.original.count }
-                }
+                padding.append(armed)
             } else {
-                summary.bytesChangedByGuest += runs.reduce(0) { $0 + $1.written.count }
+                summary.bytesChangedByGuest += armed.runs.reduce(0) { $0 + $1.written.count }
                 let why = state.map { "\($0)" } ?? "its page cache could not be read"
                 summary.notes.append("\(armed.guestPath): \(armed.site.symbol) (exitless) at frame \(hex(armed.frame.rawValue)) not restored: \(why)")
             }
@@ -63,7 +63,22 @@ extension PageCachePatcher {
                 summary.bytesChangedByGuest += 2
             }
         }
-        return (summary, pagesBefore)
+        return (summary, pagesBefore, padding)
+    }
+
+    /// Puts back the padding runs of exitless entries whose first bytes `restore` put back (each
+    /// run only where it still holds what was written, in a frame that is still the file's page).
+    static func restoreExitlessPadding(_ sites: [ExitlessArmedSite], memory: GuestMemory, into summary: inout ArmingSummary) {
+        for armed in sites {
+            for run in armed.runs.dropFirst() {
+                if (try? memory.read(at: run.physical, count: run.written.count)) == run.written,
+                   (try? memory.write(run.original, at: run.physical)) != nil {
+                    summary.bytesRestored += run.original.count
+                } else {
+                    summary.bytesChangedByGuest += run.written.count
+                }
+            }
+        }
     }
 
     /// Compares each page written into with its copy from before the first write.

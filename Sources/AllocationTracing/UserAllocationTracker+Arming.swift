@@ -43,13 +43,14 @@ extension UserAllocationTracker {
 
     /// Puts back every byte the monitor changed: kernel hooks, allocator breakpoints, and the
     /// return addresses of calls in flight. Call with the guest paused.
+    ///
+    /// With the exitless path, what a thread stopped on the path still needs (the padding jumps,
+    /// the code page, its window) is taken away only once no thread is there: at once if none is,
+    /// else by `finishExitlessDetach` (`exitlessDetachPending` says whether it must be called).
     public func disarm(_ guest: PausedGuest) -> ArmingSummary {
         arming.withLock { $0.outcome = .failure(TrackerError.disarmed) }
         trapping.store(false, ordering: .relaxed)
-        var (summary, pagesBefore) = patcher.restore(guest)
-        // The exitless path's last records, then its page-table entries and its region taken away.
-        drainRings(memory: guest.memory)
-        patcher.exitless?.unmapAll(memory: guest.memory)
+        var (summary, pagesBefore, padding) = patcher.restore(guest)
         let pending = calls.withLock { $0.drain() }
         let cr4 = guest.vcpus.first?.cr4 ?? 0
         let efer = guest.vcpus.first?.efer ?? 0
@@ -58,6 +59,10 @@ extension UserAllocationTracker {
             if (try? user.word(slot.address)) == CallTracker.trampoline, (try? user.writeWord(slot.address, call.returnAddress)) != nil {
                 summary.returnAddressesRestored += 1
             }
+        }
+        if patcher.exitless != nil {
+            exitlessDetach.withLock { $0 = PendingExitlessDetach(padding: padding, pagesBefore: pagesBefore, summary: summary) }
+            return finishExitlessDetach(guest) ?? summary
         }
         PageCachePatcher.comparePages(pagesBefore, in: guest.memory, into: &summary)
         return summary

@@ -1,12 +1,14 @@
 import AllocationLedger
+import Foundation
 import GuestInterface
 import GuestMemory
+import Introspection
 import X86
 
 /// The tracker's side of the exitless path (`ExitlessReleases`): rings drained before any trap of
 /// their space is handled (so the ledger sees every release before the address is handed out
 /// again), the faults that map the code page and windows on first use, the full-ring `int3`, and
-/// the trapped fallback for a space that cannot have a window.
+/// the trapped fallback for a space that cannot have a window, and detach.
 extension UserAllocationTracker {
     /// Release entry points armed with the exitless jumps now.
     public var exitlessEntryPoints: Int { patcher.table.withLock { $0.exitless.count } }
@@ -113,6 +115,71 @@ extension UserAllocationTracker {
         }
         trap.resume = registers
         return true
+    }
+
+    /// Whether a detach waits for threads to leave the exitless path (`finishExitlessDetach`).
+    public var exitlessDetachPending: Bool { exitlessDetach.withLock { $0 != nil } }
+
+    /// Completes a detach once no user thread is on the exitless path (its rip in the code page
+    /// or in a padding jump): the padding put back, the rings drained a last time, the page-table
+    /// entries cleared and the region taken away from the guest. Returns the whole detach's
+    /// summary then, nil while a thread is still there (call again after letting the guest run).
+    /// Call with the guest paused.
+    public func finishExitlessDetach(_ guest: PausedGuest) -> ArmingSummary? {
+        guard let exitless = patcher.exitless, let pending = exitlessDetach.withLock({ $0 }) else { return nil }
+        guard let onPath = threadsOnExitlessPath(guest, padding: pending.padding), onPath == 0 else { return nil }
+        var summary = pending.summary
+        PageCachePatcher.restoreExitlessPadding(pending.padding, memory: guest.memory, into: &summary)
+        drainRings(memory: guest.memory)
+        exitless.unmapAll(memory: guest.memory)
+        PageCachePatcher.comparePages(pending.pagesBefore, in: guest.memory, into: &summary)
+        exitlessDetach.withLock { $0 = nil }
+        return summary
+    }
+
+    /// After `disarm` (which returned `summary`): lets the guest run a moment and tries
+    /// `finishExitlessDetach` again, until no thread is on the exitless path (about 2 s at most,
+    /// then `abandonExitlessDetach`). Returns the whole detach's summary.
+    public func completeDetach(of guest: any InspectableGuest, summary: ArmingSummary) -> ArmingSummary {
+        for _ in 0..<100 where exitlessDetachPending {
+            Thread.sleep(forTimeInterval: 0.02)
+            let attempt: ArmingSummary?? = try? guest.withGuestPaused(timeout: 10) { (paused: PausedGuest) -> ArmingSummary? in
+                self.finishExitlessDetach(paused)
+            }
+            if let done = attempt ?? nil { return done }
+        }
+        return abandonExitlessDetach() ?? summary
+    }
+
+    /// Gives up waiting: the exitless path's pages stay mapped (its padding jumps and code page
+    /// still work; its rings are no longer drained). Returns the summary with a note.
+    public func abandonExitlessDetach() -> ArmingSummary? {
+        let pending: PendingExitlessDetach? = exitlessDetach.withLock { p in
+            let was = p
+            p = nil
+            return was
+        }
+        guard var summary = pending?.summary else { return nil }
+        summary.notes.append("a thread stayed on the exitless path: its code page, padding jumps and rings were left in the guest")
+        return summary
+    }
+
+    /// How many user threads are on the exitless path now; nil when the kernel could not be read.
+    func threadsOnExitlessPath(_ guest: PausedGuest, padding: [ExitlessArmedSite]) -> Int? {
+        guard let view = try? KernelView(kernel: patcher.kernel, memory: guest.memory, vcpus: guest.vcpus),
+              let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return nil }
+        let runs = padding.flatMap { $0.runs.dropFirst().map { ($0.physical.rawValue, $0.physical.rawValue + UInt64($0.written.count)) } }
+        var count = 0
+        for task in tasks where task.mm != 0 && !task.isKernelThread {
+            guard let (registers, _) = try? view.userRegisters(of: task, current: current) else { continue }
+            let rip = registers.rip
+            if ExitlessLayout.isCode(rip) { count += 1; continue }
+            guard !runs.isEmpty, let root = try? view.pageTableRoot(ofMM: task.mm),
+                  let physical = try? AddressSpace(memory: guest.memory, root: root, mode: view.mode)
+                    .translate(GuestVirtualAddress(rip)).physicalAddress.rawValue else { continue }
+            if runs.contains(where: { $0.0 <= physical && physical < $0.1 }) { count += 1 }
+        }
+        return count
     }
 
     /// A stub's full-ring `int3`: the ring was drained before this; the stub retries.

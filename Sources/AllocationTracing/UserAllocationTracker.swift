@@ -39,6 +39,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     let pagingRegisters = Mutex<(cr4: UInt64, efer: UInt64)>((0, 0))
     /// Held while a ring's records are taken and recorded (`drainRing`).
     let ringOrder = Mutex(())
+    /// A detach that waits for threads to leave the exitless path (`finishExitlessDetach`).
+    let exitlessDetach = Mutex<PendingExitlessDetach?>(nil)
 
     /// Told of each tracked address space as it is torn down, before the ledger retires it (the
     /// reachability scanner's final scan of a process).
@@ -116,7 +118,9 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         callback?(outcome)
     }
 
-    public var wantsUserTraps: Bool { trapping.load(ordering: .relaxed) }
+    /// True until detach, and while a detach waits for threads to leave the exitless path (a
+    /// thread there may still fault at its window).
+    public var wantsUserTraps: Bool { trapping.load(ordering: .relaxed) || exitlessDetachPending }
 
     public func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
@@ -205,6 +209,13 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         try site.instruction.execute(&registers, readMemory: { try user.read($0, count: $1) },
                                      writeMemory: { try user.write($0, $1) })
     }
+}
+
+/// What a detach still has to do for the exitless path once no thread is on it.
+struct PendingExitlessDetach: Sendable {
+    var padding: [ExitlessArmedSite]
+    var pagesBefore: [GuestPhysicalAddress: [UInt8]]
+    var summary: ArmingSummary
 }
 
 /// Whether arming ran, and who to tell when it has.

@@ -1,4 +1,4 @@
-/// Machine code built in a byte array, with forward and backward branch targets (labels) whose
+/// x86-64 code built in a byte array, with forward and backward branch targets (labels) whose
 /// 32-bit displacements are filled in by `finish()`. Only what the exitless stubs need.
 struct X86Emitter {
     private(set) var bytes: [UInt8] = []

@@ -89,8 +89,9 @@ public struct TrackingBenchmark: Sendable {
         DispatchQueue.global().async {
             for phase in 1...3 {
                 guard output.wait(for: "LV-BENCH-NEXT ", occurrences: phase) else { return }
+                let summary = try? machine.withGuestPaused { tracker.disarm($0) }
+                if let summary, tracker.exitlessDetachPending { _ = tracker.completeDetach(of: machine, summary: summary) }
                 _ = try? machine.withGuestPaused { guest in
-                    _ = tracker.disarm(guest)
                     afterDisarm.withLock { $0.append(tracker.statistics) }
                     if phase < 3 {
                         tracker.setIncludesOperators(phase == 1)

@@ -146,6 +146,7 @@ public final class TrackingSession: Sendable {
     public func detach() throws -> ArmingSummary {
         try scanning.withLock { _ in
             var summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
+            if tracker.exitlessDetachPending { summary = tracker.completeDetach(of: guest, summary: summary) }
             stopScanning()
             do {
                 if let reader = scanner.stopUsingWriteLog() { try guest.stopWriteLog(reader) }
