@@ -2,11 +2,12 @@ import DebugInfo
 
 /// Where the three jumps of one exitless entry go in its file (file offsets, all in the entry's
 /// page, so that the page cache holds all or none of them): the entry's `jmp rel8`, the padding
-/// `call rel32` right before the entry, and the `push imm32; ret` hop in other padding of the page.
+/// `call rel32` (right before the entry where there is room, else in other padding within the
+/// jump's reach), and the `push imm32; ret` hop in padding of the page.
 struct ExitlessPlacement: Sendable, Equatable {
     /// The allocator's first byte (2 bytes written: `jmp rel8` to `call`).
     var entry: UInt64
-    /// 5 bytes of padding ending at the entry: `call rel32` to `hop`.
+    /// 5 bytes of padding within a `jmp rel8` of the entry: `call rel32` to `hop`.
     var call: UInt64
     /// 6 bytes of padding elsewhere in the page: `push imm32; ret` to the stub.
     var hop: UInt64
@@ -90,27 +91,47 @@ struct ExitlessPlanner: Sendable {
     }
 
     /// A placement for the entry at `entry` whose first instruction is `displacedLength` bytes
-    /// long, or nil when its page has no room (the entry then keeps its `int3`).
+    /// long, or nil when its page has no room (the entry then keeps its `int3`). The padding call
+    /// goes in 5 bytes of a gap within reach of the entry's `jmp rel8` (the gap that ends at the
+    /// entry first), the hop in 6 bytes of any gap of the page.
     mutating func place(entry: UInt64, displacedLength: Int) -> ExitlessPlacement? {
         let page = entry & ~0xFFF
-        guard displacedLength >= 2, entry & 0xFFF <= 0xFFE, entry - page >= 5,
-              let before = gaps.firstIndex(where: { $0.end == entry && $0.end - $0.start >= 5 }) else { return nil }
-        let call = entry - 5
-        // The hop: 6 bytes of another gap in the same page (the one before the entry if it has 11).
+        guard displacedLength >= 2, entry & 0xFFF <= 0xFFE else { return nil }
+        let inPage = gaps.indices.filter { gaps[$0].start >= page && gaps[$0].end <= page + 4096 }
+        // A call at `start` is reached from the entry's jmp rel8 (displacement from entry + 2).
+        func reachable(_ start: UInt64) -> Bool {
+            let displacement = Int64(start) - Int64(entry + 2)
+            return displacement >= -128 && displacement <= 127
+        }
+        // The call: the last 5 bytes of the gap ending at the entry, else the first 5 of another gap in reach.
+        var callGap: Int?, call: UInt64 = 0
+        if let before = inPage.first(where: { gaps[$0].end == entry && gaps[$0].end - gaps[$0].start >= 5 }) {
+            (callGap, call) = (before, entry - 5)
+        } else if let other = inPage.first(where: { gaps[$0].end - gaps[$0].start >= 5 && reachable(gaps[$0].start) }) {
+            (callGap, call) = (other, gaps[other].start)
+        }
+        guard let callGap else { return nil }
+        // The hop: 6 bytes of a gap of the page, the call's own if it has room left.
         var hop: UInt64?
-        var hopGap: Int?
-        for (k, gap) in gaps.enumerated() where gap.start >= page && gap.end <= page + 4096 {
-            let room = (k == before ? call : gap.end) - gap.start
-            if room >= 6 {
-                hop = gap.start
-                hopGap = k
+        for k in inPage {
+            let gap = gaps[k]
+            let room: (start: UInt64, end: UInt64) = k != callGap ? gap
+                : call == gap.start ? (gap.start + 5, gap.end) : (gap.start, call)
+            if room.end >= room.start + 6 {
+                hop = room.start
                 break
             }
         }
-        guard let hop, let hopGap else { return nil }
-        gaps[hopGap].start += 6
-        gaps[before].end = call
-        gaps.removeAll { $0.end <= $0.start }
+        guard let hop else { return nil }
+        // Hand out the bytes: the call's, then the hop's.
+        for (start, count) in [(call, UInt64(5)), (hop, UInt64(6))] {
+            guard let k = gaps.firstIndex(where: { $0.start <= start && start + count <= $0.end }) else { return nil }
+            let gap = gaps[k]
+            gaps.remove(at: k)
+            if start > gap.start { gaps.append((gap.start, start)) }
+            if start + count < gap.end { gaps.append((start + count, gap.end)) }
+        }
+        gaps.sort { $0.start < $1.start }
         return ExitlessPlacement(entry: entry, call: call, hop: hop, displacedLength: displacedLength)
     }
 }
