@@ -17,8 +17,8 @@ enum ExitlessLayout {
 
     /// Bytes of one record: the commit word, the function, five values, one spare.
     static let recordSize = 64
-    /// Records in one ring (a power of two): 256 KiB of records.
-    static let ringCapacity = 4096
+    /// Records in one ring (a power of two): 64 KiB of records.
+    static let ringCapacity = 1024
     /// Pages of one window: the header page and the records.
     static var windowPages: Int { 1 + ringCapacity * recordSize / 4096 }
 

@@ -159,6 +159,18 @@ struct ExitlessPageTables: Sendable {
                                codeGrant: codeGrants.removeValue(forKey: root))
     }
 
+    /// Links `root`'s window into its PGD entry 509 again when that entry is empty (a new process
+    /// got the PGD frame of an ended one: its window, drained at that exit, serves the new one).
+    /// False when the entry holds something else, or already the window (the fault is not a
+    /// missing link).
+    mutating func relinkWindow(for root: PageTableRoot, memory: GuestMemory) throws(ExitlessMappingError) -> Bool {
+        guard let window = windows[root] else { return false }
+        let current = try Self.load(window.entry.address, memory: memory)
+        guard current == 0 else { return false }
+        do { try memory.store(window.entry.after, at: window.entry.address) } catch { throw .memory(error) }
+        return true
+    }
+
     /// Forgets `root`'s window and grant, its pages given back to the region; its PGD entries are
     /// cleared where they still hold what the monitor wrote. For a space that ends (its PGD is
     /// freed after) and for detach.

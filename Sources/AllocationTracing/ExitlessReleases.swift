@@ -159,7 +159,9 @@ final class ExitlessReleases: Sendable {
                 return .fallback(stub: stub, atEntry: true)
             }
             guard let stub else { return .notOurs }
-            if s.tables.windows[root] == nil, (try? s.tables.mapWindow(for: root, memory: memory, region: region)) != nil {
+            if s.tables.windows[root] == nil {
+                if (try? s.tables.mapWindow(for: root, memory: memory, region: region)) != nil { return .mapped }
+            } else if (try? s.tables.relinkWindow(for: root, memory: memory)) == true {
                 return .mapped
             }
             return .fallback(stub: stub, atEntry: false)
@@ -187,10 +189,14 @@ final class ExitlessReleases: Sendable {
     /// Records ring by ring malformed so far.
     var malformedRecords: Int { state.withLock { $0.tables.windows.values.reduce(0) { $0 + $1.reader.malformed } } }
 
-    /// The space ends: its window's pages go back to the region (drain it first).
+    /// The space ends (drain its ring first). Its window stays, keyed by the PGD frame: KVM may
+    /// keep a shadow of the frame's entries, so clearing the entry here would not stop a process
+    /// that gets the frame next from reaching the window (a write the monitor makes is not seen
+    /// by KVM's shadow paging). That process uses the window, and its records are read as its
+    /// own: the ring was drained at this exit. A new process whose PGD shows no entry gets it
+    /// linked again on its first fault.
     func spaceEnded(_ root: PageTableRoot, memory: GuestMemory) {
         state.withLock { s in
-            s.tables.unmap(root, memory: memory, region: region)
             s.tasks[root] = nil
             s.codeFaulted.remove(root)
         }
