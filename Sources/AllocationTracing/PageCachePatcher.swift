@@ -138,9 +138,9 @@ final class PageCachePatcher: Sendable {
             if let exitless, let hostPath, site.entryPoint.function.releases {
                 switch armExitless(site, frame: page, hostPath: hostPath, path: path, inode: inode, mapping: mapping,
                                    view: view, memory: memory, exitless: exitless) {
-                case .armed: exitlessArmed += 1; continue
-                case .alreadyArmed, .differs: continue
-                case .unreadable: missing.append(site); continue
+                case .armed?: exitlessArmed += 1; continue
+                case .alreadyArmed?, .differs?: continue
+                case .unreadable?: missing.append(site); continue
                 case nil: break        // no room: the int3
                 }
             }
@@ -174,7 +174,7 @@ final class PageCachePatcher: Sendable {
     /// then the entry's 2 bytes in one store), if the exitless path prepared it and the guest's
     /// bytes are the host copy's. Nil when the site is to get its `int3` instead.
     private func armExitless(_ site: AllocatorSite, frame: GuestPhysicalAddress, hostPath: String, path: String, inode: UInt64,
-                             mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessReleases) -> SiteArming? {
+                             mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessReleases) -> ExitlessArming? {
         let entryPhysical = frame.offset(Int(site.fileOffset & 0xFFF))
         if table.withLock({ $0.exitless[entryPhysical] != nil }) { return .alreadyArmed }
         guard let patches = exitless.prepare(site, hostPath: hostPath, root: view.space.root, mode: view.mode, memory: memory,
@@ -202,8 +202,10 @@ final class PageCachePatcher: Sendable {
             table.withLock { $0.forget(armed) }
             return .unreadable
         }
-        return .armed(ArmedSite(site: site, physical: entryPhysical, original: 0, guestPath: path, inode: inode, mapping: mapping))
+        return .armed
     }
+
+    enum ExitlessArming { case armed, alreadyArmed, differs, unreadable }
 
     enum SiteArming { case armed(ArmedSite), alreadyArmed, differs, unreadable }
 
