@@ -28,6 +28,8 @@ struct RingRelease: Sendable, Equatable {
 struct EventRingReader: Sendable {
     /// Guest-physical address of the window's first page (the header); the records follow.
     let header: GuestPhysicalAddress
+    /// Records in the ring (a power of two, the stubs' own number).
+    let capacity: UInt64
     /// The oldest index not taken yet: the tail the process sees.
     private(set) var tail: UInt64 = 0
     /// The next index never looked at.
@@ -36,8 +38,9 @@ struct EventRingReader: Sendable {
     private(set) var holes: [UInt64] = []
     private(set) var malformed = 0
 
-    init(header: GuestPhysicalAddress) {
+    init(header: GuestPhysicalAddress, capacity: Int = ExitlessLayout.ringCapacity) {
         self.header = header
+        self.capacity = UInt64(capacity)
     }
 
     /// The record's function word: the function's index in `AllocatorFunction.allCases` and the
@@ -48,18 +51,17 @@ struct EventRingReader: Sendable {
     }
 
     /// Writes an empty ring's header.
-    static func format(_ header: GuestPhysicalAddress, in memory: GuestMemory) throws(GuestMemoryError) {
+    static func format(_ header: GuestPhysicalAddress, capacity: Int = ExitlessLayout.ringCapacity, in memory: GuestMemory) throws(GuestMemoryError) {
         try memory.store(ExitlessLayout.Header.magicValue, at: header.offset(ExitlessLayout.Header.magic))
         try memory.store(UInt64(0), at: header.offset(ExitlessLayout.Header.head))
         try memory.store(UInt64(0), at: header.offset(ExitlessLayout.Header.tail))
-        try memory.store(UInt64(ExitlessLayout.ringCapacity), at: header.offset(ExitlessLayout.Header.capacity))
+        try memory.store(UInt64(capacity), at: header.offset(ExitlessLayout.Header.capacity))
         try memory.store(UInt64(ExitlessLayout.recordSize), at: header.offset(ExitlessLayout.Header.recordSize))
     }
 
     /// The records committed since the last drain, in index order. `stubs[k]` is the function
     /// of stub k.
     mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction]) -> [RingRelease] {
-        let capacity = UInt64(ExitlessLayout.ringCapacity)
         var records: [RingRelease] = []
         var stillOpen: [UInt64] = []
         for index in holes {
@@ -86,7 +88,7 @@ struct EventRingReader: Sendable {
 
     /// The record at `index` if committed: [] when malformed (counted), nil when not committed.
     private mutating func take(_ index: UInt64, _ memory: GuestMemory, _ stubs: [AllocatorFunction]) -> [RingRelease]? {
-        let slot = header.offset(4096 + Int(index & UInt64(ExitlessLayout.ringCapacity - 1)) * ExitlessLayout.recordSize)
+        let slot = header.offset(4096 + Int(index & (capacity - 1)) * ExitlessLayout.recordSize)
         // The commit word first, then the fields: a writer stores them before the commit word.
         guard (try? memory.load(UInt64.self, at: slot)) == index &+ 1 else { return nil }
         atomicMemoryFence(ordering: .acquiring)

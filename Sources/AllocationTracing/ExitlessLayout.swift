@@ -17,10 +17,14 @@ enum ExitlessLayout {
 
     /// Bytes of one record: the commit word, the function, five values, one spare.
     static let recordSize = 64
-    /// Records in one ring (a power of two): 64 KiB of records.
+    /// Records in one ring by default (a power of two): 64 KiB of records.
     static let ringCapacity = 1024
-    /// Pages of one window: the header page and the records.
-    static var windowPages: Int { 1 + ringCapacity * recordSize / 4096 }
+    /// Ring sizes a tracker accepts (`--exitless-ring-records`): from a quarter page of records.
+    static let ringCapacities = 16...1024
+    /// Pages of one window with a ring of `capacity` records: the header page and the records.
+    static func windowPages(capacity: Int = ringCapacity) -> Int { 1 + (capacity * recordSize + 4095) / 4096 }
+    /// The largest window (the range a fault is looked at in).
+    static var windowPages: Int { windowPages(capacity: ringCapacities.upperBound) }
 
     /// Header fields (byte offsets in the window's first page).
     enum Header {

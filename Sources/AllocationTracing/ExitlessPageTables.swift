@@ -122,14 +122,16 @@ struct ExitlessPageTables: Sendable {
         if windows[root] != nil { windows[root]?.codeGrant = made[0] } else { codeGrants[root] = made[0] }
     }
 
-    /// Maps a new window with an empty ring at `ExitlessLayout.windowAddress` in `root`.
-    mutating func mapWindow(for root: PageTableRoot, memory: GuestMemory, region: MonitorRegion) throws(ExitlessMappingError) {
+    /// Maps a new window with an empty ring of `capacity` records at `ExitlessLayout.windowAddress` in `root`.
+    mutating func mapWindow(for root: PageTableRoot, capacity: Int = ExitlessLayout.ringCapacity, memory: GuestMemory,
+                            region: MonitorRegion) throws(ExitlessMappingError) {
         guard windows[root] == nil else { return }
         let address = Self.entryAddress(root.tableAddress, index: ExitlessLayout.windowSlot)
         let old = try Self.load(address, memory: memory)
         guard old == 0 else { throw .slotInUse(level: "PGD 509", value: old) }
         var pages: [GuestPhysicalAddress] = []
-        for _ in 0..<(3 + ExitlessLayout.windowPages) {
+        let windowPages = ExitlessLayout.windowPages(capacity: capacity)
+        for _ in 0..<(3 + windowPages) {
             guard let page = region.allocatePage() else {
                 pages.forEach(region.freePage)
                 throw .regionFull
@@ -140,10 +142,10 @@ struct ExitlessPageTables: Sendable {
         do {
             try region.memory.store(pages[1].rawValue | link, at: pages[0])          // PUD[0] → PMD
             try region.memory.store(pages[2].rawValue | link, at: pages[1])          // PMD[0] → PT
-            for k in 0..<ExitlessLayout.windowPages {
+            for k in 0..<windowPages {
                 try region.memory.store(pages[3 + k].rawValue | link | Self.noExecute, at: pages[2].offset(8 * k))
             }
-            try EventRingReader.format(pages[3], in: region.memory)
+            try EventRingReader.format(pages[3], capacity: capacity, in: region.memory)
         } catch {
             pages.forEach(region.freePage)
             throw .memory(error)
@@ -155,7 +157,7 @@ struct ExitlessPageTables: Sendable {
             pages.forEach(region.freePage)
             throw error
         }
-        windows[root] = Window(entry: made[0], pages: pages, reader: EventRingReader(header: pages[3]),
+        windows[root] = Window(entry: made[0], pages: pages, reader: EventRingReader(header: pages[3], capacity: capacity),
                                codeGrant: codeGrants.removeValue(forKey: root))
     }
 

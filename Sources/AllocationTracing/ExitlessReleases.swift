@@ -11,6 +11,8 @@ import X86
 /// like its `int3`s.
 final class ExitlessReleases: Sendable {
     let region: MonitorRegion
+    /// Records in each ring (the stubs have it built in).
+    let ringCapacity: Int
     private let state = Mutex(State())
 
     /// One stub in the code page.
@@ -56,8 +58,9 @@ final class ExitlessReleases: Sendable {
         var fileBytes: [String: [UInt8]] = [:]
     }
 
-    init(region: MonitorRegion) {
+    init(region: MonitorRegion, ringCapacity: Int = ExitlessLayout.ringCapacity) {
         self.region = region
+        self.ringCapacity = ringCapacity
     }
 
     var stubs: [Stub] { state.withLock { $0.stubs } }
@@ -100,7 +103,8 @@ final class ExitlessReleases: Sendable {
             s.planners[hostPath] = planner
             let index = s.stubs.count
             guard let stub = ExitlessStub.release(function: site.entryPoint.function, stub: index,
-                                                  resumeDelta: placement.resumeDelta, displaced: site.instruction),
+                                                  resumeDelta: placement.resumeDelta, displaced: site.instruction,
+                                                  capacity: ringCapacity),
                   s.codeUsed + stub.code.count <= ExitlessLayout.codePages * 4096,
                   let page = s.tables.codePageFrames.first else { return nil }
             let address = ExitlessLayout.codeAddress + UInt64(s.codeUsed)
@@ -160,7 +164,7 @@ final class ExitlessReleases: Sendable {
             }
             guard let stub else { return .notOurs }
             if s.tables.windows[root] == nil {
-                if (try? s.tables.mapWindow(for: root, memory: memory, region: region)) != nil { return .mapped }
+                if (try? s.tables.mapWindow(for: root, capacity: ringCapacity, memory: memory, region: region)) != nil { return .mapped }
             } else if (try? s.tables.relinkWindow(for: root, memory: memory)) == true {
                 return .mapped
             }

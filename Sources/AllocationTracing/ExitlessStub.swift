@@ -25,10 +25,11 @@ struct ExitlessStub: Sendable, Equatable {
     /// relocated. `resumeDelta` is (allocator entry + displaced length) − (the address the
     /// padding's `call` pushes), the same in every process.
     static func release(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, displaced: PrologueInstruction,
-                        window: UInt64 = ExitlessLayout.windowAddress) -> ExitlessStub? {
+                        window: UInt64 = ExitlessLayout.windowAddress, capacity ringCapacity: Int = ExitlessLayout.ringCapacity) -> ExitlessStub? {
         guard function.releases, let functionWord = EventRingReader.functionWord(function: function, stub: index),
               let relocated = relocate(displaced) else { return nil }
-        let capacity = Int32(ExitlessLayout.ringCapacity)
+        guard ringCapacity.nonzeroBitCount == 1 else { return nil }
+        let capacity = Int32(ringCapacity)
         var e = X86Emitter()
         let retry = e.label(), full = e.label()
         e.emit([0x41, 0x5A])                                   // pop r10            (the padding's return address)

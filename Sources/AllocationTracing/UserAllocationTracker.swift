@@ -53,14 +53,17 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     ///   - onAddressSpaceExit: called on the vCPU thread of each `exit_mmap` hook of a tracked space.
     ///   - monitorRegion: memory of the machine's own for the exitless release path
     ///     (`docs/exitless-tracking.md`); nil: every allocator event is a trap.
+    ///   - exitlessRingRecords: records in each process's ring (a power of two in
+    ///     `ExitlessLayout.ringCapacities`).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, ledger: AllocationLedger = AllocationLedger(),
                 clock: TrackerClock = TrackerClock(), includeOperators: Bool = true,
-                onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil, monitorRegion: MonitorRegion? = nil) {
+                onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil, monitorRegion: MonitorRegion? = nil,
+                exitlessRingRecords: Int = 1024) {
         self.ledger = ledger
         self.clock = clock
         self.notes = TrackerNotes()
         self.patcher = PageCachePatcher(kernel: kernel, files: files, notes: notes, includeOperators: includeOperators,
-                                        exitless: monitorRegion.map { ExitlessReleases(region: $0) })
+                                        exitless: monitorRegion.map { ExitlessReleases(region: $0, ringCapacity: exitlessRingRecords) })
         self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger, files: files)
         self.exitObserver = onAddressSpaceExit
     }

@@ -57,7 +57,8 @@ public final class TrackingSession: Sendable {
         output.line("tracking user allocations; guest kernel symbols and BTF read in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         let clock = restoring.map { TrackerClock(continuingFrom: $0.elapsedNanoseconds) } ?? TrackerClock()
         let tracking = UserTracking(kernel: kernel, files: files, includeOperators: options.includeOperators,
-                                    staleAfter: options.staleAfterSeconds, clock: clock, monitorRegion: options.monitorRegion)
+                                    staleAfter: options.staleAfterSeconds, clock: clock, monitorRegion: options.monitorRegion,
+                                    exitlessRingRecords: options.exitlessRingRecords)
         tracking.tracker.setStackDepth(options.stackDepth)
         tracking.scanner.limits = options.scanLimits
         tracking.scanner.heuristics = options.heuristics

@@ -25,7 +25,8 @@ public struct UserTracking: Sendable {
     ///   - clock: the tracker's clock (one that goes on from a snapshot's time when restoring).
     ///   - monitorRegion: the machine's monitor region, for the exitless release path (nil: traps only).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
-                staleAfter: Double = 60, clock: TrackerClock = TrackerClock(), monitorRegion: MonitorRegion? = nil) {
+                staleAfter: Double = 60, clock: TrackerClock = TrackerClock(), monitorRegion: MonitorRegion? = nil,
+                exitlessRingRecords: Int = 1024) {
         let ledger = AllocationLedger()
         self.kernel = kernel
         let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,
@@ -45,7 +46,7 @@ public struct UserTracking: Sendable {
         }
         let tracker = UserAllocationTracker(kernel: kernel, files: files, ledger: ledger, clock: clock,
                                             includeOperators: includeOperators, onAddressSpaceExit: onExit,
-                                            monitorRegion: monitorRegion)
+                                            monitorRegion: monitorRegion, exitlessRingRecords: exitlessRingRecords)
         self.tracker = tracker
         if tracker.usesExitlessPath {
             // A round's verdicts must see every release the rings hold.
