@@ -60,8 +60,8 @@ struct KernelHook: Sendable, Codable {
     let original: [UInt8]
 }
 
-/// An allocator entry whose `int3` is the exitless path's jumps instead: three byte runs in one
-/// page-cache page (the entry's `jmp rel8`, the padding `call`, the hop), with their originals.
+/// An allocator entry whose `int3` is the exitless path's jumps instead: byte runs in one
+/// page-cache page (the entry's `jmp rel8`, hops, the padding `call`, the push), with their originals.
 struct ExitlessArmedSite: Sendable {
     let site: AllocatorSite
     let guestPath: String
@@ -75,10 +75,7 @@ struct ExitlessArmedSite: Sendable {
     /// Each run: where it is, what the monitor wrote, what was there. The entry first (the order
     /// of taking them away; writing goes the other way).
     var runs: [(physical: GuestPhysicalAddress, written: [UInt8], original: [UInt8])] {
-        let p = patches.placement
-        return [(frame.offset(Int(p.entry & 0xFFF)), patches.entry, patches.originalEntry),
-                (frame.offset(Int(p.call & 0xFFF)), patches.call, patches.originalCall),
-                (frame.offset(Int(p.hop & 0xFFF)), patches.hop, patches.originalHop)]
+        patches.runs.map { (frame.offset(Int($0.offset & 0xFFF)), $0.written, $0.original) }
     }
 
     /// Where it stands, as `ArmedSite.state`: the frame the page cache holds now, and whether every

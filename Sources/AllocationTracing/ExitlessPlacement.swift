@@ -1,30 +1,35 @@
 import DebugInfo
 
-/// Where the three jumps of one exitless entry go in its file (file offsets, all in the entry's
-/// page, so that the page cache holds all or none of them): the entry's `jmp rel8`, the padding
-/// `call rel32` (right before the entry where there is room, else in other padding within the
-/// jump's reach), and the `push imm32; ret` hop in padding of the page.
+/// Where the jumps of one exitless entry go in its file (file offsets, all in the entry's page,
+/// so that the page cache holds all or none of them): the entry's `jmp rel8`, as many 2-byte
+/// `jmp rel8` hops through padding as it takes to reach 5 bytes of padding for the `call rel32`
+/// (none when there is room right before the entry), and the `push imm32; ret` hop to the stub
+/// in 6 bytes of padding anywhere in the page.
 struct ExitlessPlacement: Sendable, Equatable {
-    /// The allocator's first byte (2 bytes written: `jmp rel8` to `call`).
+    /// The allocator's first byte (2 bytes written: `jmp rel8` to the first hop or the call).
     var entry: UInt64
-    /// 5 bytes of padding within a `jmp rel8` of the entry: `call rel32` to `hop`.
+    /// 2-byte `jmp rel8` hops in padding, in the order they are taken.
+    var hops: [UInt64] = []
+    /// 5 bytes of padding: `call rel32` to `push`.
     var call: UInt64
-    /// 6 bytes of padding elsewhere in the page: `push imm32; ret` to the stub.
-    var hop: UInt64
+    /// 6 bytes of padding: `push imm32; ret` to the stub.
+    var push: UInt64
     /// The displaced first instruction's length (at least 2).
     var displacedLength: Int
 
     /// (entry + displaced length) − (the address `call` pushes): the same in every process.
     var resumeDelta: Int32 { Int32(Int64(entry) + Int64(displacedLength) - Int64(call + 5)) }
 
-    /// The bytes written at `entry`, `call` and `hop` for a stub at `stub` (in the top 2 GiB).
-    func patches(stub: UInt64) -> (entry: [UInt8], call: [UInt8], hop: [UInt8]) {
-        let toCall = Int8(Int64(call) - Int64(entry + 2))
-        let toHop = Int32(Int64(hop) - Int64(call + 5))
-        let low = UInt32(truncatingIfNeeded: stub)
-        return ([0xEB, UInt8(bitPattern: toCall)],
-                [0xE8] + withUnsafeBytes(of: toHop.littleEndian, Array.init),
-                [0x68] + withUnsafeBytes(of: low.littleEndian, Array.init) + [0xC3])
+    /// The bytes written for a stub at `stub` (in the top 2 GiB), each run with its file offset:
+    /// the entry's first, then the hops, the call and the push, in the order a thread takes them.
+    func runs(stub: UInt64) -> [(offset: UInt64, bytes: [UInt8])] {
+        let jumps = [entry] + hops
+        let targets = hops + [call]
+        var runs = zip(jumps, targets).map { from, to in (offset: from, bytes: [0xEB, UInt8(bitPattern: Int8(Int64(to) - Int64(from + 2)))]) }
+        let toPush = Int32(Int64(push) - Int64(call + 5))
+        runs.append((call, [0xE8] + withUnsafeBytes(of: toPush.littleEndian, Array.init)))
+        runs.append((push, [0x68] + withUnsafeBytes(of: UInt32(truncatingIfNeeded: stub).littleEndian, Array.init) + [0xC3]))
+        return runs
     }
 }
 
@@ -91,48 +96,72 @@ struct ExitlessPlanner: Sendable {
     }
 
     /// A placement for the entry at `entry` whose first instruction is `displacedLength` bytes
-    /// long, or nil when its page has no room (the entry then keeps its `int3`). The padding call
-    /// goes in 5 bytes of a gap within reach of the entry's `jmp rel8` (the gap that ends at the
-    /// entry first), the hop in 6 bytes of any gap of the page.
+    /// long, or nil when its page has no room (the entry then keeps its `int3`). The call goes in
+    /// the last 5 bytes of the padding that ends at the entry when there are 5; else a
+    /// breadth-first search over the page's padding finds the fewest `jmp rel8` hops (2 bytes at
+    /// the start of a padding run each) to a run with 5 bytes for the call. The push goes in 6
+    /// bytes of any padding left in the page.
     mutating func place(entry: UInt64, displacedLength: Int) -> ExitlessPlacement? {
         let page = entry & ~0xFFF
         guard displacedLength >= 2, entry & 0xFFF <= 0xFFE else { return nil }
         let inPage = gaps.indices.filter { gaps[$0].start >= page && gaps[$0].end <= page + 4096 }
-        // A call at `start` is reached from the entry's jmp rel8 (displacement from entry + 2).
-        func reachable(_ start: UInt64) -> Bool {
-            let displacement = Int64(start) - Int64(entry + 2)
+        func reach(_ from: UInt64, _ to: UInt64) -> Bool {
+            let displacement = Int64(to) - Int64(from + 2)
             return displacement >= -128 && displacement <= 127
         }
-        // The call: the last 5 bytes of the gap ending at the entry, else the first 5 of another gap in reach.
-        var callGap: Int?, call: UInt64 = 0
-        if let before = inPage.first(where: { gaps[$0].end == entry && gaps[$0].end - gaps[$0].start >= 5 }) {
-            (callGap, call) = (before, entry - 5)
-        } else if let other = inPage.first(where: { gaps[$0].end - gaps[$0].start >= 5 && reachable(gaps[$0].start) }) {
-            (callGap, call) = (other, gaps[other].start)
-        }
-        guard let callGap else { return nil }
-        // The hop: 6 bytes of a gap of the page, the call's own if it has room left.
-        var hop: UInt64?
-        for k in inPage {
-            let gap = gaps[k]
-            let room: (start: UInt64, end: UInt64) = k != callGap ? gap
-                : call == gap.start ? (gap.start + 5, gap.end) : (gap.start, call)
-            if room.end >= room.start + 6 {
-                hop = room.start
-                break
+        func length(_ k: Int) -> UInt64 { gaps[k].end - gaps[k].start }
+        var hops: [UInt64] = []
+        var call: UInt64
+        if let before = inPage.first(where: { gaps[$0].end == entry && length($0) >= 5 }) {
+            call = gaps[before].end - 5
+        } else {
+            // Breadth-first from the entry's jump: a node is a padding run (its start), reached
+            // by a 2-byte jump; the goal is a run of 5 bytes or more.
+            var previous: [Int: Int] = [:]       // run → the run it was reached from (-1: the entry)
+            var frontier: [(run: Int, at: UInt64)] = [(-1, entry)]
+            var goal: Int?
+            search: while !frontier.isEmpty {
+                var next: [(run: Int, at: UInt64)] = []
+                for node in frontier {
+                    for k in inPage where previous[k] == nil && reach(node.at, gaps[k].start) {
+                        previous[k] = node.run
+                        if length(k) >= 5 { goal = k; break search }
+                        if length(k) >= 2 { next.append((k, gaps[k].start)) }
+                    }
+                }
+                frontier = next
+            }
+            guard let goal else { return nil }
+            call = gaps[goal].start
+            var run = previous[goal] ?? -1
+            while run >= 0 {
+                hops.insert(gaps[run].start, at: 0)
+                run = previous[run] ?? -1
             }
         }
-        guard let hop else { return nil }
-        // Hand out the bytes: the call's, then the hop's.
-        for (start, count) in [(call, UInt64(5)), (hop, UInt64(6))] {
-            guard let k = gaps.firstIndex(where: { $0.start <= start && start + count <= $0.end }) else { return nil }
-            let gap = gaps[k]
-            gaps.remove(at: k)
-            if start > gap.start { gaps.append((gap.start, start)) }
-            if start + count < gap.end { gaps.append((start + count, gap.end)) }
+        // Hand out the bytes: the hops', the call's, then the push's from what is left.
+        var taken: [(UInt64, UInt64)] = hops.map { ($0, 2) } + [(call, 5)]
+        for (start, count) in taken where !take(start, count) { return nil }
+        guard let room = gaps.first(where: { $0.start >= page && $0.end <= page + 4096 && $0.end - $0.start >= 6 }) else {
+            for (start, count) in taken { gaps.append((start, start + count)) }
+            gaps.sort { $0.start < $1.start }
+            return nil
         }
+        let push = room.start
+        taken.append((push, 6))
+        _ = take(push, 6)
+        return ExitlessPlacement(entry: entry, hops: hops, call: call, push: push, displacedLength: displacedLength)
+    }
+
+    /// Removes [start, start + count) from the free padding; false if it is not free.
+    private mutating func take(_ start: UInt64, _ count: UInt64) -> Bool {
+        guard let k = gaps.firstIndex(where: { $0.start <= start && start + count <= $0.end }) else { return false }
+        let gap = gaps[k]
+        gaps.remove(at: k)
+        if start > gap.start { gaps.append((gap.start, start)) }
+        if start + count < gap.end { gaps.append((start + count, gap.end)) }
         gaps.sort { $0.start < $1.start }
-        return ExitlessPlacement(entry: entry, call: call, hop: hop, displacedLength: displacedLength)
+        return true
     }
 }
 

@@ -28,13 +28,18 @@ final class ExitlessReleases: Sendable {
         let checksFamily: Bool
     }
 
-    /// A prepared site: where to write what in the entry's file page (offsets in the page).
+    /// A prepared site: what to write where in the entry's file page, the entry's run first.
     struct Patches: Sendable, Equatable {
+        struct Run: Sendable, Equatable {
+            /// File offset.
+            let offset: UInt64
+            let written: [UInt8]
+            /// The host file's bytes there.
+            let original: [UInt8]
+        }
         let placement: ExitlessPlacement
         let stub: Int
-        let entry: [UInt8], call: [UInt8], hop: [UInt8]
-        /// The host file's bytes where `entry`, `call` and `hop` go.
-        let originalEntry: [UInt8], originalCall: [UInt8], originalHop: [UInt8]
+        let runs: [Run]
     }
 
     private struct State {
@@ -113,14 +118,13 @@ final class ExitlessReleases: Sendable {
             s.stubs.append(Stub(function: site.entryPoint.function, address: address,
                                 fullRingTrap: address + UInt64(stub.fullRingTrap), displaced: site.instruction,
                                 resumeDelta: placement.resumeDelta, checksFamily: !site.aliasesOtherFamilies))
-            let bytes = placement.patches(stub: address)
             let file = s.fileBytes[hostPath] ?? []
             func original(_ offset: UInt64, _ count: Int) -> [UInt8] {
                 offset + UInt64(count) <= UInt64(file.count) ? Array(file[Int(offset)..<Int(offset) + count]) : []
             }
-            let patches = Patches(placement: placement, stub: index, entry: bytes.entry, call: bytes.call, hop: bytes.hop,
-                                  originalEntry: original(placement.entry, 2), originalCall: original(placement.call, 5),
-                                  originalHop: original(placement.hop, 6))
+            let patches = Patches(placement: placement, stub: index, runs: placement.runs(stub: address).map {
+                Patches.Run(offset: $0.offset, written: $0.bytes, original: original($0.offset, $0.bytes.count))
+            })
             s.prepared[hostPath, default: [:]][site.fileOffset] = patches
             return patches
         }

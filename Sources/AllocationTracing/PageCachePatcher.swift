@@ -170,8 +170,8 @@ final class PageCachePatcher: Sendable {
         return armedCount + exitlessArmed
     }
 
-    /// Writes the exitless jumps of `site` into its page-cache page `frame` (hop, padding call,
-    /// then the entry's 2 bytes in one store), if the exitless path prepared it and the guest's
+    /// Writes the exitless jumps of `site` into its page-cache page `frame` (the push, the
+    /// call, the hops, then the entry's 2 bytes in one store), if the exitless path prepared it and the guest's
     /// bytes are the host copy's. Nil when the site is to get its `int3` instead.
     private func armExitless(_ site: AllocatorSite, frame: GuestPhysicalAddress, hostPath: String, path: String, inode: UInt64,
                              mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessReleases) -> ExitlessArming? {
@@ -193,8 +193,8 @@ final class PageCachePatcher: Sendable {
         let runs = armed.runs
         let entry = UInt16(runs[0].written[0]) | UInt16(runs[0].written[1]) << 8
         do {
-            try memory.write(runs[2].written, at: runs[2].physical)
-            try memory.write(runs[1].written, at: runs[1].physical)
+            // Last run first: nothing reaches a run before the one leading to it is written.
+            for run in runs.dropFirst().reversed() { try memory.write(run.written, at: run.physical) }
             // One 2-byte store: a thread running the entry sees the old or the new instruction.
             try memory.store(entry, at: runs[0].physical)
         } catch {

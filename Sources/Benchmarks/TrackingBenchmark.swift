@@ -115,6 +115,7 @@ public struct TrackingBenchmark: Sendable {
         report(TrackingBenchResults(parsing: text), windows: (0..<3).map { (starts[$0], programsEnd[$0]) },
                exitlessEnd: afterDisarm.withLock { $0.first })
         if let redis { redis.report(text, windows: (0..<3).map { (programsEnd[$0], ends[$0]) }) }
+        for note in tracker.diagnostics.prefix(12) { say("tracker note: \(note)") }
     }
 
     /// `windows`: the tracker's counts at the start and end of the benchmark programs in each

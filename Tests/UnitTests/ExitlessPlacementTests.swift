@@ -34,19 +34,20 @@ import Testing
         #expect(planner.gaps.count > 1000, "glibc aligns its functions: thousands of padding runs")
         let placed = planner.place(entry: free.fileOffset, displacedLength: free.instruction.length)
         let placement = try #require(placed)
-        #expect(placement.entry >> 12 == placement.call >> 12 && placement.call >> 12 == placement.hop >> 12)
-        #expect(placement.call + 5 == placement.entry)
+        #expect(placement.entry >> 12 == placement.call >> 12 && placement.call >> 12 == placement.push >> 12)
+        #expect(placement.call + 5 == placement.entry && placement.hops.isEmpty, "room right before free")
         #expect(placement.resumeDelta == Int32(free.instruction.length))
         // Both lie inside padding the planner found (a fresh one: this one handed them out).
         let padding = try Self.planner(path).0.gaps
-        for (start, count) in [(placement.call, UInt64(5)), (placement.hop, UInt64(6))] {
+        for (start, count) in [(placement.call, UInt64(5)), (placement.push, UInt64(6))] {
             #expect(padding.contains { $0.start <= start && start + count <= $0.end }, "\(start)")
         }
         #expect(bytes.count > 0)
-        #expect(!(placement.hop..<placement.hop + 6).overlaps(placement.call..<placement.call + 5))
-        let patches = placement.patches(stub: ExitlessLayout.codeAddress + 0x40)
-        #expect(patches.entry == [0xEB, 0xF9])
-        #expect(patches.hop == [0x68, 0x40, 0x00, 0xE0, 0xFF, 0xC3])
+        #expect(!(placement.push..<placement.push + 6).overlaps(placement.call..<placement.call + 5))
+        let runs = placement.runs(stub: ExitlessLayout.codeAddress + 0x40)
+        #expect(runs.map(\.offset) == [placement.entry, placement.call, placement.push])
+        #expect(runs[0].bytes == [0xEB, 0xF9])
+        #expect(runs[2].bytes == [0x68, 0x40, 0x00, 0xE0, 0xFF, 0xC3])
         // The same padding is never handed out twice.
         #expect(planner.place(entry: free.fileOffset, displacedLength: free.instruction.length) == nil)
     }
@@ -60,9 +61,17 @@ import Testing
             #expect(!releases.isEmpty)
             for site in releases {
                 let placement = planner.place(entry: site.fileOffset, displacedLength: site.instruction.length)
-                print("[exitless] \(path) \(site.symbol): \(placement.map { "call at \(String($0.call, radix: 16)), hop at \(String($0.hop, radix: 16))" } ?? "no room (int3)")")
+                print("[exitless] \(path) \(site.symbol): \(placement.map { "\($0.hops.count) hop(s), call at \(String($0.call, radix: 16)), push at \(String($0.push, radix: 16))" } ?? "no room (int3)")")
+                // jemalloc's free has 4 bytes of padding before it and none within two hops.
                 if ["free", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm"].contains(site.symbol) && !path.contains("malloc") {
-                    #expect(placement != nil, "\(site.symbol)")
+                    #expect(placement != nil, "\(path) \(site.symbol)")
+                }
+                // Every jump lands where the next run starts, within a rel8's reach.
+                if let placement {
+                    let runs = placement.runs(stub: ExitlessLayout.codeAddress)
+                    for (run, next) in zip(runs.dropLast(2), runs.dropFirst()) {
+                        #expect(Int64(run.offset) + 2 + Int64(Int8(bitPattern: run.bytes[1])) == Int64(next.offset))
+                    }
                 }
             }
         }
