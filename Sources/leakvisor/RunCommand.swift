@@ -237,6 +237,8 @@ struct RunCommand: ParsableCommand {
         if exitlessRingRecords.nonzeroBitCount != 1 || !(16...1024).contains(exitlessRingRecords) {
             throw ValidationError("--exitless-ring-records must be a power of two from 16 to 1024")
         }
+        if exitlessRingRecords != 1024 && !exitless { throw ValidationError("--exitless-ring-records needs --exitless") }
+        if exitless && track == .kernel { throw ValidationError("--exitless needs --track user, user-malloc or all") }
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }
 
