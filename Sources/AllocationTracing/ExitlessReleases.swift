@@ -99,8 +99,9 @@ final class ExitlessReleases: Sendable {
             }
             if let again = s.prepared[hostPath]?[site.fileOffset] { return again }
             if s.planners[hostPath] == nil {
+                // Read once: a file that cannot be planned stays nil (its entries keep their int3).
                 let made = Self.planner(hostPath)
-                s.planners[hostPath] = made?.planner
+                s.planners[hostPath] = .some(made?.planner)
                 s.fileBytes[hostPath] = made?.bytes
             }
             guard var planner = s.planners[hostPath] ?? nil,
