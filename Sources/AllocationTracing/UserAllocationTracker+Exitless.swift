@@ -27,7 +27,8 @@ extension UserAllocationTracker {
 
     private func drainRingLocked(_ root: PageTableRoot, exitless: ExitlessReleases, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
         let drained = exitless.drain(root)
-        guard !drained.isEmpty else { return }
+        // A space whose tracking ended (`abandon`) records nothing more, as its traps do.
+        guard !drained.isEmpty, !spaces.withLock({ $0.abandoned.contains(root) }) else { return }
         let user = UserMemory(memory: memory, cr3: root.rawValue, cr4: cr4, efer: efer)
         let now = clock.now
         for (record, stub) in drained {
