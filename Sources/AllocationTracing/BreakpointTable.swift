@@ -67,7 +67,7 @@ struct ExitlessArmedSite: Sendable {
     let guestPath: String
     let inode: UInt64
     let mapping: UInt64
-    /// The page-cache frame holding all three.
+    /// The page-cache frame holding every run.
     let frame: GuestPhysicalAddress
     let patches: ExitlessReleases.Patches
     var pageIndex: UInt64 { site.fileOffset >> 12 }
@@ -76,6 +76,12 @@ struct ExitlessArmedSite: Sendable {
     /// of taking them away; writing goes the other way).
     var runs: [(physical: GuestPhysicalAddress, written: [UInt8], original: [UInt8])] {
         patches.runs.map { (frame.offset(Int($0.offset & 0xFFF)), $0.written, $0.original) }
+    }
+
+    /// Writes `bytes` (the entry's 2, as written or as original) over the entry in one 2-byte
+    /// store: a thread running the entry sees the old or the new instruction, never half of each.
+    func storeEntry(_ bytes: [UInt8], memory: GuestMemory) throws(GuestMemoryError) {
+        try memory.store(UInt16(bytes[0]) | UInt16(bytes[1]) << 8, at: runs[0].physical)
     }
 
     /// Where it stands, as `ArmedSite.state`: the frame the page cache holds now, and whether every

@@ -204,7 +204,7 @@ final class ExitlessReleases: Sendable {
     /// by KVM's shadow paging). That process uses the window, and its records are read as its
     /// own: the ring was drained at this exit. A new process whose PGD shows no entry gets it
     /// linked again on its first fault.
-    func spaceEnded(_ root: PageTableRoot, memory: GuestMemory) {
+    func spaceEnded(_ root: PageTableRoot) {
         state.withLock { s in
             s.tasks[root] = nil
             s.codeFaulted.remove(root)

@@ -44,8 +44,7 @@ extension PageCachePatcher {
             if let locator, case .success(let cached) = Self.cachedFrame(locator, mapping: armed.mapping, pageIndex: armed.pageIndex) {
                 state = armed.state(cachedFrame: cached, memory: guest.memory)
             }
-            let entry = armed.runs[0]
-            if state == .inPlace, (try? guest.memory.store(UInt16(entry.original[0]) | UInt16(entry.original[1]) << 8, at: entry.physical)) != nil {
+            if state == .inPlace, (try? armed.storeEntry(armed.runs[0].original, memory: guest.memory)) != nil {
                 summary.bytesRestored += 2
                 padding.append(armed)
             } else {

@@ -191,12 +191,10 @@ final class PageCachePatcher: Sendable {
         table.withLock { $0.exitless[entryPhysical] = armed }
         writeAhead.withLock { $0 }?()
         let runs = armed.runs
-        let entry = UInt16(runs[0].written[0]) | UInt16(runs[0].written[1]) << 8
         do {
             // Last run first: nothing reaches a run before the one leading to it is written.
             for run in runs.dropFirst().reversed() { try memory.write(run.written, at: run.physical) }
-            // One 2-byte store: a thread running the entry sees the old or the new instruction.
-            try memory.store(entry, at: runs[0].physical)
+            try armed.storeEntry(runs[0].written, memory: memory)
         } catch {
             for run in runs.reversed() { try? memory.write(run.original, at: run.physical) }
             table.withLock { $0.forget(armed) }

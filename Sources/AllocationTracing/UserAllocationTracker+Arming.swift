@@ -89,7 +89,7 @@ extension UserAllocationTracker {
         let exited = exitedThreads.withLock { $0.take(mm: mm) }
         // The space's last releases first (its threads are gone: its ring is complete).
         drainRing(root, memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
-        defer { patcher.exitless?.spaceEnded(root, memory: memory) }
+        defer { patcher.exitless?.spaceEnded(root) }
         if let exitObserver { exitObserver(exitingSpace(mm: mm, root: root, view: view, vcpu: trap.state.index, exited: exited)) }
         ledger.retire(root, as: .exited, time: clock.now)
         calls.withLock { $0.forget(root: root) }

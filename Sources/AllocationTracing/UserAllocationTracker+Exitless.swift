@@ -25,6 +25,11 @@ extension UserAllocationTracker {
         ringOrder.withLock { _ in drainRingLocked(root, exitless: exitless, memory: memory, cr4: cr4, efer: efer) }
     }
 
+    /// `drainRing` for the space a trapped vCPU is in.
+    func drainRing(of state: VCPUSnapshot, memory: GuestMemory) {
+        drainRing(PageTableRoot(cr3: state.cr3), memory: memory, cr4: state.cr4, efer: state.efer)
+    }
+
     private func drainRingLocked(_ root: PageTableRoot, exitless: ExitlessReleases, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
         let drained = exitless.drain(root)
         // A space whose tracking ended (`abandon`) records nothing more, as its traps do.
@@ -136,6 +141,13 @@ extension UserAllocationTracker {
         PageCachePatcher.comparePages(pending.pagesBefore, in: guest.memory, into: &summary)
         exitlessDetach.withLock { $0 = nil }
         return summary
+    }
+
+    /// `disarm` with `guest` paused, then, when threads are on the exitless path,
+    /// `completeDetach`: the whole detach's summary.
+    public func detach(from guest: any InspectableGuest, timeout: Double) throws -> ArmingSummary {
+        let summary = try guest.withGuestPaused(timeout: timeout) { disarm($0) }
+        return exitlessDetachPending ? completeDetach(of: guest, summary: summary) : summary
     }
 
     /// After `disarm` (which returned `summary`): lets the guest run a moment and tries

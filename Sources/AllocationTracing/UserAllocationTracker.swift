@@ -54,11 +54,11 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     ///   - monitorRegion: memory of the machine's own for the exitless release path
     ///     (`docs/exitless-tracking.md`); nil: every allocator event is a trap.
     ///   - exitlessRingRecords: records in each process's ring (a power of two in
-    ///     `ExitlessLayout.ringCapacities`).
+    ///     `exitlessRingRecordRange`).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, ledger: AllocationLedger = AllocationLedger(),
                 clock: TrackerClock = TrackerClock(), includeOperators: Bool = true,
                 onAddressSpaceExit: (@Sendable (AddressSpaceExit) -> Void)? = nil, monitorRegion: MonitorRegion? = nil,
-                exitlessRingRecords: Int = 1024) {
+                exitlessRingRecords: Int = UserAllocationTracker.exitlessRingRecords) {
         self.ledger = ledger
         self.clock = clock
         self.notes = TrackerNotes()
@@ -67,6 +67,15 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger, files: files)
         self.exitObserver = onAddressSpaceExit
     }
+
+    /// Records in each process's exitless event ring by default, and the sizes accepted
+    /// (`--exitless-ring-records`: powers of two in the range).
+    public static let exitlessRingRecords = ExitlessLayout.ringCapacity
+    public static let exitlessRingRecordRange = ExitlessLayout.ringCapacities
+    /// The monitor region an exitless run gives the machine: the code page and about 1,600
+    /// windows (one per PGD frame a process that released memory ever had; host memory is only
+    /// used as pages are touched).
+    public static let exitlessRegionBytes: UInt64 = 128 << 20
 
     /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
     public static let defaultStackDepth = 12
@@ -127,7 +136,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func userBreakpoint(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
-        drainRing(PageTableRoot(cr3: state.cr3), memory: memory, cr4: state.cr4, efer: state.efer)
+        drainRing(of: state, memory: memory)
         if exitlessFullRing(&trap) { return true }
         let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
         guard let physical = try? user.physicalAddress(of: state.registers.rip),
@@ -163,7 +172,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     }
 
     public func userFetchFault(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
-        drainRing(PageTableRoot(cr3: trap.state.cr3), memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
+        drainRing(of: trap.state, memory: memory)
         if let handled = exitlessFault(&trap, memory: memory) { return handled }
         guard trap.state.registers.rip == CallTracker.trampoline else { return false }
         return complete(&trap, memory: memory)
@@ -173,9 +182,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func kernelHook(_ trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         guard let hook = patcher.hook(at: GuestVirtualAddress(trap.state.registers.rip)) else { return false }
-        if hook.kind != .exitMmap {
-            drainRing(PageTableRoot(cr3: trap.state.cr3), memory: memory, cr4: trap.state.cr4, efer: trap.state.efer)
-        }
+        if hook.kind != .exitMmap { drainRing(of: trap.state, memory: memory) }
         switch hook.kind {
         case .mmapRegion: mapped(file: trap.state.registers.rdi, trap: trap, memory: memory)
         case .exitMmap: exiting(mm: trap.state.registers.rdi, trap: trap, memory: memory)

@@ -64,7 +64,8 @@ public struct TrackingBenchmark: Sendable {
         let files = GuestSymbolFiles(explicit: Dictionary(uniqueKeysWithValues: RedisBenchmarkRun.tools.map { ($0, $0) }),
                                      roots: [image.appendingPathComponent("rootfs").path],
                                      hostCopies: ["/lib/", "/usr/lib/"])
-        let region = try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: config.memorySize), size: 64 << 20)
+        let region = try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: config.memorySize),
+                                       size: UserAllocationTracker.exitlessRegionBytes)
         config.monitorRegion = region
         let tracker = UserAllocationTracker(kernel: kernel, files: files, monitorRegion: region)
         config.trapHandler = tracker
@@ -89,8 +90,7 @@ public struct TrackingBenchmark: Sendable {
         DispatchQueue.global().async {
             for phase in 1...3 {
                 guard output.wait(for: "LV-BENCH-NEXT ", occurrences: phase) else { return }
-                let summary = try? machine.withGuestPaused { tracker.disarm($0) }
-                if let summary, tracker.exitlessDetachPending { _ = tracker.completeDetach(of: machine, summary: summary) }
+                _ = try? tracker.detach(from: machine, timeout: 10)
                 _ = try? machine.withGuestPaused { guest in
                     afterDisarm.withLock { $0.append(tracker.statistics) }
                     if phase < 3 {

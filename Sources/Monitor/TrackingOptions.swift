@@ -13,7 +13,7 @@ public struct TrackingOptions: Sendable {
     /// The machine's monitor region when they do (made with the machine).
     public var monitorRegion: MonitorRegion?
     /// Records in each process's event ring (`--exitless-ring-records`; small ones fill, for tests).
-    public var exitlessRingRecords = 1024
+    public var exitlessRingRecords = UserAllocationTracker.exitlessRingRecords
     /// Frames kept per allocation stack, the allocator's own included (`--stack-depth`; valgrind's 12).
     public var stackDepth = UserAllocationTracker.defaultStackDepth
     /// Seconds without a write after which a referenced block counts as stale.

@@ -146,8 +146,7 @@ public final class TrackingSession: Sendable {
     /// #GP/#PF gates stay where the host needs them to complete system calls.
     public func detach() throws -> ArmingSummary {
         try scanning.withLock { _ in
-            var summary = try guest.withGuestPaused(timeout: 10) { tracker.disarm($0) }
-            if tracker.exitlessDetachPending { summary = tracker.completeDetach(of: guest, summary: summary) }
+            var summary = try tracker.detach(from: guest, timeout: 10)
             stopScanning()
             do {
                 if let reader = scanner.stopUsingWriteLog() { try guest.stopWriteLog(reader) }

@@ -26,7 +26,7 @@ public struct UserTracking: Sendable {
     ///   - monitorRegion: the machine's monitor region, for the exitless release path (nil: traps only).
     public init(kernel: GuestKernel, files: GuestSymbolFiles, includeOperators: Bool = true, scansAtExit: Bool = true,
                 staleAfter: Double = 60, clock: TrackerClock = TrackerClock(), monitorRegion: MonitorRegion? = nil,
-                exitlessRingRecords: Int = 1024) {
+                exitlessRingRecords: Int = UserAllocationTracker.exitlessRingRecords) {
         let ledger = AllocationLedger()
         self.kernel = kernel
         let scanner = ReachabilityScanner(kernel: kernel, ledger: ledger, clock: clock,

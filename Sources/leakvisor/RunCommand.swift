@@ -124,7 +124,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("exitless-ring-records"), help: ArgumentHelp(
         "With --exitless: records in each process's event ring (a power of two, 16 to 1024). A small ring fills often; tests use it to exercise the full-ring drain.",
         visibility: .hidden))
-    var exitlessRingRecords = 1024
+    var exitlessRingRecords = UserAllocationTracker.exitlessRingRecords
 
     @Option(help: ArgumentHelp(
         "With --track: also scan the live processes for unreferenced blocks this often (e.g. 10s, 500ms), pausing the guest only for the exact final part of each scan; repeated scans re-read only guest pages written since (KVM dirty logging). Every process is scanned once more as it exits, with or without this option. With --track kernel or all: the kernel's objects are scanned this often too (the guest paused for each kernel scan: about 0.6 s here for a small guest); without it, only on `leakvisor report`.",
@@ -234,10 +234,11 @@ struct RunCommand: ParsableCommand {
         if let scanEvery, scanEvery.seconds < 0.1 { throw ValidationError("--scan-every must be at least 100ms") }
         if scanMemoryLimit.bytes < 16 << 20 { throw ValidationError("--scan-memory-limit must be at least 16M") }
         try StackDepthArgument.validate(stackDepth)
-        if exitlessRingRecords.nonzeroBitCount != 1 || !(16...1024).contains(exitlessRingRecords) {
-            throw ValidationError("--exitless-ring-records must be a power of two from 16 to 1024")
+        let ringRecords = UserAllocationTracker.exitlessRingRecordRange
+        if exitlessRingRecords.nonzeroBitCount != 1 || !ringRecords.contains(exitlessRingRecords) {
+            throw ValidationError("--exitless-ring-records must be a power of two from \(ringRecords.lowerBound) to \(ringRecords.upperBound)")
         }
-        if exitlessRingRecords != 1024 && !exitless { throw ValidationError("--exitless-ring-records needs --exitless") }
+        if exitlessRingRecords != UserAllocationTracker.exitlessRingRecords && !exitless { throw ValidationError("--exitless-ring-records needs --exitless") }
         if exitless && track == .kernel { throw ValidationError("--exitless needs --track user, user-malloc or all") }
         if let errorExitcode, errorExitcode < 1 || errorExitcode > 255 { throw ValidationError("--error-exitcode must be between 1 and 255") }
     }

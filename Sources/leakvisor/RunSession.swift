@@ -101,12 +101,8 @@ struct RunSession {
         }
         var memorySize = config.memorySize
         if case .restore(let snapshot, _, _) = start { memorySize = snapshot.memory.totalSize }
-        return try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: memorySize), size: Self.monitorRegionBytes)
+        return try MonitorRegion(start: MonitorRegion.defaultStart(memorySize: memorySize), size: UserAllocationTracker.exitlessRegionBytes)
     }
-
-    /// The monitor region's size: the code page and about 1,600 windows (one per PGD frame a
-    /// process that released memory ever had; host memory is only used as pages are touched).
-    static let monitorRegionBytes: UInt64 = 128 << 20
 
     /// The monitor's output for a tracking session: its lines and reports on stderr.
     static let sessionOutput = SessionOutput(line: { MonitorOutput.say($0) }, text: { MonitorOutput.write($0) })
