@@ -41,7 +41,8 @@ struct CallTracker: Sendable, Codable {
         // Tail-called by a tracked call: its return address is already the trampoline.
         if entry.returnAddress == Self.trampoline { return .nested }
         if isNested(entry.thread, rsp: entry.rsp) {
-            if outerSlotWord == Self.trampoline { return .nested }
+            // An exitless call leaves its slot as it was: it is in flight until its exit record.
+            if outerSlotWord == Self.trampoline || outermostIsExitless(entry.thread) { return .nested }
             forgetOutermost(entry.thread)
         }
         if entry.function.releases {
@@ -61,6 +62,36 @@ struct CallTracker: Sendable, Codable {
         pending[StackSlot(root: entry.thread.root, address: entry.rsp)] = call
         outermost[entry.thread] = entry.rsp
         lastRelease[entry.thread] = nil
+    }
+
+    /// An allocation the exitless path recorded the entry of, decided `.redirect`: in flight until
+    /// its exit record (`completedFromRing`).
+    mutating func enteredFromRing(_ entry: CallEntry, context: CallContext) {
+        redirected(entry, context: context)
+        pending[StackSlot(root: entry.thread.root, address: entry.rsp)]?.exitless = true
+    }
+
+    /// An exitless allocation's exit record: the call in flight at that slot, if it is this
+    /// thread's and exitless, ends with `result` (rax). Nil when there is none (the entry was
+    /// nested, or the call was forgotten). The ledger effects are `TrampolineReturn`'s rules.
+    mutating func completedFromRing(thread: ThreadKey, rsp: UInt64, result: UInt64) -> CallCompletion? {
+        let slot = StackSlot(root: thread.root, address: rsp)
+        guard let call = pending[slot], call.exitless == true, call.owner.fsBase == thread.fsBase else { return nil }
+        pending[slot] = nil
+        if outermost[call.owner] == rsp { outermost[call.owner] = nil }
+        switch TrampolineReturn.effects(of: call, result: result, storedPointer: { _ in nil }) {
+        case .success(let effects): return CallCompletion(call: call, effects: effects)
+        case .failure: return CallCompletion(call: call, effects: [])
+        }
+    }
+
+    /// The exitless calls in flight (detach waits for them to return).
+    var exitlessCalls: [StackSlot] { pending.filter { $0.value.exitless == true }.map(\.key) }
+
+    /// Whether `thread`'s outermost call in flight is an exitless one.
+    private func outermostIsExitless(_ thread: ThreadKey) -> Bool {
+        guard let slot = outermost[thread] else { return false }
+        return pending[StackSlot(root: thread.root, address: slot)]?.exitless == true
     }
 
     /// Undoes `redirected(entry, ...)` when the trampoline could not be written after all.

@@ -2,17 +2,32 @@ import AllocationLedger
 import GuestMemory
 import Synchronization
 
-/// One release a process recorded in its event ring. Every field is what the process wrote:
-/// plain numbers, trusted for nothing but its own accounting.
-struct RingRelease: Sendable, Equatable {
+/// One record a process wrote in its event ring: a release, an allocation's entry or its exit.
+/// Every field is what the process wrote: plain numbers, trusted for nothing but its own
+/// accounting.
+struct RingRecord: Sendable, Equatable {
     /// The stub that wrote it (its index in the tracker's list of stubs).
     var stub: Int
+    /// A release: the block. An entry: the first argument. An exit: the result.
     var pointer: UInt64
+    /// Not in an exit record.
     var returnAddress: UInt64
+    /// rsp at the call's entry (the slot of its return address).
     var stackPointer: UInt64
     var threadPointer: UInt64
     /// The instruction after the displaced one in this process (so the entry point is known).
+    /// Not in an exit record.
     var resumeAddress: UInt64
+    /// What kind of record, and what only an allocation's entry has.
+    var kind: Kind = .release
+
+    enum Kind: Sendable, Equatable {
+        case release
+        /// `arguments`: rdi, rsi, rdx; `stack`: the copy of the caller's stack from
+        /// `stackPointer` up (as long as it could be read).
+        case allocationEntry(arguments: [UInt64], framePointer: UInt64, stack: [UInt8])
+        case allocationExit
+    }
 }
 
 /// Takes the complete records out of one address space's event ring and moves the ring's tail
@@ -61,18 +76,24 @@ struct EventRingReader: Sendable {
 
     /// The records committed since the last drain, in index order. `stubs[k]` is the function
     /// of stub k.
-    mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction]) -> [RingRelease] {
-        var records: [RingRelease] = []
+    mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction]) -> [RingRecord] {
+        var records: [RingRecord] = []
+        drain(memory, stubs: stubs) { records.append($0) }
+        return records
+    }
+
+    /// `drain`, handing each record to `body` as it is taken.
+    mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction], _ body: (RingRecord) -> Void) {
         var stillOpen: [UInt64] = []
         for index in holes {
-            if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
+            if let record = take(index, memory, stubs) { record.forEach(body) } else { stillOpen.append(index) }
         }
         if let head = try? memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.head)) {
             // The process may have written any head: look at no index a ring's worth past the tail.
             let end = min(head, tail &+ capacity)
             var index = next
             while index < end {
-                if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
+                if let record = take(index, memory, stubs) { record.forEach(body) } else { stillOpen.append(index) }
                 index += 1
             }
             next = max(next, index)
@@ -83,12 +104,12 @@ struct EventRingReader: Sendable {
             tail = newTail
             try? memory.store(tail, at: header.offset(ExitlessLayout.Header.tail))
         }
-        return records
     }
 
     /// The record at `index` if committed: [] when malformed (counted), nil when not committed.
-    private mutating func take(_ index: UInt64, _ memory: GuestMemory, _ stubs: [AllocatorFunction]) -> [RingRelease]? {
-        let slot = header.offset(4096 + Int(index & (capacity - 1)) * ExitlessLayout.recordSize)
+    private mutating func take(_ index: UInt64, _ memory: GuestMemory, _ stubs: [AllocatorFunction]) -> [RingRecord]? {
+        let position = Int(index & (capacity - 1))
+        let slot = header.offset(4096 + position * ExitlessLayout.recordSize)
         // The commit word first, then the fields: a writer stores them before the commit word.
         guard (try? memory.load(UInt64.self, at: slot)) == index &+ 1 else { return nil }
         atomicMemoryFence(ordering: .acquiring)
@@ -97,15 +118,28 @@ struct EventRingReader: Sendable {
         let word = words[ExitlessLayout.Record.function / 8]
         let functions = AllocatorFunction.allCases
         let stub = Int(truncatingIfNeeded: (word >> 8) & 0x3F_FFFF), function = Int(word & 0xFF)
-        guard read, word >> 30 == 0, stub < stubs.count, function < functions.count, functions[function] == stubs[stub] else {
+        let exit = word >> 30 == 1
+        guard read, word >> 31 == 0, stub < stubs.count, function < functions.count, functions[function] == stubs[stub],
+              !exit || !stubs[stub].releases else {
             malformed += 1
             return []
         }
-        return [RingRelease(stub: stub, pointer: words[ExitlessLayout.Record.pointer / 8],
-                            returnAddress: words[ExitlessLayout.Record.returnAddress / 8],
-                            stackPointer: words[ExitlessLayout.Record.stackPointer / 8],
-                            threadPointer: words[ExitlessLayout.Record.threadPointer / 8],
-                            resumeAddress: words[ExitlessLayout.Record.resume / 8])]
+        typealias R = ExitlessLayout.Record
+        var record = RingRecord(stub: stub, pointer: words[R.pointer / 8], returnAddress: words[R.returnAddress / 8],
+                                 stackPointer: words[R.stackPointer / 8], threadPointer: words[R.threadPointer / 8],
+                                 resumeAddress: words[R.resume / 8])
+        if exit {
+            record.kind = .allocationExit
+        } else if !stubs[stub].releases {
+            // The copy as far as it was made (a copy that met an unmapped page stops there).
+            let copyWords = ExitlessLayout.stackCopyBytes / 8
+            let copied = copyWords - Int(min(words[R.uncopiedWords / 8], UInt64(copyWords)))
+            let copy = header.offset(ExitlessLayout.stackCopies(capacity: Int(capacity)) + position * ExitlessLayout.stackCopyBytes)
+            let stack = (try? memory.read(at: copy, count: copied * 8)) ?? []
+            record.kind = .allocationEntry(arguments: [record.pointer, words[R.secondArgument / 8], words[R.thirdArgument / 8]],
+                                           framePointer: words[R.framePointer / 8], stack: stack)
+        }
+        return [record]
     }
 }
 

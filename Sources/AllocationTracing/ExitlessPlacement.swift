@@ -40,6 +40,8 @@ struct ExitlessPlacement: Sendable, Equatable {
 struct ExitlessPlanner: Sendable {
     /// Free filler, by file offset (start, end), ascending.
     private(set) var gaps: [(start: UInt64, end: UInt64)] = []
+    /// Code covered by CFI rows without a gap (a function, or several back to back), ascending.
+    private(set) var covered: [(start: UInt64, end: UInt64)] = []
 
     /// `bytes` is the file's content, `segments` its executable `PT_LOAD` ranges (offset, size).
     init(bytes: [UInt8], segments: [(offset: UInt64, size: UInt64)], table: CallFrameTable) {
@@ -48,10 +50,44 @@ struct ExitlessPlanner: Sendable {
             let end = min(segment.offset &+ segment.size, UInt64(bytes.count))
             for row in table.rows where row.end > segment.offset && row.start < end {
                 if row.start > position { addGap(position, row.start, bytes) }
+                if let last = covered.last, last.end == row.start { covered[covered.count - 1].end = row.end } else { covered.append((row.start, row.end)) }
                 position = max(position, row.end)
             }
             if end > position { addGap(position, end, bytes) }
         }
+    }
+
+    /// Whether a direct branch (`jmp`, `jcc`, `call`, `loop`, `jrcxz`, 8- or 32-bit displacement)
+    /// may target `target`: every byte offset of the code around it (the CFI-covered run it lies
+    /// in, at most 64 KiB, and the 128 bytes before it) is read as if an instruction started
+    /// there. A false alarm only keeps an entry on its `int3`. Used before the entry's `jmp rel8`
+    /// covers a second instruction (whose start must then be no branch target).
+    func mayBranch(to target: UInt64, in bytes: [UInt8]) -> Bool {
+        guard let run = covered.first(where: { $0.start < target && target < $0.end }) else { return true }
+        let from = max(run.start, target >= 128 ? target - 128 : 0), to = min(run.end, run.start + 65_536, UInt64(bytes.count))
+        var offset = Int(from)
+        while offset < Int(to) {
+            let op = bytes[offset]
+            var destination: Int64?
+            func rel8(_ length: Int) -> Int64? {
+                offset + length <= bytes.count ? Int64(offset + length) + Int64(Int8(bitPattern: bytes[offset + length - 1])) : nil
+            }
+            func rel32(_ length: Int) -> Int64? {
+                guard offset + length <= bytes.count else { return nil }
+                var value: UInt32 = 0
+                for k in 0..<4 { value |= UInt32(bytes[offset + length - 4 + k]) << (8 * k) }
+                return Int64(offset + length) + Int64(Int32(bitPattern: value))
+            }
+            switch op {
+            case 0xEB, 0x70...0x7F, 0xE0...0xE3: destination = rel8(2)
+            case 0xE8, 0xE9: destination = rel32(5)
+            case 0x0F where offset + 1 < bytes.count && (0x80...0x8F).contains(bytes[offset + 1]): destination = rel32(6)
+            default: break
+            }
+            if destination == Int64(target) { return true }
+            offset += 1
+        }
+        return false
     }
 
     /// Keeps [start, end) if it is all no-op filler, decoded from `start` (where the code before

@@ -17,11 +17,33 @@ final class ExitlessReleases: Sendable {
 
     /// One stub in the code page.
     struct Stub: Sendable, Equatable {
+        /// Bytes displaced at the entry: the resume address is the entry plus these.
+        var displacedLength: Int { displaced.length + (following?.length ?? 0) }
+
+        /// Runs the displaced instructions on `registers` (rip at the entry) with the thread's rights.
+        func runDisplaced(_ registers: inout GeneralRegisters, user: UserMemory) throws {
+            for instruction in [displaced] + (following.map { [$0] } ?? []) {
+                try instruction.execute(&registers, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
+            }
+        }
+
         let function: AllocatorFunction
         /// Its entry (what the hop's `push imm32; ret` goes to) and its full-ring `int3`.
         let address: UInt64
         let fullRingTrap: UInt64
+        /// Where its code ends.
+        let end: UInt64
+        /// An allocation's stub: its exit part, second full-ring `int3`, stack copy and the
+        /// address past its exit record (`ExitlessStub`).
+        let exitPart: UInt64?
+        let exitFullRingTrap: UInt64?
+        let stackCopy: UInt64?
+        let skipExitRecord: UInt64?
+        /// The entry point (for an allocation made the trapped way when its window cannot be mapped).
+        let site: AllocatorSite
         let displaced: PrologueInstruction
+        /// The second instruction displaced, after a 1-byte first one.
+        let following: PrologueInstruction?
         /// As `ExitlessPlacement.resumeDelta`: from the padding call's pushed address to the resume address.
         let resumeDelta: Int32
         /// False where another family's deallocator shares the entry (no mismatch can be told).
@@ -80,7 +102,7 @@ final class ExitlessReleases: Sendable {
     /// and its stub written. Nil when the site keeps its `int3` (the reason, if worth a note, in `note`).
     func prepare(_ site: AllocatorSite, hostPath: String, root: PageTableRoot, mode: PageTableMode, memory: GuestMemory,
                  note: (String) -> Void) -> Patches? {
-        guard site.entryPoint.function.releases else { return nil }
+        guard ExitlessStub.supports(site.entryPoint.function) else { return nil }
         return state.withLock { s -> Patches? in
             if s.refused != nil || s.detached { return nil }
             guard mode == .fourLevel else {
@@ -104,21 +126,47 @@ final class ExitlessReleases: Sendable {
                 s.planners[hostPath] = .some(made?.planner)
                 s.fileBytes[hostPath] = made?.bytes
             }
+            // A 1-byte first instruction (`push rbp`) is displaced with the one after it: the
+            // entry's `jmp rel8` needs 2 bytes, and the second instruction's start must be no
+            // branch target.
+            var following: PrologueInstruction?
+            if site.instruction.length == 1 {
+                let file = s.fileBytes[hostPath] ?? []
+                let next = Int(site.fileOffset) + 1
+                guard case .push = site.instruction.operation, next < file.count,
+                      let second = PrologueInstruction.decode(Array(file[next..<min(file.count, next + 15)])),
+                      let planner = s.planners[hostPath] ?? nil, !planner.mayBranch(to: UInt64(next), in: file) else {
+                    if UserAllocationTracker.tracing { UserAllocationTracker.trace("exitless: \(site.symbol) in \(hostPath): 1-byte entry kept on int3") }
+                    return nil
+                }
+                following = second
+            }
+            let displacedLength = site.instruction.length + (following?.length ?? 0)
             guard var planner = s.planners[hostPath] ?? nil,
-                  let placement = planner.place(entry: site.fileOffset, displacedLength: site.instruction.length) else { return nil }
+                  let placement = planner.place(entry: site.fileOffset, displacedLength: displacedLength) else {
+                if UserAllocationTracker.tracing { UserAllocationTracker.trace("exitless: \(site.symbol) in \(hostPath): no placement") }
+                return nil
+            }
             s.planners[hostPath] = planner
             let index = s.stubs.count
-            guard let stub = ExitlessStub.release(function: site.entryPoint.function, stub: index,
-                                                  resumeDelta: placement.resumeDelta, displaced: site.instruction,
-                                                  capacity: ringCapacity),
+            guard let stub = ExitlessStub.make(function: site.entryPoint.function, stub: index,
+                                               resumeDelta: placement.resumeDelta, displaced: site.instruction,
+                                               following: following, capacity: ringCapacity),
                   s.codeUsed + stub.code.count <= ExitlessLayout.codePages * 4096,
-                  let page = s.tables.codePageFrames.first else { return nil }
+                  let page = s.tables.codePageFrames.first else {
+                if UserAllocationTracker.tracing { UserAllocationTracker.trace("exitless: \(site.symbol) in \(hostPath): no stub (\(site.instruction))") }
+                return nil
+            }
             let address = ExitlessLayout.codeAddress + UInt64(s.codeUsed)
             guard (try? region.memory.write(stub.code, at: page.offset(s.codeUsed))) != nil else { return nil }
             s.codeUsed += (stub.code.count + 15) & ~15
+            func at(_ offset: Int?) -> UInt64? { offset.map { address + UInt64($0) } }
             s.stubs.append(Stub(function: site.entryPoint.function, address: address,
-                                fullRingTrap: address + UInt64(stub.fullRingTrap), displaced: site.instruction,
-                                resumeDelta: placement.resumeDelta, checksFamily: !site.aliasesOtherFamilies))
+                                fullRingTrap: address + UInt64(stub.fullRingTrap), end: address + UInt64(stub.code.count),
+                                exitPart: at(stub.exitPart), exitFullRingTrap: at(stub.exitFullRingTrap),
+                                stackCopy: at(stub.stackCopy), skipExitRecord: at(stub.skipExitRecord), site: site,
+                                displaced: site.instruction, following: following, resumeDelta: placement.resumeDelta,
+                                checksFamily: !site.aliasesOtherFamilies))
             let file = s.fileBytes[hostPath] ?? []
             func original(_ offset: UInt64, _ count: Int) -> [UInt8] {
                 offset + UInt64(count) <= UInt64(file.count) ? Array(file[Int(offset)..<Int(offset) + count]) : []
@@ -150,15 +198,25 @@ final class ExitlessReleases: Sendable {
         /// The space cannot have its window (or the access faulted again after it was mapped):
         /// the thread is in `stub`, before its record, and the call is to be made the trapped way.
         case fallback(stub: Stub, atEntry: Bool)
+        /// The same in an allocation's exit part: the thread resumes at `resume`, past its exit record.
+        case skipExit(resume: UInt64)
+        /// An allocation's stack copy met a page the thread cannot read: the copy stops there (the
+        /// thread resumes after the copy instruction, with rcx the words not copied).
+        case copyCut(resume: UInt64)
     }
 
     /// A user-mode page fault at `address` with the thread at `rip` in space `root`.
     func fault(at address: UInt64, rip: UInt64, root: PageTableRoot, memory: GuestMemory) -> FaultOutcome {
         let code = ExitlessLayout.isCode(address), window = ExitlessLayout.isWindow(address)
-        guard code || window else { return .notOurs }
+        guard code || window || ExitlessLayout.isCode(rip) else { return .notOurs }
         return state.withLock { s -> FaultOutcome in
-            // The stub the thread is in: at its entry (a code fault) or past it (a window fault).
-            let stub = s.stubs.last { $0.address <= rip && rip < $0.fullRingTrap }
+            // The stub the thread is in: at its entry (a code fault) or past it (a window fault, or
+            // a fault of its stack copy).
+            let stub = s.stubs.last { $0.address <= rip && rip < $0.end }
+            if !code, !window {
+                guard let stub, rip == stub.stackCopy else { return .notOurs }
+                return .copyCut(resume: rip + 3)
+            }
             if code {
                 if !s.codeFaulted.contains(root), (try? s.tables.grantCode(to: root, memory: memory)) != nil {
                     s.codeFaulted.insert(root)
@@ -173,17 +231,20 @@ final class ExitlessReleases: Sendable {
             } else if (try? s.tables.relinkWindow(for: root, memory: memory)) == true {
                 return .mapped
             }
+            if let exitPart = stub.exitPart, let skip = stub.skipExitRecord, rip >= exitPart { return .skipExit(resume: skip) }
             return .fallback(stub: stub, atEntry: false)
         }
     }
 
     /// Whether `rip` is a stub's full-ring `int3`.
-    func isFullRingTrap(_ rip: UInt64) -> Bool { state.withLock { s in s.stubs.contains { $0.fullRingTrap == rip } } }
+    func isFullRingTrap(_ rip: UInt64) -> Bool {
+        state.withLock { s in s.stubs.contains { $0.fullRingTrap == rip || $0.exitFullRingTrap == rip } }
+    }
 
     // MARK: rings
 
     /// The records `root`'s ring holds now, each with its stub.
-    func drain(_ root: PageTableRoot) -> [(record: RingRelease, stub: Stub)] {
+    func drain(_ root: PageTableRoot) -> [(record: RingRecord, stub: Stub)] {
         state.withLock { s in
             guard var window = s.tables.windows[root] else { return [] }
             let records = window.reader.drain(region.memory, stubs: s.stubs.map(\.function))

@@ -20,43 +20,67 @@ struct ExitlessStub: Sendable, Equatable {
     let code: [UInt8]
     /// Offset of the `int3` a full ring executes (the monitor resumes one byte after it).
     let fullRingTrap: Int
+    /// An allocation's stub: where its exit part starts (its window accesses are the exit record's),
+    /// its second full-ring `int3`, the `rep movsq` of the stack copy (a fault there resumes after
+    /// it, the copy cut short) and where its exit resumes when its record cannot be written.
+    var exitPart: Int? = nil
+    var exitFullRingTrap: Int? = nil
+    var stackCopy: Int? = nil
+    var skipExitRecord: Int? = nil
+
+    /// The functions that have a stub: the releases, and the allocations whose result is rax and
+    /// that never throw (`operator new` can throw through the stub, posix_memalign's result is
+    /// stored through a pointer: both stay on traps).
+    static func supports(_ function: AllocatorFunction) -> Bool {
+        switch function {
+        case .free, .operatorDelete, .operatorDeleteArray, .malloc, .calloc, .realloc, .reallocarray, .memalign, .valloc, .pvalloc:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The stub of `function`'s entry: `release` or `allocation`.
+    /// `following`: the instruction after a 1-byte `displaced` one (a `push`, which has no
+    /// RIP-relative operand), displaced with it.
+    static func make(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, displaced: PrologueInstruction,
+                     following: PrologueInstruction? = nil, window: UInt64 = ExitlessLayout.windowAddress,
+                     capacity: Int = ExitlessLayout.ringCapacity) -> ExitlessStub? {
+        guard let relocated = relocate(displaced, following) else { return nil }
+        return function.releases
+            ? release(function: function, stub: index, resumeDelta: resumeDelta, relocated: relocated, window: window, capacity: capacity)
+            : allocation(function: function, stub: index, resumeDelta: resumeDelta, relocated: relocated, window: window, capacity: capacity)
+    }
+
+    /// The displaced instructions as they run in the stub (r11 = the resume address).
+    static func relocate(_ displaced: PrologueInstruction, _ following: PrologueInstruction?) -> [UInt8]? {
+        guard let first = relocate(displaced) else { return nil }
+        guard let following else { return first }
+        guard displaced.length == 1, case .push = displaced.operation, let second = relocate(following) else { return nil }
+        return first + second
+    }
 
     /// The stub of a release entry point (`index`: its number in the records it writes), or nil when the displaced instruction cannot be
     /// relocated. `resumeDelta` is (allocator entry + displaced length) − (the address the
     /// padding's `call` pushes), the same in every process.
     static func release(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, displaced: PrologueInstruction,
                         window: UInt64 = ExitlessLayout.windowAddress, capacity ringCapacity: Int = ExitlessLayout.ringCapacity) -> ExitlessStub? {
+        guard let relocated = relocate(displaced) else { return nil }
+        return release(function: function, stub: index, resumeDelta: resumeDelta, relocated: relocated, window: window, capacity: ringCapacity)
+    }
+
+    private static func release(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, relocated: [UInt8],
+                                window: UInt64, capacity ringCapacity: Int) -> ExitlessStub? {
         guard function.releases, let functionWord = EventRingReader.functionWord(function: function, stub: index),
-              let relocated = relocate(displaced) else { return nil }
-        guard ringCapacity.nonzeroBitCount == 1 else { return nil }
-        let capacity = Int32(ringCapacity)
+              ringCapacity.nonzeroBitCount == 1 else { return nil }
         var e = X86Emitter()
         let retry = e.label(), full = e.label()
-        e.emit([0x41, 0x5A])                                   // pop r10            (the padding's return address)
-        e.emit([0x49, 0x81, 0xC2]); e.emit32(resumeDelta)      // add r10, delta     (the resume address)
-        e.emit([0x41, 0x52])                                   // push r10
+        emitResumeAddress(&e, resumeDelta)
         e.emit([0x49, 0xBB]); e.emit64(window)                 // movabs r11, window
         e.place(retry)
-        e.emit([0x49, 0x8B, 0x43, UInt8(ExitlessLayout.Header.head)])          // mov rax, [r11+head]
-        e.emit([0x49, 0x89, 0xC2])                                             // mov r10, rax
-        e.emit([0x4D, 0x2B, 0x53, UInt8(ExitlessLayout.Header.tail)])          // sub r10, [r11+tail]
-        e.emit([0x49, 0x81, 0xFA]); e.emit32(capacity)                         // cmp r10, capacity
-        e.branch([0x0F, 0x83], to: full)                                       // jae full
-        e.emit([0x4C, 0x8D, 0x50, 0x01])                                       // lea r10, [rax+1]
-        e.emit([0xF0, 0x4D, 0x0F, 0xB1, 0x53, UInt8(ExitlessLayout.Header.head)]) // lock cmpxchg [r11+head], r10
-        e.branch([0x0F, 0x85], to: retry)                                      // jne retry
-        e.emit([0x25]); e.emit32(capacity - 1)                                 // and eax, capacity-1
-        e.emit([0x48, 0xC1, 0xE0, 0x06])                                       // shl rax, 6 (× record size)
-        e.emit([0x49, 0x8D, 0x84, 0x03]); e.emit32(4096)                       // lea rax, [r11+rax+4096]
+        emitReserve(&e, capacity: ringCapacity, retry: retry, full: full)
         e.emit([0x48, 0x89, 0x78, UInt8(ExitlessLayout.Record.pointer)])       // mov [rax+pointer], rdi
-        e.emit([0x4C, 0x8B, 0x5C, 0x24, 0x08])                                 // mov r11, [rsp+8]   (return address)
-        e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.returnAddress)]) // mov [rax+returnAddress], r11
-        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                                 // lea r11, [rsp+8]   (rsp at entry)
-        e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.stackPointer)])  // mov [rax+stackPointer], r11
-        e.emit([0x4C, 0x8B, 0x1C, 0x24])                                       // mov r11, [rsp]     (resume address)
-        e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.resume)])                         // mov [rax+resume], r11
-        e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])                     // mov r11, fs:[0]
-        e.emit([0x4C, 0x89, 0x58, UInt8(ExitlessLayout.Record.threadPointer)]) // mov [rax+threadPointer], r11
+        emitCallFields(&e)
         e.emit([0x48, 0xC7, 0x40, UInt8(ExitlessLayout.Record.function)]); e.emit32(functionWord) // mov qword [rax+function], function | stub << 8
         e.emit([0x4C, 0x89, 0x10])                                             // mov [rax], r10     (commit: index + 1)
         e.emit([0x41, 0x5B])                                                   // pop r11            (resume; rsp as at entry)
@@ -68,6 +92,119 @@ struct ExitlessStub: Sendable, Equatable {
         e.branch([0xE9], to: retry)                                            // jmp retry
         guard let code = e.finish() else { return nil }
         return ExitlessStub(code: code, fullRingTrap: trapOffset)
+    }
+
+    /// The stub of an allocation entry point: an entry record (the arguments, rbp, the return
+    /// address, rsp, the thread pointer, the resume address and a copy of the caller's stack from
+    /// rsp up), then the allocator called as a subroutine (the displaced instruction, relocated,
+    /// then a jump to the resume address; rsp is 16 bytes below the caller's, so the alignment
+    /// the function sees is the ABI's), then an exit record (the result, rsp at entry, the
+    /// thread pointer) before it returns to the caller with the result. Uses rax, rcx, r8–r11,
+    /// which none of these functions reads at entry; rdi and rsi are reloaded after the copy.
+    private static func allocation(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, relocated: [UInt8],
+                                   window: UInt64, capacity ringCapacity: Int) -> ExitlessStub? {
+        guard supports(function), !function.releases,
+              let functionWord = EventRingReader.functionWord(function: function, stub: index),
+              ringCapacity.nonzeroBitCount == 1 else { return nil }
+        typealias R = ExitlessLayout.Record
+        var e = X86Emitter()
+        let retry = e.label(), full = e.label(), exitRetry = e.label(), exitFull = e.label(), body = e.label()
+        emitResumeAddress(&e, resumeDelta)
+        e.emit([0x49, 0xBB]); e.emit64(window)                 // movabs r11, window
+        e.place(retry)
+        emitReserve(&e, capacity: ringCapacity, retry: retry, full: full, stackCopy: true)
+        e.emit([0x48, 0x89, 0x78, UInt8(R.pointer)])           // mov [rax+pointer], rdi
+        e.emit([0x48, 0x89, 0x70, UInt8(R.secondArgument)])    // mov [rax+second], rsi
+        e.emit([0x48, 0x89, 0x50, UInt8(R.thirdArgument)])     // mov [rax+third], rdx
+        e.emit([0x48, 0x89, 0x68, UInt8(R.framePointer)])      // mov [rax+framePointer], rbp
+        emitCallFields(&e)
+        e.emit([0x48, 0xC7, 0x40, UInt8(R.function)]); e.emit32(functionWord)  // mov qword [rax+function], word
+        e.emit([0x4C, 0x89, 0xCF])                             // mov rdi, r9        (the record's stack copy)
+        e.emit([0x48, 0x8D, 0x74, 0x24, 0x08])                 // lea rsi, [rsp+8]   (rsp at entry)
+        e.emit([0xB9]); e.emit32(Int32(ExitlessLayout.stackCopyBytes / 8))  // mov ecx, words
+        let copy = e.bytes.count
+        e.emit([0xF3, 0x48, 0xA5])                             // rep movsq (DF is clear at a call)
+        e.emit([0x48, 0x89, 0x48, UInt8(R.uncopiedWords)])     // mov [rax+uncopied], rcx
+        e.emit([0x48, 0x8B, 0x78, UInt8(R.pointer)])           // mov rdi, [rax+pointer]
+        e.emit([0x48, 0x8B, 0x70, UInt8(R.secondArgument)])    // mov rsi, [rax+second]
+        e.emit([0x4C, 0x89, 0x10])                             // mov [rax], r10     (commit)
+        e.emit([0x4C, 0x8B, 0x1C, 0x24])                       // mov r11, [rsp]     (resume)
+        e.branch([0xE8], to: body)                             // call body
+        let exitPart = e.bytes.count
+        e.emit([0x49, 0x89, 0xC1])                             // mov r9, rax        (the result)
+        e.emit([0x49, 0xBB]); e.emit64(window)                 // movabs r11, window
+        e.place(exitRetry)
+        emitReserve(&e, capacity: ringCapacity, retry: exitRetry, full: exitFull)
+        e.emit([0x4C, 0x89, 0x48, UInt8(R.pointer)])           // mov [rax+pointer], r9
+        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                 // lea r11, [rsp+8]   (rsp at entry)
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.stackPointer)])      // mov [rax+stackPointer], r11
+        e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])     // mov r11, fs:[0]
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.threadPointer)])     // mov [rax+threadPointer], r11
+        e.emit([0x48, 0xC7, 0x40, UInt8(R.function)]); e.emit32(functionWord | ExitlessLayout.exitRecordBit)
+        e.emit([0x4C, 0x89, 0x10])                             // mov [rax], r10     (commit)
+        let skip = e.bytes.count
+        e.emit([0x4C, 0x89, 0xC8])                             // mov rax, r9
+        e.emit([0x48, 0x83, 0xC4, 0x08])                       // add rsp, 8         (the resume word)
+        e.emit([0xC3])                                         // ret                (to the caller)
+        e.place(body)
+        e.emit(relocated)
+        e.emit([0x41, 0xFF, 0xE3])                             // jmp r11
+        e.place(full)
+        let trapOffset = e.bytes.count
+        e.emit([0xCC])
+        e.branch([0xE9], to: retry)
+        e.place(exitFull)
+        let exitTrap = e.bytes.count
+        e.emit([0xCC])
+        e.branch([0xE9], to: exitRetry)
+        guard let code = e.finish() else { return nil }
+        return ExitlessStub(code: code, fullRingTrap: trapOffset, exitPart: exitPart, exitFullRingTrap: exitTrap,
+                            stackCopy: copy, skipExitRecord: skip)
+    }
+
+    /// Turns the padding call's pushed address into the resume address and leaves it on the
+    /// stack: [rsp] the resume address, [rsp+8] the caller's return address.
+    private static func emitResumeAddress(_ e: inout X86Emitter, _ resumeDelta: Int32) {
+        e.emit([0x41, 0x5A])                                   // pop r10            (the padding's return address)
+        e.emit([0x49, 0x81, 0xC2]); e.emit32(resumeDelta)      // add r10, delta     (the resume address)
+        e.emit([0x41, 0x52])                                   // push r10
+    }
+
+    /// With r11 = the window: reserves the next record (compare-and-swap on the head while
+    /// `head - tail` is below the capacity; `full` when it is not). Leaves rax = the record,
+    /// r10 = its commit word (index + 1) and, with `stackCopy`, r9 = its stack copy.
+    private static func emitReserve(_ e: inout X86Emitter, capacity ringCapacity: Int, retry: Int, full: Int, stackCopy: Bool = false) {
+        let capacity = Int32(ringCapacity)
+        e.emit([0x49, 0x8B, 0x43, UInt8(ExitlessLayout.Header.head)])          // mov rax, [r11+head]
+        e.emit([0x49, 0x89, 0xC2])                                             // mov r10, rax
+        e.emit([0x4D, 0x2B, 0x53, UInt8(ExitlessLayout.Header.tail)])          // sub r10, [r11+tail]
+        e.emit([0x49, 0x81, 0xFA]); e.emit32(capacity)                         // cmp r10, capacity
+        e.branch([0x0F, 0x83], to: full)                                       // jae full
+        e.emit([0x4C, 0x8D, 0x50, 0x01])                                       // lea r10, [rax+1]
+        e.emit([0xF0, 0x4D, 0x0F, 0xB1, 0x53, UInt8(ExitlessLayout.Header.head)]) // lock cmpxchg [r11+head], r10
+        e.branch([0x0F, 0x85], to: retry)                                      // jne retry
+        e.emit([0x25]); e.emit32(capacity - 1)                                 // and eax, capacity-1
+        if stackCopy {
+            e.emit([0x49, 0x89, 0xC1])                                         // mov r9, rax
+            e.emit([0x49, 0xC1, 0xE1, ExitlessLayout.stackCopyShift])          // shl r9, log2(copy bytes)
+            e.emit([0x4F, 0x8D, 0x8C, 0x0B]); e.emit32(Int32(ExitlessLayout.stackCopies(capacity: ringCapacity))) // lea r9, [r11+r9+copies]
+        }
+        e.emit([0x48, 0xC1, 0xE0, ExitlessLayout.recordShift])                 // shl rax, log2(record size)
+        e.emit([0x49, 0x8D, 0x84, 0x03]); e.emit32(4096)                       // lea rax, [r11+rax+4096]
+    }
+
+    /// The fields every entry record has: the return address, rsp at entry, the resume address
+    /// and the thread pointer (rax = the record; [rsp] the resume address). Clobbers r11.
+    private static func emitCallFields(_ e: inout X86Emitter) {
+        typealias R = ExitlessLayout.Record
+        e.emit([0x4C, 0x8B, 0x5C, 0x24, 0x08])                 // mov r11, [rsp+8]   (return address)
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.returnAddress)])     // mov [rax+returnAddress], r11
+        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                 // lea r11, [rsp+8]   (rsp at entry)
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.stackPointer)])      // mov [rax+stackPointer], r11
+        e.emit([0x4C, 0x8B, 0x1C, 0x24])                       // mov r11, [rsp]     (resume address)
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.resume)])            // mov [rax+resume], r11
+        e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])     // mov r11, fs:[0]
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.threadPointer)])     // mov [rax+threadPointer], r11
     }
 
     /// `instruction` as it runs in the stub with r11 holding the address after the original.

@@ -135,7 +135,7 @@ final class PageCachePatcher: Sendable {
                 missing.append(site)
                 continue
             }
-            if let exitless, let hostPath, site.entryPoint.function.releases {
+            if let exitless, let hostPath, ExitlessStub.supports(site.entryPoint.function) {
                 switch armExitless(site, frame: page, hostPath: hostPath, path: path, inode: inode, mapping: mapping,
                                    view: view, memory: memory, exitless: exitless) {
                 case .armed?: exitlessArmed += 1; continue

@@ -18,6 +18,9 @@ struct PendingCall: Sendable, Equatable, Codable {
     /// True for a call known only from the journal of calls in flight (a recovery,
     /// `CallTracker.adopt`): only its return is known, so its return records nothing.
     var journaledOnly: Bool? = nil
+    /// True for a call the exitless path recorded (`CallTracker.enteredFromRing`): its slot keeps
+    /// the real return address, its result comes in a ring record.
+    var exitless: Bool? = nil
 }
 
 /// Which guest thread trapped: address space (page-table root), thread pointer (FS base, which

@@ -45,6 +45,14 @@ final class ProcessIdentifier: Sendable {
                            rule: unwind.rules(of: root), read: { stack.word($0) })
     }
 
+    /// `captureStack` over words `read` gives (a copy of the stack an exitless entry record made).
+    func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
+                      root: PageTableRoot, read: (UInt64) -> UInt64?) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
+        CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed))
+            .walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
+                  rule: unwind.rules(of: root), read: read)
+    }
+
     /// The guest thread id of the trapped thread (`current->pid`). On the first event of an
     /// address space also names its process and records its file mappings (where a stack walk
     /// finds its CFI tables); later, re-reads the mappings when one of the two exact frames lies

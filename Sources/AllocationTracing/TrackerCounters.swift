@@ -27,10 +27,13 @@ public struct TrackerCounters: Sendable, Codable {
     /// records that were part of another call (a forwarded release).
     public var ringReleases = 0
     public var ringNestedEntries = 0
+    /// Allocation calls whose entry and result came through a ring (their stacks walked from the
+    /// entry record's copy of the stack).
+    public var ringAllocations = 0
     /// Traps the exitless path still takes: a window or the code page mapped on first use, a
     /// full ring drained, a call recorded the trapped way because its window could not be mapped.
     public var exitlessTraps = 0
-    /// Release entry points whose `int3` is an exitless jump instead.
+    /// Allocator entry points whose `int3` is an exitless jump instead.
     public var exitlessSites = 0
 
     /// Every trap at an allocator entry or return: entries, returns, releases, nested or forwarded
@@ -60,6 +63,7 @@ public struct TrackerCounters: Sendable, Codable {
         unwindTableNanoseconds = try nanoseconds(.unwindTableNanoseconds)
         ringReleases = try count(.ringReleases)
         ringNestedEntries = try count(.ringNestedEntries)
+        ringAllocations = try count(.ringAllocations)
         exitlessTraps = try count(.exitlessTraps)
         exitlessSites = try count(.exitlessSites)
     }

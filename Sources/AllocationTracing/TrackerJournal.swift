@@ -22,7 +22,8 @@ public struct CallsInFlight: Sendable, Equatable {
     public init(returns: [Return]) { self.returns = returns }
 
     init(_ pending: [StackSlot: PendingCall]) {
-        returns = pending.map {
+        // A call of the exitless path has no trampoline in its slot: nothing to put back.
+        returns = pending.filter { $0.value.exitless != true }.map {
             Return(root: $0.key.root.tableAddress.rawValue, slot: $0.key.address, returnAddress: $0.value.returnAddress,
                    fsBase: $0.value.owner.fsBase, task: $0.value.owner.task)
         }

@@ -77,7 +77,13 @@ enum TrampolineReturn {
         guard slotWord == trampoline else { return .failure(.slotOverwritten) }
         // A call a recovery knows only from the journal: the thread goes home, nothing is recorded.
         if call.journaledOnly == true { return .success([]) }
-        let result = fault.result
+        return effects(of: call, result: fault.result, storedPointer: storedPointer)
+    }
+
+    /// What `call` returning `result` does to the ledger (`storedPointer` reads posix_memalign's
+    /// `*memptr`); a failure when the result cannot be a block of the call's size.
+    static func effects(of call: PendingCall, result: UInt64,
+                        storedPointer: (UInt64) -> UInt64?) -> Result<[LedgerEffect], TrampolineRejection> {
         switch call.function {
         case .realloc, .reallocarray:
             if result != 0 {

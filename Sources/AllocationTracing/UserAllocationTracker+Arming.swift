@@ -51,6 +51,9 @@ extension UserAllocationTracker {
         arming.withLock { $0.outcome = .failure(TrackerError.disarmed) }
         trapping.store(false, ordering: .relaxed)
         var (summary, pagesBefore, padding) = patcher.restore(guest)
+        // The rings first: the exitless calls in flight are known from their entry records.
+        drainRings(memory: guest.memory)
+        let exitlessCalls = calls.withLock { $0.exitlessCalls }
         let pending = calls.withLock { $0.drain() }
         let cr4 = guest.vcpus.first?.cr4 ?? 0
         let efer = guest.vcpus.first?.efer ?? 0
@@ -61,7 +64,9 @@ extension UserAllocationTracker {
             }
         }
         if patcher.exitless != nil {
-            exitlessDetach.withLock { $0 = PendingExitlessDetach(padding: padding, pagesBefore: pagesBefore, summary: summary) }
+            exitlessDetach.withLock {
+                $0 = PendingExitlessDetach(padding: padding, callsInFlight: exitlessCalls, pagesBefore: pagesBefore, summary: summary)
+            }
             return finishExitlessDetach(guest) ?? summary
         }
         PageCachePatcher.comparePages(pagesBefore, in: guest.memory, into: &summary)

@@ -9,9 +9,12 @@ extension UserAllocationTracker {
     /// An allocator's entry: reads the call from the thread, lets `CallTracker` decide, and
     /// applies the decision (record a release at once; for an allocation, send its return through
     /// the trampoline). Then runs the displaced first instruction. The caller has checked that the
-    /// thread can make the displaced instruction's accesses.
-    func enter(_ site: AllocatorSite, trap: inout GuestTrap, user: UserMemory, memory: GuestMemory) throws {
-        var registers = trap.state.registers
+    /// thread can make the displaced instruction's accesses. `registersAtEntry`: the thread's
+    /// registers as the `int3` would have found them, when they are not the trap's own (an
+    /// exitless stub's fallback).
+    func enter(_ site: AllocatorSite, trap: inout GuestTrap, registersAtEntry: GeneralRegisters? = nil, user: UserMemory,
+               memory: GuestMemory) throws {
+        var registers = registersAtEntry ?? trap.state.registers
         let root = PageTableRoot(cr3: trap.state.cr3)
         let (view, task) = identifier.kernelContext(of: trap, memory: memory)
         let entry = CallEntry(function: site.entryPoint.function,

@@ -10,7 +10,7 @@ import X86
 /// again), the faults that map the code page and windows on first use, the full-ring `int3`, and
 /// the trapped fallback for a space that cannot have a window, and detach.
 extension UserAllocationTracker {
-    /// Release entry points armed with the exitless jumps now.
+    /// Allocator entry points armed with the exitless jumps now.
     public var exitlessEntryPoints: Int { patcher.table.withLock { $0.exitless.count } }
 
     /// Why the exitless path stopped arming entry points (the code page could not be mapped), if it did.
@@ -27,6 +27,8 @@ extension UserAllocationTracker {
 
     /// `drainRing` for the space a trapped vCPU is in.
     func drainRing(of state: VCPUSnapshot, memory: GuestMemory) {
+        guard patcher.exitless != nil else { return }
+        if state.systemCallEntry != 0 { lastUserState.withLock { $0 = state } }
         drainRing(PageTableRoot(cr3: state.cr3), memory: memory, cr4: state.cr4, efer: state.efer)
     }
 
@@ -36,12 +38,28 @@ extension UserAllocationTracker {
         guard !drained.isEmpty, !spaces.withLock({ $0.abandoned.contains(root) }) else { return }
         let user = UserMemory(memory: memory, cr3: root.rawValue, cr4: cr4, efer: efer)
         let now = clock.now
+        var kernel = RingKernelContext(tracker: self, memory: memory)
         for (record, stub) in drained {
-            let site = record.resumeAddress &- UInt64(stub.displaced.length)
-            recordRelease(stub.function, pointer: record.pointer, returnAddress: record.returnAddress, rsp: record.stackPointer,
-                          threadPointer: record.threadPointer, site: site, checksFamily: stub.checksFamily,
-                          task: exitless.task(root: root, threadPointer: record.threadPointer), thread: 0,
-                          root: root, user: user, time: now, trapped: false)
+            let site = record.resumeAddress &- UInt64(stub.displacedLength)
+            switch record.kind {
+            case .release:
+                recordRelease(stub.function, pointer: record.pointer, returnAddress: record.returnAddress, rsp: record.stackPointer,
+                              threadPointer: record.threadPointer, site: site, checksFamily: stub.checksFamily,
+                              task: exitless.task(root: root, threadPointer: record.threadPointer), thread: 0,
+                              root: root, user: user, time: now, trapped: false)
+            case .allocationEntry(let arguments, let framePointer, let stack):
+                recordAllocationEntry(stub, record: record, arguments: arguments, framePointer: framePointer, stack: stack,
+                                      site: site, root: root, kernel: &kernel, time: now)
+            case .allocationExit:
+                let thread = ThreadKey(root: root, fsBase: record.threadPointer, task: 0)
+                guard let completion = calls.withLock({ $0.completedFromRing(thread: thread, rsp: record.stackPointer, result: record.pointer) })
+                else { continue }
+                counters.withLock { $0.ringAllocations += 1 }
+                ledger.record(completion, strict: isStrict(root))
+                if Self.tracing {
+                    Self.trace("ring return \(completion.call.function.rawValue) cr3=\(hex(root.rawValue)) rsp=\(hex(record.stackPointer)) size=\(completion.call.size) result=\(hex(record.pointer))")
+                }
+            }
         }
     }
 
@@ -90,7 +108,12 @@ extension UserAllocationTracker {
             return true
         case .fallback(let stub, let atEntry):
             counters.withLock { $0.exitlessTraps += 1 }
-            return fallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
+            return stub.function.releases ? fallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
+                : allocationFallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
+        case .skipExit(let resume), .copyCut(let resume):
+            counters.withLock { $0.exitlessTraps += 1 }
+            trap.resume.rip = resume
+            return true
         }
     }
 
@@ -105,7 +128,7 @@ extension UserAllocationTracker {
         var registers = state.registers
         guard let top = try? user.word(registers.rsp), let returnAddress = try? user.word(registers.rsp &+ 8) else { return false }
         let resume = atEntry ? UInt64(bitPattern: Int64(bitPattern: top) &+ Int64(stub.resumeDelta)) : top
-        let site = resume &- UInt64(stub.displaced.length)
+        let site = resume &- UInt64(stub.displacedLength)
         let (view, task) = identifier.kernelContext(of: trap, memory: memory)
         let tid = view.flatMap { v in task == 0 ? nil : try? v.threadID(ofTask: task) } ?? 0
         recordRelease(stub.function, pointer: registers.rdi, returnAddress: returnAddress, rsp: registers.rsp &+ 8,
@@ -114,12 +137,40 @@ extension UserAllocationTracker {
         registers.rsp &+= 8
         registers.rip = site
         do {
-            try stub.displaced.execute(&registers, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
+            try stub.runDisplaced(&registers, user: user)
         } catch {
             abandon(root, "the exitless fallback at \(hex(site)) could not run the displaced instruction: \(error)")
             return false
         }
         trap.resume = registers
+        return true
+    }
+
+    /// An allocation whose window cannot be mapped, made the trapped way: the thread is put back
+    /// at the allocator's entry as the `int3` would have found it (rsp at the caller's return
+    /// address), and the call goes through `enter` (its return through the trampoline).
+    private func allocationFallback(_ stub: ExitlessReleases.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
+        let state = trap.state
+        let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
+        guard let top = try? user.word(state.registers.rsp) else { return false }
+        let resume = atEntry ? UInt64(bitPattern: Int64(bitPattern: top) &+ Int64(stub.resumeDelta)) : top
+        var registers = state.registers
+        registers.rsp &+= 8
+        registers.rip = resume &- UInt64(stub.displacedLength)
+        do {
+            try enter(stub.site, trap: &trap, registersAtEntry: registers, user: user, memory: memory)
+            // `enter` ran the first displaced instruction; the entry's jump covers the second too.
+            if let following = stub.following {
+                try following.execute(&trap.resume, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
+            }
+        } catch {
+            counters.withLock { $0.unreadableCalls += 1 }
+            guard (try? stub.runDisplaced(&registers, user: user)) != nil else {
+                abandon(PageTableRoot(cr3: state.cr3), "the exitless fallback at \(hex(registers.rip)) could not run the displaced instruction")
+                return false
+            }
+            trap.resume = registers
+        }
         return true
     }
 
@@ -133,7 +184,8 @@ extension UserAllocationTracker {
     /// Call with the guest paused.
     public func finishExitlessDetach(_ guest: PausedGuest) -> ArmingSummary? {
         guard let exitless = patcher.exitless, let pending = exitlessDetach.withLock({ $0 }) else { return nil }
-        guard let onPath = threadsOnExitlessPath(guest, padding: pending.padding), onPath == 0 else { return nil }
+        guard let onPath = threadsOnExitlessPath(guest, padding: pending.padding), onPath == 0,
+              exitlessCallsReturning(pending.callsInFlight, guest: guest) == 0 else { return nil }
         var summary = pending.summary
         PageCachePatcher.restoreExitlessPadding(pending.padding, memory: guest.memory, into: &summary)
         drainRings(memory: guest.memory)
@@ -175,6 +227,17 @@ extension UserAllocationTracker {
         guard var summary = pending?.summary else { return nil }
         summary.notes.append("a thread stayed on the exitless path: its code page, padding jumps and rings were left in the guest")
         return summary
+    }
+
+    /// How many of the exitless allocation calls that were in flight at the detach have not
+    /// returned yet: the word below their slot's resume word still holds the stub's return
+    /// address (a thread gone, or a stack unmapped, counts as returned).
+    func exitlessCallsReturning(_ slots: [StackSlot], guest: PausedGuest) -> Int {
+        let cr4 = guest.vcpus.first?.cr4 ?? 0, efer = guest.vcpus.first?.efer ?? 0
+        return slots.filter { slot in
+            let user = UserMemory(memory: guest.memory, cr3: slot.root.rawValue, cr4: cr4, efer: efer)
+            return (try? user.word(slot.address &- 16)).map(ExitlessLayout.isCode) ?? false
+        }.count
     }
 
     /// How many user threads are on the exitless path now; nil when the kernel could not be read.

@@ -37,6 +37,9 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// CR4 and EFER as user space first ran (the same on every vCPU): for reading a process's
     /// memory outside one of its traps (draining rings before a scan).
     let pagingRegisters = Mutex<(cr4: UInt64, efer: UInt64)>((0, 0))
+    /// A vCPU's state at the last user trap that drained a ring: what a drain outside a trap
+    /// builds its view of the guest kernel from.
+    let lastUserState = Mutex<VCPUSnapshot?>(nil)
     /// Held while a ring's records are taken and recorded (`drainRing`).
     let ringOrder = Mutex(())
     /// A detach that waits for threads to leave the exitless path (`finishExitlessDetach`).
@@ -72,10 +75,10 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// (`--exitless-ring-records`: powers of two in the range).
     public static let exitlessRingRecords = ExitlessLayout.ringCapacity
     public static let exitlessRingRecordRange = ExitlessLayout.ringCapacities
-    /// The monitor region an exitless run gives the machine: the code page and about 1,600
-    /// windows (one per PGD frame a process that released memory ever had; host memory is only
-    /// used as pages are touched).
-    public static let exitlessRegionBytes: UInt64 = 128 << 20
+    /// The monitor region an exitless run gives the machine: the code pages and about 790
+    /// windows of 656 KiB (one per PGD frame a process that called an allocator ever had; host
+    /// memory is only used as pages are touched).
+    public static let exitlessRegionBytes: UInt64 = 512 << 20
 
     /// Frames an allocation stack keeps by default, the allocator's own included: valgrind's.
     public static let defaultStackDepth = 12
@@ -116,6 +119,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 
     public func userSpaceStarted(_ state: VCPUSnapshot, memory: GuestMemory) {
         pagingRegisters.withLock { $0 = (state.cr4, state.efer) }
+        lastUserState.withLock { $0 = state }
         let first = arming.withLock { a -> Bool in
             guard a.outcome == nil else { return false }
             a.outcome = .failure(TrackerError.arming)
@@ -224,6 +228,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
 /// What a detach still has to do for the exitless path once no thread is on it.
 struct PendingExitlessDetach: Sendable {
     var padding: [ExitlessArmedSite]
+    /// Exitless allocation calls in flight at the detach: their function returns into a stub.
+    var callsInFlight: [StackSlot] = []
     var pagesBefore: [GuestPhysicalAddress: [UInt8]]
     var summary: ArmingSummary
 }

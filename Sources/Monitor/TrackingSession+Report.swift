@@ -35,8 +35,9 @@ extension TrackingSession {
             + (s.faultsDelivered > 0 ? ", \(s.faultsDelivered) fault(s) delivered to the guest in place of an access its thread could not make" : "")
             + (s.trampolineFaultsDeclined > 0 ? ", \(s.trampolineFaultsDeclined) fault(s) at the return trampoline not taken as a return" : "") + "\n"
         if tracker.usesExitlessPath {
-            text += "leakvisor: exitless: \(s.ringReleases) release(s) recorded through event rings without a trap (\(s.ringNestedEntries) forwarded),"
-                + " \(tracker.exitlessEntryPoints) release entry point(s) on the exitless path, \(s.exitlessTraps) trap(s) of its own"
+            text += "leakvisor: exitless: \(s.ringReleases) release(s) and \(s.ringAllocations) allocation(s) recorded through event rings"
+                + " without a trap (\(s.ringNestedEntries) nested or forwarded),"
+                + " \(tracker.exitlessEntryPoints) entry point(s) on the exitless path, \(s.exitlessTraps) trap(s) of its own"
                 + " (code page and rings mapped on first use, full rings, fallbacks)"
                 + (tracker.exitlessRefusal.map { "; off: \($0)" } ?? "") + "\n"
         }

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// `--exitless` with rings of 16 records, so that they fill: the stubs' full-ring `int3` makes
-/// the monitor drain and the thread retry. Every release must still be counted once: a program
-/// that frees everything leaves nothing, the threaded one exactly its known leaks.
+/// the monitor drain and the thread retry (at an allocation's entry record and at its exit
+/// record). Every release and allocation must still be counted once: a program that frees
+/// everything leaves nothing, the threaded one exactly its known leaks.
 @Suite(.enabled(if: LeakVisorProcess.executable != nil && LeakVisorProcess.imageBuilt,
                 "needs .build/debug/leakvisor and the default guest image (scripts/setup.sh)"))
 struct ExitlessFullRingTests {
@@ -23,6 +24,9 @@ struct ExitlessFullRingTests {
         let ringReleases = Int(summary.components(separatedBy: "exitless: ").last?.split(separator: " ").first ?? "") ?? 0
         let ownTraps = Int(summary.components(separatedBy: "entry point(s) on the exitless path, ").last?.split(separator: " ").first ?? "") ?? 0
         #expect(ringReleases >= 600 + 48, "\(summary)")
+        // The static benchmark's 300 mallocs come through the rings too (each an entry and an exit record).
+        let ringAllocations = Int(summary.components(separatedBy: " release(s) and ").last?.split(separator: " ").first ?? "") ?? 0
+        #expect(ringAllocations >= 300, "\(summary)")
         #expect(ownTraps > 6, "full rings drained: \(summary)")
 
         let processes = try AllocationTrackingTests().processes(Data(contentsOf: report))

@@ -76,4 +76,48 @@ import Testing
             }
         }
     }
+
+    /// A 1-byte first instruction is displaced with the next one only where no direct branch
+    /// can land between them: every byte offset of the function is read as a branch.
+    @Test func aBranchToTheSecondInstructionIsFound() throws {
+        // A file of one function at 0x40 (CFI row 0x40..<0x80): push rbp; mov rbp, rdi; ...
+        func file(_ body: [UInt8]) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0xCC, count: 0x100)
+            bytes.replaceSubrange(0x40..<(0x40 + body.count), with: body)
+            return bytes
+        }
+        let table = CallFrameTable(rows: [CallFrameRow(start: 0x40, length: 0x40, rule: CallFrameRule(base: .stackPointer, cfaOffset: 8))])
+        let prologue: [UInt8] = [0x55, 0x48, 0x89, 0xFD]
+        let plain = file(prologue + [0x48, 0x89, 0xE8, 0x5D, 0xC3])
+        let planner = ExitlessPlanner(bytes: plain, segments: [(0, 0x100)], table: table)
+        #expect(!planner.mayBranch(to: 0x41, in: plain))
+        // jne back to 0x41 (rel8), then a jmp rel32 there, then a call rel32 there.
+        let rel8 = file(prologue + [0x75, UInt8(bitPattern: Int8(0x41 - 0x46)), 0xC3])
+        #expect(ExitlessPlanner(bytes: rel8, segments: [(0, 0x100)], table: table).mayBranch(to: 0x41, in: rel8))
+        let rel32 = file(prologue + [0xE9] + withUnsafeBytes(of: Int32(0x41 - 0x49).littleEndian, Array.init))
+        #expect(ExitlessPlanner(bytes: rel32, segments: [(0, 0x100)], table: table).mayBranch(to: 0x41, in: rel32))
+        let jcc32 = file(prologue + [0x0F, 0x84] + withUnsafeBytes(of: Int32(0x41 - 0x4A).littleEndian, Array.init))
+        #expect(ExitlessPlanner(bytes: jcc32, segments: [(0, 0x100)], table: table).mayBranch(to: 0x41, in: jcc32))
+        // Outside any CFI row nothing is known: taken as a branch target.
+        #expect(planner.mayBranch(to: 0x20, in: plain))
+    }
+
+    /// glibc's malloc starts with a 1-byte `push`: it is placed with the next instruction
+    /// displaced too (in the host's libc, where no branch reaches that instruction).
+    @Test func glibcMallocIsPlacedWithTwoInstructionsDisplaced() throws {
+        let path = "/lib/x86_64-linux-gnu/libc.so.6"
+        let sites = try AllocatorSiteFinder.sites(inFile: path).armable
+        let malloc = try #require(sites.first { $0.entryPoint.function == .malloc })
+        var (planner, bytes) = try Self.planner(path)
+        var length = malloc.instruction.length
+        if length == 1 {
+            let next = Int(malloc.fileOffset) + 1
+            let second = try #require(PrologueInstruction.decode(Array(bytes[next..<next + 15])))
+            #expect(!planner.mayBranch(to: UInt64(next), in: bytes))
+            length += second.length
+        }
+        let placement = planner.place(entry: malloc.fileOffset, displacedLength: length)
+        #expect(placement != nil, "malloc's page has room")
+        #expect(placement?.resumeDelta == placement.map { Int32(Int64($0.entry) + Int64(length) - Int64($0.call + 5)) })
+    }
 }

@@ -20,7 +20,7 @@ import Testing
         let entry: UInt64
 
         init(function: [UInt8], displacedLength: Int, window: UInt64, function kind: AllocatorFunction = .free,
-             ringFullSpins: Bool = true) throws {
+             followingLength: Int = 0, ringFullSpins: Bool = true) throws {
             let p = mmap(nil, 8192, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             guard let p, p != MAP_FAILED else { throw POSIXError(.ENOMEM) }
             page = p
@@ -29,13 +29,20 @@ import Testing
             var bytes = [UInt8](repeating: 0xCC, count: 8192)
             bytes.replaceSubrange(f..<(f + function.count), with: function)
             let displaced = try #require(PrologueInstruction.decode(Array(function.prefix(displacedLength))))
-            let delta = Int32(f + displaced.length - (padding + 5))
-            var stub = try #require(ExitlessStub.release(function: kind, stub: 0, resumeDelta: delta, displaced: displaced, window: window))
+            var following: PrologueInstruction?
+            if followingLength > 0 {
+                following = try #require(PrologueInstruction.decode(Array(function[displacedLength..<(displacedLength + followingLength)])))
+            }
+            let delta = Int32(f + displaced.length + followingLength - (padding + 5))
+            var stub = try #require(ExitlessStub.make(function: kind, stub: 0, resumeDelta: delta, displaced: displaced,
+                                                      following: following, window: window))
             if ringFullSpins {
                 // The host has no monitor to answer the int3: the full ring spins until drained.
                 var code = stub.code
                 code[stub.fullRingTrap] = 0x90
-                stub = ExitlessStub(code: code, fullRingTrap: stub.fullRingTrap)
+                if let exitTrap = stub.exitFullRingTrap { code[exitTrap] = 0x90 }
+                stub = ExitlessStub(code: code, fullRingTrap: stub.fullRingTrap, exitPart: stub.exitPart,
+                                    exitFullRingTrap: stub.exitFullRingTrap, stackCopy: stub.stackCopy, skipExitRecord: stub.skipExitRecord)
             }
             bytes.replaceSubrange(stubAt..<(stubAt + stub.code.count), with: stub.code)
             // The last hop: jmp [rip+0]; .quad stub
@@ -54,6 +61,12 @@ import Testing
             typealias Function = @convention(c) (UInt64) -> UInt64
             let function = unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(entry))!, to: Function.self)
             return function(argument)
+        }
+
+        func call(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
+            typealias Function = @convention(c) (UInt64, UInt64, UInt64) -> UInt64
+            let function = unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(entry))!, to: Function.self)
+            return function(a, b, c)
         }
     }
 
@@ -117,7 +130,114 @@ import Testing
             #expect(ExitlessStub.release(function: .free, stub: 0, resumeDelta: 0, displaced: displaced) == nil)
         }
         let push = try #require(PrologueInstruction.decode([0x55]))
-        #expect(ExitlessStub.release(function: .malloc, stub: 0, resumeDelta: 0, displaced: push) == nil, "only releases have a stub")
+        #expect(ExitlessStub.release(function: .malloc, stub: 0, resumeDelta: 0, displaced: push) == nil, "a release stub is for releases")
+        #expect(ExitlessStub.make(function: .operatorNew, stub: 0, resumeDelta: 0, displaced: push) == nil, "new can throw: no stub")
+        #expect(ExitlessStub.make(function: .posixMemalign, stub: 0, resumeDelta: 0, displaced: push) == nil)
+        #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: push) != nil)
+    }
+
+    /// A stand-in allocator: rax = rdi + rsi + rdx (its first instruction `mov rax, rdi` displaced).
+    static let sumFunction: [UInt8] = [0x48, 0x89, 0xF8, 0x48, 0x01, 0xF0, 0x48, 0x01, 0xD0, 0xC3]
+
+    @Test func anAllocationIsRecordedAtItsEntryAndWithItsResult() throws {
+        let region = try Self.region()
+        let (header, host) = try Self.window(region)
+        let patched = try Patched(function: Self.sumFunction, displacedLength: 3, window: host, function: .calloc)
+        #expect(patched.call(0x1000, 0x200, 0x30) == 0x1230)
+        var reader = EventRingReader(header: header)
+        let records = reader.drain(region.memory, stubs: [.calloc])
+        try #require(records.count == 2)
+        let (entry, exit) = (records[0], records[1])
+        guard case .allocationEntry(let arguments, let framePointer, let stack) = entry.kind else {
+            Issue.record("not an entry record: \(entry.kind)")
+            return
+        }
+        #expect(arguments == [0x1000, 0x200, 0x30])
+        _ = framePointer
+        #expect(entry.resumeAddress == patched.entry + 3)
+        #expect(entry.threadPointer == UInt64(pthread_self()))
+        // The copy starts at the slot of the return address.
+        #expect(stack.count == ExitlessLayout.stackCopyBytes)
+        #expect(StackCopy(start: entry.stackPointer, bytes: stack).word(entry.stackPointer) == entry.returnAddress)
+        #expect(StackCopy(start: entry.stackPointer, bytes: stack).word(entry.stackPointer + UInt64(stack.count)) == nil)
+        #expect(exit.kind == .allocationExit)
+        #expect(exit.pointer == 0x1230)
+        #expect(exit.stackPointer == entry.stackPointer)
+        #expect(exit.threadPointer == entry.threadPointer)
+        #expect(try region.memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.tail)) == 2)
+    }
+
+    @Test func aOneBytePushIsDisplacedWithTheInstructionAfterIt() throws {
+        let region = try Self.region()
+        let (header, host) = try Self.window(region)
+        // push rbp; mov rbp, rdi; lea rax, [rbp+rsi]; pop rbp; ret   (glibc's malloc starts so)
+        let function: [UInt8] = [0x55, 0x48, 0x89, 0xFD, 0x48, 0x8D, 0x44, 0x35, 0x00, 0x5D, 0xC3]
+        let patched = try Patched(function: function, displacedLength: 1, window: host, function: .malloc, followingLength: 3)
+        #expect(patched.call(0x5000, 0x20, 0) == 0x5020)
+        var reader = EventRingReader(header: header)
+        let records = reader.drain(region.memory, stubs: [.malloc])
+        #expect(records.count == 2)
+        #expect(records.first?.resumeAddress == patched.entry + 4)
+        #expect(records.last?.pointer == 0x5020)
+        // Only a 1-byte push may lead: two displaced instructions otherwise are refused.
+        let move = try #require(PrologueInstruction.decode([0x48, 0x89, 0xFD]))
+        #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: move, following: move) == nil)
+    }
+
+    @Test func theAllocatorRunsWithTheStackAlignedAsAtACall() throws {
+        let region = try Self.region()
+        let (_, host) = try Self.window(region)
+        // mov rax, rsp; and eax, 15; ret   (8 at a function's entry: the return address pushed)
+        let patched = try Patched(function: [0x48, 0x89, 0xE0, 0x83, 0xE0, 0x0F, 0xC3], displacedLength: 3, window: host, function: .malloc)
+        #expect(patched.call(1, 2, 3) == 8)
+    }
+
+    @Test func threadsAllocatingWhileTheRingIsDrainedPairEveryEntryWithItsResult() throws {
+        let region = try Self.region()
+        let (header, host) = try Self.window(region)
+        let patched = try Patched(function: Self.sumFunction, displacedLength: 3, window: host, function: .malloc)
+        let threads = 3, calls = 3_000      // 18,000 records through a ring of 1,024
+        let done = Atomic(0), wrong = Atomic(0)
+        var workers: [Thread] = []
+        for t in 0..<threads {
+            let worker = Thread {
+                for i in 0..<calls where patched.call(UInt64(t + 1) << 32, UInt64(i), 0) != UInt64(t + 1) << 32 | UInt64(i) {
+                    wrong.add(1, ordering: .relaxed)
+                }
+                done.add(1, ordering: .releasing)
+            }
+            workers.append(worker)
+        }
+        workers.forEach { $0.start() }
+        var reader = EventRingReader(header: header)
+        var records: [RingRecord] = []
+        while done.load(ordering: .acquiring) < threads || records.count < 2 * threads * calls {
+            let batch = reader.drain(region.memory, stubs: [.malloc])
+            records += batch
+            if batch.isEmpty { usleep(100) }
+            if records.count > 2 * threads * calls { break }
+        }
+        #expect(wrong.load(ordering: .relaxed) == 0)
+        #expect(records.count == 2 * threads * calls)
+        #expect(reader.malformed == 0)
+        // Per thread: entry, then its exit with the sum, in call order.
+        var open: [UInt64: UInt64] = [:]       // thread pointer → first argument of the call in flight
+        var results: [UInt64: [UInt64]] = [:]
+        for record in records {
+            switch record.kind {
+            case .allocationEntry(let arguments, _, _):
+                #expect(open[record.threadPointer] == nil)
+                open[record.threadPointer] = arguments[0] + arguments[1]
+            case .allocationExit:
+                #expect(open[record.threadPointer] == record.pointer)
+                open[record.threadPointer] = nil
+                results[record.pointer >> 32, default: []].append(record.pointer & 0xFFFF_FFFF)
+            case .release:
+                Issue.record("a release record")
+            }
+        }
+        #expect(results.count == threads)
+        for (_, values) in results { #expect(values == (0..<UInt64(calls)).map { $0 }) }
     }
 
     @Test func threadsCallingWhileTheRingIsDrainedLoseNothingAndKeepTheirOrder() throws {
@@ -140,7 +260,7 @@ import Testing
         }
         workers.forEach { $0.start() }
         var reader = EventRingReader(header: header)
-        var records: [RingRelease] = []
+        var records: [RingRecord] = []
         while done.load(ordering: .acquiring) < threads || records.count < threads * calls {
             let batch = reader.drain(region.memory, stubs: [.free])
             records += batch
