@@ -12,6 +12,8 @@ public struct AllocatorSite: Sendable, Equatable, Codable {
     public var fileOffset: UInt64
     /// The first instruction, which the `int3` displaces.
     public var instruction: PrologueInstruction
+    /// The symbol's size (`st_size`), when known.
+    public var size: UInt64? = nil
 
     /// True when names of another family share this address (tcmalloc's and mimalloc's `free`
     /// is also `operator delete` and `delete[]`, their `operator new` also `new[]`): which one the
@@ -22,8 +24,9 @@ public struct AllocatorSite: Sendable, Equatable, Codable {
 
     public init(
         symbol: String, aliases: [String], entryPoint: AllocatorEntryPoint, address: UInt64, fileOffset: UInt64,
-        instruction: PrologueInstruction
+        instruction: PrologueInstruction, size: UInt64? = nil
     ) {
+        self.size = size
         self.symbol = symbol
         self.aliases = aliases
         self.entryPoint = entryPoint

@@ -64,7 +64,7 @@ public enum AllocatorSiteFinder {
             sites.armable.append(
                 AllocatorSite(
                     symbol: symbol, aliases: aliases, entryPoint: entryPoint, address: address, fileOffset: fileOffset,
-                    instruction: instruction))
+                    instruction: instruction, size: candidate.size))
         }
         return sites
     }

@@ -26,6 +26,8 @@ final class PageCachePatcher: Sendable {
     /// The exitless path, when the machine has a monitor region: release entries get its jumps
     /// instead of an `int3` where their page has room.
     let exitless: ExitlessReleases?
+    /// With the exitless path: the `operator new` wrappers left unarmed, named by call site.
+    let callSiteWrappers = Mutex(CallSiteWrappers())
 
     static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
 
@@ -121,6 +123,12 @@ final class PageCachePatcher: Sendable {
             }
             wanted = catalog.sites(inHostFile: host, guestPath: path, includesOperators: includesOperators.load(ordering: .relaxed),
                                    note: notes.add)
+            if exitless != nil {
+                // libstdc++'s `operator new(size_t)` is named from its `malloc`'s call site instead.
+                let wrappers = CallSiteWrappers.wrappers(in: wanted, hostPath: host)
+                callSiteWrappers.withLock { w in wrappers.forEach { w.add($0, hostPath: host) } }
+                wanted.removeAll { site in wrappers.contains { $0.entry == site.fileOffset } }
+            }
             if wanted.isEmpty {
                 table.withLock { $0.files[inode] = .nothingToArm }
                 return 0

@@ -37,9 +37,10 @@ final class ProcessIdentifier: Sendable {
     /// tables of the files mapped where each frame's code lies and along the frame-pointer chain
     /// where a file has no CFI or no host copy (`CallFrameWalker`), at most `stackDepth` frames.
     /// The first two frames are always exact.
+    /// `extraFrames`: walk that many more (a call named by its call site drops the allocator's own).
     func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
-                      root: PageTableRoot, user: UserMemory) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
-        let walker = CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed))
+                      root: PageTableRoot, user: UserMemory, extraFrames: Int = 0) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
+        let walker = CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed) + extraFrames)
         var stack = UserStackReader(user)
         return walker.walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
                            rule: unwind.rules(of: root), read: { stack.word($0) })
@@ -47,8 +48,8 @@ final class ProcessIdentifier: Sendable {
 
     /// `captureStack` over words `read` gives (a copy of the stack an exitless entry record made).
     func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
-                      root: PageTableRoot, read: (UInt64) -> UInt64?) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
-        CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed))
+                      root: PageTableRoot, extraFrames: Int = 0, read: (UInt64) -> UInt64?) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
+        CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed) + extraFrames)
             .walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
                   rule: unwind.rules(of: root), read: read)
     }

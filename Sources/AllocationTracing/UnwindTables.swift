@@ -55,6 +55,16 @@ final class UnwindTables: Sendable {
         }
     }
 
+    /// The host file and file offset of a code address of `root`, if a known mapping holds it.
+    func location(of pc: UInt64, in root: PageTableRoot) -> (hostPath: String, fileOffset: UInt64)? {
+        let modules = bySpace.withLock { $0[root] } ?? []
+        let low = partitionPoint(count: modules.count) { modules[$0].range.lowerBound <= pc }
+        guard low > 0 else { return nil }
+        let m = modules[low - 1]
+        guard m.range.contains(pc), let host = m.hostPath else { return nil }
+        return (host, pc - m.range.lowerBound &+ m.fileOffset)
+    }
+
     /// The table of a host file, built on first use (empty when the file cannot be read).
     func table(_ hostPath: String) -> CallFrameTable {
         if let known = byHostFile.withLock({ $0[hostPath] }) { return known }

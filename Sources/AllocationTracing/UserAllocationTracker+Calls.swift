@@ -17,7 +17,7 @@ extension UserAllocationTracker {
         var registers = registersAtEntry ?? trap.state.registers
         let root = PageTableRoot(cr3: trap.state.cr3)
         let (view, task) = identifier.kernelContext(of: trap, memory: memory)
-        let entry = CallEntry(function: site.entryPoint.function,
+        var entry = CallEntry(function: site.entryPoint.function,
                               arguments: CallArguments(site.entryPoint.convention, registers: registers),
                               thread: ThreadKey(root: root, fsBase: trap.fsBase, task: task),
                               rsp: registers.rsp, returnAddress: try user.word(registers.rsp), site: registers.rip)
@@ -36,8 +36,10 @@ extension UserAllocationTracker {
             // The process's mappings first: the walk looks its CFI rules up in the files mapped there.
             let tid = identifier.identify(view: view, current: task, root: root, stack: [registers.rip, entry.returnAddress])
             let walkStarted = clock.now
-            let (stack, found) = identifier.captureStack(site: registers.rip, returnAddress: entry.returnAddress,
-                                                         framePointer: registers.rbp, stackPointer: entry.rsp, root: root, user: user)
+            let (walked, found) = identifier.captureStack(site: registers.rip, returnAddress: entry.returnAddress,
+                                                          framePointer: registers.rbp, stackPointer: entry.rsp, root: root, user: user,
+                                                          extraFrames: 1)
+            let stack = namedByCallSite(&entry, frames: walked, root: root)
             let walkEnded = clock.now
             let built = identifier.unwind.takeBuilt()
             counters.withLock { c in

@@ -15,7 +15,7 @@ extension UserAllocationTracker {
         var registers = GeneralRegisters()
         (registers.rdi, registers.rsi, registers.rdx) = (arguments[0], arguments[1], arguments[2])
         let who = kernel.thread(root: root, threadPointer: record.threadPointer)
-        let entry = CallEntry(function: stub.function, arguments: CallArguments(stub.site.entryPoint.convention, registers: registers),
+        var entry = CallEntry(function: stub.function, arguments: CallArguments(stub.site.entryPoint.convention, registers: registers),
                               thread: ThreadKey(root: root, fsBase: record.threadPointer, task: who.exact ? who.task : 0),
                               rsp: record.stackPointer, returnAddress: record.returnAddress, site: site)
         // A ring record is drained after the fact: an outer call in flight is taken as still in
@@ -33,8 +33,9 @@ extension UserAllocationTracker {
         }
         let walkStarted = clock.now
         let copy = StackCopy(start: entry.rsp, bytes: stack)
-        let (frames, found) = identifier.captureStack(site: site, returnAddress: entry.returnAddress, framePointer: framePointer,
-                                                      stackPointer: entry.rsp, root: root, read: copy.word)
+        let (walked, found) = identifier.captureStack(site: site, returnAddress: entry.returnAddress, framePointer: framePointer,
+                                                      stackPointer: entry.rsp, root: root, extraFrames: 1, read: copy.word)
+        let frames = namedByCallSite(&entry, frames: walked, root: root)
         let walkEnded = clock.now
         let built = identifier.unwind.takeBuilt()
         counters.withLock { c in
@@ -49,6 +50,23 @@ extension UserAllocationTracker {
         if Self.tracing {
             Self.trace("ring enter \(stub.function.rawValue) cr3=\(hex(root.rawValue)) fs=\(hex(record.threadPointer)) rsp=\(hex(entry.rsp)) ret=\(hex(entry.returnAddress)) rdi=\(hex(arguments[0])) frames=\(frames.count) copied=\(stack.count)")
         }
+    }
+}
+
+extension UserAllocationTracker {
+    /// An allocation whose caller lies in an unarmed wrapper (`CallSiteWrappers`: libstdc++'s
+    /// `operator new` calling `malloc`) becomes the wrapper's call: its function, its entry as
+    /// frame 0 and the wrapper's own frame dropped. `frames` was walked one frame deeper than
+    /// kept; the stack returned has the kept depth.
+    func namedByCallSite(_ entry: inout CallEntry, frames: [UInt64], root: PageTableRoot) -> [UInt64] {
+        let depth = identifier.stackDepth.load(ordering: .relaxed)
+        guard entry.function == .malloc, frames.count >= 2,
+              let location = identifier.unwind.location(of: frames[1], in: root),
+              let wrapper = patcher.callSiteWrappers.withLock({ $0.wrapper(in: location.hostPath, at: location.fileOffset) })
+        else { return Array(frames.prefix(depth)) }
+        entry.function = wrapper.function
+        let wrapperEntry = frames[1] &- (location.fileOffset &- wrapper.entry)
+        return Array(([wrapperEntry] + frames.dropFirst(2)).prefix(depth))
     }
 }
 

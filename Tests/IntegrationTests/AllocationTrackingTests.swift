@@ -211,7 +211,7 @@ struct AllocationTrackingTests {
             Issue.record("valgrind is not installed (scripts/setup.sh)")
             return
         }
-        let xml = FileManager.default.temporaryDirectory.appendingPathComponent("lv-deep-\(getpid()).xml")
+        let xml = FileManager.default.temporaryDirectory.appendingPathComponent("lv-deep-\(getpid())-\(UUID().uuidString).xml")
         defer { try? FileManager.default.removeItem(at: xml) }
         _ = try HostTools.run(valgrind, ["--xml=yes", "--xml-file=\(xml.path)", "--leak-check=full", "--num-callers=16", program])
         let theirs = Self.valgrindLeakStacks(try String(contentsOf: xml, encoding: .utf8))

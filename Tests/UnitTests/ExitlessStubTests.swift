@@ -31,7 +31,8 @@ import Testing
             let displaced = try #require(PrologueInstruction.decode(Array(function.prefix(displacedLength))))
             var following: PrologueInstruction?
             if followingLength > 0 {
-                following = try #require(PrologueInstruction.decode(Array(function[displacedLength..<(displacedLength + followingLength)])))
+                let second = try #require(PrologueInstruction.decode(Array(function[displacedLength..<(displacedLength + followingLength)])))
+                following = second
             }
             let delta = Int32(f + displaced.length + followingLength - (padding + 5))
             var stub = try #require(ExitlessStub.make(function: kind, stub: 0, resumeDelta: delta, displaced: displaced,
