@@ -69,7 +69,7 @@ struct ExitlessArmedSite: Sendable {
     let mapping: UInt64
     /// The page-cache frame holding every run.
     let frame: GuestPhysicalAddress
-    let patches: ExitlessReleases.Patches
+    let patches: ExitlessPath.Patches
     var pageIndex: UInt64 { site.fileOffset >> 12 }
 
     /// Each run: where it is, what the monitor wrote, what was there. The entry first (the order
@@ -78,10 +78,22 @@ struct ExitlessArmedSite: Sendable {
         patches.runs.map { (frame.offset(Int($0.offset & 0xFFF)), $0.written, $0.original) }
     }
 
-    /// Writes `bytes` (the entry's 2, as written or as original) over the entry in one 2-byte
-    /// store: a thread running the entry sees the old or the new instruction, never half of each.
+    /// Writes `bytes` (the entry's run, as written or as original: 2 bytes, or 5 for a `call` at
+    /// the entry) over the entry in one store (2 bytes, or the aligned 8-byte word the 5 lie in):
+    /// a thread running the entry sees the old or the new instructions, never part of each.
     func storeEntry(_ bytes: [UInt8], memory: GuestMemory) throws(GuestMemoryError) {
-        try memory.store(UInt16(bytes[0]) | UInt16(bytes[1]) << 8, at: runs[0].physical)
+        let at = runs[0].physical
+        if bytes.count == 2 {
+            try memory.store(UInt16(bytes[0]) | UInt16(bytes[1]) << 8, at: at)
+            return
+        }
+        let word = GuestPhysicalAddress(at.rawValue & ~7), shift = Int(at.rawValue & 7)
+        guard shift + bytes.count <= 8 else { throw .invalidLayout("an exitless entry run of \(bytes.count) bytes crosses a word") }
+        var value = try memory.load(UInt64.self, at: word)
+        for (k, byte) in bytes.enumerated() {
+            value = value & ~(UInt64(0xFF) << (8 * (shift + k))) | UInt64(byte) << (8 * (shift + k))
+        }
+        try memory.store(value, at: word)
     }
 
     /// Where it stands, as `ArmedSite.state`: the frame the page cache holds now, and whether every

@@ -64,11 +64,17 @@ struct CallTracker: Sendable, Codable {
         lastRelease[entry.thread] = nil
     }
 
+    /// Calls in flight the tracker keeps at most: ring records are written by the process and
+    /// cost it no trap, so one could make up entries without end (a new thread pointer each).
+    static let maximumCallsInFlight = 65_536
+
     /// An allocation the exitless path recorded the entry of, decided `.redirect`: in flight until
-    /// its exit record (`completedFromRing`).
-    mutating func enteredFromRing(_ entry: CallEntry, context: CallContext) {
+    /// its exit record (`completedFromRing`). False (nothing kept) when `maximumCallsInFlight` are.
+    mutating func enteredFromRing(_ entry: CallEntry, context: CallContext) -> Bool {
+        guard pending.count < Self.maximumCallsInFlight else { return false }
         redirected(entry, context: context)
         pending[StackSlot(root: entry.thread.root, address: entry.rsp)]?.exitless = true
+        return true
     }
 
     /// An exitless allocation's exit record: the call in flight at that slot, if it is this

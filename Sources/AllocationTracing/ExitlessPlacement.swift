@@ -14,8 +14,11 @@ struct ExitlessPlacement: Sendable, Equatable {
     var call: UInt64
     /// 6 bytes of padding: `push imm32; ret` to the stub.
     var push: UInt64
-    /// The displaced first instruction's length (at least 2).
+    /// The displaced instructions' length (at least 2; at least 5 when the call is at the entry).
     var displacedLength: Int
+
+    /// The `call rel32` is written over the entry itself (no padding was in a `jmp rel8`'s reach).
+    var callAtEntry: Bool { call == entry }
 
     /// (entry + displaced length) − (the address `call` pushes): the same in every process.
     var resumeDelta: Int32 { Int32(Int64(entry) + Int64(displacedLength) - Int64(call + 5)) }
@@ -23,7 +26,7 @@ struct ExitlessPlacement: Sendable, Equatable {
     /// The bytes written for a stub at `stub` (in the top 2 GiB), each run with its file offset:
     /// the entry's first, then the hops, the call and the push, in the order a thread takes them.
     func runs(stub: UInt64) -> [(offset: UInt64, bytes: [UInt8])] {
-        let jumps = [entry] + hops
+        let jumps = call == entry ? [] : [entry] + hops
         let targets = hops + [call]
         var runs = zip(jumps, targets).map { from, to in (offset: from, bytes: [0xEB, UInt8(bitPattern: Int8(Int64(to) - Int64(from + 2)))]) }
         let toPush = Int32(Int64(push) - Int64(call + 5))
@@ -187,6 +190,16 @@ struct ExitlessPlanner: Sendable {
         taken.append((push, 6))
         _ = take(push, 6)
         return ExitlessPlacement(entry: entry, hops: hops, call: call, push: push, displacedLength: displacedLength)
+    }
+
+    /// A placement with the `call rel32` over the entry's first `displacedLength` (≥ 5) bytes and
+    /// the push in 6 bytes of padding in the entry's page; nil when there is none.
+    mutating func placeCall(entry: UInt64, displacedLength: Int) -> ExitlessPlacement? {
+        let page = entry & ~0xFFF
+        guard displacedLength >= 5, entry & 0xFFF <= 4096 - 5,
+              let room = gaps.first(where: { $0.start >= page && $0.end <= page + 4096 && $0.end - $0.start >= 6 }),
+              take(room.start, 6) else { return nil }
+        return ExitlessPlacement(entry: entry, call: entry, push: room.start, displacedLength: displacedLength)
     }
 
     /// Removes [start, start + count) from the free padding; false if it is not free.

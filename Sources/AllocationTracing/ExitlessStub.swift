@@ -1,21 +1,25 @@
 import AllocationLedger
 
-/// The machine code one exitless release entry runs, in the shared code page
+/// The machine code one exitless allocator entry runs, in the shared code page
 /// (`docs/exitless-tracking.md`). It is reached from the allocator's first bytes through
 /// `jmp rel8` → `call rel32` (in padding before the function, so the stub learns where it came
-/// from in this process) → `push imm32; ret` (in other padding), and then:
+/// from in this process; or the `call` over the entry itself) → `push imm32; ret` (in other
+/// padding), and then:
 ///
-/// 1. turns the pushed address into the resume address (the instruction after the displaced one);
+/// 1. turns the pushed address into the resume address (the instruction after the displaced ones);
 /// 2. reserves a record in the process's ring (compare-and-swap on the head, only while
 ///    `head - tail` is below the capacity; a full ring executes `int3`, which the monitor answers
 ///    by draining, and then retries);
-/// 3. writes the function, the pointer (rdi), the return address, rsp at entry, the thread pointer
-///    (`fs:[0]`) and the resume address, then the commit word (`index + 1`);
-/// 4. runs the displaced first instruction, relocated (RIP-relative operands and jumps are taken
-///    relative to the resume address, which is where the original saw rip), and jumps back.
+/// 3. a release: writes the function, the pointer (rdi), the return address, rsp at entry, the
+///    thread pointer (`fs:[0]`) and the resume address, then the commit word (`index + 1`), runs
+///    the displaced instructions, relocated (RIP-relative operands and jumps are taken relative
+///    to the resume address, which is where the original saw rip), and jumps back;
+/// 4. an allocation: writes its entry record (the arguments, rbp and a copy of the caller's
+///    stack too), calls the allocator as a subroutine, writes its exit record (the result) and
+///    returns to the caller (`allocation`).
 ///
-/// Uses only rax, r10 and r11, which no allocator reads at entry; a displaced instruction that
-/// names r11 is refused (the stub holds the resume address there).
+/// A release's stub uses only rax, r10 and r11, which no allocator reads at entry; a displaced
+/// instruction that names r11 is refused (the stub holds the resume address there).
 struct ExitlessStub: Sendable, Equatable {
     let code: [UInt8]
     /// Offset of the `int3` a full ring executes (the monitor resumes one byte after it).
@@ -41,23 +45,36 @@ struct ExitlessStub: Sendable, Equatable {
     }
 
     /// The stub of `function`'s entry: `release` or `allocation`.
-    /// `following`: the instruction after a 1-byte `displaced` one (a `push`, which has no
-    /// RIP-relative operand), displaced with it.
+    /// `following`: the instructions after `displaced` that the entry's patch also covers (its
+    /// `jmp rel8` after a 1-byte `push`, or its `call rel32`); every one but the last must run the
+    /// same anywhere (no RIP-relative operand, no jump).
     static func make(function: AllocatorFunction, stub index: Int, resumeDelta: Int32, displaced: PrologueInstruction,
-                     following: PrologueInstruction? = nil, window: UInt64 = ExitlessLayout.windowAddress,
+                     following: [PrologueInstruction] = [], window: UInt64 = ExitlessLayout.windowAddress,
                      capacity: Int = ExitlessLayout.ringCapacity) -> ExitlessStub? {
-        guard let relocated = relocate(displaced, following) else { return nil }
+        guard let relocated = relocate([displaced] + following) else { return nil }
         return function.releases
             ? release(function: function, stub: index, resumeDelta: resumeDelta, relocated: relocated, window: window, capacity: capacity)
             : allocation(function: function, stub: index, resumeDelta: resumeDelta, relocated: relocated, window: window, capacity: capacity)
     }
 
-    /// The displaced instructions as they run in the stub (r11 = the resume address).
-    static func relocate(_ displaced: PrologueInstruction, _ following: PrologueInstruction?) -> [UInt8]? {
-        guard let first = relocate(displaced) else { return nil }
-        guard let following else { return first }
-        guard displaced.length == 1, case .push = displaced.operation, let second = relocate(following) else { return nil }
-        return first + second
+    /// The displaced instructions as they run in the stub (r11 = the resume address, where the
+    /// last one ends); nil when one before the last depends on where it runs.
+    static func relocate(_ instructions: [PrologueInstruction]) -> [UInt8]? {
+        var code: [UInt8] = []
+        for (k, instruction) in instructions.enumerated() {
+            guard let relocated = relocate(instruction) else { return nil }
+            if k < instructions.count - 1, !runsAnywhere(instruction) { return nil }
+            code += relocated
+        }
+        return code
+    }
+
+    /// Whether `instruction` does the same wherever it runs (no RIP-relative operand, no jump).
+    static func runsAnywhere(_ instruction: PrologueInstruction) -> Bool {
+        switch instruction.operation {
+        case .compareRIPRelative, .loadRIPRelative, .jump: return false
+        default: return true
+        }
     }
 
     /// The stub of a release entry point (`index`: its number in the records it writes), or nil when the displaced instruction cannot be

@@ -25,13 +25,13 @@ final class PageCachePatcher: Sendable {
     let writeAhead = Mutex<(@Sendable () -> Void)?>(nil)
     /// The exitless path, when the machine has a monitor region: release entries get its jumps
     /// instead of an `int3` where their page has room.
-    let exitless: ExitlessReleases?
+    let exitless: ExitlessPath?
     /// With the exitless path: the `operator new` wrappers left unarmed, named by call site.
     let callSiteWrappers = Mutex(CallSiteWrappers())
 
     static let ftraceNop: [UInt8] = [0x0F, 0x1F, 0x44, 0x00, 0x00]
 
-    init(kernel: GuestKernel, files: GuestSymbolFiles, notes: TrackerNotes, includeOperators: Bool, exitless: ExitlessReleases? = nil) {
+    init(kernel: GuestKernel, files: GuestSymbolFiles, notes: TrackerNotes, includeOperators: Bool, exitless: ExitlessPath? = nil) {
         self.exitless = exitless
         self.kernel = kernel
         self.files = files
@@ -182,7 +182,7 @@ final class PageCachePatcher: Sendable {
     /// call, the hops, then the entry's 2 bytes in one store), if the exitless path prepared it and the guest's
     /// bytes are the host copy's. Nil when the site is to get its `int3` instead.
     private func armExitless(_ site: AllocatorSite, frame: GuestPhysicalAddress, hostPath: String, path: String, inode: UInt64,
-                             mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessReleases) -> ExitlessArming? {
+                             mapping: UInt64, view: KernelView, memory: GuestMemory, exitless: ExitlessPath) -> ExitlessArming? {
         let entryPhysical = frame.offset(Int(site.fileOffset & 0xFFF))
         if table.withLock({ $0.exitless[entryPhysical] != nil }) { return .alreadyArmed }
         guard let patches = exitless.prepare(site, hostPath: hostPath, root: view.space.root, mode: view.mode, memory: memory,

@@ -30,6 +30,9 @@ public struct TrackerCounters: Sendable, Codable {
     /// Allocation calls whose entry and result came through a ring (their stacks walked from the
     /// entry record's copy of the stack).
     public var ringAllocations = 0
+    /// Ring records not taken: malformed (no known stub), or an entry past the calls in flight
+    /// the tracker keeps (`CallTracker.maximumCallsInFlight`).
+    public var ringRecordsDropped = 0
     /// Traps the exitless path still takes: a window or the code page mapped on first use, a
     /// full ring drained, a call recorded the trapped way because its window could not be mapped.
     public var exitlessTraps = 0
@@ -64,6 +67,7 @@ public struct TrackerCounters: Sendable, Codable {
         ringReleases = try count(.ringReleases)
         ringNestedEntries = try count(.ringNestedEntries)
         ringAllocations = try count(.ringAllocations)
+        ringRecordsDropped = try count(.ringRecordsDropped)
         exitlessTraps = try count(.exitlessTraps)
         exitlessSites = try count(.exitlessSites)
     }

@@ -5,7 +5,7 @@ import GuestMemory
 import Introspection
 import X86
 
-/// The tracker's side of the exitless path (`ExitlessReleases`): rings drained before any trap of
+/// The tracker's side of the exitless path (`ExitlessPath`): rings drained before any trap of
 /// their space is handled (so the ledger sees every release before the address is handed out
 /// again), the faults that map the code page and windows on first use, the full-ring `int3`, and
 /// the trapped fallback for a space that cannot have a window, and detach.
@@ -32,7 +32,7 @@ extension UserAllocationTracker {
         drainRing(PageTableRoot(cr3: state.cr3), memory: memory, cr4: state.cr4, efer: state.efer)
     }
 
-    private func drainRingLocked(_ root: PageTableRoot, exitless: ExitlessReleases, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
+    private func drainRingLocked(_ root: PageTableRoot, exitless: ExitlessPath, memory: GuestMemory, cr4: UInt64, efer: UInt64) {
         let drained = exitless.drain(root)
         // A space whose tracking ended (`abandon`) records nothing more, as its traps do.
         guard !drained.isEmpty, !spaces.withLock({ $0.abandoned.contains(root) }) else { return }
@@ -45,7 +45,8 @@ extension UserAllocationTracker {
             case .release:
                 recordRelease(stub.function, pointer: record.pointer, returnAddress: record.returnAddress, rsp: record.stackPointer,
                               threadPointer: record.threadPointer, site: site, checksFamily: stub.checksFamily,
-                              task: exitless.task(root: root, threadPointer: record.threadPointer), thread: 0,
+                              task: exitless.task(root: root, threadPointer: record.threadPointer),
+                              thread: kernel.threadID(root: root, threadPointer: record.threadPointer),
                               root: root, user: user, time: now, trapped: false)
             case .allocationEntry(let arguments, let framePointer, let stack):
                 recordAllocationEntry(stub, record: record, arguments: arguments, framePointer: framePointer, stack: stack,
@@ -121,7 +122,7 @@ extension UserAllocationTracker {
     /// registers, the displaced instruction run, the thread resumed after it. At the stub's entry
     /// the stack holds the padding call's return address, past it the resume address; the
     /// caller's return address is the word after either.
-    private func fallback(_ stub: ExitlessReleases.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
+    private func fallback(_ stub: ExitlessPath.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
         let root = PageTableRoot(cr3: state.cr3)
         let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
@@ -149,7 +150,7 @@ extension UserAllocationTracker {
     /// An allocation whose window cannot be mapped, made the trapped way: the thread is put back
     /// at the allocator's entry as the `int3` would have found it (rsp at the caller's return
     /// address), and the call goes through `enter` (its return through the trampoline).
-    private func allocationFallback(_ stub: ExitlessReleases.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
+    private func allocationFallback(_ stub: ExitlessPath.Stub, atEntry: Bool, trap: inout GuestTrap, memory: GuestMemory) -> Bool {
         let state = trap.state
         let user = UserMemory(memory: memory, cr3: state.cr3, cr4: state.cr4, efer: state.efer)
         guard let top = try? user.word(state.registers.rsp) else { return false }
@@ -159,9 +160,9 @@ extension UserAllocationTracker {
         registers.rip = resume &- UInt64(stub.displacedLength)
         do {
             try enter(stub.site, trap: &trap, registersAtEntry: registers, user: user, memory: memory)
-            // `enter` ran the first displaced instruction; the entry's jump covers the second too.
-            if let following = stub.following {
-                try following.execute(&trap.resume, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
+            // `enter` ran the first displaced instruction; the entry's patch covers the others too.
+            for instruction in stub.following {
+                try instruction.execute(&trap.resume, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
             }
         } catch {
             counters.withLock { $0.unreadableCalls += 1 }

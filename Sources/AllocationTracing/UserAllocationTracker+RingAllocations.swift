@@ -9,7 +9,7 @@ extension UserAllocationTracker {
     /// made inside another tracked call is nested), and, when it is the thread's outermost call,
     /// its process named, its stack walked from the record's copy and the call left in flight
     /// until its exit record.
-    func recordAllocationEntry(_ stub: ExitlessReleases.Stub, record: RingRecord, arguments: [UInt64], framePointer: UInt64,
+    func recordAllocationEntry(_ stub: ExitlessPath.Stub, record: RingRecord, arguments: [UInt64], framePointer: UInt64,
                                stack: [UInt8], site: UInt64, root: PageTableRoot, kernel: inout RingKernelContext, time: UInt64) {
         guard arguments.count == 3 else { return }
         var registers = GeneralRegisters()
@@ -46,7 +46,10 @@ extension UserAllocationTracker {
             c.unwindTablesBuilt += built.tables
             c.unwindTableNanoseconds &+= built.nanoseconds
         }
-        calls.withLock { $0.enteredFromRing(entry, context: CallContext(stack: frames, thread: thread, time: time)) }
+        guard calls.withLock({ $0.enteredFromRing(entry, context: CallContext(stack: frames, thread: thread, time: time)) }) else {
+            counters.withLock { $0.ringRecordsDropped += 1 }
+            return
+        }
         if Self.tracing {
             Self.trace("ring enter \(stub.function.rawValue) cr3=\(hex(root.rawValue)) fs=\(hex(record.threadPointer)) rsp=\(hex(entry.rsp)) ret=\(hex(entry.returnAddress)) rdi=\(hex(arguments[0])) frames=\(frames.count) copied=\(stack.count)")
         }
@@ -94,6 +97,7 @@ struct RingKernelContext {
     private var built = false
     private var madeView: KernelView?
     private var tasks: [GuestTask]?
+    private var threadIDs: [ThreadKey: Int32] = [:]
 
     init(tracker: UserAllocationTracker, memory: GuestMemory) {
         self.tracker = tracker
@@ -110,6 +114,16 @@ struct RingKernelContext {
             }
             return madeView
         }
+    }
+
+    /// The guest thread id of the thread with `threadPointer` in `root` (0 when not known).
+    mutating func threadID(root: PageTableRoot, threadPointer: UInt64) -> Int32 {
+        let key = ThreadKey(root: root, fsBase: threadPointer)
+        if let known = threadIDs[key] { return known }
+        let who = thread(root: root, threadPointer: threadPointer)
+        let tid = who.exact ? (view.flatMap { try? $0.threadID(ofTask: who.task) } ?? 0) : 0
+        threadIDs[key] = tid
+        return tid
     }
 
     /// The task of the thread with `threadPointer` in `root` (`exact`), else any task of that

@@ -66,7 +66,7 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
         self.clock = clock
         self.notes = TrackerNotes()
         self.patcher = PageCachePatcher(kernel: kernel, files: files, notes: notes, includeOperators: includeOperators,
-                                        exitless: monitorRegion.map { ExitlessReleases(region: $0, ringCapacity: exitlessRingRecords) })
+                                        exitless: monitorRegion.map { ExitlessPath(region: $0, ringCapacity: exitlessRingRecords) })
         self.identifier = ProcessIdentifier(kernel: kernel, ledger: ledger, files: files)
         self.exitObserver = onAddressSpaceExit
     }
@@ -99,7 +99,11 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// Seconds since tracking started.
     public var seconds: Double { clock.seconds }
 
-    public var statistics: TrackerCounters { counters.withLock { $0 } }
+    public var statistics: TrackerCounters {
+        var counts = counters.withLock { $0 }
+        counts.ringRecordsDropped += patcher.exitless?.malformedRecords ?? 0
+        return counts
+    }
 
     /// Notes about files and functions that could not be armed.
     public var diagnostics: [String] { notes.all }

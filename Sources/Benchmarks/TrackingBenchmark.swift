@@ -54,7 +54,10 @@ public struct TrackingBenchmark: Sendable {
         let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
         if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }
         let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; echo LV-BENCH-REDIS; " + $0.script } ?? "")
-        let command = "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs);"
+        // A warm-up run first (its figures are dropped): the CFI tables of the programs' files are
+        // built by their first stack walks, once, and would otherwise be charged to the first phase.
+        let command = "lv-bench-malloc \(pairs); lv-bench-realistic \(items); echo LV-BENCH-WARM; "
+            + "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs);"
             + " echo LV-BENCH-NEXT 3; read c; \(programs); lv-syscalls 2000"
         var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command,
                                                      additions: redis?.additions ?? [])
@@ -75,7 +78,7 @@ public struct TrackingBenchmark: Sendable {
         let marks = Mutex([String: [TrackerCounters]]())
         config.consoleOutput = { bytes in
             let text = output.appending(bytes)
-            for marker in ["LV-BENCH-REDIS", "LV-BENCH-NEXT "] {
+            for marker in ["LV-BENCH-WARM", "LV-BENCH-REDIS", "LV-BENCH-NEXT "] {
                 let reached = text.components(separatedBy: marker).count - 1
                 marks.withLock { m in
                     if m[marker, default: []].count < reached { m[marker, default: []].append(tracker.statistics) }
@@ -110,10 +113,11 @@ public struct TrackingBenchmark: Sendable {
         }
         // The benchmark programs' windows (to where redis begins), then redis's (to the phase's end).
         // A phase starts where the previous one's detach left the counts.
-        let starts = [TrackerCounters()] + afterDisarm.withLock { Array($0.prefix(2)) }
+        let warm = marks.withLock { $0["LV-BENCH-WARM"]?.first } ?? TrackerCounters()
+        let starts = [warm] + afterDisarm.withLock { Array($0.prefix(2)) }
         let programsEnd = redis == nil ? ends : Array(redisBegins.prefix(3))
         report(TrackingBenchResults(parsing: text), windows: (0..<3).map { (starts[$0], programsEnd[$0]) },
-               exitlessEnd: afterDisarm.withLock { $0.first })
+               exitlessEnd: afterDisarm.withLock { $0.first }, exitlessStart: warm)
         if let redis { redis.report(text, windows: (0..<3).map { (programsEnd[$0], ends[$0]) }) }
         for note in tracker.diagnostics.prefix(12) { say("tracker note: \(note)") }
     }
@@ -121,7 +125,8 @@ public struct TrackingBenchmark: Sendable {
     /// `windows`: the tracker's counts at the start and end of the benchmark programs in each
     /// tracked phase (exitless releases, traps only, then the C allocator only); `exitlessEnd`:
     /// the counts after the exitless phase's detach (its last rings drained).
-    func report(_ results: TrackingBenchResults, windows: [(start: TrackerCounters, end: TrackerCounters)], exitlessEnd: TrackerCounters?) {
+    func report(_ results: TrackingBenchResults, windows: [(start: TrackerCounters, end: TrackerCounters)], exitlessEnd: TrackerCounters?,
+                exitlessStart: TrackerCounters) {
         let bareExit = try? ExitRoundTrip.measure()
         let dilation = Double(HostDetection.detect().timeDilation)
         let allocations = Double(options.pairs + 23 * options.items)
@@ -140,11 +145,15 @@ public struct TrackingBenchmark: Sendable {
             say("\(mode): \(trapped) trapped events (\(entries) allocation entries, \(returns) returns, \(releases) releases, \(nested) nested or forwarded)"
                 + String(format: ", %.2f per allocation", Double(trapped) / allocations))
             if index == 0, let exitlessEnd {
-                say("  and \(exitlessEnd.ringReleases) releases (\(exitlessEnd.ringNestedEntries) forwarded) through event rings without a trap, in the whole phase")
+                let (releases, allocations) = (exitlessEnd.ringReleases - exitlessStart.ringReleases, exitlessEnd.ringAllocations - exitlessStart.ringAllocations)
+                say("  and \(releases) releases and \(allocations) allocations (\(exitlessEnd.ringNestedEntries - exitlessStart.ringNestedEntries) nested or forwarded)"
+                    + " through event rings without a trap, in the whole phase")
             }
             var extra = 0.0
             for name in ["lv-bench-malloc", "lv-bench-realistic"] {
-                guard let runs = results.elapsed[name], runs.count >= 4 else { say("  \(name): no result lines"); continue }
+                // The last four: the three tracked phases and the untracked one (after the warm-up run).
+                guard let all = results.elapsed[name], all.count >= 4 else { say("  \(name): no result lines"); continue }
+                let runs = Array(all.suffix(4))
                 let tracked = Double(runs[index]) * dilation, untracked = Double(runs[3]) * dilation
                 extra += tracked - untracked
                 say(String(format: "  %@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))

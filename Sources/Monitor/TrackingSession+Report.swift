@@ -39,6 +39,7 @@ extension TrackingSession {
                 + " without a trap (\(s.ringNestedEntries) nested or forwarded),"
                 + " \(tracker.exitlessEntryPoints) entry point(s) on the exitless path, \(s.exitlessTraps) trap(s) of its own"
                 + " (code page and rings mapped on first use, full rings, fallbacks)"
+                + (s.ringRecordsDropped > 0 ? ", \(s.ringRecordsDropped) ring record(s) not taken (malformed, or past the calls in flight kept)" : "")
                 + (tracker.exitlessRefusal.map { "; off: \($0)" } ?? "") + "\n"
         }
         if s.stackWalks > 0 {

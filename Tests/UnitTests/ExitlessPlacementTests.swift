@@ -120,4 +120,33 @@ import Testing
         #expect(placement != nil, "malloc's page has room")
         #expect(placement?.resumeDelta == placement.map { Int32(Int64($0.entry) + Int64(length) - Int64($0.call + 5)) })
     }
+
+    /// Where no 5 bytes of padding are in a `jmp rel8`'s reach, the `call rel32` goes over the
+    /// entry's first instructions (glibc's realloc: three 2-byte pushes), its push in any 6 bytes
+    /// of padding in the page.
+    @Test func aCallAtTheEntryCoversItsFirstInstructions() throws {
+        // Padding (int3) only at 0x800..<0x806, far from the entry at 0x40.
+        var bytes = [UInt8](repeating: 0x90, count: 0x1000)
+        let body: [UInt8] = [0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x48, 0x89, 0xF8, 0x41, 0x5D, 0x41, 0x5E, 0x41, 0x5F, 0xC3]
+        bytes.replaceSubrange(0x40..<(0x40 + body.count), with: body)
+        let rows = [CallFrameRow(start: 0, length: 0x800, rule: CallFrameRule(base: .stackPointer, cfaOffset: 8)),
+                    CallFrameRow(start: 0x806, length: 0x1000 - 0x806, rule: CallFrameRule(base: .stackPointer, cfaOffset: 8))]
+        var planner = ExitlessPlanner(bytes: bytes, segments: [(0, 0x1000)], table: CallFrameTable(rows: rows))
+        let first = try #require(PrologueInstruction.decode(Array(body.prefix(2))))
+        let site = AllocatorSite(symbol: "realloc", aliases: [], entryPoint: try #require(AllocatorSymbols.entryPoint(named: "realloc")),
+                                 address: 0x40, fileOffset: 0x40, instruction: first, size: UInt64(body.count))
+        let (placement, following) = try #require(ExitlessPath.place(site, planner: &planner, file: bytes))
+        #expect(placement.callAtEntry)
+        #expect(following.map(\.length) == [2, 2], "three pushes: 6 bytes displaced")
+        #expect(placement.displacedLength == 6 && placement.resumeDelta == 1)
+        #expect(placement.push == 0x800)
+        let runs = placement.runs(stub: ExitlessLayout.codeAddress)
+        #expect(runs.map(\.offset) == [0x40, 0x800])
+        #expect(runs[0].bytes == [0xE8] + withUnsafeBytes(of: Int32(0x800 - 0x45).littleEndian, Array.init))
+        // A branch back to the second push keeps the entry on its int3.
+        var branching = bytes
+        branching.replaceSubrange(0x50..<0x52, with: [0xEB, UInt8(bitPattern: Int8(0x42 - 0x52))])
+        var refusing = ExitlessPlanner(bytes: branching, segments: [(0, 0x1000)], table: CallFrameTable(rows: rows))
+        #expect(ExitlessPath.place(site, planner: &refusing, file: branching).map { _ in true } == nil)
+    }
 }

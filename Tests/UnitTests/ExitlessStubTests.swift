@@ -29,10 +29,9 @@ import Testing
             var bytes = [UInt8](repeating: 0xCC, count: 8192)
             bytes.replaceSubrange(f..<(f + function.count), with: function)
             let displaced = try #require(PrologueInstruction.decode(Array(function.prefix(displacedLength))))
-            var following: PrologueInstruction?
+            var following: [PrologueInstruction] = []
             if followingLength > 0 {
-                let second = try #require(PrologueInstruction.decode(Array(function[displacedLength..<(displacedLength + followingLength)])))
-                following = second
+                following.append(try #require(PrologueInstruction.decode(Array(function[displacedLength..<(displacedLength + followingLength)]))))
             }
             let delta = Int32(f + displaced.length + followingLength - (padding + 5))
             var stub = try #require(ExitlessStub.make(function: kind, stub: 0, resumeDelta: delta, displaced: displaced,
@@ -180,9 +179,11 @@ import Testing
         #expect(records.count == 2)
         #expect(records.first?.resumeAddress == patched.entry + 4)
         #expect(records.last?.pointer == 0x5020)
-        // Only a 1-byte push may lead: two displaced instructions otherwise are refused.
+        // Every displaced instruction but the last must run the same anywhere.
+        let load = try #require(PrologueInstruction.decode([0x48, 0x8B, 0x05, 0x10, 0, 0, 0]))
         let move = try #require(PrologueInstruction.decode([0x48, 0x89, 0xFD]))
-        #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: move, following: move) == nil)
+        #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: load, following: [move]) == nil)
+        #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: move, following: [load]) != nil)
     }
 
     @Test func theAllocatorRunsWithTheStackAlignedAsAtACall() throws {

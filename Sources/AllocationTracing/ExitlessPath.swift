@@ -5,11 +5,11 @@ import GuestMemory
 import Synchronization
 import X86
 
-/// The exitless release path of one tracker (`run --exitless`, `docs/exitless-tracking.md`):
-/// the shared code page and its stubs, each address space's window and ring, and the draining
-/// of rings into release records. The page-cache patches themselves are the `PageCachePatcher`'s,
-/// like its `int3`s.
-final class ExitlessReleases: Sendable {
+/// The exitless path of one tracker (`run --exitless`, `docs/exitless-tracking.md`): where each
+/// allocator entry's patch goes, the shared code page and its stubs (releases and allocations),
+/// each address space's window and ring, and the draining of rings into records. The page-cache
+/// patches themselves are the `PageCachePatcher`'s, like its `int3`s.
+final class ExitlessPath: Sendable {
     let region: MonitorRegion
     /// Records in each ring (the stubs have it built in).
     let ringCapacity: Int
@@ -18,11 +18,11 @@ final class ExitlessReleases: Sendable {
     /// One stub in the code page.
     struct Stub: Sendable, Equatable {
         /// Bytes displaced at the entry: the resume address is the entry plus these.
-        var displacedLength: Int { displaced.length + (following?.length ?? 0) }
+        var displacedLength: Int { following.reduce(displaced.length) { $0 + $1.length } }
 
         /// Runs the displaced instructions on `registers` (rip at the entry) with the thread's rights.
         func runDisplaced(_ registers: inout GeneralRegisters, user: UserMemory) throws {
-            for instruction in [displaced] + (following.map { [$0] } ?? []) {
+            for instruction in [displaced] + following {
                 try instruction.execute(&registers, readMemory: { try user.read($0, count: $1) }, writeMemory: { try user.write($0, $1) })
             }
         }
@@ -42,8 +42,8 @@ final class ExitlessReleases: Sendable {
         /// The entry point (for an allocation made the trapped way when its window cannot be mapped).
         let site: AllocatorSite
         let displaced: PrologueInstruction
-        /// The second instruction displaced, after a 1-byte first one.
-        let following: PrologueInstruction?
+        /// The instructions displaced after the first (the entry's patch is longer than it).
+        let following: [PrologueInstruction]
         /// As `ExitlessPlacement.resumeDelta`: from the padding call's pushed address to the resume address.
         let resumeDelta: Int32
         /// False where another family's deallocator shares the entry (no mismatch can be told).
@@ -126,24 +126,8 @@ final class ExitlessReleases: Sendable {
                 s.planners[hostPath] = .some(made?.planner)
                 s.fileBytes[hostPath] = made?.bytes
             }
-            // A 1-byte first instruction (`push rbp`) is displaced with the one after it: the
-            // entry's `jmp rel8` needs 2 bytes, and the second instruction's start must be no
-            // branch target.
-            var following: PrologueInstruction?
-            if site.instruction.length == 1 {
-                let file = s.fileBytes[hostPath] ?? []
-                let next = Int(site.fileOffset) + 1
-                guard case .push = site.instruction.operation, next < file.count,
-                      let second = PrologueInstruction.decode(Array(file[next..<min(file.count, next + 15)])),
-                      let planner = s.planners[hostPath] ?? nil, !planner.mayBranch(to: UInt64(next), in: file) else {
-                    if UserAllocationTracker.tracing { UserAllocationTracker.trace("exitless: \(site.symbol) in \(hostPath): 1-byte entry kept on int3") }
-                    return nil
-                }
-                following = second
-            }
-            let displacedLength = site.instruction.length + (following?.length ?? 0)
             guard var planner = s.planners[hostPath] ?? nil,
-                  let placement = planner.place(entry: site.fileOffset, displacedLength: displacedLength) else {
+                  let (placement, following) = Self.place(site, planner: &planner, file: s.fileBytes[hostPath] ?? []) else {
                 if UserAllocationTracker.tracing { UserAllocationTracker.trace("exitless: \(site.symbol) in \(hostPath): no placement") }
                 return nil
             }
@@ -177,6 +161,46 @@ final class ExitlessReleases: Sendable {
             s.prepared[hostPath, default: [:]][site.fileOffset] = patches
             return patches
         }
+    }
+
+    /// Where `site`'s patch goes, and the instructions it displaces after the first: the entry's
+    /// `jmp rel8` over its first instruction (with the next one when that is a 1-byte `push`) and
+    /// padding reached from it; else a `call rel32` at the entry itself over the first
+    /// instructions of at least 5 bytes (when no 5 bytes of padding are in reach). Instructions
+    /// displaced after the first must start where no direct branch lands (`mayBranch`).
+    static func place(_ site: AllocatorSite, planner: inout ExitlessPlanner, file: [UInt8]) -> (ExitlessPlacement, [PrologueInstruction])? {
+        if let following = displaced(after: site, covering: 2, planner: planner, file: file),
+           let placement = planner.place(entry: site.fileOffset, displacedLength: following.reduce(site.instruction.length) { $0 + $1.length }) {
+            return (placement, following)
+        }
+        // The entry's 5 bytes are written in one aligned 8-byte store: they must lie in one word.
+        guard site.fileOffset & 7 <= 3, let following = displaced(after: site, covering: 5, planner: planner, file: file),
+              let placement = planner.placeCall(entry: site.fileOffset,
+                                                displacedLength: following.reduce(site.instruction.length) { $0 + $1.length })
+        else { return nil }
+        return (placement, following)
+    }
+
+    /// The instructions after `site`'s first that a patch of `bytes` bytes also covers; nil when
+    /// one cannot be decoded, or starts where a branch may land, or one before the last runs
+    /// differently elsewhere. For 2 bytes, only a 1-byte `push` gets a second instruction.
+    static func displaced(after site: AllocatorSite, covering bytes: Int, planner: ExitlessPlanner, file: [UInt8]) -> [PrologueInstruction]? {
+        var length = site.instruction.length
+        if bytes == 2, length == 1 {
+            guard case .push = site.instruction.operation else { return nil }
+        }
+        var following: [PrologueInstruction] = []
+        var previous = site.instruction
+        while length < bytes {
+            let next = Int(site.fileOffset) + length
+            guard ExitlessStub.runsAnywhere(previous), next < file.count,
+                  let instruction = PrologueInstruction.decode(Array(file[next..<min(file.count, next + 15)])),
+                  !planner.mayBranch(to: UInt64(next), in: file) else { return nil }
+            following.append(instruction)
+            length += instruction.length
+            previous = instruction
+        }
+        return following
     }
 
     private static func planner(_ hostPath: String) -> (planner: ExitlessPlanner, bytes: [UInt8])? {
