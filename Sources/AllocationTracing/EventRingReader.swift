@@ -72,6 +72,12 @@ struct EventRingReader: Sendable {
         try memory.store(UInt64(0), at: header.offset(ExitlessLayout.Header.tail))
         try memory.store(UInt64(capacity), at: header.offset(ExitlessLayout.Header.capacity))
         try memory.store(UInt64(ExitlessLayout.recordSize), at: header.offset(ExitlessLayout.Header.recordSize))
+        try resetStackLimit(header, in: memory)
+    }
+
+    /// No stack limit known (a new process, or the next one to use the window).
+    static func resetStackLimit(_ header: GuestPhysicalAddress, in memory: GuestMemory) throws(GuestMemoryError) {
+        try memory.store(UInt64.max, at: header.offset(ExitlessLayout.Header.stackLimit))
     }
 
     /// The records committed since the last drain, in index order. `stubs[k]` is the function
@@ -133,7 +139,7 @@ struct EventRingReader: Sendable {
         } else if !stubs[stub].releases {
             // The copy as far as it was made (a copy that met an unmapped page stops there).
             let copyWords = ExitlessLayout.stackCopyBytes / 8
-            let copied = copyWords - Int(min(words[R.uncopiedWords / 8], UInt64(copyWords)))
+            let copied = Int(min(words[R.copiedWords / 8], UInt64(copyWords)))
             let copy = header.offset(ExitlessLayout.stackCopies(capacity: Int(capacity)) + position * ExitlessLayout.stackCopyBytes)
             let stack = (try? memory.read(at: copy, count: copied * 8)) ?? []
             record.kind = .allocationEntry(arguments: [record.pointer, words[R.secondArgument / 8], words[R.thirdArgument / 8]],

@@ -21,12 +21,12 @@ enum ExitlessLayout {
     static let recordShift: UInt8 = 7
     /// Bytes of the caller's stack an allocation's entry record copies (from rsp at entry up):
     /// what its stack is unwound from later (`perf --call-graph dwarf` does the same).
-    static let stackCopyBytes = 512
-    static let stackCopyShift: UInt8 = 9
+    static let stackCopyBytes = 2048
+    static let stackCopyShift: UInt8 = 11
     /// Records in one ring by default (a power of two): 128 KiB of records and 512 KiB of stack copies.
-    static let ringCapacity = 1024
-    /// Ring sizes a tracker accepts (`--exitless-ring-records`): from half a page of records.
-    static let ringCapacities = 16...1024
+    static let ringCapacity = 512
+    /// Ring sizes a tracker accepts (`--exitless-ring-records`): a window fits one page table.
+    static let ringCapacities = 16...512
     /// Pages of one window with a ring of `capacity` records: the header page, the records, then
     /// one stack copy per record.
     static func windowPages(capacity: Int = ringCapacity) -> Int {
@@ -40,6 +40,9 @@ enum ExitlessLayout {
     /// Header fields (byte offsets in the window's first page).
     enum Header {
         static let magic = 0, head = 8, tail = 16, capacity = 24, recordSize = 32
+        /// Where the main thread's stack ends (the first address a stack copy must not read; the
+        /// monitor writes it when a copy faults there): a copy that starts below it stops there.
+        static let stackLimit = 40
         static let magicValue: UInt64 = 0x3130_474E_4952_564C   // "LVRING01"
     }
 
@@ -60,12 +63,12 @@ enum ExitlessLayout {
         static let threadPointer = 40
         /// The instruction after the displaced one, in this process (the entry's address + its length).
         static let resume = 48
-        /// An allocation's entry: the second and third arguments (rsi, rdx), rbp, and how many of
-        /// the stack copy's words were not copied (the copy reached an unmapped page).
+        /// An allocation's entry: the second and third arguments (rsi, rdx), rbp, and how many
+        /// words of the stack were copied (fewer than a slot's: the stack limit, or an unmapped page).
         static let secondArgument = 56
         static let thirdArgument = 64
         static let framePointer = 72
-        static let uncopiedWords = 80
+        static let copiedWords = 80
     }
 
     /// The function word's bit that marks an allocation's exit record (its result).

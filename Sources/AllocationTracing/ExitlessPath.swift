@@ -293,6 +293,16 @@ final class ExitlessPath: Sendable {
         state.withLock { s in
             s.tasks[root] = nil
             s.codeFaulted.remove(root)
+            if let header = s.tables.windows[root]?.reader.header { try? EventRingReader.resetStackLimit(header, in: region.memory) }
+        }
+    }
+
+    /// The main thread's stack ends at `limit` in `root` (a stack copy faulted there): later copies
+    /// from below it stop there instead of faulting.
+    func setStackLimit(_ limit: UInt64, root: PageTableRoot) {
+        state.withLock { s in
+            guard let header = s.tables.windows[root]?.reader.header else { return }
+            try? region.memory.store(limit, at: header.offset(ExitlessLayout.Header.stackLimit))
         }
     }
 

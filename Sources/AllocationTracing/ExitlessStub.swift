@@ -134,14 +134,28 @@ struct ExitlessStub: Sendable, Equatable {
         e.emit([0x48, 0x89, 0x70, UInt8(R.secondArgument)])    // mov [rax+second], rsi
         e.emit([0x48, 0x89, 0x50, UInt8(R.thirdArgument)])     // mov [rax+third], rdx
         e.emit([0x48, 0x89, 0x68, UInt8(R.framePointer)])      // mov [rax+framePointer], rbp
+        // Words to copy: a slot's, or up to the stack limit when rsp at entry is below it.
+        let fullCopy = e.label()
+        let words = Int32(ExitlessLayout.stackCopyBytes / 8)
+        e.emit([0x41, 0xB8]); e.emit32(words)                  // mov r8d, words
+        e.emit([0x49, 0x8B, 0x4B, UInt8(ExitlessLayout.Header.stackLimit)]) // mov rcx, [r11+stackLimit]
+        e.emit([0x48, 0x8D, 0x74, 0x24, 0x08])                 // lea rsi, [rsp+8]   (rsp at entry)
+        e.emit([0x48, 0x29, 0xF1])                             // sub rcx, rsi
+        e.branch([0x0F, 0x86], to: fullCopy)                   // jbe full           (at or above the limit: not the main stack)
+        e.emit([0x48, 0xC1, 0xE9, 0x03])                       // shr rcx, 3
+        e.emit([0x4C, 0x39, 0xC1])                             // cmp rcx, r8
+        e.branch([0x0F, 0x83], to: fullCopy)                   // jae full
+        e.emit([0x49, 0x89, 0xC8])                             // mov r8, rcx
+        e.place(fullCopy)
         emitCallFields(&e)
         e.emit([0x48, 0xC7, 0x40, UInt8(R.function)]); e.emit32(functionWord)  // mov qword [rax+function], word
         e.emit([0x4C, 0x89, 0xCF])                             // mov rdi, r9        (the record's stack copy)
-        e.emit([0x48, 0x8D, 0x74, 0x24, 0x08])                 // lea rsi, [rsp+8]   (rsp at entry)
-        e.emit([0xB9]); e.emit32(Int32(ExitlessLayout.stackCopyBytes / 8))  // mov ecx, words
+        e.emit([0x48, 0x8D, 0x74, 0x24, 0x08])                 // lea rsi, [rsp+8]
+        e.emit([0x4C, 0x89, 0xC1])                             // mov rcx, r8
         let copy = e.bytes.count
         e.emit([0xF3, 0x48, 0xA5])                             // rep movsq (DF is clear at a call)
-        e.emit([0x48, 0x89, 0x48, UInt8(R.uncopiedWords)])     // mov [rax+uncopied], rcx
+        e.emit([0x49, 0x29, 0xC8])                             // sub r8, rcx        (words copied)
+        e.emit([0x4C, 0x89, 0x40, UInt8(R.copiedWords)])       // mov [rax+copied], r8
         e.emit([0x48, 0x8B, 0x78, UInt8(R.pointer)])           // mov rdi, [rax+pointer]
         e.emit([0x48, 0x8B, 0x70, UInt8(R.secondArgument)])    // mov rsi, [rax+second]
         e.emit([0x4C, 0x89, 0x10])                             // mov [rax], r10     (commit)

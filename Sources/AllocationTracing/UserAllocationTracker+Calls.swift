@@ -1,4 +1,5 @@
 import AllocationLedger
+import DebugInfo
 import Foundation
 import GuestInterface
 import GuestMemory
@@ -41,16 +42,7 @@ extension UserAllocationTracker {
                                                           extraFrames: 1)
             let stack = namedByCallSite(&entry, frames: walked, root: root)
             let walkEnded = clock.now
-            let built = identifier.unwind.takeBuilt()
-            counters.withLock { c in
-                c.stackWalks += 1
-                c.stackFramesByCFI += found.callFrameInformation
-                c.stackFramesByFramePointer += found.framePointer
-                // A table built during the walk is counted as such, not as the walk's cost.
-                c.stackWalkNanoseconds &+= (walkEnded &- walkStarted) &- min(built.nanoseconds, walkEnded &- walkStarted)
-                c.unwindTablesBuilt += built.tables
-                c.unwindTableNanoseconds &+= built.nanoseconds
-            }
+            countWalk(found, started: walkStarted, ended: walkEnded)
             let context = CallContext(stack: stack, thread: tid, time: walkEnded)
             switch decision {
             case .nested, .forwardedRelease:
@@ -111,6 +103,20 @@ extension UserAllocationTracker {
             counters.withLock { $0.returns += 1 }
             ledger.record(completion, strict: isStrict(root))
             return true
+        }
+    }
+
+    /// Counts a stack walk that found `found` frames between `started` and `ended`, and the CFI
+    /// tables built meanwhile (counted as such, not as the walk's cost).
+    func countWalk(_ found: CallFrameWalker.Counts, started: UInt64, ended: UInt64) {
+        let built = identifier.unwind.takeBuilt()
+        counters.withLock { c in
+            c.stackWalks += 1
+            c.stackFramesByCFI += found.callFrameInformation
+            c.stackFramesByFramePointer += found.framePointer
+            c.stackWalkNanoseconds &+= (ended &- started) &- min(built.nanoseconds, ended &- started)
+            c.unwindTablesBuilt += built.tables
+            c.unwindTableNanoseconds &+= built.nanoseconds
         }
     }
 

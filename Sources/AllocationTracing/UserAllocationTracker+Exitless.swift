@@ -111,8 +111,17 @@ extension UserAllocationTracker {
             counters.withLock { $0.exitlessTraps += 1 }
             return stub.function.releases ? fallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
                 : allocationFallback(stub, atEntry: atEntry, trap: &trap, memory: memory)
-        case .skipExit(let resume), .copyCut(let resume):
+        case .skipExit(let resume):
             counters.withLock { $0.exitlessTraps += 1 }
+            trap.resume.rip = resume
+            return true
+        case .copyCut(let resume):
+            counters.withLock { $0.exitlessTraps += 1 }
+            // The main thread's stack ends where its copy faulted: later copies stop there.
+            let (view, task) = identifier.kernelContext(of: trap, memory: memory)
+            if let current = view.flatMap({ v in task == 0 ? nil : try? v.task(at: task) }), current.pid == current.tgid {
+                exitless.setStackLimit(trap.faultAddress & ~0xFFF, root: root)
+            }
             trap.resume.rip = resume
             return true
         }

@@ -36,16 +36,7 @@ extension UserAllocationTracker {
         let (walked, found) = identifier.captureStack(site: site, returnAddress: entry.returnAddress, framePointer: framePointer,
                                                       stackPointer: entry.rsp, root: root, extraFrames: 1, read: copy.word)
         let frames = namedByCallSite(&entry, frames: walked, root: root)
-        let walkEnded = clock.now
-        let built = identifier.unwind.takeBuilt()
-        counters.withLock { c in
-            c.stackWalks += 1
-            c.stackFramesByCFI += found.callFrameInformation
-            c.stackFramesByFramePointer += found.framePointer
-            c.stackWalkNanoseconds &+= (walkEnded &- walkStarted) &- min(built.nanoseconds, walkEnded &- walkStarted)
-            c.unwindTablesBuilt += built.tables
-            c.unwindTableNanoseconds &+= built.nanoseconds
-        }
+        countWalk(found, started: walkStarted, ended: clock.now)
         guard calls.withLock({ $0.enteredFromRing(entry, context: CallContext(stack: frames, thread: thread, time: time)) }) else {
             counters.withLock { $0.ringRecordsDropped += 1 }
             return

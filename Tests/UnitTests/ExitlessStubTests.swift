@@ -186,6 +186,31 @@ import Testing
         #expect(ExitlessStub.make(function: .malloc, stub: 0, resumeDelta: 0, displaced: move, following: [load]) != nil)
     }
 
+    @Test func aStackCopyStopsAtTheStackLimit() throws {
+        let region = try Self.region()
+        let (header, host) = try Self.window(region)
+        let patched = try Patched(function: Self.sumFunction, displacedLength: 3, window: host, function: .malloc)
+        var reader = EventRingReader(header: header)
+        // Each call from here has the same rsp at the stub's entry.
+        func entry() throws -> (rsp: UInt64, stack: [UInt8]) {
+            #expect(patched.call(1, 2, 3) == 6)
+            let records = reader.drain(region.memory, stubs: [.malloc])
+            guard let first = records.first, case .allocationEntry(_, _, let stack) = first.kind else { throw POSIXError(.EINVAL) }
+            return (first.stackPointer, stack)
+        }
+        // Without a limit the whole slot is copied.
+        let whole = try entry()
+        #expect(whole.stack.count == ExitlessLayout.stackCopyBytes)
+        // With the limit 256 bytes above rsp at entry: 256 bytes, the same as the whole copy's first.
+        try region.memory.store(whole.rsp + 256, at: header.offset(ExitlessLayout.Header.stackLimit))
+        let limited = try entry()
+        #expect(limited.rsp == whole.rsp)
+        #expect(limited.stack.count == 256)
+        // A limit at or below rsp (a thread's stack above the main one's end): the whole slot.
+        try region.memory.store(whole.rsp, at: header.offset(ExitlessLayout.Header.stackLimit))
+        #expect(try entry().stack.count == ExitlessLayout.stackCopyBytes)
+    }
+
     @Test func theAllocatorRunsWithTheStackAlignedAsAtACall() throws {
         let region = try Self.region()
         let (_, host) = try Self.window(region)
