@@ -75,8 +75,8 @@ public final class UserAllocationTracker: GuestTrapHandler, Sendable {
     /// (`--exitless-ring-records`: powers of two in the range).
     public static let exitlessRingRecords = ExitlessLayout.ringCapacity
     public static let exitlessRingRecordRange = ExitlessLayout.ringCapacities
-    /// The monitor region an exitless run gives the machine: the code pages and about 790
-    /// windows of 656 KiB (one per PGD frame a process that called an allocator ever had; host
+    /// The monitor region an exitless run gives the machine: the code pages and about 470
+    /// windows of 1.1 MiB (one per PGD frame a process that called an allocator ever had; host
     /// memory is only used as pages are touched).
     public static let exitlessRegionBytes: UInt64 = 512 << 20
 

@@ -158,8 +158,12 @@ public struct TrackingBenchmark: Sendable {
                 extra += tracked - untracked
                 say(String(format: "  %@: tracked %.3f s, untracked %.3f s, ratio %.1fx", name, tracked / 1e9, untracked / 1e9, tracked / untracked))
             }
-            let perEvent = extra / Double(max(trapped, 1)) / 1000
-            say(String(format: "  cost per trapped event: %.1f us", perEvent) + (bareExit.map { String(format: " (%.1f bare exits)", perEvent / $0) } ?? ""))
+            // Per trapped event only where the traps are what costs (not with the exitless path's few).
+            if Double(trapped) >= allocations / 2 {
+                let perEvent = extra / Double(max(trapped, 1)) / 1000
+                say(String(format: "  cost per trapped event: %.1f us", perEvent) + (bareExit.map { String(format: " (%.1f bare exits)", perEvent / $0) } ?? ""))
+            }
+            say(String(format: "  extra time per allocation (both programs): %.1f us", extra / allocations / 1000))
             say(Self.stackWalkLine(end, since: start))
         }
         if let last = windows.last?.end, last.unwindTablesBuilt > 0 {

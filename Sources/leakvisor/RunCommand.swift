@@ -117,12 +117,12 @@ struct RunCommand: ParsableCommand {
     var reportAllProcesses = false
 
     @Flag(help: ArgumentHelp(
-        "With --track user or all (experimental): record frees and C++ deletes without a VM exit, through an event ring in each process that the monitor drains (docs/exitless-tracking.md). Allocations are still trapped.",
-        discussion: "The monitor maps a code page and, per process, a ring at addresses Linux never uses, backed by memory outside the guest's RAM. A release entry keeps its int3 where its page has no padding to hold the jumps. Not with --restore of a tracked snapshot, and `leakvisor snapshot` refuses such a guest."))
+        "With --track user or all (experimental): record malloc, calloc, realloc, memalign, free, C++ new and delete without a VM exit, through an event ring in each process that the monitor drains (docs/exitless-tracking.md).",
+        discussion: "The monitor maps a code page and, per process, a ring at addresses Linux never uses, backed by memory outside the guest's RAM. An allocation's record carries a 2 KiB copy of the caller's stack, walked later. operator new[], the aligned and nothrow new and posix_memalign still trap, and an entry keeps its int3 where its page has no room for the jumps. Not with --restore of a tracked snapshot, and `leakvisor snapshot` refuses such a guest."))
     var exitless = false
 
     @Option(name: .customLong("exitless-ring-records"), help: ArgumentHelp(
-        "With --exitless: records in each process's event ring (a power of two, 16 to 1024). A small ring fills often; tests use it to exercise the full-ring drain.",
+        "With --exitless: records in each process's event ring (a power of two, 16 to 512). A small ring fills often; tests use it to exercise the full-ring drain.",
         visibility: .hidden))
     var exitlessRingRecords = UserAllocationTracker.exitlessRingRecords
 
