@@ -67,7 +67,7 @@ struct AllocationTrackingTests {
             echo LV-RESTORED-BEGIN; md5sum \(Self.armedFiles.joined(separator: " ")); echo LV-RESTORED-END
             echo "LV-DONE $answer"
             """
-        let guest = try LiveGuest(arguments + ["--", "sh", "-c", script])
+        let guest = try LiveGuest(arguments + ["--", "sh", "-c", script], long: true)
         let ready = guest.waitFor("LV-READY", timeout: 2000)
         #expect(ready, "the guest never became ready: \(guest.console.suffix(3000))")
         guard ready else { _ = guest.finish(timeout: 5); return }

@@ -36,7 +36,7 @@ struct KernelLeakTests {
             exit 0
             """
         let guest = try LiveGuest(["run", "--track", "kernel", "--scan-every", "2s", "--report", report.path, "--timeout", "3000",
-                                   "--interactive", "--", "sh", "-c", script])
+                                   "--interactive", "--", "sh", "-c", script], long: true)
         let idle = guest.waitFor("LV-IDLE", timeout: 2900)
         #expect(idle, "the guest never became ready: \(guest.console.suffix(3000))\n\(guest.monitorOutput.suffix(3000))")
         guard idle else { _ = guest.finish(timeout: 5); return }

@@ -53,8 +53,9 @@ struct LeakVisorProcess {
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: "")
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let slot = GuestSlots.take(if: arguments.first == "run")
+    /// `long`: minutes of guest time (it gets the next free guest slot before short runs).
+    static func run(_ arguments: [String], environment: [String: String] = [:], long: Bool = false) throws -> Result {
+        let slot = GuestSlots.take(if: arguments.first == "run", long: long)
         defer { slot.give() }
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         let process = Process()
@@ -93,21 +94,62 @@ struct LeakVisorProcess {
 }
 
 /// At most two guests at once in the whole suite (the machine has two cores): every `run` takes
-/// a slot for its life. Tests run in parallel; the others wait here.
+/// a slot for its life. Tests run in parallel; the others wait here. A freed slot goes to the
+/// longest test waiting (`long`: minutes of guest time), then to the one waiting longest, so that
+/// the suite does not end with one long test running alone.
 enum GuestSlots {
-    private static let slots = DispatchSemaphore(value: 2)
+    private struct Waiter {
+        let long: Bool
+        let order: Int
+        let ready: DispatchSemaphore
+    }
+
+    private struct State {
+        var free = 2
+        var waiters: [Waiter] = []
+        var arrivals = 0
+    }
+
+    private static let state = Mutex(State())
 
     /// A taken slot (or none, for commands that start no guest), given back once.
     final class Slot: Sendable {
         private let held: Mutex<Bool>
         init(held: Bool) { self.held = Mutex(held) }
         func give() {
-            if held.withLock({ let was = $0; $0 = false; return was }) { GuestSlots.slots.signal() }
+            if held.withLock({ let was = $0; $0 = false; return was }) { GuestSlots.release() }
         }
     }
 
-    static func take(if starts: Bool) -> Slot {
-        if starts { slots.wait() }
-        return Slot(held: starts)
+    /// Takes a slot when `starts` (waiting for one); `long` puts the test ahead of short ones.
+    static func take(if starts: Bool, long: Bool = false) -> Slot {
+        guard starts else { return Slot(held: false) }
+        let waiter: Waiter? = state.withLock { s in
+            s.arrivals += 1
+            if s.free > 0 {
+                s.free -= 1
+                return nil
+            }
+            let w = Waiter(long: long, order: s.arrivals, ready: DispatchSemaphore(value: 0))
+            s.waiters.append(w)
+            return w
+        }
+        waiter?.ready.wait()
+        return Slot(held: true)
+    }
+
+    /// Hands a freed slot to the next waiter (long ones first, then in order of arrival), or keeps it free.
+    private static func release() {
+        let next: Waiter? = state.withLock { s in
+            guard let index = s.waiters.indices.min(by: { a, b in
+                let (x, y) = (s.waiters[a], s.waiters[b])
+                return x.long != y.long ? x.long : x.order < y.order
+            }) else {
+                s.free += 1
+                return nil
+            }
+            return s.waiters.remove(at: index)
+        }
+        next?.ready.signal()
     }
 }

@@ -63,7 +63,7 @@ struct LibvirtAttachTests {
         let up = try HostTools.run("/usr/bin/virsh", ["-c", "qemu:///system", "version"])
         try #require(up.status == 0, "libvirtd does not answer on qemu:///system (run scripts/libvirt-up.sh): \(up.output)")
         // A slot for the domain: it is a guest like ours.
-        let slot = GuestSlots.take(if: true)
+        let slot = GuestSlots.take(if: true, long: true)
         defer { slot.give() }
 
         let name = "lv-attach-test-\(getpid())-\(sharedRAM ? "shared" : "private")"

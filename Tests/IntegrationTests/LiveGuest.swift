@@ -17,9 +17,10 @@ final class LiveGuest: Sendable {
     /// What the monitor has said so far (its stderr).
     var monitorOutput: String { errors.text }
 
-    init(_ arguments: [String]) throws {
+    /// `long`: minutes of guest time (it gets the next free guest slot before short runs).
+    init(_ arguments: [String], long: Bool = false) throws {
         guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
-        slot = GuestSlots.take(if: arguments.first == "run")
+        slot = GuestSlots.take(if: arguments.first == "run", long: long)
         self.arguments = arguments
         process = Process()
         process.executableURL = exe

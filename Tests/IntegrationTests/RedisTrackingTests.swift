@@ -29,7 +29,7 @@ struct RedisTrackingTests {
             wait
             echo LV-REDIS-DONE
             """
-        let result = try LeakVisorProcess.run(arguments + ["--", "sh", "-c", script])
+        let result = try LeakVisorProcess.run(arguments + ["--", "sh", "-c", script], long: true)
         #expect(result.status == 0, "stderr: \(result.stderr.suffix(3000))")
         #expect(result.stdout.contains("LV-REDIS-DONE"), "\(result.stdout.suffix(3000))")
         #expect(result.stdout.contains("SET: ") && result.stdout.contains("LPUSH: "), "redis-benchmark's figures: \(result.stdout.suffix(3000))")
