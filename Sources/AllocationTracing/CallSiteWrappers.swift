@@ -50,13 +50,7 @@ struct CallSiteWrappers: Sendable {
 
     /// Whether `code` (at file offset `start`) holds a `call rel32` to file offset `target`.
     static func calls(_ code: [UInt8], at start: UInt64, target: UInt64) -> Bool {
-        guard code.count >= 5 else { return false }
-        for i in 0...(code.count - 5) where code[i] == 0xE8 {
-            var value: UInt32 = 0
-            for k in 0..<4 { value |= UInt32(code[i + 1 + k]) << (8 * k) }
-            if Int64(start) + Int64(i + 5) + Int64(Int32(bitPattern: value)) == Int64(target) { return true }
-        }
-        return false
+        code.indices.contains { code[$0] == 0xE8 && ExitlessPlanner.directBranchTarget(code, at: $0, base: start) == Int64(target) }
     }
 
     private static func read(_ path: String, _ offset: UInt64, _ count: Int) -> [UInt8]? {

@@ -84,22 +84,16 @@ struct EventRingReader: Sendable {
     /// of stub k.
     mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction]) -> [RingRecord] {
         var records: [RingRecord] = []
-        drain(memory, stubs: stubs) { records.append($0) }
-        return records
-    }
-
-    /// `drain`, handing each record to `body` as it is taken.
-    mutating func drain(_ memory: GuestMemory, stubs: [AllocatorFunction], _ body: (RingRecord) -> Void) {
         var stillOpen: [UInt64] = []
         for index in holes {
-            if let record = take(index, memory, stubs) { record.forEach(body) } else { stillOpen.append(index) }
+            if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
         }
         if let head = try? memory.load(UInt64.self, at: header.offset(ExitlessLayout.Header.head)) {
             // The process may have written any head: look at no index a ring's worth past the tail.
             let end = min(head, tail &+ capacity)
             var index = next
             while index < end {
-                if let record = take(index, memory, stubs) { record.forEach(body) } else { stillOpen.append(index) }
+                if let record = take(index, memory, stubs) { records += record } else { stillOpen.append(index) }
                 index += 1
             }
             next = max(next, index)
@@ -110,6 +104,7 @@ struct EventRingReader: Sendable {
             tail = newTail
             try? memory.store(tail, at: header.offset(ExitlessLayout.Header.tail))
         }
+        return records
     }
 
     /// The record at `index` if committed: [] when malformed (counted), nil when not committed.

@@ -18,7 +18,12 @@ final class ExitlessPath: Sendable {
     /// One stub in the code page.
     struct Stub: Sendable, Equatable {
         /// Bytes displaced at the entry: the resume address is the entry plus these.
-        var displacedLength: Int { following.reduce(displaced.length) { $0 + $1.length } }
+        var displacedLength: Int { ExitlessPath.displacedLength(site, following) }
+        var function: AllocatorFunction { site.entryPoint.function }
+        /// The first instruction displaced (the one the `int3` displaces).
+        var displaced: PrologueInstruction { site.instruction }
+        /// False where another family's deallocator shares the entry (no mismatch can be told).
+        var checksFamily: Bool { !site.aliasesOtherFamilies }
 
         /// Runs the displaced instructions on `registers` (rip at the entry) with the thread's rights.
         func runDisplaced(_ registers: inout GeneralRegisters, user: UserMemory) throws {
@@ -27,7 +32,6 @@ final class ExitlessPath: Sendable {
             }
         }
 
-        let function: AllocatorFunction
         /// Its entry (what the hop's `push imm32; ret` goes to) and its full-ring `int3`.
         let address: UInt64
         let fullRingTrap: UInt64
@@ -41,13 +45,10 @@ final class ExitlessPath: Sendable {
         let skipExitRecord: UInt64?
         /// The entry point (for an allocation made the trapped way when its window cannot be mapped).
         let site: AllocatorSite
-        let displaced: PrologueInstruction
         /// The instructions displaced after the first (the entry's patch is longer than it).
         let following: [PrologueInstruction]
         /// As `ExitlessPlacement.resumeDelta`: from the padding call's pushed address to the resume address.
         let resumeDelta: Int32
-        /// False where another family's deallocator shares the entry (no mismatch can be told).
-        let checksFamily: Bool
     }
 
     /// A prepared site: what to write where in the entry's file page, the entry's run first.
@@ -145,12 +146,11 @@ final class ExitlessPath: Sendable {
             guard (try? region.memory.write(stub.code, at: page.offset(s.codeUsed))) != nil else { return nil }
             s.codeUsed += (stub.code.count + 15) & ~15
             func at(_ offset: Int?) -> UInt64? { offset.map { address + UInt64($0) } }
-            s.stubs.append(Stub(function: site.entryPoint.function, address: address,
+            s.stubs.append(Stub(address: address,
                                 fullRingTrap: address + UInt64(stub.fullRingTrap), end: address + UInt64(stub.code.count),
                                 exitPart: at(stub.exitPart), exitFullRingTrap: at(stub.exitFullRingTrap),
                                 stackCopy: at(stub.stackCopy), skipExitRecord: at(stub.skipExitRecord), site: site,
-                                displaced: site.instruction, following: following, resumeDelta: placement.resumeDelta,
-                                checksFamily: !site.aliasesOtherFamilies))
+                                following: following, resumeDelta: placement.resumeDelta))
             let file = s.fileBytes[hostPath] ?? []
             func original(_ offset: UInt64, _ count: Int) -> [UInt8] {
                 offset + UInt64(count) <= UInt64(file.count) ? Array(file[Int(offset)..<Int(offset) + count]) : []
@@ -170,15 +170,19 @@ final class ExitlessPath: Sendable {
     /// displaced after the first must start where no direct branch lands (`mayBranch`).
     static func place(_ site: AllocatorSite, planner: inout ExitlessPlanner, file: [UInt8]) -> (ExitlessPlacement, [PrologueInstruction])? {
         if let following = displaced(after: site, covering: 2, planner: planner, file: file),
-           let placement = planner.place(entry: site.fileOffset, displacedLength: following.reduce(site.instruction.length) { $0 + $1.length }) {
+           let placement = planner.place(entry: site.fileOffset, displacedLength: displacedLength(site, following)) {
             return (placement, following)
         }
         // The entry's 5 bytes are written in one aligned 8-byte store: they must lie in one word.
         guard site.fileOffset & 7 <= 3, let following = displaced(after: site, covering: 5, planner: planner, file: file),
-              let placement = planner.placeCall(entry: site.fileOffset,
-                                                displacedLength: following.reduce(site.instruction.length) { $0 + $1.length })
+              let placement = planner.placeCall(entry: site.fileOffset, displacedLength: displacedLength(site, following))
         else { return nil }
         return (placement, following)
+    }
+
+    /// Bytes of `site`'s first instruction and the `following` ones displaced with it.
+    static func displacedLength(_ site: AllocatorSite, _ following: [PrologueInstruction]) -> Int {
+        following.reduce(site.instruction.length) { $0 + $1.length }
     }
 
     /// The instructions after `site`'s first that a patch of `bytes` bytes also covers; nil when

@@ -68,29 +68,28 @@ struct ExitlessPlanner: Sendable {
     func mayBranch(to target: UInt64, in bytes: [UInt8]) -> Bool {
         guard let run = covered.first(where: { $0.start < target && target < $0.end }) else { return true }
         let from = max(run.start, target >= 128 ? target - 128 : 0), to = min(run.end, run.start + 65_536, UInt64(bytes.count))
-        var offset = Int(from)
-        while offset < Int(to) {
-            let op = bytes[offset]
-            var destination: Int64?
-            func rel8(_ length: Int) -> Int64? {
-                offset + length <= bytes.count ? Int64(offset + length) + Int64(Int8(bitPattern: bytes[offset + length - 1])) : nil
-            }
-            func rel32(_ length: Int) -> Int64? {
-                guard offset + length <= bytes.count else { return nil }
-                var value: UInt32 = 0
-                for k in 0..<4 { value |= UInt32(bytes[offset + length - 4 + k]) << (8 * k) }
-                return Int64(offset + length) + Int64(Int32(bitPattern: value))
-            }
-            switch op {
-            case 0xEB, 0x70...0x7F, 0xE0...0xE3: destination = rel8(2)
-            case 0xE8, 0xE9: destination = rel32(5)
-            case 0x0F where offset + 1 < bytes.count && (0x80...0x8F).contains(bytes[offset + 1]): destination = rel32(6)
-            default: break
-            }
-            if destination == Int64(target) { return true }
-            offset += 1
+        return (Int(from)..<Int(to)).contains { Self.directBranchTarget(bytes, at: $0) == Int64(target) }
+    }
+
+    /// Where a direct branch (`jmp`, `jcc`, `call`, `loop`, `jrcxz`, 8- or 32-bit displacement)
+    /// read at `index` of `bytes` goes, as a file offset (`bytes` starts at file offset `base`);
+    /// nil when no such opcode is there.
+    static func directBranchTarget(_ bytes: [UInt8], at index: Int, base: UInt64 = 0) -> Int64? {
+        func rel8(_ length: Int) -> Int64? {
+            index + length <= bytes.count ? Int64(base) + Int64(index + length) + Int64(Int8(bitPattern: bytes[index + length - 1])) : nil
         }
-        return false
+        func rel32(_ length: Int) -> Int64? {
+            guard index + length <= bytes.count else { return nil }
+            var value: UInt32 = 0
+            for k in 0..<4 { value |= UInt32(bytes[index + length - 4 + k]) << (8 * k) }
+            return Int64(base) + Int64(index + length) + Int64(Int32(bitPattern: value))
+        }
+        switch bytes[index] {
+        case 0xEB, 0x70...0x7F, 0xE0...0xE3: return rel8(2)
+        case 0xE8, 0xE9: return rel32(5)
+        case 0x0F where index + 1 < bytes.count && (0x80...0x8F).contains(bytes[index + 1]): return rel32(6)
+        default: return nil
+        }
     }
 
     /// Keeps [start, end) if it is all no-op filler, decoded from `start` (where the code before

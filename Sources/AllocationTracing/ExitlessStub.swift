@@ -167,10 +167,7 @@ struct ExitlessStub: Sendable, Equatable {
         e.place(exitRetry)
         emitReserve(&e, capacity: ringCapacity, retry: exitRetry, full: exitFull)
         e.emit([0x4C, 0x89, 0x48, UInt8(R.pointer)])           // mov [rax+pointer], r9
-        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                 // lea r11, [rsp+8]   (rsp at entry)
-        e.emit([0x4C, 0x89, 0x58, UInt8(R.stackPointer)])      // mov [rax+stackPointer], r11
-        e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])     // mov r11, fs:[0]
-        e.emit([0x4C, 0x89, 0x58, UInt8(R.threadPointer)])     // mov [rax+threadPointer], r11
+        emitCallerFields(&e)
         e.emit([0x48, 0xC7, 0x40, UInt8(R.function)]); e.emit32(functionWord | ExitlessLayout.exitRecordBit)
         e.emit([0x4C, 0x89, 0x10])                             // mov [rax], r10     (commit)
         let skip = e.bytes.count
@@ -224,16 +221,23 @@ struct ExitlessStub: Sendable, Equatable {
         e.emit([0x49, 0x8D, 0x84, 0x03]); e.emit32(4096)                       // lea rax, [r11+rax+4096]
     }
 
-    /// The fields every entry record has: the return address, rsp at entry, the resume address
-    /// and the thread pointer (rax = the record; [rsp] the resume address). Clobbers r11.
+    /// The fields every entry record has: the return address, the resume address, and
+    /// `emitCallerFields`'s (rax = the record; [rsp] the resume address). Clobbers r11.
     private static func emitCallFields(_ e: inout X86Emitter) {
         typealias R = ExitlessLayout.Record
         e.emit([0x4C, 0x8B, 0x5C, 0x24, 0x08])                 // mov r11, [rsp+8]   (return address)
         e.emit([0x4C, 0x89, 0x58, UInt8(R.returnAddress)])     // mov [rax+returnAddress], r11
-        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                 // lea r11, [rsp+8]   (rsp at entry)
-        e.emit([0x4C, 0x89, 0x58, UInt8(R.stackPointer)])      // mov [rax+stackPointer], r11
         e.emit([0x4C, 0x8B, 0x1C, 0x24])                       // mov r11, [rsp]     (resume address)
         e.emit([0x4C, 0x89, 0x58, UInt8(R.resume)])            // mov [rax+resume], r11
+        emitCallerFields(&e)
+    }
+
+    /// The fields every record of a call has, exit records too: rsp at entry (the caller's return
+    /// address is at [rsp+8]) and the thread pointer. Clobbers r11.
+    private static func emitCallerFields(_ e: inout X86Emitter) {
+        typealias R = ExitlessLayout.Record
+        e.emit([0x4C, 0x8D, 0x5C, 0x24, 0x08])                 // lea r11, [rsp+8]   (rsp at entry)
+        e.emit([0x4C, 0x89, 0x58, UInt8(R.stackPointer)])      // mov [rax+stackPointer], r11
         e.emit([0x64, 0x4C, 0x8B, 0x1C, 0x25, 0, 0, 0, 0])     // mov r11, fs:[0]
         e.emit([0x4C, 0x89, 0x58, UInt8(R.threadPointer)])     // mov [rax+threadPointer], r11
     }

@@ -45,7 +45,7 @@ extension PageCachePatcher {
                 state = armed.state(cachedFrame: cached, memory: guest.memory)
             }
             if state == .inPlace, (try? armed.storeEntry(armed.runs[0].original, memory: guest.memory)) != nil {
-                summary.bytesRestored += 2
+                summary.bytesRestored += armed.runs[0].original.count
                 padding.append(armed)
             } else {
                 summary.bytesChangedByGuest += armed.runs.reduce(0) { $0 + $1.written.count }

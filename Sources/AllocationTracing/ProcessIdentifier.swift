@@ -40,10 +40,9 @@ final class ProcessIdentifier: Sendable {
     /// `extraFrames`: walk that many more (a call named by its call site drops the allocator's own).
     func captureStack(site: UInt64, returnAddress: UInt64, framePointer: UInt64, stackPointer: UInt64,
                       root: PageTableRoot, user: UserMemory, extraFrames: Int = 0) -> (frames: [UInt64], counts: CallFrameWalker.Counts) {
-        let walker = CallFrameWalker(maximumFrames: stackDepth.load(ordering: .relaxed) + extraFrames)
         var stack = UserStackReader(user)
-        return walker.walk(site: site, returnAddress: returnAddress, stackPointer: stackPointer, framePointer: framePointer,
-                           rule: unwind.rules(of: root), read: { stack.word($0) })
+        return captureStack(site: site, returnAddress: returnAddress, framePointer: framePointer, stackPointer: stackPointer,
+                            root: root, extraFrames: extraFrames, read: { stack.word($0) })
     }
 
     /// `captureStack` over words `read` gives (a copy of the stack an exitless entry record made).

@@ -53,10 +53,11 @@ public struct TrackingBenchmark: Sendable {
         let (pairs, items, cpus) = (options.pairs, options.items, options.cpus)
         let redis = options.redisRequests > 0 ? RedisBenchmarkRun(requests: options.redisRequests) : nil
         if options.redisRequests > 0, redis == nil { say("redis-server, redis-benchmark or redis-cli is not installed on the host: no redis run (scripts/setup.sh installs them)") }
-        let programs = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)" + (redis.map { "; echo LV-BENCH-REDIS; " + $0.script } ?? "")
+        let benchmarks = "lv-bench-malloc \(pairs); lv-bench-realistic \(items)"
+        let programs = benchmarks + (redis.map { "; echo LV-BENCH-REDIS; " + $0.script } ?? "")
         // A warm-up run first (its figures are dropped): the CFI tables of the programs' files are
         // built by their first stack walks, once, and would otherwise be charged to the first phase.
-        let command = "lv-bench-malloc \(pairs); lv-bench-realistic \(items); echo LV-BENCH-WARM; "
+        let command = "\(benchmarks); echo LV-BENCH-WARM; "
             + "\(programs); echo LV-BENCH-NEXT 1; read a; \(programs); echo LV-BENCH-NEXT 2; read b; \(programs);"
             + " echo LV-BENCH-NEXT 3; read c; \(programs); lv-syscalls 2000"
         var config = try BenchmarkBoot.configuration(kernel: image.appendingPathComponent("vmlinux"), image: image, command: command,
