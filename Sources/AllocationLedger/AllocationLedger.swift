@@ -22,10 +22,15 @@ public final class AllocationLedger: Sendable {
         /// Counts every change to any space's live blocks; per space, the count at its last change.
         var blockChanges: UInt64 = 0
         var changedAt: [PageTableRoot: UInt64] = [:]
+        /// Per space, the starts whose block changed since its blocks were last taken for a scan.
+        var changeLogs: [PageTableRoot: BlockChangeLog] = [:]
 
-        mutating func blocksChanged(in space: PageTableRoot) {
+        /// Counts a change of `space`'s blocks at `start` (nil: any of them may have changed).
+        mutating func blocksChanged(in space: PageTableRoot, at start: UInt64? = nil) {
             blockChanges &+= 1
             changedAt[space] = blockChanges
+            guard changeLogs[space] != nil else { return }
+            if let start { changeLogs[space]?.note(start) } else { changeLogs[space] = nil }
         }
     }
 
@@ -57,7 +62,7 @@ public final class AllocationLedger: Sendable {
             }
             s.live[space, default: AddressSpaceLedger(pageTableRoot: space)]
                 .insert(address, LiveBlock(size: size, time: time, stack: id, thread: thread, function: function))
-            s.blocksChanged(in: space)
+            s.blocksChanged(in: space, at: address)
             return .recorded
         }
     }
@@ -80,7 +85,7 @@ public final class AllocationLedger: Sendable {
             }
             let id = s.stacks.intern(stack)
             if let block = ledger.remove(address, stack: id) {
-                s.blocksChanged(in: space)
+                s.blocksChanged(in: space, at: address)
                 if checksFamily, block.function.family != function.family, function != .realloc, function != .reallocarray {
                     ledger.record(LedgerFinding(kind: .mismatchedRelease, address: address, releasedBy: function,
                                                 allocatedBy: block.function, thread: thread, time: time, stack: id))
@@ -122,8 +127,32 @@ public final class AllocationLedger: Sendable {
 
     /// The live blocks of a space, and a version that differs whenever they have changed since
     /// (for scans that keep what they resolved against them).
+    /// Starts the space's change log at that version (`changes(of:since:)`).
     public func liveBlocksAndVersion(of space: PageTableRoot) -> (blocks: [UInt64: LiveBlock], version: UInt64) {
-        state.withLock { s in (s.live[space]?.blocks ?? [:], s.changedAt[space] ?? 0) }
+        state.withLock { s in
+            let version = s.changedAt[space] ?? 0
+            s.changeLogs[space] = BlockChangeLog(since: version)
+            return (s.live[space]?.blocks ?? [:], version)
+        }
+    }
+
+    /// What changed in a space's blocks since `version`, the version an earlier
+    /// `liveBlocksAndVersion` or `changes` call returned: for each start that changed, its block
+    /// now (nil: none), and the current version; the log then starts again there. Nil when the log
+    /// does not reach back to `version` (it was never started there, overflowed, or every block
+    /// may have changed): take every block instead. Costs what changed, not what is live.
+    public func changes(of space: PageTableRoot, since version: UInt64) -> (blocks: [UInt64: LiveBlock?], version: UInt64)? {
+        state.withLock { s in
+            let now = s.changedAt[space] ?? 0
+            let log = s.changeLogs[space]
+            s.changeLogs[space] = BlockChangeLog(since: now)
+            guard let log, log.since == version, !log.overflowed else { return nil }
+            let blocks = s.live[space]?.blocks ?? [:]
+            var changed: [UInt64: LiveBlock?] = [:]
+            changed.reserveCapacity(log.starts.count)
+            for start in log.starts { changed[start] = .some(blocks[start]) }
+            return (changed, now)
+        }
     }
 
     /// The page-table roots of the live spaces that have at least one outstanding block.

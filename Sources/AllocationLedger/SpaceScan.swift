@@ -77,6 +77,9 @@ public struct ScanFigures: Sendable, Codable, Equatable {
     public var blocksReused: Int?
     /// Where the scan's time went (nil in scans recorded before it was measured).
     public var phases: ScanPhases?
+    /// Whether the marking ran after the guest resumed, on what the pause took (nil: it ran in the
+    /// pause, or the scan was recorded before this was said).
+    public var markedAfterPause: Bool?
 
     public init(kind: String, threads: Int, rootBytes: UInt64, bytesScanned: UInt64, pagesRead: Int, pagesReused: Int,
                 pagesDirtied: Int, pauseSeconds: Double, totalSeconds: Double) {

@@ -22,25 +22,42 @@ extension ReachabilityScanner {
         // The marking stops early enough to leave time for the verdicts and the ledger's update.
         let pauseForMarking = limits.pauseSeconds * (1 - Self.pauseReserve)
         let deadline = min(roundDeadline, ScanBudget().deadline(after: pauseForMarking))
-        let scans = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
+        let taken = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
             scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
         }) ?? []
         let pauseSeconds = Double(clock.now &- pauseStarted) / 1e9
+        // Rescans prepared in the pause are marked now, while the guest runs.
+        let scans: [(root: PageTableRoot, scan: SpaceScan)] = state.withLock { s in
+            defer { s.deferred = nil }
+            return taken.map { item in
+                switch item {
+                case .scanned(let root, let scan): (root, scan)
+                case .prepared(let prepared): (prepared.root, finish(&s, prepared))
+                }
+            }
+        }
         // The ledger's bookkeeping of the scans (its site history) needs no pause: blocks
         // allocated since are newer than the scan, and no verdict applies to them.
         for (root, scan) in scans { ledger.record(scan, for: root, staleAfter: staleAfter) }
         return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed, pauseSeconds: pauseSeconds)
     }
 
+    /// What the pause did for one process: a scan, or a rescan to mark after it.
+    enum PausedScan {
+        case scanned(PageTableRoot, SpaceScan)
+        case prepared(PreparedScan)
+    }
+
     /// The exact phase: scans every live process that has outstanding blocks ("periodic" names each
-    /// scan full or incremental from what the cache could reuse), until `deadline` (monotonic ns).
-    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [(root: PageTableRoot, scan: SpaceScan)] {
+    /// scan full or incremental from what the cache could reuse), or takes what its rescan needs to
+    /// be marked after the pause (`prepareAfterPause`), until `deadline` (monotonic ns).
+    func scanAll(_ guest: PausedGuest, pauseStarted: UInt64, deadline: UInt64) -> [PausedScan] {
         beforeScan.withLock { $0 }?(guest.memory)
         let wanted = ledger.scannableSpaces()
         guard !wanted.isEmpty, let view = try? KernelView(kernel: kernel, memory: guest.memory, vcpus: guest.vcpus),
               let tasks = try? view.tasks(), let current = try? view.currentTasks() else { return [] }
         let processes = Self.userAddressSpaces(among: tasks)
-        var scans: [(root: PageTableRoot, scan: SpaceScan)] = []
+        var scans: [PausedScan] = []
         let first = state.withLock { s in
             s.lastFrames = []
             // Spaces that ended, or have no blocks left, need no kept references.
@@ -56,9 +73,15 @@ extension ReachabilityScanner {
                 break
             }
             guard let root = try? view.pageTableRoot(ofMM: mm), wanted.contains(root) else { continue }
-            if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "periodic",
+            let prepared = state.withLock { s in
+                prepareAfterPause(&s, root: root, mm: mm, threads: threads, view: view, current: current,
+                                  pauseStarted: pauseStarted, deadline: deadline)
+            }
+            if let prepared {
+                scans.append(.prepared(prepared))
+            } else if let scan = scan(space: root, mm: mm, threads: threads, view: view, current: current, kind: "periodic",
                                pauseStarted: pauseStarted, deadline: deadline, recording: false) {
-                scans.append((root, scan))
+                scans.append(.scanned(root, scan))
                 if !scan.complete { state.withLock { $0.nextRoundStart = (first + k + 1) % processes.count } }
             }
         }

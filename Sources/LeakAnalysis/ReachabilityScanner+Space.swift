@@ -65,13 +65,15 @@ extension ReachabilityScanner {
             source.heldElsewhere = (s.storedBytes &- s.cache.storedBytes).addingSaturated(table.storedBytes)
             var heuristics = s.heuristics
             heuristics.readOnlyData = roots.readOnlyData
+            if !heuristics.enabled.isEmpty { table.useReadOnlyData(roots.readOnlyData) }
             let marked = ReachabilityMarker().classify(rootRanges: roots.ranges.map(\.range), rootWords: roots.registerWords,
                                                        processMemory: &source, heuristics: heuristics, references: &table)
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
             var kept = s.verdicts[root] ?? SpaceVerdicts()
-            let verdicts = kept.update(&table, result, source: &source, history: s.writes == nil ? nil : s.history, now: marking)
+            let verdicts = kept.update(&table, result, frames: { source.frames(of: $0) }, history: s.writes == nil ? nil : s.history,
+                                       now: marking)
             s.verdicts[root] = kept
             let now = clock.now
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)

@@ -34,10 +34,14 @@ public final class ReachabilityScanner: Sendable {
         /// Where the next round starts in the list of processes, so a round cut short by its
         /// limits does not always leave out the same ones.
         var nextRoundStart = 0
+        /// While rescans prepared in a pause wait for their marking (their tables out of `tables`):
+        /// what was harvested meanwhile, for those tables once they are done.
+        var deferred: DeferredWrites?
 
         /// Forgets every cached frame, kept reference and kept verdict: the next scan reads and
         /// builds everything.
         mutating func invalidateAll() {
+            deferred?.all = true
             cache.invalidateAll()
             for root in Array(tables.keys) { tables[root]?.invalidateAll() }
             verdicts = [:]
@@ -45,6 +49,12 @@ public final class ReachabilityScanner: Sendable {
 
         /// Bytes the frame cache and the reference tables hold.
         var storedBytes: UInt64 { tables.values.reduce(cache.storedBytes) { $0.addingSaturated($1.storedBytes) } }
+    }
+
+    /// Frames harvested while prepared rescans were out of the map (`all`: everything may have changed).
+    struct DeferredWrites: Sendable {
+        var frames: [UInt64] = []
+        var all = false
     }
 
     let state = Mutex(State())
@@ -111,6 +121,7 @@ public final class ReachabilityScanner: Sendable {
         do {
             let written = try writes.harvest()
             s.cache.invalidate(written.frames)
+            s.deferred?.frames += written.frames
             // Blocks whose references were dropped are read again: the concurrent phase reads
             // their frames first.
             for root in Array(s.tables.keys) {

@@ -15,14 +15,15 @@ struct SpaceVerdicts: Sendable {
     /// pages were last written (the latest harvest that saw any of them written, at least its
     /// allocation time; without a write history, or when its pages could not be found: `now`, never
     /// stale). Blocks an incomplete scan did not classify get no verdict.
-    mutating func update(_ table: inout BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
+    /// `frames` gives the frames of a block without an entry (nil: unknown).
+    mutating func update(_ table: inout BlockReferenceTable, _ result: ReachabilityResult, frames: (Range<UInt64>) -> [UInt64]?,
                          history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
         let index = table.index
         if version == nil || version != table.version || perBlock.count != index.count {
             follow(table)
         }
         for i in 0..<index.count {
-            let verdict = Self.verdict(of: i, &table, result, source: &source, history: history, now: now)
+            let verdict = Self.verdict(of: i, &table, result, frames: frames, history: history, now: now)
             guard verdict != perBlock[i] else { continue }
             perBlock[i] = verdict
             byAddress[index.starts[i]] = verdict
@@ -49,15 +50,15 @@ struct SpaceVerdicts: Sendable {
         }
     }
 
-    static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult, source: inout ProcessMemorySource,
-                        history: PageWriteHistory?, now: UInt64) -> BlockVerdict? {
+    static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult,
+                        frames: (Range<UInt64>) -> [UInt64]?, history: PageWriteHistory?, now: UInt64) -> BlockVerdict? {
         guard let reachability = result.classes[i] else { return nil }
         let index = table.index
         let start = index.starts[i]
         var written = table.times[i]
         if let history, let last = table.lastWrite(of: i, history: history) {
             written = max(written, last)
-        } else if let history, let frames = source.frames(of: start..<max(index.end(of: i), start.addingSaturated(1))) {
+        } else if let history, let frames = frames(start..<max(index.end(of: i), start.addingSaturated(1))) {
             for frame in frames { written = max(written, history.lastWrite(of: frame) ?? 0) }
         } else {
             written = now

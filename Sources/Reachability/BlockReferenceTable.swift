@@ -95,19 +95,32 @@ public struct BlockReferenceTable: Sendable {
     }
 
     /// Makes `blocks` (start, size, allocation time; any order) the index, unless `version` says the
-    /// ledger has not changed since the current one was built. Entries of blocks that are still
-    /// there (same start, size and time) are kept when none of their values falls in a block that
-    /// is new (so it resolves as before) and none of their targets is gone; the others are dropped.
+    /// ledger has not changed since the current one was built (`update(index:times:survivors:version:)`).
     public mutating func update(blocks: [(start: UInt64, size: UInt64, time: UInt64)], version: UInt64) {
         guard version != self.version else { return }
         let sorted = blocks.sorted { $0.start < $1.start }
         let newIndex = HeapBlockIndex(blocks: sorted.map { ($0.start, $0.size) })
-        let old = (index: index, times: times, offsets: offsets, suspect: suspect, words: words)
-        setIndex(newIndex, times: sorted.map(\.time))
+        let newTimes = sorted.map(\.time)
+        update(index: newIndex, times: newTimes, survivors: newIndex.survivors(of: index, olderTimes: times, times: newTimes),
+               version: version)
+    }
+
+    /// Makes `newIndex` (with its blocks' allocation times) the index. `survivors` gives, for each
+    /// block of the current index, its place in the new one when it is the same block (same start,
+    /// size and time), else -1. A surviving block keeps its entry: its memory did not change, so
+    /// its candidate words (every one is in the entry, as a hit or a miss) are looked up in the new
+    /// index again where the result can differ (a target gone, a value inside a new block); the
+    /// other entries are only renumbered.
+    public mutating func update(index newIndex: HeapBlockIndex, times newTimes: [UInt64], survivors map: [Int], version: UInt64) {
+        if newIndex.starts == index.starts, newIndex.sizes == index.sizes, newTimes == times {
+            // The same blocks (changes that undid each other): every entry stands as it is.
+            self.version = version
+            return
+        }
+        let old = (index: index, offsets: offsets, suspect: suspect, words: words)
+        setIndex(newIndex, times: newTimes)
         self.version = version
-        guard keeps, old.words.count > 0, !overlapping else { return }
-        // Old block → new block, for the blocks still there; and the new blocks' ranges, sorted.
-        let map = newIndex.survivors(of: old.index, olderTimes: old.times, times: times)
+        guard keeps, old.words.count > 0, !overlapping, map.count == old.index.count else { return }
         var survived = [Bool](repeating: false, count: newIndex.count)
         for j in map where j >= 0 { survived[j] = true }
         let added = survived.indices.filter { !survived[$0] }.map { newIndex.range(of: $0) }
@@ -115,33 +128,61 @@ public struct BlockReferenceTable: Sendable {
             let k = partitionPoint(count: added.count) { added[$0].upperBound <= value }
             return k < added.count && added[k].contains(value)
         }
+        words.reserveCapacity(old.words.count)
         for o in old.offsets.indices where old.offsets[o] >= 0 && map[o] >= 0 {
             let offset = old.offsets[o]
-            var keep = true
+            var same = true
             var k = BlockReferences.hitsStart(offset)
             for _ in 0..<BlockReferences.counts(in: old.words, at: offset).hits {
                 if map[Int(old.words[k + 1] >> 1)] < 0 || inAdded(old.words[k]) {
-                    keep = false
+                    same = false
                     break
                 }
                 k += 2
             }
-            if keep {
+            if same {
                 for value in BlockReferences.misses(in: old.words, at: offset) where inAdded(value) {
-                    keep = false
+                    same = false
                     break
                 }
             }
-            guard keep else { continue }
             let b = map[o]
-            let entry = BlockReferences.entry(in: old.words, at: offset)
             offsets[b] = words.count
-            words += entry
-            liveWords += entry.count
-            BlockReferences.retarget(&words, at: offsets[b]) { map[$0] }
+            if same {
+                words += BlockReferences.entry(in: old.words, at: offset)
+                BlockReferences.retarget(&words, at: offsets[b]) { map[$0] }
+            } else {
+                reresolve(entryAt: offset, of: old.words)
+            }
+            liveWords += words.count - offsets[b]
             suspect[b] = old.suspect[o]
             register(b)
         }
+    }
+
+    /// Appends the entry at `offset` of `oldWords` resolved against the current index: the same
+    /// candidate words, dependencies, last write and facts.
+    private mutating func reresolve(entryAt offset: Int, of oldWords: [UInt64]) {
+        blocksResolved += 1
+        beginResolution()
+        let span = self.span
+        func resolve(_ value: UInt64) {
+            if span.contains(value), let hit = index.block(containing: value) {
+                addHit(value, block: hit.block, atStart: hit.atStart)
+            } else {
+                pendingMisses.append(value)
+            }
+        }
+        var k = BlockReferences.hitsStart(offset)
+        for _ in 0..<BlockReferences.counts(in: oldWords, at: offset).hits {
+            resolve(oldWords[k])
+            k += 2
+        }
+        for value in BlockReferences.misses(in: oldWords, at: offset) { resolve(value) }
+        let start = words.count
+        BlockReferences.append(to: &words, hits: pendingHits, dependencies: Array(BlockReferences.dependencies(in: oldWords, at: offset)),
+                               misses: pendingMisses, facts: BlockReferences.facts(in: oldWords, at: offset))
+        words[start + 1] = oldWords[offset + 1]
     }
 
     // MARK: The marking's use
@@ -155,6 +196,61 @@ public struct BlockReferenceTable: Sendable {
 
     /// Where block `b`'s kept entry starts when its translation must be checked first.
     func suspectEntry(_ b: Int) -> Int? { suspect[b] && offsets[b] >= 0 ? offsets[b] : nil }
+
+    /// Block `b`'s word at byte `k` as the facts of its trusted entry know it (`known` false: no
+    /// trusted entry with facts; then the word must be read from memory).
+    func factWord(of b: Int, byte k: UInt64) -> (known: Bool, word: UInt64?) {
+        guard let offset = trustedEntry(b) else { return (false, nil) }
+        return BlockReferences.factWord(in: words, at: offset, byte: k)
+    }
+
+    /// Whether every block has an entry that can be trusted without a check: a marking then needs
+    /// no guest memory but for its roots (and, with heuristics, the facts, which every entry made
+    /// with them has).
+    public func everyEntryTrusted(withFacts: Bool) -> Bool {
+        for b in offsets.indices {
+            let offset = offsets[b]
+            if offset < 0 || suspect[b] || (withFacts && words[offset + 3] & 1 == 0) { return false }
+        }
+        return true
+    }
+
+    /// Read-only data of the process's mapped files the entries' vtable facts were judged against.
+    public private(set) var factsReadOnlyData: [Range<UInt64>] = []
+
+    /// Judges later vtable facts against `readOnlyData`; entries judged against other ranges are
+    /// dropped (a file mapped or unmapped since: rare), so that every entry's facts hold for it.
+    public mutating func useReadOnlyData(_ readOnlyData: [Range<UInt64>]) {
+        guard readOnlyData != factsReadOnlyData else { return }
+        factsReadOnlyData = readOnlyData
+        removeEntries()
+    }
+
+    /// Whether block `b` has no entry that can be used without reading its memory.
+    public func needsResolution(_ b: Int) -> Bool { trustedEntry(b) == nil }
+
+    /// Keeps block `b`'s suspect entry when `dependencies` (its translation walked again) are what
+    /// it was derived from; false when it has no such entry.
+    public mutating func confirmIfUnchanged(_ b: Int, dependencies: [UInt64]) -> Bool {
+        guard let kept = suspectEntry(b), entry(at: kept, hasDependencies: dependencies) else { return false }
+        confirm(b)
+        return true
+    }
+
+    /// Makes block `b`'s entry from `candidates`, every candidate word of its memory as read at
+    /// one moment, with what it was derived from (`dependencies`) and the heuristics' `facts`.
+    public mutating func resolve(_ b: Int, candidates: [UInt64], dependencies: [UInt64], facts: BlockFacts?) {
+        beginResolution()
+        let span = self.span
+        for value in candidates {
+            if span.contains(value), let hit = index.block(containing: value) {
+                addHit(value, block: hit.block, atStart: hit.atStart)
+            } else {
+                addMiss(value)
+            }
+        }
+        _ = finishResolution(of: b, dependencies: dependencies, facts: facts)
+    }
 
     /// Whether `dependencies` are those of the entry at `offset`.
     func entry(at offset: Int, hasDependencies dependencies: [UInt64]) -> Bool {
@@ -188,11 +284,12 @@ public struct BlockReferenceTable: Sendable {
     /// Stores what was collected for block `b` and returns where its entry starts. It is kept for
     /// later scans when `dependencies` are known; else (or in a transient table) it serves this
     /// use only.
-    mutating func finishResolution(of b: Int, dependencies: [UInt64]?) -> Int {
+    mutating func finishResolution(of b: Int, dependencies: [UInt64]?, facts: BlockFacts? = nil) -> Int {
         blocksResolved += 1
         if !keeps { words.removeAll(keepingCapacity: true) }
         let offset = words.count
-        BlockReferences.append(to: &words, hits: pendingHits, dependencies: dependencies ?? [], misses: pendingMisses)
+        BlockReferences.append(to: &words, hits: pendingHits, dependencies: dependencies ?? [], misses: pendingMisses,
+                               facts: facts)
         guard keeps, dependencies != nil else { return offset }
         drop(b)
         offsets[b] = offset

@@ -83,6 +83,12 @@ public final class FrameCandidateCache: @unchecked Sendable {
     /// it) whose slot lies in `slots` (word indices 0...512 of the page): a binary search for the
     /// first, so a small range of a page costs its own words only.
     public func forEachValue(of kept: [UInt64], slots: Range<UInt64>, _ body: (UInt64) -> Void) {
+        forEachSlotValue(of: kept, slots: slots) { body($1) }
+    }
+
+    /// `forEachValue`, with each word's slot.
+    @inline(__always)
+    public func forEachSlotValue(of kept: [UInt64], slots: Range<UInt64>, _ body: (UInt64, UInt64) -> Void) {
         let base = window.base
         var low = 0, high = kept.count
         if slots.lowerBound > 0 {
@@ -94,7 +100,7 @@ public final class FrameCandidateCache: @unchecked Sendable {
         }
         let end = slots.upperBound
         while low < kept.count, kept[low] >> Self.slotShift < end {
-            body(base &+ (kept[low] & Self.valueMask))
+            body(kept[low] >> Self.slotShift, base &+ (kept[low] & Self.valueMask))
             low += 1
         }
     }

@@ -8,11 +8,11 @@
 /// pointer to exactly that address as one (see `allocatorBoundary`).
 public struct HeapBlockIndex: Sendable {
     /// Block start addresses, ascending.
-    public private(set) var starts: [UInt64] = []
+    public internal(set) var starts: [UInt64] = []
     /// Block sizes, in the order of `starts`.
-    public private(set) var sizes: [UInt64] = []
+    public internal(set) var sizes: [UInt64] = []
     /// Per block, the address of glibc's next chunk header when it lies inside the block, else `UInt64.max`.
-    private var boundaries: [UInt64] = []
+    var boundaries: [UInt64] = []
 
     /// A pointer's target.
     public struct Hit: Sendable, Equatable {

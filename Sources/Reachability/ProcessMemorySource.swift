@@ -195,6 +195,34 @@ public struct ProcessMemorySource: CandidateSource {
         return result
     }
 
+    public mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics) -> BlockFacts? {
+        guard !heuristics.enabled.isEmpty else { return nil }
+        let size = range.length
+        var facts = BlockFacts(first: size >= 8 ? word(at: range.lowerBound) : nil,
+                               second: size >= 16 ? word(at: range.lowerBound &+ 8) : nil)
+        if heuristics.enabled.contains(.multipleInheritance) {
+            forEachCandidateSlot(in: range) { address, value in
+                if heuristics.isVirtualTable(value) { facts.vtableSlots += [address - range.lowerBound, value] }
+            }
+        }
+        return isIncomplete ? nil : facts
+    }
+
+    /// `forEachCandidate`, with each word's address.
+    mutating func forEachCandidateSlot(in requested: Range<UInt64>, _ body: (UInt64, UInt64) -> Void) {
+        let range = UserSpace.clip(requested)
+        var page = range.lowerBound & ~0xFFF
+        while page < range.upperBound {
+            guard mayContinue() else { return }
+            let (found, skip) = words(ofPage: page)
+            defer { page += skip }
+            guard let words = found else { continue }
+            let low = max(range.lowerBound, page), high = min(range.upperBound, page + 4096)
+            let first = (low - page + 7) / 8, end = (high - page) / 8
+            if first < end { cache.forEachSlotValue(of: words, slots: first..<end) { body(page + 8 * $0, $1) } }
+        }
+    }
+
     /// Frames of the present pages a range spans, or nil if the budget ran out before all were found.
     public mutating func frames(of requested: Range<UInt64>) -> [UInt64]? {
         let range = UserSpace.clip(requested)

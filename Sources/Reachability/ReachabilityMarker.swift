@@ -72,13 +72,14 @@ public struct ReachabilityMarker {
                 }
             }
             let dependencies = table.keeps && !memory.isIncomplete ? memory.dependencies(of: range) : nil
-            return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies)
+            let facts = dependencies != nil && marking.usesHeuristics ? memory.facts(of: range, heuristics: heuristics) : nil
+            return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies, facts: facts)
         }
         for value in rootWords { marking.reach(value, index: index, span: span, definite: true) }
-        marking.tryHeuristics(index: index, memory: &memory)
+        marking.tryHeuristics(table: table, memory: &memory)
         for range in rootRanges {
             memory.forEachCandidate(in: range) { marking.reach($0, index: index, span: span, definite: true) }
-            marking.tryHeuristics(index: index, memory: &memory)
+            marking.tryHeuristics(table: table, memory: &memory)
         }
         while let b = marking.next(), !memory.isIncomplete {
             let definite = marking.state[b] == 2
@@ -89,7 +90,7 @@ public struct ReachabilityMarker {
                 marking.reach(table.words[k], block: Int(target >> 1), atStart: target & 1 != 0, definite: definite)
                 k += 2
             }
-            marking.tryHeuristics(index: index, memory: &memory)
+            marking.tryHeuristics(table: table, memory: &memory)
         }
         let state = marking.state, via = marking.via
         // Each pointer in block `b` to a block: its value, the block, whether it is the block's start.
@@ -240,8 +241,10 @@ private struct Marking {
         }
     }
 
-    mutating func tryHeuristics(index: HeapBlockIndex, memory: inout some CandidateSource) {
+    /// A block's words are taken from the facts of its trusted entry when it has them, else read.
+    mutating func tryHeuristics(table: BlockReferenceTable, memory: inout some CandidateSource) {
         guard !interior.isEmpty else { return }
+        let index = table.index
         for (value, b) in interior where state[b] != 2 {
             let found: LeakCheckHeuristic?
             if let known = tried[value] {
@@ -251,7 +254,8 @@ private struct Marking {
                 found = heuristics.match(offset: value &- start, blockSize: size) { k in
                     let (end, overflow) = k.addingReportingOverflow(8)
                     guard !overflow, end <= size else { return nil }
-                    return memory.word(at: start &+ k)
+                    let kept = table.factWord(of: b, byte: k)
+                    return kept.known ? kept.word : memory.word(at: start &+ k)
                 }
                 tried[value] = found
             }

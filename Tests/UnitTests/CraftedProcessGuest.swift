@@ -119,10 +119,19 @@ final class CraftedInspectableGuest: InspectableGuest {
     /// How many pauses succeeded.
     var pauseCount: Int { pauses.withLock { $0 } }
 
+    /// What the guest does once a pause ends (run once, then cleared): writes and allocations
+    /// the work after the pause must not see.
+    nonisolated(unsafe) var afterPause: (() throws -> Void)?
+
     func withGuestPaused<T>(timeout: Double, _ body: (PausedGuest) throws -> T) throws -> T {
         if pauseFails.withLock({ $0 }) { throw PauseRefused() }
         pauses.withLock { $0 += 1 }
-        return try body(PausedGuest(memory: memory, vcpus: vcpus))
+        let result = try body(PausedGuest(memory: memory, vcpus: vcpus))
+        if let runs = afterPause {
+            afterPause = nil
+            try runs()
+        }
+        return result
     }
 
     func startWriteLog() throws -> any GuestWriteTracking { writeLog }

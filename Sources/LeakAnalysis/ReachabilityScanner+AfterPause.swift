@@ -1,0 +1,153 @@
+import AllocationLedger
+import GuestInterface
+import GuestMemory
+import Introspection
+import Reachability
+import X86
+
+/// A rescan whose marking runs after the guest resumes: the pause takes only what changed (the
+/// ledger's changed blocks, the written and remapped blocks' memory, the roots) and the marking,
+/// the cliques and the verdicts work on what it took, never on guest memory.
+///
+/// Exact for the moment of the pause: every block's references are either a kept entry that no
+/// write since it was read has dropped (the pause's harvest is the last before the marking), or
+/// resolved from words read in the pause; the roots, the threads' registers and the block set are
+/// those of the pause; the heuristics judge a block from the facts recorded with its references.
+/// Writes after the pause reach the tables only after the marking (`deferredWrites`).
+struct PreparedScan {
+    let root: PageTableRoot
+    var table: BlockReferenceTable
+    let index: HeapBlockIndex
+    let times: [UInt64]
+    let survivors: [Int]
+    let version: UInt64
+    let captured: [CapturedBlock]
+    let rootWords: [UInt64]
+    let heuristics: LeakCheckHeuristics
+    var notes: [String]
+    var figures: ScanFigures
+    /// Tracker time of the pause: the moment the result describes.
+    let time: UInt64
+    let started: UInt64
+    let indexSeconds: Double
+    let rootsSeconds: Double
+}
+
+extension ReachabilityScanner {
+    /// In the pause: takes what a rescan of `root` needs so that its marking can run after the
+    /// guest resumes, or returns nil when a rescan cannot be done that way (no kept table, the
+    /// ledger's change log does not reach back to it, roots unreadable, more than half of the
+    /// blocks to read, the budget ran out): the caller then scans in the pause as before.
+    func prepareAfterPause(_ s: inout State, root: PageTableRoot, mm: UInt64, threads: [GuestTask], view: KernelView,
+                           current: [Int: UInt64], pauseStarted: UInt64, deadline: UInt64) -> PreparedScan? {
+        guard s.writes != nil, s.storedBytes <= s.limits.memoryBytes / 2, let kept = s.tables[root],
+              let version = kept.version, kept.index.count > 0,
+              let changes = ledger.changes(of: root, since: version) else { return nil }
+        let started = clock.now
+        // The harvest drops the table's entries that read frames written since the last one.
+        harvest(&s)
+        guard var table = s.tables[root], table.version == version else { return nil }
+        s.cache.resetCounters()
+        table.resetCounters()
+        let changed = changes.blocks.mapValues { $0.map { (size: $0.size, time: $0.time) } }
+        let (index, times, survivors) = table.index.applying(changed, times: table.times)
+        guard index.count > 0 else { return nil }
+        let indexed = clock.now
+        let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
+        guard let roots = try? ProcessRoots().collect(view: view, mm: mm, threads: threads, current: current, space: space,
+                                                      blocks: index) else { return nil }
+        var heuristics = s.heuristics
+        heuristics.readOnlyData = roots.readOnlyData
+        let usesFacts = !heuristics.enabled.isEmpty
+        if usesFacts, roots.readOnlyData != table.factsReadOnlyData { return nil }
+        var budget = ScanBudget(memoryBytes: s.limits.memoryBytes)
+        budget.deadline = deadline
+        var source = ProcessMemorySource(space: space, cache: s.cache, budget: budget)
+        source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
+        // The blocks whose memory must be read now: kept ones without a usable entry, and new ones.
+        var toRead: [(start: UInt64, size: UInt64, time: UInt64)] = []
+        var survived = [Bool](repeating: false, count: index.count)
+        for b in 0..<table.index.count where survivors[b] >= 0 {
+            survived[survivors[b]] = true
+            guard table.needsResolution(b) else { continue }
+            let range = table.index.range(of: b)
+            if let now = source.dependencies(of: range), table.confirmIfUnchanged(b, dependencies: now) { continue }
+            toRead.append((range.lowerBound, table.index.sizes[b], table.times[b]))
+        }
+        for j in 0..<index.count where !survived[j] { toRead.append((index.starts[j], index.sizes[j], times[j])) }
+        // Most of the heap to read: a scan in the pause does the same reading with less memory.
+        guard toRead.count * 2 <= index.count else { return nil }
+        var rootWords = roots.registerWords
+        for range in roots.ranges { source.forEachCandidate(in: range.range) { rootWords.append($0) } }
+        var captured: [CapturedBlock] = []
+        captured.reserveCapacity(toRead.count)
+        for block in toRead {
+            guard let read = CapturedBlock.read(start: block.start, size: block.size, time: block.time, from: &source,
+                                                heuristics: heuristics) else { return nil }
+            captured.append(read)
+        }
+        guard !source.isIncomplete else { return nil }
+        table.noteUpperTables(source.upperTables)
+        s.tables[root] = nil
+        if s.deferred == nil { s.deferred = DeferredWrites() }
+        s.lastFrames.formUnion(source.touchedFrames)
+        let rooted = clock.now
+        var notes = s.notes
+        s.notes = []
+        notes += roots.missingThreads.map(\.description)
+        if !roots.threadsWithoutVectorRegisters.isEmpty {
+            notes.append("vector registers of thread(s) \(roots.threadsWithoutVectorRegisters.map(String.init).joined(separator: ", ")) could not be read")
+        }
+        if source.refusedBytes > 0 { notes.append("\(source.refusedBytes) byte(s) of roots or blocks outside user space were not scanned") }
+        let figures = ScanFigures(kind: "incremental", threads: roots.threads.count, rootBytes: roots.rootBytes,
+                                  bytesScanned: source.bytesScanned,
+                                  pagesRead: s.cache.framesRead, pagesReused: s.cache.framesReused,
+                                  pagesDirtied: s.pagesDirtiedSinceScan,
+                                  pauseSeconds: Double(rooted &- pauseStarted) / 1e9, totalSeconds: 0)
+        s.pagesDirtiedSinceScan = 0
+        return PreparedScan(root: root, table: table, index: index, times: times, survivors: survivors, version: changes.version,
+                            captured: captured, rootWords: rootWords, heuristics: heuristics, notes: notes, figures: figures,
+                            time: rooted, started: started, indexSeconds: Double(indexed &- started) / 1e9,
+                            rootsSeconds: Double(rooted &- indexed) / 1e9)
+    }
+
+    /// After the pause: the marking, the cliques and the verdicts over what the pause took. The
+    /// table then takes the writes harvested since the pause, and goes back to the map.
+    func finish(_ s: inout State, _ prepared: PreparedScan) -> SpaceScan {
+        var p = prepared
+        let begun = clock.now
+        p.table.update(index: p.index, times: p.times, survivors: p.survivors, version: p.version)
+        for block in p.captured {
+            guard let b = p.index.block(startingAt: block.start) else { continue }
+            p.table.resolve(b, candidates: block.candidates, dependencies: block.dependencies, facts: block.facts)
+        }
+        let indexed = clock.now
+        var memory = NoMemorySource()
+        let marked = ReachabilityMarker().classify(rootRanges: [], rootWords: p.rootWords, memory: &memory,
+                                                   heuristics: p.heuristics, references: &p.table)
+        let result = marked
+        let marking = clock.now
+        var kept = s.verdicts[p.root] ?? SpaceVerdicts()
+        let verdicts = kept.update(&p.table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
+        s.verdicts[p.root] = kept
+        let now = clock.now
+        if memory.refusedReads > 0 {
+            p.notes.append("the scan after the pause needed \(memory.refusedReads) read(s) of guest memory it had not taken: incomplete")
+        }
+        if !result.complete {
+            p.notes.append("the scan is incomplete: blocks it did not prove reachable are not classified (not reported as leaks)")
+        }
+        // Resolved: the blocks read in the pause and those whose kept words were looked up again.
+        p.figures.blocksResolved = p.table.blocksResolved
+        p.figures.blocksReused = max(0, p.index.count - p.table.blocksResolved)
+        p.figures.markedAfterPause = true
+        p.figures.totalSeconds = p.figures.pauseSeconds + Double(now &- begun) / 1e9
+        p.figures.phases = ScanPhases(index: p.indexSeconds + Double(indexed &- begun) / 1e9, roots: p.rootsSeconds,
+                                      marking: Double(marking &- indexed) / 1e9, verdicts: Double(now &- marking) / 1e9)
+        if let deferred = s.deferred {
+            if deferred.all { p.table.invalidateAll() } else { s.lastFrames.formUnion(p.table.invalidate(deferred.frames)) }
+        }
+        s.tables[p.root] = p.table
+        return SpaceScan(time: p.time, verdicts: verdicts, figures: p.figures, notes: p.notes, complete: result.complete)
+    }
+}
