@@ -17,9 +17,8 @@ import X86
 struct PreparedScan {
     let root: PageTableRoot
     var table: BlockReferenceTable
-    let index: HeapBlockIndex
-    let times: [UInt64]
-    let survivors: [Int]
+    /// The index at the pause, when the ledger's changes made a new one.
+    let changed: (index: HeapBlockIndex, times: [UInt64], survivors: [Int])?
     let version: UInt64
     let captured: [CapturedBlock]
     let rootWords: [UInt64]
@@ -50,7 +49,8 @@ extension ReachabilityScanner {
         s.cache.resetCounters()
         table.resetCounters()
         let changed = changes.blocks.mapValues { $0.map { (size: $0.size, time: $0.time) } }
-        let (index, times, survivors) = table.index.applying(changed, times: table.times)
+        let applied = table.index.applying(changed, times: table.times)
+        let (index, times) = applied.map { ($0.index, $0.times) } ?? (table.index, table.times)
         guard index.count > 0 else { return nil }
         let indexed = clock.now
         let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
@@ -66,15 +66,12 @@ extension ReachabilityScanner {
         source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
         // The blocks whose memory must be read now: kept ones without a usable entry, and new ones.
         var toRead: [(start: UInt64, size: UInt64, time: UInt64)] = []
-        var survived = [Bool](repeating: false, count: index.count)
-        for b in 0..<table.index.count where survivors[b] >= 0 {
-            survived[survivors[b]] = true
-            guard table.needsResolution(b) else { continue }
+        for b in table.blocksNeedingResolution() where applied.map({ $0.survivors[b] >= 0 }) ?? true {
             let range = table.index.range(of: b)
             if let now = source.dependencies(of: range), table.confirmIfUnchanged(b, dependencies: now) { continue }
             toRead.append((range.lowerBound, table.index.sizes[b], table.times[b]))
         }
-        for j in 0..<index.count where !survived[j] { toRead.append((index.starts[j], index.sizes[j], times[j])) }
+        for j in applied?.added ?? [] { toRead.append((index.starts[j], index.sizes[j], times[j])) }
         // Most of the heap to read: a scan in the pause does the same reading with less memory.
         guard toRead.count * 2 <= index.count else { return nil }
         var rootWords = roots.registerWords
@@ -105,7 +102,8 @@ extension ReachabilityScanner {
                                   pagesDirtied: s.pagesDirtiedSinceScan,
                                   pauseSeconds: Double(rooted &- pauseStarted) / 1e9, totalSeconds: 0)
         s.pagesDirtiedSinceScan = 0
-        return PreparedScan(root: root, table: table, index: index, times: times, survivors: survivors, version: changes.version,
+        return PreparedScan(root: root, table: table, changed: applied.map { ($0.index, $0.times, $0.survivors) },
+                            version: changes.version,
                             captured: captured, rootWords: rootWords, heuristics: heuristics, notes: notes, figures: figures,
                             time: rooted, started: started, indexSeconds: Double(indexed &- started) / 1e9,
                             rootsSeconds: Double(rooted &- indexed) / 1e9)
@@ -116,9 +114,14 @@ extension ReachabilityScanner {
     func finish(_ s: inout State, _ prepared: PreparedScan) -> SpaceScan {
         var p = prepared
         let begun = clock.now
-        p.table.update(index: p.index, times: p.times, survivors: p.survivors, version: p.version)
+        if let changed = p.changed {
+            p.table.update(index: changed.index, times: changed.times, survivors: changed.survivors, version: p.version)
+        } else {
+            p.table.keepIndex(version: p.version)
+        }
+        let index = p.table.index
         for block in p.captured {
-            guard let b = p.index.block(startingAt: block.start) else { continue }
+            guard let b = index.block(startingAt: block.start) else { continue }
             p.table.resolve(b, candidates: block.candidates, dependencies: block.dependencies, facts: block.facts)
         }
         let indexed = clock.now
@@ -139,7 +142,7 @@ extension ReachabilityScanner {
         }
         // Resolved: the blocks read in the pause and those whose kept words were looked up again.
         p.figures.blocksResolved = p.table.blocksResolved
-        p.figures.blocksReused = max(0, p.index.count - p.table.blocksResolved)
+        p.figures.blocksReused = max(0, index.count - p.table.blocksResolved)
         p.figures.markedAfterPause = true
         p.figures.totalSeconds = p.figures.pauseSeconds + Double(now &- begun) / 1e9
         p.figures.phases = ScanPhases(index: p.indexSeconds + Double(indexed &- begun) / 1e9, roots: p.rootsSeconds,

@@ -160,6 +160,10 @@ public struct BlockReferenceTable: Sendable {
         }
     }
 
+    /// Records that the ledger's blocks at `version` are those of the index (changes that undid
+    /// each other): every entry stands.
+    public mutating func keepIndex(version: UInt64) { self.version = version }
+
     /// Appends the entry at `offset` of `oldWords` resolved against the current index: the same
     /// candidate words, dependencies, last write and facts.
     private mutating func reresolve(entryAt offset: Int, of oldWords: [UInt64]) {
@@ -226,8 +230,12 @@ public struct BlockReferenceTable: Sendable {
         removeEntries()
     }
 
-    /// Whether block `b` has no entry that can be used without reading its memory.
-    public func needsResolution(_ b: Int) -> Bool { trustedEntry(b) == nil }
+    /// The blocks with no entry that can be used without reading their memory (none, or suspect).
+    public func blocksNeedingResolution() -> [Int] {
+        var found: [Int] = []
+        for b in offsets.indices where offsets[b] < 0 || suspect[b] { found.append(b) }
+        return found
+    }
 
     /// Keeps block `b`'s suspect entry when `dependencies` (its translation walked again) are what
     /// it was derived from; false when it has no such entry.

@@ -10,10 +10,11 @@ extension HeapBlockIndex {
     /// This index (whose blocks' allocation times are `times`) with the blocks at `changed` starts
     /// replaced by what is there now (nil: no block), in one pass over the sorted blocks: what a
     /// rescan needs from the ledger's change log, without building the index again from every
-    /// live block. Returns the new index, its blocks' times, and for each block of this index its
-    /// place in the new one when it is the same block (same start, size and time), else -1.
+    /// live block. Returns the new index, its blocks' times, for each block of this index its
+    /// place in the new one when it is the same block (same start, size and time) else -1, and
+    /// the places of the blocks that are new; nil when the changes leave the blocks as they are.
     public func applying(_ changed: [UInt64: (size: UInt64, time: UInt64)?], times: [UInt64])
-        -> (index: HeapBlockIndex, times: [UInt64], survivors: [Int]) {
+        -> (index: HeapBlockIndex, times: [UInt64], survivors: [Int], added: [Int])? {
         // A change to a start the index holds with the same size and time is no change.
         var removed = Set<Int>()
         var added: [(start: UInt64, size: UInt64, time: UInt64)] = []
@@ -23,7 +24,10 @@ extension HeapBlockIndex {
             if let here { removed.insert(here) }
             if let now { added.append((start, now.size, now.time)) }
         }
+        guard !removed.isEmpty || !added.isEmpty else { return nil }
         added.sort { $0.start < $1.start }
+        var addedAt: [Int] = []
+        addedAt.reserveCapacity(added.count)
         var result = HeapBlockIndex(blocks: [])
         var newTimes: [UInt64] = []
         let count = starts.count - removed.count + added.count
@@ -34,6 +38,7 @@ extension HeapBlockIndex {
         var survivors = [Int](repeating: -1, count: starts.count)
         var a = 0
         func appendAdded() {
+            addedAt.append(result.starts.count)
             result.starts.append(added[a].start)
             result.sizes.append(added[a].size)
             result.boundaries.append(Self.allocatorBoundary(start: added[a].start, size: added[a].size))
@@ -55,6 +60,6 @@ extension HeapBlockIndex {
             newTimes.append(times[i])
         }
         while a < added.count { appendAdded() }
-        return (result, newTimes, survivors)
+        return (result, newTimes, survivors, addedAt)
     }
 }

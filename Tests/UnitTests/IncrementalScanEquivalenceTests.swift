@@ -116,8 +116,9 @@ import X86
         // (Changed twice as often with `afterPause`: more is resolved again, and a rescan that would
         // read more than half of the blocks does it in the pause.)
         #expect(reused > (afterPause ? 1 : 2) * resolved, "reused \(reused), resolved \(resolved)")
-        // Most rescans were marked after their pause.
-        #expect(markedAfterPause > (afterPause ? 20 : 30), "\(markedAfterPause) of 39 rescans marked after the pause")
+        // Most rescans were marked after their pause (how many varies: the changes pick blocks
+        // through a dictionary, whose order differs from run to run).
+        #expect(markedAfterPause > (afterPause ? 12 : 25), "\(markedAfterPause) of 39 rescans marked after the pause")
     }
 }
 
