@@ -43,6 +43,7 @@ extension ReachabilityScanner {
               let version = kept.version, kept.index.count > 0,
               let changes = ledger.changes(of: root, since: version) else { return nil }
         let started = clock.now
+        s.pagingMode = view.mode
         // The harvest drops the table's entries that read frames written since the last one.
         harvest(&s)
         guard var table = s.tables[root], table.version == version else { return nil }

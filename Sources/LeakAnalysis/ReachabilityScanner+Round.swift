@@ -39,7 +39,8 @@ extension ReachabilityScanner {
         // The ledger's bookkeeping of the scans (its site history) needs no pause: blocks
         // allocated since are newer than the scan, and no verdict applies to them.
         for (root, scan) in scans { ledger.record(scan, for: root, staleAfter: staleAfter) }
-        return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed, pauseSeconds: pauseSeconds)
+        return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed.pages, blocksResolvedAhead: refreshed.blocks,
+                             pauseSeconds: pauseSeconds)
     }
 
     /// What the pause did for one process: a scan, or a rescan to mark after it.
@@ -103,6 +104,8 @@ public struct LiveScanRound: Sendable {
     public var scans: [SpaceScan]
     /// Frames read again while the guest ran (the concurrent phase).
     public var pagesRefreshed: Int
+    /// Blocks whose references were resolved again while the guest ran (the concurrent phase).
+    public var blocksResolvedAhead: Int
     /// From asking for the pause to the end of the exact phase.
     public var pauseSeconds: Double
 }

@@ -41,6 +41,7 @@ extension ReachabilityScanner {
             }
             let indexed = clock.now
             let space = AddressSpace(memory: view.memory, root: root, mode: view.mode)
+            s.pagingMode = view.mode
             var roots = ProcessRootSet()
             var rootsFound = true
             let index = table.index

@@ -37,6 +37,8 @@ public final class ReachabilityScanner: Sendable {
         /// While rescans prepared in a pause wait for their marking (their tables out of `tables`):
         /// what was harvested meanwhile, for those tables once they are done.
         var deferred: DeferredWrites?
+        /// The guest's paging mode, as the last scan found it (for the concurrent phase's walks).
+        var pagingMode: PageTableMode?
 
         /// Forgets every cached frame, kept reference and kept verdict: the next scan reads and
         /// builds everything.
@@ -137,10 +139,11 @@ public final class ReachabilityScanner: Sendable {
         }
     }
 
-    /// The concurrent phase, while the guest runs: harvest, and read again the frames the last scans
-    /// used that were written since, until `deadline` (monotonic ns) or the memory limit. Frames
-    /// written during this read, or not read by then, are read by the exact phase.
-    func refresh(memory: GuestMemory, deadline: UInt64) -> Int {
+    /// The concurrent phase, while the guest runs: harvest, read again the frames the last scans
+    /// used that were written since, then resolve again the kept tables' blocks whose entries were
+    /// dropped (`BlockReferenceTable.resolveAhead`), until `deadline` (monotonic ns) or the memory
+    /// limit. What is written during this, or not done by then, is done by the exact phase.
+    func refresh(memory: GuestMemory, deadline: UInt64) -> (pages: Int, blocks: Int) {
         state.withLock { s in
             harvest(&s)
             let before = s.cache.framesRead
@@ -148,7 +151,21 @@ public final class ReachabilityScanner: Sendable {
                 guard ScanBudget.monotonicNanoseconds() < deadline, s.cache.storedBytes < s.limits.memoryBytes else { break }
                 _ = try? s.cache.candidates(frame: frame, memory: memory)
             }
-            return s.cache.framesRead - before
+            let pages = s.cache.framesRead - before
+            var blocks = 0
+            guard let mode = s.pagingMode, s.writes != nil else { return (pages, blocks) }
+            for root in Array(s.tables.keys) {
+                guard var table = s.tables.removeValue(forKey: root) else { continue }
+                var budget = ScanBudget(memoryBytes: s.limits.memoryBytes)
+                budget.deadline = deadline
+                var source = ProcessMemorySource(space: AddressSpace(memory: memory, root: root, mode: mode), cache: s.cache,
+                                                 budget: budget)
+                source.heldElsewhere = s.storedBytes &- s.cache.storedBytes
+                blocks += table.resolveAhead(memory: &source, heuristics: s.heuristics, deadline: deadline)
+                table.noteUpperTables(source.upperTables)
+                s.tables[root] = table
+            }
+            return (pages, blocks)
         }
     }
 
@@ -157,6 +174,7 @@ public final class ReachabilityScanner: Sendable {
     public func forgetCache() {
         state.withLock { s in
             s.invalidateAll()
+            s.tables = [:]
             s.lastFrames = []
         }
     }

@@ -260,6 +260,37 @@ public struct BlockReferenceTable: Sendable {
         _ = finishResolution(of: b, dependencies: dependencies, facts: facts)
     }
 
+    /// Resolves every block without a trusted entry from `memory` now, while the guest runs: the
+    /// harvest of the next pause drops what was written after it was read (as for the frame
+    /// cache), so what is left there is exact at that pause and the pause reads only the rest.
+    /// Facts are judged against `factsReadOnlyData`. Stops at `deadline` (monotonic ns).
+    public mutating func resolveAhead(memory: inout ProcessMemorySource, heuristics: LeakCheckHeuristics,
+                                      deadline: UInt64) -> Int {
+        guard keeps else { return 0 }
+        var heuristics = heuristics
+        heuristics.readOnlyData = factsReadOnlyData
+        var resolved = 0
+        for b in blocksNeedingResolution() {
+            guard ScanBudget.monotonicNanoseconds() < deadline, !memory.isIncomplete else { break }
+            let range = index.range(of: b)
+            guard let now = memory.dependencies(of: range) else { continue }
+            if confirmIfUnchanged(b, dependencies: now) { continue }
+            beginResolution()
+            memory.forEachCandidate(in: range) { value in
+                if span.contains(value), let hit = index.block(containing: value) {
+                    addHit(value, block: hit.block, atStart: hit.atStart)
+                } else {
+                    addMiss(value)
+                }
+            }
+            let facts = heuristics.enabled.isEmpty ? nil : memory.facts(of: range, heuristics: heuristics)
+            guard !memory.isIncomplete, heuristics.enabled.isEmpty || facts != nil else { break }
+            _ = finishResolution(of: b, dependencies: now, facts: facts)
+            resolved += 1
+        }
+        return resolved
+    }
+
     /// Whether `dependencies` are those of the entry at `offset`.
     func entry(at offset: Int, hasDependencies dependencies: [UInt64]) -> Bool {
         BlockReferences.dependencies(in: words, at: offset).elementsEqual(dependencies)

@@ -122,8 +122,15 @@ final class CraftedInspectableGuest: InspectableGuest {
     /// What the guest does once a pause ends (run once, then cleared): writes and allocations
     /// the work after the pause must not see.
     nonisolated(unsafe) var afterPause: (() throws -> Void)?
+    /// What the guest does just before a pause (run once, then cleared): after a scan's
+    /// concurrent phase read it, before its exact phase.
+    nonisolated(unsafe) var beforePause: (() throws -> Void)?
 
     func withGuestPaused<T>(timeout: Double, _ body: (PausedGuest) throws -> T) throws -> T {
+        if let runs = beforePause {
+            beforePause = nil
+            try runs()
+        }
         if pauseFails.withLock({ $0 }) { throw PauseRefused() }
         pauses.withLock { $0 += 1 }
         let result = try body(PausedGuest(memory: memory, vcpus: vcpus))

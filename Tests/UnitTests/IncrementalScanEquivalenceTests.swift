@@ -9,8 +9,9 @@ import X86
 /// ledger change at random between scans (words written, blocks allocated where stale pointers
 /// already point, blocks freed), the scanner that keeps frames and references between scans and a
 /// new scanner that reads everything agree on every block's class, leader and indirect bytes.
-/// With `afterPause`, the process also changes as soon as each pause ends, before the rescan's
-/// marking runs: the rescan still gives what a scan from nothing gave at the pause.
+/// With `afterPause`, the process also changes between a rescan's concurrent phase and its pause,
+/// and as soon as the pause ends, before the rescan's marking runs: the rescan still gives what a
+/// scan from nothing gave at the pause.
 @Suite struct IncrementalScanEquivalenceTests {
     /// The heap is 16 KiB; blocks start on 64-byte slots and are at most 56 bytes long.
     static let slots = 256
@@ -91,6 +92,8 @@ import X86
             let fresh = ReachabilityScanner(kernel: process.kernel, ledger: ledger, clock: clock, staleAfter: .max)
             var full: SpaceScan?
             if afterPause {
+                // Changed between the concurrent phase and the pause too.
+                guest.beforePause = { try change() }
                 // Scanned from nothing at the incremental scan's pause, then changed at once.
                 guest.afterPause = {
                     full = fresh.scanLiveProcesses(of: guest, pauseTimeout: 5).scans.first
