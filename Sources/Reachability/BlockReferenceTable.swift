@@ -283,7 +283,8 @@ public struct BlockReferenceTable: Sendable {
                     addMiss(value)
                 }
             }
-            let facts = heuristics.enabled.isEmpty ? nil : memory.facts(of: range, heuristics: heuristics)
+            let facts = heuristics.enabled.isEmpty ? nil
+                : memory.facts(of: range, heuristics: heuristics, vtables: pendingWordsMayHoldVtables(heuristics))
             guard !memory.isIncomplete, heuristics.enabled.isEmpty || facts != nil else { break }
             _ = finishResolution(of: b, dependencies: now, facts: facts)
             resolved += 1
@@ -319,6 +320,14 @@ public struct BlockReferenceTable: Sendable {
 
     @inline(__always)
     mutating func addMiss(_ value: UInt64) { if keeps { pendingMisses.append(value) } }
+
+    /// Whether a word of the block being resolved may be a vtable pointer (one in a file's
+    /// read-only data): then its slots are worth finding.
+    func pendingWordsMayHoldVtables(_ heuristics: LeakCheckHeuristics) -> Bool {
+        guard heuristics.enabled.contains(.multipleInheritance), !heuristics.readOnlyData.isEmpty else { return false }
+        if pendingMisses.contains(where: { heuristics.isVirtualTable($0) }) { return true }
+        return stride(from: 0, to: pendingHits.count, by: 2).contains { heuristics.isVirtualTable(pendingHits[$0]) }
+    }
 
     /// Stores what was collected for block `b` and returns where its entry starts. It is kept for
     /// later scans when `dependencies` are known; else (or in a transient table) it serves this

@@ -15,15 +15,17 @@ public protocol CandidateSource {
     /// say (then nothing derived from it is kept between scans).
     mutating func dependencies(of range: Range<UInt64>) -> [UInt64]?
     /// What the leak-check `heuristics` would read of the block `range`, read now (nil when the
-    /// source cannot say; then interior pointers to the block are judged from memory).
-    mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics) -> BlockFacts?
+    /// source cannot say; then interior pointers to the block are judged from memory). Its slots
+    /// that may hold vtable pointers are looked for only when `vtables` (the caller knows whether
+    /// any of its candidate words may be one).
+    mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics, vtables: Bool) -> BlockFacts?
 }
 
 extension CandidateSource {
     public var isIncomplete: Bool { false }
     public mutating func word(at address: UInt64) -> UInt64? { nil }
     public mutating func dependencies(of range: Range<UInt64>) -> [UInt64]? { nil }
-    public mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics) -> BlockFacts? { nil }
+    public mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics, vtables: Bool) -> BlockFacts? { nil }
 }
 
 /// Candidate words from explicit (address, value) pairs: for tests and for register roots.

@@ -23,7 +23,10 @@ public struct CapturedBlock: Sendable {
         var candidates: [UInt64] = []
         memory.forEachCandidate(in: range) { candidates.append($0) }
         guard !memory.isIncomplete, let dependencies = memory.dependencies(of: range) else { return nil }
-        let facts = heuristics.enabled.isEmpty ? nil : memory.facts(of: range, heuristics: heuristics)
+        // A word that hits a block is no vtable pointer, but the index is not at hand: any
+        // candidate in a file's read-only data makes the slots worth finding.
+        let vtables = heuristics.enabled.contains(.multipleInheritance) && candidates.contains { heuristics.isVirtualTable($0) }
+        let facts = heuristics.enabled.isEmpty ? nil : memory.facts(of: range, heuristics: heuristics, vtables: vtables)
         guard !memory.isIncomplete, heuristics.enabled.isEmpty || facts != nil else { return nil }
         return CapturedBlock(start: start, size: size, time: time, candidates: candidates, dependencies: dependencies, facts: facts)
     }

@@ -195,12 +195,12 @@ public struct ProcessMemorySource: CandidateSource {
         return result
     }
 
-    public mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics) -> BlockFacts? {
+    public mutating func facts(of range: Range<UInt64>, heuristics: LeakCheckHeuristics, vtables: Bool) -> BlockFacts? {
         guard !heuristics.enabled.isEmpty else { return nil }
         let size = range.length
         var facts = BlockFacts(first: size >= 8 ? word(at: range.lowerBound) : nil,
                                second: size >= 16 ? word(at: range.lowerBound &+ 8) : nil)
-        if heuristics.enabled.contains(.multipleInheritance) {
+        if vtables, heuristics.enabled.contains(.multipleInheritance) {
             forEachCandidateSlot(in: range) { address, value in
                 if heuristics.isVirtualTable(value) { facts.vtableSlots += [address - range.lowerBound, value] }
             }

@@ -72,7 +72,8 @@ public struct ReachabilityMarker {
                 }
             }
             let dependencies = table.keeps && !memory.isIncomplete ? memory.dependencies(of: range) : nil
-            let facts = dependencies != nil && marking.usesHeuristics ? memory.facts(of: range, heuristics: heuristics) : nil
+            let facts = dependencies != nil && marking.usesHeuristics
+                ? memory.facts(of: range, heuristics: heuristics, vtables: table.pendingWordsMayHoldVtables(heuristics)) : nil
             return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies, facts: facts)
         }
         for value in rootWords { marking.reach(value, index: index, span: span, definite: true) }
