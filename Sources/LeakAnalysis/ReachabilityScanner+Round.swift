@@ -17,6 +17,7 @@ extension ReachabilityScanner {
     public func scanLiveProcesses(of guest: any InspectableGuest, pauseTimeout: Double) -> LiveScanRound {
         let limits = self.limits
         let roundDeadline = ScanBudget().deadline(after: limits.scanSeconds)
+        let refreshStarted = clock.now
         let refreshed = refresh(memory: guest.memory, deadline: roundDeadline)
         let pauseStarted = clock.now
         // The marking stops early enough to leave time for the verdicts and the ledger's update.
@@ -40,7 +41,7 @@ extension ReachabilityScanner {
         // allocated since are newer than the scan, and no verdict applies to them.
         for (root, scan) in scans { ledger.record(scan, for: root, staleAfter: staleAfter) }
         return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed.pages, blocksResolvedAhead: refreshed.blocks,
-                             pauseSeconds: pauseSeconds)
+                             concurrentSeconds: Double(pauseStarted &- refreshStarted) / 1e9, pauseSeconds: pauseSeconds)
     }
 
     /// What the pause did for one process: a scan, or a rescan to mark after it.
@@ -106,6 +107,8 @@ public struct LiveScanRound: Sendable {
     public var pagesRefreshed: Int
     /// Blocks whose references were resolved again while the guest ran (the concurrent phase).
     public var blocksResolvedAhead: Int
+    /// How long the concurrent phase took.
+    public var concurrentSeconds: Double
     /// From asking for the pause to the end of the exact phase.
     public var pauseSeconds: Double
 }
