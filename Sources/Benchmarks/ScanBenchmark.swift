@@ -43,6 +43,7 @@ public struct ScanBenchmark: Sendable {
         var resolvedAhead: Int
         var concurrentSeconds: Double
         var pauseSeconds: Double
+        var parkSeconds: Double
         /// The round's whole cost: its concurrent phase, then the scan (pause and after).
         var roundSeconds: Double { concurrentSeconds + scan.figures.totalSeconds }
     }
@@ -82,7 +83,8 @@ public struct ScanBenchmark: Sendable {
             }
             phases.withLock {
                 $0.append(Phase(name: name, scan: main, refreshed: round.pagesRefreshed, resolvedAhead: round.blocksResolvedAhead,
-                                concurrentSeconds: round.concurrentSeconds, pauseSeconds: round.pauseSeconds))
+                                concurrentSeconds: round.concurrentSeconds, pauseSeconds: round.pauseSeconds,
+                                parkSeconds: round.parkSeconds))
             }
             say("  \(name): done")
         }
@@ -110,10 +112,10 @@ public struct ScanBenchmark: Sendable {
         for p in results {
             let f = p.scan.figures
             let direct = p.scan.verdicts.values.filter { $0.reachability == .directLeak }.count
-            say(String(format: "%@: %.1f MiB scanned in %.3f s (%.3f s with the concurrent phase) = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms%@; %d blocks classified, %d direct leaks%@",
+            say(String(format: "%@: %.1f MiB scanned in %.3f s (%.3f s with the concurrent phase) = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms (vCPUs parked after %.1f ms)%@; %d blocks classified, %d direct leaks%@",
                        p.name, Double(f.bytesScanned) / 1048576, f.totalSeconds, p.roundSeconds,
                        Double(f.bytesScanned) / 1073741824 / max(f.totalSeconds, 1e-9),
-                       f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000,
+                       f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.parkSeconds * 1000,
                        f.markedAfterPause == true ? ", marked after it" : ", marked in it", p.scan.verdicts.count, direct,
                        p.scan.complete ? "" : "; INCOMPLETE: " + p.scan.notes.joined(separator: "; ")))
             if let phases = f.phases {

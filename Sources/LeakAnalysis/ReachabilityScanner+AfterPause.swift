@@ -46,7 +46,12 @@ extension ReachabilityScanner {
         s.pagingMode = view.mode
         // The harvest drops the table's entries that read frames written since the last one.
         harvest(&s)
-        guard var table = s.tables[root], table.version == version else { return nil }
+        // Out of the map while it changes (so that it is changed in place); back in when the
+        // rescan is done in the pause instead.
+        guard var table = s.tables.removeValue(forKey: root) else { return nil }
+        var prepared = false
+        defer { if !prepared { s.tables[root] = table } }
+        guard table.version == version else { return nil }
         s.cache.resetCounters()
         table.resetCounters()
         let changed = changes.blocks.mapValues { $0.map { (size: $0.size, time: $0.time) } }
@@ -86,7 +91,7 @@ extension ReachabilityScanner {
         }
         guard !source.isIncomplete else { return nil }
         table.noteUpperTables(source.upperTables)
-        s.tables[root] = nil
+        prepared = true
         if s.deferred == nil { s.deferred = DeferredWrites() }
         s.lastFrames.formUnion(source.touchedFrames)
         let rooted = clock.now
@@ -131,7 +136,7 @@ extension ReachabilityScanner {
                                                    heuristics: p.heuristics, references: &p.table)
         let result = marked
         let marking = clock.now
-        var kept = s.verdicts[p.root] ?? SpaceVerdicts()
+        var kept = s.verdicts.removeValue(forKey: p.root) ?? SpaceVerdicts()
         let verdicts = kept.update(&p.table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
         s.verdicts[p.root] = kept
         let now = clock.now

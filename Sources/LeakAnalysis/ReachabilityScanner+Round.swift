@@ -23,13 +23,19 @@ extension ReachabilityScanner {
         // The marking stops early enough to leave time for the verdicts and the ledger's update.
         let pauseForMarking = limits.pauseSeconds * (1 - Self.pauseReserve)
         let deadline = min(roundDeadline, ScanBudget().deadline(after: pauseForMarking))
-        let taken = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
-            scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
+        var parked = pauseStarted
+        let taken: [PausedScan] = (try? guest.withGuestPaused(timeout: min(pauseTimeout, pauseForMarking)) {
+            parked = clock.now
+            return scanAll($0, pauseStarted: pauseStarted, deadline: deadline)
         }) ?? []
         let pauseSeconds = Double(clock.now &- pauseStarted) / 1e9
         // Rescans prepared in the pause are marked now, while the guest runs.
         let scans: [(root: PageTableRoot, scan: SpaceScan)] = state.withLock { s in
-            defer { s.deferred = nil }
+            defer {
+                s.deferred = nil
+                // Trimmed to what the round used, after the pause (it copies the cache's map).
+                s.cache.retainTouched()
+            }
             return taken.map { item in
                 switch item {
                 case .scanned(let root, let scan): (root, scan)
@@ -41,7 +47,8 @@ extension ReachabilityScanner {
         // allocated since are newer than the scan, and no verdict applies to them.
         for (root, scan) in scans { ledger.record(scan, for: root, staleAfter: staleAfter) }
         return LiveScanRound(scans: scans.map(\.scan), pagesRefreshed: refreshed.pages, blocksResolvedAhead: refreshed.blocks,
-                             concurrentSeconds: Double(pauseStarted &- refreshStarted) / 1e9, pauseSeconds: pauseSeconds)
+                             concurrentSeconds: Double(pauseStarted &- refreshStarted) / 1e9, pauseSeconds: pauseSeconds,
+                             parkSeconds: Double(parked &- pauseStarted) / 1e9)
     }
 
     /// What the pause did for one process: a scan, or a rescan to mark after it.
@@ -87,7 +94,6 @@ extension ReachabilityScanner {
                 if !scan.complete { state.withLock { $0.nextRoundStart = (first + k + 1) % processes.count } }
             }
         }
-        state.withLock { $0.cache.retainTouched() }
         return scans
     }
 
@@ -111,4 +117,6 @@ public struct LiveScanRound: Sendable {
     public var concurrentSeconds: Double
     /// From asking for the pause to the end of the exact phase.
     public var pauseSeconds: Double
+    /// From asking for the pause to every vCPU parked (part of `pauseSeconds`).
+    public var parkSeconds: Double
 }

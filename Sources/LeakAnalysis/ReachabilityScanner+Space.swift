@@ -72,7 +72,7 @@ extension ReachabilityScanner {
             table.noteUpperTables(source.upperTables)
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
-            var kept = s.verdicts[root] ?? SpaceVerdicts()
+            var kept = s.verdicts.removeValue(forKey: root) ?? SpaceVerdicts()
             let verdicts = kept.update(&table, result, frames: { source.frames(of: $0) }, history: s.writes == nil ? nil : s.history,
                                        now: marking)
             s.verdicts[root] = kept
