@@ -147,7 +147,7 @@ public final class ReachabilityScanner: Sendable {
         state.withLock { s in
             harvest(&s)
             let before = s.cache.framesRead
-            for frame in s.lastFrames {
+            for frame in s.lastFrames where !s.cache.contains(frame) {
                 guard ScanBudget.monotonicNanoseconds() < deadline, s.cache.storedBytes < s.limits.memoryBytes else { break }
                 _ = try? s.cache.candidates(frame: frame, memory: memory)
             }

@@ -53,6 +53,9 @@ public final class FrameCandidateCache: @unchecked Sendable {
 
     public var cachedFrames: Int { frames.count }
 
+    /// Whether the cache holds a valid copy of `frame` (not counted as a use).
+    public func contains(_ frame: UInt64) -> Bool { frames[frame] != nil }
+
     /// The kept words of a frame, read now if the cache has no valid copy. A frame read while the
     /// cache holds `limit` bytes or more is returned without being kept.
     public func candidates(frame: UInt64, memory: GuestMemory, keepingWithin limit: UInt64 = .max) throws(GuestMemoryError) -> [UInt64] {
