@@ -169,20 +169,12 @@ public struct BlockReferenceTable: Sendable {
     private mutating func reresolve(entryAt offset: Int, of oldWords: [UInt64]) {
         blocksResolved += 1
         beginResolution()
-        let span = self.span
-        func resolve(_ value: UInt64) {
-            if span.contains(value), let hit = index.block(containing: value) {
-                addHit(value, block: hit.block, atStart: hit.atStart)
-            } else {
-                pendingMisses.append(value)
-            }
-        }
         var k = BlockReferences.hitsStart(offset)
         for _ in 0..<BlockReferences.counts(in: oldWords, at: offset).hits {
-            resolve(oldWords[k])
+            addCandidate(oldWords[k])
             k += 2
         }
-        for value in BlockReferences.misses(in: oldWords, at: offset) { resolve(value) }
+        for value in BlockReferences.misses(in: oldWords, at: offset) { addCandidate(value) }
         let start = words.count
         BlockReferences.append(to: &words, hits: pendingHits, dependencies: Array(BlockReferences.dependencies(in: oldWords, at: offset)),
                                misses: pendingMisses, facts: BlockReferences.facts(in: oldWords, at: offset))
@@ -249,14 +241,7 @@ public struct BlockReferenceTable: Sendable {
     /// one moment, with what it was derived from (`dependencies`) and the heuristics' `facts`.
     public mutating func resolve(_ b: Int, candidates: [UInt64], dependencies: [UInt64], facts: BlockFacts?) {
         beginResolution()
-        let span = self.span
-        for value in candidates {
-            if span.contains(value), let hit = index.block(containing: value) {
-                addHit(value, block: hit.block, atStart: hit.atStart)
-            } else {
-                addMiss(value)
-            }
-        }
+        for value in candidates { addCandidate(value) }
         _ = finishResolution(of: b, dependencies: dependencies, facts: facts)
     }
 
@@ -276,13 +261,7 @@ public struct BlockReferenceTable: Sendable {
             guard let now = memory.dependencies(of: range) else { continue }
             if confirmIfUnchanged(b, dependencies: now) { continue }
             beginResolution()
-            memory.forEachCandidate(in: range) { value in
-                if span.contains(value), let hit = index.block(containing: value) {
-                    addHit(value, block: hit.block, atStart: hit.atStart)
-                } else {
-                    addMiss(value)
-                }
-            }
+            memory.forEachCandidate(in: range) { addCandidate($0) }
             let facts = heuristics.enabled.isEmpty ? nil
                 : memory.facts(of: range, heuristics: heuristics, vtables: pendingWordsMayHoldVtables(heuristics))
             guard !memory.isIncomplete, heuristics.enabled.isEmpty || facts != nil else { break }
@@ -320,6 +299,16 @@ public struct BlockReferenceTable: Sendable {
 
     @inline(__always)
     mutating func addMiss(_ value: UInt64) { if keeps { pendingMisses.append(value) } }
+
+    /// Adds a candidate word of the block being resolved: a hit when it points into a block.
+    @inline(__always)
+    mutating func addCandidate(_ value: UInt64) {
+        if span.contains(value), let hit = index.block(containing: value) {
+            addHit(value, block: hit.block, atStart: hit.atStart)
+        } else {
+            addMiss(value)
+        }
+    }
 
     /// Whether a word of the block being resolved may be a vtable pointer (one in a file's
     /// read-only data): then its slots are worth finding.
