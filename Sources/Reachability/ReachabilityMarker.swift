@@ -77,10 +77,10 @@ public struct ReachabilityMarker {
             return table.finishResolution(of: b, dependencies: memory.isIncomplete ? nil : dependencies, facts: facts)
         }
         for value in rootWords { marking.reach(value, index: index, span: span, definite: true) }
-        marking.tryHeuristics(table: table, memory: &memory)
+        if !marking.interior.isEmpty { marking.tryHeuristics(table: table, memory: &memory) }
         for range in rootRanges {
             memory.forEachCandidate(in: range) { marking.reach($0, index: index, span: span, definite: true) }
-            marking.tryHeuristics(table: table, memory: &memory)
+            if !marking.interior.isEmpty { marking.tryHeuristics(table: table, memory: &memory) }
         }
         while let b = marking.next(), !memory.isIncomplete {
             let definite = marking.state[b] == 2
@@ -91,7 +91,7 @@ public struct ReachabilityMarker {
                 marking.reach(table.words[k], block: Int(target >> 1), atStart: target & 1 != 0, definite: definite)
                 k += 2
             }
-            marking.tryHeuristics(table: table, memory: &memory)
+            if !marking.interior.isEmpty { marking.tryHeuristics(table: table, memory: &memory) }
         }
         let state = marking.state, via = marking.via
         // Each pointer in block `b` to a block: its value, the block, whether it is the block's start.
