@@ -64,13 +64,7 @@ public struct ReachabilityMarker {
                 return kept
             }
             table.beginResolution()
-            memory.forEachCandidate(in: range) { value in
-                if span.contains(value), let hit = index.block(containing: value) {
-                    table.addHit(value, block: hit.block, atStart: hit.atStart)
-                } else {
-                    table.addMiss(value)
-                }
-            }
+            memory.forEachCandidate(in: range) { table.addCandidate($0) }
             let dependencies = table.keeps && !memory.isIncomplete ? memory.dependencies(of: range) : nil
             let facts = dependencies != nil && marking.usesHeuristics
                 ? memory.facts(of: range, heuristics: heuristics, vtables: table.pendingWordsMayHoldVtables(heuristics)) : nil
