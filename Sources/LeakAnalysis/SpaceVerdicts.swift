@@ -9,7 +9,13 @@ struct SpaceVerdicts: Sendable {
     private var index = HeapBlockIndex(blocks: [])
     private var times: [UInt64] = []
     private var perBlock: [BlockVerdict?] = []
+    /// The verdicts by block start, as the last `update` returned them.
     private(set) var byAddress: [UInt64: BlockVerdict] = [:]
+    /// The map the `update` before the last returned, and the changes it lacks: whoever kept it
+    /// (the ledger) has let it go for `byAddress` since, so the next update changes it in place
+    /// instead of copying all of `byAddress` (a copy of every verdict per rescan).
+    private var spare: [UInt64: BlockVerdict]?
+    private var spareLacks: [(UInt64, BlockVerdict?)] = []
 
     /// The verdicts of `result` over `table`'s index: each classified block's class, and when its
     /// pages were last written (the latest harvest that saw any of them written, at least its
@@ -19,35 +25,51 @@ struct SpaceVerdicts: Sendable {
     mutating func update(_ table: inout BlockReferenceTable, _ result: ReachabilityResult, frames: (Range<UInt64>) -> [UInt64]?,
                          history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
         let index = table.index
+        var changes: [(UInt64, BlockVerdict?)] = []
         if version == nil || version != table.version || perBlock.count != index.count {
-            follow(table)
+            changes = follow(table)
         }
         for i in 0..<index.count {
             let verdict = Self.verdict(of: i, &table, result, frames: frames, history: history, now: now)
             guard verdict != perBlock[i] else { continue }
             perBlock[i] = verdict
-            byAddress[index.starts[i]] = verdict
+            changes.append((index.starts[i], verdict))
         }
+        guard !changes.isEmpty else { return byAddress }
+        var next: [UInt64: BlockVerdict]
+        if let kept = spare {
+            spare = nil
+            next = kept
+            for (start, verdict) in spareLacks { next[start] = verdict }
+        } else {
+            next = byAddress
+        }
+        for (start, verdict) in changes { next[start] = verdict }
+        // A spare that lacks most of the map is no cheaper than a copy.
+        (spare, spareLacks) = changes.count * 4 <= next.count ? (byAddress, changes) : (nil, [])
+        byAddress = next
         return byAddress
     }
 
     /// Aligns the kept verdicts with `table`'s index: a block still there (same start, size and
     /// allocation time) keeps its verdict until it is computed again; the verdicts of blocks that
-    /// are gone leave the map.
-    private mutating func follow(_ table: BlockReferenceTable) {
+    /// are gone leave the map: returned as removals.
+    private mutating func follow(_ table: BlockReferenceTable) -> [(UInt64, BlockVerdict?)] {
         let (old, oldTimes, oldVerdicts) = (index, times, perBlock)
         index = table.index
         times = table.times
         version = table.version
         perBlock = [BlockVerdict?](repeating: nil, count: index.count)
         guard oldVerdicts.count == old.count, !oldVerdicts.isEmpty else {
-            byAddress = [:]
+            (byAddress, spare, spareLacks) = ([:], nil, [])
             byAddress.reserveCapacity(index.count)
-            return
+            return []
         }
+        var removed: [(UInt64, BlockVerdict?)] = []
         for (i, j) in index.survivors(of: old, olderTimes: oldTimes, times: times).enumerated() {
-            if j >= 0 { perBlock[j] = oldVerdicts[i] } else { byAddress[old.starts[i]] = nil }
+            if j >= 0 { perBlock[j] = oldVerdicts[i] } else { removed.append((old.starts[i], nil)) }
         }
+        return removed
     }
 
     static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult,
