@@ -34,4 +34,12 @@ tr '\r' '\n' <"$LEAKVISOR_SUITE_TERMINAL_LOG" | { grep "leakvisor: boot: user sp
 # libvirtd for the libvirt attach tests, started here rather than from inside the test process.
 scripts/libvirt-up.sh || echo "[test] libvirtd did not start: the libvirt attach tests will say so" >&2
 echo "[test] running the test suite (at ${SECONDS} s)"
-swift test --skip-build
+tests_started=$SECONDS
+status=0
+# pipefail (above): a failing `swift test` gives the pipeline its status.
+swift test --skip-build 2>&1 | tee .build/test-output.log || status=$?
+# Where the suite's time went: the guest runs that held a slot longest (each test prints its runs).
+echo "[test] tests took $(( SECONDS - tests_started )) s; the longest guest runs:"
+{ grep -aoE '^\[run [0-9.]+ s\] .*' .build/test-output.log || true; } | sort -t' ' -k2,2 -rn | head -12 | cut -c1-160 | sed 's/^/[test]   /'
+awk '/^\[run [0-9.]+ s\]/ { n++; t += $2 } END { if (n) printf "[test] %d guest runs, %.0f s of guest slots in all\n", n, t }' .build/test-output.log
+exit "$status"

@@ -35,6 +35,7 @@ struct LeakVisorProcess {
     static func runOnTerminal(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let slot = GuestSlots.take(if: arguments.first == "run")
         defer { slot.give() }
+        let started = Date()
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -50,13 +51,16 @@ struct LeakVisorProcess {
         try process.run()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: "")
+        let stdout = String(decoding: outData, as: UTF8.self)
+        noteSnapshotLines(arguments, stdout, seconds: Date().timeIntervalSince(started))
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: "")
     }
 
     /// `long`: minutes of guest time (it gets the next free guest slot before short runs).
     static func run(_ arguments: [String], environment: [String: String] = [:], long: Bool = false) throws -> Result {
         let slot = GuestSlots.take(if: arguments.first == "run", long: long)
         defer { slot.give() }
+        let started = Date()
         guard let exe = executable else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: ".build/debug/leakvisor"]) }
         let process = Process()
         process.executableURL = exe
@@ -80,16 +84,19 @@ struct LeakVisorProcess {
         group.wait()
         process.waitUntilExit()
         let stderr = String(decoding: errData, as: UTF8.self)
-        noteSnapshotLines(arguments, stderr)
+        noteSnapshotLines(arguments, stderr, seconds: Date().timeIntervalSince(started))
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: stderr)
     }
 
     /// Prints what a run said about snapshots (restored, saved, unusable), so that the suite's
-    /// log shows which runs restored and why any did not.
-    static func noteSnapshotLines(_ arguments: [String], _ stderr: String) {
+    /// log shows which runs restored and why any did not, and how long it held its guest slot (where
+    /// the suite's time goes).
+    static func noteSnapshotLines(_ arguments: [String], _ output: String, seconds: Double) {
         guard arguments.first == "run" else { return }
-        let lines = stderr.split(separator: "\n").filter { $0.contains("leakvisor: snapshot:") || $0.contains("leakvisor: boot: user space") }
-        print("[run \(arguments.dropFirst().prefix(4).joined(separator: " "))] " + (lines.isEmpty ? "(no snapshot line)" : lines.joined(separator: " | ")))
+        let lines = output.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+            .filter { $0.contains("leakvisor: snapshot:") || $0.contains("leakvisor: boot: user space") }
+        print(String(format: "[run %.1f s] ", seconds) + arguments.dropFirst().prefix(6).joined(separator: " ") + ": "
+              + (lines.isEmpty ? "(no snapshot line)" : lines.joined(separator: " | ")))
     }
 }
 

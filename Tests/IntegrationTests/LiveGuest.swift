@@ -11,6 +11,8 @@ final class LiveGuest: Sendable {
     private let readers = DispatchGroup()
     private let slot: GuestSlots.Slot
     private let arguments: [String]
+    /// When it got its guest slot.
+    private let started: Date
 
     var pid: Int32 { process.processIdentifier }
     var console: String { output.text }
@@ -21,6 +23,7 @@ final class LiveGuest: Sendable {
     init(_ arguments: [String], long: Bool = false) throws {
         guard let exe = LeakVisorProcess.executable else { throw CocoaError(.fileNoSuchFile) }
         slot = GuestSlots.take(if: arguments.first == "run", long: long)
+        started = Date()
         self.arguments = arguments
         process = Process()
         process.executableURL = exe
@@ -71,7 +74,7 @@ final class LiveGuest: Sendable {
         process.waitUntilExit()
         slot.give()
         readers.wait()
-        LeakVisorProcess.noteSnapshotLines(arguments, errors.text)
+        LeakVisorProcess.noteSnapshotLines(arguments, errors.text, seconds: Date().timeIntervalSince(started))
         return LeakVisorProcess.Result(status: process.terminationStatus, stdout: console,
                                        stderr: errors.text)
     }
