@@ -30,8 +30,6 @@
 //                   Answers "lv-prog lv-scan-bench dirtied pages=D".
 //   quit (or EOF)   frees the N blocks and the array (not the 16 leaked
 //                   blocks), prints done, exits 0.
-//   exit            exits 0 at once, freeing nothing (a benchmark that has
-//                   its figures need not wait for N releases).
 //   anything else   "lv-prog lv-scan-bench unknown command", and go on.
 //
 // Bad arguments: usage message, exit 2; allocation failure or failed
@@ -239,8 +237,6 @@ int main(int argc, char **argv)
         unsigned long permille;
         if (length < (long)sizeof line && strcmp(line, "quit") == 0)
             break;
-        if (length < (long)sizeof line && strcmp(line, "exit") == 0)
-            _exit(0);
         if (length < (long)sizeof line && strncmp(line, "dirty ", 6) == 0 &&
             lv_parse(line + 6, &permille) == 0 && permille <= 1000) {
             size_t want = lv_pages * permille / 1000;
