@@ -18,6 +18,9 @@ public struct AddressSpaceLedger: Sendable, Codable {
     /// (the last `siteHistoryLength` scans), for growth detection.
     public internal(set) var lastScan: SpaceScan?
     public internal(set) var siteHistory: [UInt32: [SiteSample]] = [:]
+    /// The site history's next sample, kept up to date between scans (not saved: counted again
+    /// from the blocks at the next complete scan).
+    var siteTally: SiteTallySlot?
     static let siteHistoryLength = 32
     /// Recently released addresses (for double-free findings), oldest first, bounded.
     var released: [UInt64: UInt32] = [:]
@@ -47,6 +50,7 @@ public struct AddressSpaceLedger: Sendable, Codable {
 
     mutating func insert(_ address: UInt64, _ block: LiveBlock) {
         if let old = blocks.updateValue(block, forKey: address) {
+            siteTally?.tally?.remove(address)
             // The allocator handed out an address we think is live: we missed its release.
             liveBytesExact -= min(liveBytesExact, UInt128(old.size))
         }
@@ -61,6 +65,7 @@ public struct AddressSpaceLedger: Sendable, Codable {
     /// Removes a live block; nil if the address is not live.
     mutating func remove(_ address: UInt64, stack: UInt32) -> LiveBlock? {
         guard let block = blocks.removeValue(forKey: address) else { return nil }
+        siteTally?.tally?.remove(address)
         counters.releases += 1
         liveBytesExact -= min(liveBytesExact, UInt128(block.size))
         counters.liveBytes = UInt64(clamping: liveBytesExact)
@@ -89,21 +94,31 @@ public struct AddressSpaceLedger: Sendable, Codable {
         if findings.count < 10_000 { findings.append(finding) }
     }
 
-    /// Keeps a scan's verdicts and adds a sample per allocation site of its referenced blocks.
+    /// Keeps a scan's verdicts and adds a sample per allocation site of its referenced blocks:
+    /// counted from the changes when the scan gives them against the scan the tally reflects,
+    /// else from every live block.
     mutating func record(_ scan: SpaceScan, staleAfter: UInt64) {
         var scan = scan
+        let changes = scan.verdictChanges
+        scan.verdictChanges = nil
         if !scan.complete, let previous = lastScan { scan = Self.keepingLeaks(of: previous, in: scan, blocks: blocks) }
         lastScan = scan
+        // Taken out, so that it is changed in place (not copied).
+        var tally = siteTally?.tally
+        siteTally = nil
         // An incomplete scan left blocks unclassified: its referenced counts would fake a shrink.
         guard scan.complete else { return }
+        if let kept = tally, kept.staleAfter == staleAfter, let changes, changes.baseTime == kept.scanTime {
+            tally!.apply(changes, of: scan, blocks: blocks)
+        } else {
+            tally = SiteTally(scan: scan, blocks: blocks, staleAfter: staleAfter)
+        }
+        guard let tally else { return }
+        siteTally = SiteTallySlot(tally)
         var samples: [UInt32: SiteSample] = [:]
-        for (address, block) in blocks {
-            guard let verdict = scan.verdict(of: address, block), !verdict.reachability.isLeak else { continue }
-            var sample = samples[block.stack] ?? SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0)
-            sample.blocks += 1
-            sample.bytes = sample.bytes.addingSaturated(block.size)
-            if scan.time &- verdict.lastWritten >= staleAfter { sample.staleBlocks += 1 }
-            samples[block.stack] = sample
+        for (stack, totals) in tally.sites {
+            samples[stack] = SiteSample(time: scan.time, blocks: totals.blocks, bytes: UInt64(clamping: totals.bytes),
+                                        staleBlocks: totals.staleBlocks)
         }
         for (stack, var history) in siteHistory where samples[stack] == nil {
             history.append(SiteSample(time: scan.time, blocks: 0, bytes: 0, staleBlocks: 0))

@@ -13,13 +13,22 @@ public struct SpaceScan: Sendable, Codable {
     /// Whether the marking finished. An incomplete scan gives verdicts only to the blocks it proved
     /// reachable; the others are not classified (never reported as leaks from it).
     public var complete: Bool
+    /// `verdicts` as changes against the scanner's previous scan of the space, when the scanner
+    /// knows them: the ledger's bookkeeping then costs what changed. Not saved.
+    public var verdictChanges: VerdictChanges?
 
-    public init(time: UInt64, verdicts: [UInt64: BlockVerdict], figures: ScanFigures, notes: [String], complete: Bool = true) {
+    public init(time: UInt64, verdicts: [UInt64: BlockVerdict], figures: ScanFigures, notes: [String], complete: Bool = true,
+                verdictChanges: VerdictChanges? = nil) {
         self.time = time
         self.verdicts = verdicts
         self.figures = figures
         self.notes = notes
         self.complete = complete
+        self.verdictChanges = verdictChanges
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case time, verdicts, figures, notes, complete
     }
 }
 

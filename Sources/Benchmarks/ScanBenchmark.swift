@@ -16,6 +16,8 @@ public struct ScanBenchmarkOptions: Sendable {
     public var blockBytes = 4096
     /// Pages the program dirties before the last scan, per thousand.
     public var permille = 10
+    /// Rounds of (rescan with nothing written, write, rescan): the figures are their medians.
+    public var repeats = 5
     public var memoryMiB = 512
     /// Stop the boot after this many seconds.
     public var timeout: Double = 2400
@@ -36,8 +38,11 @@ public struct ScanBenchmark: Sendable {
         self.image = image
     }
 
+    enum Kind { case full, nothingWritten, written }
+
     struct Phase {
         var name: String
+        var kind: Kind
         var scan: SpaceScan
         var refreshed: Int
         var resolvedAhead: Int
@@ -77,8 +82,8 @@ public struct ScanBenchmark: Sendable {
                 try scanner.useWriteLog(of: machine)
             } catch { say("page-write logging failed: \(error)") }
         }
-        @Sendable func scan(_ name: String, full: Bool) {
-            if full { scanner.forgetCache() }
+        @Sendable func scan(_ name: String, _ kind: Kind) {
+            if kind == .full { scanner.forgetCache() }
             let called = Date()
             let round = scanner.scanLiveProcesses(of: machine, pauseTimeout: 120)
             let callSeconds = Date().timeIntervalSince(called)
@@ -87,7 +92,7 @@ public struct ScanBenchmark: Sendable {
                 return
             }
             phases.withLock {
-                $0.append(Phase(name: name, scan: main, refreshed: round.pagesRefreshed, resolvedAhead: round.blocksResolvedAhead,
+                $0.append(Phase(name: name, kind: kind, scan: main, refreshed: round.pagesRefreshed, resolvedAhead: round.blocksResolvedAhead,
                                 concurrentSeconds: round.concurrentSeconds, pauseSeconds: round.pauseSeconds,
                                 parkSeconds: round.parkSeconds, callSeconds: callSeconds))
             }
@@ -95,22 +100,25 @@ public struct ScanBenchmark: Sendable {
         }
         // The program says when its heap is built and when it dirtied its pages; it then waits for a line.
         DispatchQueue.global().async {
+            // Once the figures are taken (or cannot be), the run ends here. Letting the program free
+            // its heap and exit would measure nothing and, at 1 GiB, take many minutes of traps and
+            // emulated teardown.
+            defer { machine.interrupt() }
             guard output.wait(for: "ready-scan") else { return }
-            scan("full scan 1", full: true)
-            scan("full scan 2", full: true)
-            scan("rescan, nothing written", full: false)
-            machine.typeIntoConsole(Array("dirty \(permille)\n".utf8))
-            guard output.wait(for: "dirtied pages=") else { return }
-            scan("rescan after \(Double(permille) / 10)% of pages written", full: false)
-            // The figures are taken: the run ends here. Letting the program free its heap and exit
-            // would measure nothing and, at 1 GiB, take many minutes of traps and emulated teardown.
-            machine.interrupt()
+            scan("full scan 1", .full)
+            scan("full scan 2", .full)
+            for round in 1...options.repeats {
+                scan("rescan \(round), nothing written", .nothingWritten)
+                machine.typeIntoConsole(Array("dirty \(permille)\n".utf8))
+                guard output.wait(for: "dirtied pages=", occurrences: round) else { return }
+                scan("rescan \(round) after \(Double(permille) / 10)% of pages written", .written)
+            }
         }
         let outcome = machine.run()
         output.close()
         let results = phases.withLock { $0 }
         let text = output.text
-        guard results.count == 4 else {
+        guard results.count == 2 + 2 * options.repeats else {
             throw BenchmarkError.runFailed("benchmark run failed: \(outcome.ending), \(results.count) scans\n\(text.suffix(2000))")
         }
         say("")
@@ -130,14 +138,29 @@ public struct ScanBenchmark: Sendable {
             }
         }
         say("guest: \(dirtiedLine)")
-        // Each round's whole cost, its concurrent phase included.
-        let full = (results[0].roundSeconds + results[1].roundSeconds) / 2
-        let incremental = results[3].roundSeconds
-        say(String(format: "incremental rescan after %.1f%% of pages written: %.3f s vs %.3f s full = %.1f%% of a full scan (pause %.1f ms vs %.1f ms)",
-                   Double(permille) / 10, incremental, full, incremental / full * 100, results[3].pauseSeconds * 1000,
-                   (results[0].pauseSeconds + results[1].pauseSeconds) / 2 * 1000))
-        let fullCall = (results[0].callSeconds + results[1].callSeconds) / 2
-        say(String(format: "  whole calls, the ledger's bookkeeping included: %.3f s vs %.3f s = %.1f%%",
-                   results[3].callSeconds, fullCall, results[3].callSeconds / fullCall * 100))
+        // Each round's whole cost, its concurrent phase included; rescans by their median.
+        let fulls = results.filter { $0.kind == .full }
+        let written = results.filter { $0.kind == .written }
+        let rescans = results.filter { $0.kind != .full }
+        let full = fulls.map(\.roundSeconds).reduce(0, +) / Double(fulls.count)
+        let incremental = Self.median(written.map(\.roundSeconds))
+        say(String(format: "incremental rescan after %.1f%% of pages written (median of %d): %.4f s vs %.3f s full = %.1f%% of a full scan (%.1f%%..%.1f%%)",
+                   Double(permille) / 10, written.count, incremental, full, incremental / full * 100,
+                   (written.map(\.roundSeconds).min() ?? 0) / full * 100, (written.map(\.roundSeconds).max() ?? 0) / full * 100))
+        let pauses = rescans.map(\.pauseSeconds)
+        say(String(format: "guest pause of a rescan (all %d): median %.1f ms, longest %.1f ms; of a full scan %.1f ms",
+                   pauses.count, Self.median(pauses) * 1000, (pauses.max() ?? 0) * 1000,
+                   fulls.map(\.pauseSeconds).reduce(0, +) / Double(fulls.count) * 1000))
+        // The quicker full call: the first also counts the ledger's site tally from every block.
+        let fullCall = fulls.map(\.callSeconds).min() ?? 0
+        let writtenCall = Self.median(written.map(\.callSeconds))
+        say(String(format: "  whole calls, the ledger's bookkeeping included: %.4f s vs %.3f s = %.1f%%",
+                   writtenCall, fullCall, writtenCall / fullCall * 100))
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }

@@ -138,6 +138,7 @@ extension ReachabilityScanner {
         let marking = clock.now
         var kept = s.verdicts.removeValue(forKey: p.root) ?? SpaceVerdicts()
         let verdicts = kept.update(&p.table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
+        let changes = kept.changes(forScanAt: p.time)
         s.verdicts[p.root] = kept
         let now = clock.now
         if memory.refusedReads > 0 {
@@ -157,6 +158,7 @@ extension ReachabilityScanner {
             if deferred.all { p.table.invalidateAll() } else { s.lastFrames.formUnion(p.table.invalidate(deferred.frames)) }
         }
         s.tables[p.root] = p.table
-        return SpaceScan(time: p.time, verdicts: verdicts, figures: p.figures, notes: p.notes, complete: result.complete)
+        return SpaceScan(time: p.time, verdicts: verdicts, figures: p.figures, notes: p.notes, complete: result.complete,
+                         verdictChanges: changes)
     }
 }

@@ -75,8 +75,9 @@ extension ReachabilityScanner {
             var kept = s.verdicts.removeValue(forKey: root) ?? SpaceVerdicts()
             let verdicts = kept.update(&table, result, frames: { source.frames(of: $0) }, history: s.writes == nil ? nil : s.history,
                                        now: marking)
-            s.verdicts[root] = kept
             let now = clock.now
+            let changes = kept.changes(forScanAt: now)
+            s.verdicts[root] = kept
             notes += Self.notes(result, source: source, limits: s.limits, pauseLimited: pauseStarted != nil)
             s.lastFrames.formUnion(source.touchedFrames)
             let reused = s.cache.framesReused > 0 || table.blocksReused > 0
@@ -101,7 +102,8 @@ extension ReachabilityScanner {
                 s.tables = s.tables.filter { $0.key == root }
                 s.verdicts = s.verdicts.filter { $0.key == root }
             }
-            return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete)
+            return SpaceScan(time: now, verdicts: verdicts, figures: figures, notes: notes, complete: result.complete,
+                             verdictChanges: changes)
         }
         if recording { ledger.record(scan, for: root, staleAfter: staleAfter) }
         return scan

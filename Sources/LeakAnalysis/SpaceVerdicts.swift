@@ -16,6 +16,10 @@ struct SpaceVerdicts: Sendable {
     /// instead of copying all of `byAddress` (a copy of every verdict per rescan).
     private var spare: [UInt64: BlockVerdict]?
     private var spareLacks: [(UInt64, BlockVerdict?)] = []
+    /// What the last `update` changed in `byAddress` (nil: unknown, the map was made anew), and the
+    /// time of the scan that returned the map before it.
+    private var lastChanges: [(UInt64, BlockVerdict?)]?
+    private var scanTime: UInt64?
 
     /// The verdicts of `result` over `table`'s index: each classified block's class, and when its
     /// pages were last written (the latest harvest that saw any of them written, at least its
@@ -26,9 +30,11 @@ struct SpaceVerdicts: Sendable {
                          history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
         let index = table.index
         var changes: [(UInt64, BlockVerdict?)] = []
+        var known = true
         if version == nil || version != table.version || perBlock.count != index.count {
-            changes = follow(table)
+            (changes, known) = follow(table)
         }
+        defer { lastChanges = known ? changes : nil }
         for i in 0..<index.count {
             let verdict = Self.verdict(of: i, &table, result, frames: frames, history: history, now: now)
             guard verdict != perBlock[i] else { continue }
@@ -54,7 +60,7 @@ struct SpaceVerdicts: Sendable {
     /// Aligns the kept verdicts with `table`'s index: a block still there (same start, size and
     /// allocation time) keeps its verdict until it is computed again; the verdicts of blocks that
     /// are gone leave the map: returned as removals.
-    private mutating func follow(_ table: BlockReferenceTable) -> [(UInt64, BlockVerdict?)] {
+    private mutating func follow(_ table: BlockReferenceTable) -> (removed: [(UInt64, BlockVerdict?)], known: Bool) {
         let (old, oldTimes, oldVerdicts) = (index, times, perBlock)
         index = table.index
         times = table.times
@@ -63,13 +69,21 @@ struct SpaceVerdicts: Sendable {
         guard oldVerdicts.count == old.count, !oldVerdicts.isEmpty else {
             (byAddress, spare, spareLacks) = ([:], nil, [])
             byAddress.reserveCapacity(index.count)
-            return []
+            return ([], false)
         }
         var removed: [(UInt64, BlockVerdict?)] = []
         for (i, j) in index.survivors(of: old, olderTimes: oldTimes, times: times).enumerated() {
             if j >= 0 { perBlock[j] = oldVerdicts[i] } else { removed.append((old.starts[i], nil)) }
         }
-        return removed
+        return (removed, true)
+    }
+
+    /// The last `update`'s changes as `VerdictChanges` against the previous scan this returned a
+    /// map for (nil when unknown), noting `time` as the time of the scan that returns this one.
+    mutating func changes(forScanAt time: UInt64) -> VerdictChanges? {
+        defer { scanTime = time }
+        guard let base = scanTime, let lastChanges else { return nil }
+        return VerdictChanges(baseTime: base, changes: lastChanges.map { (address: $0.0, verdict: $0.1) })
     }
 
     static func verdict(of i: Int, _ table: inout BlockReferenceTable, _ result: ReachabilityResult,

@@ -124,7 +124,15 @@ public final class FrameCandidateCache: @unchecked Sendable {
     /// Keeps only the frames the scans since the last call used, so the cache holds what the
     /// scanned memory maps, not everything it ever mapped.
     public func retainTouched() {
-        frames = frames.filter { touched.contains($0.key) }
+        if touched.count * 4 < frames.count {
+            // A round that read little (a rescan marked from its tables): built from what it touched.
+            var kept: [UInt64: [UInt64]] = [:]
+            kept.reserveCapacity(touched.count)
+            for frame in touched { if let entry = frames[frame] { kept[frame] = entry } }
+            frames = kept
+        } else {
+            frames = frames.filter { touched.contains($0.key) }
+        }
         storedBytes = frames.values.reduce(0) { $0 + Self.bytes(of: $1) }
         touched = []
     }

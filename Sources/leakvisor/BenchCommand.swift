@@ -185,10 +185,11 @@ struct ScanBench: ParsableCommand {
         discussion: """
             Boots the default image once, tracked, and runs lv-scan-bench, which builds a heap of --mib MiB \
             in --block-byte blocks linked from a global (plus 16 leaked blocks). Then, with the program \
-            waiting: two full scans (nothing cached), an incremental scan with nothing written, and one \
-            after the program rewrote one word in --permille/1000 of its heap pages. Prints bytes scanned, \
-            GiB/s, pages read, and the pause, for each, and the incremental-to-full ratio; the run ends \
-            there (the guest is stopped, not left to free its heap).
+            waiting: two full scans (nothing cached), then --repeat rounds of an incremental scan with \
+            nothing written and one after the program rewrote one word in --permille/1000 of its heap \
+            pages. Prints bytes scanned, GiB/s, pages read, the phases and the pause for each, then the \
+            written rescans' median cost against a full scan and the rescans' median and longest pause; \
+            the run ends there (the guest is stopped, not left to free its heap).
 
             A machine shape with no snapshot in the cache boots cold and saves one, so the next run of \
             that shape starts at once. On kvm_pvm the guest builds its heap at about 1 MB/s (the emulated \
@@ -201,8 +202,11 @@ struct ScanBench: ParsableCommand {
     @Option(help: "Block size of lv-scan-bench in bytes.")
     var blockBytes: Int = 4096
 
-    @Option(help: "Pages the program dirties before the last scan, per thousand.")
+    @Option(help: "Pages the program dirties before each written rescan, per thousand.")
     var permille: Int = 10
+
+    @Option(name: .customLong("repeat"), help: "Rounds of (rescan with nothing written, write, rescan); the summary gives their medians.")
+    var repeats: Int = 5
 
     @Option(name: .customLong("memory-mib"),
             help: "Guest memory in MiB (at least 2 x --mib + 128). 512, the default, restores the snapshot cache's snapshot when there is one; another size boots cold.")
@@ -221,7 +225,9 @@ struct ScanBench: ParsableCommand {
     var scanMemoryLimit = SizeArgument(bytes: ScanLimits.defaultMemoryBytes)
 
     func validate() throws {
-        if mib < 1 || mib > 1024 || blockBytes < 64 || permille < 0 || permille > 1000 { throw ValidationError("out-of-range option") }
+        if mib < 1 || mib > 1024 || blockBytes < 64 || permille < 0 || permille > 1000 || repeats < 1 || repeats > 100 {
+            throw ValidationError("out-of-range option")
+        }
         if memoryMiB < mib * 2 + 128 { throw ValidationError("--memory-mib must be at least 2 x --mib + 128") }
     }
 
@@ -231,6 +237,7 @@ struct ScanBench: ParsableCommand {
         options.mib = mib
         options.blockBytes = blockBytes
         options.permille = permille
+        options.repeats = repeats
         options.memoryMiB = memoryMiB
         options.timeout = timeout ?? Double(max(2400, 1500 + 2 * mib))
         options.scanLimits = ScanLimits(pauseSeconds: scanPauseLimit.seconds, scanSeconds: scanTimeLimit.seconds,
