@@ -43,7 +43,12 @@ public struct ScanBenchmark: Sendable {
     struct Phase {
         var name: String
         var kind: Kind
-        var scan: SpaceScan
+        /// What the scan found, not the scan itself: a kept verdict map would be copied by the
+        /// scanner's next update (the product keeps only the ledger's latest), inflating its cost.
+        var figures: ScanFigures
+        var classified: Int
+        var directLeaks: Int
+        var incompleteNotes: [String]?
         var refreshed: Int
         var resolvedAhead: Int
         var concurrentSeconds: Double
@@ -53,7 +58,7 @@ public struct ScanBenchmark: Sendable {
         /// bookkeeping of the scan (its per-site history), which follow it.
         var callSeconds: Double
         /// The round's whole cost: its concurrent phase, then the scan (pause and after).
-        var roundSeconds: Double { concurrentSeconds + scan.figures.totalSeconds }
+        var roundSeconds: Double { concurrentSeconds + figures.totalSeconds }
     }
 
     public func run() throws {
@@ -92,7 +97,9 @@ public struct ScanBenchmark: Sendable {
                 return
             }
             phases.withLock {
-                $0.append(Phase(name: name, kind: kind, scan: main, refreshed: round.pagesRefreshed, resolvedAhead: round.blocksResolvedAhead,
+                $0.append(Phase(name: name, kind: kind, figures: main.figures, classified: main.verdicts.count,
+                                directLeaks: main.verdicts.values.filter { $0.reachability == .directLeak }.count,
+                                incompleteNotes: main.complete ? nil : main.notes, refreshed: round.pagesRefreshed, resolvedAhead: round.blocksResolvedAhead,
                                 concurrentSeconds: round.concurrentSeconds, pauseSeconds: round.pauseSeconds,
                                 parkSeconds: round.parkSeconds, callSeconds: callSeconds))
             }
@@ -125,14 +132,13 @@ public struct ScanBenchmark: Sendable {
         say("== LeakVisor reachability scan benchmark (\(HostDetection.detect().name), \(BuildKind.current) build), lv-scan-bench \(mib) MiB")
         let dirtiedLine = text.split(whereSeparator: \.isNewline).first { $0.contains("dirtied pages=") }.map(String.init) ?? ""
         for p in results {
-            let f = p.scan.figures
-            let direct = p.scan.verdicts.values.filter { $0.reachability == .directLeak }.count
+            let f = p.figures
             say(String(format: "%@: %.1f MiB scanned in %.3f s (%.3f s with the concurrent phase) = %.2f GiB/s; pages read %d in the pause + %d before it, %d reused; pause %.1f ms (vCPUs parked after %.1f ms)%@; %d blocks classified, %d direct leaks%@",
                        p.name, Double(f.bytesScanned) / 1048576, f.totalSeconds, p.roundSeconds,
                        Double(f.bytesScanned) / 1073741824 / max(f.totalSeconds, 1e-9),
                        f.pagesRead, p.refreshed, f.pagesReused, p.pauseSeconds * 1000, p.parkSeconds * 1000,
-                       f.markedAfterPause == true ? ", marked after it" : ", marked in it", p.scan.verdicts.count, direct,
-                       p.scan.complete ? "" : "; INCOMPLETE: " + p.scan.notes.joined(separator: "; ")))
+                       f.markedAfterPause == true ? ", marked after it" : ", marked in it", p.classified, p.directLeaks,
+                       p.incompleteNotes.map { "; INCOMPLETE: " + $0.joined(separator: "; ") } ?? ""))
             if let phases = f.phases {
                 say("    \(phases.description); blocks resolved \(f.blocksResolved ?? 0) (+ \(p.resolvedAhead) before the pause), kept \(f.blocksReused ?? 0); concurrent phase \(String(format: "%.1f", p.concurrentSeconds * 1000)) ms; whole call \(String(format: "%.1f", p.callSeconds * 1000)) ms (with the ledger's bookkeeping)")
             }

@@ -79,18 +79,18 @@ final class GuestPause: @unchecked Sendable {
             condition.unlock()
         }
         let deadline = Date(timeIntervalSinceNow: timeout)
-        while true {
-            condition.lock()
-            let done = (quiesce ? quiesced.count : parked.count) + captureErrors.count >= running
-            condition.unlock()
-            if done { break }
-            guard Date() < deadline else { throw VMMError.pauseTimedOut(seconds: timeout) }
-            kick()
-            condition.lock()
-            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.01))
-            condition.unlock()
-        }
+        // The count is checked and the wait begun under one hold of the lock, so that a vCPU that
+        // parks right after a kick wakes this at once (a park between an unlocked check and the
+        // wait would be missed, and the pause would last another 10 ms).
         condition.lock()
+        while (quiesce ? quiesced.count : parked.count) + captureErrors.count < running {
+            guard Date() < deadline else {
+                condition.unlock()
+                throw VMMError.pauseTimedOut(seconds: timeout)
+            }
+            kick()
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.01))
+        }
         let snapshots = parked.values.sorted { $0.index < $1.index }
         let errors = captureErrors
         captureErrors = []
