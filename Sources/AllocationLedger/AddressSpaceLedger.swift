@@ -108,7 +108,9 @@ public struct AddressSpaceLedger: Sendable, Codable {
         siteTally = nil
         // An incomplete scan left blocks unclassified: its referenced counts would fake a shrink.
         guard scan.complete else { return }
-        if let kept = tally, kept.staleAfter == staleAfter, let changes, changes.baseTime == kept.scanTime {
+        // No binding may hold the tally while it changes (it would be copied).
+        let fits = tally.map { $0.staleAfter == staleAfter && changes?.baseTime == $0.scanTime } ?? false
+        if fits, let changes {
             tally!.apply(changes, of: scan, blocks: blocks)
         } else {
             tally = SiteTally(scan: scan, blocks: blocks, staleAfter: staleAfter)

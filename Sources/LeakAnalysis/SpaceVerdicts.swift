@@ -43,9 +43,10 @@ struct SpaceVerdicts: Sendable {
         }
         guard !changes.isEmpty else { return byAddress }
         var next: [UInt64: BlockVerdict]
-        if let kept = spare {
+        if spare != nil {
+            // Moved out (no binding left holding it), so that it is changed in place.
+            next = spare!
             spare = nil
-            next = kept
             for (start, verdict) in spareLacks { next[start] = verdict }
         } else {
             next = byAddress
