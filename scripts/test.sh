@@ -40,6 +40,7 @@ status=0
 swift test --skip-build 2>&1 | tee .build/test-output.log || status=$?
 # Where the suite's time went: the guest runs that held a slot longest (each test prints its runs).
 echo "[test] tests took $(( SECONDS - tests_started )) s; the longest guest runs:"
-{ grep -aoE '^\[run [0-9.]+ s\] .*' .build/test-output.log || true; } | sort -t' ' -k2,2 -rn | head -12 | cut -c1-160 | sed 's/^/[test]   /'
-awk '/^\[run [0-9.]+ s\]/ { n++; t += $2 } END { if (n) printf "[test] %d guest runs, %.0f s of guest slots in all\n", n, t }' .build/test-output.log
+# (A summary only: nothing in it may change the run's status, a closed pipe included.)
+{ grep -aoE '^\[run [0-9.]+ s\] .*' .build/test-output.log | sort -t' ' -k2,2 -rn | head -12 | cut -c1-160 | sed 's/^/[test]   /'; } || true
+awk '/^\[run [0-9.]+ s\]/ { n++; t += $2 } END { if (n) printf "[test] %d guest runs, %.0f s of guest slots in all\n", n, t }' .build/test-output.log || true
 exit "$status"
