@@ -14,9 +14,11 @@ import X86
 /// resolved from words read in the pause; the roots, the threads' registers and the block set are
 /// those of the pause; the heuristics judge a block from the facts recorded with its references.
 /// Writes after the pause reach the tables only after the marking (`deferredWrites`).
+///
+/// The space's table waits in `State.preparedTables`, not here: a copy held by the round's list of
+/// prepared scans would make the marking's first change to the table copy all of it.
 struct PreparedScan {
     let root: PageTableRoot
-    var table: BlockReferenceTable
     /// The index at the pause, when the ledger's changes made a new one.
     let changed: (index: HeapBlockIndex, times: [UInt64], survivors: [Int])?
     let version: UInt64
@@ -92,6 +94,7 @@ extension ReachabilityScanner {
         guard !source.isIncomplete else { return nil }
         table.noteUpperTables(source.upperTables)
         prepared = true
+        s.preparedTables[root] = table
         if s.deferred == nil { s.deferred = DeferredWrites() }
         s.lastFrames.formUnion(source.touchedFrames)
         let rooted = clock.now
@@ -108,7 +111,7 @@ extension ReachabilityScanner {
                                   pagesDirtied: s.pagesDirtiedSinceScan,
                                   pauseSeconds: Double(rooted &- pauseStarted) / 1e9, totalSeconds: 0)
         s.pagesDirtiedSinceScan = 0
-        return PreparedScan(root: root, table: table, changed: applied.map { ($0.index, $0.times, $0.survivors) },
+        return PreparedScan(root: root, changed: applied.map { ($0.index, $0.times, $0.survivors) },
                             version: changes.version,
                             captured: captured, rootWords: rootWords, heuristics: heuristics, notes: notes, figures: figures,
                             time: rooted, started: started, indexSeconds: Double(indexed &- started) / 1e9,
@@ -116,28 +119,31 @@ extension ReachabilityScanner {
     }
 
     /// After the pause: the marking, the cliques and the verdicts over what the pause took. The
-    /// table then takes the writes harvested since the pause, and goes back to the map.
-    func finish(_ s: inout State, _ prepared: PreparedScan) -> SpaceScan {
+    /// table then takes the writes harvested since the pause, and goes back to the map. Nil when
+    /// the prepared table is gone (a round's pause ended without its scans being finished).
+    func finish(_ s: inout State, _ prepared: PreparedScan) -> SpaceScan? {
         var p = prepared
+        // Out of the map, the only holder, so that it is changed in place.
+        guard var table = s.preparedTables.removeValue(forKey: p.root) else { return nil }
         let begun = clock.now
         if let changed = p.changed {
-            p.table.update(index: changed.index, times: changed.times, survivors: changed.survivors, version: p.version)
+            table.update(index: changed.index, times: changed.times, survivors: changed.survivors, version: p.version)
         } else {
-            p.table.keepIndex(version: p.version)
+            table.keepIndex(version: p.version)
         }
-        let index = p.table.index
+        let index = table.index
         for block in p.captured {
             guard let b = index.block(startingAt: block.start) else { continue }
-            p.table.resolve(b, candidates: block.candidates, dependencies: block.dependencies, facts: block.facts)
+            table.resolve(b, candidates: block.candidates, dependencies: block.dependencies, facts: block.facts)
         }
         let indexed = clock.now
         var memory = NoMemorySource()
         let marked = ReachabilityMarker().classify(rootRanges: [], rootWords: p.rootWords, memory: &memory,
-                                                   heuristics: p.heuristics, references: &p.table)
+                                                   heuristics: p.heuristics, references: &table)
         let result = marked
         let marking = clock.now
         var kept = s.verdicts.removeValue(forKey: p.root) ?? SpaceVerdicts()
-        let verdicts = kept.update(&p.table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
+        let verdicts = kept.update(&table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
         let changes = kept.changes(forScanAt: p.time)
         s.verdicts[p.root] = kept
         let now = clock.now
@@ -148,16 +154,16 @@ extension ReachabilityScanner {
             p.notes.append("the scan is incomplete: blocks it did not prove reachable are not classified (not reported as leaks)")
         }
         // Resolved: the blocks read in the pause and those whose kept words were looked up again.
-        p.figures.blocksResolved = p.table.blocksResolved
-        p.figures.blocksReused = max(0, index.count - p.table.blocksResolved)
+        p.figures.blocksResolved = table.blocksResolved
+        p.figures.blocksReused = max(0, index.count - table.blocksResolved)
         p.figures.markedAfterPause = true
         p.figures.totalSeconds = p.figures.pauseSeconds + Double(now &- begun) / 1e9
         p.figures.phases = ScanPhases(index: p.indexSeconds + Double(indexed &- begun) / 1e9, roots: p.rootsSeconds,
                                       marking: Double(marking &- indexed) / 1e9, verdicts: Double(now &- marking) / 1e9)
         if let deferred = s.deferred {
-            if deferred.all { p.table.invalidateAll() } else { s.lastFrames.formUnion(p.table.invalidate(deferred.frames)) }
+            if deferred.all { table.invalidateAll() } else { s.lastFrames.formUnion(table.invalidate(deferred.frames)) }
         }
-        s.tables[p.root] = p.table
+        s.tables[p.root] = table
         return SpaceScan(time: p.time, verdicts: verdicts, figures: p.figures, notes: p.notes, complete: result.complete,
                          verdictChanges: changes)
     }

@@ -33,13 +33,14 @@ extension ReachabilityScanner {
         let scans: [(root: PageTableRoot, scan: SpaceScan)] = state.withLock { s in
             defer {
                 s.deferred = nil
+                s.preparedTables = [:]
                 // Trimmed to what the round used, after the pause (it copies the cache's map).
                 s.cache.retainTouched()
             }
-            return taken.map { item in
+            return taken.compactMap { item in
                 switch item {
                 case .scanned(let root, let scan): (root, scan)
-                case .prepared(let prepared): (prepared.root, finish(&s, prepared))
+                case .prepared(let prepared): finish(&s, prepared).map { (prepared.root, $0) }
                 }
             }
         }

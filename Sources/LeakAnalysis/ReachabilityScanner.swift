@@ -37,6 +37,9 @@ public final class ReachabilityScanner: Sendable {
         /// While rescans prepared in a pause wait for their marking (their tables out of `tables`):
         /// what was harvested meanwhile, for those tables once they are done.
         var deferred: DeferredWrites?
+        /// The tables of the rescans prepared in the pause, until their marking (out of `tables`,
+        /// so that no harvest changes them before it).
+        var preparedTables: [PageTableRoot: BlockReferenceTable] = [:]
         /// The guest's paging mode, as the last scan found it (for the concurrent phase's walks).
         var pagingMode: PageTableMode?
 
