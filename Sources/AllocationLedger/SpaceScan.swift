@@ -89,6 +89,9 @@ public struct ScanFigures: Sendable, Codable, Equatable {
     /// Whether the marking ran after the guest resumed, on what the pause took (nil: it ran in the
     /// pause, or the scan was recorded before this was said).
     public var markedAfterPause: Bool?
+    /// Whether a rescan took the last marking's result, its inputs unchanged (nil: no rescan after
+    /// the pause, or recorded before this was said).
+    public var markingKept: Bool?
 
     public init(kind: String, threads: Int, rootBytes: UInt64, bytesScanned: UInt64, pagesRead: Int, pagesReused: Int,
                 pagesDirtied: Int, pauseSeconds: Double, totalSeconds: Double) {

@@ -138,12 +138,23 @@ extension ReachabilityScanner {
         }
         let indexed = clock.now
         var memory = NoMemorySource()
-        let marked = ReachabilityMarker().classify(rootRanges: [], rootWords: p.rootWords, memory: &memory,
+        let result: ReachabilityResult
+        // Blocks whose verdicts may have changed (nil: any).
+        var revisit: [Int]?
+        if let reused = table.reusableMarking(rootWords: p.rootWords, heuristics: p.heuristics) {
+            // No pointer, judged block, root or ledger block changed since the last marking.
+            (result, revisit) = reused
+            p.figures.markingKept = true
+        } else {
+            result = ReachabilityMarker().classify(rootRanges: [], rootWords: p.rootWords, memory: &memory,
                                                    heuristics: p.heuristics, references: &table)
-        let result = marked
+            table.keepMarking(result, rootWords: p.rootWords, heuristics: p.heuristics)
+            p.figures.markingKept = false
+        }
         let marking = clock.now
         var kept = s.verdicts.removeValue(forKey: p.root) ?? SpaceVerdicts()
-        let verdicts = kept.update(&table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time)
+        let verdicts = kept.update(&table, result, frames: { _ in nil }, history: s.writes == nil ? nil : s.history, now: p.time,
+                                   revisiting: revisit)
         let changes = kept.changes(forScanAt: p.time)
         s.verdicts[p.root] = kept
         let now = clock.now

@@ -70,6 +70,8 @@ extension ReachabilityScanner {
             let marked = ReachabilityMarker().classify(rootRanges: roots.ranges.map(\.range), rootWords: roots.registerWords,
                                                        processMemory: &source, heuristics: heuristics, references: &table)
             table.noteUpperTables(source.upperTables)
+            // The verdicts take this marking's result: a rescan after the pause compares with it, not an older one.
+            table.forgetMarking()
             let result = rootsFound ? marked : marked.provenReachableOnly()
             let marking = clock.now
             var kept = s.verdicts.removeValue(forKey: root) ?? SpaceVerdicts()

@@ -25,17 +25,20 @@ struct SpaceVerdicts: Sendable {
     /// pages were last written (the latest harvest that saw any of them written, at least its
     /// allocation time; without a write history, or when its pages could not be found: `now`, never
     /// stale). Blocks an incomplete scan did not classify get no verdict.
-    /// `frames` gives the frames of a block without an entry (nil: unknown).
+    /// `frames` gives the frames of a block without an entry (nil: unknown). With `revisiting`, the
+    /// result is the one the last update had and only those blocks' verdicts may have changed.
     mutating func update(_ table: inout BlockReferenceTable, _ result: ReachabilityResult, frames: (Range<UInt64>) -> [UInt64]?,
-                         history: PageWriteHistory?, now: UInt64) -> [UInt64: BlockVerdict] {
+                         history: PageWriteHistory?, now: UInt64, revisiting: [Int]? = nil) -> [UInt64: BlockVerdict] {
         let index = table.index
         var changes: [(UInt64, BlockVerdict?)] = []
         var known = true
+        var revisiting = revisiting
         if version == nil || version != table.version || perBlock.count != index.count {
             (changes, known) = follow(table)
+            revisiting = nil
         }
         defer { lastChanges = known ? changes : nil }
-        for i in 0..<index.count {
+        for i in revisiting ?? Array(0..<index.count) {
             let verdict = Self.verdict(of: i, &table, result, frames: frames, history: history, now: now)
             guard verdict != perBlock[i] else { continue }
             perBlock[i] = verdict

@@ -28,9 +28,9 @@ public struct BlockReferenceTable: Sendable {
     /// storage for each block.
     let keeps: Bool
     /// Per block: where its entry starts in `words`, or -1.
-    private var offsets: [Int]
+    private(set) var offsets: [Int]
     /// Blocks whose translation must be checked before their entry is trusted again.
-    private var suspect: [Bool]
+    private(set) var suspect: [Bool]
     /// The entries, one after another; dropped ones stay as garbage until `compactIfWasteful`.
     private(set) var words: [UInt64] = []
     private var liveWords = 0
@@ -46,6 +46,9 @@ public struct BlockReferenceTable: Sendable {
     /// A block being resolved: its hits (pairs) and misses so far.
     private var pendingHits: [UInt64] = []
     private var pendingMisses: [UInt64] = []
+    /// The last complete marking kept for reuse, and what changed since in the entries it used
+    /// (`BlockReferenceTable+KeptMarking.swift`); nil when there is none.
+    var keptMarking: KeptMarking?
     /// Entries used as kept and entries resolved, since `resetCounters`.
     public private(set) var blocksReused = 0
     public private(set) var blocksResolved = 0
@@ -72,6 +75,7 @@ public struct BlockReferenceTable: Sendable {
     public var storedBytes: UInt64 {
         UInt64(words.count) * 8 + UInt64(offsets.count) * 9
             + UInt64(pageOfFrame.count + pagesOfTable.count + upperTables.count) * 48
+            + (keptMarking?.storedBytes ?? 0)
     }
 
     private mutating func setIndex(_ newIndex: HeapBlockIndex, times newTimes: [UInt64]) {
@@ -92,6 +96,7 @@ public struct BlockReferenceTable: Sendable {
         morePagesOfFrame = [:]
         pagesOfTable = [:]
         lastRegistered = nil
+        keptMarking = nil
     }
 
     /// Makes `blocks` (start, size, allocation time; any order) the index, unless `version` says the
@@ -333,6 +338,7 @@ public struct BlockReferenceTable: Sendable {
         liveWords += words.count - offset
         suspect[b] = false
         register(b)
+        if let used = keptMarking?.retired[b] { compareWithMarked(b, usedEntry: used, facts: facts) }
         return offset
     }
 
@@ -421,6 +427,9 @@ public struct BlockReferenceTable: Sendable {
 
     private mutating func drop(_ b: Int) {
         guard offsets[b] >= 0 else { return }
+        // The entry stays in `words` (garbage until a compaction): a kept marking's block is
+        // compared with it once it is made again.
+        if keptMarking != nil, keptMarking?.retired[b] == nil { keptMarking?.retired[b] = offsets[b] }
         liveWords -= BlockReferences.length(in: words, at: offsets[b])
         offsets[b] = -1
         suspect[b] = false
@@ -447,6 +456,8 @@ public struct BlockReferenceTable: Sendable {
     /// Rewrites `words` without the dropped entries once they are most of it.
     private mutating func compactIfWasteful() {
         guard words.count > 4096, liveWords < words.count / 2 else { return }
+        // The entries a kept marking used are garbage that goes now.
+        if keptMarking?.retired.isEmpty == false { keptMarking = nil }
         var compacted: [UInt64] = []
         compacted.reserveCapacity(liveWords)
         for b in offsets.indices where offsets[b] >= 0 {

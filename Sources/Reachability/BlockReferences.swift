@@ -84,6 +84,12 @@ enum BlockReferences {
     @inline(__always)
     static func hitsStart(_ offset: Int) -> Int { offset + header }
 
+    /// The hit pairs of the entry at `offset`.
+    static func hits(in words: [UInt64], at offset: Int) -> ArraySlice<UInt64> {
+        let start = hitsStart(offset)
+        return words[start..<start + 2 * counts(in: words, at: offset).hits]
+    }
+
     static func dependencies(in words: [UInt64], at offset: Int) -> ArraySlice<UInt64> {
         let (h, d) = counts(in: words, at: offset)
         let start = offset + header + 2 * h

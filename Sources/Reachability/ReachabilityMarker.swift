@@ -88,6 +88,7 @@ public struct ReachabilityMarker {
             if !marking.interior.isEmpty { marking.tryHeuristics(table: table, memory: &memory) }
         }
         let state = marking.state, via = marking.via
+        result.judgedBlocks = marking.judged
         // Each pointer in block `b` to a block: its value, the block, whether it is the block's start.
         func forEachHit(of b: Int, _ body: (UInt64, Int, Bool) -> Void) {
             let offset = referencesOffset(of: b)
@@ -170,6 +171,8 @@ public struct ReachabilityResult: Sendable {
     /// Whether every leak was followed when grouping leaks into cliques (else some indirect leaks
     /// are counted as direct).
     public var leakGroupingComplete = true
+    /// Blocks whose words the heuristics judged (the target of an interior pointer they tried).
+    public var judgedBlocks: [Int] = []
 
     /// The result of a marking that is known to have missed roots: only reachable blocks keep
     /// their class (missing roots can only hide reachability, never create it).
@@ -202,6 +205,8 @@ private struct Marking {
     var interior: [(value: UInt64, block: Int)] = []
     /// Interior pointers already tried against the heuristics (a value names one block and offset).
     var tried: [UInt64: LeakCheckHeuristic?] = [:]
+    /// Blocks the heuristics judged, once each time a new interior pointer to them was tried.
+    var judged: [Int] = []
 
     init(count: Int, heuristics: LeakCheckHeuristics) {
         state = [UInt8](repeating: 0, count: count)
@@ -246,6 +251,7 @@ private struct Marking {
                 found = known
             } else {
                 let start = index.starts[b], size = index.sizes[b]
+                judged.append(b)
                 found = heuristics.match(offset: value &- start, blockSize: size) { k in
                     let (end, overflow) = k.addingReportingOverflow(8)
                     guard !overflow, end <= size else { return nil }
