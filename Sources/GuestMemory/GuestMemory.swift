@@ -85,6 +85,13 @@ public final class GuestMemory: Sendable {
         return T(littleEndian: source.loadUnaligned(as: T.self))
     }
 
+    /// Reads a little-endian 64-bit word: `load` without the generic call other modules would
+    /// make (page-table walks and scans read one per step).
+    public func load(_ type: UInt64.Type, at address: GuestPhysicalAddress) throws(GuestMemoryError) -> UInt64 {
+        let (_, source) = try locate(address, 8)
+        return UInt64(littleEndian: source.loadUnaligned(as: UInt64.self))
+    }
+
     /// Writes a little-endian integer.
     public func store<T: FixedWidthInteger>(_ value: T, at address: GuestPhysicalAddress) throws(GuestMemoryError) {
         let (region, destination) = try locate(address, MemoryLayout<T>.size)

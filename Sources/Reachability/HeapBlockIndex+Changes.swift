@@ -60,6 +60,7 @@ extension HeapBlockIndex {
             newTimes.append(times[i])
         }
         while a < added.count { appendAdded() }
+        result.sampleStarts()
         return (result, newTimes, survivors, addedAt)
     }
 }

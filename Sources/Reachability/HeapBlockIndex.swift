@@ -13,6 +13,11 @@ public struct HeapBlockIndex: Sendable {
     public internal(set) var sizes: [UInt64] = []
     /// Per block, the address of glibc's next chunk header when it lies inside the block, else `UInt64.max`.
     var boundaries: [UInt64] = []
+    /// Every `sampleStride`-th start: a lookup searches these few (they stay in the CPU's caches)
+    /// before the stride of `starts` that holds the answer, instead of all of `starts` (a cache
+    /// miss per step at a quarter million blocks). Built with the index (`sampleStarts`).
+    private(set) var samples: [UInt64] = []
+    static let sampleShift = 6
 
     /// A pointer's target.
     public struct Hit: Sendable, Equatable {
@@ -27,6 +32,12 @@ public struct HeapBlockIndex: Sendable {
         starts = sorted.map(\.start)
         sizes = sorted.map(\.size)
         boundaries = sorted.map { Self.allocatorBoundary(start: $0.start, size: $0.size) }
+        sampleStarts()
+    }
+
+    /// Takes every `sampleStride`-th start as `samples`, once `starts` is complete.
+    mutating func sampleStarts() {
+        samples = stride(from: 0, to: starts.count, by: 1 << Self.sampleShift).map { starts[$0] }
     }
 
     public var count: Int { starts.count }
@@ -48,6 +59,18 @@ public struct HeapBlockIndex: Sendable {
     /// The block a word points into, if any. A zero-size block is hit only at its start.
     public func block(containing value: UInt64) -> Hit? {
         var low = 0, high = starts.count
+        let shift = Self.sampleShift
+        if samples.count == (starts.count + (1 << shift) - 1) >> shift {
+            // The last sample at or below the value bounds the stride to search.
+            var sampleLow = 0, sampleHigh = samples.count
+            while sampleLow < sampleHigh {
+                let mid = (sampleLow + sampleHigh) / 2
+                if samples[mid] <= value { sampleLow = mid + 1 } else { sampleHigh = mid }
+            }
+            guard sampleLow > 0 else { return nil }
+            low = (sampleLow - 1) << shift
+            high = min(starts.count, sampleLow << shift)
+        }
         while low < high {
             let mid = (low + high) / 2
             if starts[mid] <= value { low = mid + 1 } else { high = mid }
