@@ -188,7 +188,7 @@ struct ScanBench: ParsableCommand {
             waiting: two full scans (nothing cached), then --repeat rounds of an incremental scan with \
             nothing written and one after the program rewrote one word in --permille/1000 of its heap \
             pages. Prints bytes scanned, GiB/s, pages read, the phases and the pause for each, then the \
-            written rescans' median cost against a full scan and the rescans' median and longest pause; \
+            written rescans' median cost against the quicker full scan and the rescans' median and longest pause; \
             the run ends there (the guest is stopped, not left to free its heap).
 
             A machine shape with no snapshot in the cache boots cold and saves one, so the next run of \
