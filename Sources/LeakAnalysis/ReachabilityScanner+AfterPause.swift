@@ -141,14 +141,15 @@ extension ReachabilityScanner {
         let result: ReachabilityResult
         // Blocks whose verdicts may have changed (nil: any).
         var revisit: [Int]?
-        if let reused = table.reusableMarking(rootWords: p.rootWords, heuristics: p.heuristics) {
+        let rootHits = table.rootHits(of: p.rootWords)
+        if let reused = table.reusableMarking(rootHits: rootHits, heuristics: p.heuristics) {
             // No pointer, judged block, root or ledger block changed since the last marking.
             (result, revisit) = reused
             p.figures.markingKept = true
         } else {
             result = ReachabilityMarker().classify(rootRanges: [], rootWords: p.rootWords, memory: &memory,
                                                    heuristics: p.heuristics, references: &table)
-            table.keepMarking(result, rootWords: p.rootWords, heuristics: p.heuristics)
+            table.keepMarking(result, rootHits: rootHits, heuristics: p.heuristics)
             p.figures.markingKept = false
         }
         let marking = clock.now

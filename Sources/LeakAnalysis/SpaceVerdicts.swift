@@ -38,11 +38,16 @@ struct SpaceVerdicts: Sendable {
             revisiting = nil
         }
         defer { lastChanges = known ? changes : nil }
-        for i in revisiting ?? Array(0..<index.count) {
+        func visit(_ i: Int) {
             let verdict = Self.verdict(of: i, &table, result, frames: frames, history: history, now: now)
-            guard verdict != perBlock[i] else { continue }
+            guard verdict != perBlock[i] else { return }
             perBlock[i] = verdict
             changes.append((index.starts[i], verdict))
+        }
+        if let revisiting {
+            for i in revisiting { visit(i) }
+        } else {
+            for i in 0..<index.count { visit(i) }
         }
         guard !changes.isEmpty else { return byAddress }
         var next: [UInt64: BlockVerdict]

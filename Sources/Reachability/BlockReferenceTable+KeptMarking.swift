@@ -23,29 +23,28 @@ struct KeptMarking: Sendable {
 }
 
 extension BlockReferenceTable {
-    /// Keeps `result`, a complete marking of this table's index from roots whose words are
-    /// `rootWords` under `heuristics`, for `reusableMarking`.
-    public mutating func keepMarking(_ result: ReachabilityResult, rootWords: [UInt64], heuristics: LeakCheckHeuristics) {
+    /// Keeps `result`, a complete marking of this table's index from roots whose words that hit a
+    /// block are `rootHits` (`rootHits(of:)`), under `heuristics`, for `reusableMarking`.
+    public mutating func keepMarking(_ result: ReachabilityResult, rootHits: [UInt64], heuristics: LeakCheckHeuristics) {
         guard keeps, result.complete, result.classes.count == index.count else {
             keptMarking = nil
             return
         }
-        keptMarking = KeptMarking(result: result, rootHits: rootHits(of: rootWords), heuristics: heuristics,
+        keptMarking = KeptMarking(result: result, rootHits: rootHits, heuristics: heuristics,
                                   judged: Set(result.judgedBlocks))
     }
 
     /// Forgets the kept marking (a marking whose inputs cannot be compared ran since).
     public mutating func forgetMarking() { keptMarking = nil }
 
-    /// The kept marking's result when a marking from `rootWords` under `heuristics` would give it
-    /// again: same index (the table's), same roots' hits and heuristics, every block with a
-    /// trusted entry, and no entry made since that differs where it matters. Also returns the
+    /// The kept marking's result when a marking from roots whose hits are `rootHits` under
+    /// `heuristics` would give it again: same index (the table's), same roots' hits and
+    /// heuristics, every block with a trusted entry, and no entry made since that differs where it matters. Also returns the
     /// blocks whose entries were made again since (their pages were written: their verdicts' write
     /// times may have changed). Nil when it must be marked.
-    public func reusableMarking(rootWords: [UInt64], heuristics: LeakCheckHeuristics) -> (result: ReachabilityResult, remade: [Int])? {
+    public func reusableMarking(rootHits: [UInt64], heuristics: LeakCheckHeuristics) -> (result: ReachabilityResult, remade: [Int])? {
         guard let kept = keptMarking, !kept.changed, kept.heuristics == heuristics, kept.result.classes.count == index.count,
-              kept.rootHits == rootHits(of: rootWords) else { return nil }
-        for b in offsets.indices where offsets[b] < 0 || suspect[b] { return nil }
+              kept.rootHits == rootHits, everyEntryTrusted(withFacts: false) else { return nil }
         return (kept.result, kept.retired.keys.sorted())
     }
 
@@ -58,8 +57,8 @@ extension BlockReferenceTable {
         }
     }
 
-    /// The words of `rootWords` that hit a block of the index.
-    func rootHits(of rootWords: [UInt64]) -> [UInt64] {
+    /// The words of `rootWords` that hit a block of the index, in their order.
+    public func rootHits(of rootWords: [UInt64]) -> [UInt64] {
         rootWords.filter { span.contains($0) && index.block(containing: $0) != nil }
     }
 }

@@ -28,9 +28,9 @@ public struct BlockReferenceTable: Sendable {
     /// storage for each block.
     let keeps: Bool
     /// Per block: where its entry starts in `words`, or -1.
-    private(set) var offsets: [Int]
+    private var offsets: [Int]
     /// Blocks whose translation must be checked before their entry is trusted again.
-    private(set) var suspect: [Bool]
+    private var suspect: [Bool]
     /// The entries, one after another; dropped ones stay as garbage until `compactIfWasteful`.
     private(set) var words: [UInt64] = []
     private var liveWords = 0
