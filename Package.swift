@@ -14,7 +14,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
@@ -34,8 +33,10 @@ let package = Package(
         // The snapshot file: a checked header naming what it fits, the KVM and device state, and the
         // guest's RAM stored sparse and mapped back copy-on-write; written atomically.
         .target(name: "SnapshotFile", dependencies: [
-            "GuestMemory", "Devices", "BinaryCoding", .product(name: "Crypto", package: "swift-crypto"),
+            "GuestMemory", "Devices", "BinaryCoding", "CLibcrypto",
         ]),
+        // Thin unsafe layer over OpenSSL's libcrypto (libssl-dev): SHA-256 for snapshot keys. No logic.
+        .systemLibrary(name: "CLibcrypto"),
         // x86-64 as the guest's CPU sees it: virtual addresses, registers, vCPU snapshots, page tables,
         // the walker and translation, address spaces and user-mode access rights.
         .target(name: "X86", dependencies: ["GuestMemory"]),

@@ -7,7 +7,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(libelf-dev libdw-dev libsqlite3-dev libvirt-dev busybox-static cpio lz4 gcc g++ make file python3 acpica-tools bsdutils debootstrap e2fsprogs
-          zlib1g-dev
+          zlib1g-dev libssl-dev
           # The allocators real services use, for the guest's test programs (lv-leak-jemalloc, ...).
           libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev)
 # The consumers the report-format tests hand each format to (docs/report-formats.md): JSON Schema

@@ -7,7 +7,7 @@ import Testing
 @Suite struct ModuleLayeringTests {
     /// Layers, bottom first. A module may import modules of lower layers only.
     static let layers: [[String]] = [
-        ["CKVM", "CElfDW", "CZlib", "CLibvirt", "CUserfaultfd", "GuestMemory", "BTF", "Devices", "GuestImage", "BinaryCoding"],
+        ["CKVM", "CElfDW", "CZlib", "CLibcrypto", "CLibvirt", "CUserfaultfd", "GuestMemory", "BTF", "Devices", "GuestImage", "BinaryCoding"],
         ["KVM", "X86", "Boot", "DebugInfo", "SnapshotFile", "Libvirt"],
         ["GuestInterface", "KVMState", "GDBRemote"],
         ["VMM", "Introspection", "QEMUBackend"],
