@@ -134,3 +134,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The modules on the monitor's hot paths (trap handling, page walks, scans) are optimized in debug
+// builds too: unoptimized, a kernel scan pauses the guest for most of its interval.
+// LEAKVISOR_UNOPTIMIZED_DEBUG=1 builds them with -Onone for a debugger.
+let hotPathModules: Set<String> = [
+    "GuestMemory", "X86", "KVM", "Devices", "VMM", "DebugInfo", "Introspection", "Reachability", "AllocationLedger",
+    "AllocationTracing", "LeakAnalysis", "Monitor",
+]
+if Context.environment["LEAKVISOR_UNOPTIMIZED_DEBUG"] == nil {
+    for target in package.targets where hotPathModules.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+    }
+}
